@@ -1,0 +1,39 @@
+"""Typed library errors; the CLI turns each into a one-line message and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class XsearchError(Exception):
+    """Base class for every error xsearch reports to a user."""
+
+
+class ModelNotFoundError(XsearchError):
+    """The embedding model named is neither bundled, cached nor a local folder."""
+
+
+class IndexMismatchError(XsearchError):
+    """The index was built with another model, dimension or chunking."""
+
+
+class CorruptIndexError(XsearchError):
+    """The index directory exists but its config, SQLite or FAISS file is unreadable."""
+
+
+class EmptyIndexError(XsearchError):
+    """There is no index yet, or it holds no passages."""
+
+
+class IngestError(XsearchError):
+    """A file could not be read or parsed."""
+
+
+class SkippedFile(IngestError):
+    """A file that is not worth failing over (binary, empty): skipped with a warning."""
+
+
+class IndexLockedError(XsearchError):
+    """Another process is writing the index."""
+
+
+class DatasetError(XsearchError):
+    """A benchmark dataset is missing or malformed."""
