@@ -1,0 +1,166 @@
+"""Language identification on real sentences in several languages and scripts."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xsearch.langid import (
+    UNKNOWN,
+    LangGuess,
+    detect,
+    detect_many,
+    majority_language,
+    script_of,
+)
+
+SENTENCES = {
+    "eng_Latn": "The library opens at nine in the morning and closes late in the evening.",
+    "fra_Latn": "La bibliothèque ouvre à neuf heures du matin et ferme tard le soir.",
+    "rus_Cyrl": "Библиотека открывается в девять часов утра и закрывается поздно вечером.",
+    "arb_Arab": "تفتح المكتبة في الساعة التاسعة صباحا وتغلق في وقت متأخر من المساء.",
+    "hin_Deva": "पुस्तकालय सुबह नौ बजे खुलता है और शाम को देर से बंद होता है।",
+    "zho_Hans": "图书馆早上九点开门，晚上很晚才关门。",
+    "zho_Hant": "圖書館早上九點開門，晚上很晚才關門。",
+    "jpn_Jpan": "図書館は朝九時に開いて、夜遅くに閉まります。",
+    "kor_Hang": "도서관은 아침 아홉 시에 문을 열고 저녁 늦게 닫습니다.",
+    "amh_Ethi": "ቤተ መጻሕፍቱ ጠዋት በሦስት ሰዓት ይከፈታል፤ ምሽት ላይ ዘግይቶ ይዘጋል።",
+    "tha_Thai": "ห้องสมุดเปิดเวลาเก้าโมงเช้าและปิดดึกในตอนเย็น",
+    "swh_Latn": "Maktaba hufunguliwa saa tatu asubuhi na kufungwa jioni sana.",
+}
+
+
+@pytest.mark.parametrize("code", sorted(SENTENCES))
+def test_detect_sentence(code: str) -> None:
+    guess = detect(SENTENCES[code])
+    assert guess.code == code
+    assert 0.0 < guess.score <= 1.0
+    assert (guess.language, guess.script) == tuple(code.split("_"))
+
+
+def test_detect_many_matches_detect() -> None:
+    texts = list(SENTENCES.values())
+    assert detect_many(texts) == [detect(t) for t in texts]
+    assert detect_many([]) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   \n", "12345", "3.14 + 2.71 = 5.85", "!!! ???", "a1b2c3d4e5f6"]
+)
+def test_no_language_is_unknown(text: str) -> None:
+    assert detect(text) == LangGuess(UNKNOWN, 0.0)
+
+
+def test_unsupported_script_is_unknown() -> None:
+    assert detect("𐌰𐌱𐌲𐌳𐌴") == LangGuess(UNKNOWN, 0.0)  # Gothic
+
+
+def test_short_text_still_guessed_with_low_score() -> None:
+    guess = detect("Hello")
+    assert guess.code != UNKNOWN and guess.script == "Latn"
+    assert guess.score < 0.5
+
+
+def test_script_comes_from_the_text() -> None:
+    # Serbian in both scripts; the model may call the Latin one Croatian, the script must follow
+    assert detect("Ово је реченица на српском језику, написана ћирилицом.").code == "srp_Cyrl"
+    assert detect("Ovo je rečenica na srpskom jeziku, napisana latinicom.").script == "Latn"
+
+
+def test_chinese_with_english_terms_stays_chinese() -> None:
+    assert detect("我用Python写了一个search engine，速度很快。").code == "zho_Hans"
+
+
+def test_script_only_fixes() -> None:
+    assert detect("안녕").code == "kor_Hang"
+    assert detect("ありがとう").code == "jpn_Jpan"
+    assert detect("สวัสดี").code == "tha_Thai"
+    # Tigrinya (no model class): its ቐ/ኽ letters are not Amharic
+    assert detect("ሎሚ ቐልጢፉ ናብ ቤት ትምህርቲ ከይዱ፡ ክኽእል እየ ኢሉ።").code == "tir_Ethi"
+
+
+@pytest.mark.parametrize(
+    ("text", "script"),
+    [
+        ("Hello, world", "Latn"),
+        ("Привет, мир", "Cyrl"),
+        ("مرحبا بالعالم", "Arab"),
+        ("नमस्ते दुनिया", "Deva"),
+        ("你好，世界。这是简体字。", "Hans"),
+        ("你好，世界。這是繁體字。", "Hant"),
+        ("こんにちは世界", "Jpan"),
+        ("東京は日本の首都です", "Jpan"),
+        ("안녕하세요", "Hang"),
+        ("ሰላም ለዓለም", "Ethi"),
+        ("שלום עולם", "Hebr"),
+        ("Γειά σου Κόσμε", "Grek"),
+        ("สวัสดีชาวโลก", "Thai"),
+        ("வணக்கம் உலகம்", "Taml"),
+        ("ওহে বিশ্ব", "Beng"),
+        ("2024-01-01 12:00", "Zyyy"),
+        ("", "Zyyy"),
+        ("𐌰𐌱𐌲", "Zzzz"),
+        ("Der Name ist 山田 Tarō", "Latn"),
+    ],
+)
+def test_script_of(text: str, script: str) -> None:
+    assert script_of(text) == script
+
+
+def test_majority_language_weighted() -> None:
+    guesses = [LangGuess("eng_Latn", 0.9), LangGuess("fra_Latn", 0.8), LangGuess("fra_Latn", 0.7)]
+    assert majority_language(guesses) == "fra_Latn"
+    assert majority_language(guesses, [500, 100, 120]) == "eng_Latn"
+
+
+def test_majority_language_ignores_unknown_and_breaks_ties_by_order() -> None:
+    guesses = [LangGuess(UNKNOWN, 0.0), LangGuess("deu_Latn", 0.9), LangGuess("hin_Deva", 0.9)]
+    assert majority_language(guesses, [1000, 10, 10]) == "deu_Latn"
+    assert majority_language([LangGuess(UNKNOWN, 0.0)]) == UNKNOWN
+    assert majority_language([]) == UNKNOWN
+
+
+def test_majority_language_needs_one_weight_per_guess() -> None:
+    with pytest.raises(ValueError):
+        majority_language([LangGuess("eng_Latn", 1.0)], [1.0, 2.0])
+
+
+def test_every_model_label_has_a_code() -> None:
+    from xsearch.langid import _LABELS, _NON_LANGUAGE, _identifier
+
+    labels = set(_identifier().labels) - {_NON_LANGUAGE}
+    assert labels <= set(_LABELS)
+    for lang, scripts in _LABELS.values():
+        assert re.fullmatch(r"[a-z]{3}", lang)
+        assert all(re.fullmatch(r"[A-Z][a-z]{3}", s) for s in scripts.split())
+
+
+def test_import_does_not_load_the_model() -> None:
+    code = "import sys, xsearch.langid; print('py3langid' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def _sib200_dir() -> Path:
+    env = os.environ.get("XSEARCH_SIB200")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/sib200"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _sib200_dir().is_dir(), reason="needs ../shared/data/sib200")
+@pytest.mark.parametrize(
+    "lang", ["eng_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "zho_Hans", "jpn_Jpan", "swh_Latn"]
+)
+def test_sib200_dev_accuracy(lang: str) -> None:
+    path = _sib200_dir() / lang / "dev.tsv"
+    with path.open(encoding="utf-8", newline="") as f:
+        texts = [r["text"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    accuracy = sum(g.code == lang for g in detect_many(texts)) / len(texts)
+    assert accuracy >= 0.9
