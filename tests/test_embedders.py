@@ -1,0 +1,73 @@
+"""Real models: the bundled multilingual e5-small and all-MiniLM-L6-v2 via sentence-transformers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from xsearch.embedders import MINILM, get_embedder, resolve_model_name
+from xsearch.errors import ModelNotFoundError
+
+
+def test_e5_is_default_normalised_and_multilingual():
+    emb = get_embedder()
+    assert emb.name == "e5-small" and emb.dim == 384 and emb.max_tokens == 512
+    docs = emb.embed_documents([
+        "Le pain au levain demande de la farine, de l'eau et une longue fermentation.",
+        "ब्रेड बनाने के लिए आटा, पानी और खमीर चाहिए।",
+        "The striker scored twice in the second half of the match.",
+    ])
+    assert docs.shape == (3, 384) and docs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-4)
+    q = emb.embed_queries(["how to bake bread"])[0]
+    scores = docs @ q
+    # Both bread passages (French, Hindi) beat the English football one.
+    assert scores[0] > scores[2] and scores[1] > scores[2]
+
+
+def test_e5_query_and_passage_modes_differ_and_batches_keep_order():
+    emb = get_embedder("e5-small")
+    text = "solar panels on the school roof"
+    assert not np.allclose(emb.embed_queries([text])[0], emb.embed_documents([text])[0])
+    texts = ["short", "a much longer sentence about volcanoes and lava flows", "mid length text"]
+    batch = emb.embed_documents(texts)
+    one_by_one = np.vstack([emb.embed_documents([t]) for t in texts])
+    assert np.allclose(batch, one_by_one, atol=1e-3)
+    assert emb.embed_documents([]).shape == (0, 384)
+
+
+def test_e5_token_counting_uses_the_model_tokenizer():
+    emb = get_embedder()
+    assert emb.token_overhead >= 2  # "passage: " prefix plus <s> and </s>
+    assert emb.count_content_tokens("") == 0
+    # XLM-R splits Amharic into more pieces per word than English.
+    assert emb.count_content_tokens("hello world") < emb.count_content_tokens("ሰላም ለዓለም ሁሉ")
+
+
+def test_sentence_transformers_path_with_a_real_local_model():
+    emb = get_embedder("all-minilm-l6-v2")
+    assert emb.name == "all-minilm-l6-v2" and emb.dim == 384
+    vecs = emb.embed_documents(["A cat sits on the mat.", "Stock markets fell sharply."])
+    q = emb.embed_queries(["a kitten on a rug"])[0]
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert vecs[0] @ q > vecs[1] @ q
+    assert emb.count_tokens("hello world") == 4  # [CLS] hello world [SEP]
+
+
+def test_minilm_alias_fails_fast_when_not_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert resolve_model_name("minilm") == MINILM
+    started = time.monotonic()
+    with pytest.raises(ModelNotFoundError, match="huggingface-cli download"):
+        get_embedder("minilm")
+    assert time.monotonic() - started < 20
+
+
+def test_unknown_model_and_missing_folder():
+    with pytest.raises(ModelNotFoundError, match="unknown model"):
+        get_embedder("no-such-model")
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        get_embedder("./no/such/folder")
