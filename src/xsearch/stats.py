@@ -1,0 +1,42 @@
+"""What an index holds: counts per language and topic, model, layout, sizes on disk."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from .index_dir import IndexDir
+
+
+def index_stats(index_path: Path) -> dict:
+    """A flat description of the index at ``index_path``."""
+    index = IndexDir.open(Path(index_path))
+    try:
+        db = index.store.db
+        config = asdict(index.config)
+        languages = list(db.query(
+            "SELECT p.language AS language, count(DISTINCT p.document_id) AS documents, "
+            "count(*) AS passages FROM passages p GROUP BY p.language "
+            "ORDER BY passages DESC, language"
+        ))
+        doc_languages = {r["language"]: r["n"] for r in db.query(
+            "SELECT language, count(*) AS n FROM documents GROUP BY language")}
+        for row in languages:
+            row["documents_majority"] = doc_languages.get(row["language"], 0)
+        topics = list(db.query(
+            "SELECT topic, count(*) AS passages FROM passages WHERE topic IS NOT NULL "
+            "GROUP BY topic ORDER BY passages DESC"
+        ))
+        return {
+            "index": str(index.path),
+            **{k: config[k] for k in ("model", "dim", "normalized", "metric", "faiss_layout",
+                                      "schema_version", "chunk_tokens", "chunk_overlap")},
+            **index.store.counts(),
+            "faiss_vectors": len(index.vectors),
+            "repaired_on_open": index.repaired,
+            "languages": languages,
+            "topics": topics,
+            "disk": index.disk_usage(),
+        }
+    finally:
+        index.close()

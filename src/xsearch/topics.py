@@ -1,0 +1,157 @@
+"""Zero-shot topic labels from label names alone, and a few-shot classifier on embeddings.
+
+Zero-shot: label descriptions are embedded in the model's *query* mode, passages are already
+embedded in *passage* mode; each passage takes the label of highest cosine similarity. The
+index keeps its vectors in SQLite, so labelling an index never re-embeds a passage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .embedders import Embedder, get_embedder
+from .errors import XsearchError
+
+DEFAULT_TEMPLATE = "This text is about {label}."
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    description: str
+
+
+def parse_labels(lines: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list[Label]:
+    """One label per line: ``name`` or ``name: description``; blank lines and # comments skipped."""
+    out: list[Label] = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, desc = line.partition(":")
+        name, desc = name.strip(), desc.strip()
+        if not sep or not desc:
+            name, desc = line, template.format(label=line)
+        if name in {lb.name for lb in out}:
+            raise XsearchError(f"label {name!r} is listed twice")
+        out.append(Label(name, desc))
+    if len(out) < 2:
+        raise XsearchError("a labels file needs at least two labels")
+    return out
+
+
+def read_labels(path: Path, template: str = DEFAULT_TEMPLATE) -> list[Label]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XsearchError(f"cannot read labels file {path}: {exc}") from exc
+    return parse_labels(text.splitlines(), template)
+
+
+def embed_labels(embedder: Embedder, labels: Sequence[Label]) -> np.ndarray:
+    return embedder.embed_queries([lb.description for lb in labels])
+
+
+def zero_shot(vectors: np.ndarray, label_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(label index, cosine score) for each row of ``vectors``."""
+    if not len(vectors):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    sims = np.asarray(vectors, dtype=np.float32) @ np.asarray(label_vectors, dtype=np.float32).T
+    best = sims.argmax(axis=1)
+    return best, sims[np.arange(len(best)), best]
+
+
+def _normalise(mat: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return mat / norms
+
+
+class PrototypeClassifier:
+    """Few-shot: one mean vector per label; predict the nearest prototype."""
+
+    def fit(self, vectors: np.ndarray, labels: Sequence[str]) -> PrototypeClassifier:
+        self.labels_ = sorted(set(labels))
+        y = np.array(labels)
+        self.prototypes_ = _normalise(np.vstack([vectors[y == lb].mean(axis=0)
+                                                 for lb in self.labels_]))
+        return self
+
+    def predict(self, vectors: np.ndarray) -> list[str]:
+        best = (np.asarray(vectors) @ self.prototypes_.T).argmax(axis=1)
+        return [self.labels_[i] for i in best]
+
+
+class LogisticClassifier:
+    """Few-shot: multinomial logistic regression on the embeddings (scikit-learn)."""
+
+    def __init__(self, c: float = 10.0) -> None:
+        self.c = c
+
+    def fit(self, vectors: np.ndarray, labels: Sequence[str]) -> LogisticClassifier:
+        try:
+            from sklearn.linear_model import LogisticRegression
+        except ImportError as exc:
+            raise XsearchError("few-shot logistic regression needs scikit-learn: "
+                               "pip install 'xsearch[bench]'") from exc
+        self.model_ = LogisticRegression(C=self.c, max_iter=2000)
+        self.model_.fit(vectors, list(labels))
+        return self
+
+    def predict(self, vectors: np.ndarray) -> list[str]:
+        return [str(x) for x in self.model_.predict(vectors)]
+
+
+def label_index(index_path: Path, labels: Sequence[Label] | None = None,
+                embedder: Embedder | None = None) -> dict:
+    """Give every passage and document of an index a zero-shot topic and score.
+
+    With ``labels`` None, the labels stored in the index are applied again (after new files
+    were indexed). Returns a small summary.
+    """
+    from .index_dir import IndexDir
+
+    index = IndexDir.open(Path(index_path))
+    try:
+        store = index.store
+        if labels is None:
+            rows = list(store.db.query("SELECT name, description FROM labels ORDER BY position"))
+            if not rows:
+                return {}
+            labels = [Label(r["name"], r["description"]) for r in rows]
+        embedder = embedder or get_embedder(index.config.model)
+        label_vecs = embed_labels(embedder, labels)
+        ids, vecs = store.vectors(dim=index.config.dim)
+        best, score = zero_shot(vecs, label_vecs)
+        doc_of = dict(store.db.execute("SELECT id, document_id FROM passages").fetchall())
+        doc_ids = np.array([doc_of[int(i)] for i in ids], dtype=np.int64)
+        started = time.perf_counter()
+        with store.transaction():
+            store.db.execute("DELETE FROM labels")
+            for pos, lb in enumerate(labels):
+                store.db.execute("INSERT INTO labels (name, description, position) "
+                                 "VALUES (?, ?, ?)", [lb.name, lb.description, pos])
+            store.db.conn.executemany(
+                "UPDATE passages SET topic = ?, topic_score = ? WHERE id = ?",
+                [(labels[b].name, float(s), int(i)) for i, b, s in zip(ids, best, score,
+                                                                          strict=True)],
+            )
+            # A document's topic: its mean passage vector against the labels.
+            for d in np.unique(doc_ids):
+                mean = _normalise(vecs[doc_ids == d].mean(axis=0, keepdims=True))
+                b, s = zero_shot(mean, label_vecs)
+                store.db.execute("UPDATE documents SET topic = ?, topic_score = ? WHERE id = ?",
+                                 [labels[int(b[0])].name, float(s[0]), int(d)])
+        counts: dict[str, int] = {}
+        for b in best:
+            counts[labels[b].name] = counts.get(labels[b].name, 0) + 1
+        return {"labels": [lb.name for lb in labels], "passages": int(len(ids)),
+                "documents": int(len(np.unique(doc_ids))), "per_label": counts,
+                "seconds": round(time.perf_counter() - started, 3)}
+    finally:
+        index.close()

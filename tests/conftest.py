@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "data" / "corpus"
+BAD = ROOT / "data" / "bad"
+
+
+def manifest() -> list[dict]:
+    """Ground truth of the sample corpus: path, lang, topic, format, record_id per document."""
+    with open(CORPUS / "MANIFEST.tsv", encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+@pytest.fixture(scope="session")
+def corpus_index(tmp_path_factory) -> Path:
+    """The sample corpus indexed once with the default model (read-only for tests)."""
+    from xsearch.indexer import build_index
+
+    index = tmp_path_factory.mktemp("corpus") / "index"
+    summary = build_index([CORPUS], index)
+    assert summary.failed == 0, summary.errors
+    return index
+
+
+@pytest.fixture
+def small_corpus(tmp_path) -> Path:
+    """A writable copy of a few sample files, for tests that change files."""
+    dest = tmp_path / "docs"
+    dest.mkdir()
+    picks = [r for r in manifest() if r["format"] == "txt" and r["topic"] in ("bread", "volcano")]
+    for row in picks[:6]:
+        src = CORPUS / row["path"]
+        shutil.copy(src, dest / src.name)
+    return dest

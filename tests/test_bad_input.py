@@ -1,0 +1,142 @@
+"""Bad input gets one line and a non-zero exit where the job cannot be done, and never loses
+what was already indexed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import BAD
+
+from xsearch.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert "Traceback" not in result.output
+    return errors[0]
+
+
+@pytest.fixture
+def built(small_corpus, tmp_path) -> tuple[Path, Path]:
+    index = tmp_path / "index"
+    result = run("index", str(small_corpus), "--index", str(index), "-q")
+    assert result.exit_code == 0, result.output
+    return small_corpus, index
+
+
+def _digest(index: Path) -> str:
+    """Fingerprint of what the index holds (documents and passages)."""
+    out = run("stats", "--index", str(index), "--json")
+    info = json.loads(out.output)
+    return f"{info['documents']}/{info['passages']}/{info['faiss_vectors']}"
+
+
+def test_missing_path_and_empty_folder(tmp_path):
+    assert "path not found" in one_line_error(run("index", str(tmp_path / "nope"),
+                                                  "--index", str(tmp_path / "i")))
+    (tmp_path / "empty").mkdir()
+    assert "no supported files" in one_line_error(run("index", str(tmp_path / "empty"),
+                                                      "--index", str(tmp_path / "i")))
+
+
+def test_bad_files_fail_alone_and_good_records_survive(built, tmp_path):
+    docs, index = built
+    before = _digest(index)
+    result = run("index", str(docs), str(BAD), "--index", str(index))
+    assert result.exit_code == 1
+    assert "could not be indexed" in result.output
+    out = result.output
+    for name in ("fake.pdf", "fake.docx"):
+        assert f"{name}:" in out or name in out
+    assert "binary" in out and "empty" in out  # skipped with a warning
+    stats = json.loads(run("stats", "--index", str(index), "--json").output)
+    # The good records of broken.jsonl / broken.csv are indexed next to the old documents.
+    assert stats["documents"] > int(before.split("/")[0])
+    assert stats["faiss_vectors"] == stats["passages"]
+
+
+def test_huge_single_line_file_is_refused_and_index_kept(built, tmp_path):
+    docs, index = built
+    before = _digest(index)
+    huge = tmp_path / "huge" / "one_line.txt"
+    huge.parent.mkdir()
+    huge.write_text("lava " * 4_200_000, encoding="utf-8")  # ~20 MB, no newline
+    assert huge.stat().st_size > 20_000_000
+    result = run("index", str(huge.parent), "--index", str(index), "-q")
+    assert "could not be indexed" in one_line_error(result)
+    assert _digest(index) == before
+
+
+def test_wrongly_encoded_file_is_decoded(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "latin1.txt").write_bytes("Le café coûte 3 € à Montréal, déjà très cher.".encode(
+        "cp1252"))
+    index = tmp_path / "index"
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    hits = run("query", "prix du café", "--index", str(index), "--json")
+    assert "café coûte 3 €" in json.loads(hits.output.splitlines()[0])["snippet"]
+
+
+def test_corrupt_faiss_is_rebuilt_from_sqlite(built):
+    docs, index = built
+    before = _digest(index)
+    (index / "vectors.faiss").write_bytes(b"this is not a faiss file")
+    result = run("query", "bread", "--index", str(index), "--json")
+    assert result.exit_code == 0
+    assert "repaired" in result.output
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    assert _digest(index) == before
+    assert (index / "vectors.faiss").stat().st_size > 1000
+
+
+def test_corrupt_sqlite_is_reported_and_left_alone(built):
+    _, index = built
+    db = index / "xsearch.db"
+    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
+        (index / extra).unlink(missing_ok=True)
+    db.write_bytes(b"garbage" * 1000)
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    for args in (("query", "bread"), ("stats",)):
+        msg = one_line_error(run(*args, "--index", str(index)))
+        assert "unreadable" in msg or "corrupt" in msg
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+def test_index_built_by_another_model_is_refused(built):
+    docs, index = built
+    before = _digest(index)
+    msg = one_line_error(run("query", "bread", "--index", str(index), "--model", "use-m3"))
+    assert "built with model 'e5-small'" in msg
+    msg = one_line_error(run("index", str(docs), "--index", str(index), "--model", "use-m3"))
+    assert "--full" in msg
+    assert _digest(index) == before
+
+
+def test_unknown_model_and_foreign_or_broken_index(tmp_path, small_corpus):
+    msg = one_line_error(run("index", str(small_corpus), "--index", str(tmp_path / "i"),
+                             "--model", "nonsense-model"))
+    assert "unknown model" in msg
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious", encoding="utf-8")
+    msg = one_line_error(run("index", str(small_corpus), "--index", str(foreign)))
+    assert "not an xsearch index" in msg or "not empty" in msg
+    assert (foreign / "thesis.tex").read_text(encoding="utf-8") == "precious"
+    assert "not an xsearch index" in one_line_error(run("query", "x", "--index", str(foreign)))
+    broken = tmp_path / "broken"
+    shutil.copytree(foreign, broken)
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
+    assert "unreadable" in one_line_error(run("stats", "--index", str(broken)))
+    assert "no index" in one_line_error(run("query", "x", "--index", str(tmp_path / "none")))

