@@ -1,0 +1,1 @@
+"""Benchmark harness: datasets, metrics and runners for xsearch."""

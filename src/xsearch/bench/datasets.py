@@ -1,0 +1,328 @@
+"""Benchmark dataset loaders: SIB-200 (translation groups) and a generic BEIR-style layout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from xsearch.errors import DatasetError
+
+SIB_SPLITS = ("train", "dev", "test")
+SIB_HEADER = ["index_id", "category", "text"]
+QRELS_HEADER = ["query-id", "corpus-id", "score"]
+
+
+@dataclass
+class BenchDataset:
+    """Queries, a multilingual document pool and relevance judgements (plus optional labels).
+
+    For SIB-200, ``doc_label`` is the topic of each document and ``doc_group`` its translation
+    group (the SIB ``index_id``); both are empty for datasets without them.
+    """
+
+    name: str
+    queries: dict[str, str]
+    query_lang: dict[str, str]
+    corpus: dict[str, str]
+    doc_lang: dict[str, str]
+    qrels: dict[str, set[str]]
+    labels: list[str] | None = None
+    doc_label: dict[str, str] = field(default_factory=dict)
+    doc_group: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> list[str]:
+        """Sorted languages present among queries or documents."""
+        return sorted(set(self.query_lang.values()) | set(self.doc_lang.values()))
+
+
+# ---------------------------------------------------------------------------- SIB-200
+
+
+def _read_sib_file(path: Path) -> list[tuple[str, str, str]]:
+    if not path.is_file():
+        raise DatasetError(f"missing SIB-200 file: {path}")
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = next(reader, None)
+            if header != SIB_HEADER:
+                raise DatasetError(f"{path}: header must be {'<TAB>'.join(SIB_HEADER)!r}")
+            rows = []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != 3:
+                    raise DatasetError(
+                        f"{path}:{reader.line_num}: expected 3 tab-separated fields, got {len(row)}"
+                    )
+                index_id, category, text = (cell.strip() for cell in row)
+                if not index_id:
+                    raise DatasetError(f"{path}:{reader.line_num}: empty index_id")
+                rows.append((index_id, category, text))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+    return rows
+
+
+def _sib_splits(split: str) -> tuple[str, ...]:
+    if split == "all":
+        return SIB_SPLITS
+    if split not in SIB_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SIB_SPLITS)} or 'all', not {split!r}")
+    return (split,)
+
+
+def load_sib200_split(root: str | Path, lang: str, split: str) -> list[tuple[str, str, str]]:
+    """Rows ``(index_id, category, text)`` of one language's split (``"all"`` = train+dev+test).
+
+    Raises DatasetError for a missing folder/file, a bad header or a malformed row.
+    """
+    folder = Path(root) / lang
+    if not folder.is_dir():
+        raise DatasetError(f"missing SIB-200 language folder: {folder}")
+    rows: list[tuple[str, str, str]] = []
+    for name in _sib_splits(split):
+        rows.extend(_read_sib_file(folder / f"{name}.tsv"))
+    return rows
+
+
+def load_sib200_labels(root: str | Path) -> list[str]:
+    """Topic labels from ``labels.txt`` at the dataset root, in file order."""
+    path = Path(root) / "labels.txt"
+    if not path.is_file():
+        raise DatasetError(f"missing SIB-200 file: {path}")
+    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    labels = [lab for lab in labels if lab]
+    if not labels:
+        raise DatasetError(f"{path}: no labels")
+    return labels
+
+
+def _id_sort_key(index_id: str) -> tuple[int, int, str]:
+    return (0, int(index_id), "") if index_id.isdigit() else (1, 0, index_id)
+
+
+def load_sib200(
+    root: str | Path,
+    languages: Sequence[str] | None = None,
+    split: str = "test",
+    sample: int | None = None,
+    seed: int = 0,
+) -> BenchDataset:
+    """Load SIB-200 as a mixed-language retrieval set.
+
+    Every sentence is both a query and a document with id ``"{lang}:{index_id}"``; query
+    ``L1:i`` is relevant to ``L2:i`` for every other chosen language L2 (never to itself).
+    ``languages=None`` takes every language folder under ``root``. ``sample=N`` keeps the same
+    N index_ids (seeded draw among ids present in all chosen languages) in every language.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"SIB-200 root is not a folder: {root}")
+    labels = load_sib200_labels(root)
+    if languages is None:
+        languages = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        if not languages:
+            raise DatasetError(f"no language folders under {root}")
+    elif isinstance(languages, str):
+        languages = [languages]
+    languages = list(dict.fromkeys(languages))
+    if not languages:
+        raise ValueError("languages must not be empty")
+
+    label_set = set(labels)
+    per_lang: dict[str, dict[str, tuple[str, str]]] = {}
+    for lang in languages:
+        rows: dict[str, tuple[str, str]] = {}
+        for index_id, category, text in load_sib200_split(root, lang, split):
+            if index_id in rows:
+                raise DatasetError(f"{root / lang}: duplicate index_id {index_id} in {split}")
+            if category not in label_set:
+                raise DatasetError(f"{root / lang}: category {category!r} not in labels.txt")
+            rows[index_id] = (category, text)
+        per_lang[lang] = rows
+
+    if sample is not None:
+        if sample < 0:
+            raise ValueError(f"sample must be >= 0, not {sample}")
+        common = set.intersection(*(set(rows) for rows in per_lang.values()))
+        # sort first so the draw depends on the seed only, not on set iteration order
+        pool = sorted(common, key=_id_sort_key)
+        keep = set(random.Random(seed).sample(pool, min(sample, len(pool))))
+        per_lang = {
+            lang: {i: r for i, r in rows.items() if i in keep} for lang, rows in per_lang.items()
+        }
+
+    queries: dict[str, str] = {}
+    query_lang: dict[str, str] = {}
+    doc_label: dict[str, str] = {}
+    doc_group: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    for lang, rows in per_lang.items():
+        for index_id in sorted(rows, key=_id_sort_key):
+            category, text = rows[index_id]
+            sid = f"{lang}:{index_id}"
+            queries[sid] = text
+            query_lang[sid] = lang
+            doc_label[sid] = category
+            doc_group[sid] = index_id
+            members.setdefault(index_id, []).append(sid)
+
+    qrels: dict[str, set[str]] = {}
+    for group in members.values():
+        for sid in group:
+            others = {o for o in group if o != sid}
+            if others:
+                qrels[sid] = others
+
+    name = f"sib200-{split}" + (f"-n{sample}-s{seed}" if sample is not None else "")
+    return BenchDataset(
+        name=name,
+        queries=queries,
+        query_lang=query_lang,
+        corpus=dict(queries),
+        doc_lang=dict(query_lang),
+        qrels=qrels,
+        labels=labels,
+        doc_label=doc_label,
+        doc_group=doc_group,
+    )
+
+
+# ---------------------------------------------------------------------------- generic
+
+
+def _read_jsonl(path: Path, with_title: bool) -> tuple[dict[str, str], dict[str, str]]:
+    if not path.is_file():
+        raise DatasetError(f"missing dataset file: {path}")
+    texts: dict[str, str] = {}
+    langs: dict[str, str] = {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DatasetError(f"{where}: invalid JSON ({exc.msg})") from exc
+                if not isinstance(obj, dict):
+                    raise DatasetError(f"{where}: expected a JSON object")
+                for key in ("id", "lang", "text"):
+                    if key not in obj:
+                        raise DatasetError(f"{where}: missing field {key!r}")
+                if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool):
+                    raise DatasetError(f"{where}: 'id' must be a string")
+                if not isinstance(obj["lang"], str) or not obj["lang"]:
+                    raise DatasetError(f"{where}: 'lang' must be a non-empty string")
+                if not isinstance(obj["text"], str):
+                    raise DatasetError(f"{where}: 'text' must be a string")
+                item_id = str(obj["id"])
+                if item_id in texts:
+                    raise DatasetError(f"{where}: duplicate id {item_id!r}")
+                text = obj["text"]
+                title = obj.get("title") if with_title else None
+                if title:
+                    if not isinstance(title, str):
+                        raise DatasetError(f"{where}: 'title' must be a string")
+                    # BEIR convention: title and body joined by a space
+                    text = f"{title} {text}"
+                texts[item_id] = text
+                langs[item_id] = obj["lang"]
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+    return texts, langs
+
+
+def _read_qrels(path: Path, queries: Iterable[str], corpus: Iterable[str]) -> dict[str, set[str]]:
+    if not path.is_file():
+        raise DatasetError(f"missing dataset file: {path}")
+    qids = set(queries)
+    dids = set(corpus)
+    qrels: dict[str, set[str]] = {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
+    if not lines or lines[0].strip().split("\t") != QRELS_HEADER:
+        raise DatasetError(f"{path}: header must be {'<TAB>'.join(QRELS_HEADER)!r}")
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) != 3:
+            raise DatasetError(f"{where}: expected 3 tab-separated fields, got {len(parts)}")
+        qid, did, raw_score = parts
+        try:
+            score = float(raw_score)
+        except ValueError as exc:
+            raise DatasetError(f"{where}: score {raw_score!r} is not a number") from exc
+        if qid not in qids:
+            raise DatasetError(f"{where}: unknown query id {qid!r}")
+        if did not in dids:
+            raise DatasetError(f"{where}: unknown corpus id {did!r}")
+        if score > 0:
+            qrels.setdefault(qid, set()).add(did)
+    return qrels
+
+
+def load_generic(root: str | Path) -> BenchDataset:
+    """Load a BEIR-style folder with a ``lang`` field on every record.
+
+    ``corpus.jsonl`` (``id``, ``lang``, ``text``, optional ``title``), ``queries.jsonl``
+    (``id``, ``lang``, ``text``) and ``qrels.tsv`` (header ``query-id corpus-id score``,
+    tab-separated; score > 0 = relevant). Ids are strings; queries without any relevant
+    document stay in ``queries`` but get no ``qrels`` entry.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset root is not a folder: {root}")
+    corpus, doc_lang = _read_jsonl(root / "corpus.jsonl", with_title=True)
+    queries, query_lang = _read_jsonl(root / "queries.jsonl", with_title=False)
+    qrels = _read_qrels(root / "qrels.tsv", queries, corpus)
+    return BenchDataset(
+        name=root.name,
+        queries=queries,
+        query_lang=query_lang,
+        corpus=corpus,
+        doc_lang=doc_lang,
+        qrels=qrels,
+    )
+
+
+def pair_subset(ds: BenchDataset, query_lang: str, doc_lang: str) -> BenchDataset:
+    """Queries in ``query_lang`` against the pool of ``doc_lang`` documents only.
+
+    Qrels are restricted to that pool; queries left with no relevant document are dropped.
+    For SIB-200, ``query_lang == doc_lang`` gives an empty set (a sentence is not relevant to
+    itself).
+    """
+    corpus = {d: t for d, t in ds.corpus.items() if ds.doc_lang[d] == doc_lang}
+    qrels: dict[str, set[str]] = {}
+    for qid, rel in ds.qrels.items():
+        if ds.query_lang.get(qid) != query_lang:
+            continue
+        kept = {d for d in rel if d in corpus}
+        if kept:
+            qrels[qid] = kept
+    return BenchDataset(
+        name=f"{ds.name}[{query_lang}->{doc_lang}]",
+        queries={q: ds.queries[q] for q in qrels},
+        query_lang={q: query_lang for q in qrels},
+        corpus=corpus,
+        doc_lang={d: doc_lang for d in corpus},
+        qrels=qrels,
+        labels=ds.labels,
+        doc_label={d: lab for d, lab in ds.doc_label.items() if d in corpus},
+        doc_group={d: g for d, g in ds.doc_group.items() if d in corpus},
+    )

@@ -1,0 +1,215 @@
+"""Write a benchmark's results: results.json, report.md and heatmaps (PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _short(lang: str) -> str:
+    return lang.split("_")[0]
+
+
+def pair_matrix(results: dict, metric: str) -> tuple[list[str], list[str], list[list]]:
+    pairs = results["retrieval"]["pairs"]
+    q_langs = results["languages"]["query"]
+    d_langs = results["languages"]["document"]
+    rows = [[(pairs[q].get(d) or {}).get(metric) if pairs[q].get(d) else None for d in d_langs]
+            for q in q_langs]
+    return q_langs, d_langs, rows
+
+
+def heatmap(values: list[list], rows: list[str], cols: list[str], title: str, path: Path,
+            vmin: float = 0.0, vmax: float = 1.0) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    data = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
+    size = max(6.0, 0.32 * max(len(rows), len(cols)) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
+    im = ax.imshow(data, vmin=vmin, vmax=vmax, cmap=cmap)
+    ax.set_xticks(range(len(cols)), [_short(c) for c in cols], rotation=90, fontsize=8)
+    ax.set_yticks(range(len(rows)), [_short(r) for r in rows], fontsize=8)
+    ax.set_xlabel("document language")
+    ax.set_ylabel("query language")
+    if len(rows) <= 32:
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if not np.isnan(data[i, j]):
+                    ax.text(j, i, f"{data[i, j] * 100:.0f}", ha="center", va="center",
+                            fontsize=5.5, color="white" if data[i, j] < 0.6 else "black")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _few_best(topics: dict, lang: str, source: str) -> tuple[float | None, str | None]:
+    best, key_best = None, None
+    for key, res in topics.get("few_shot", {}).items():
+        if not key.startswith(source + "|"):
+            continue
+        acc = res["per_language"].get(lang, {}).get("accuracy")
+        if acc is not None and (best is None or acc > best):
+            best, key_best = acc, key
+    return best, key_best
+
+
+def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
+    """Write results.json, report.md, recall@5 and consistency heatmaps into ``out_dir``."""
+    from .runner import RELATED
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "results.json", "markdown": out_dir / "report.md"}
+    paths["json"].write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+    q_langs, d_langs, r5 = pair_matrix(results, "recall@5")
+    paths["recall5_png"] = out_dir / "recall_at_5.png"
+    heatmap(r5, q_langs, d_langs, f"recall@5, {results['model']}, {results['dataset']}",
+            paths["recall5_png"])
+    _, _, r1 = pair_matrix(results, "recall@1")
+    paths["recall1_png"] = out_dir / "recall_at_1.png"
+    heatmap(r1, q_langs, d_langs, f"recall@1, {results['model']}, {results['dataset']}",
+            paths["recall1_png"])
+
+    topics = results.get("topics") or {}
+    md = [f"# xsearch benchmark: {results['dataset']} with {results['model']}", ""]
+    s = results["sizes"]
+    md += [f"{s['queries']} queries, {s['documents']} documents, "
+           f"{len(d_langs)} document languages; run time "
+           f"{results['timings'].get('total_seconds')} s. Versions: "
+           + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), ""]
+
+    md += ["## Retrieval summary", ""]
+    rows = []
+    for metric in ("recall@1", "recall@5", "recall@10", "mrr@10"):
+        summ = results["retrieval"].get(metric)
+        if summ:
+            rows.append([metric, summ["mean"], summ["off_diagonal_mean"],
+                         ", ".join(f"{_short(w['query_lang'])}→{_short(w['doc_lang'])} "
+                                   f"{w['value']:.2f}" for w in summ["worst_pairs"][:5])])
+    md += [_table(["metric", "mean", "off-diagonal mean", "worst pairs"], rows), ""]
+
+    # Per-language table: everything about one language side by side.
+    summ5 = results["retrieval"]["recall@5"]
+    summ1 = results["retrieval"]["recall@1"]
+    tok = results.get("tokenization", {})
+    lid = results.get("language_id", {})
+    zs = topics.get("zero_shot", {}).get("per_language", {})
+    mixed = (results.get("mixed") or {}).get("per_query_language", {})
+    depth = (results.get("mixed") or {}).get("depth")
+    header = ["language", "R@1 as query", "R@5 as query", "R@5 as docs", "R@1 as docs"]
+    if mixed:
+        header += [f"mixed mAP@{depth}", "own-lang bias@10"]
+    header += ["zero-shot acc", "zero-shot F1"]
+    if topics.get("few_shot"):
+        header += ["few-shot eng (best)", "related src", "few-shot related (best)"]
+    header += ["tokens/unit", "tokens vs eng", "langid acc"]
+    rows = []
+    flags = []
+    for lang in d_langs:
+        row = [lang, summ1["per_query_lang"].get(lang), summ5["per_query_lang"].get(lang),
+               summ5["per_doc_lang"].get(lang), summ1["per_doc_lang"].get(lang)]
+        if mixed:
+            m = mixed.get(lang, {})
+            row += [m.get(f"map@{depth}"), m.get("bias")]
+        row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
+        if topics.get("few_shot"):
+            row.append(_few_best(topics, lang, "eng_Latn")[0])
+            rel = RELATED.get(lang)
+            rel_acc = _few_best(topics, lang, rel)[0] if rel else None
+            row += [rel if rel_acc is not None else "–", rel_acc]
+        t = tok.get(lang, {})
+        unit = t.get("unit", "word")
+        ratio = t.get("ratio_to_english")
+        mark = " ⚠" if t.get("over_2x") else ""
+        if t.get("over_2x"):
+            flags.append(f"{lang} ({ratio:.2f}x English)")
+        row += [f"{t.get('fertility', 0):.2f}/{unit}" if t else "–",
+                (f"{ratio:.2f}x{mark}" if ratio else "–"),
+                lid.get(lang, {}).get("accuracy")]
+        rows.append(row)
+    md += ["## Per language", "",
+           "R@k as query: mean over document languages (other than itself) of recall@k for "
+           "queries in this language; as docs: mean over query languages. Tokens vs eng: "
+           "total tokens for the same sentences divided by English's; ⚠ = over 2x.", "",
+           _table(header, rows), ""]
+    if flags:
+        md += ["**Tokenization tax over 2x English:** " + ", ".join(flags), ""]
+
+    for metric in ("recall@1", "recall@5"):
+        q, d, mat = pair_matrix(results, metric)
+        md += [f"## {metric} matrix (rows: query language, columns: document language)", "",
+               _table(["q \\ d"] + [_short(x) for x in d],
+                      [[_short(qq)] + [None if v is None else round(v, 2) for v in row]
+                       for qq, row in zip(q, mat, strict=True)]), ""]
+    md += ["![recall@5](recall_at_5.png)", ""]
+
+    if topics:
+        md += ["## Topics", "",
+               f"Labels: {', '.join(topics['labels'])}; template `{topics['template']}`; "
+               f"scored on {topics['eval_groups']} translation groups not used for training.",
+               ""]
+        cons = topics["zero_shot"]["consistency"]
+        md += [f"Zero-shot cross-lingual consistency: {cons['all_agree']:.3f} of "
+               f"{cons['n_groups']} groups get the same label in all {cons['n_languages']} "
+               "languages.", ""]
+        if topics.get("few_shot"):
+            rows = []
+            for key, res in topics["few_shot"].items():
+                accs = [v["accuracy"] for v in res["per_language"].values()]
+                rows.append([key.replace("|", " · "), res["n_train"], sum(accs) / len(accs),
+                             min(accs), res["consistency"]["all_agree"]])
+            zs_accs = [v["accuracy"] for v in zs.values()]
+            rows.insert(0, ["zero-shot", 0, sum(zs_accs) / len(zs_accs), min(zs_accs),
+                            cons["all_agree"]])
+            md += [_table(["setting", "train examples", "mean acc", "worst language acc",
+                           "all-agree consistency"], rows), ""]
+        agree = topics["zero_shot"]["pairwise_agreement"]
+        langs = d_langs
+        mat = [[1.0 if a == b else agree.get(f"{min(a, b)}|{max(a, b)}") for b in langs]
+               for a in langs]
+        paths["consistency_png"] = out_dir / "consistency.png"
+        heatmap(mat, langs, langs, "zero-shot topic agreement per language pair",
+                paths["consistency_png"])
+        md += ["![consistency](consistency.png)", ""]
+        conf = topics["zero_shot"]["confusion"]
+        md += ["Zero-shot confusion (all languages; rows true, columns predicted):", "",
+               _table(["true \\ pred"] + conf["labels"],
+                      [[lb] + row for lb, row in zip(conf["labels"], conf["matrix"],
+                                                      strict=True)]), ""]
+
+    th = results.get("throughput", {})
+    md += ["## Speed (this machine, this run)", "",
+           _table(["measure", "value"], [
+               ["embedding passages/s (uncached)", th.get("embed_passages_per_second")],
+               ["embedding tokens/s", th.get("embed_tokens_per_second")],
+               ["query latency p50 (ms, single)", th.get("query_ms_p50")],
+               ["query latency p95 (ms, single)", th.get("query_ms_p95")],
+               ["query latency batched (ms/query)", th.get("query_ms_batched_per_query")],
+               ["index build, all per-language indexes (s)",
+                sum(results["timings"]["index_build_seconds"].values())],
+               ["mixed index build (s)", results["timings"].get("mixed_index_build_seconds")],
+           ]), ""]
+    paths["markdown"].write_text("\n".join(md), encoding="utf-8")
+    return paths
