@@ -128,3 +128,36 @@ def test_help_and_version_start_without_heavy_imports():
     for cmd in ("index", "query", "stats", "label"):
         help_text = CliRunner().invoke(cli, [cmd, "-h"]).output
         assert "Examples:" in help_text
+
+
+def test_topic_labels_are_stored_shown_and_filtered(small_corpus, tmp_path):
+    index = tmp_path / "index"
+    labels = tmp_path / "labels.txt"
+    labels.write_text("# topics\nbread: baking bread, flour, dough and ovens\n"
+                      "volcano: a volcanic eruption, lava and ash\n", encoding="utf-8")
+    runner = CliRunner()
+    built = runner.invoke(cli, ["index", str(small_corpus), "--index", str(index),
+                                "--labels", str(labels), "--json"])
+    assert built.exit_code == 0, built.output
+    summary = json.loads(built.output)
+    assert summary["labels"]["labels"] == ["bread", "volcano"]
+    truth = {Path(k.split("#")[0]).name: v["topic"] for k, v in _truth().items()}
+    hits = _query(index, "eruption", "-k", "10", "--topic", "volcano")
+    assert hits and all(h["topic"] == "volcano" for h in hits)
+    assert all(truth[Path(h["path"]).name] == "volcano" for h in hits)
+    bread = _query(index, "eruption", "-k", "10", "--topic", "bread")
+    assert bread and all(truth[Path(h["path"]).name] == "bread" for h in bread)
+    # A file added later is labelled with the stored labels, without re-labelling by hand.
+    extra = small_corpus / "new_bread.txt"
+    extra.write_text("Knead the dough for ten minutes, let it rise, then bake the loaf.",
+                     encoding="utf-8")
+    assert runner.invoke(cli, ["index", str(small_corpus), "--index", str(index),
+                               "-q"]).exit_code == 0
+    new = [h for h in _query(index, "knead the dough", "-k", "10")
+           if h["path"].endswith("new_bread.txt")]
+    assert new and new[0]["topic"] == "bread"
+    # `xsearch label` relabels from the stored vectors.
+    relabel = runner.invoke(cli, ["label", str(labels), "--index", str(index), "--json"])
+    assert relabel.exit_code == 0, relabel.output
+    assert sum(json.loads(relabel.output)["per_label"].values()) == json.loads(
+        runner.invoke(cli, ["stats", "--index", str(index), "--json"]).output)["passages"]
