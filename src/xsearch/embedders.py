@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -73,6 +73,18 @@ class Embedder(ABC):
                 "normalized": self.normalized}
 
 
+def _length_sorted(texts: Sequence[str], batch_size: int, dim: int,
+                   embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Embed in batches of similar length (less padding, even work), in the caller's order."""
+    texts = list(texts)
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = embed([texts[i] for i in idx])
+    return _as_matrix(out, dim)
+
+
 def _as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
     out = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
     norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -96,17 +108,10 @@ class E5Embedder(Embedder):
         self.batch_size = batch_size
 
     def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
-        texts = list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Length-sorted batches: similar lengths keep the engine's per-batch work even.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = [texts[i] for i in idx]
-            vecs = self._model.encode(batch, is_query) if len(batch) > 1 else \
-                self._model.encode(batch[0], is_query)[None, :]
-            out[idx] = vecs
-        return _as_matrix(out, self.dim)
+        def run(batch: list[str]) -> np.ndarray:
+            return self._model.encode(batch, is_query).reshape(len(batch), self.dim)
+
+        return _length_sorted(texts, self.batch_size, self.dim, run)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(texts, is_query=False)
@@ -136,13 +141,7 @@ class USEEmbedder(Embedder):
         self.batch_size = batch_size
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        texts = list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            out[idx] = self._model.encode([texts[i] for i in idx])
-        return _as_matrix(out, self.dim)
+        return _length_sorted(texts, self.batch_size, self.dim, self._model.encode)
 
     embed_documents = _embed
     embed_queries = _embed
