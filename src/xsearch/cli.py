@@ -374,8 +374,11 @@ def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache
     langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
     sib_root = None
     if dataset == "sib200":
-        sib_root = data_dir or Path(__file__).resolve().parents[2] / ".." / "shared" / "data" \
-            / "sib200"
+        # Default: the shared folder beside the checkout (or beside the working directory).
+        candidates = [Path.cwd().parent, Path(__file__).resolve().parents[3]]
+        sib_root = data_dir or next(
+            (c / "shared/data/sib200" for c in candidates if (c / "shared/data/sib200").is_dir()),
+            candidates[0] / "shared/data/sib200")
         if not sib_root.is_dir():
             raise click.ClickException(f"SIB-200 not found at {sib_root}; pass --data or set "
                                        "XSEARCH_SIB200")
