@@ -156,7 +156,9 @@ def _sib200_dir() -> Path:
 @pytest.mark.slow
 @pytest.mark.skipif(not _sib200_dir().is_dir(), reason="needs ../shared/data/sib200")
 @pytest.mark.parametrize(
-    "lang", ["eng_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "zho_Hans", "jpn_Jpan", "swh_Latn"]
+    "lang",
+    ["eng_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "mai_Deva", "zho_Hans", "jpn_Jpan",
+     "swh_Latn"],
 )
 def test_sib200_dev_accuracy(lang: str) -> None:
     path = _sib200_dir() / lang / "dev.tsv"
@@ -164,3 +166,10 @@ def test_sib200_dev_accuracy(lang: str) -> None:
         texts = [r["text"] for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     accuracy = sum(g.code == lang for g in detect_many(texts)) / len(texts)
     assert accuracy >= 0.9
+
+
+def test_maithili_is_told_from_hindi_and_nepali() -> None:
+    assert detect("हमर गाम मे सभ लोक खेती करैत अछि।").code == "mai_Deva"
+    assert detect("ओ काल्हि बजार गेल छल आ ओतय सँ फल कीनलक।").code == "mai_Deva"
+    assert detect("मेरे गाँव में सभी लोग खेती करते हैं।").code == "hin_Deva"
+    assert detect("मेरो गाउँमा सबै मानिसहरू खेती गर्छन्।").code == "npi_Deva"
