@@ -120,16 +120,21 @@ class Searcher:
         ``per_document`` caps the passages shown from one document (0 = no cap), so that one
         long document cannot fill the whole list.
         """
-        f = filters or Filters()
-        total = len(self.index.vectors)
-        if total == 0:
+        if len(self.index.vectors) == 0:
             raise EmptyIndexError(
                 f"index {self.index.path} holds no passages; add files with: xsearch index PATH"
             )
+        return self.search_vectors(self.embedder.embed_queries(queries), k, filters,
+                                   per_document)
+
+    def search_vectors(self, qv: np.ndarray, k: int = 5, filters: Filters | None = None,
+                       per_document: int = 1) -> list[list[Hit]]:
+        """Like :meth:`search_many`, for query vectors already embedded by this model."""
+        f = filters or Filters()
+        total = len(self.index.vectors)
         allowed = self._allowed_ids(f)
-        if allowed is not None and not len(allowed):
-            return [[] for _ in queries]
-        qv = self.embedder.embed_queries(queries)
+        if total == 0 or (allowed is not None and not len(allowed)):
+            return [[] for _ in range(len(qv))]
         pool = total if allowed is None else len(allowed)
         fetch = min(pool, k * 8 if per_document else k)
         while True:

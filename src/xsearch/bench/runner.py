@@ -134,6 +134,10 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
     queries_by_lang: dict[str, list[str]] = defaultdict(list)
     for qid, lang in ds.query_lang.items():
         queries_by_lang[lang].append(qid)
+    # Each query is embedded once (in query mode) and searched in every pool.
+    qvecs = {lang: dict(zip(qids, emb.embed_queries([ds.queries[q] for q in qids]),
+                            strict=True))
+             for lang, qids in queries_by_lang.items()}
     for d_lang in doc_langs:
         pool = {doc for doc, lg in ds.doc_lang.items() if lg == d_lang}
         searcher = Searcher(index_dirs[d_lang], embedder=emb)
@@ -143,7 +147,8 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
                 if not qids:
                     matrix[q_lang][d_lang] = None
                     continue
-                hits = searcher.search_many([ds.queries[q] for q in qids], k=max_k + 1)
+                hits = searcher.search_vectors(np.vstack([qvecs[q_lang][q] for q in qids]),
+                                               k=max_k + 1)
                 ranked = M.drop_self_hits({q: _doc_ranking(h, max_k + 1)
                                            for q, h in zip(qids, hits, strict=True)})
                 relevant = {q: ds.qrels[q] & pool for q in qids}
