@@ -66,6 +66,19 @@ def zero_shot(vectors: np.ndarray, label_vectors: np.ndarray) -> tuple[np.ndarra
     return best, sims[np.arange(len(best)), best]
 
 
+def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(document ids, label index, score) from the mean passage vector of each document."""
+    if not len(doc_ids):
+        return doc_ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    order = np.argsort(doc_ids, kind="stable")
+    sorted_ids = doc_ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    sums = np.add.reduceat(np.asarray(vectors, dtype=np.float32)[order], starts, axis=0)
+    best, score = zero_shot(_normalise(sums), label_vectors)
+    return sorted_ids[starts], best, score
+
+
 def _normalise(mat: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -142,11 +155,12 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
                                                                           strict=True)],
             )
             # A document's topic: its mean passage vector against the labels.
-            for d in np.unique(doc_ids):
-                mean = _normalise(vecs[doc_ids == d].mean(axis=0, keepdims=True))
-                b, s = zero_shot(mean, label_vecs)
-                store.db.execute("UPDATE documents SET topic = ?, topic_score = ? WHERE id = ?",
-                                 [labels[int(b[0])].name, float(s[0]), int(d)])
+            docs, doc_topic, doc_score = document_topics(doc_ids, vecs, label_vecs)
+            store.db.conn.executemany(
+                "UPDATE documents SET topic = ?, topic_score = ? WHERE id = ?",
+                [(labels[int(b)].name, float(sc), int(d))
+                 for d, b, sc in zip(docs, doc_topic, doc_score, strict=True)],
+            )
         counts: dict[str, int] = {}
         for b in best:
             counts[labels[b].name] = counts.get(labels[b].name, 0) + 1
