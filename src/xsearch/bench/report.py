@@ -14,6 +14,17 @@ def _fmt(x, digits: int = 3) -> str:
     return str(x)
 
 
+def _rounded(obj, digits: int = 4):
+    """Floats to ``digits`` places, so results.json stays small and diffs stay readable."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_rounded(v, digits) for v in obj]
+    return obj
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
@@ -81,8 +92,8 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "markdown": out_dir / "report.md"}
-    paths["json"].write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
+    paths["json"].write_text(json.dumps(_rounded(results), ensure_ascii=False,
+                                        separators=(",", ":")) + "\n", encoding="utf-8")
     q_langs, d_langs, r5 = pair_matrix(results, "recall@5")
     paths["recall5_png"] = out_dir / "recall_at_5.png"
     heatmap(r5, q_langs, d_langs, f"recall@5, {results['model']}, {results['dataset']}",
