@@ -134,6 +134,7 @@ def test_unknown_model_and_foreign_or_broken_index(tmp_path, small_corpus):
     msg = one_line_error(run("index", str(small_corpus), "--index", str(foreign)))
     assert "not an xsearch index" in msg or "not empty" in msg
     assert (foreign / "thesis.tex").read_text(encoding="utf-8") == "precious"
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]  # nothing added
     assert "not an xsearch index" in one_line_error(run("query", "x", "--index", str(foreign)))
     broken = tmp_path / "broken"
     shutil.copytree(foreign, broken)

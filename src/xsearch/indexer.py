@@ -22,7 +22,13 @@ import numpy as np
 from . import langid
 from .chunking import chunk_text
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import IndexLockedError, IndexMismatchError, IngestError, SkippedFile
+from .errors import (
+    CorruptIndexError,
+    IndexLockedError,
+    IndexMismatchError,
+    IngestError,
+    SkippedFile,
+)
 from .index_dir import CONFIG, DATABASE, VECTORS, IndexConfig, IndexDir
 from .ingest import ReadOptions, file_fingerprint, iter_files, read_file
 from .store import DocumentRow, PassageRow
@@ -190,6 +196,13 @@ def build_index(
     index_path = Path(index_path)
     if index_path.exists() and not index_path.is_dir():
         raise IngestError(f"index path {index_path} is a file, not a directory")
+    if index_path.is_dir() and not (index_path / CONFIG).exists() and any(
+        not p.name.startswith(".") for p in index_path.iterdir()
+    ):
+        # Checked before taking the lock, so a foreign folder is left exactly as it was.
+        raise CorruptIndexError(
+            f"{index_path} is not empty and is not an xsearch index; choose another --index"
+        )
     with _write_lock(index_path):
         index, embedder = open_or_create(index_path, model, full, chunk_tokens, chunk_overlap,
                                          batch_size, embedder)
