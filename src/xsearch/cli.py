@@ -72,6 +72,9 @@ def cli() -> None:
               help="Field holding the record id in .jsonl/.csv records.")
 @click.option("--max-mb", type=float, default=None,
               help="Refuse files larger than this many MB (default: the reader's limit).")
+@click.option("--center/--no-center", default=None,
+              help="New index: score by cosine of vectors centred on the index mean, which "
+                   "damps hub passages (scores are then lower than plain cosine).")
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Refuse a file whose extracted text is longer than this.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
@@ -86,7 +89,7 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no per-file messages.")
 @_edge
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
-          max_chars, batch_size, commit_every, labels_file, as_json, quiet):
+          center, max_chars, batch_size, commit_every, labels_file, as_json, quiet):
     """Index files and folders (re-runs only touch what changed).
 
     Reads .txt .md .html .pdf .docx .jsonl .csv (one document per record), splits them into
@@ -98,6 +101,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index notes/ papers/ --index ~/xsearch-index
         xsearch index records.jsonl --text-field body --id-field uid
         xsearch index data/corpus --full --model minilm
+        xsearch index data/corpus --full --center
         xsearch index data/corpus --labels labels.txt
     """
     from .indexer import build_index
@@ -132,7 +136,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                               chunk_tokens=chunk_tokens, chunk_overlap=overlap,
                               read_options=options, batch_size=batch_size,
                               commit_every=commit_every, max_chars=max_chars,
-                              progress=progress, labels=labels)
+                              progress=progress, labels=labels, center=center)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -351,10 +355,11 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--fewshot-k", default="8,32,all", show_default=True, callback=_int_list,
               help="Examples per label for few-shot ('all' = the whole train split).")
 @click.option("--no-mixed", is_flag=True, help="Skip the mixed-language pool.")
+@click.option("--center", is_flag=True, help="Build the indexes with the centred layout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @_edge
 def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache_dir, no_cache,
-          labels_file, template, source_langs, no_related, fewshot_k, no_mixed, as_json):
+          labels_file, template, source_langs, no_related, fewshot_k, no_mixed, center, as_json):
     """Measure retrieval per language pair and topic labels per language.
 
     Builds real xsearch indexes (one per document language, plus one mixed), queries them
@@ -396,7 +401,7 @@ def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache
         labels=labels, label_template=template,
         sib_root=sib_root if split != "train" else None,
         fewshot_k=fewshot_k, source_langs=tuple(source_langs), related_sources=not no_related,
-        mixed=not no_mixed,
+        mixed=not no_mixed, center=center,
     )
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     results = run_benchmark(ds, opts, log=log)

@@ -13,7 +13,7 @@ import numpy as np
 from . import __version__
 from .errors import CorruptIndexError, EmptyIndexError, IndexMismatchError
 from .store import SCHEMA_VERSION, Store
-from .vector_index import LAYOUT, VectorIndex
+from .vector_index import CENTERED_LAYOUT, LAYOUT, VectorIndex
 
 CONFIG = "config.json"
 DATABASE = "xsearch.db"
@@ -58,6 +58,13 @@ class IndexConfig:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
+
+
+def _mean(store: Store, config: IndexConfig) -> np.ndarray | None:
+    if config.faiss_layout != CENTERED_LAYOUT:
+        return None
+    _, mat = store.vectors(dim=config.dim)
+    return mat.mean(axis=0) if len(mat) else None
 
 
 class IndexDir:
@@ -125,7 +132,7 @@ class IndexDir:
             vectors = VectorIndex.load(path / VECTORS, config.dim, config.faiss_layout)
         except CorruptIndexError:
             # SQLite keeps every vector, so a lost or damaged FAISS file is rebuilt from it.
-            vectors = VectorIndex(config.dim, config.faiss_layout)
+            vectors = VectorIndex(config.dim, config.faiss_layout, mean=_mean(store, config))
         index = cls(path, config, store, vectors)
         index.repaired = index.sync()
         return index
@@ -147,6 +154,16 @@ class IndexDir:
                 )
             self.vectors.add(ids, mat)
         return int(len(extra) + len(missing))
+
+    def recentre(self) -> None:
+        """Rebuild a centred FAISS index around the mean of all stored vectors."""
+        if self.config.faiss_layout != CENTERED_LAYOUT:
+            return
+        ids, mat = self.store.vectors(dim=self.config.dim)
+        mean = mat.mean(axis=0) if len(mat) else None
+        fresh = VectorIndex(self.config.dim, self.config.faiss_layout, mean=mean)
+        fresh.add(ids, mat)
+        self.vectors = fresh
 
     def save_vectors(self) -> None:
         self.vectors.save(self.path / VECTORS)

@@ -33,6 +33,7 @@ from .index_dir import CONFIG, DATABASE, VECTORS, IndexConfig, IndexDir
 from .ingest import ReadOptions, file_fingerprint, iter_files, read_file
 from .store import DocumentRow, PassageRow
 from .topics import label_index
+from .vector_index import CENTERED_LAYOUT, LAYOUT
 
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_OVERLAP = 32
@@ -123,6 +124,7 @@ def open_or_create(
     chunk_overlap: int | None,
     batch_size: int = 32,
     embedder: Embedder | None = None,
+    center: bool | None = None,
 ) -> tuple[IndexDir, Embedder]:
     """Open the index for writing (creating it if needed), with a matching embedder."""
     index_path = Path(index_path)
@@ -135,8 +137,10 @@ def open_or_create(
                 f"index {index_path} was built with model {existing.model!r}; use --full to "
                 f"rebuild it with {wanted!r}, or another --index"
             )
+        centred = existing.faiss_layout == CENTERED_LAYOUT
         for name, given, have in (("--chunk-tokens", chunk_tokens, existing.chunk_tokens),
-                                  ("--overlap", chunk_overlap, existing.chunk_overlap)):
+                                  ("--overlap", chunk_overlap, existing.chunk_overlap),
+                                  ("--center/--no-center", center, centred)):
             if given is not None and given != have:
                 raise IndexMismatchError(
                     f"index {index_path} was built with {name} {have}; use --full to change it"
@@ -159,6 +163,7 @@ def open_or_create(
         chunk_tokens=min(tokens, limit),
         chunk_overlap=DEFAULT_OVERLAP if chunk_overlap is None else chunk_overlap,
         normalized=embedder.normalized,
+        faiss_layout=CENTERED_LAYOUT if center else LAYOUT,
     )
     return IndexDir.create(index_path, config), embedder
 
@@ -177,6 +182,7 @@ def build_index(
     progress: ProgressFn | None = None,
     labels: list | None = None,
     embedder: Embedder | None = None,
+    center: bool | None = None,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``."""
     started = time.perf_counter()
@@ -205,12 +211,14 @@ def build_index(
         )
     with _write_lock(index_path):
         index, embedder = open_or_create(index_path, model, full, chunk_tokens, chunk_overlap,
-                                         batch_size, embedder)
+                                         batch_size, embedder, center)
         try:
             summary.repaired = index.repaired
             pending = _plan(index, embedder, files, roots, read_options or ReadOptions(),
                             max_chars, summary, notify)
             _embed_and_write(index, embedder, pending, summary, commit_every, notify)
+            if summary.passages_embedded or summary.passages_removed or summary.repaired:
+                index.recentre()
             index.save_vectors()
         finally:
             index.close()

@@ -55,6 +55,7 @@ class BenchOptions:
     related_sources: bool = True
     latency_queries: int = 50
     mixed: bool = True
+    center: bool = False  # centred FAISS layout (see xsearch index --center)
     extra: dict = field(default_factory=dict)
 
 
@@ -119,7 +120,8 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
     for lang in doc_langs:
         t0 = time.perf_counter()
         index_dirs[lang] = work / "indexes" / lang
-        build_index([pools[lang]], index_dirs[lang], full=True, embedder=emb)
+        build_index([pools[lang]], index_dirs[lang], full=True, embedder=emb,
+                    center=opts.center)
         build_seconds[lang] = round(time.perf_counter() - t0, 2)
         log(f"  {lang}: {build_seconds[lang]}s")
     results["timings"]["index_build_seconds"] = build_seconds
@@ -185,7 +187,7 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
 def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
     t0 = time.perf_counter()
     mixed_dir = work / "indexes" / "_mixed"
-    build_index(list(pools.values()), mixed_dir, full=True, embedder=emb)
+    build_index(list(pools.values()), mixed_dir, full=True, embedder=emb, center=opts.center)
     results["timings"]["mixed_index_build_seconds"] = round(time.perf_counter() - t0, 2)
     depth = min(opts.map_depth, len(ds.corpus))
     searcher = Searcher(mixed_dir, embedder=emb)
