@@ -28,9 +28,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write Markdown here (default: print)")
     args = parser.parse_args()
     runs = [json.loads((r / "results.json").read_text(encoding="utf-8")) for r in args.runs]
-    names = [r["model"] for r in runs]
+    names = [r.name for r in args.runs]  # folder names: two runs may share a model
     langs = runs[0]["languages"]["document"]
-    lines = [f"# {' vs '.join(names)} on {runs[0]['dataset']}", ""]
+    lines = [f"# {' vs '.join(names)} on {runs[0]['dataset']}", "",
+             "Runs: " + "; ".join(
+                 f"{n} = {r['model']}, centred layout: {r['options'].get('center', 'False')}"
+                 for n, r in zip(names, runs, strict=True)), ""]
     head = ["metric"] + names
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for metric in ("recall@1", "recall@5", "recall@10", "mrr@10"):
