@@ -10,12 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-
-def _best_few(topics: dict, lang: str, source: str) -> float | None:
-    accs = [res["per_language"][lang]["accuracy"] for key, res in
-            topics.get("few_shot", {}).items()
-            if key.startswith(source + "|") and lang in res["per_language"]]
-    return max(accs) if accs else None
+from xsearch.bench.report import best_few_shot
 
 
 def _cell(x: float | None) -> str:
@@ -60,7 +55,7 @@ def main() -> None:
         row += [_cell(r["retrieval"]["recall@1"]["per_query_lang"].get(lang)) for r in runs]
         row += [_cell(r.get("topics", {}).get("zero_shot", {}).get("per_language", {})
                       .get(lang, {}).get("accuracy")) for r in runs]
-        row += [_cell(_best_few(r.get("topics", {}), lang, "eng_Latn")) for r in runs]
+        row += [_cell(best_few_shot(r.get("topics", {}), lang, "eng_Latn")) for r in runs]
         lines.append("| " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
     if args.out:

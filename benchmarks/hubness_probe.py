@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xsearch.bench.cache import CachedEmbedder
-from xsearch.bench.datasets import load_sib200_split
+from xsearch.bench.datasets import default_sib200_root, load_sib200_split
 from xsearch.embedders import get_embedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/sib200")
+    parser.add_argument("--data", type=Path, default=default_sib200_root())
     parser.add_argument("--langs", default=LANGS)
     parser.add_argument("--model", default="e5-small")
     args = parser.parse_args()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 import time
 from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 
+from xsearch.bench.datasets import default_sib200_root
 from xsearch.langid import detect, detect_many
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def default_data_dir() -> Path:
     """``$XSEARCH_SIB200``, else ``../shared/data/sib200`` next to the repository."""
-    env = os.environ.get("XSEARCH_SIB200")
-    return Path(env) if env else REPO.parent / "shared" / "data" / "sib200"
+    return default_sib200_root()
 
 
 def read_texts(path: Path) -> list[str]:

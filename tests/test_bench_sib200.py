@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from xsearch.bench.datasets import default_sib200_root
 from xsearch.cli import cli
 
-SIB = Path(os.environ.get("XSEARCH_SIB200",
-                          Path(__file__).resolve().parents[2] / "shared" / "data" / "sib200"))
+SIB = default_sib200_root()
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not SIB.is_dir(), reason="SIB-200 not found (../shared)")]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from xsearch.bench.datasets import default_sib200_root
 from xsearch.langid import (
     UNKNOWN,
     LangGuess,
@@ -149,8 +150,7 @@ def test_import_does_not_load_the_model() -> None:
 
 
 def _sib200_dir() -> Path:
-    env = os.environ.get("XSEARCH_SIB200")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared/data/sib200"
+    return default_sib200_root()
 
 
 @pytest.mark.slow

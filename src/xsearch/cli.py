@@ -327,8 +327,8 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--dataset", type=click.Choice(["sib200", "generic"]), default="sib200",
               show_default=True, help="Dataset layout.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="XSEARCH_SIB200", show_envvar=True,
-              help="Dataset folder (SIB-200 default: ../shared/data/sib200).")
+              help="Dataset folder (SIB-200 default: $XSEARCH_SIB200, else "
+                   "../shared/data/sib200).")
 @click.option("--languages", "-l", help="Comma-separated FLORES codes (default: all).")
 @click.option("--split", type=click.Choice(["train", "dev", "test", "all"]), default="test",
               show_default=True, help="SIB-200 split used as queries and pool.")
@@ -372,18 +372,14 @@ def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache
         xsearch bench --model use-m3 --split all --out benchmarks/runs/sib200-use
         xsearch bench --dataset generic --data my_eval/ --out runs/mine
     """
-    from .bench.datasets import load_generic, load_sib200
+    from .bench.datasets import default_sib200_root, load_generic, load_sib200
     from .bench.report import write_report
     from .bench.runner import BenchOptions, run_benchmark
 
     langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
     sib_root = None
     if dataset == "sib200":
-        # Default: the shared folder beside the checkout (or beside the working directory).
-        candidates = [Path.cwd().parent, Path(__file__).resolve().parents[3]]
-        sib_root = data_dir or next(
-            (c / "shared/data/sib200" for c in candidates if (c / "shared/data/sib200").is_dir()),
-            candidates[0] / "shared/data/sib200")
+        sib_root = data_dir or default_sib200_root()
         if not sib_root.is_dir():
             raise click.ClickException(f"SIB-200 not found at {sib_root}; pass --data or set "
                                        "XSEARCH_SIB200")

@@ -180,10 +180,11 @@ class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: str, batch_size: int = 32, device: str = "cpu") -> None:
         path = Path(model).expanduser()
         is_local = path.is_dir()
+        cached = not is_local and _hub_cached(model)
         if not is_local:
             if _looks_like_path(model):
                 raise ModelNotFoundError(f"model folder not found: {model}")
-            if not _hub_cached(model) and not _hub_reachable():
+            if not cached and not _hub_reachable():
                 raise ModelNotFoundError(
                     f"model {model!r} is not in the Hugging Face cache and the hub is unreachable; "
                     f"on a machine with internet run `huggingface-cli download {model}` "
@@ -195,7 +196,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise ModelNotFoundError(
                 "sentence-transformers models need the extra: pip install 'xsearch[st]'"
             ) from exc
-        offline = is_local or _hub_cached(model)
+        offline = is_local or cached
         try:
             self._model = SentenceTransformer(
                 str(path.resolve()) if is_local else model,

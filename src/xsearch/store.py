@@ -116,6 +116,13 @@ class DocumentRow:
     passages: list[PassageRow]
 
 
+def _in_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
+    """(ids, "?,?,...") in slices that stay under SQLite's limit on bound variables."""
+    for start in range(0, len(ids), size):
+        part = ids[start : start + size]
+        yield part, ",".join("?" * len(part))
+
+
 class Store:
     """Typed access to the index database."""
 
@@ -184,12 +191,8 @@ class Store:
         return {r["record_id"]: r for r in rows}
 
     def passage_ids_of_documents(self, doc_ids: Iterable[int]) -> list[int]:
-        ids = list(doc_ids)
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        return [r[0] for r in self.db.execute(
-            f"SELECT id FROM passages WHERE document_id IN ({marks})", ids)]
+        return [r[0] for part, marks in _in_chunks(list(doc_ids)) for r in self.db.execute(
+            f"SELECT id FROM passages WHERE document_id IN ({marks})", part)]
 
     def upsert_file(self, path: str, content_hash: str, size: int, mtime: float, fmt: str) -> None:
         self.db.execute(
@@ -211,14 +214,10 @@ class Store:
         """Delete documents with their passages and vectors; returns the passage ids removed."""
         ids = list(doc_ids)
         pids = self.passage_ids_of_documents(ids)
-        for start in range(0, len(pids), 500):
-            part = pids[start : start + 500]
-            marks = ",".join("?" * len(part))
+        for part, marks in _in_chunks(pids):
             self.db.execute(f"DELETE FROM vectors WHERE passage_id IN ({marks})", part)
             self.db.execute(f"DELETE FROM passages WHERE id IN ({marks})", part)
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
+        for part, marks in _in_chunks(ids):
             self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
         return pids
 
@@ -265,10 +264,8 @@ class Store:
             rows = self.db.execute("SELECT passage_id, vector FROM vectors ORDER BY passage_id")
             rows = rows.fetchall()
         else:
-            wanted, rows = list(ids), []
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
+            rows = []
+            for part, marks in _in_chunks(list(ids)):
                 rows += self.db.execute(
                     f"SELECT passage_id, vector FROM vectors WHERE passage_id IN ({marks})", part
                 ).fetchall()
@@ -283,9 +280,7 @@ class Store:
     def hits(self, ids: list[int]) -> dict[int, dict]:
         """Passage rows joined with their document, for display."""
         out: dict[int, dict] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
+        for part, marks in _in_chunks(ids):
             rows = self.db.query(
                 "SELECT p.id, p.ordinal, p.char_start, p.char_end, p.text, p.language, "
                 "p.n_tokens, p.topic, p.topic_score, d.path, d.record_id, d.title, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,18 @@ from pathlib import Path
 from xsearch.errors import DatasetError
 
 SIB_SPLITS = ("train", "dev", "test")
+_SHARED_SIB = Path("shared") / "data" / "sib200"
+
+
+def default_sib200_root() -> Path:
+    """``$XSEARCH_SIB200``, else ``shared/data/sib200`` beside the working directory or the
+    checkout (the first that exists; the first candidate when none does)."""
+    env = os.environ.get("XSEARCH_SIB200")
+    if env:
+        return Path(env)
+    candidates = [Path.cwd().parent / _SHARED_SIB,
+                  Path(__file__).resolve().parents[4] / _SHARED_SIB]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
 SIB_HEADER = ["index_id", "category", "text"]
 QRELS_HEADER = ["query-id", "corpus-id", "score"]
 

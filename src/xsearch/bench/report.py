@@ -74,15 +74,12 @@ def heatmap(values: list[list], rows: list[str], cols: list[str], title: str, pa
     plt.close(fig)
 
 
-def _few_best(topics: dict, lang: str, source: str) -> tuple[float | None, str | None]:
-    best, key_best = None, None
-    for key, res in topics.get("few_shot", {}).items():
-        if not key.startswith(source + "|"):
-            continue
-        acc = res["per_language"].get(lang, {}).get("accuracy")
-        if acc is not None and (best is None or acc > best):
-            best, key_best = acc, key
-    return best, key_best
+def best_few_shot(topics: dict, lang: str, source: str) -> float | None:
+    """Best few-shot accuracy on ``lang`` over every setting trained on ``source``."""
+    accs = [res["per_language"][lang]["accuracy"]
+            for key, res in topics.get("few_shot", {}).items()
+            if key.startswith(source + "|") and lang in res["per_language"]]
+    return max(accs) if accs else None
 
 
 def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
@@ -146,9 +143,9 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
             row += [m.get(f"map@{depth}"), m.get("bias")]
         row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
         if topics.get("few_shot"):
-            row.append(_few_best(topics, lang, "eng_Latn")[0])
+            row.append(best_few_shot(topics, lang, "eng_Latn"))
             rel = RELATED.get(lang)
-            rel_acc = _few_best(topics, lang, rel)[0] if rel else None
+            rel_acc = best_few_shot(topics, lang, rel) if rel else None
             row += [rel if rel_acc is not None else "–", rel_acc]
         t = tok.get(lang, {})
         unit = t.get("unit", "word")

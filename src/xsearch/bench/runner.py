@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from xsearch.embedders import Embedder, get_embedder, resolve_model_name
+from xsearch.errors import DatasetError
 from xsearch.index_dir import IndexDir
 from xsearch.indexer import build_index
 from xsearch.search import Searcher
@@ -228,7 +229,7 @@ def _eval_groups(ds: BenchDataset, opts: BenchOptions, langs: list[str]) -> set[
         for src in _sources(opts, langs):
             try:
                 groups -= {row[0] for row in load_sib200_split(opts.sib_root, src, "train")}
-            except Exception:  # a source language absent from the data: no few-shot from it
+            except DatasetError:  # a source language absent from the data: no few-shot from it
                 continue
     return groups
 
@@ -307,7 +308,7 @@ def _topics(ds, emb, index_dirs, opts, log) -> dict:
     for src in _sources(opts, langs):
         try:
             train = load_sib200_split(opts.sib_root, src, "train")
-        except Exception:
+        except DatasetError:
             continue
         for k in opts.fewshot_k:
             rng = random.Random(0)
