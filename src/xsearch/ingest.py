@@ -859,11 +859,17 @@ def _record_id(value: Any, fallback: str) -> str | None:
     return None
 
 
-def _read_jsonl(data: bytes, path: Path, options: ReadOptions) -> ReadResult:
+def _decode_records(data: bytes, path: Path) -> tuple[_Decoded, str]:
+    """Decoded text of a jsonl/csv file, BOM stripped; an empty file is skipped."""
     decoded = _decode(data, path)
     raw = decoded.text.lstrip("\ufeff")
     if not raw.strip():
         raise _err(path, "empty file")
+    return decoded, raw
+
+
+def _read_jsonl(data: bytes, path: Path, options: ReadOptions) -> ReadResult:
+    decoded, raw = _decode_records(data, path)
     records = _Records(path)
     # Split on "\n" only: str.splitlines() would also split on U+2028 etc., which JSON allows
     # raw inside strings.
@@ -923,10 +929,7 @@ def _csv_dialects(sample: str) -> list[Any]:
 
 
 def _read_csv(data: bytes, path: Path, options: ReadOptions) -> ReadResult:
-    decoded = _decode(data, path)
-    raw = decoded.text.lstrip("\ufeff")
-    if not raw.strip():
-        raise _err(path, "empty file")
+    decoded, raw = _decode_records(data, path)
     lines = io.StringIO(raw, newline="").readlines()
     sample = "".join(lines[:200])[:65536]
 
