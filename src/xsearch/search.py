@@ -89,6 +89,25 @@ class Searcher:
     def close(self) -> None:
         self.index.close()
 
+    def passage_vectors(self, passage_ids: list[int]) -> np.ndarray:
+        """Stored vectors of these passages, in the order given (for "more like this")."""
+        ids, mat = self.index.store.vectors(passage_ids, self.index.config.dim)
+        pos = {int(i): n for n, i in enumerate(ids)}
+        return np.vstack([mat[pos[int(i)]] for i in passage_ids]) if passage_ids else mat
+
+    def refresh(self) -> bool:
+        """Reopen the index if another process committed to it since; True when reopened."""
+        db = self.index.path / "xsearch.db"
+        stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size)
+                      for f in (db, db.with_name(db.name + "-wal")) if f.exists())
+        if getattr(self, "_stamp", None) in (None, stamp):
+            self._stamp = stamp
+            return False
+        fresh = IndexDir.open(self.index.path)
+        self.index.close()
+        self.index, self._stamp = fresh, stamp
+        return True
+
     def _allowed_ids(self, f: Filters) -> np.ndarray | None:
         if not f.active():
             return None
