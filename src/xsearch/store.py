@@ -1,11 +1,13 @@
-"""The SQLite half of an index: files, documents, passages and their vectors.
+"""The SQLite half of an index, and its commit point: files, documents, passages, the list of
+vector segments, tombstones, per-language vector statistics and the index's own config.
 
-Vectors are kept here too (as float32 blobs), so the FAISS file is a cache that can always be
-rebuilt from SQLite: a crash between the SQLite commit and the FAISS write loses nothing.
+Vectors live only in segment files (``segments.py``); a segment is part of the index exactly
+when a committed ``segments`` row names it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -89,6 +91,42 @@ def m002_labels(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX passages_topic ON passages(topic)")
 
 
+@migration
+def m003_segments(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE passages ADD COLUMN segment INTEGER")
+    db.execute("CREATE INDEX passages_segment ON passages(segment)")
+    db.execute(
+        """CREATE TABLE segments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            language TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            checksum TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE TABLE tombstones (passage_id INTEGER PRIMARY KEY, segment INTEGER NOT NULL)")
+    # Exact per-language sums, so means and covariances follow every write in O(changed).
+    db.execute(
+        "CREATE TABLE lang_stats (language TEXT PRIMARY KEY, n INTEGER NOT NULL, "
+        "sum BLOB NOT NULL, outer BLOB NOT NULL)"
+    )
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('generation', '0')")
+    db.execute(
+        """CREATE TABLE failed_files (
+            path TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at REAL NOT NULL
+        )"""
+    )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -103,7 +141,7 @@ class PassageRow:
     language: str
     language_score: float
     n_tokens: int
-    vector: np.ndarray
+    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -123,23 +161,56 @@ def _in_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
         yield part, ",".join("?" * len(part))
 
 
-class Store:
-    """Typed access to the index database."""
+class NeedsUpgradeError(CorruptIndexError):
+    """The database is older than this xsearch; a writer must migrate it first."""
 
-    def __init__(self, path: Path) -> None:
+
+class Store:
+    """Typed access to the index database.
+
+    ``readonly`` opens SQLite with ``mode=ro`` (``immutable=1`` when the folder itself cannot
+    be written), runs no migration and never writes.
+    """
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         try:
-            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            conn = self._connect(readonly)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            self._migrate()
+            if readonly:
+                self._check_migrations(apply=False)
+            else:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = FULL")
+                self._check_migrations(apply=True)
         except sqlite3.DatabaseError as exc:
             raise CorruptIndexError(f"index database {self.path} is unreadable: {exc}") from exc
 
-    def _migrate(self) -> None:
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        if not readonly:
+            # One writer thread at a time uses it (the indexer hands it to its commit thread).
+            return sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        uri = self.path.resolve().as_uri()
+        writable_dir = os.access(self.path.parent, os.W_OK)
+        has_wal = self.path.with_name(self.path.name + "-wal").exists()
+        mode = "?mode=ro" if writable_dir or has_wal else "?immutable=1"
+        conn = sqlite3.connect(uri + mode, uri=True, timeout=30, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A read-only folder whose WAL index cannot be created: read the file as it is.
+            conn.close()
+            conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
+        return conn
+
+    def _check_migrations(self, apply: bool) -> None:
         if not self.db["_migrations"].exists():
+            if not apply:
+                raise CorruptIndexError(f"{self.path} is not an xsearch database")
             self.db.execute(
                 "CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
             )
@@ -148,38 +219,71 @@ class Store:
         if unknown:
             raise CorruptIndexError(
                 f"index database {self.path} was made by a newer xsearch "
-                f"(unknown migrations: {', '.join(sorted(unknown))})"
+                f"(unknown migrations: {', '.join(sorted(unknown))}); upgrade xsearch"
             )
-        for name, fn in MIGRATIONS:
-            if name in done:
-                continue
+        pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
+        if pending and not apply:
+            raise NeedsUpgradeError(
+                f"index {self.path.parent} was made by an older xsearch (schema {len(done)}, "
+                f"this one uses {SCHEMA_VERSION}); upgrade it with: xsearch check --repair "
+                f"--index {self.path.parent}"
+            )
+        for name, fn in pending:
             with self.transaction():
                 fn(self.db)
                 self.db.execute(
                     "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
                 )
 
-    def check(self) -> None:
-        """Raise CorruptIndexError unless SQLite's quick check passes."""
+    def check(self) -> list[str]:
+        """Problems SQLite's quick check finds (empty when the database is sound)."""
         try:
-            row = self.db.execute("PRAGMA quick_check").fetchone()
+            rows = self.db.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
-            raise CorruptIndexError(f"index database {self.path} is corrupt: {exc}") from exc
-        if row[0] != "ok":
-            raise CorruptIndexError(f"index database {self.path} is corrupt: {row[0]}")
+            return [f"database is corrupt: {exc}"]
+        return [] if rows and rows[0][0] == "ok" else [f"database: {r[0]}" for r in rows]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One write transaction; bumps the generation that readers compare."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            if self.db["meta"].exists():
+                self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                "WHERE key = 'generation'")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: everything read inside sees the same committed state."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
     def close(self) -> None:
         self.db.conn.close()
+
+    # -- meta --------------------------------------------------------------------------
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO "
+                        "UPDATE SET value = excluded.value", [key, value])
+
+    def generation(self) -> int:
+        return int(self.meta("generation", "0") or 0)
 
     # -- files -------------------------------------------------------------------------
 
@@ -202,6 +306,7 @@ class Store:
             "format=excluded.format, indexed_at=excluded.indexed_at",
             [path, content_hash, size, mtime, fmt, time.time()],
         )
+        self.db.execute("DELETE FROM failed_files WHERE path = ?", [path])
 
     def rename_file(self, old: str, new: str, size: int, mtime: float) -> None:
         """Move a file's documents to a new path (ON UPDATE CASCADE carries documents)."""
@@ -210,22 +315,47 @@ class Store:
             [new, size, mtime, time.time(), old],
         )
 
-    def delete_documents(self, doc_ids: Iterable[int]) -> list[int]:
-        """Delete documents with their passages and vectors; returns the passage ids removed."""
+    def failed_files(self) -> dict[str, dict]:
+        return {r["path"]: r for r in self.db.query("SELECT * FROM failed_files")}
+
+    def record_failure(self, path: str, content_hash: str, kind: str, reason: str) -> None:
+        self.db.execute(
+            "INSERT INTO failed_files (path, content_hash, kind, reason, at) VALUES "
+            "(?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET content_hash=excluded.content_hash,"
+            " kind=excluded.kind, reason=excluded.reason, at=excluded.at",
+            [path, content_hash, kind, reason, time.time()],
+        )
+
+    def forget_failure(self, path: str) -> None:
+        self.db.execute("DELETE FROM failed_files WHERE path = ?", [path])
+
+    def delete_documents(self, doc_ids: Iterable[int]) -> list[tuple[int, str, int]]:
+        """Delete documents and their passages; their vectors become tombstones.
+
+        Returns (passage id, language, segment id) of every passage removed, so the caller
+        can take their vectors out of the per-language statistics.
+        """
         ids = list(doc_ids)
-        pids = self.passage_ids_of_documents(ids)
+        removed: list[tuple[int, str, int]] = []
+        for part, marks in _in_chunks(ids):
+            removed += [tuple(r) for r in self.db.execute(
+                f"SELECT id, language, segment FROM passages WHERE document_id IN ({marks})",
+                part)]
+        pids = [r[0] for r in removed]
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO tombstones (passage_id, segment) VALUES (?, ?)",
+            [(pid, seg) for pid, _, seg in removed if seg is not None])
         for part, marks in _in_chunks(pids):
-            self.db.execute(f"DELETE FROM vectors WHERE passage_id IN ({marks})", part)
             self.db.execute(f"DELETE FROM passages WHERE id IN ({marks})", part)
         for part, marks in _in_chunks(ids):
             self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
-        return pids
+        return removed
 
-    def delete_file(self, path: str) -> list[int]:
+    def delete_file(self, path: str) -> list[tuple[int, str, int]]:
         docs = self.documents_of(path)
-        pids = self.delete_documents(d["id"] for d in docs.values())
+        removed = self.delete_documents(d["id"] for d in docs.values())
         self.db.execute("DELETE FROM files WHERE path = ?", [path])
-        return pids
+        return removed
 
     def insert_document(self, path: str, doc: DocumentRow) -> tuple[int, list[int]]:
         """Insert a document and its passages; returns (document id, passage ids)."""
@@ -245,37 +375,115 @@ class Store:
                  p.language_score, p.n_tokens],
             )
             pids.append(cur.lastrowid)
-            self.db.execute(
-                "INSERT INTO vectors (passage_id, vector) VALUES (?, ?)",
-                [cur.lastrowid, np.asarray(p.vector, dtype=np.float32).tobytes()],
-            )
         return doc_id, pids
 
-    # -- vectors -----------------------------------------------------------------------
+    def assign_segment(self, passage_ids: list[int], segment_id: int) -> None:
+        self.db.conn.executemany("UPDATE passages SET segment = ? WHERE id = ?",
+                                 [(segment_id, int(i)) for i in passage_ids])
+
+    # -- segments and tombstones -------------------------------------------------------
+
+    def segments(self) -> list[dict]:
+        return list(self.db.query("SELECT * FROM segments ORDER BY id"))
+
+    def add_segment(self, language: str, info) -> int:
+        cur = self.db.execute(
+            "INSERT INTO segments (name, language, kind, n, bytes, fingerprint, checksum, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [info.name, language, info.kind, info.n, info.nbytes, info.fingerprint,
+             info.checksum, time.time()],
+        )
+        return int(cur.lastrowid)
+
+    def next_segment_seq(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'segments'"
+                              ).fetchone()
+        return (row[0] if row else 0) + 1
+
+    def replace_segments(self, old_ids: list[int], new_id: int) -> None:
+        """Point the passages of ``old_ids`` at ``new_id`` and drop the old rows (a merge)."""
+        for part, marks in _in_chunks(old_ids):
+            self.db.execute(f"UPDATE passages SET segment = ? WHERE segment IN ({marks})",
+                            [new_id, *part])
+            self.db.execute(f"DELETE FROM tombstones WHERE segment IN ({marks})", part)
+            self.db.execute(f"DELETE FROM segments WHERE id IN ({marks})", part)
+
+    def tombstones(self) -> dict[int, np.ndarray]:
+        """Tombstoned passage ids per segment id, each sorted."""
+        out: dict[int, list[int]] = {}
+        for pid, seg in self.db.execute("SELECT passage_id, segment FROM tombstones"):
+            out.setdefault(seg, []).append(pid)
+        return {seg: np.sort(np.array(v, dtype=np.int64)) for seg, v in out.items()}
+
+    def live_ids_of_segment(self, segment_id: int) -> np.ndarray:
+        rows = self.db.execute("SELECT id FROM passages WHERE segment = ? ORDER BY id",
+                               [segment_id]).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    # -- per-language statistics -------------------------------------------------------
+
+    def lang_stats(self, with_outer: bool = False) -> dict[str, tuple]:
+        """language -> (n, sum) or (n, sum, outer) as float64 arrays."""
+        cols = "language, n, sum" + (", outer" if with_outer else "")
+        out = {}
+        for row in self.db.execute(f"SELECT {cols} FROM lang_stats"):
+            vec = np.frombuffer(row[2], dtype=np.float64)
+            if with_outer:
+                dim = len(vec)
+                out[row[0]] = (row[1], vec, np.frombuffer(row[3], dtype=np.float32)
+                               .astype(np.float64).reshape(dim, dim))
+            else:
+                out[row[0]] = (row[1], vec)
+        return out
+
+    def update_lang_stats(self, language: str, vectors: np.ndarray, sign: int = 1) -> None:
+        """Add (sign=1) or remove (sign=-1) these vectors from the language's sums."""
+        if not len(vectors):
+            return
+        v = np.asarray(vectors, dtype=np.float64)
+        dim = v.shape[1]
+        row = self.db.execute("SELECT n, sum, outer FROM lang_stats WHERE language = ?",
+                              [language]).fetchone()
+        if row:
+            n, total = row[0], np.frombuffer(row[1], dtype=np.float64).copy()
+            outer = np.frombuffer(row[2], dtype=np.float32).astype(np.float64).reshape(dim, dim)
+        else:
+            n, total, outer = 0, np.zeros(dim), np.zeros((dim, dim))
+        n += sign * len(v)
+        total += sign * v.sum(axis=0)
+        outer = outer + sign * (v.T @ v)
+        if n <= 0:
+            self.db.execute("DELETE FROM lang_stats WHERE language = ?", [language])
+            return
+        self.db.execute(
+            "INSERT INTO lang_stats (language, n, sum, outer) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(language) DO UPDATE SET n=excluded.n, sum=excluded.sum, "
+            "outer=excluded.outer",
+            [language, n, total.tobytes(), outer.astype(np.float32).tobytes()],
+        )
+
+    def clear_lang_stats(self) -> None:
+        self.db.execute("DELETE FROM lang_stats")
+
+    # -- reading -----------------------------------------------------------------------
 
     def passage_ids(self) -> np.ndarray:
         rows = self.db.execute("SELECT id FROM passages ORDER BY id").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def vectors(self, ids: Iterable[int] | None = None, dim: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) for the given passage ids, or all of them."""
-        if ids is None:
-            rows = self.db.execute("SELECT passage_id, vector FROM vectors ORDER BY passage_id")
-            rows = rows.fetchall()
-        else:
-            rows = []
-            for part, marks in _in_chunks(list(ids)):
-                rows += self.db.execute(
-                    f"SELECT passage_id, vector FROM vectors WHERE passage_id IN ({marks})", part
-                ).fetchall()
-        out_ids = np.array([r[0] for r in rows], dtype=np.int64)
-        if not rows:
-            return out_ids, np.zeros((0, dim or 0), dtype=np.float32)
-        mat = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-        return out_ids, mat
-
-    # -- reading -----------------------------------------------------------------------
+    def legacy_vectors(self, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in slices from a schema-2 ``vectors`` table, for the upgrade."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT passage_id, vector FROM vectors WHERE passage_id > ? "
+                "ORDER BY passage_id LIMIT 50000", [last]).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield (np.array([r[0] for r in rows], dtype=np.int64),
+                   np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]).reshape(-1,
+                                                                                           dim))
 
     def hits(self, ids: list[int]) -> dict[int, dict]:
         """Passage rows joined with their document, for display."""
@@ -283,8 +491,8 @@ class Store:
         for part, marks in _in_chunks(ids):
             rows = self.db.query(
                 "SELECT p.id, p.ordinal, p.char_start, p.char_end, p.text, p.language, "
-                "p.n_tokens, p.topic, p.topic_score, d.path, d.record_id, d.title, "
-                "d.language AS doc_language, d.topic AS doc_topic FROM passages p "
+                "p.n_tokens, p.topic, p.topic_score, p.document_id, d.path, d.record_id, "
+                "d.title, d.language AS doc_language, d.topic AS doc_topic FROM passages p "
                 f"JOIN documents d ON d.id = p.document_id WHERE p.id IN ({marks})",
                 part,
             )

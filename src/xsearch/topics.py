@@ -2,7 +2,7 @@
 
 Zero-shot: label descriptions are embedded in the model's *query* mode, passages are already
 embedded in *passage* mode; each passage takes the label of highest cosine similarity. The
-index keeps its vectors in SQLite, so labelling an index never re-embeds a passage.
+index keeps its vectors, so labelling an index never re-embeds a passage.
 """
 
 from __future__ import annotations
@@ -121,15 +121,16 @@ class LogisticClassifier:
 
 
 def label_index(index_path: Path, labels: Sequence[Label] | None = None,
-                embedder: Embedder | None = None) -> dict:
-    """Give every passage and document of an index a zero-shot topic and score.
+                embedder: Embedder | None = None, only_unlabelled: bool = False) -> dict:
+    """Give passages and documents of an index a zero-shot topic and score.
 
-    With ``labels`` None, the labels stored in the index are applied again (after new files
-    were indexed). Returns a small summary.
+    With ``labels`` None, the labels stored in the index are applied again; with
+    ``only_unlabelled`` only passages without a topic (new ones) and their documents are
+    labelled, so an incremental run costs what it added. Returns a small summary.
     """
     from .index_dir import IndexDir
 
-    index = IndexDir.open(Path(index_path))
+    index = IndexDir.open(Path(index_path), readonly=False)
     try:
         store = index.store
         if labels is None:
@@ -137,9 +138,18 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
             if not rows:
                 return {}
             labels = [Label(r["name"], r["description"]) for r in rows]
+        else:
+            only_unlabelled = False
         embedder = embedder or get_embedder(index.config.model)
         label_vecs = embed_labels(embedder, labels)
-        ids, vecs = store.vectors(dim=index.config.dim)
+        only = None
+        if only_unlabelled:
+            only = {r[0] for r in store.db.execute("SELECT id FROM passages WHERE topic IS NULL")}
+            if not only:
+                return {}
+        parts = list(index.vectors.iter_live(only))
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        vecs = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, index.config.dim))
         best, score = zero_shot(vecs, label_vecs)
         doc_of = dict(store.db.execute("SELECT id, document_id FROM passages").fetchall())
         doc_ids = np.array([doc_of[int(i)] for i in ids], dtype=np.int64)

@@ -56,7 +56,7 @@ class BenchOptions:
     related_sources: bool = True
     latency_queries: int = 50
     mixed: bool = True
-    center: bool = False  # centred FAISS layout (see xsearch index --center)
+    centering: str | None = None  # index default (language) unless given
     extra: dict = field(default_factory=dict)
 
 
@@ -122,7 +122,7 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
         t0 = time.perf_counter()
         index_dirs[lang] = work / "indexes" / lang
         build_index([pools[lang]], index_dirs[lang], full=True, embedder=emb,
-                    center=opts.center)
+                    centering=opts.centering)
         build_seconds[lang] = round(time.perf_counter() - t0, 2)
         log(f"  {lang}: {build_seconds[lang]}s")
     results["timings"]["index_build_seconds"] = build_seconds
@@ -188,7 +188,7 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
 def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
     t0 = time.perf_counter()
     mixed_dir = work / "indexes" / "_mixed"
-    build_index(list(pools.values()), mixed_dir, full=True, embedder=emb, center=opts.center)
+    build_index(list(pools.values()), mixed_dir, full=True, embedder=emb, centering=opts.centering)
     results["timings"]["mixed_index_build_seconds"] = round(time.perf_counter() - t0, 2)
     depth = min(opts.map_depth, len(ds.corpus))
     searcher = Searcher(mixed_dir, embedder=emb)
@@ -245,7 +245,9 @@ def _doc_vectors(index_path: Path) -> tuple[dict[str, np.ndarray], dict[str, str
     """Per document (record id): mean passage vector, and the stored zero-shot topic."""
     idx = IndexDir.open(index_path)
     try:
-        ids, vecs = idx.store.vectors(dim=idx.config.dim)
+        parts = list(idx.vectors.iter_live())
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        vecs = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, idx.config.dim))
         owner = dict(idx.store.db.execute(
             "SELECT p.id, d.record_id FROM passages p JOIN documents d ON d.id = p.document_id"
         ).fetchall())

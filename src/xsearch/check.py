@@ -1,0 +1,176 @@
+"""``xsearch check``: the full integrity checks that opening an index no longer does.
+
+Checks SQLite, every segment file against its recorded checksum and passage ids, the
+per-language statistics, the config mirror and the model fingerprint. ``repair`` re-embeds
+the passages of a damaged or missing segment from the text SQLite keeps, recomputes the
+statistics and rewrites the config mirror; it also upgrades an index of an older schema.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .centering import PROBE_KEY, decode_vector, fingerprint_matches
+from .errors import CorruptIndexError
+from .index_dir import CONFIG, IndexDir
+from .segments import files_of, full_checksum
+from .writer import IndexWriter, private_files, write_lock
+
+
+def _segment_problems(index: IndexDir) -> tuple[list[dict], list[dict]]:
+    """(problems, rows of segments that must be rebuilt)."""
+    problems, bad = [], []
+    store = index.store
+    tombs = store.tombstones()
+    for row in store.segments():
+        paths = [index.path / "segments" / f for f in files_of(row["name"], row["kind"])]
+        missing = [p.name for p in paths if not p.exists()]
+        if missing:
+            problems.append({"what": "segment missing", "detail": f"{row['name']}: "
+                             + ", ".join(missing)})
+            bad.append(row)
+            continue
+        if full_checksum(paths) != row["checksum"]:
+            problems.append({"what": "segment checksum", "detail": f"{row['name']} does not "
+                             "match the database (damaged or replaced)"})
+            bad.append(row)
+            continue
+        seg = index.vectors.segment(row)
+        if seg is None:
+            problems.append({"what": "segment unreadable", "detail": row["name"]})
+            bad.append(row)
+            continue
+        have = seg.all_ids()
+        live = store.live_ids_of_segment(row["id"])
+        dead = tombs.get(row["id"], np.zeros(0, dtype=np.int64))
+        if not np.isin(live, have).all() or not np.isin(dead, have).all():
+            problems.append({"what": "segment ids", "detail": f"{row['name']} lacks vectors of "
+                             "passages the database gives it"})
+            bad.append(row)
+    return problems, bad
+
+
+def _orphans(index: IndexDir) -> list[int]:
+    rows = index.store.db.execute(
+        "SELECT id FROM passages WHERE segment IS NULL OR segment NOT IN "
+        "(SELECT id FROM segments)").fetchall()
+    return [r[0] for r in rows]
+
+
+def _stats_problems(index: IndexDir) -> list[dict]:
+    stored = index.store.lang_stats()
+    counts = dict(index.store.db.execute(
+        "SELECT language, count(*) FROM passages WHERE segment IS NOT NULL GROUP BY language"
+    ).fetchall())
+    out = []
+    for lang in sorted(set(stored) | set(counts)):
+        n = stored.get(lang, (0,))[0]
+        if n != counts.get(lang, 0):
+            out.append({"what": "language statistics", "detail": f"{lang}: {n} recorded, "
+                        f"{counts.get(lang, 0)} passages"})
+    return out
+
+
+def check_index(path: Path, repair: bool = False, embedder=None, model_check: bool = True
+                ) -> dict:
+    """Report (and with ``repair`` fix) what is wrong with the index at ``path``."""
+    path = Path(path)
+    if repair:
+        with private_files(), write_lock(path):
+            writer = IndexWriter.open(path, None)  # migrates an older schema
+            try:
+                report = _check(writer.index, embedder, model_check)
+                report["repaired"] = _repair(writer, report, embedder)
+                writer.finish()
+            except BaseException:
+                writer.abort()
+                raise
+        after = check_index(path, repair=False, embedder=embedder, model_check=False)
+        report["after"] = after["problems"]
+        return report
+    index = IndexDir.open(path)
+    try:
+        return _check(index, embedder, model_check)
+    finally:
+        index.close()
+
+
+def _check(index: IndexDir, embedder, model_check: bool) -> dict:
+    problems = [{"what": "database", "detail": d} for d in index.store.check()]
+    seg_problems, bad = _segment_problems(index)
+    problems += seg_problems
+    orphans = _orphans(index)
+    if orphans:
+        problems.append({"what": "passages without vectors", "detail": f"{len(orphans)} passages"})
+    problems += _stats_problems(index)
+    try:
+        on_disk = (index.path / CONFIG).read_text(encoding="utf-8")
+    except OSError:
+        on_disk = None
+    if on_disk != index.config.to_json() and index.store.meta("config") is not None:
+        problems.append({"what": "config", "detail": f"{CONFIG} differs from the committed one"})
+    if model_check:
+        from .embedders import get_embedder
+
+        stored = decode_vector(index.store.meta(PROBE_KEY))
+        emb = embedder or get_embedder(index.config.model, purpose="query")
+        if stored is not None and (len(stored) != emb.dim or not fingerprint_matches(emb,
+                                                                                     stored)):
+            problems.append({"what": "model", "detail": f"{index.config.model} does not make "
+                             "the vectors this index was built with; rebuild with --full"})
+    return {"index": str(index.path), "ok": not problems, "problems": problems,
+            "segments": len(index.store.segments()), **index.store.counts(),
+            "_bad": [r["id"] for r in bad], "_orphans": len(orphans)}
+
+
+def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
+    done: list[str] = []
+    store = writer.store
+    bad_ids = set(report.pop("_bad"))
+    report.pop("_orphans")
+    if any(p["what"] == "database" for p in report["problems"]):
+        raise CorruptIndexError(f"index {writer.path}: the SQLite database itself is damaged; "
+                                "rebuild with xsearch index PATH --full")
+    rows = [r for r in store.segments() if r["id"] in bad_ids]
+    need = [r[0] for r in store.db.execute(
+        "SELECT id FROM passages WHERE segment IS NULL OR segment NOT IN "
+        "(SELECT id FROM segments)").fetchall()]
+    for row in rows:
+        need += store.live_ids_of_segment(row["id"]).tolist()
+    if need:
+        from .embedders import get_embedder
+
+        emb = embedder or get_embedder(writer.config.model)
+        texts = {}
+        for start in range(0, len(need), 500):
+            part = need[start:start + 500]
+            marks = ",".join("?" * len(part))
+            texts.update(store.db.execute(
+                f"SELECT id, text FROM passages WHERE id IN ({marks})", part).fetchall())
+        ids = sorted(texts)
+        langs = dict(store.db.execute("SELECT id, language FROM passages").fetchall())
+        vecs = emb.embed_documents([texts[i] for i in ids])
+        with store.transaction():
+            if rows:
+                store.replace_segments([r["id"] for r in rows], -1)
+            by_lang: dict[str, list[int]] = {}
+            for n, pid in enumerate(ids):
+                by_lang.setdefault(langs[pid] or "und", []).append(n)
+            for lang, rows_n in by_lang.items():
+                writer._add_segment(lang, np.array([ids[n] for n in rows_n], dtype=np.int64),
+                                    vecs[rows_n])
+        done.append(f"re-embedded {len(ids)} passages of {len(rows)} damaged segment(s)")
+    if need or any(p["what"] == "language statistics" for p in report["problems"]):
+        with store.transaction():
+            store.clear_lang_stats()
+            writer.index.vectors._loaded_generation = None
+            for ids, vecs in writer.index.vectors.iter_live():
+                lang = store.db.execute("SELECT language FROM passages WHERE id = ?",
+                                        [int(ids[0])]).fetchone()[0]
+                store.update_lang_stats(lang or "und", vecs, +1)
+        done.append("recomputed the per-language statistics")
+    writer.config.write(writer.path / CONFIG)
+    writer.sweep()
+    return done

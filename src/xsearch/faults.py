@@ -1,0 +1,22 @@
+"""Named crash points for the crash tests: ``XSEARCH_FAULT=NAME[@N]`` kills the process with
+SIGKILL the N-th time (default 1st) it reaches ``point(NAME)``. Unset, a point costs one dict
+lookup."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_hits: dict[str, int] = {}
+
+
+def point(name: str) -> None:
+    spec = os.environ.get("XSEARCH_FAULT")
+    if not spec:
+        return
+    want, _, nth = spec.partition("@")
+    if want != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

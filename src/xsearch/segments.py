@@ -1,0 +1,268 @@
+"""Immutable vector segments: one language each, written once, named by SQLite's committed state.
+
+A segment is either *flat* (``NAME.npy`` float32 rows + ``NAME.ids.npy`` sorted passage ids,
+memory-mapped at query time) or a FAISS file (``NAME.faiss``: HNSW or IVF-SQ8 with the ids
+inside). Segments are never modified: new passages make new segments, deletions are
+tombstones in SQLite, and merges write a new segment and drop the old ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorruptIndexError
+
+FLAT = "flat"
+HNSW = "hnsw"
+IVF_SQ8 = "ivf-sq8"
+KINDS = (FLAT, HNSW, IVF_SQ8)
+#: FAISS factory strings of the approximate kinds (inner product on unit vectors).
+FACTORY = {HNSW: "IDMap2,HNSW32,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+IVF_NPROBE = 24
+
+#: Every file a segment may leave behind; nothing else in ``segments/`` is ever deleted.
+NAME_RE = re.compile(r"^s\d{8}-[A-Za-z0-9_]{1,40}(\.ids)?\.(npy|faiss)(\.tmp-\d+)?$")
+_PROBE_BYTES = 1 << 16
+
+
+def _faiss():
+    import faiss  # noqa: PLC0415 - heavy, kept off the start-up path
+
+    return faiss
+
+
+def segment_name(seq: int, language: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", language or "und")[:40] or "und"
+    return f"s{seq:08d}-{safe}"
+
+
+def files_of(name: str, kind: str) -> list[str]:
+    return [name + ".npy", name + ".ids.npy"] if kind == FLAT else [name + ".faiss"]
+
+
+def quick_fingerprint(paths: list[Path]) -> str:
+    """Size plus the first and last 64 KiB of each file: O(1), catches a swapped file."""
+    h = hashlib.sha256()
+    for p in paths:
+        size = p.stat().st_size
+        h.update(str(size).encode())
+        with open(p, "rb") as fh:
+            h.update(fh.read(_PROBE_BYTES))
+            if size > _PROBE_BYTES:
+                fh.seek(max(_PROBE_BYTES, size - _PROBE_BYTES))
+                h.update(fh.read())
+    return h.hexdigest()[:32]
+
+
+def full_checksum(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class SegmentInfo:
+    """What SQLite records of a segment file."""
+
+    name: str
+    kind: str
+    n: int
+    nbytes: int
+    fingerprint: str
+    checksum: str
+
+
+def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
+                  kind: str = FLAT) -> SegmentInfo:
+    """Write a segment's files (fsync'd, renamed into place) and describe it."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    order = np.argsort(ids, kind="stable")
+    ids = np.ascontiguousarray(np.asarray(ids, dtype=np.int64)[order])
+    vectors = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[order])
+    if kind == FLAT:
+        _write_atomic(folder / (name + ".npy"), lambda p: _save_npy(p, vectors))
+        _write_atomic(folder / (name + ".ids.npy"), lambda p: _save_npy(p, ids))
+    else:
+        index = _build_faiss(kind, vectors, ids)
+        faiss = _faiss()
+        _write_atomic(folder / (name + ".faiss"), lambda p: faiss.write_index(index, str(p)))
+    _fsync_dir(folder)
+    paths = [folder / f for f in files_of(name, kind)]
+    return SegmentInfo(name=name, kind=kind, n=len(ids), nbytes=sum(p.stat().st_size
+                                                                    for p in paths),
+                       fingerprint=quick_fingerprint(paths), checksum=full_checksum(paths))
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+
+
+def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
+    faiss = _faiss()
+    dim = vectors.shape[1]
+    if kind == HNSW:
+        index = faiss.index_factory(dim, FACTORY[HNSW], faiss.METRIC_INNER_PRODUCT)
+        faiss.downcast_index(index.index).hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.add_with_ids(vectors, ids)
+        return index
+    if kind == IVF_SQ8:
+        nlist = int(max(1, min(4096, round(4 * np.sqrt(len(ids))))))
+        index = faiss.index_factory(dim, FACTORY[IVF_SQ8].format(nlist=nlist),
+                                    faiss.METRIC_INNER_PRODUCT)
+        sample = vectors if len(vectors) <= 64 * nlist else vectors[
+            np.random.default_rng(0).choice(len(vectors), 64 * nlist, replace=False)]
+        index.train(sample)
+        index.add_with_ids(vectors, ids)
+        index.make_direct_map()
+        return index
+    raise CorruptIndexError(f"unknown segment kind {kind!r}")
+
+
+class Segment:
+    """A segment opened for reading. Flat segments are memory-mapped, never read whole."""
+
+    def __init__(self, folder: Path, info: SegmentInfo, language: str, seg_id: int) -> None:
+        self.info = info
+        self.language = language
+        self.id = seg_id
+        self.paths = [folder / f for f in files_of(info.name, info.kind)]
+        try:
+            if info.kind == FLAT:
+                self.vectors = np.load(self.paths[0], mmap_mode="r", allow_pickle=False)
+                self.ids = np.load(self.paths[1], mmap_mode="r", allow_pickle=False)
+                self.index = None
+            else:
+                self.index = _faiss().read_index(str(self.paths[0]))
+                self.vectors = self.ids = None
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # numpy/faiss raise many types for a damaged file
+            raise CorruptIndexError(f"segment {info.name} is unreadable") from exc
+        n = len(self.ids) if self.ids is not None else int(self.index.ntotal)
+        if n != info.n:
+            raise CorruptIndexError(f"segment {info.name} holds {n} vectors, expected {info.n}")
+
+    def __len__(self) -> int:
+        return self.info.n
+
+    def all_ids(self) -> np.ndarray:
+        if self.ids is not None:
+            return np.asarray(self.ids)
+        faiss = _faiss()
+        if self.info.kind == HNSW:
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        invlists = self.index.invlists
+        out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+               for i in range(self.index.nlist) if invlists.list_size(i)]
+        return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of these passage ids (exact for flat and HNSW, decoded for IVF-SQ8)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.ids is not None:
+            all_ids = np.asarray(self.ids)
+            rows = np.clip(np.searchsorted(all_ids, ids), 0, max(0, len(all_ids) - 1))
+            if len(ids) and not np.array_equal(all_ids[rows], ids):
+                raise KeyError("passage id not in segment")
+            return np.asarray(self.vectors[rows], dtype=np.float32)
+        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
+            np.zeros((0, self.index.d), dtype=np.float32)
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = self.all_ids()
+        if self.ids is not None:
+            return ids, np.asarray(self.vectors)
+        return ids, self.reconstruct(ids)
+
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k best rows per query; ``exclude`` are tombstoned ids,
+        ``allowed`` (sorted) restricts to those ids with an exact search."""
+        k = max(1, min(k, self.info.n))
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if self.ids is not None or allowed is not None:
+            ids, mat = self._candidates(allowed)
+            if exclude is not None and len(exclude) and len(ids):
+                keep = ~np.isin(ids, exclude)
+                ids, mat = ids[keep], mat[keep]
+            return _exact_top_k(q, mat, ids, k)
+        return self._ann_search(q, k, exclude)
+
+    def _candidates(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        if allowed is None:
+            return np.asarray(self.ids), self.vectors
+        present = allowed[np.isin(allowed, self.all_ids())]
+        return present, self.reconstruct(present)
+
+    def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None):
+        faiss = _faiss()
+        params = None
+        sel = None
+        if exclude is not None and len(exclude):
+            sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
+                                                                                  dtype=np.int64)))
+        if self.info.kind == HNSW:
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=sel)
+            inner = faiss.downcast_index(self.index.index)
+            scores, ids = inner.search(q, k, params=params)
+            id_map = faiss.vector_to_array(self.index.id_map)
+            ids = np.where(ids >= 0, id_map[np.maximum(ids, 0)], -1)
+            return scores, ids
+        params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE, sel=sel)
+        return self.index.search(q, k, params=params)
+
+
+def _exact_top_k(q: np.ndarray, mat, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    nq = len(q)
+    if not len(ids):
+        return np.full((nq, k), -np.inf, dtype=np.float32), np.full((nq, k), -1, dtype=np.int64)
+    scores = np.asarray(mat @ q.T, dtype=np.float32).T  # (nq, n)
+    k = min(k, len(ids))
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-top, axis=1, kind="stable")
+    part = np.take_along_axis(part, order, axis=1)
+    return np.take_along_axis(scores, part, axis=1), np.asarray(ids)[part]
+
+
+def sweep(folder: Path, referenced: set[str]) -> list[str]:
+    """Delete segment files that no committed state names (only our own file names)."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in os.scandir(folder):
+        if not NAME_RE.match(entry.name) or not entry.is_file(follow_symlinks=False):
+            continue
+        if entry.name in referenced:
+            continue
+        os.unlink(entry.path)
+        removed.append(entry.name)
+    return removed

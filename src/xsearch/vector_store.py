@@ -1,0 +1,148 @@
+"""The vectors of an index as its committed segments: load the list, search them together.
+
+Each segment holds one language, so a per-language score offset (the centring bias) is a
+constant inside a segment: each segment is searched on its own and the offset is added
+before the per-segment lists are merged, which keeps approximate search exact about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CorruptIndexError
+from .segments import Segment, SegmentInfo, files_of, quick_fingerprint
+from .store import Store
+
+
+def _info(row: dict) -> SegmentInfo:
+    return SegmentInfo(name=row["name"], kind=row["kind"], n=row["n"], nbytes=row["bytes"],
+                       fingerprint=row["fingerprint"], checksum=row["checksum"])
+
+
+class VectorStore:
+    """The committed segments of one index, opened lazily and kept between refreshes."""
+
+    def __init__(self, folder: Path, store: Store, dim: int) -> None:
+        self.folder = folder
+        self.store = store
+        self.dim = dim
+        self._open: dict[str, Segment] = {}
+        self.rows: list[dict] = []
+        self.tombs: dict[int, np.ndarray] = {}
+        self.damaged: dict[str, str] = {}
+        self._loaded_generation: int | None = None
+
+    def load(self) -> None:
+        """Read the segment list and tombstones (call inside the store's snapshot)."""
+        gen = self.store.generation()
+        if gen == self._loaded_generation:
+            return
+        self.rows = self.store.segments()
+        self.tombs = self.store.tombstones()
+        names = {r["name"] for r in self.rows}
+        self._open = {n: s for n, s in self._open.items() if n in names}
+        self._loaded_generation = gen
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def __len__(self) -> int:
+        self.load()
+        return sum(r["n"] for r in self.rows) - sum(len(t) for t in self.tombs.values())
+
+    def segment(self, row: dict) -> Segment | None:
+        """The open segment of a row, or None (and a note in ``damaged``) if it is unusable."""
+        name = row["name"]
+        if name in self._open:
+            return self._open[name]
+        paths = [self.folder / f for f in files_of(name, row["kind"])]
+        try:
+            if quick_fingerprint(paths) != row["fingerprint"]:
+                raise CorruptIndexError(f"segment {name} does not match the database")
+            seg = Segment(self.folder, _info(row), row["language"], row["id"])
+        except FileNotFoundError:
+            self.damaged[name] = "missing"
+            return None
+        except CorruptIndexError as exc:
+            self.damaged[name] = str(exc)
+            return None
+        self._open[name] = seg
+        return seg
+
+    def iter_live(self, only: set[int] | None = None):
+        """(ids, vectors) of live passages, one segment at a time (``only``: these ids)."""
+        self.load()
+        for row in self.rows:
+            seg = self.segment(row)
+            if seg is None:
+                raise CorruptIndexError(f"segment {row['name']} is damaged; run xsearch check "
+                                        "--repair")
+            live = self.store.live_ids_of_segment(row["id"])
+            if only is not None:
+                live = live[np.isin(live, np.fromiter(only, dtype=np.int64))]
+            if len(live):
+                yield live, seg.reconstruct(live)
+
+    def languages(self) -> list[str]:
+        self.load()
+        return sorted({r["language"] for r in self.rows})
+
+    def vectors_of(self, passage_ids: list[int]) -> np.ndarray:
+        """Vectors of live passages, in the order given."""
+        if not passage_ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        marks = ",".join("?" * len(passage_ids))
+        where = dict(self.store.db.execute(
+            f"SELECT id, segment FROM passages WHERE id IN ({marks})", passage_ids).fetchall())
+        by_id = {r["id"]: r for r in self.rows}
+        out = np.zeros((len(passage_ids), self.dim), dtype=np.float32)
+        for n, pid in enumerate(passage_ids):
+            row = by_id.get(where.get(pid))
+            seg = self.segment(row) if row else None
+            if seg is None:
+                raise CorruptIndexError(f"passage {pid} has no readable vector")
+            out[n] = seg.reconstruct(np.array([pid]))[0]
+        return out
+
+    def search(self, queries: np.ndarray, k: int, languages: set[str] | None = None,
+               allowed: np.ndarray | None = None,
+               bias: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]:
+        """(scores, raw scores, ids) of the k best live passages per query, best first.
+
+        ``bias[lang]`` (one value per query) is added to the raw inner product of every
+        passage of that language; ``languages`` keeps only those segments; ``allowed``
+        (sorted ids) restricts the search to those passages, exactly.
+        """
+        self.load()
+        nq = len(queries)
+        parts_s, parts_r, parts_i = [], [], []
+        for row in self.rows:
+            if languages is not None and row["language"] not in languages:
+                continue
+            seg = self.segment(row)
+            if seg is None:
+                continue
+            exclude = self.tombs.get(row["id"])
+            scores, ids = seg.search(queries, k, exclude=exclude, allowed=allowed)
+            valid = ids >= 0
+            shift = bias.get(row["language"]) if bias else None
+            adj = scores + (shift[:, None] if shift is not None else 0.0)
+            parts_r.append(np.where(valid, scores, -np.inf))
+            parts_s.append(np.where(valid, adj, -np.inf))
+            parts_i.append(ids)
+        if not parts_s:
+            empty = np.zeros((nq, 0))
+            return empty, empty, np.zeros((nq, 0), dtype=np.int64)
+        s = np.hstack(parts_s)
+        r = np.hstack(parts_r)
+        i = np.hstack(parts_i)
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        s = np.take_along_axis(s, order, axis=1)
+        r = np.take_along_axis(r, order, axis=1)
+        i = np.take_along_axis(i, order, axis=1)
+        i = np.where(np.isfinite(s), i, -1)
+        return s, r, i

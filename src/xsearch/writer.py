@@ -1,0 +1,413 @@
+"""The write side of an index: the lock, atomic creation and ``--full``, the schema-2 upgrade,
+write transactions that add segments, and merges.
+
+Order inside every write, for crash safety: segment files are written, fsync'd and renamed
+into place *before* the SQLite transaction that names them commits; files that no commit
+names are swept by the next writer. Nothing outside the index's own name patterns is touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import segments as S
+from .errors import CorruptIndexError, IndexLockedError
+from .faults import point
+from .index_dir import (
+    CONFIG,
+    DATABASE,
+    LEGACY_VECTORS,
+    LOCK,
+    SEGMENTS,
+    IndexConfig,
+    IndexDir,
+    ReadOnlyIndexError,
+    is_own_folder,
+    looks_like_index,
+)
+from .store import SCHEMA_VERSION, DocumentRow, Store
+
+#: Per language: flat segments are merged into one at the end of each run; from this many
+#: vectors on, a language's merged segment becomes approximate (layout "auto").
+ANN_MIN_VECTORS = 20_000
+#: A segment whose tombstones pass this share is rewritten without them.
+TOMBSTONE_SHARE = 0.2
+#: Approximate segments of one language merged once there are this many.
+MAX_ANN_SEGMENTS = 4
+NEW_DB_RE = "xsearch.db.new-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files created inside are 0600 and folders 0700: an index holds the user's text."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def prepare_folder(path: Path) -> None:
+    """Refuse a place that is not ours before anything is written there; create it if new."""
+    if path.exists() and not path.is_dir():
+        raise CorruptIndexError(f"index path {path} is a file, not a directory")
+    if path.is_dir():
+        if not is_own_folder(path):
+            raise CorruptIndexError(
+                f"{path} is not empty and is not an xsearch index; choose another --index")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ReadOnlyIndexError(f"index {path} is read-only; cannot write to it")
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ReadOnlyIndexError(f"cannot create index {path}: {probe} is not writable")
+    try:
+        path.mkdir(parents=True, mode=0o700)
+    except OSError as exc:
+        raise ReadOnlyIndexError(f"cannot create index {path}: {exc.strerror}") from exc
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """One writer per index; a second one fails at once instead of interleaving."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ReadOnlyIndexError(f"cannot lock index {path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise IndexLockedError(f"index {path} is being written by another process") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Written:
+    """Passage ids a write added and removed."""
+
+    added: list[int]
+    removed: int
+
+
+class IndexWriter:
+    """An index opened for writing (inside :func:`write_lock`)."""
+
+    def __init__(self, path: Path, index: IndexDir, new_db: Path | None) -> None:
+        self.path = path
+        self.index = index
+        self.store = index.store
+        self.config = index.config
+        self._new_db = new_db  # a fresh database to rename over the live one in finish()
+        self.folder = path / SEGMENTS
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, new_config: IndexConfig | None) -> IndexWriter:
+        """Open the live index, or start a fresh one when ``new_config`` is given."""
+        _recover_or_sweep_new_dbs(path)
+        if new_config is None:
+            index = IndexDir.open(path, readonly=False)
+            writer = cls(path, index, None)
+            writer._upgrade_legacy()
+            writer.sweep()
+            return writer
+        new_db = path / f"{NEW_DB_RE}{os.getpid()}"
+        store = Store(new_db)
+        point("create:db")
+        try:
+            with store.transaction():
+                store.set_meta("config", new_config.to_json())
+                store.set_meta("complete", "0")
+                store.db.execute("DROP TABLE IF EXISTS vectors")
+                store.db.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES "
+                                 "('segments', ?)", [_highest_segment_seq(path / SEGMENTS)])
+        except BaseException:
+            store.close()
+            raise
+        return cls(path, IndexDir(path, new_config, store, readonly=False), new_db)
+
+    def _upgrade_legacy(self) -> None:
+        """Schema 2 kept vectors in SQLite and one FAISS file: move them into segments."""
+        db = self.store.db
+        if not db["vectors"].exists():
+            return
+        with self.store.transaction():
+            lang_of = dict(db.execute("SELECT id, language FROM passages").fetchall())
+            by_lang: dict[str, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+            for ids, mat in self.store.legacy_vectors(self.config.dim):
+                langs = np.array([lang_of.get(int(i)) or "und" for i in ids])
+                for lang in np.unique(langs):
+                    keep = langs == lang
+                    by_lang[str(lang)].append((ids[keep], mat[keep]))
+            self.store.clear_lang_stats()
+            for lang, parts in by_lang.items():
+                ids = np.concatenate([p[0] for p in parts])
+                mat = np.vstack([p[1] for p in parts])
+                self._add_segment(lang, ids, mat)
+            point("upgrade:segments")
+            db.execute("DROP TABLE vectors")
+            self.config.schema_version = SCHEMA_VERSION
+            self.store.set_meta("config", self.config.to_json())
+        self.config.write(self.path / CONFIG)
+        for name in [LEGACY_VECTORS, *(p.name for p in self.path.glob(LEGACY_VECTORS + ".tmp-*"))]:
+            (self.path / name).unlink(missing_ok=True)
+
+    def sweep(self) -> list[str]:
+        """Delete segment files that the committed state does not name."""
+        names = {f for r in self.store.segments() for f in S.files_of(r["name"], r["kind"])}
+        return S.sweep(self.folder, names)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _add_segment(self, language: str, ids: np.ndarray, vectors: np.ndarray,
+                     kind: str = S.FLAT) -> int:
+        """Write a segment and record it (inside a transaction); returns its id."""
+        name = S.segment_name(self.store.next_segment_seq(), language)
+        info = S.write_segment(self.folder, name, ids, vectors, kind)
+        point("segment:written")
+        seg_id = self.store.add_segment(language, info)
+        self.store.assign_segment(ids.tolist(), seg_id)
+        self.store.update_lang_stats(language, vectors, +1)
+        return seg_id
+
+    def _forget(self, removed: list[tuple[int, str, int]]) -> None:
+        """Take removed passages' vectors out of the per-language sums."""
+        by_seg: dict[int, list[int]] = defaultdict(list)
+        lang_of_seg: dict[int, str] = {}
+        for pid, lang, seg in removed:
+            if seg is not None:
+                by_seg[seg].append(pid)
+                lang_of_seg[seg] = lang
+        rows = {r["id"]: r for r in self.store.segments()}
+        for seg_id, pids in by_seg.items():
+            row = rows.get(seg_id)
+            seg = self.index.vectors.segment(row) if row else None
+            if seg is None:
+                continue  # a lost segment: `xsearch check --repair` recomputes the sums
+            vecs = seg.reconstruct(np.array(sorted(pids), dtype=np.int64))
+            self.store.update_lang_stats(row["language"], vecs, -1)
+
+    def write(self, path: str, fingerprint: tuple[str, int, float], fmt: str,
+              drop: list[int], docs: list[DocumentRow], vectors: np.ndarray,
+              fts_rows=None) -> Written:
+        """One file's new state in one transaction: its documents, passages and segments."""
+        return self.write_many([(path, fingerprint, fmt, drop, docs)], vectors, fts_rows)
+
+    def write_many(self, files: list[tuple], vectors: np.ndarray, fts=None) -> Written:
+        """Several files in one transaction; ``vectors`` row order = passages in order."""
+        added: list[int] = []
+        langs: list[str] = []
+        removed_total = 0
+        with self.store.transaction():
+            for path, fingerprint, fmt, drop, docs in files:
+                self.store.upsert_file(path, *fingerprint, fmt)
+                removed = self.store.delete_documents(drop)
+                if fts is not None:
+                    fts.delete([r[0] for r in removed])
+                self._forget(removed)
+                removed_total += len(removed)
+                for d in docs:
+                    _, pids = self.store.insert_document(path, d)
+                    added += pids
+                    langs += [p.language or "und" for p in d.passages]
+                    if fts is not None:
+                        fts.insert(pids, [p.text for p in d.passages])
+            if len(added) != len(vectors):
+                raise ValueError("one vector per passage is needed")
+            ids = np.array(added, dtype=np.int64)
+            lang_arr = np.array(langs)
+            for lang in sorted(set(langs)):
+                keep = lang_arr == lang
+                self._add_segment(lang, ids[keep], np.asarray(vectors)[keep])
+            point("write:before-commit")
+        point("write:after-commit")
+        return Written(added=added, removed=removed_total)
+
+    def delete_files(self, paths: list[str], fts=None) -> int:
+        removed_total = 0
+        with self.store.transaction():
+            for p in paths:
+                removed = self.store.delete_file(p)
+                if fts is not None:
+                    fts.delete([r[0] for r in removed])
+                self._forget(removed)
+                removed_total += len(removed)
+        return removed_total
+
+    # -- merging -------------------------------------------------------------------------
+
+    def _target_kind(self, n: int) -> str:
+        layout = self.config.layout
+        if layout == "flat" or n < 1000:
+            return S.FLAT
+        if layout == "auto":
+            return S.HNSW if n >= ANN_MIN_VECTORS else S.FLAT
+        return S.HNSW if layout == "hnsw" else S.IVF_SQ8
+
+    def merge(self, force: bool = False) -> int:
+        """Apply the merge policy; returns how many segments were rewritten."""
+        self.index.vectors._loaded_generation = None
+        self.index.vectors.load()
+        rows = self.index.vectors.rows
+        tombs = self.index.vectors.tombs
+        by_lang: dict[str, list[dict]] = defaultdict(list)
+        for r in rows:
+            by_lang[r["language"]].append(r)
+        rewritten = 0
+        for lang, segs in sorted(by_lang.items()):
+            groups = []
+            flats = [r for r in segs if r["kind"] == S.FLAT]
+            anns = [r for r in segs if r["kind"] != S.FLAT]
+            if len(flats) > 1 or (flats and tombs.get(flats[0]["id"]) is not None):
+                groups.append(flats)
+            stale = [r for r in anns if len(tombs.get(r["id"], ())) > TOMBSTONE_SHARE * r["n"]]
+            if len(anns) >= MAX_ANN_SEGMENTS:
+                groups.append(anns)
+            elif stale:
+                groups += [[r] for r in stale]
+            if force and len(segs) > 1:
+                groups = [segs]
+            for group in groups:
+                self._merge_group(lang, group)
+                rewritten += len(group)
+        if rewritten:
+            self.sweep()
+        return rewritten
+
+    def _merge_group(self, lang: str, group: list[dict]) -> None:
+        ids_parts, vec_parts = [], []
+        for row in group:
+            seg = self.index.vectors.segment(row)
+            if seg is None:
+                raise CorruptIndexError(f"segment {row['name']} is damaged; run xsearch check "
+                                        "--repair")
+            live = self.store.live_ids_of_segment(row["id"])
+            if len(live):
+                ids_parts.append(live)
+                vec_parts.append(seg.reconstruct(live))
+        with self.store.transaction():
+            if not ids_parts:
+                self.store.replace_segments([r["id"] for r in group], -1)
+                return
+            ids = np.concatenate(ids_parts)
+            mat = np.vstack(vec_parts)
+            name = S.segment_name(self.store.next_segment_seq(), lang)
+            info = S.write_segment(self.folder, name, ids, mat, self._target_kind(len(ids)))
+            point("merge:written")
+            new_id = self.store.add_segment(lang, info)
+            self.store.replace_segments([r["id"] for r in group], new_id)
+        point("merge:committed")
+
+    # -- finishing -----------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Make a fresh database the live one (atomic rename), then sweep what it replaced."""
+        if self._new_db is None:
+            self.index.close()
+            return
+        with self.store.transaction():
+            self.store.set_meta("complete", "1")
+        point("finish:complete")
+        self.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.store.db.execute("PRAGMA journal_mode = DELETE")
+        self.index.close()
+        _swap_in(self.path, self._new_db)
+        point("finish:swapped")
+        self.config.write(self.path / CONFIG)
+        _fsync_dir(self.path)
+        store = Store(self.path / DATABASE)
+        try:
+            names = {f for r in store.segments() for f in S.files_of(r["name"], r["kind"])}
+            S.sweep(self.folder, names)
+            for name in [LEGACY_VECTORS, *(p.name for p in
+                                           self.path.glob(LEGACY_VECTORS + ".tmp-*"))]:
+                (self.path / name).unlink(missing_ok=True)
+        finally:
+            store.close()
+
+    def abort(self) -> None:
+        self.index.close()
+
+
+def _highest_segment_seq(folder: Path) -> int:
+    best = 0
+    if folder.is_dir():
+        for entry in os.scandir(folder):
+            if S.NAME_RE.match(entry.name):
+                best = max(best, int(entry.name[1:9]))
+    return best
+
+
+def _swap_in(path: Path, new_db: Path) -> None:
+    live = path / DATABASE
+    if live.exists():
+        try:  # fold the old WAL in, so removing it below can lose nothing
+            con = sqlite3.connect(str(live), timeout=30)
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.close()
+        except sqlite3.Error:
+            pass
+    for suffix in ("-wal", "-shm", "-journal"):
+        (path / (DATABASE + suffix)).unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(str(new_db) + suffix).unlink(missing_ok=True)
+    point("finish:old-wal-removed")
+    os.replace(new_db, live)
+
+
+def recover(path: Path) -> None:
+    """Finish or discard what a killed writer left (call with the write lock held)."""
+    _recover_or_sweep_new_dbs(path)
+
+
+def _recover_or_sweep_new_dbs(path: Path) -> None:
+    """A finished fresh database left by a kill mid-swap is swapped in; others are removed."""
+    for entry in sorted(path.glob(NEW_DB_RE + "*")):
+        if not entry.name[len(NEW_DB_RE):].isdigit():
+            continue
+        complete = False
+        try:
+            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
+            try:
+                row = con.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone()
+                complete = bool(row and row[0] == "1")
+                raw = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            raw = None
+        if complete and raw:
+            _swap_in(path, entry)
+            IndexConfig.from_dict(json.loads(raw[0]), str(path)).write(path / CONFIG)
+            continue
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(entry) + suffix).unlink(missing_ok=True)
+
+
+def needs_fresh_database(path: Path, full: bool) -> bool:
+    return full or not looks_like_index(path) or not (path / DATABASE).exists()
