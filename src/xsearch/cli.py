@@ -187,8 +187,8 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("-k", "--top-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Hits per query.")
 @click.option("--lang", "languages", multiple=True,
-              help="Only passages in this language (hin_Deva, or hin for any script). "
-                   "Repeatable.")
+              help="Only passages in this language: hin_Deva, or hin / hi / Hindi for any "
+                   "script, zh-Hant... Repeatable; unknown languages are refused.")
 @click.option("--path", "path_glob", help="Only files matching this glob (e.g. '*.pdf').")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
 @click.option("--min-score", type=float, help="Drop hits scoring below this (cosine).")

@@ -13,6 +13,7 @@ import numpy as np
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError
 from .index_dir import IndexDir
+from .langcodes import resolve_filters
 
 SNIPPET_CHARS = 240
 
@@ -113,10 +114,13 @@ class Searcher:
             return None
         where, args = [], []
         if f.languages:
+            held = [r[0] for r in self.index.store.db.execute(
+                "SELECT DISTINCT language FROM passages")]
+            langs = resolve_filters(f.languages, held)  # "hi", "Hindi" -> "hin"; unknown: error
             # A bare ISO code ("hin") matches every script ("hin_Deva").
             where.append("(" + " OR ".join("p.language = ? OR p.language GLOB ?"
-                                           for _ in f.languages) + ")")
-            for lang in f.languages:
+                                           for _ in langs) + ")")
+            for lang in langs:
                 args += [lang, lang + "_*"]
         if f.topics:
             where.append("p.topic IN (" + ",".join("?" * len(f.topics)) + ")")
