@@ -403,3 +403,97 @@ def test_resolve_languages_against_sib_folders(tmp_path: Path) -> None:
         "eng_Latn", "zho_Hans", "fra_Latn"]
     with pytest.raises(DatasetError, match="'hi' .* not in the dataset"):
         resolve_languages(["hi"], folders)
+
+
+# ------------------------------------------------- end to end on the real model, via the CLI
+
+TOPICS = [  # (English, Arabic, Chinese) document; then the same three as queries
+    (("Knead the dough and let the bread rise overnight before baking it.",
+      "اعجن العجين واترك الخبز يختمر طوال الليل قبل خبزه.",
+      "揉好面团，让面包发酵一整夜，然后再烤。"),
+     ("how to bake bread", "كيف أخبز الخبز", "怎么烤面包")),
+    (("The volcano erupted and covered the whole village in grey ash.",
+      "ثار البركان وغطى القرية كلها بالرماد الرمادي.",
+      "火山爆发了，灰色的火山灰覆盖了整个村庄。"),
+     ("volcanic eruption", "ثوران بركاني", "火山喷发")),
+    (("The football team won the championship final with a late goal.",
+      "فاز فريق كرة القدم بالمباراة النهائية للبطولة بهدف متأخر.",
+      "足球队凭借一个迟到的进球赢得了冠军决赛。"),
+     ("football championship", "بطولة كرة القدم", "足球冠军赛")),
+    (("Doctors vaccinated thousands of children against measles this year.",
+      "قام الأطباء هذا العام بتطعيم آلاف الأطفال ضد الحصبة.",
+      "今年医生为数千名儿童接种了麻疹疫苗。"),
+     ("measles vaccination for children", "تطعيم الأطفال ضد الحصبة", "儿童麻疹疫苗接种")),
+]
+
+
+def _bench(tmp_path: Path, data: Path, *extra: str) -> tuple[dict, str]:
+    from click.testing import CliRunner
+
+    from xsearch.cli import cli
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["bench", "--dataset", "generic", "--data", str(data),
+                                      "--out", str(out), "--cache", str(tmp_path / "cache"),
+                                      "--k", "1,5", *extra])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return res, (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_iso_639_1_coded_set_end_to_end(tmp_path: Path) -> None:
+    """`ar`/`zh`/`en` labels: language id and every per-language column work."""
+    root = tmp_path / "xling"
+    root.mkdir()
+    corpus, queries, qrels = [], [], ["query-id\tcorpus-id\tscore"]
+    for t, (docs, qs) in enumerate(TOPICS):
+        for code, doc, q in zip(("en", "ar", "zh"), docs, qs, strict=True):
+            corpus.append({"id": f"d{t}-{code}", "lang": code, "text": doc})
+            queries.append({"id": f"q{t}-{code}", "lang": code, "text": q})
+        qrels += [f"q{t}-{qc}\td{t}-{dc}\t1" for qc in ("en", "ar", "zh")
+                  for dc in ("en", "ar", "zh")]
+    _write_jsonl(root / "corpus.jsonl", corpus)
+    _write_jsonl(root / "queries.jsonl", queries)
+    (root / "qrels.tsv").write_text("\n".join(qrels) + "\n", encoding="utf-8")
+
+    res, report = _bench(tmp_path, root)
+    langs = ["arb", "eng", "zho"]
+    assert res["languages"] == {"query": langs, "document": langs}
+    for lang in langs:
+        assert res["language_id"][lang]["accuracy"] > 0.5, res["language_id"]
+    summ = res["retrieval"]["recall@5"]
+    assert set(summ["per_query_lang_cross"]) == set(summ["per_doc_lang_cross"]) == set(langs)
+    assert all(v is not None for v in summ["per_query_lang_cross"].values())
+    assert set(res["mixed"]["per_query_language"]) == set(langs)
+    # the per-language table: every retrieval, mixed-pool, tokenizer and language-id cell
+    table = report.split("## Per language")[1].split("\n\n")[2].splitlines()
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    assert "zero-shot acc" not in header  # no topic labels in this set: no topic columns
+    for lang in langs:
+        row = next(r for r in table if r.startswith(f"| {lang} |"))
+        cells = dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
+        for col in ("R@1 as query", "R@5 as query", "R@5 as docs", "R@1 as docs",
+                    "R@5 same language", "mixed mAP@12", "own-lang bias@10", "tokens/unit",
+                    "langid acc"):
+            assert cells[col] not in ("–", ""), (lang, col, row)
+    assert res["tokenization"]["arb"]["ratio_to_english"] is not None  # eng found as "eng"
+
+
+def test_bitext_mixed_pool_skips_the_query_itself(tmp_path: Path) -> None:
+    """Tatoeba-like set: without the `item` marks each English query would find its own
+    sentence (another id, same text) first and recall@1 in the mixed pool would be 0."""
+    res, report = _bench(tmp_path, make_bitext(tmp_path / "tatoeba"))
+    assert res["sizes"]["queries_with_same_item_document"] == 5
+    mixed = res["mixed"]["per_query_language"]["eng"]
+    assert mixed["recall@1"] >= 0.8, mixed
+    assert res["retrieval"]["pairs"]["eng"]["fra"]["recall@1"] >= 0.8
+    assert res["retrieval"]["pairs"]["eng"]["eng"] is None  # no English document is relevant
+
+    # Matrix cells print the digits they have: 0.995 is not shown as 1.00.
+    from xsearch.bench.report import write_report
+
+    res["retrieval"]["pairs"]["eng"]["fra"]["recall@5"] = 0.995
+    write_report(res, tmp_path / "again")
+    again = (tmp_path / "again" / "report.md").read_text(encoding="utf-8")
+    matrix = again.split("## recall@5 matrix")[1]
+    assert "| eng | – | 0.995 |" in matrix

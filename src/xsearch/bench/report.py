@@ -147,7 +147,8 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         header.append("R@5 same language")
     if mixed:
         header += [f"mixed mAP@{depth}", "own-lang bias@10"]
-    header += ["zero-shot acc", "zero-shot F1"]
+    if zs:  # a set without topic labels has no topic columns
+        header += ["zero-shot acc", "zero-shot F1"]
     if topics.get("few_shot"):
         header += ["few-shot eng (best)", "related src", "few-shot related (best)"]
     header += ["tokens/unit", "tokens vs eng", "langid acc"]
@@ -160,7 +161,8 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         if mixed:
             m = mixed.get(lang, {})
             row += [m.get(f"map@{depth}"), m.get("bias")]
-        row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
+        if zs:
+            row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
         if topics.get("few_shot"):
             row.append(best_few_shot(topics, lang, "eng_Latn"))
             rel = RELATED.get(lang)
