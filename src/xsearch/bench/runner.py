@@ -208,7 +208,8 @@ def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
                                                                              strict=True)})
     finally:
         searcher.close()
-    ranked = M.drop_self_hits(ranked, ds.same_item)
+    # mAP is over the whole list: cut it to `depth` whether or not a self-hit was dropped
+    ranked = {q: docs[:depth] for q, docs in M.drop_self_hits(ranked, ds.same_item).items()}
     per_lang = {}
     share = defaultdict(float)
     for lang in ds.doc_lang.values():
