@@ -335,6 +335,8 @@ def test_beir_layout_language_from_option_or_refused(tmp_path: Path) -> None:
         load_generic(root, default_lang="klingon")
     with pytest.raises(DatasetError, match=r"qrels/train\.tsv"):
         load_generic(root, split="train", default_lang="ar")
+    with pytest.raises(DatasetError, match="split 'dev' needs BEIR's"):
+        load_generic(make_generic(tmp_path / "toy"), split="dev")
 
 
 def make_bitext(root: Path) -> Path:

@@ -343,6 +343,9 @@ def _qrels_files(root: Path, split: str) -> list[Path]:
                 raise DatasetError(f"no .tsv files in {folder}")
             return files
         return [folder / f"{split}.tsv"]
+    if split != "test":  # not silently ignored
+        raise DatasetError(f"split {split!r} needs BEIR's {folder}/{split}.tsv; {root} has "
+                           "one qrels.tsv")
     return [root / "qrels.tsv"]
 
 
@@ -519,6 +522,6 @@ def pair_subset(ds: BenchDataset, query_lang: str, doc_lang: str) -> BenchDatase
         labels=ds.labels,
         doc_label={d: lab for d, lab in ds.doc_label.items() if d in corpus},
         doc_group={d: g for d, g in ds.doc_group.items() if d in corpus},
-        same_item={q: v & set(corpus) for q, v in ds.same_item.items()
-                   if q in qrels and v & set(corpus)},
+        same_item={q: v & corpus.keys() for q, v in ds.same_item.items()
+                   if q in qrels and v & corpus.keys()},
     )
