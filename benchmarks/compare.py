@@ -52,7 +52,9 @@ def main() -> None:
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for lang in langs:
         row = [lang]
-        row += [_cell(r["retrieval"]["recall@1"]["per_query_lang"].get(lang)) for r in runs]
+        row += [_cell(r["retrieval"]["recall@1"].get(  # older runs: no _cross key
+            "per_query_lang_cross", r["retrieval"]["recall@1"]["per_query_lang"]).get(lang))
+            for r in runs]
         row += [_cell(r.get("topics", {}).get("zero_shot", {}).get("per_language", {})
                       .get(lang, {}).get("accuracy")) for r in runs]
         row += [_cell(best_few_shot(r.get("topics", {}), lang, "eng_Latn")) for r in runs]

@@ -267,3 +267,26 @@ def test_recall_matrix_summary_by_hand() -> None:
         {"query_lang": "eng", "doc_lang": "zho", "value": approx(0.4)},
     ]
     assert len(recall_matrix_summary(matrix)["worst_pairs"]) == 8
+
+
+def test_drop_self_hits_with_same_item() -> None:
+    ranked = {"q1": ["en-1", "q1", "fr-1", "fr-2"], "q2": ["fr-2", "en-2"]}
+    same = {"q1": {"en-1"}, "q3": {"x"}}
+    assert drop_self_hits(ranked, same) == {"q1": ["fr-1", "fr-2"], "q2": ["fr-2", "en-2"]}
+
+
+def test_recall_matrix_summary_cross_means_exclude_the_diagonal() -> None:
+    matrix = {
+        "eng": {"eng": 1.0, "fra": 0.8, "zho": 0.4},
+        "fra": {"eng": 0.6, "fra": 1.0},
+        "zho": {"eng": 0.2, "fra": 0.5, "zho": None},
+    }
+    s = recall_matrix_summary(matrix)
+    # "mean over document languages (other than itself)": eng (.8 + .4)/2, fra .6, zho .35
+    assert s["per_query_lang_cross"] == approx({"eng": 0.6, "fra": 0.6, "zho": 0.35})
+    # columns without the diagonal: eng (.6 + .2)/2, fra (.8 + .5)/2, zho .4
+    assert s["per_doc_lang_cross"] == approx({"eng": 0.4, "fra": 0.65, "zho": 0.4})
+    # the diagonal-inclusive means differ wherever a diagonal cell exists
+    assert s["per_query_lang"]["eng"] == approx(2.2 / 3)
+    only_diagonal = recall_matrix_summary({"eng": {"eng": 1.0}})
+    assert only_diagonal["per_query_lang_cross"] == {"eng": None}

@@ -260,8 +260,8 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("-k", "--top-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Hits per query.")
 @click.option("--lang", "languages", multiple=True,
-              help="Only passages in this language (hin_Deva, or hin for any script). "
-                   "Repeatable.")
+              help="Only passages in this language: hin_Deva, or hin / hi / Hindi for any "
+                   "script, zh-Hant... Repeatable; unknown languages are refused.")
 @click.option("--path", "path_glob", help="Only files matching this glob (e.g. '*.pdf').")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
 @click.option("--min-score", type=float,
@@ -439,10 +439,15 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Dataset folder (SIB-200 default: $XSEARCH_SIB200, else "
                    "../shared/data/sib200).")
-@click.option("--languages", "-l", help="Comma-separated FLORES codes (default: all).")
+@click.option("--languages", "-l", help="Comma-separated languages, any spelling (hin_Deva, "
+              "hi, hin, Hindi, zh-Hant; hin = every script). Default: all.")
 @click.option("--split", type=click.Choice(["train", "dev", "test", "all"]), default="test",
-              show_default=True, help="SIB-200 split used as queries and pool.")
-@click.option("--sample", type=click.IntRange(2), help="Keep N translation groups (SIB-200).")
+              show_default=True, help="SIB-200 split used as queries and pool; for a BEIR "
+              "layout, the qrels/SPLIT.tsv file.")
+@click.option("--sample", type=click.IntRange(2), help="Keep N translation groups (SIB-200) "
+              "or N queries and the documents judged for them (generic).")
+@click.option("--data-lang", help="Generic/BEIR: language of records without a 'lang' field "
+              "(default: the folder name, when it is a language code).")
 @click.option("--model", "-m", default="e5-small", show_default=True, help="Embedding model.")
 @click.option("--k", "ks", default="1,5,10", show_default=True, callback=_int_list,
               help="Recall cut-offs.")
@@ -469,8 +474,9 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
               help="Score with this centring (default: the index default, language).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @_edge
-def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache_dir, no_cache,
-          labels_file, template, source_langs, no_related, fewshot_k, no_mixed, centering, as_json):
+def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out_dir, cache_dir,
+          no_cache, labels_file, template, source_langs, no_related, fewshot_k, no_mixed,
+          centering, as_json):
     """Measure retrieval per language pair and topic labels per language.
 
     Builds real xsearch indexes (one per document language, plus one mixed), queries them
@@ -482,8 +488,15 @@ def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache
         xsearch bench --split all --out benchmarks/runs/sib200-e5
         xsearch bench --model use-m3 --split all --out benchmarks/runs/sib200-use
         xsearch bench --dataset generic --data my_eval/ --out runs/mine
+        xsearch bench --dataset generic --data beir/ar --split dev -l ar,en --sample 200
     """
-    from .bench.datasets import default_sib200_root, load_generic, load_sib200
+    from .bench.datasets import (
+        default_sib200_root,
+        load_generic,
+        load_sib200,
+        resolve_languages,
+        sib200_languages,
+    )
     from .bench.report import write_report
     from .bench.runner import BenchOptions, run_benchmark
 
@@ -494,11 +507,14 @@ def bench(dataset, data_dir, languages, split, sample, model, ks, out_dir, cache
         if not sib_root.is_dir():
             raise click.ClickException(f"SIB-200 not found at {sib_root}; pass --data or set "
                                        "XSEARCH_SIB200")
+        if langs:
+            langs = resolve_languages(langs, sib200_languages(sib_root))
         ds = load_sib200(sib_root, languages=langs, split=split, sample=sample)
     else:
         if data_dir is None:
             raise click.UsageError("--dataset generic needs --data FOLDER")
-        ds = load_generic(data_dir)
+        ds = load_generic(data_dir, split=split, default_lang=data_lang, languages=langs,
+                          sample=sample)
     labels = None
     if labels_file:
         labels = [ln.strip() for ln in labels_file.read_text(encoding="utf-8").splitlines()

@@ -37,3 +37,7 @@ class IndexLockedError(XsearchError):
 
 class DatasetError(XsearchError):
     """A benchmark dataset is missing or malformed."""
+
+
+class UnknownLanguageError(XsearchError):
+    """A language code or name that is not recognised, or that the index holds no text in."""

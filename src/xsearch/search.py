@@ -22,6 +22,7 @@ from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError
 from .index_dir import IndexDir
+from .langcodes import resolve_filters
 
 SNIPPET_CHARS = 240
 
@@ -165,8 +166,9 @@ class Searcher:
     def _segment_languages(self, f: Filters) -> set[str] | None:
         if not f.languages:
             return None
-        return {code for code in self.index.vectors.languages()
-                if any(language_matches(w, code) for w in f.languages)}
+        held = self.index.vectors.languages()
+        wanted = resolve_filters(f.languages, held)  # "hi", "Hindi" -> "hin"; unknown: error
+        return {code for code in held if any(language_matches(w, code) for w in wanted)}
 
     def search_many(self, queries: list[str], k: int = 5, filters: Filters | None = None,
                     per_document: int = 1, offset: int = 0) -> list[list[Hit]]:

@@ -6,11 +6,13 @@ import csv
 import json
 import os
 import random
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xsearch.errors import DatasetError
+from xsearch.errors import DatasetError, UnknownLanguageError
+from xsearch.langcodes import canonical, matches, normalize
 
 SIB_SPLITS = ("train", "dev", "test")
 _SHARED_SIB = Path("shared") / "data" / "sib200"
@@ -34,7 +36,10 @@ class BenchDataset:
     """Queries, a multilingual document pool and relevance judgements (plus optional labels).
 
     For SIB-200, ``doc_label`` is the topic of each document and ``doc_group`` its translation
-    group (the SIB ``index_id``); both are empty for datasets without them.
+    group (the SIB ``index_id``); both are empty for datasets without them. ``same_item`` maps
+    a query to the documents that are the same text under another id (never a hit for it);
+    ``judged`` to every document judged for it, relevant or not. Languages are normalised
+    codes (``arb_Arab``, or ``arb`` when the data gave no script).
     """
 
     name: str
@@ -46,6 +51,13 @@ class BenchDataset:
     labels: list[str] | None = None
     doc_label: dict[str, str] = field(default_factory=dict)
     doc_group: dict[str, str] = field(default_factory=dict)
+    same_item: dict[str, set[str]] = field(default_factory=dict)
+    judged: dict[str, set[str]] = field(default_factory=dict)
+
+    def self_matches(self, qid: str) -> set[str]:
+        """Documents that are query ``qid`` itself (same id, or the same ``item``)."""
+        own = self.same_item.get(qid, set())
+        return own | {qid} if qid in self.corpus else own
 
     @property
     def languages(self) -> list[str]:
@@ -116,6 +128,14 @@ def load_sib200_labels(root: str | Path) -> list[str]:
     return labels
 
 
+def sib200_languages(root: str | Path) -> list[str]:
+    """Language folders under a SIB-200 root (FLORES codes), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"SIB-200 root is not a folder: {root}")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def _id_sort_key(index_id: str) -> tuple[int, int, str]:
     return (0, int(index_id), "") if index_id.isdigit() else (1, 0, index_id)
 
@@ -139,9 +159,7 @@ def load_sib200(
         raise DatasetError(f"SIB-200 root is not a folder: {root}")
     labels = load_sib200_labels(root)
     if languages is None:
-        languages = sorted(
-            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-        )
+        languages = sib200_languages(root)
         if not languages:
             raise DatasetError(f"no language folders under {root}")
     elif isinstance(languages, str):
@@ -212,11 +230,23 @@ def load_sib200(
 # ---------------------------------------------------------------------------- generic
 
 
-def _read_jsonl(path: Path, with_title: bool) -> tuple[dict[str, str], dict[str, str]]:
+def _language(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise DatasetError(f"{where}: 'lang' must be a non-empty string")
+    try:
+        return canonical(value)
+    except UnknownLanguageError as exc:
+        raise DatasetError(f"{where}: {exc}") from None
+
+
+def _read_jsonl(path: Path, with_title: bool, default_lang: str | None
+                ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Texts, languages and same-item marks by id, from our layout or BEIR's."""
     if not path.is_file():
         raise DatasetError(f"missing dataset file: {path}")
     texts: dict[str, str] = {}
     langs: dict[str, str] = {}
+    items: dict[str, str] = {}
     try:
         with path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):
@@ -229,16 +259,20 @@ def _read_jsonl(path: Path, with_title: bool) -> tuple[dict[str, str], dict[str,
                     raise DatasetError(f"{where}: invalid JSON ({exc.msg})") from exc
                 if not isinstance(obj, dict):
                     raise DatasetError(f"{where}: expected a JSON object")
-                for key in ("id", "lang", "text"):
+                id_key = "id" if "id" in obj else "_id"  # BEIR says _id
+                lang_key = "lang" if "lang" in obj else "language"
+                for key in (id_key, "text"):
                     if key not in obj:
                         raise DatasetError(f"{where}: missing field {key!r}")
-                if not isinstance(obj["id"], (str, int)) or isinstance(obj["id"], bool):
-                    raise DatasetError(f"{where}: 'id' must be a string")
-                if not isinstance(obj["lang"], str) or not obj["lang"]:
-                    raise DatasetError(f"{where}: 'lang' must be a non-empty string")
+                if lang_key not in obj and default_lang is None:
+                    raise DatasetError(f"{where}: missing field 'lang' (or name the dataset "
+                                       "folder after its language, or pass --data-lang)")
+                raw_id = obj[id_key]
+                if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
+                    raise DatasetError(f"{where}: {id_key!r} must be a string")
                 if not isinstance(obj["text"], str):
                     raise DatasetError(f"{where}: 'text' must be a string")
-                item_id = str(obj["id"])
+                item_id = str(raw_id)
                 if item_id in texts:
                     raise DatasetError(f"{where}: duplicate id {item_id!r}")
                 text = obj["text"]
@@ -249,18 +283,27 @@ def _read_jsonl(path: Path, with_title: bool) -> tuple[dict[str, str], dict[str,
                     # BEIR convention: title and body joined by a space
                     text = f"{title} {text}"
                 texts[item_id] = text
-                langs[item_id] = obj["lang"]
+                langs[item_id] = (_language(obj[lang_key], where) if lang_key in obj
+                                  else str(default_lang))
+                item = obj.get("item")
+                if item is not None:
+                    if not isinstance(item, (str, int)) or isinstance(item, bool):
+                        raise DatasetError(f"{where}: 'item' must be a string")
+                    items[item_id] = str(item)
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path}: not valid UTF-8 ({exc.reason})") from exc
-    return texts, langs
+    return texts, langs, items
 
 
-def _read_qrels(path: Path, queries: Iterable[str], corpus: Iterable[str]) -> dict[str, set[str]]:
+def _read_qrels(path: Path, queries: Iterable[str], corpus: Iterable[str]
+                ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Relevant (score > 0) and judged (any score) documents per query."""
     if not path.is_file():
         raise DatasetError(f"missing dataset file: {path}")
     qids = set(queries)
     dids = set(corpus)
     qrels: dict[str, set[str]] = {}
+    judged: dict[str, set[str]] = {}
     try:
         with path.open(encoding="utf-8") as fh:
             lines = fh.read().splitlines()
@@ -284,32 +327,173 @@ def _read_qrels(path: Path, queries: Iterable[str], corpus: Iterable[str]) -> di
             raise DatasetError(f"{where}: unknown query id {qid!r}")
         if did not in dids:
             raise DatasetError(f"{where}: unknown corpus id {did!r}")
+        judged.setdefault(qid, set()).add(did)
         if score > 0:
             qrels.setdefault(qid, set()).add(did)
-    return qrels
+    return qrels, judged
 
 
-def load_generic(root: str | Path) -> BenchDataset:
-    """Load a BEIR-style folder with a ``lang`` field on every record.
+def _qrels_files(root: Path, split: str) -> list[Path]:
+    """``qrels/<split>.tsv`` (BEIR; ``all`` = every file there), else ``qrels.tsv``."""
+    folder = root / "qrels"
+    if folder.is_dir():
+        if split == "all":
+            files = sorted(folder.glob("*.tsv"))
+            if not files:
+                raise DatasetError(f"no .tsv files in {folder}")
+            return files
+        return [folder / f"{split}.tsv"]
+    if split != "test":  # not silently ignored
+        raise DatasetError(f"split {split!r} needs BEIR's {folder}/{split}.tsv; {root} has "
+                           "one qrels.tsv")
+    return [root / "qrels.tsv"]
 
-    ``corpus.jsonl`` (``id``, ``lang``, ``text``, optional ``title``), ``queries.jsonl``
-    (``id``, ``lang``, ``text``) and ``qrels.tsv`` (header ``query-id corpus-id score``,
-    tab-separated; score > 0 = relevant). Ids are strings; queries without any relevant
-    document stay in ``queries`` but get no ``qrels`` entry.
+
+def _unify_scripts(*lang_maps: dict[str, str]) -> None:
+    """A bare code (``zho``) joins its one scripted form in the set (``zho_Hans``), in place,
+    so that a set mixing ``zh`` and ``zh-Hans`` has one column for it, not two."""
+    codes = {c for m in lang_maps for c in m.values()}
+    scripted: dict[str, set[str]] = defaultdict(set)
+    for c in codes:
+        if "_" in c:
+            scripted[c.split("_")[0]].add(c)
+    move = {c: next(iter(scripted[c])) for c in codes if len(scripted.get(c, ())) == 1}
+    for m in lang_maps:
+        for k, v in m.items():
+            m[k] = move.get(v, v)
+
+
+def _same_item_docs(query_item: dict[str, str], doc_item: dict[str, str]
+                    ) -> dict[str, set[str]]:
+    by_item: dict[str, set[str]] = defaultdict(set)
+    for d, item in doc_item.items():
+        by_item[item].add(d)
+    return {q: by_item[item] for q, item in query_item.items() if by_item.get(item)}
+
+
+def _folder_language(root: Path) -> str | None:
+    try:
+        return normalize(root.name)
+    except UnknownLanguageError:
+        return None
+
+
+def load_generic(root: str | Path, split: str = "test", default_lang: str | None = None,
+                 languages: Sequence[str] | None = None, sample: int | None = None,
+                 seed: int = 0) -> BenchDataset:
+    """Load a folder in our generic layout or BEIR's, with language codes normalised.
+
+    ``corpus.jsonl`` (``id`` or ``_id``, ``text``, optional ``title``, ``lang``, ``item``),
+    ``queries.jsonl`` (same fields but title) and ``qrels.tsv`` or BEIR's
+    ``qrels/<split>.tsv`` (header ``query-id corpus-id score``, tab-separated; score > 0 =
+    relevant). ``lang`` may be any code :func:`xsearch.langcodes.normalize` reads (``ar``,
+    ``zh-Hant``, ``hin_Deva``); records without one get ``default_lang``, else the folder
+    name's language (a BEIR folder named ``ar``). A query and a document with the same
+    ``item`` are the same text (a bitext set whose sentences are both queries and documents):
+    the document is never scored as a hit for that query. Queries without any relevant
+    document stay in ``queries`` but get no ``qrels`` entry. ``languages`` and ``sample``
+    work as in :func:`select`.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset root is not a folder: {root}")
-    corpus, doc_lang = _read_jsonl(root / "corpus.jsonl", with_title=True)
-    queries, query_lang = _read_jsonl(root / "queries.jsonl", with_title=False)
-    qrels = _read_qrels(root / "qrels.tsv", queries, corpus)
-    return BenchDataset(
-        name=root.name,
+    if default_lang is not None:
+        try:
+            default_lang = normalize(default_lang)
+        except UnknownLanguageError as exc:
+            raise DatasetError(f"default language: {exc}") from None
+    else:
+        default_lang = _folder_language(root)
+    corpus, doc_lang, doc_item = _read_jsonl(root / "corpus.jsonl", True, default_lang)
+    queries, query_lang, query_item = _read_jsonl(root / "queries.jsonl", False, default_lang)
+    _unify_scripts(doc_lang, query_lang)
+    qrels: dict[str, set[str]] = {}
+    judged: dict[str, set[str]] = {}
+    for path in _qrels_files(root, split):
+        rel, jud = _read_qrels(path, queries, corpus)
+        for src, dst in ((rel, qrels), (jud, judged)):
+            for q, docs in src.items():
+                dst.setdefault(q, set()).update(docs)
+    same = _same_item_docs(query_item, doc_item)
+    for q, docs in same.items():
+        both = docs & qrels.get(q, set())
+        if both:
+            raise DatasetError(f"query {q!r} is the same item as document {sorted(both)[0]!r}"
+                               " and judged relevant to it; 'item' marks the same text, not "
+                               "a translation")
+    ds = BenchDataset(
+        name=root.name + ("" if split == "test" else f"-{split}"),
         queries=queries,
         query_lang=query_lang,
         corpus=corpus,
         doc_lang=doc_lang,
         qrels=qrels,
+        same_item=same,
+        judged=judged,
+    )
+    return select(ds, languages, sample, seed)
+
+
+def resolve_languages(values: Iterable[str], available: Iterable[str]) -> list[str]:
+    """The ``available`` codes (e.g. SIB-200 folders) that user ``values`` name, in order.
+
+    ``values`` may be spelled any way :func:`xsearch.langcodes.normalize` reads; ``hin``
+    picks every script of Hindi. Raises UnknownLanguageError for a value that is no language
+    and DatasetError for one the dataset lacks, listing what it has.
+    """
+    avail = sorted(set(available))
+    out: list[str] = []
+    for value in values:
+        code = normalize(value)
+        hits = [a for a in avail if matches(code, a)]
+        if not hits:
+            raise DatasetError(f"language {value!r} ({code}) is not in the dataset; it has: "
+                               + ", ".join(avail))
+        out += [h for h in hits if h not in out]
+    return out
+
+
+def select(ds: BenchDataset, languages: Sequence[str] | None = None, sample: int | None = None,
+           seed: int = 0) -> BenchDataset:
+    """Keep some languages and/or a sample of queries of a generic dataset.
+
+    ``languages``: queries and documents in those languages (any spelling, see
+    :func:`resolve_languages`). ``sample=N``: N queries drawn (seeded) among those with a
+    relevant document, and as pool only the documents judged for them (relevant or not) or
+    the same item as one: like SIB-200's ``--sample``, a smaller and easier pool.
+    """
+    if not languages and sample is None:
+        return ds
+    name = ds.name
+    keep_q, keep_d = set(ds.queries), set(ds.corpus)
+    if languages:
+        langs = set(resolve_languages(languages, ds.languages))
+        keep_q = {q for q in keep_q if ds.query_lang[q] in langs}
+        keep_d = {d for d in keep_d if ds.doc_lang[d] in langs}
+        name += "-" + "+".join(sorted(langs))
+    if sample is not None:
+        if sample < 0:
+            raise ValueError(f"sample must be >= 0, not {sample}")
+        pool = sorted((q for q in keep_q if ds.qrels.get(q, set()) & keep_d), key=_id_sort_key)
+        keep_q = set(random.Random(seed).sample(pool, min(sample, len(pool))))
+        wanted: set[str] = set()
+        for q in keep_q:
+            wanted |= ds.judged.get(q, ds.qrels.get(q, set())) | ds.same_item.get(q, set())
+        keep_d &= wanted
+        name += f"-n{sample}-s{seed}"
+    qrels = {q: r & keep_d for q, r in ds.qrels.items() if q in keep_q and r & keep_d}
+    return BenchDataset(
+        name=name,
+        queries={q: t for q, t in ds.queries.items() if q in keep_q},
+        query_lang={q: lg for q, lg in ds.query_lang.items() if q in keep_q},
+        corpus={d: t for d, t in ds.corpus.items() if d in keep_d},
+        doc_lang={d: lg for d, lg in ds.doc_lang.items() if d in keep_d},
+        qrels=qrels,
+        labels=ds.labels,
+        doc_label={d: v for d, v in ds.doc_label.items() if d in keep_d},
+        doc_group={d: v for d, v in ds.doc_group.items() if d in keep_d},
+        same_item={q: v & keep_d for q, v in ds.same_item.items() if q in keep_q and v & keep_d},
+        judged={q: v & keep_d for q, v in ds.judged.items() if q in keep_q},
     )
 
 
@@ -338,4 +522,6 @@ def pair_subset(ds: BenchDataset, query_lang: str, doc_lang: str) -> BenchDatase
         labels=ds.labels,
         doc_label={d: lab for d, lab in ds.doc_label.items() if d in corpus},
         doc_group={d: g for d, g in ds.doc_group.items() if d in corpus},
+        same_item={q: v & corpus.keys() for q, v in ds.same_item.items()
+                   if q in qrels and v & corpus.keys()},
     )

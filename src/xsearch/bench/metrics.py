@@ -123,12 +123,21 @@ def mean_average_precision(
     )
 
 
-def drop_self_hits(ranked: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+def drop_self_hits(
+    ranked: Mapping[str, Sequence[str]], same: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, list[str]]:
     """Remove each query's own id from its ranking (for pools where queries are also documents).
 
-    Retrieve one extra document per query beforehand so that top-k stays k long.
+    ``same`` maps a query to further documents that are the same text under other ids; they
+    are removed too. Retrieve that many extra documents per query beforehand so that top-k
+    stays k long.
     """
-    return {q: [d for d in docs if d != q] for q, docs in ranked.items()}
+    same = same or {}
+    out = {}
+    for q, docs in ranked.items():
+        drop = {q, *same.get(q, ())}
+        out[q] = [d for d in docs if d not in drop]
+    return out
 
 
 def language_bias(
@@ -175,7 +184,9 @@ def recall_matrix_summary(
     """Summarise a query-language x doc-language score matrix (``matrix[q_lang][d_lang]``).
 
     Returns ``per_query_lang`` and ``per_doc_lang`` (means over the other axis, all cells
-    present, diagonal included), ``diagonal_mean``, ``off_diagonal_mean``, ``mean`` and
+    present, diagonal included), ``per_query_lang_cross`` and ``per_doc_lang_cross`` (the
+    same without the diagonal: other languages only), ``diagonal_mean``,
+    ``off_diagonal_mean``, ``mean`` and
     ``worst_pairs``: the ``n_worst`` lowest cells as ``{"query_lang", "doc_lang", "value"}``,
     lowest first (ties broken by language codes). Missing or None cells are skipped; a mean
     over no cells is None.
@@ -191,6 +202,10 @@ def recall_matrix_summary(
     return {
         "per_query_lang": {ql: mean([v for q, _, v in cells if q == ql]) for ql in q_langs},
         "per_doc_lang": {dl: mean([v for _, d, v in cells if d == dl]) for dl in d_langs},
+        "per_query_lang_cross": {ql: mean([v for q, d, v in cells if q == ql and d != q])
+                                 for ql in q_langs},
+        "per_doc_lang_cross": {dl: mean([v for q, d, v in cells if d == dl and d != q])
+                               for dl in d_langs},
         "diagonal_mean": mean([v for q, d, v in cells if q == d]),
         "off_diagonal_mean": mean([v for q, d, v in cells if q != d]),
         "mean": mean([v for _, _, v in cells]),

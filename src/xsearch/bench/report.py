@@ -35,6 +35,12 @@ def _short(lang: str) -> str:
     return lang.split("_")[0]
 
 
+def _shorts(langs: list[str]) -> list[str]:
+    """Codes without script, except where two scripts of one language are both present."""
+    short = [_short(lg) for lg in langs]
+    return [lg if short.count(s) > 1 else s for lg, s in zip(langs, short, strict=True)]
+
+
 def pair_matrix(results: dict, metric: str) -> tuple[list[str], list[str], list[list]]:
     pairs = results["retrieval"]["pairs"]
     q_langs = results["languages"]["query"]
@@ -57,15 +63,17 @@ def heatmap(values: list[list], rows: list[str], cols: list[str], title: str, pa
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
     im = ax.imshow(data, vmin=vmin, vmax=vmax, cmap=cmap)
-    ax.set_xticks(range(len(cols)), [_short(c) for c in cols], rotation=90, fontsize=8)
-    ax.set_yticks(range(len(rows)), [_short(r) for r in rows], fontsize=8)
+    ax.set_xticks(range(len(cols)), _shorts(list(cols)), rotation=90, fontsize=8)
+    ax.set_yticks(range(len(rows)), _shorts(list(rows)), fontsize=8)
     ax.set_xlabel("document language")
     ax.set_ylabel("query language")
     if len(rows) <= 32:
         for i in range(len(rows)):
             for j in range(len(cols)):
                 if not np.isnan(data[i, j]):
-                    ax.text(j, i, f"{data[i, j] * 100:.0f}", ha="center", va="center",
+                    # floor, so 0.995 shows 99: "100" only when every query succeeded
+                    ax.text(j, i, f"{np.floor(data[i, j] * 100 + 1e-9):.0f}", ha="center",
+                            va="center",
                             fontsize=5.5, color="white" if data[i, j] < 0.6 else "black")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.04)
@@ -115,7 +123,7 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         if summ:
             rows.append([metric, summ["mean"], summ["off_diagonal_mean"],
                          ", ".join(f"{_short(w['query_lang'])}→{_short(w['doc_lang'])} "
-                                   f"{w['value']:.2f}" for w in summ["worst_pairs"][:5])])
+                                   f"{w['value']:.3f}" for w in summ["worst_pairs"][:5])])
     md += [_table(["metric", "mean", "off-diagonal mean", "worst pairs"], rows), ""]
 
     # Per-language table: everything about one language side by side.
@@ -126,22 +134,35 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     zs = topics.get("zero_shot", {}).get("per_language", {})
     mixed = (results.get("mixed") or {}).get("per_query_language", {})
     depth = (results.get("mixed") or {}).get("depth")
+    langs = sorted(set(q_langs) | set(d_langs))  # a query-only language gets a row too
+    q1 = summ1.get("per_query_lang_cross", summ1["per_query_lang"])  # older results.json
+    q5 = summ5.get("per_query_lang_cross", summ5["per_query_lang"])
+    d1 = summ1.get("per_doc_lang_cross", summ1["per_doc_lang"])
+    d5 = summ5.get("per_doc_lang_cross", summ5["per_doc_lang"])
+    pairs = results["retrieval"]["pairs"]
+    same5 = {lg: (pairs.get(lg, {}).get(lg) or {}).get("recall@5") for lg in langs}
+    has_same = any(v is not None for v in same5.values())
     header = ["language", "R@1 as query", "R@5 as query", "R@5 as docs", "R@1 as docs"]
+    if has_same:
+        header.append("R@5 same language")
     if mixed:
         header += [f"mixed mAP@{depth}", "own-lang bias@10"]
-    header += ["zero-shot acc", "zero-shot F1"]
+    if zs:  # a set without topic labels has no topic columns
+        header += ["zero-shot acc", "zero-shot F1"]
     if topics.get("few_shot"):
         header += ["few-shot eng (best)", "related src", "few-shot related (best)"]
     header += ["tokens/unit", "tokens vs eng", "langid acc"]
     rows = []
     flags = []
-    for lang in d_langs:
-        row = [lang, summ1["per_query_lang"].get(lang), summ5["per_query_lang"].get(lang),
-               summ5["per_doc_lang"].get(lang), summ1["per_doc_lang"].get(lang)]
+    for lang in langs:
+        row = [lang, q1.get(lang), q5.get(lang), d5.get(lang), d1.get(lang)]
+        if has_same:
+            row.append(same5[lang])
         if mixed:
             m = mixed.get(lang, {})
             row += [m.get(f"map@{depth}"), m.get("bias")]
-        row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
+        if zs:
+            row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
         if topics.get("few_shot"):
             row.append(best_few_shot(topics, lang, "eng_Latn"))
             rel = RELATED.get(lang)
@@ -159,8 +180,12 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         rows.append(row)
     md += ["## Per language", "",
            "R@k as query: mean over document languages (other than itself) of recall@k for "
-           "queries in this language; as docs: mean over query languages. Tokens vs eng: "
-           "total tokens for the same sentences divided by English's; ⚠ = over 2x.", "",
+           "queries in this language; as docs: mean over query languages (other than itself)"
+           + ("; same language: queries and documents both in this language" if has_same
+              else "")
+           + ". Tokens vs eng: total tokens for the same sentences divided by English's "
+           "(tokens per unit over English's when the set has no translation groups); "
+           "⚠ = over 2x.", "",
            _table(header, rows), ""]
     if flags:
         md += ["**Tokenization tax over 2x English:** " + ", ".join(flags), ""]
@@ -168,9 +193,9 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     for metric in ("recall@1", "recall@5"):
         q, d, mat = pair_matrix(results, metric)
         md += [f"## {metric} matrix (rows: query language, columns: document language)", "",
-               _table(["q \\ d"] + [_short(x) for x in d],
-                      [[_short(qq)] + [None if v is None else round(v, 2) for v in row]
-                       for qq, row in zip(q, mat, strict=True)]), ""]
+               _table(["q \\ d"] + _shorts(d),
+                      [[qq] + list(row) for qq, row in zip(_shorts(q), mat, strict=True)]),
+               ""]
     md += ["![recall@5](recall_at_5.png)", ""]
 
     if topics:

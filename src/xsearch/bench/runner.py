@@ -19,6 +19,7 @@ from xsearch.embedders import Embedder, get_embedder, resolve_model_name
 from xsearch.errors import DatasetError
 from xsearch.index_dir import IndexDir
 from xsearch.indexer import build_index
+from xsearch.langcodes import matches
 from xsearch.search import Searcher
 from xsearch.topics import Label, LogisticClassifier, PrototypeClassifier, parse_labels
 
@@ -108,6 +109,7 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
         "dataset": ds.name, "model": inner.name, "dim": inner.dim,
         "languages": {"query": query_langs, "document": doc_langs},
         "sizes": {"queries": len(ds.queries), "documents": len(ds.corpus),
+                  "queries_with_same_item_document": len(ds.same_item),
                   "per_language_documents": {lg: sum(1 for v in ds.doc_lang.values() if v == lg)
                                              for lg in doc_langs}},
         "versions": _versions(), "options": {k: str(v) for k, v in vars(opts).items()},
@@ -133,6 +135,8 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
 
     # 2. Retrieval per (query language, document language) pair.
     max_k = max(max(opts.ks), 10)
+    # Fetch enough to drop each query's own text (same id or same item) and keep max_k.
+    extra = 1 + max((len(v) for v in ds.same_item.values()), default=0)
     matrix: dict[str, dict[str, dict]] = {q: {} for q in query_langs}
     queries_by_lang: dict[str, list[str]] = defaultdict(list)
     for qid, lang in ds.query_lang.items():
@@ -151,9 +155,10 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
                     matrix[q_lang][d_lang] = None
                     continue
                 hits = searcher.search_vectors(np.vstack([qvecs[q_lang][q] for q in qids]),
-                                               k=max_k + 1)
-                ranked = M.drop_self_hits({q: _doc_ranking(h, max_k + 1)
-                                           for q, h in zip(qids, hits, strict=True)})
+                                               k=max_k + extra)
+                ranked = M.drop_self_hits({q: _doc_ranking(h, max_k + extra)
+                                           for q, h in zip(qids, hits, strict=True)},
+                                          ds.same_item)
                 relevant = {q: ds.qrels[q] & pool for q in qids}
                 matrix[q_lang][d_lang] = M.retrieval_metrics(ranked, relevant, ks=opts.ks)
         finally:
@@ -191,18 +196,20 @@ def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
     build_index(list(pools.values()), mixed_dir, full=True, embedder=emb, centering=opts.centering)
     results["timings"]["mixed_index_build_seconds"] = round(time.perf_counter() - t0, 2)
     depth = min(opts.map_depth, len(ds.corpus))
+    extra = 1 + max((len(v) for v in ds.same_item.values()), default=0)
     searcher = Searcher(mixed_dir, embedder=emb)
     try:
         qids = [q for q in ds.queries if ds.qrels.get(q)]
         ranked: dict[str, list[str]] = {}
         for start in range(0, len(qids), 1024):
             part = qids[start : start + 1024]
-            hits = searcher.search_many([ds.queries[q] for q in part], k=depth + 1)
-            ranked.update({q: _doc_ranking(h, depth + 1) for q, h in zip(part, hits,
-                                                                         strict=True)})
+            hits = searcher.search_many([ds.queries[q] for q in part], k=depth + extra)
+            ranked.update({q: _doc_ranking(h, depth + extra) for q, h in zip(part, hits,
+                                                                             strict=True)})
     finally:
         searcher.close()
-    ranked = M.drop_self_hits(ranked)
+    # mAP is over the whole list: cut it to `depth` whether or not a self-hit was dropped
+    ranked = {q: docs[:depth] for q, docs in M.drop_self_hits(ranked, ds.same_item).items()}
     per_lang = {}
     share = defaultdict(float)
     for lang in ds.doc_lang.values():
@@ -351,7 +358,8 @@ def _tokenization(ds: BenchDataset, emb: Embedder) -> dict:
         out[lang] = {"unit": unit,
                      "fertility": M.fertility(texts, emb.count_content_tokens, unit)}
         totals[lang] = {d: emb.count_content_tokens(ds.corpus[d]) for d in docs}
-    ref = "eng_Latn" if "eng_Latn" in out else None
+    # English as the dataset spells it (eng_Latn, or eng when it gave no script)
+    ref = next((lg for lg in sorted(out) if matches("eng_Latn", lg)), None)
     for lang in out:
         ratio = None
         if ref and ds.doc_group:
@@ -369,7 +377,10 @@ def _tokenization(ds: BenchDataset, emb: Embedder) -> dict:
 
 
 def _language_id(ds: BenchDataset, index_dirs: dict[str, Path]) -> dict:
-    """Share of documents whose detected (majority) language is the dataset's language."""
+    """Share of documents whose detected (majority) language is the dataset's language.
+
+    A dataset code without script (``zho``, from ``zh``) accepts every script of the language.
+    """
     out = {}
     for lang, path in index_dirs.items():
         idx = IndexDir.open(path)
@@ -379,8 +390,8 @@ def _language_id(ds: BenchDataset, index_dirs: dict[str, Path]) -> dict:
         finally:
             idx.close()
         total = sum(n for _, n in rows) or 1
-        right = sum(n for code, n in rows if code == lang)
-        wrong = [(code, n) for code, n in rows if code != lang]
+        right = sum(n for code, n in rows if matches(lang, code))
+        wrong = [(code, n) for code, n in rows if not matches(lang, code)]
         out[lang] = {"accuracy": right / total,
                      "most_common_wrong": wrong[0][0] if wrong else None}
     return out
