@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,12 +120,57 @@ class IndexConfig:
         os.replace(tmp, path)
 
 
-def is_own_folder(path: Path) -> bool:
-    """True for a folder that is empty or holds only names an xsearch index uses."""
+def _our_config(path: Path) -> bool:
     try:
-        return all(OWN_NAME_RE.match(p.name) for p in path.iterdir())
+        raw = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and raw.get("format") == FORMAT
+
+
+def _our_database(path: Path) -> bool:
+    db = path / DATABASE
+    try:
+        with open(db, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return False
+        for mode in ("mode=ro", "immutable=1"):  # immutable: a folder we may not write
+            con = sqlite3.connect(f"{db.resolve().as_uri()}?{mode}", uri=True, timeout=5)
+            try:
+                return con.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                                   "'_migrations'").fetchone()[0] == 1
+            except sqlite3.OperationalError:
+                continue
+            finally:
+                con.close()
+        return False
+    except (OSError, ValueError, sqlite3.Error):
+        return False
+
+
+def is_own_folder(path: Path) -> bool:
+    """True for a folder that is empty, an xsearch index, or only what a killed xsearch left.
+
+    A ``config.json`` or ``xsearch.db`` counts as ours only when its content says so, so a
+    folder of someone else's that happens to hold such a name is never written to.
+    """
+    try:
+        names = [p.name for p in path.iterdir()]
     except OSError:
         return False
+    if not all(OWN_NAME_RE.match(n) for n in names):
+        return False
+    if CONFIG in names and not _our_config(path):
+        return False
+    if DATABASE in names and not _our_database(path):
+        return False
+    seg = path / SEGMENTS
+    if seg.is_dir():
+        from .segments import NAME_RE
+
+        if not all(NAME_RE.match(p.name) for p in seg.iterdir()):
+            return False
+    return True
 
 
 def looks_like_index(path: Path) -> bool:
@@ -170,6 +216,7 @@ class IndexDir:
         try:
             config = cls._config(path, store, readonly)
             _check_model(path, config, model, dim)
+            _check_dim(path, store, config)
             return cls(path, config, store, readonly)
         except BaseException:
             store.close()
@@ -213,6 +260,25 @@ class IndexDir:
         seg = sum(s["bytes"] for s in self.store.segments())
         out[SEGMENTS] = seg
         return out
+
+
+def _check_dim(path: Path, store: Store, config: IndexConfig) -> None:
+    """One flat segment's header against the config's dimension (cheap, catches an edit)."""
+    if not store.db["segments"].exists():
+        return
+    row = store.db.execute("SELECT name FROM segments WHERE kind = 'flat' ORDER BY n LIMIT 1"
+                           ).fetchone()
+    if row is None:
+        return
+    import numpy as np
+
+    try:
+        shape = np.load(path / SEGMENTS / f"{row[0]}.npy", mmap_mode="r").shape
+    except (OSError, ValueError):
+        return  # a damaged segment is the query's and `xsearch check`'s business
+    if len(shape) != 2 or shape[1] != config.dim:
+        raise CorruptIndexError(f"index config in {path} is invalid: dim {config.dim} but the "
+                                f"vectors have {shape[-1]}")
 
 
 def _check_model(path: Path, config: IndexConfig, model: str | None, dim: int | None) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import EmptyIndexError, IndexMismatchError
+from .errors import EmptyIndexError, IndexMismatchError, XsearchError
 from .index_dir import IndexDir
 from .langcodes import resolve_filters
 
@@ -150,8 +150,9 @@ class Searcher:
             return None
         where, args = [], []
         if f.topics:
-            where.append("p.topic IN (" + ",".join("?" * len(f.topics)) + ")")
-            args += list(f.topics)
+            topics = self._known_topics(f.topics)
+            where.append("p.topic IN (" + ",".join("?" * len(topics)) + ")")
+            args += topics
         sql = "SELECT p.id, d.path FROM passages p JOIN documents d ON d.id = p.document_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -162,6 +163,19 @@ class Searcher:
                     or fnmatch.fnmatch(display_path(r[1]), pat)
                     or fnmatch.fnmatch(Path(r[1]).name, pat)]
         return np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+
+    def _known_topics(self, wanted: tuple[str, ...]) -> list[str]:
+        """Topic names as stored, matched case-insensitively; unknown ones are refused."""
+        known = [r[0] for r in self.index.store.db.execute(
+            "SELECT name FROM labels ORDER BY position")]
+        by_fold = {k.casefold(): k for k in known}
+        out = []
+        for t in wanted:
+            if t.casefold() not in by_fold:
+                listed = ", ".join(known) if known else "none (label the index with xsearch label)"
+                raise XsearchError(f"unknown topic {t!r}; known topics: {listed}")
+            out.append(by_fold[t.casefold()])
+        return out
 
     def _segment_languages(self, f: Filters) -> set[str] | None:
         if not f.languages:

@@ -73,7 +73,8 @@ def prepare_folder(path: Path) -> None:
         if not is_own_folder(path):
             raise CorruptIndexError(
                 f"{path} is not empty and is not an xsearch index; choose another --index")
-        if not os.access(path, os.W_OK | os.X_OK):
+        if not os.access(path, os.W_OK | os.X_OK) or (
+                (path / DATABASE).exists() and not os.access(path / DATABASE, os.W_OK)):
             raise ReadOnlyIndexError(f"index {path} is read-only; cannot write to it")
         return
     parent = path.parent if str(path.parent) else Path(".")

@@ -1,0 +1,210 @@
+"""What an index folder must survive: someone else's folder, edited or damaged files, a
+read-only place, a swapped vector file, a model that is not the one named, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from xsearch.cli import cli
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def one_line(result) -> str:
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, request):
+    """A small index built once; tests copy it before changing anything."""
+    from conftest import CORPUS
+
+    root = tmp_path_factory.mktemp("safety")
+    docs = root / "docs"
+    docs.mkdir()
+    for name in ("bread/eng_Latn_bread.txt", "bread/hin_Deva_bread.txt",
+                 "volcano/jpn_Jpan_volcano.txt", "coffee/eng_Latn_coffee.txt"):
+        shutil.copy(CORPUS / name, docs / Path(name).name)
+    index = root / "index"
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    return docs, index
+
+
+@pytest.fixture
+def copy(built, tmp_path):
+    docs, index = built
+    dest = tmp_path / "index"
+    shutil.copytree(index, dest)
+    return docs, dest
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_foreign_folder_with_index_like_names_is_never_touched(built, tmp_path, full):
+    docs, _ = built
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"theme": "dark"}', encoding="utf-8")
+    (theirs / "xsearch.db").write_bytes(b"not ours")
+    (theirs / "vectors.faiss").write_bytes(b"their file")
+    before = _tree(theirs)
+    args = ["index", str(docs), "--index", str(theirs), "-q"] + (["--full"] if full else [])
+    assert "not an xsearch index" in one_line(run(*args))
+    assert _tree(theirs) == before
+    assert sorted(p.name for p in theirs.iterdir()) == ["config.json", "vectors.faiss",
+                                                         "xsearch.db"]  # no .lock either
+
+
+@pytest.mark.parametrize("edit", [{"dim": 768}, {"dim": "abc"}, {"chunk_tokens": 0},
+                                  {"layout": "magic"}, {"model": ""}])
+def test_bad_committed_config_is_one_line_error(copy, edit):
+    _, index = copy
+    con = sqlite3.connect(index / "xsearch.db")
+    raw = json.loads(con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+    raw.update(edit)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'config'", [json.dumps(raw)])
+    con.commit()
+    con.close()
+    for cmd in (["query", "bread"], ["stats"]):
+        msg = one_line(run(*cmd, "--index", str(index)))
+        assert "invalid" in msg or "index holds 768-d" in msg
+
+
+def test_edited_config_json_is_ignored_and_reported(copy):
+    """config.json mirrors the committed config; editing it changes nothing but is reported."""
+    _, index = copy
+    raw = json.loads((index / "config.json").read_text(encoding="utf-8"))
+    raw["model"] = "all-minilm-l6-v2"  # another 384-d model
+    (index / "config.json").write_text(json.dumps(raw), encoding="utf-8")
+    hits = run("query", "bread", "--index", str(index), "--json")
+    assert hits.exit_code == 0 and "bread" in hits.output
+    report = run("check", "--index", str(index), "--no-model")
+    assert report.exit_code == 1 and "config" in report.output
+    assert run("check", "--repair", "--index", str(index)).exit_code == 0
+    assert json.loads((index / "config.json").read_text())["model"] == "e5-small"
+
+
+def test_model_that_did_not_make_the_vectors_is_refused(copy):
+    _, index = copy
+    con = sqlite3.connect(index / "xsearch.db")
+    probe = np.frombuffer(bytes.fromhex(con.execute(
+        "SELECT value FROM meta WHERE key = 'model_probe'").fetchone()[0]), dtype=np.float32)
+    other = np.roll(probe, 7)  # what another 384-d model would have stored
+    con.execute("UPDATE meta SET value = ? WHERE key = 'model_probe'", [other.tobytes().hex()])
+    con.commit()
+    con.close()
+    assert "not built by the model" in one_line(run("query", "bread", "--index", str(index)))
+
+
+def test_swapped_segment_of_same_size_is_detected_and_rebuilt(copy):
+    _, index = copy
+    seg = max((index / "segments").glob("*eng_Latn.npy"), key=lambda p: p.stat().st_size)
+    mat = np.load(seg)
+    rng = np.random.default_rng(0)
+    fake = rng.normal(size=mat.shape).astype(np.float32)
+    fake /= np.linalg.norm(fake, axis=1, keepdims=True)
+    with open(seg, "wb") as fh:
+        np.save(fh, fake)
+    assert seg.stat().st_size == mat.nbytes + 128
+    hits = run("query", "how to bake bread", "--index", str(index), "--json")
+    paths = [json.loads(line)["path"] for line in hits.output.splitlines() if line.strip()]
+    assert not any("eng_Latn" in p for p in paths)  # the swapped segment is not trusted
+    assert run("check", "--index", str(index), "--no-model").exit_code == 1
+    assert run("check", "--repair", "--index", str(index)).exit_code == 0
+    hits = run("query", "how to bake bread", "--index", str(index), "--json")
+    assert "eng_Latn_bread" in hits.output
+
+
+def _without_dac(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run as root without the capability to ignore file permissions (a real read-only)."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0:
+        if not setpriv:
+            pytest.skip("needs setpriv to drop CAP_DAC_OVERRIDE as root")
+        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search",
+               "--inh-caps=-dac_override,-dac_read_search", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_read_only_index_answers_and_refuses_writes(copy):
+    docs, index = copy
+    for p in [index, *index.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    before = _tree(index)
+    try:
+        q = _without_dac([sys.executable, "-m", "xsearch", "query", "bread", "--index",
+                          str(index), "--json"])
+        assert q.returncode == 0, q.stderr
+        assert json.loads(q.stdout.splitlines()[0])["passage_id"] > 0
+        w = _without_dac([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+                          str(index), "-q"])
+        assert w.returncode == 1 and "read-only" in w.stderr
+        assert "Traceback" not in w.stderr and len(w.stderr.strip().splitlines()) == 1
+        assert _tree(index) == before
+    finally:
+        for p in [index, *index.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def test_index_folder_and_files_are_private(built):
+    _, index = built
+    assert stat.S_IMODE(index.stat().st_mode) == 0o700
+    for p in index.rglob("*"):
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, p
+
+
+def test_index_path_that_is_a_file_and_missing_index(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x", encoding="utf-8")
+    assert "is a file" in one_line(run("query", "x", "--index", str(f)))
+    msg = one_line(run("query", "x", "--index", str(tmp_path / "nowhere")))
+    assert str((tmp_path / "nowhere").resolve()) in msg and "--index" in msg
+
+
+def test_unknown_topic_is_refused_with_known_ones(copy, tmp_path):
+    _, index = copy
+    labels = tmp_path / "labels.txt"
+    labels.write_text("food\nnature\n", encoding="utf-8")
+    assert run("label", str(labels), "--index", str(index)).exit_code == 0
+    assert "known topics: food, nature" in one_line(run("query", "x", "--topic", "sports",
+                                                        "--index", str(index)))
+    ok = run("query", "bread", "--topic", "FOOD", "--index", str(index), "--json")
+    assert ok.exit_code == 0 and all(json.loads(x)["topic"] == "food"
+                                     for x in ok.output.splitlines())
+
+
+def test_ctrl_c_exits_130_and_keeps_the_index(copy, tmp_path):
+    from conftest import CORPUS
+
+    _, index = copy
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "index", str(CORPUS), "--index",
+                             str(index), "-q", "--commit-every", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert run("check", "--index", str(index), "--no-model").exit_code == 0
