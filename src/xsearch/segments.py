@@ -160,7 +160,9 @@ class Segment:
                 self.ids = np.load(self.paths[1], mmap_mode="r", allow_pickle=False)
                 self.index = None
             else:
-                self.index = _faiss().read_index(str(self.paths[0]))
+                faiss = _faiss()
+                # Memory-map the vector codes: opening costs the graph, not the vectors.
+                self.index = faiss.read_index(str(self.paths[0]), faiss.IO_FLAG_MMAP_IFC)
                 self.vectors = self.ids = None
         except FileNotFoundError:
             raise
