@@ -297,6 +297,8 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
     searcher = Searcher(index_path, model=model)
     try:
         results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc)
+        for w in searcher.warnings():
+            click.echo(f"warning: {_safe(w)}", err=True)
     finally:
         searcher.close()
     if batch:

@@ -23,6 +23,7 @@ from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, XsearchError
 from .index_dir import IndexDir
 from .langcodes import resolve_filters
+from .vector_store import SegmentGoneError
 
 SNIPPET_CHARS = 240
 
@@ -209,6 +210,25 @@ class Searcher:
         """
         f = filters or Filters()
         qv = np.atleast_2d(np.asarray(qv, dtype=np.float32))
+        for attempt in (0, 1):
+            try:
+                results = self._search_snapshot(qv, k + offset, f, per_document, texts,
+                                                missing_ok=attempt == 1)
+                break
+            except SegmentGoneError:
+                # A merge committed after our snapshot began: take a fresh one.
+                self.index.vectors._loaded_generation = None
+        out = []
+        for hits in results:
+            page = hits[offset:offset + k]
+            for n, h in enumerate(page):
+                h.rank = offset + n + 1
+            out.append(page)
+        return out
+
+    def _search_snapshot(self, qv: np.ndarray, want: int, f: Filters, per_document: int,
+                         texts: list[str] | None, missing_ok: bool) -> list[list[Hit]]:
+        """One read transaction: segment list, tombstones, statistics and hit rows."""
         with self.index.store.snapshot():
             self._generation = self.index.store.generation()
             vectors = self.index.vectors
@@ -222,23 +242,21 @@ class Searcher:
             qc, bias = centering.transform(qv, q_langs)
             self.last_info = [QueryInfo(language=ql or "und", centering=centering.mode)
                               for ql in q_langs]
-            want = offset + k
             total = len(vectors)
             fetch = min(total, want * 8 if per_document else want) or 1
             while True:
-                scores, _, ids = vectors.search(qc, fetch, langs, allowed, bias)
+                scores, _, ids = vectors.search(qc, fetch, langs, allowed, bias, missing_ok)
                 results = self._collect(qv, qc, scores, ids, f, want, per_document, centering)
                 short = any(len(r) < want for r in results)
                 if not short or fetch >= total or not per_document:
-                    break
+                    return results
                 fetch = min(total, fetch * 4)
-        out = []
-        for hits in results:
-            page = hits[offset:offset + k]
-            for n, h in enumerate(page):
-                h.rank = offset + n + 1
-            out.append(page)
-        return out
+
+    def warnings(self) -> list[str]:
+        """What the last searches could not use (damaged or missing segments)."""
+        return [f"segment {name} is unusable ({why}); its passages are left out of results: "
+                f"run xsearch check --repair --index {self.index.path}"
+                for name, why in sorted(self.index.vectors.damaged.items())]
 
     def _collect(self, qv: np.ndarray, qc: np.ndarray, scores: np.ndarray, ids: np.ndarray,
                  f: Filters, want: int, per_document: int, centering: Centering

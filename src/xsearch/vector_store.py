@@ -16,6 +16,10 @@ from .segments import Segment, SegmentInfo, files_of, quick_fingerprint
 from .store import Store
 
 
+class SegmentGoneError(Exception):
+    """A segment named by the snapshot was removed by a merge that committed since."""
+
+
 def _info(row: dict) -> SegmentInfo:
     return SegmentInfo(name=row["name"], kind=row["kind"], n=row["n"], nbytes=row["bytes"],
                        fingerprint=row["fingerprint"], checksum=row["checksum"])
@@ -52,8 +56,12 @@ class VectorStore:
         self.load()
         return sum(r["n"] for r in self.rows) - sum(len(t) for t in self.tombs.values())
 
-    def segment(self, row: dict) -> Segment | None:
-        """The open segment of a row, or None (and a note in ``damaged``) if it is unusable."""
+    def segment(self, row: dict, missing_ok: bool = True) -> Segment | None:
+        """The open segment of a row, or None (and a note in ``damaged``) if it is unusable.
+
+        With ``missing_ok`` False a missing file raises :class:`SegmentGoneError`, so that a
+        reader whose snapshot predates a merge can take a fresh snapshot and try again.
+        """
         name = row["name"]
         if name in self._open:
             return self._open[name]
@@ -62,7 +70,9 @@ class VectorStore:
             if quick_fingerprint(paths) != row["fingerprint"]:
                 raise CorruptIndexError(f"segment {name} does not match the database")
             seg = Segment(self.folder, _info(row), row["language"], row["id"])
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if not missing_ok:
+                raise SegmentGoneError(name) from exc
             self.damaged[name] = "missing"
             return None
         except CorruptIndexError as exc:
@@ -109,8 +119,8 @@ class VectorStore:
 
     def search(self, queries: np.ndarray, k: int, languages: set[str] | None = None,
                allowed: np.ndarray | None = None,
-               bias: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray]:
+               bias: dict[str, np.ndarray] | None = None, missing_ok: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(scores, raw scores, ids) of the k best live passages per query, best first.
 
         ``bias[lang]`` (one value per query) is added to the raw inner product of every
@@ -123,7 +133,7 @@ class VectorStore:
         for row in self.rows:
             if languages is not None and row["language"] not in languages:
                 continue
-            seg = self.segment(row)
+            seg = self.segment(row, missing_ok)
             if seg is None:
                 continue
             exclude = self.tombs.get(row["id"])

@@ -1,0 +1,104 @@
+"""How much wall time a whole `xsearch index` run spends beyond embedding its passages.
+
+Side by side in one run, each in a fresh process, alternating A B A B:
+  A  `python -m xsearch index CORPUS --index NEW` on a cold (new) index;
+  B  the same model loaded in a fresh process embedding exactly the passages A stored, in
+     the same batches (the floor the pipeline tries to reach).
+Reports the median of each and the ratio A/B (issue #8 asks for at most 1.10).
+
+    python benchmarks/index_overhead.py data/corpus
+    python benchmarks/index_overhead.py --sib200 --runs 1     # 30 languages, 30k sentences
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EMBED_ONLY = """
+import sys, json, time
+t0 = time.perf_counter()
+from xsearch.embedders import get_embedder
+texts = json.load(open(sys.argv[1], encoding="utf-8"))
+emb = get_embedder("e5-small", batch_size=int(sys.argv[2]))
+emb.embed_documents(texts)
+print(json.dumps({"seconds": time.perf_counter() - t0, "passages": len(texts)}))
+"""
+
+
+def _sib_corpus(dest: Path) -> Path:
+    """SIB-200 (all splits, 30 languages) as one .txt file per language and split."""
+    from xsearch.bench.datasets import default_sib200_root, load_sib200_split
+
+    root = default_sib200_root()
+    for lang_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for split in ("train", "dev", "test"):
+            rows = load_sib200_split(root, lang_dir.name, split)
+            # One sentence per paragraph: the chunker keeps them as separate passages only
+            # when they overflow, so write small files of 10 sentences each.
+            for start in range(0, len(rows), 10):
+                part = rows[start:start + 10]
+                (dest / f"{lang_dir.name}_{split}_{start:04d}.txt").write_text(
+                    "\n\n".join(r[2] for r in part) + "\n", encoding="utf-8")
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", nargs="?", type=Path, default=ROOT / "data" / "corpus")
+    parser.add_argument("--sib200", action="store_true", help="use SIB-200 (30 languages)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="xsearch-overhead-"))
+    try:
+        corpus = args.corpus
+        if args.sib200:
+            (work / "sib").mkdir(exist_ok=True)
+            corpus = _sib_corpus(work / "sib")
+        index_s, embed_s, passages = [], [], 0
+        texts_file = work / "texts.json"
+        for run in range(args.runs):
+            index = work / f"index{run}"
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "xsearch", "index", str(corpus), "--index",
+                            str(index), "-q", "--batch-size", str(args.batch_size)],
+                           check=True, stdout=subprocess.DEVNULL)
+            index_s.append(time.perf_counter() - t0)
+            if run == 0:
+                con = sqlite3.connect(index / "xsearch.db")
+                texts = [r[0] for r in con.execute("SELECT text FROM passages ORDER BY id")]
+                con.close()
+                passages = len(texts)
+                texts_file.write_text(json.dumps(texts), encoding="utf-8")
+            out = subprocess.run([sys.executable, "-c", EMBED_ONLY, str(texts_file),
+                                  str(args.batch_size)], check=True, capture_output=True,
+                                 text=True)
+            embed_s.append(json.loads(out.stdout)["seconds"])
+            shutil.rmtree(index)
+        ratios = [a / b for a, b in zip(index_s, embed_s, strict=True)]
+        result = {"corpus": "SIB-200 (30 languages, all splits)" if args.sib200 else
+                  str(corpus), "passages": passages, "runs": args.runs,
+                  "index_seconds": index_s, "embed_only_seconds": embed_s,
+                  "ratio_median": statistics.median(ratios), "ratios": ratios}
+        name = "index_overhead_sib200" if args.sib200 else "index_overhead_corpus"
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps(result, indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
