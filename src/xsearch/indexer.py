@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from .errors import (
     SkippedFile,
 )
 from .index_dir import CONFIG, DATABASE, VECTORS, IndexConfig, IndexDir
-from .ingest import ReadOptions, file_fingerprint, iter_files, read_file
+from .ingest import ReadOptions, WalkOptions, file_fingerprint, read_file, walk
 from .store import DocumentRow, PassageRow
 from .topics import label_index
 from .vector_index import CENTERED_LAYOUT, LAYOUT
@@ -60,6 +60,14 @@ class IndexSummary:
     passages_embedded: int = 0
     passages_removed: int = 0
     repaired: int = 0
+    # Left out by the walk (see xsearch.ingest.walk): --exclude/--include, ignore files,
+    # hidden and build folders, FIFOs/devices, symlinks out of the roots, non-UTF-8 names.
+    excluded: int = 0
+    ignored: int = 0
+    hidden: int = 0
+    special: int = 0
+    links_skipped: int = 0
+    bad_names: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
     labels: dict = field(default_factory=dict)
@@ -183,6 +191,7 @@ def build_index(
     labels: list | None = None,
     embedder: Embedder | None = None,
     center: bool | None = None,
+    walk_options: WalkOptions | None = None,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``."""
     started = time.perf_counter()
@@ -192,7 +201,13 @@ def build_index(
     for root in roots:
         if not root.exists():
             raise IngestError(f"path not found: {root}")
-    files = [f.resolve() for f in iter_files(roots)]
+    walked = walk(roots, walk_options)
+    for key, count in walked.counts().items():
+        setattr(summary, key, count)
+    for w in walked.warnings:
+        summary.warnings.append(w)
+        notify("warning", {"message": w})
+    files = [f.resolve() for f in walked.files]
     if not files:
         raise IngestError(
             "no supported files under " + ", ".join(str(r) for r in roots)
@@ -214,8 +229,10 @@ def build_index(
                                          batch_size, embedder, center)
         try:
             summary.repaired = index.repaired
-            pending = _plan(index, embedder, files, roots, read_options or ReadOptions(),
-                            max_chars, summary, notify)
+            options = read_options or ReadOptions()
+            if options.max_chars is None:  # records longer than this are skipped alone
+                options = replace(options, max_chars=max_chars)
+            pending = _plan(index, embedder, files, roots, options, max_chars, summary, notify)
             _embed_and_write(index, embedder, pending, summary, commit_every, notify)
             if summary.passages_embedded or summary.passages_removed or summary.repaired:
                 index.recentre()
