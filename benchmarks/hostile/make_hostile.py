@@ -49,9 +49,7 @@ def case(name: str) -> Callable[[Generator], Generator]:
 
 
 def good_file(corpus: Path) -> Path:
-    path = corpus / "good.txt"
-    path.write_text(GOOD_TEXT, encoding="utf-8")
-    return path
+    return _write(corpus / "good.txt", GOOD_TEXT)
 
 
 def _write(path: Path, data: bytes | str) -> Path:
@@ -334,9 +332,11 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("cases", nargs="*", help=f"default: all of {', '.join(CASES)}")
     parser.add_argument("--scale", type=float, default=1.0)
-    args = parser.parse_args()
+    parser.add_argument("--flat", action="store_true",
+                        help="write the cases straight into OUT instead of OUT/CASE/corpus")
+    args = parser.parse_intermixed_args()
     for name in args.cases or list(CASES):
-        corpus = args.out / name / "corpus"
+        corpus = args.out if args.flat else args.out / name / "corpus"
         corpus.mkdir(parents=True, exist_ok=True)
         good_file(corpus)
         paths = CASES[name](corpus, args.scale)

@@ -220,6 +220,8 @@ class _Walker:
                 result.warnings.append(f"{display_path(path)}: not a regular file (FIFO, "
                                        "socket or device), skipped")
             return None
+        if not is_dir and os.path.splitext(name)[1].lower() not in self.wanted:
+            return None  # counted nowhere: only files we would index count as left out
         if self.default_skipped(name, path, is_dir):
             result.hidden += 1
             return None
@@ -230,8 +232,6 @@ class _Walker:
             result.excluded += 1
             return None
         if not is_dir:
-            if os.path.splitext(name)[1].lower() not in self.wanted:
-                return None
             if self.include is not None and not self.include.match_file(rel):
                 result.excluded += 1
                 return None
