@@ -23,7 +23,8 @@ from . import register
 
 #: Deepest element nesting kept; deeper tags are dropped (their text stays). Blink uses 512.
 MAX_DEPTH = 512
-_TAG_RE = re.compile(r"<(/?)([A-Za-z][^\s/>]{0,40})[^>]{0,4000}?(/?)>")
+# "<" ends an attribute scan too, so a file of unclosed "<a<a<a" stays linear.
+_TAG_RE = re.compile(r"<(/?)([A-Za-z][^\s/<>]{0,40})[^<>]{0,4000}?(/?)>")
 # Elements that never hold children, or that close themselves when a sibling opens.
 _NO_DEPTH = frozenset(
     {
