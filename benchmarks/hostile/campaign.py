@@ -28,6 +28,9 @@ sys.path.insert(0, str(HERE))
 
 from make_hostile import CASES  # noqa: E402
 
+# Extra `xsearch index` options per case (skipped with --plain, e.g. for code without them).
+CASE_ARGS = {"docx-bomb-1gb-streamed": ["--max-text-mb", "2000"]}
+
 
 def _rss_mb(pid: int) -> float:
     try:
@@ -40,7 +43,8 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_case(name: str, src: Path, work: Path, timeout: float, max_rss_mb: float) -> dict:
+def run_case(name: str, src: Path, work: Path, timeout: float, max_rss_mb: float,
+             plain: bool = False) -> dict:
     corpus = work / name / "corpus"
     corpus.mkdir(parents=True)
     good = corpus / "good.txt"
@@ -55,6 +59,8 @@ def run_case(name: str, src: Path, work: Path, timeout: float, max_rss_mb: float
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     out_path, err_path = work / name / "stdout", work / name / "stderr"
     cmd = [sys.executable, "-m", "xsearch", "index", str(corpus), "--index", str(index)]
+    if not plain:
+        cmd += CASE_ARGS.get(name, [])
     started = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         pid = os.posix_spawn(sys.executable, cmd, env, file_actions=[
@@ -80,21 +86,25 @@ def run_case(name: str, src: Path, work: Path, timeout: float, max_rss_mb: float
     code = os.waitstatus_to_exitcode(status)
     stderr = err_path.read_bytes().decode("utf-8", "backslashreplace").splitlines()
     first = next((line for line in stderr if line.strip()), "")
-    good_indexed = False
+    first = first.replace(str(corpus), "CORPUS")
+    indexed: list[str] = []
     db = index / "xsearch.db"
     if db.exists():
         try:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
                 paths = {row[0] for row in con.execute("SELECT path FROM files")}
-            good_indexed = str(good.resolve()) in paths
+            indexed = sorted(os.path.relpath(p, corpus.resolve()) for p in paths)
         except sqlite3.Error:
             pass
+    good_indexed = os.path.relpath(good.resolve(), corpus.resolve()) in indexed
     return {
         "case": name,
         "exit": code,
         "killed": killed,
         "first_stderr": first[:160],
         "good_indexed": good_indexed,
+        "indexed": indexed,
+        "args": cmd[7:],
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "seconds": round(seconds, 1),
         "generate_seconds": round(gen_seconds, 1),
@@ -105,14 +115,17 @@ def to_markdown(rows: list[dict], label: str) -> str:
     lines = [
         f"### {label}",
         "",
-        "| case | exit | good file indexed | peak RSS MB | seconds | first stderr line |",
-        "|---|---|---|---|---|---|",
+        "| case | exit | good file indexed | files indexed | peak RSS MB | seconds "
+        "| first stderr line |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         exit_ = f"{r['exit']} ({r['killed']})" if r["killed"] else str(r["exit"])
         first = r["first_stderr"].replace("|", "\\|")
+        case = " ".join([r["case"], *r.get("args", [])])
+        files = ", ".join(r.get("indexed", [])).replace("|", "\\|")
         lines.append(
-            f"| {r['case']} | {exit_} | {'yes' if r['good_indexed'] else 'NO'} | "
+            f"| {case} | {exit_} | {'yes' if r['good_indexed'] else 'NO'} | {files} | "
             f"{r['peak_rss_mb']} | {r['seconds']} | {first} |"
         )
     return "\n".join(lines) + "\n"
@@ -126,12 +139,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--max-rss-mb", type=float, default=3000.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--plain", action="store_true",
+                        help="no per-case extra options (for code that lacks them)")
     args = parser.parse_args()
     names = args.cases or list(CASES)
     rows = []
     with tempfile.TemporaryDirectory(prefix="xsearch-hostile-") as tmp:
         for name in names:
-            row = run_case(name, args.src.resolve(), Path(tmp), args.timeout, args.max_rss_mb)
+            row = run_case(name, args.src.resolve(), Path(tmp), args.timeout, args.max_rss_mb,
+                           args.plain)
             rows.append(row)
             print(json.dumps(row, ensure_ascii=False), flush=True)
     table = to_markdown(rows, args.label)

@@ -224,6 +224,13 @@ def docx_bomb_big(corpus: Path, scale: float = 1.0) -> list[Path]:
     return [docx_bomb(corpus / "bomb.docx", int(1_000_000_000 * scale))]
 
 
+@case("docx-bomb-1gb-streamed")
+def docx_bomb_streamed(corpus: Path, scale: float = 1.0) -> list[Path]:
+    """The 1 GB bomb again; the campaign raises --max-text-mb past its declared size so the
+    streaming text budget (--max-chars) has to stop it."""
+    return [docx_bomb(corpus / "bomb.docx", int(1_000_000_000 * scale))]
+
+
 @case("docx-bomb-300mb")
 def docx_bomb_small(corpus: Path, scale: float = 1.0) -> list[Path]:
     return [docx_bomb(corpus / "small-bomb.docx", int(300_000_000 * scale))]
@@ -247,6 +254,14 @@ def html_deep_100k(corpus: Path, scale: float = 1.0) -> list[Path]:
 @case("html-deep-200k")
 def html_deep_200k(corpus: Path, scale: float = 1.0) -> list[Path]:
     return [_write(corpus / "deep200k.html", deep_html(int(200_000 * scale)))]
+
+
+@case("html-unclosed-tags")
+def html_unclosed(corpus: Path, scale: float = 1.0) -> list[Path]:
+    """A million "<a" with no ">", then 2,000 "<p><b>" (active formatting elements)."""
+    n = int(1_000_000 * scale)
+    data = b"<html><body>" + b"<a" * n + b">x" + b"<p><b>z" * (n // 500) + b"</body></html>"
+    return [_write(corpus / "unclosed.html", data)]
 
 
 def pdf_with_stream(content: bytes) -> bytes:
