@@ -102,6 +102,12 @@ def test_txt_with_a_nul_byte_is_text(tmp_path: Path) -> None:
     assert "1 NUL byte removed" in result.warnings[0]
     with pytest.raises(SkippedFile, match="binary file"):  # mostly NULs is still binary
         read_bytes_as_text(b"abc\x00\x00\x00\x00def\x00\x00\x00" * 20, "x.txt")
+    import random
+
+    noise = bytearray(random.Random(7).randbytes(4096).replace(b"\x00", b"\x01"))
+    noise[100] = noise[2000] = 0  # random data with few NULs is binary, not damaged text
+    with pytest.raises(SkippedFile, match="binary file"):
+        read_bytes_as_text(bytes(noise), "noise.txt")
 
 
 @pytest.mark.parametrize(

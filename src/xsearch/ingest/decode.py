@@ -96,24 +96,29 @@ class Decoded:
         return "; ".join(self.notes)
 
 
-def _is_binary(sample: bytes) -> bool:
+def _control_share(sample: bytes) -> float:
     if not sample:
-        return False
-    controls = sum(1 for b in sample if b in _CONTROL_BYTES)
-    return controls / len(sample) > 0.10
+        return 0.0
+    return sum(1 for b in sample if b in _CONTROL_BYTES) / len(sample)
+
+
+def _is_binary(sample: bytes) -> bool:
+    return _control_share(sample) > 0.10
 
 
 _COMMON = frozenset(" \t\n\r")
 
 
-def _script_share(text: str) -> float:
-    """Share of ``text`` in its two main scripts plus spaces, digits and punctuation.
+def _text_score(text: str) -> tuple[float, int]:
+    """How much ``text`` reads as text: (share in its main scripts plus spaces, digits and
+    punctuation; number of ASCII characters).
 
-    Real text in any script scores near 1; bytes read with the wrong UTF-16 byte order land
-    in many unrelated blocks (CJK, Braille, Canadian syllabics...) and score low.
+    Real text in any script (or a mix) scores near 1 and holds ASCII spaces and newlines;
+    bytes read with the wrong UTF-16 byte order hit control, unassigned or private-use code
+    points, or many unrelated blocks, and ASCII turns into U+xx00 characters.
     """
     if not text:
-        return 0.0
+        return 0.0, 0
     scripts: Counter[str] = Counter()
     common = 0
     for ch in text:
@@ -122,20 +127,22 @@ def _script_share(text: str) -> float:
             continue
         category = unicodedata.category(ch)
         if category in ("Cc", "Cn", "Co", "Cs"):
-            return 0.0  # control, unassigned, private-use or surrogate: not text
+            return 0.0, 0  # control, unassigned, private-use or surrogate: not text
         if category[0] in "NPZS" and (ord(ch) < 0x3040 or 0xFF00 <= ord(ch) <= 0xFFEF):
             common += 1
             continue
-        scripts[unicodedata.name(ch, "?").split(" ")[0]] += 1
+        scripts[unicodedata.name(ch, "?").split(" ")[0].split("-")[0]] += 1
     if common < 0.02 * len(text) or len(set(text)) < 8:
-        return 0.0  # no spaces or punctuation at all, or a short repeated pattern
-    top = sum(n for _, n in scripts.most_common(2))
-    return (common + top) / len(text)
+        return 0.0, 0  # no spaces or punctuation at all, or a short repeated pattern
+    letters = sum(scripts.values())
+    main = sum(n for n in scripts.values() if n >= 0.03 * letters)
+    ascii_chars = sum(1 for ch in text if ch < "\x80")
+    return (common + main) / len(text), ascii_chars
 
 
 def _bomless_utf16(sample: bytes) -> str | None:
     """Recognise UTF-16 without a BOM in any script: the byte order whose decoding reads as
-    text in one or two scripts wins, if it is clearly text."""
+    text wins, if it is clearly text."""
     n = min(len(sample), 4096)
     n -= n % 2
     if n < 16:
@@ -150,11 +157,12 @@ def _bomless_utf16(sample: bytes) -> str | None:
                 text = sample[: n - 2].decode(encoding)
             except UnicodeDecodeError:
                 continue
-        scores[encoding] = _script_share(text)
+        score, ascii_chars = _text_score(text)
+        if score >= 0.9:
+            scores[encoding] = (ascii_chars, score)
     if not scores:
         return None
-    best = max(scores, key=lambda e: scores[e])
-    return best if scores[best] >= 0.9 else None
+    return max(scores, key=lambda e: scores[e])
 
 
 def _strip_nuls(data: bytes) -> tuple[bytes, int]:
@@ -248,8 +256,12 @@ def decode(data: bytes, path: Path | str) -> Decoded:
             decoded = _decode_lossy(data, encoding16)
             decoded.notes.insert(0, f"no byte order mark; read as {encoding16}")
             return decoded
+        # Stray NULs in otherwise clean text are damage; NULs among other control bytes
+        # (random or compressed data has about 10%) mean binary.
         nuls = sample.count(0)
-        if nuls > _MAX_NUL_SHARE * len(sample) + 1 or _is_binary(sample.replace(b"\x00", b"")):
+        if nuls > _MAX_NUL_SHARE * len(sample) + 1 or _control_share(
+            sample.replace(b"\x00", b"")
+        ) > 0.01:
             raise err(path, "binary file, skipped")
     if b"\x00" in data:
         data, nuls = _strip_nuls(data)
