@@ -305,3 +305,18 @@ def test_cli_messages_name_the_option_and_the_path_once(tmp_path: Path) -> None:
     assert "file too large: 172 bytes" in tiny.output
     assert "raise --max-mb (now " in tiny.output
     assert "max_bytes" not in tiny.output
+
+
+def test_time_budget_is_checked_inside_every_extractor(tmp_path: Path) -> None:
+    files = [
+        H.CASES["html-deep-100k"](tmp_path, 0.1)[0],
+        H.docx_bomb(tmp_path / "long.docx", 5_000_000),
+        tmp_path / "page.pdf",
+        tmp_path / "many.jsonl",
+    ]
+    files[2].write_bytes(H.pdf_with_stream(b"BT /F1 12 Tf 72 712 Td (A page.) Tj ET"))
+    files[3].write_text("".join(f'{{"text": "record {i}"}}\n' for i in range(2000)), "utf-8")
+    for path in files:
+        assert read_file(path).docs  # readable with the default budget
+        with pytest.raises(BudgetExceeded, match=r"took longer than 0 s \(raise --read-timeout"):
+            read_file(path, ReadOptions(timeout=0.0))
