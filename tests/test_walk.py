@@ -101,6 +101,8 @@ def test_special_files_are_counted_not_opened(tmp_path: Path) -> None:
     assert [p.name for p in result.files] == ["a.txt"]
     assert result.special == 1
     assert "pipe.txt: not a regular file" in result.warnings[0]
+    named = walk([root / "pipe.txt", root / "a.txt"])  # named explicitly: skipped, not fatal
+    assert [p.name for p in named.files] == ["a.txt"] and named.special == 1
 
 
 def test_names_that_are_not_utf8_are_skipped_with_an_escaped_warning(tmp_path: Path) -> None:

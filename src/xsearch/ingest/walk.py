@@ -302,7 +302,8 @@ def walk(
             walker.walk_root(root, st)
         else:
             result.special += 1
-            fail(root, "not a regular file or folder")
+            result.warnings.append(f"{display_path(root)}: not a regular file or folder "
+                                   "(FIFO, socket or device), skipped")
     return result
 
 
