@@ -93,7 +93,8 @@ def cli() -> None:
               help="New index: score by cosine of vectors centred on the index mean, which "
                    "damps hub passages (scores are then lower than plain cosine).")
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
-              help="Refuse a file whose extracted text is longer than this.")
+              help="Refuse a file whose extracted text is longer than this (a longer "
+                   ".jsonl/.csv record is skipped alone).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="Passages embedded per model call.")
 @click.option("--commit-every", type=click.IntRange(1), default=64, hidden=True,
@@ -121,6 +122,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index data/corpus --full --model minilm
         xsearch index data/corpus --full --center
         xsearch index data/corpus --labels labels.txt
+        xsearch index ~/notes --exclude 'drafts/' --include '*.md'
     """
     from .indexer import build_index
     from .ingest import ReadOptions, WalkOptions
