@@ -48,6 +48,8 @@ def test_exclude_and_include_patterns(tmp_path: Path) -> None:
     assert [p.name for p in result.files] == ["a.md", "d.md"]
     assert result.excluded == 2 and result.hidden == 1
     assert found(root, WalkOptions(include=["*.md"])) == ["a.md", "notes/d.md"]
+    tree(root, ".draft.md")
+    assert found(root, WalkOptions(include=["*.md"])) == ["a.md", "notes/d.md"]  # not hidden
     # An include that names a hidden folder enters it.
     assert found(root, WalkOptions(include=[".notes/*.md"])) == [".notes/e.md"]
 

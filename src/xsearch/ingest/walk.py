@@ -127,8 +127,13 @@ class _Walker:
         return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep)
                    for r in self.real_roots)
 
+    def named_by_include(self, name: str) -> bool:
+        # A hidden name must be spelled with its dot ("*.md" does not reach ".notes.md").
+        return any(fnmatch.fnmatch(name, part) and (part[0] == "." or name[0] != ".")
+                   for part in self.include_parts)
+
     def default_skipped(self, name: str, path: str, is_dir: bool) -> bool:
-        if self.options.hidden or any(fnmatch.fnmatch(name, p) for p in self.include_parts):
+        if self.options.hidden or self.named_by_include(name):
             return False
         if name.startswith("."):
             return True
