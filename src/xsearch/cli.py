@@ -132,8 +132,25 @@ def cli() -> None:
               help="Field holding the text in .jsonl/.csv records.")
 @click.option("--id-field", default="id", show_default=True,
               help="Field holding the record id in .jsonl/.csv records.")
-@click.option("--max-mb", type=float, default=None,
-              help="Refuse files larger than this many MB (default: the reader's limit).")
+@click.option("--max-mb", type=click.FloatRange(0, min_open=True), default=None,
+              help="Refuse files larger than this many MB (default: 50).")
+@click.option("--max-text-mb", type=click.FloatRange(0, min_open=True), default=None,
+              help="Refuse a file once what is inflated or extracted from it (XML in a .docx, "
+                   "PDF streams, decoded text) passes this many MB (default: 256).")
+@click.option("--read-timeout", type=click.FloatRange(0, min_open=True), default=None,
+              help="Give up on a file after this many seconds of reading (default: 120).")
+@click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+              help="Skip paths matching this gitignore-style pattern (relative to each PATH). "
+                   "Repeatable.")
+@click.option("--include", "includes", multiple=True, metavar="GLOB",
+              help="Only index files matching this pattern; also enters hidden/build folders "
+                   "it names. Repeatable.")
+@click.option("--no-ignore", is_flag=True,
+              help="Do not honour .gitignore and .xsearchignore files.")
+@click.option("--hidden", is_flag=True,
+              help="Also index hidden files and folders, virtualenvs and build folders.")
+@click.option("--follow-symlinks", is_flag=True,
+              help="Follow symlinks that lead out of the given folders.")
 @click.option("--layout", type=click.Choice(["auto", "flat", "hnsw", "ivf-sq8"]),
               help="New index: vector layout. auto (default) is exact until a language holds "
                    "20,000 passages, then HNSW; ivf-sq8 is compressed (4x smaller, approximate).")
@@ -144,7 +161,8 @@ def cli() -> None:
 @click.option("--retry-failed", is_flag=True,
               help="Read again files that failed before although they have not changed.")
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
-              help="Refuse a file whose extracted text is longer than this.")
+              help="Refuse a file whose extracted text is longer than this (a longer "
+                   ".jsonl/.csv record is skipped alone).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="Passages embedded per model call.")
 @click.option("--commit-every", type=click.IntRange(1), default=256, hidden=True,
@@ -157,6 +175,7 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no per-file messages.")
 @_edge
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
+          max_text_mb, read_timeout, excludes, includes, no_ignore, hidden, follow_symlinks,
           layout, centering, retry_failed, max_chars, batch_size, commit_every, labels_file,
           as_json, quiet):
     """Index files and folders (re-runs only touch what changed).
@@ -172,13 +191,20 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index data/corpus --full --model minilm
         xsearch index data/corpus --full --layout hnsw
         xsearch index data/corpus --labels labels.txt
+        xsearch index ~/notes --exclude 'drafts/' --include '*.md'
     """
     from .indexer import build_index
-    from .ingest import ReadOptions
+    from .ingest import ReadOptions, WalkOptions
 
     options = ReadOptions(text_field=text_field, id_field=id_field)
     if max_mb is not None:
-        options.max_bytes = int(max_mb * 1024 * 1024)
+        options.max_bytes = max(1, int(max_mb * 1024 * 1024))
+    if max_text_mb is not None:
+        options.max_text_bytes = max(1, int(max_text_mb * 1024 * 1024))
+    if read_timeout is not None:
+        options.timeout = read_timeout
+    walk_options = WalkOptions(exclude=excludes, include=includes, use_ignore_files=not no_ignore,
+                               hidden=hidden, follow_symlinks=follow_symlinks)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     meter = _Progress() if show_bar else None
 
@@ -187,7 +213,10 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             meter.update(event, info)
         elif event == "error" and not quiet:
             meter and meter.clear()
-            click.echo(f"error: {_safe(info['path'])}: {_safe(info['message'])}", err=True)
+            message = info["message"]  # library messages usually start with the path
+            if not message.startswith(str(info["path"])):
+                message = f"{info['path']}: {message}"
+            click.echo(f"error: {_safe(message)}", err=True)
         elif event == "warning" and not quiet:
             meter and meter.clear()
             click.echo(f"warning: {_safe(info['message'])}", err=True)
@@ -203,7 +232,8 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                               read_options=options, batch_size=batch_size,
                               commit_every=commit_every, max_chars=max_chars,
                               progress=progress, labels=labels, layout=layout,
-                              centering=centering, retry_failed=retry_failed)
+                              centering=centering, retry_failed=retry_failed,
+                              walk_options=walk_options)
     finally:
         if meter is not None:
             meter.clear()
@@ -219,6 +249,12 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             + (f", {s.failed_before} failed before (unchanged; --retry-failed)"
                if s.failed_before else "")
         )
+        left_out = [(s.excluded, "excluded"), (s.ignored, "ignored (.gitignore/.xsearchignore)"),
+                    (s.hidden, "hidden or build folders/files"), (s.special, "special files"),
+                    (s.links_skipped, "symlinks out of the folders or broken"),
+                    (s.bad_names, "non-UTF-8 names")]
+        if any(n for n, _ in left_out):
+            click.echo("left out: " + ", ".join(f"{n} {what}" for n, what in left_out if n))
         click.echo(
             f"passages: {s.passages_embedded} embedded, {s.passages_removed} removed in "
             f"{s.seconds:.1f}s ({s.passages_per_second:.1f} passages/s)"

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from .chunking import chunk_text
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError, SkippedFile
 from .index_dir import IndexConfig
-from .ingest import ReadOptions, file_fingerprint, iter_files, read_file
+from .ingest import ReadOptions, WalkOptions, file_fingerprint, read_file, walk
 from .store import DocumentRow, PassageRow
 from .topics import label_index
 from .writer import (
@@ -66,6 +66,14 @@ class IndexSummary:
     passages_removed: int = 0
     segments_merged: int = 0
     repaired: int = 0
+    # Left out by the walk (see xsearch.ingest.walk): --exclude/--include, ignore files,
+    # hidden and build folders, FIFOs/devices, symlinks out of the roots, non-UTF-8 names.
+    excluded: int = 0
+    ignored: int = 0
+    hidden: int = 0
+    special: int = 0
+    links_skipped: int = 0
+    bad_names: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
     labels: dict = field(default_factory=dict)
@@ -160,6 +168,7 @@ def build_index(
     layout: str | None = None,
     centering: str | None = None,
     retry_failed: bool = False,
+    walk_options: WalkOptions | None = None,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``."""
     started = time.perf_counter()
@@ -169,7 +178,13 @@ def build_index(
     for root in roots:
         if not root.exists():
             raise IngestError(f"path not found: {root}")
-    files = [_abs(f) for f in iter_files(roots)]
+    walked = walk(roots, walk_options)
+    for key, count in walked.counts().items():
+        setattr(summary, key, count)
+    for w in walked.warnings:
+        summary.warnings.append(w)
+        notify("warning", {"message": w})
+    files = [_abs(f) for f in walked.files]
     if not files:
         raise IngestError(
             "no supported files under " + ", ".join(str(r) for r in roots)
@@ -207,8 +222,11 @@ def build_index(
                         f"index {index_path} holds {existing.dim}-d vectors but the model "
                         f"makes {embedder.dim}-d ones")
                 todo = _plan(writer, files, roots, summary, notify, retry_failed)
-                _pipeline(writer, embedder, todo, read_options or ReadOptions(), max_chars,
-                          batch_size, commit_every, summary, notify)
+                options = read_options or ReadOptions()
+                if options.max_chars is None:  # records longer than this are skipped alone
+                    options = replace(options, max_chars=max_chars)
+                _pipeline(writer, embedder, todo, options, max_chars, batch_size, commit_every,
+                          summary, notify)
                 summary.segments_merged = writer.merge()
                 writer.finish()
             except BaseException:

@@ -1,0 +1,322 @@
+"""The hostile-input campaign (issue #7) as tests: each file comes from the same generator as
+benchmarks/hostile/campaign.py, sized down where that still proves the point."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import sqlite3
+import stat
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from xsearch.cli import cli
+from xsearch.errors import IngestError, SkippedFile
+from xsearch.ingest import (
+    Budget,
+    BudgetExceeded,
+    ReadOptions,
+    file_fingerprint,
+    normalize_text,
+    read_bytes_as_text,
+    read_file,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location(
+    "make_hostile", ROOT / "benchmarks" / "hostile" / "make_hostile.py"
+)
+H = importlib.util.module_from_spec(_spec)
+sys.modules["make_hostile"] = H
+_spec.loader.exec_module(H)
+
+
+def make(name: str, tmp_path: Path, scale: float = 1.0) -> Path:
+    return H.CASES[name](tmp_path / "corpus", scale)[0]
+
+
+def utf8_safe(*values: object) -> None:
+    for value in values:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------- records
+
+
+def test_jsonl_huge_integer_skips_that_record_only(tmp_path: Path) -> None:
+    result = read_file(make("jsonl-huge-int", tmp_path))
+    assert [d.record_id for d in result.docs] == ["r1", "r3"]
+    assert len(result.warnings) == 1
+    assert "line 2" in result.warnings[0] and "4300 digits" in result.warnings[0]
+
+
+def test_jsonl_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
+    result = read_file(make("jsonl-surrogates", tmp_path))
+    assert [d.record_id for d in result.docs] == ["s1", "\ufffd", "s3"]
+    assert result.docs[0].text == "Broken \ufffd text about harbour cranes."
+    assert result.docs[1].title == "T\ufffd"
+    assert result.docs[1].metadata == {"tags": ["\ufffd"]}
+    for doc in result.docs:
+        utf8_safe(doc.record_id, doc.text, doc.title, doc.metadata)
+    assert any("line 2: 3 lone surrogate" in w for w in result.warnings)
+    assert normalize_text("a\ud800b\udc80") == "a\ufffdb\ufffd"
+
+
+def test_jsonl_deep_nesting_skips_that_record_only(tmp_path: Path) -> None:
+    result = read_file(make("jsonl-deep-nesting", tmp_path, 0.2))
+    assert [d.record_id for d in result.docs] == ["ok"]
+    assert "nested too deeply" in result.warnings[0]
+
+
+def test_csv_nul_byte_is_stripped_with_a_warning(tmp_path: Path) -> None:
+    result = read_file(make("csv-nul", tmp_path))
+    assert [d.text for d in result.docs][1] == "The ferry leaves at seven every morning."
+    assert len(result.docs) == 3
+    assert result.warnings == [f"{tmp_path / 'corpus' / 'nul.csv'}: 1 NUL byte removed"]
+
+
+def test_csv_oversized_record_is_skipped_alone(tmp_path: Path) -> None:
+    path = make("csv-oversized-record", tmp_path, 0.002)  # a 4,999-char record
+    result = read_file(path, ReadOptions(max_chars=4000))
+    assert [d.record_id for d in result.docs] == ["1", "3"]
+    assert "line 3: text too long (4,999 characters, limit 4,000" in result.warnings[0]
+    assert len(read_file(path).docs) == 3  # no limit: all rows
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+def test_txt_with_a_nul_byte_is_text(tmp_path: Path) -> None:
+    result = read_file(make("txt-nul", tmp_path))
+    assert "Stray byte here." in result.docs[0].text
+    assert "1 NUL byte removed" in result.warnings[0]
+    with pytest.raises(SkippedFile, match="binary file"):  # mostly NULs is still binary
+        read_bytes_as_text(b"abc\x00\x00\x00\x00def\x00\x00\x00" * 20, "x.txt")
+    import random
+
+    noise = bytearray(random.Random(7).randbytes(4096).replace(b"\x00", b"\x01"))
+    noise[100] = noise[2000] = 0  # random data with few NULs is binary, not damaged text
+    with pytest.raises(SkippedFile, match="binary file"):
+        read_bytes_as_text(bytes(noise), "noise.txt")
+
+
+@pytest.mark.parametrize(
+    ("case", "text"),
+    [
+        ("utf16-nobom-hindi", H.HINDI),
+        ("utf16-nobom-chinese", H.CHINESE),
+        ("utf16-nobom-arabic", H.ARABIC),
+    ],
+)
+def test_bomless_utf16_in_any_script(tmp_path: Path, case: str, text: str) -> None:
+    result = read_file(make(case, tmp_path))
+    assert result.encoding == "utf-16-le"
+    assert result.docs[0].text == normalize_text(text * 4).strip()
+    assert "no byte order mark" in result.warnings[0]
+    big_endian = tmp_path / "be.txt"
+    big_endian.write_bytes((text * 4).encode("utf-16-be"))
+    assert read_file(big_endian).encoding == "utf-16-be"
+
+
+def test_invalid_utf8_in_english_warns_with_a_count(tmp_path: Path) -> None:
+    result = read_file(make("invalid-utf8-english", tmp_path))
+    assert result.docs[0].text.startswith("Rivers carry sediment")
+    assert "not valid UTF-8 (3 invalid byte sequences)" in result.warnings[0]
+
+
+def test_crlf_and_cr_only_newlines(tmp_path: Path) -> None:
+    doc = read_file(make("crlf-cr-only", tmp_path)).docs[0]
+    assert doc.text == (
+        "Windows line one.\nWindows line two.\n\nOld Mac line.\nAnother Mac line."
+    )
+
+
+def test_one_long_line_and_empty_file(tmp_path: Path) -> None:
+    doc = read_file(make("one-line-10mb", tmp_path, 0.1)).docs[0]
+    assert len(doc.text) == int(10 * 2**20 * 0.1)
+    assert "\n" not in doc.text
+    with pytest.raises(SkippedFile, match="empty file"):
+        read_file(make("empty-file", tmp_path))
+
+
+# --------------------------------------------------------------------------- bombs
+
+
+def test_docx_zip_bomb_is_refused_early(tmp_path: Path) -> None:
+    before = peak_rss_mb()
+    path = H.docx_bomb(tmp_path / "bomb.docx", 300_000_000)
+    assert path.stat().st_size < 2_000_000
+    with pytest.raises(BudgetExceeded, match=r"decompression bomb\?; raise --max-text-mb"):
+        read_file(path, ReadOptions(max_text_bytes=100 * 2**20))
+    # Without a byte budget the text budget stops the stream after ~100,000 characters.
+    with pytest.raises(IngestError, match="text too long .*--max-chars"):
+        read_file(path, ReadOptions(max_text_bytes=None, max_chars=100_000))
+    assert peak_rss_mb() - before < 200
+
+
+def test_budget_meter_refuses_while_streaming() -> None:
+    import io
+
+    budget = Budget("x.docx", ReadOptions(max_text_bytes=3 * 2**20))
+    stream = budget.reader(io.BytesIO(b"x" * (10 * 2**20)), "inflated word/document.xml")
+    with pytest.raises(BudgetExceeded, match="inflated word/document.xml exceeds the budget"):
+        while stream.read(65536):
+            pass
+    assert budget.used <= 3 * 2**20 + 65536
+    slow = Budget("y.pdf", ReadOptions(timeout=0.0))
+    with pytest.raises(BudgetExceeded, match=r"longer than 0 s \(raise --read-timeout"):
+        slow.check_time()
+
+
+def test_docx_streamed_text_matches_python_docx_layout(tmp_path: Path) -> None:
+    path = H.docx_bomb(tmp_path / "small.docx", 200_000)
+    doc = read_file(path).docs[0]
+    paragraphs = doc.text.split("\n\n")
+    assert len(paragraphs) > 300
+    assert set(paragraphs) == {("flood plain " * 40).strip()}
+
+
+def test_html_nested_200k_deep_is_flattened(tmp_path: Path) -> None:
+    result = read_file(make("html-deep-200k", tmp_path))
+    assert result.docs[0].text == (
+        "Text at the bottom of a very deep tree.\n\nText after the deep tree."
+    )
+    assert "nesting deeper than 512 levels" in result.warnings[0]
+
+
+def test_pdf_flate_bomb_is_refused_as_a_bomb(tmp_path: Path) -> None:
+    path = make("pdf-flate-bomb", tmp_path, 0.4)  # 80 MB: over pypdf's 75 MB stream limit
+    with pytest.raises(BudgetExceeded, match="decompression bomb") as info:
+        read_file(path)
+    assert "scanned PDF" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- special files
+
+
+def _must_not_block(fn, path: Path) -> Exception | None:
+    outcome: list[Exception | None] = []
+
+    def call() -> None:
+        try:
+            fn(path)
+            outcome.append(None)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # unblock the reader so the test run can end, then fail
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+        thread.join(5)
+        pytest.fail(f"{fn.__name__} blocked on a FIFO")
+    return outcome[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_fifo_is_never_opened_for_a_blocking_read(tmp_path: Path) -> None:
+    fifo = make("fifo", tmp_path)
+    for fn in (file_fingerprint, read_file):
+        exc = _must_not_block(fn, fifo)
+        assert isinstance(exc, IngestError) and "not a regular file" in str(exc)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_file_swapped_for_a_fifo_after_stat(tmp_path: Path, monkeypatch) -> None:
+    import xsearch.ingest.files as files
+
+    fifo = make("fifo", tmp_path)
+    regular = os.stat(H.good_file(tmp_path))
+    real_stat = os.stat
+
+    def stale_stat(path, *args, **kwargs):  # what stat said before the swap
+        return regular if Path(path) == fifo else real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(files.os, "stat", stale_stat)
+    exc = _must_not_block(file_fingerprint, fifo)
+    assert isinstance(exc, IngestError) and "not a regular file" in str(exc)
+    assert stat.S_ISFIFO(real_stat(fifo).st_mode)
+
+
+# --------------------------------------------------------------------------- through the CLI
+
+
+def _indexed_paths(index: Path) -> set[str]:
+    with sqlite3.connect(index / "xsearch.db") as con:
+        return {row[0] for row in con.execute("SELECT path FROM files")}
+
+
+def test_hostile_corpus_indexes_without_traceback(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    good = H.good_file(corpus)
+    for name in ("jsonl-huge-int", "jsonl-surrogates", "txt-nul", "csv-nul",
+                 "utf16-nobom-hindi", "non-utf8-filename", "symlink-out", "symlink-dir-loop"):
+        H.CASES[name](corpus, 1.0)
+    if hasattr(os, "mkfifo"):
+        H.CASES["fifo"](corpus, 1.0)
+    index = tmp_path / "index"
+    result = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "caf\\xe9-notes.txt: name is not valid UTF-8, skipped" in result.output
+    assert "symlink leads out of the indexed folders" in result.output
+    indexed = {Path(p).name for p in _indexed_paths(index)}
+    assert indexed == {good.name, "huge-int.jsonl", "surrogates.jsonl", "nul.txt", "nul.csv",
+                       "hindi-utf16.txt", "leaf.txt"}
+    assert "secret" not in " ".join(_indexed_paths(index))
+    assert "left out:" in result.output and "1 non-UTF-8 names" in result.output
+    hits = CliRunner().invoke(cli, ["query", "harbour cranes", "--index", str(index), "--json"])
+    assert hits.exit_code == 0 and "harbour cranes" in hits.output
+
+
+def test_cli_messages_name_the_option_and_the_path_once(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    H.good_file(corpus)
+    H.CASES["csv-oversized-record"](corpus, 0.002)
+    long = corpus / "long.txt"
+    long.write_text("word " * 1000, encoding="utf-8")
+    index = tmp_path / "index"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["index", str(corpus), "--index", str(index), "--max-chars",
+                                 "4000"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {long.resolve()}: text too long (4,999 characters, limit 4,000; "
+                      "raise it with --max-chars)"]
+    assert "oversized.csv: line 3: text too long" in result.output
+    assert {Path(p).name for p in _indexed_paths(index)} == {"good.txt", "oversized.csv"}
+
+    bad = runner.invoke(cli, ["index", str(corpus), "--index", str(index), "--max-mb", "-1"])
+    assert bad.exit_code == 2 and "--max-mb" in bad.output
+    tiny = runner.invoke(cli, ["index", str(corpus), "--index", str(index), "--full",
+                               "--max-mb", "0.0001"])
+    assert "file too large: 172 bytes" in tiny.output
+    assert "raise --max-mb (now " in tiny.output
+    assert "max_bytes" not in tiny.output
+
+
+def test_time_budget_is_checked_inside_every_extractor(tmp_path: Path) -> None:
+    files = [
+        H.CASES["html-deep-100k"](tmp_path, 0.1)[0],
+        H.docx_bomb(tmp_path / "long.docx", 5_000_000),
+        tmp_path / "page.pdf",
+        tmp_path / "many.jsonl",
+    ]
+    files[2].write_bytes(H.pdf_with_stream(b"BT /F1 12 Tf 72 712 Td (A page.) Tj ET"))
+    files[3].write_text("".join(f'{{"text": "record {i}"}}\n' for i in range(2000)), "utf-8")
+    for path in files:
+        assert read_file(path).docs  # readable with the default budget
+        with pytest.raises(BudgetExceeded, match=r"took longer than 0 s \(raise --read-timeout"):
+            read_file(path, ReadOptions(timeout=0.0))

@@ -1,0 +1,149 @@
+"""xsearch.ingest.walk on real folders: ignore files, excludes, hidden and build folders,
+symlinks, special files, names that are not UTF-8; and the index command's options."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from xsearch.cli import cli
+from xsearch.ingest import WalkOptions, iter_files, walk
+
+
+def tree(root: Path, *rels: str) -> Path:
+    for rel in rels:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"text of {rel}\n", encoding="utf-8")
+    return root
+
+
+def found(root: Path, options: WalkOptions | None = None) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in walk([root], options).files]
+
+
+def test_gitignore_and_xsearchignore_with_nesting_and_negation(tmp_path: Path) -> None:
+    root = tree(tmp_path / "docs", "a.md", "b.txt", "draft.txt", "keep/draft.txt",
+                "out/x.txt", "sub/c.md", "sub/d.txt", "sub/deeper/e.md", "private/p.txt")
+    (root / ".gitignore").write_text("draft.txt\nout/\n*.md\n!sub/c.md\n", encoding="utf-8")
+    (root / "sub" / ".gitignore").write_text("*.txt\n!e.md\n", encoding="utf-8")
+    (root / ".xsearchignore").write_text("private/\n", encoding="utf-8")
+    result = walk([root])
+    assert [p.relative_to(root).as_posix() for p in result.files] == [
+        "b.txt", "sub/c.md", "sub/deeper/e.md",
+    ]
+    # draft.txt, keep/draft.txt, out/, a.md, private/, sub/d.txt
+    assert result.ignored == 6
+    everything = found(root, WalkOptions(use_ignore_files=False))
+    assert len(everything) == 9
+
+
+def test_exclude_and_include_patterns(tmp_path: Path) -> None:
+    root = tree(tmp_path / "docs", "a.md", "b.txt", "logs/c.txt", "notes/d.md", ".notes/e.md")
+    result = walk([root], WalkOptions(exclude=["logs/", "*.txt"]))
+    assert [p.name for p in result.files] == ["a.md", "d.md"]
+    assert result.excluded == 2 and result.hidden == 1
+    assert found(root, WalkOptions(include=["*.md"])) == ["a.md", "notes/d.md"]
+    tree(root, ".draft.md")
+    assert found(root, WalkOptions(include=["*.md"])) == ["a.md", "notes/d.md"]  # not hidden
+    # An include that names a hidden folder enters it.
+    assert found(root, WalkOptions(include=[".notes/*.md"])) == [".notes/e.md"]
+
+
+def test_hidden_virtualenv_and_build_folders_are_skipped_by_default(tmp_path: Path) -> None:
+    root = tree(tmp_path / "proj", "README.md", ".git/x.txt", ".venv/y.txt", "venv/lib.txt",
+                "node_modules/pkg/readme.md", "__pycache__/m.txt", "xsearch.egg-info/PKG.txt",
+                "build/out.html", "dist/d.txt", "lib/site-packages/s.txt", "env1/notes.txt",
+                ".hidden.txt", "docs/guide.md")
+    (root / "env1" / "pyvenv.cfg").write_text("home = /usr\n", encoding="utf-8")
+    result = walk([root])
+    assert [p.relative_to(root).as_posix() for p in result.files] == ["README.md",
+                                                                      "docs/guide.md"]
+    assert result.hidden == 11
+    assert len(found(root, WalkOptions(hidden=True))) == 13
+    assert found(root, WalkOptions(include=["build/**"])) == ["build/out.html"]
+
+
+def test_symlinks_out_of_the_roots_are_not_followed(tmp_path: Path) -> None:
+    root = tree(tmp_path / "corpus", "a.txt", "sub/b.txt")
+    outside = tree(tmp_path / "outside", "secret.txt", "more/s2.txt")
+    (root / "link-out.txt").symlink_to(outside / "secret.txt")
+    (root / "dir-out").symlink_to(outside, target_is_directory=True)
+    (root / "link-in.txt").symlink_to(root / "sub" / "b.txt")
+    (root / "broken.txt").symlink_to(root / "nowhere.txt")
+    result = walk([root])
+    assert [p.relative_to(root).as_posix() for p in result.files] == ["a.txt", "link-in.txt"]
+    assert result.links_skipped == 3
+    assert sum("symlink leads out" in w for w in result.warnings) == 2
+    followed = found(root, WalkOptions(follow_symlinks=True))
+    # link-out.txt is the same file as dir-out/secret.txt: listed once.
+    assert followed == ["a.txt", "dir-out/more/s2.txt", "dir-out/secret.txt", "link-in.txt"]
+    # Both folders given as roots: a link from one into the other is inside the roots.
+    both = walk([root, outside])
+    assert len(both.files) == 4 and both.links_skipped == 1  # 4 real files, 1 broken link
+
+
+def test_symlink_loops_end(tmp_path: Path) -> None:
+    root = tree(tmp_path / "corpus", "a/b/leaf.txt")
+    (root / "a" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "a" / "b" / "up").symlink_to(Path("..") / "..", target_is_directory=True)
+    for follow in (False, True):
+        assert found(root, WalkOptions(follow_symlinks=follow)) == ["a/b/leaf.txt"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_special_files_are_counted_not_opened(tmp_path: Path) -> None:
+    root = tree(tmp_path / "corpus", "a.txt")
+    os.mkfifo(root / "pipe.txt")
+    result = walk([root])
+    assert [p.name for p in result.files] == ["a.txt"]
+    assert result.special == 1
+    assert "pipe.txt: not a regular file" in result.warnings[0]
+    named = walk([root / "pipe.txt", root / "a.txt"])  # named explicitly: skipped, not fatal
+    assert [p.name for p in named.files] == ["a.txt"] and named.special == 1
+
+
+def test_names_that_are_not_utf8_are_skipped_with_an_escaped_warning(tmp_path: Path) -> None:
+    root = tree(tmp_path / "corpus", "a.txt")
+    raw = os.path.join(os.fsencode(root), b"caf\xe9.txt")
+    with open(raw, "wb") as fh:
+        fh.write(b"x")
+    result = walk([root])
+    assert [p.name for p in result.files] == ["a.txt"]
+    assert result.bad_names == 1
+    assert result.warnings == [f"{root}/caf\\xe9.txt: name is not valid UTF-8, skipped "
+                               "(rename it to index it)"]
+    result.warnings[0].encode("utf-8")
+
+
+def test_iter_files_is_the_default_walk(tmp_path: Path) -> None:
+    root = tree(tmp_path / "docs", "b.txt", "a.md", "node_modules/x.md", "ignored.txt")
+    (root / ".gitignore").write_text("ignored.txt\n", encoding="utf-8")
+    assert list(iter_files([root])) == walk([root]).files == [root / "a.md", root / "b.txt"]
+
+
+def test_index_command_options_and_summary(tmp_path: Path) -> None:
+    root = tree(tmp_path / "docs", "bread.txt", "skip/volcano.txt", "ignored.md", ".hidden.txt",
+                "build/out.txt")
+    (root / "bread.txt").write_text("Sourdough bread needs a long, slow rise.\n", "utf-8")
+    (root / ".gitignore").write_text("ignored.md\n", encoding="utf-8")
+    index = tmp_path / "index"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["index", str(root), "--index", str(index),
+                                 "--exclude", "skip/"])
+    assert result.exit_code == 0, result.output
+    assert ("left out: 1 excluded, 1 ignored (.gitignore/.xsearchignore), "
+            "2 hidden or build folders/files") in result.output
+    with sqlite3.connect(index / "xsearch.db") as con:
+        names = sorted(Path(r[0]).name for r in con.execute("SELECT path FROM files"))
+    assert names == ["bread.txt"]
+    result = runner.invoke(cli, ["index", str(root), "--index", str(index), "--no-ignore",
+                                 "--hidden", "--json"])
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(index / "xsearch.db") as con:
+        names = sorted(Path(r[0]).name for r in con.execute("SELECT path FROM files"))
+    assert names == [".hidden.txt", "bread.txt", "ignored.md", "out.txt", "volcano.txt"]
