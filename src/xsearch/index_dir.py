@@ -203,6 +203,10 @@ class IndexDir:
             raise CorruptIndexError(f"{path} is a file, not an index directory")
         if not looks_like_index(path):
             if path.is_dir() and any(path.iterdir()):
+                if is_own_folder(path):
+                    raise EmptyIndexError(
+                        f"no index at {path.resolve()} yet: an `xsearch index` run was "
+                        "interrupted before its first commit; run it again")
                 raise CorruptIndexError(f"{path} is not an xsearch index (no {DATABASE})")
             raise EmptyIndexError(
                 f"no index at {path.resolve()}; build one with: xsearch index PATH "
