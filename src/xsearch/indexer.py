@@ -160,8 +160,12 @@ def build_index(
     layout: str | None = None,
     centering: str | None = None,
     retry_failed: bool = False,
+    prune: bool = False,
 ) -> IndexSummary:
-    """Bring the index at ``index_path`` up to date with the files under ``paths``."""
+    """Bring the index at ``index_path`` up to date with the files under ``paths``.
+
+    ``prune`` also removes indexed files that no longer exist outside ``paths``.
+    """
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
     summary = IndexSummary()
@@ -206,7 +210,7 @@ def build_index(
                     raise IndexMismatchError(
                         f"index {index_path} holds {existing.dim}-d vectors but the model "
                         f"makes {embedder.dim}-d ones")
-                todo = _plan(writer, files, roots, summary, notify, retry_failed)
+                todo = _plan(writer, files, roots, summary, notify, retry_failed, prune)
                 _pipeline(writer, embedder, todo, read_options or ReadOptions(), max_chars,
                           batch_size, commit_every, summary, notify)
                 summary.segments_merged = writer.merge()
@@ -223,7 +227,8 @@ def build_index(
 
 
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
-          notify: ProgressFn, retry_failed: bool) -> list[tuple[Path, tuple[str, int, float]]]:
+          notify: ProgressFn, retry_failed: bool, prune: bool = False
+          ) -> list[tuple[Path, tuple[str, int, float]]]:
     """Decide what changed; apply removals and renames; return the files to read."""
     store = writer.store
     known = store.files()
@@ -249,7 +254,8 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             continue
         fresh.append((f, fp))
 
-    gone = {p: row for p, row in known.items() if p not in seen and _under(p, roots)}
+    gone = {p: row for p, row in known.items() if p not in seen
+            and (_under(p, roots) or (prune and not os.path.lexists(p)))}
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
         if not os.path.lexists(p):
