@@ -185,8 +185,8 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index records.jsonl --text-field body --id-field uid
         xsearch index data/corpus --full --model minilm
         xsearch index data/corpus --full --layout hnsw
-        xsearch index data/corpus --labels labels.txt
         xsearch index --prune
+        xsearch index data/corpus --labels labels.txt
     """
     if not paths:
         if not prune:
@@ -220,12 +220,12 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
 
         labels = read_labels(labels_file)
     try:
-        summary = build_index(list(paths), index_path, model=model, full=full,
+        summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
                               chunk_tokens=chunk_tokens, chunk_overlap=overlap,
                               read_options=options, batch_size=batch_size,
                               commit_every=commit_every, max_chars=max_chars,
                               progress=progress, labels=labels, layout=layout,
-                              centering=centering, retry_failed=retry_failed, prune=prune)
+                              centering=centering, retry_failed=retry_failed)
     finally:
         if meter is not None:
             meter.clear()

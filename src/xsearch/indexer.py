@@ -157,10 +157,10 @@ def build_index(
     progress: ProgressFn | None = None,
     labels: list | None = None,
     embedder: Embedder | None = None,
+    prune: bool = False,
     layout: str | None = None,
     centering: str | None = None,
     retry_failed: bool = False,
-    prune: bool = False,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``.
 
