@@ -263,7 +263,7 @@ def test_file_mode_carries_next_offset_to_the_end(corpus_index):
 def test_config_file_gives_defaults_below_env_and_flags(corpus_index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "xsearch.toml").write_text(
-        f'index = "{corpus_index}"\n\n[query]\ntop-k = 3\n', encoding="utf-8")
+        f'index = "{corpus_index}"\n\n[command.query]\ntop-k = 3\n', encoding="utf-8")
     unset = {"XSEARCH_CONFIG": None, "XSEARCH_INDEX": None}
     hits = run("query", "coffee", "--json", env=unset).output.splitlines()
     assert len(hits) == 3  # index and -k from the file
@@ -290,8 +290,10 @@ def test_user_config_dir_and_relative_index(corpus_index, tmp_path, monkeypatch)
 @pytest.mark.parametrize("text,expect", [
     ('layout = "sideways"\n', "key 'layout': 'sideways' is not one of"),
     ("indx = 'x'\n", "unknown key 'indx'"),
-    ("[query]\ntopk = 3\n", "unknown key 'query.topk'"),
-    ("[query]\ntop-k = 0\n", "key 'query.top-k'"),
+    ("[command.query]\ntopk = 3\n", "unknown key 'command.query.topk'"),
+    ("[command.query]\ntop-k = 0\n", "key 'command.query.top-k'"),
+    ("[command.serch]\nk = 3\n", "unknown key 'command.serch'"),
+    ("[query]\ntop-k = 3\n", "options of one command go in [command.query]"),
     ("index = [\n", "xsearch.toml"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expect):
@@ -301,6 +303,20 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expect):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and expect in lines[0], result.output
+
+
+def test_readme_example_config_is_valid(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "xsearch.toml"
+    path.write_text(example, encoding="utf-8")
+    env = {"XSEARCH_CONFIG": str(path), "XSEARCH_INDEX": None}
+    def shown(cmd: str) -> str:
+        return " ".join(run(cmd, "--help", env=env).output.split())
+
+    assert "[default: 10;" in shown("query")
+    assert "[default: 64;" in shown("index")
+    assert f"default: {Path('~/xsearch-index').expanduser()}]" in shown("stats")
 
 
 def test_missing_default_index_names_absolute_path_and_how_to_point_elsewhere(tmp_path,

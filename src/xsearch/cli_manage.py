@@ -78,7 +78,7 @@ def report_removal(out: dict, as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @_index_option
 @click.option("--missing-ok", is_flag=True, help="A PATH that names no indexed file is no error.")
 @click.option("--dry-run", "-n", is_flag=True, help="List what would be removed; change nothing.")

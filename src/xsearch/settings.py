@@ -3,7 +3,7 @@
 Looked for, first found wins: ``$XSEARCH_CONFIG`` (a file; empty = no config file), else
 ``./xsearch.toml``, else ``$XDG_CONFIG_HOME/xsearch/xsearch.toml`` (``~/.config/...``). Top-level
 keys are option names and apply to every command that has that option (``index``, ``model``,
-``layout``...); a table ``[query]`` (any command name) sets that command's options only.
+``layout``...); a table ``[command.query]`` (any command name) sets that command's options only.
 
 The result is a click ``default_map``, so precedence is click's: flag > environment variable >
 this file > built-in default.
@@ -28,6 +28,8 @@ FILE_NAME = "xsearch.toml"
 ENV_VAR = "XSEARCH_CONFIG"
 #: Keys accepted before the options that read them exist in every version (pass-through).
 RESERVED = ("engine", "exclude", "include")
+#: The table holding one table per command: ``[command.query]``.
+TABLES = "command"
 #: Options whose value is a path: relative paths in the file are relative to the file.
 PATH_KEYS = ("index",)
 _NEVER = ("help", "version")
@@ -98,32 +100,40 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
     """Turn a parsed file into click's ``default_map`` for ``group``, validating every key."""
     commands = group.commands
     per_command: dict[str, dict[str, object]] = {name: {} for name in commands}
+    tables = config.get(TABLES, {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{source}: key {TABLES!r} must be a table of commands, e.g. "
+                          f"[{TABLES}.query]")
     for key, value in config.items():
-        name = key.replace("_", "-")
-        if isinstance(value, dict) and name in commands:
+        if key == TABLES:
             continue
+        name = key.replace("_", "-")
         hits = [(c, cmd, _options(cmd).get(name)) for c, cmd in commands.items()]
         hits = [(c, cmd, opt) for c, cmd, opt in hits
                 if opt is not None and (c, opt.name) not in _TOP_LEVEL_SKIP]
         if not hits:
             if name in RESERVED:
                 continue
-            raise ConfigError(f"{source}: unknown key {key!r} (known: "
+            hint = f"; options of one command go in [{TABLES}.{name}]" if name in commands \
+                else ""
+            raise ConfigError(f"{source}: unknown key {key!r}{hint} (known: "
                               + ", ".join(sorted(_all_keys(group))) + ")")
         for c, cmd, opt in hits:
             per_command[c][opt.name] = _convert(source, key, cmd, opt, value)
-    for key, table in config.items():
+    for key, table in tables.items():
         name = key.replace("_", "-")
-        if not (isinstance(table, dict) and name in commands):
-            continue
+        if name not in commands or not isinstance(table, dict):
+            raise ConfigError(f"{source}: unknown key '{TABLES}.{key}' (commands: "
+                              + ", ".join(sorted(commands)) + ")")
         cmd = commands[name]
         opts = _options(cmd)
         for sub, value in table.items():
             opt = opts.get(sub.replace("_", "-"))
+            where = f"{TABLES}.{key}.{sub}"
             if opt is None:
-                raise ConfigError(f"{source}: unknown key '{key}.{sub}' (xsearch {name} "
+                raise ConfigError(f"{source}: unknown key '{where}' (xsearch {name} "
                                   "options: " + ", ".join(sorted(opts)) + ")")
-            per_command[name][opt.name] = _convert(source, f"{key}.{sub}", cmd, opt, value)
+            per_command[name][opt.name] = _convert(source, where, cmd, opt, value)
     return {name: values for name, values in per_command.items() if values}
 
 
