@@ -50,8 +50,9 @@ def files(index_path, languages, missing, as_json):
                    f"{_safe(display_path(f['path']))}"
                    + ("  (missing)" if not f["exists"] else ""))
     for f in info["failed"]:
+        reason = f["reason"].removeprefix(f"{f['path']}: ")  # readers often start with the path
         click.echo(f"{f['kind']:<7} {_when(f['at'])}  {_safe(display_path(f['path']))}: "
-                   f"{_safe(f['reason'])}")
+                   f"{_safe(reason)}")
     click.echo(f"{len(info['files'])} files, {sum(f['passages'] for f in info['files'])} "
                f"passages; {len(info['failed'])} failed or skipped"
                + (f"; {info['missing']} missing (xsearch index --prune drops them)"
