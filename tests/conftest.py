@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "data" / "corpus"
 BAD = ROOT / "data" / "bad"
+
+# Tests see no user's xsearch.toml (tests of the config file set XSEARCH_CONFIG themselves).
+os.environ.setdefault("XSEARCH_CONFIG", "")
 
 
 def manifest() -> list[dict]:

@@ -103,7 +103,8 @@ class _Progress:
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 @click.version_option(__version__, "-V", "--version", prog_name="xsearch")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Cross-lingual semantic search on your own machine.
 
     Index documents in many languages, then ask in any language:
@@ -112,14 +113,27 @@ def cli() -> None:
         xsearch index data/corpus
         xsearch query "how do I bake sourdough bread?"
         xsearch query "बच्चों का टीकाकरण" --lang fra --json
-        xsearch stats
+        xsearch files
+        xsearch rm old-notes/
         xsearch check --repair
+
+    Defaults for any option can come from xsearch.toml (here, or in ~/.config/xsearch/, or
+    $XSEARCH_CONFIG); a flag or environment variable overrides them.
     """
+    from .settings import load_defaults
+
+    if ctx.default_map is None:
+        try:
+            ctx.default_map, _ = load_defaults(cli)
+        except XsearchError as exc:
+            raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @_index_option
+@click.option("--prune", is_flag=True, help="Also drop indexed files that no longer exist, "
+              "wherever they were indexed from (alone, without PATHS: only that).")
 @click.option("--model", "-m", envvar="XSEARCH_MODEL", show_envvar=True,
               help="Embedding model for a new index: e5-small (default, bundled), minilm, "
                    "use-m3, all-minilm-l6-v2, a Hugging Face id or a local folder.")
@@ -177,7 +191,7 @@ def cli() -> None:
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
           max_text_mb, read_timeout, excludes, includes, no_ignore, hidden, follow_symlinks,
           layout, centering, retry_failed, max_chars, batch_size, commit_every, labels_file,
-          as_json, quiet):
+          as_json, quiet, prune):
     """Index files and folders (re-runs only touch what changed).
 
     Reads .txt .md .html .pdf .docx .jsonl .csv (one document per record), splits them into
@@ -190,9 +204,17 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index records.jsonl --text-field body --id-field uid
         xsearch index data/corpus --full --model minilm
         xsearch index data/corpus --full --layout hnsw
+        xsearch index --prune
         xsearch index data/corpus --labels labels.txt
         xsearch index ~/notes --exclude 'drafts/' --include '*.md'
     """
+    if not paths:
+        if not prune:
+            raise click.UsageError("give files or folders to index (or --prune alone)")
+        from .cli_manage import report_removal
+        from .manage import prune_missing
+
+        return report_removal(prune_missing(index_path), as_json)
     from .indexer import build_index
     from .ingest import ReadOptions, WalkOptions
 
@@ -227,7 +249,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
 
         labels = read_labels(labels_file)
     try:
-        summary = build_index(list(paths), index_path, model=model, full=full,
+        summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
                               chunk_tokens=chunk_tokens, chunk_overlap=overlap,
                               read_options=options, batch_size=batch_size,
                               commit_every=commit_every, max_chars=max_chars,
@@ -294,7 +316,10 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.argument("query", required=False)
 @_index_option
 @click.option("-k", "--top-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="Hits per query.")
+              help="Hits per query (a page: read further with --offset).")
+@click.option("--offset", type=click.IntRange(0, 1_000_000), default=0,
+              help="Skip this many hits: --offset 10 -k 10 is the second page of 10. JSON hits "
+                   "carry their rank; -f lines carry next_offset (null: no more).")
 @click.option("--lang", "languages", multiple=True,
               help="Only passages in this language: hin_Deva, or hin / hi / Hindi for any "
                    "script, zh-Hant... Repeatable; unknown languages are refused.")
@@ -313,7 +338,7 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("--full-text", is_flag=True, help="Show the whole passage instead of a snippet.")
 @_edge
 def query(query, index_path, k, languages, path_glob, topics, min_score, queries_file, per_doc,
-          model, as_json, full_text):
+          model, as_json, full_text, offset):
     """Search the index in every language at once.
 
     \b
@@ -322,6 +347,7 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         xsearch query "éruption volcanique" -k 10 --lang eng --lang zho
         xsearch query "vaccination" --path '*.pdf' --json
         xsearch query "football" --topic sports --min-score 0.8
+        xsearch query "bread" -k 20 --offset 20 --json
         xsearch query -f questions.txt > answers.jsonl
         printf 'bread\\ncoffee\\n' | xsearch query -f -
     """
@@ -332,20 +358,22 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
                       min_score=min_score)
     searcher = Searcher(index_path, model=model)
     try:
-        results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc)
+        results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc,
+                                       offset=offset)
         for w in searcher.warnings():
             click.echo(f"warning: {_safe(w)}", err=True)
     finally:
         searcher.close()
     if batch:
         for q, hits in zip(queries, results, strict=True):
-            _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits]})
+            _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits],
+                   "next_offset": offset + k if len(hits) == k else None})
         return
     hits = results[0]
     if not hits:
-        raise NoResults("no hits" + (" (filters matched no passage or every hit scored below "
-                                     "--min-score)" if filters.active() or min_score is not None
-                                     else ""))
+        why = (" (filters matched no passage or every hit scored below --min-score)"
+               if filters.active() or min_score is not None else "")
+        raise NoResults("no hits" + (f" past the first {offset}" if offset else "") + why)
     for h in hits:
         if as_json:
             _emit({"query": queries[0], **h.as_dict(full_text)})
@@ -391,6 +419,9 @@ def stats(index_path, as_json):
         click.echo("topic            passages")
         for row in info["topics"]:
             click.echo(f"{row['topic']:<16} {row['passages']:>8}")
+    if info.get("missing_files"):
+        click.echo(f"missing:  {info['missing_files']} indexed file(s) no longer exist; "
+                   "xsearch index --prune drops them")
     sizes = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in info["disk"].items())
     click.echo(f"on disk:  {sizes}")
 
@@ -580,3 +611,10 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
 
 def main() -> None:  # pragma: no cover
     cli()
+
+
+# Commands that manage what is indexed live in their own module (registered on import).
+from .cli_manage import files, rm  # noqa: E402
+
+cli.add_command(files)
+cli.add_command(rm)

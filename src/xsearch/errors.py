@@ -41,3 +41,11 @@ class DatasetError(XsearchError):
 
 class UnknownLanguageError(XsearchError):
     """A language code or name that is not recognised, or that the index holds no text in."""
+
+
+class NotIndexedError(XsearchError):
+    """A path given to ``xsearch rm`` names no indexed file."""
+
+
+class ConfigError(XsearchError):
+    """The configuration file (xsearch.toml) is unreadable or holds a bad key or value."""

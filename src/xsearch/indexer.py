@@ -165,12 +165,16 @@ def build_index(
     progress: ProgressFn | None = None,
     labels: list | None = None,
     embedder: Embedder | None = None,
+    prune: bool = False,
     layout: str | None = None,
     centering: str | None = None,
     retry_failed: bool = False,
     walk_options: WalkOptions | None = None,
 ) -> IndexSummary:
-    """Bring the index at ``index_path`` up to date with the files under ``paths``."""
+    """Bring the index at ``index_path`` up to date with the files under ``paths``.
+
+    ``prune`` also removes indexed files that no longer exist outside ``paths``.
+    """
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
     summary = IndexSummary()
@@ -221,7 +225,7 @@ def build_index(
                     raise IndexMismatchError(
                         f"index {index_path} holds {existing.dim}-d vectors but the model "
                         f"makes {embedder.dim}-d ones")
-                todo = _plan(writer, files, roots, summary, notify, retry_failed)
+                todo = _plan(writer, files, roots, summary, notify, retry_failed, prune)
                 options = read_options or ReadOptions()
                 if options.max_chars is None:  # records longer than this are skipped alone
                     options = replace(options, max_chars=max_chars)
@@ -241,7 +245,8 @@ def build_index(
 
 
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
-          notify: ProgressFn, retry_failed: bool) -> list[tuple[Path, tuple[str, int, float]]]:
+          notify: ProgressFn, retry_failed: bool, prune: bool = False
+          ) -> list[tuple[Path, tuple[str, int, float]]]:
     """Decide what changed; apply removals and renames; return the files to read."""
     store = writer.store
     known = store.files()
@@ -267,7 +272,8 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             continue
         fresh.append((f, fp))
 
-    gone = {p: row for p, row in known.items() if p not in seen and _under(p, roots)}
+    gone = {p: row for p, row in known.items() if p not in seen
+            and (_under(p, roots) or (prune and not os.path.lexists(p)))}
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
         if not os.path.lexists(p):

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .index_dir import IndexDir
+from .manage import missing_files
 
 
 def index_stats(index_path: Path) -> dict:
@@ -33,6 +34,7 @@ def index_stats(index_path: Path) -> dict:
                                       "centering", "schema_version", "chunk_tokens",
                                       "chunk_overlap")},
             **index.store.counts(),
+            "missing_files": len(missing_files(index.store)),
             "segments": len(index.store.segments()),
             "vectors": len(index.vectors),
             "tombstones": sum(len(t) for t in index.store.tombstones().values()),

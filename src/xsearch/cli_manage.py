@@ -1,0 +1,103 @@
+"""CLI commands that manage what an index holds: ``files`` and ``rm`` (``index --prune`` uses
+:func:`report_removal`). Registered on the group by ``cli.py``; the logic is in ``manage.py``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from .cli import CONTEXT, _edge, _emit, _index_option, _safe
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1 << 20 else \
+        f"{n / (1 << 20):.1f} MiB"
+
+
+@click.command(context_settings=CONTEXT)
+@_index_option
+@click.option("--lang", "languages", multiple=True,
+              help="Only files with passages in this language (any spelling). Repeatable.")
+@click.option("--missing", is_flag=True, help="Only indexed files that no longer exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_edge
+def files(index_path, languages, missing, as_json):
+    """List the indexed files, and the files that failed or were skipped (with why).
+
+    \b
+    Examples:
+        xsearch files
+        xsearch files --lang hi --json
+        xsearch files --missing          # what xsearch index --prune would drop
+    """
+    from .manage import list_files
+    from .search import display_path
+
+    info = list_files(index_path, tuple(languages), missing_only=missing)
+    if as_json:
+        _emit(info)
+        return
+    click.echo("format  docs  passages  size       indexed           languages  path")
+    for f in info["files"]:
+        langs = ",".join(f["languages"]) or "-"
+        click.echo(f"{f['format']:<6} {f['documents']:>5} {f['passages']:>9}  "
+                   f"{_size(f['size']):<10} {_when(f['indexed_at'])}  {langs}  "
+                   f"{_safe(display_path(f['path']))}"
+                   + ("  (missing)" if not f["exists"] else ""))
+    for f in info["failed"]:
+        reason = f["reason"].removeprefix(f"{f['path']}: ")  # readers often start with the path
+        click.echo(f"{f['kind']:<7} {_when(f['at'])}  {_safe(display_path(f['path']))}: "
+                   f"{_safe(reason)}")
+    click.echo(f"{len(info['files'])} files, {sum(f['passages'] for f in info['files'])} "
+               f"passages; {len(info['failed'])} failed or skipped"
+               + (f"; {info['missing']} missing (xsearch index --prune drops them)"
+                  if info["missing"] else ""))
+
+
+def report_removal(out: dict, as_json: bool) -> None:
+    from .search import display_path
+
+    if as_json:
+        _emit(out)
+        return
+    verb = "would remove" if out["dry_run"] else "removed"
+    done = "would be removed" if out["dry_run"] else "removed"
+    for p in out["removed"]:
+        click.echo(f"{verb}: {_safe(display_path(p))}")
+    for p in out["failed_records"]:
+        click.echo(f"{verb} failure record: {_safe(display_path(p))}")
+    for p in out["unmatched"]:
+        click.echo(f"not indexed: {_safe(p)}", err=True)
+    click.echo(f"{len(out['removed'])} file(s), {out['passages']} passages {done}"
+               + (f"; {out['segments_merged']} segments merged" if out["segments_merged"]
+                  else ""))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_index_option
+@click.option("--missing-ok", is_flag=True, help="A PATH that names no indexed file is no error.")
+@click.option("--dry-run", "-n", is_flag=True, help="List what would be removed; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_edge
+def rm(paths, index_path, missing_ok, dry_run, as_json):
+    """Remove files from the index (the files themselves are not touched).
+
+    PATH is an indexed file, a folder (everything indexed below it) or a quoted glob over
+    the whole path ('*' also crosses folders). Files that no longer exist can be named too.
+
+    \b
+    Examples:
+        xsearch rm notes/old.md
+        xsearch rm data/corpus/bread --dry-run
+        xsearch rm 'data/corpus/*.pdf'
+    """
+    from .manage import remove_files
+
+    report_removal(remove_files(index_path, list(paths), missing_ok=missing_ok,
+                                 dry_run=dry_run), as_json)

@@ -1,0 +1,168 @@
+"""Managing what an index holds: list its files, remove some, prune the ones that are gone.
+
+Plain dicts out; the CLI formats them. Removals are ordinary write transactions
+(``IndexWriter`` under the write lock), so a kill leaves the index before or after, never
+between.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+from .errors import NotIndexedError
+from .index_dir import IndexDir
+from .langcodes import matches, resolve_filters
+from .writer import IndexWriter, private_files, write_lock
+
+_GLOB_CHARS = set("*?[")
+
+
+def _abs(path: str | Path) -> str:
+    """How the indexer names files: absolute, ``~`` expanded, links not resolved."""
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
+def list_files(index_path: Path, languages: tuple[str, ...] | list[str] = (),
+               missing_only: bool = False) -> dict:
+    """The indexed files (format, documents, passages per language, size, when indexed,
+    whether the file still exists) and the files that failed or were skipped, with why.
+
+    ``languages`` (any spelling) keeps files holding at least one passage in one of them.
+    """
+    index = IndexDir.open(Path(index_path))
+    try:
+        db = index.store.db
+        with index.store.snapshot():
+            files = {r["path"]: r for r in db.query(
+                "SELECT path, format, size, mtime, indexed_at, content_hash FROM files "
+                "ORDER BY path")}
+            docs = dict(db.execute(
+                "SELECT path, count(*) FROM documents GROUP BY path").fetchall())
+            per_lang: dict[str, dict[str, int]] = {}
+            for path, lang, n in db.execute(
+                    "SELECT d.path, p.language, count(*) FROM passages p JOIN documents d "
+                    "ON d.id = p.document_id GROUP BY d.path, p.language "
+                    "ORDER BY d.path, count(*) DESC, p.language"):
+                per_lang.setdefault(path, {})[lang or "und"] = n
+            failed = list(db.query(
+                "SELECT path, kind, reason, at, content_hash FROM failed_files ORDER BY path"))
+        wanted = None
+        if languages:
+            held = {lang for langs in per_lang.values() for lang in langs}
+            wanted = resolve_filters(languages, held)
+        out = []
+        for path, row in files.items():
+            langs = per_lang.get(path, {})
+            if wanted is not None and not any(matches(w, lang) for w in wanted for lang in langs):
+                continue
+            exists = os.path.lexists(path)
+            if missing_only and exists:
+                continue
+            out.append({
+                "path": path, "format": row["format"], "documents": docs.get(path, 0),
+                "passages": sum(langs.values()), "languages": langs, "size": row["size"],
+                "mtime": row["mtime"], "indexed_at": row["indexed_at"], "exists": exists,
+            })
+        if wanted is not None or missing_only:
+            failed = []  # failures hold no passages and name no language
+        return {"index": str(index.path.resolve()), "files": out, "failed": failed,
+                "missing": sum(1 for f in out if not f["exists"])}
+    finally:
+        index.close()
+
+
+def missing_files(store) -> list[str]:
+    """Indexed files that no longer exist where they were indexed from."""
+    return [p for (p,) in store.db.execute("SELECT path FROM files ORDER BY path")
+            if not os.path.lexists(p)]
+
+
+def match_paths(patterns: list[str], indexed: list[str]) -> tuple[dict[str, list[str]],
+                                                                     list[str]]:
+    """Which indexed paths each pattern names: a file, a folder (everything below it) or a
+    glob over the whole absolute path (``*`` also crosses folders). Returns
+    ({pattern: paths}, patterns that matched nothing)."""
+    found: dict[str, list[str]] = {}
+    unmatched: list[str] = []
+    ordered = sorted(indexed)
+    for pattern in patterns:
+        target = _abs(pattern)
+        if _GLOB_CHARS & set(pattern):
+            hits = [p for p in ordered if fnmatch.fnmatchcase(p, target)]
+        else:
+            below = target.rstrip(os.sep) + os.sep
+            hits = [p for p in ordered if p == target or p.startswith(below)]
+        if hits:
+            found[pattern] = hits
+        else:
+            unmatched.append(pattern)
+    return found, unmatched
+
+
+def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False,
+                 dry_run: bool = False) -> dict:
+    """Remove the files ``patterns`` name (files, folders, globs) from the index.
+
+    A pattern that names no indexed file (nor a failed/skipped one) raises NotIndexedError
+    before anything is removed, unless ``missing_ok``. With ``dry_run`` nothing is written.
+    """
+    path = Path(index_path)
+    index = IndexDir.open(path)  # a clear error for a missing or foreign folder, before locking
+    try:
+        indexed = list(index.store.files())
+        failed = list(index.store.failed_files())
+        passages_of = dict(index.store.db.execute(
+            "SELECT d.path, count(p.id) FROM documents d JOIN passages p ON p.document_id = d.id"
+            " GROUP BY d.path").fetchall())
+    finally:
+        index.close()
+    found, unmatched = match_paths(patterns, sorted(set(indexed) | set(failed)))
+    if unmatched and not missing_ok:
+        raise NotIndexedError(
+            "not in the index: " + ", ".join(unmatched)
+            + " (see xsearch files; --missing-ok ignores this)")
+    chosen = sorted({p for hits in found.values() for p in hits})
+    files = [p for p in chosen if p in set(indexed)]
+    records = [p for p in chosen if p in set(failed) and p not in set(indexed)]
+    result = {"index": str(path.resolve()), "removed": files, "failed_records": records,
+              "passages": sum(passages_of.get(p, 0) for p in files), "unmatched": unmatched,
+              "dry_run": dry_run, "segments_merged": 0}
+    if dry_run or not chosen:
+        return result
+    result["passages"], result["segments_merged"] = _delete(path, files, chosen)
+    return result
+
+
+def prune_missing(index_path: Path, dry_run: bool = False) -> dict:
+    """Remove every indexed file that no longer exists, wherever it was indexed from."""
+    path = Path(index_path)
+    index = IndexDir.open(path)
+    try:
+        gone = missing_files(index.store)
+    finally:
+        index.close()
+    if not gone:
+        return {"index": str(path.resolve()), "removed": [], "failed_records": [],
+                "passages": 0, "unmatched": [], "dry_run": dry_run, "segments_merged": 0}
+    return remove_files(path, gone, missing_ok=True, dry_run=dry_run)
+
+
+def _delete(path: Path, files: list[str], also_failed: list[str]) -> tuple[int, int]:
+    """(passages removed, segments merged); one transaction, then the merge policy."""
+    with private_files(), write_lock(path):
+        writer = IndexWriter.open(path, None)
+        try:
+            # The write lock is held: the set may have changed since it was read.
+            live = set(writer.store.files())
+            removed = writer.delete_files([p for p in files if p in live])
+            with writer.store.transaction():
+                for p in also_failed:
+                    writer.store.forget_failure(p)
+            merged = writer.merge()
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+    return removed, merged

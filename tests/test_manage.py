@@ -1,0 +1,346 @@
+"""Managing what is indexed, through the CLI: files, rm, index --prune, stats, paging with
+--offset, defaults from xsearch.toml, shell completion (issue #12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import BAD, CORPUS
+
+from xsearch.check import check_index
+from xsearch.cli import cli
+from xsearch.indexer import build_index
+
+FILES = {"a": ["bread/eng_Latn_bread.txt", "bread/fra_Latn_bread.txt",
+               "coffee/deu_Latn_coffee.txt"],
+         "b": ["bread/hin_Deva_bread.txt", "volcano/jpn_Jpan_volcano.txt",
+               "coffee/eng_Latn_coffee.txt"]}
+
+
+def run(*args: str, env: dict | None = None, ok: bool = True):
+    result = CliRunner().invoke(cli, list(args), env={"XSEARCH_CONFIG": "", **(env or {})},
+                                prog_name="xsearch")
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def run_json(*args: str, **kw) -> dict:
+    return json.loads(run(*args, "--json", **kw).output)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from xsearch.embedders import get_embedder
+
+    return get_embedder("e5-small")
+
+
+@pytest.fixture
+def collection(tmp_path, embedder) -> tuple[Path, Path]:
+    """Two folders of sample files plus one broken PDF, indexed: (docs root, index)."""
+    root = tmp_path / "docs"
+    for folder, names in FILES.items():
+        (root / folder).mkdir(parents=True)
+        for name in names:
+            shutil.copy(CORPUS / name, root / folder / Path(name).name)
+    shutil.copy(BAD / "fake.pdf", root / "b" / "fake.pdf")
+    index = tmp_path / "index"
+    summary = build_index([root], index, embedder=embedder)
+    assert (summary.new, summary.failed) == (6, 1)
+    return root, index
+
+
+def _paths(index: Path) -> set[str]:
+    return {Path(f["path"]).name for f in run_json("files", "-i", str(index))["files"]}
+
+
+def _sound(index: Path) -> None:
+    report = check_index(index, model_check=False)
+    assert report["ok"], report["problems"]
+
+
+# -- xsearch files ---------------------------------------------------------------------------
+
+def test_files_lists_indexed_and_failed_files(collection):
+    root, index = collection
+    info = run_json("files", "-i", str(index))
+    by_name = {Path(f["path"]).name: f for f in info["files"]}
+    assert set(by_name) == {Path(n).name for names in FILES.values() for n in names}
+    fra = by_name["fra_Latn_bread.txt"]
+    assert fra["format"] == "txt" and fra["documents"] == 1 and fra["exists"]
+    assert fra["languages"] == {"fra_Latn": fra["passages"]} and fra["passages"] >= 1
+    assert fra["size"] == (CORPUS / "bread/fra_Latn_bread.txt").stat().st_size
+    assert fra["indexed_at"] > 0
+    assert [(Path(f["path"]).name, f["kind"]) for f in info["failed"]] == [("fake.pdf", "failed")]
+    assert "PDF" in info["failed"][0]["reason"]
+    text = run("files", "-i", str(index)).output
+    assert "fake.pdf" in text and "hin_Deva" in text and "6 files" in text
+
+
+@pytest.mark.parametrize("spelling", ["hin_Deva", "hi", "hin", "Hindi"])
+def test_files_lang_takes_any_spelling(collection, spelling):
+    _, index = collection
+    info = run_json("files", "-i", str(index), "--lang", spelling)
+    assert [Path(f["path"]).name for f in info["files"]] == ["hin_Deva_bread.txt"]
+
+
+def test_files_unknown_language_is_refused(collection):
+    _, index = collection
+    result = run("files", "-i", str(index), "--lang", "Klingon", ok=False)
+    assert result.exit_code == 1 and "Klingon" in result.output
+
+
+# -- xsearch rm ------------------------------------------------------------------------------
+
+def test_rm_file_folder_and_glob(collection, monkeypatch):
+    root, index = collection
+    monkeypatch.chdir(root)
+    before = run_json("stats", "-i", str(index))
+    out = run_json("rm", "a/eng_Latn_bread.txt", "-i", str(index))
+    assert [Path(p).name for p in out["removed"]] == ["eng_Latn_bread.txt"]
+    assert "eng_Latn_bread.txt" not in _paths(index)
+    after = run_json("stats", "-i", str(index))
+    assert after["passages"] == before["passages"] - out["passages"] and out["passages"] > 0
+    # A glob over the whole path, quoted as a user would.
+    out = run_json("rm", str(root / "*" / "deu_*.txt"), "-i", str(index))
+    assert [Path(p).name for p in out["removed"]] == ["deu_Latn_coffee.txt"]
+    # A folder: everything below it, including the record of the file that failed there.
+    out = run_json("rm", "b", "-i", str(index))
+    assert sorted(Path(p).name for p in out["removed"]) == [
+        "eng_Latn_coffee.txt", "hin_Deva_bread.txt", "jpn_Jpan_volcano.txt"]
+    assert [Path(p).name for p in out["failed_records"]] == ["fake.pdf"]
+    assert _paths(index) == {"fra_Latn_bread.txt"}
+    assert run_json("files", "-i", str(index))["failed"] == []
+    assert (root / "b" / "hin_Deva_bread.txt").exists()  # the file itself is untouched
+    _sound(index)
+    hits = [json.loads(line) for line in run("query", "bread", "-i", str(index), "-k", "5",
+                                             "--json").output.splitlines()]
+    assert {Path(h["path"]).name for h in hits} == {"fra_Latn_bread.txt"}
+
+
+def test_rm_unknown_path_is_an_error_and_removes_nothing(collection):
+    root, index = collection
+    before = _paths(index)
+    result = run("rm", str(root / "a" / "fra_Latn_bread.txt"), str(root / "nope.txt"),
+                 "-i", str(index), ok=False)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: not in the index: ") and "nope.txt" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert _paths(index) == before
+    out = run_json("rm", str(root / "a" / "fra_Latn_bread.txt"), str(root / "nope.txt"),
+                   "-i", str(index), "--missing-ok")
+    assert out["unmatched"] == [str(root / "nope.txt")]
+    assert _paths(index) == before - {"fra_Latn_bread.txt"}
+
+
+def test_rm_dry_run_changes_nothing(collection):
+    root, index = collection
+    before = run_json("stats", "-i", str(index))
+    text = run("rm", str(root / "a"), "-i", str(index), "--dry-run").output
+    assert text.count("would remove: ") == 3 and "would be removed" in text
+    after = run_json("stats", "-i", str(index))
+    assert (after["files"], after["passages"]) == (before["files"], before["passages"])
+
+
+def test_rm_on_a_missing_index_says_where_it_looked(tmp_path):
+    result = run("rm", "x.txt", "-i", str(tmp_path / "none"), ok=False)
+    assert result.exit_code == 1 and str(tmp_path / "none") in result.output
+    assert not (tmp_path / "none").exists()  # no lock file or folder was created
+
+
+def test_rm_killed_mid_merge_leaves_a_sound_index(collection):
+    """A kill after the removal committed, inside the merge that follows it (eng_Latn keeps
+    passages of b/, so its segment is rewritten without the removed ones)."""
+    root, index = collection
+    env = {**os.environ, "XSEARCH_FAULT": "merge:written", "XSEARCH_CONFIG": ""}
+    proc = subprocess.run([sys.executable, "-m", "xsearch", "rm", str(root / "a"), "-i",
+                           str(index)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    b = {"hin_Deva_bread.txt", "jpn_Jpan_volcano.txt", "eng_Latn_coffee.txt"}
+    assert _paths(index) == b
+    _sound(index)
+    run("rm", str(root / "b" / "jpn_Jpan_volcano.txt"), "-i", str(index))  # next writer sweeps
+    _sound(index)
+    assert _paths(index) == b - {"jpn_Jpan_volcano.txt"}
+    hits = run("query", "coffee farmers", "-i", str(index), "--json").output.splitlines()
+    assert json.loads(hits[0])["path"] == str(root / "b" / "eng_Latn_coffee.txt")
+
+
+# -- prune and stats -------------------------------------------------------------------------
+
+def test_prune_drops_deleted_files_indexed_from_elsewhere(collection):
+    """Issue #12: a deleted file stayed the top hit after re-indexing only another folder."""
+    root, index = collection
+    gone = root / "a" / "fra_Latn_bread.txt"
+    top = json.loads(run("query", "pain au levain et farine", "-i", str(index), "--json"
+                         ).output.splitlines()[0])
+    assert top["path"] == str(gone)
+    gone.unlink()
+    assert run_json("stats", "-i", str(index))["missing_files"] == 1
+    assert "1 indexed file(s) no longer exist" in run("stats", "-i", str(index)).output
+    missing = run_json("files", "-i", str(index), "--missing")["files"]
+    assert [f["path"] for f in missing] == [str(gone)] and not missing[0]["exists"]
+
+    # Re-indexing only the other folder keeps it ...
+    run("index", str(root / "b"), "-i", str(index), "-q", ok=False)  # fake.pdf: exit 1
+    assert "fra_Latn_bread.txt" in _paths(index)
+    # ... unless --prune is given.
+    result = run("index", str(root / "b"), "-i", str(index), "-q", "--prune", ok=False)
+    assert "1 removed" in result.output
+    assert "fra_Latn_bread.txt" not in _paths(index)
+    assert run_json("stats", "-i", str(index))["missing_files"] == 0
+    top = json.loads(run("query", "pain au levain et farine", "-i", str(index), "--json"
+                         ).output.splitlines()[0])
+    assert top["path"] != str(gone)
+    _sound(index)
+
+
+def test_prune_alone_needs_no_paths(collection):
+    root, index = collection
+    (root / "b" / "jpn_Jpan_volcano.txt").unlink()
+    (root / "a" / "eng_Latn_bread.txt").unlink()
+    out = run_json("index", "--prune", "-i", str(index))
+    assert sorted(Path(p).name for p in out["removed"]) == ["eng_Latn_bread.txt",
+                                                            "jpn_Jpan_volcano.txt"]
+    assert run_json("stats", "-i", str(index))["missing_files"] == 0
+    assert "removed" in run("index", "--prune", "-i", str(index)).output
+    result = run("index", "-i", str(index), ok=False)
+    assert result.exit_code == 2 and "--prune" in result.output
+    _sound(index)
+
+
+# -- paging ----------------------------------------------------------------------------------
+
+def _ids(index: Path, *args: str) -> list[int]:
+    out = run("query", "how is bread baked?", "-i", str(index), "--json", *args).output
+    return [json.loads(line)["passage_id"] for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("per_doc", ["1", "0"])
+def test_pages_concatenate_to_one_bigger_page(corpus_index, per_doc):
+    one = _ids(corpus_index, "-k", "8", "--per-doc", per_doc)
+    two = _ids(corpus_index, "-k", "8", "--offset", "8", "--per-doc", per_doc)
+    big = _ids(corpus_index, "-k", "16", "--per-doc", per_doc)
+    assert len(big) == 16 and one + two == big
+    assert not set(one) & set(two)
+    ranks = [json.loads(line)["rank"] for line in run(
+        "query", "how is bread baked?", "-i", str(corpus_index), "--json", "-k", "8",
+        "--offset", "8", "--per-doc", per_doc).output.splitlines()]
+    assert ranks == list(range(9, 17))
+
+
+def test_file_mode_carries_next_offset_to_the_end(corpus_index):
+    seen: list[int] = []
+    offset = 0
+    while offset is not None:
+        result = CliRunner().invoke(cli, ["query", "-f", "-", "-i", str(corpus_index), "-k",
+                                          "25", "--offset", str(offset)],
+                                    input="volcanic eruption\n", env={"XSEARCH_CONFIG": ""})
+        assert result.exit_code == 0, result.output
+        line = json.loads(result.output)
+        seen += [h["passage_id"] for h in line["hits"]]
+        assert len(line["hits"]) == 25 or line["next_offset"] is None
+        offset = line["next_offset"]
+    assert len(seen) == len(set(seen))
+    # per-doc 1 (the default): one hit per document, every document once.
+    assert len(seen) == run_json("stats", "-i", str(corpus_index))["documents"]
+    result = run("query", "volcanic eruption", "-i", str(corpus_index), "--offset",
+                 str(len(seen)), ok=False)
+    assert result.exit_code == 1 and f"no hits past the first {len(seen)}" in result.output
+
+
+# -- configuration file ----------------------------------------------------------------------
+
+def test_config_file_gives_defaults_below_env_and_flags(corpus_index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "xsearch.toml").write_text(
+        f'index = "{corpus_index}"\n\n[command.query]\ntop-k = 3\n', encoding="utf-8")
+    unset = {"XSEARCH_CONFIG": None, "XSEARCH_INDEX": None}
+    hits = run("query", "coffee", "--json", env=unset).output.splitlines()
+    assert len(hits) == 3  # index and -k from the file
+    assert len(run("query", "coffee", "--json", "-k", "2", env=unset).output.splitlines()) == 2
+    # The environment beats the file, a flag beats both.
+    result = run("stats", env={**unset, "XSEARCH_INDEX": str(tmp_path / "elsewhere")}, ok=False)
+    assert str(tmp_path / "elsewhere") in result.output
+    assert run("stats", "--index", str(corpus_index),
+               env={**unset, "XSEARCH_INDEX": str(tmp_path / "elsewhere")}).exit_code == 0
+    assert "[default: 3;" in run("query", "--help", env=unset).output
+
+
+def test_user_config_dir_and_relative_index(corpus_index, tmp_path, monkeypatch):
+    home = tmp_path / "xdg"
+    (home / "xsearch").mkdir(parents=True)
+    shutil.copytree(corpus_index, home / "xsearch" / "idx")
+    (home / "xsearch" / "xsearch.toml").write_text('index = "idx"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    env = {"XSEARCH_CONFIG": None, "XSEARCH_INDEX": None, "XDG_CONFIG_HOME": str(home)}
+    info = json.loads(run("stats", "--json", env=env).output)
+    assert info["index"] == str(home / "xsearch" / "idx")  # relative to the file
+
+
+@pytest.mark.parametrize("text,expect", [
+    ('layout = "sideways"\n', "key 'layout': 'sideways' is not one of"),
+    ("indx = 'x'\n", "unknown key 'indx'"),
+    ("[command.query]\ntopk = 3\n", "unknown key 'command.query.topk'"),
+    ("[command.query]\ntop-k = 0\n", "key 'command.query.top-k'"),
+    ("[command.serch]\nk = 3\n", "unknown key 'command.serch'"),
+    ("[query]\ntop-k = 3\n", "options of one command go in [command.query]"),
+    ("index = [\n", "xsearch.toml"),
+])
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expect):
+    path = tmp_path / "xsearch.toml"
+    path.write_text(text, encoding="utf-8")
+    result = run("stats", env={"XSEARCH_CONFIG": str(path)}, ok=False)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and expect in lines[0], result.output
+
+
+def test_readme_example_config_is_valid(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "xsearch.toml"
+    path.write_text(example, encoding="utf-8")
+    env = {"XSEARCH_CONFIG": str(path), "XSEARCH_INDEX": None}
+    def shown(cmd: str) -> str:
+        return " ".join(run(cmd, "--help", env=env).output.split())
+
+    assert "[default: 10;" in shown("query")
+    assert "[default: 64;" in shown("index")
+    assert f"default: {Path('~/xsearch-index').expanduser()}]" in shown("stats")
+
+
+def test_missing_default_index_names_absolute_path_and_how_to_point_elsewhere(tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("query", "bread", env={"XSEARCH_INDEX": None}, ok=False)
+    assert result.exit_code == 1
+    assert str(tmp_path / "index") in result.output
+    assert "--index" in result.output and "XSEARCH_INDEX" in result.output
+
+
+# -- shell completion ------------------------------------------------------------------------
+
+def test_shell_completion_script_and_completions():
+    env = {**os.environ, "_XSEARCH_COMPLETE": "bash_source"}
+    script = subprocess.run([sys.executable, "-m", "xsearch"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert script.returncode == 0, script.stderr
+    assert "_xsearch_completion" in script.stdout and "complete " in script.stdout
+    result = CliRunner().invoke(cli, [], prog_name="xsearch", env={
+        "_XSEARCH_COMPLETE": "bash_complete", "COMP_WORDS": "xsearch r", "COMP_CWORD": "1"})
+    assert result.exit_code == 0
+    assert "plain,rm" in result.output.splitlines()
+    result = CliRunner().invoke(cli, [], prog_name="xsearch", env={
+        "_XSEARCH_COMPLETE": "bash_complete", "COMP_WORDS": "xsearch query --off",
+        "COMP_CWORD": "2"})
+    assert "plain,--offset" in result.output.splitlines()
