@@ -210,7 +210,8 @@ class IndexDir:
                 raise CorruptIndexError(f"{path} is not an xsearch index (no {DATABASE})")
             raise EmptyIndexError(
                 f"no index at {path.resolve()}; build one with: xsearch index PATH "
-                "(or point elsewhere with --index DIR or XSEARCH_INDEX)")
+                "(or point elsewhere with --index DIR, XSEARCH_INDEX or an index key in "
+                "xsearch.toml)")
         if not (path / DATABASE).is_file():
             raise CorruptIndexError(f"index {path} has no {DATABASE}; rebuild it with "
                                     f"xsearch index PATH --full --index {path}")
