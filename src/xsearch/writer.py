@@ -179,7 +179,13 @@ class IndexWriter:
             (self.path / name).unlink(missing_ok=True)
 
     def sweep(self) -> list[str]:
-        """Delete segment files that the committed state does not name."""
+        """Delete segment files that the committed state does not name.
+
+        While a fresh database is being built the live one still names its own segments, so
+        nothing is swept until :meth:`finish` has swapped the fresh one in.
+        """
+        if self._new_db is not None:
+            return []
         names = {f for r in self.store.segments() for f in S.files_of(r["name"], r["kind"])}
         return S.sweep(self.folder, names)
 
@@ -375,6 +381,13 @@ def _swap_in(path: Path, new_db: Path) -> None:
             pass
     for suffix in ("-wal", "-shm", "-journal"):
         (path / (DATABASE + suffix)).unlink(missing_ok=True)
+    # Fold the new database's own WAL in first: after a kill its last commits live there.
+    con = sqlite3.connect(str(new_db), timeout=30)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        con.close()
     for suffix in ("-wal", "-shm", "-journal"):
         Path(str(new_db) + suffix).unlink(missing_ok=True)
     point("finish:old-wal-removed")
