@@ -37,3 +37,7 @@ class IndexLockedError(XsearchError):
 
 class DatasetError(XsearchError):
     """A benchmark dataset is missing or malformed."""
+
+
+class NotFoundError(XsearchError):
+    """A passage or document id that the index does not hold."""
