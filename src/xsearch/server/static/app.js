@@ -51,13 +51,25 @@ function setStatus(msg) { $("#status").textContent = msg || ""; }
 
 // -- highlighting -----------------------------------------------------------------------
 
+const LETTER = /[\p{L}\p{M}\p{N}]/u;
+// Scripts written without spaces: a query word may sit inside a longer run of letters.
+const UNSPACED = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}]/u;
+
+// Fallback when the hit has no offsets: whole query words found in the snippet.
 function queryRanges(text, query) {
   const low = text.toLocaleLowerCase();
-  const words = query.toLocaleLowerCase().split(/[\s\p{P}\p{S}]+/u).filter((w) => w.length > 1);
+  const words = query.toLocaleLowerCase().split(/[\s\p{P}\p{S}]+/u)
+    .filter((w) => w.length > 2 || (w.length > 1 && UNSPACED.test(w)));
   const out = [];
   for (const w of new Set(words)) {
+    const inner = UNSPACED.test(w);
     let at = low.indexOf(w);
-    while (at !== -1) { out.push([at, at + w.length]); at = low.indexOf(w, at + w.length); }
+    while (at !== -1) {
+      const end = at + w.length;
+      const bounded = !LETTER.test(low[at - 1] || "") && !LETTER.test(low[end] || "");
+      if (inner || bounded) out.push([at, end]);
+      at = low.indexOf(w, end);
+    }
   }
   return out;
 }
@@ -185,7 +197,8 @@ async function passageView(id) {
       el("h2", { id: "others-title" }, "This passage in other languages"),
       el("p", { class: "empty" }, "looking…"));
     out.replaceChildren(
-      el("p", {}, el("a", { href: "javascript:history.back()" }, "← back to results")),
+      el("p", {}, el("button", { type: "button", class: "back",
+        onclick: () => history.back() }, "← Back")),
       el("h2", langAttrs(p.language), p.title || fileName(p)),
       el("div", { class: "meta" }, el("span", { class: "badge lang" }, p.language),
         el("span", { class: "path" }, p.path + (p.record_id ? "#" + p.record_id : "")),
@@ -260,6 +273,8 @@ async function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const facets = $("#facets");
   let m;
+  const wide = !/^\/(\?|$)/.test(hash);
+  $(".layout").classList.toggle("wide", wide);
   if ((m = hash.match(/^\/passage\/(\d+)/))) { facets.hidden = true; await passageView(m[1]); }
   else if ((m = hash.match(/^\/document\/(\d+)/))) { facets.hidden = true; await documentView(m[1]); }
   else if (hash.startsWith("/bench")) { facets.hidden = true; await benchView(currentParams()); }
