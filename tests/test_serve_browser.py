@@ -6,7 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from serve_util import running_server
+
+pytest.importorskip("uvicorn", reason="needs the serve extra")
+from serve_util import running_server  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "runs"

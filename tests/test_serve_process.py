@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import httpx
 import pytest
 from click.testing import CliRunner
-from serve_util import running_server
 
 from xsearch.cli import cli
 
 pytest.importorskip("uvicorn", reason="needs the serve extra")
+httpx = pytest.importorskip("httpx", reason="needs the serve extra")
+from serve_util import running_server  # noqa: E402
 
 
 def test_real_server_answers_searches_page_and_schema(corpus_index):

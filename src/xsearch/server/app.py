@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query, Request
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -45,10 +46,10 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _filters(languages: list[str], path: str | None, topics: list[str],
+def _filters(languages: list[str] | None, path: str | None, topics: list[str] | None,
              min_score: float | None) -> Filters:
-    return Filters(languages=tuple(x for x in languages if x), path_glob=path or None,
-                   topics=tuple(x for x in topics if x), min_score=min_score)
+    return Filters(languages=tuple(x for x in languages or () if x), path_glob=path or None,
+                   topics=tuple(x for x in topics or () if x), min_score=min_score)
 
 
 def _clean_query(q: str) -> str:
@@ -111,10 +112,11 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     async def search(
         q: Annotated[str, Query(description="the query, in any language")],
         k: Annotated[int, Query(ge=1, le=m.MAX_K)] = 5,
-        lang: Annotated[list[str], Query(max_length=m.MAX_FILTER_VALUES,
-                                         description="language filter (hin_Deva, or hin)")] = [],
+        lang: Annotated[list[str] | None, Query(
+            max_length=m.MAX_FILTER_VALUES, description="language filter (hin_Deva, or hin)")
+        ] = None,
         path: Annotated[str | None, Query(max_length=500, description="file glob")] = None,
-        topic: Annotated[list[str], Query(max_length=m.MAX_FILTER_VALUES)] = [],
+        topic: Annotated[list[str] | None, Query(max_length=m.MAX_FILTER_VALUES)] = None,
         min_score: float | None = None,
         per_doc: Annotated[int, Query(ge=0, le=m.MAX_K)] = 1,
     ) -> dict:
