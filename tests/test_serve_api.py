@@ -242,3 +242,21 @@ def test_concurrent_queries_are_embedded_together(corpus_index):
             assert np.allclose([h["score"] for h in got], [h.score for h in want], atol=2e-3)
     finally:
         s.close()
+
+
+def test_labels_and_topic_filter(index_copy, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread: baking bread at home\nvolcano: a volcanic eruption\n"
+                      "coffee: growing coffee\n", encoding="utf-8")
+    out = CliRunner().invoke(cli, ["label", str(labels), "--index", str(index_copy)])
+    assert out.exit_code == 0, out.output
+    with TestClient(create_app(index_copy)) as c:
+        got = c.get("/api/labels").json()
+        assert [x["name"] for x in got] == ["bread", "volcano", "coffee"]
+        with _db(index_copy) as db:
+            n = db.execute("SELECT count(*) FROM passages WHERE topic = 'volcano'").fetchone()[0]
+        assert {x["name"]: x["passages"] for x in got}["volcano"] == n > 0
+        res = c.get("/api/search", params={"q": "lava", "topic": "volcano", "k": 20,
+                                           "per_doc": 0}).json()
+        assert len(res["hits"]) == min(20, n)
+        assert {h["topic"] for h in res["hits"]} == {"volcano"}

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import EmptyIndexError, IndexLockedError, IndexMismatchError, XsearchError
+from ..errors import EmptyIndexError, IndexLockedError, XsearchError
 from .batching import MicroBatcher
 
 log = logging.getLogger("xsearch.server")
@@ -56,21 +56,15 @@ class IndexService:
 
         s = self._searcher
         if s is None:
-            from ..embedders import get_embedder
-            from ..index_dir import IndexDir
-
-            if not IndexDir.exists(self.index_path):
-                raise EmptyIndexError(f"no index at {self.index_path} yet")
-            if self.embedder is None:
-                probe = IndexDir.open(self.index_path)
-                model, dim = probe.config.model, probe.config.dim
-                probe.close()
-                emb = get_embedder(model)
-                if emb.dim != dim:
-                    raise IndexMismatchError(f"model {emb.name} makes {emb.dim}-d vectors; "
-                                             f"index holds {dim}-d")
-                self.embedder = emb
+            # Raises EmptyIndexError while there is no index yet (the API answers 503).
             s = Searcher(self.index_path, embedder=self.embedder)
+            if self.embedder is None:
+                try:
+                    # The index's own model, loaded once, checked against its dimension.
+                    self.embedder = s.embedder
+                except BaseException:
+                    s.close()
+                    raise
             s.refresh()  # records the state it opened
             self._searcher = s
             return s
