@@ -166,7 +166,9 @@ async function searchView(params) {
   setStatus("searching…");
   try {
     const res = await api("/api/search?" + url);
-    setStatus(res.hits.length + " hits in " + Object.keys(res.languages).length + " languages");
+    const nl = Object.keys(res.languages).length;
+    setStatus(res.hits.length + (res.hits.length === 1 ? " hit" : " hits") + " in " + nl +
+      (nl === 1 ? " language" : " languages"));
     out.replaceChildren(
       el("h2", { class: "sr-only" }, "Results"),
       res.hits.length ? el("ol", { class: "hits" }, res.hits.map((h) => hitItem(h, q)))
@@ -274,6 +276,7 @@ async function route() {
   const facets = $("#facets");
   let m;
   const wide = !/^\/(\?|$)/.test(hash);
+  setStatus("");
   $(".layout").classList.toggle("wide", wide);
   if ((m = hash.match(/^\/passage\/(\d+)/))) { facets.hidden = true; await passageView(m[1]); }
   else if ((m = hash.match(/^\/document\/(\d+)/))) { facets.hidden = true; await documentView(m[1]); }
