@@ -245,8 +245,9 @@ def run_with_writer(args, base_index: Path, queries: list[dict]) -> dict:
              "--json", "--commit-every", "16"],
             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         t0 = time.perf_counter()
+        # Clients keep going for as long as the writer runs (bounded by --writer-seconds).
         row = asyncio.run(load(server.base, queries, args.writer_clients, 10**9,
-                               args.seconds * 3, args.k,
+                               args.writer_seconds, args.k,
                                stop_when=lambda: writer.poll() is not None))
         out, err = writer.communicate(timeout=600)
         writer_s = time.perf_counter() - t0
@@ -314,6 +315,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "cache" / "serve_load")
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--writer-clients", type=int, default=8)
+    ap.add_argument("--writer-seconds", type=float, default=600,
+                    help="longest load run beside the concurrent `xsearch index`")
     ap.add_argument("--requests", type=int, default=400, help="per scenario")
     ap.add_argument("--seconds", type=float, default=60, help="per scenario")
     ap.add_argument("--queries", type=int, default=300)
