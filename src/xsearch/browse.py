@@ -94,11 +94,13 @@ def labels(index: IndexDir) -> list[dict]:
 def summary(index: IndexDir) -> dict:
     """Counts, model and chunking of an open index (cheap: no FAISS or disk scan)."""
     config = asdict(index.config)
+    db = index.store.db
     return {
         "index": str(index.path),
         **{k: config.get(k) for k in ("model", "dim", "normalized", "metric", "faiss_layout",
                                       "schema_version", "chunk_tokens", "chunk_overlap")},
-        **index.store.counts(),
+        **{name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+           for name in ("files", "documents", "passages")},
         "languages": languages(index),
         "labels": labels(index),
     }
