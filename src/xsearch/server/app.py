@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -236,6 +235,3 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
-
-def openapi_json(app: FastAPI) -> str:
-    return json.dumps(app.openapi(), indent=2)
