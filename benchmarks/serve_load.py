@@ -127,6 +127,24 @@ def pick_queries(index: Path, ds, n: int, emb: Embedder, seed: int = 0) -> list[
     return out
 
 
+def model_batching_gain(queries: list[dict], n: int = 64) -> dict:
+    """In-process: ms per query embedded one by one vs in batches of 32 (same texts)."""
+    emb = get_embedder("e5-small")
+    texts = [q["q"] for q in queries[:n]]
+    emb.embed_queries(texts[:4])
+    t0 = time.perf_counter()
+    for t in texts:
+        emb.embed_queries([t])
+    single = (time.perf_counter() - t0) / len(texts)
+    t0 = time.perf_counter()
+    for start in range(0, len(texts), 32):
+        emb.embed_queries(texts[start:start + 32])
+    batched = (time.perf_counter() - t0) / len(texts)
+    return {"ms_per_query_single": round(single * 1000, 1),
+            "ms_per_query_batch32": round(batched * 1000, 1),
+            "gain": round(single / batched, 2)}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -297,6 +315,12 @@ def write(args, rows: list[dict], meta: dict) -> None:
               and (base := by.get(('no batching', c))) and base["qps"]]
     lines += ["", "Throughput with micro-batching relative to without (same run): "
               + ", ".join(ratios) + "."]
+    g = meta.get("model_batching")
+    if g:
+        lines += ["", f"The model alone, in-process in the same run: {g['ms_per_query_single']} ms "
+                  f"per query embedded one at a time, {g['ms_per_query_batch32']} ms per query in "
+                  f"batches of 32 ({g['gain']}x): micro-batching can only win what the embedder "
+                  "gains from batching."]
     w = next((r for r in rows if r["writer"] != "none"), None)
     if w:
         lines += ["", f"During the concurrent run, `xsearch index` (a separate process) added "
@@ -332,6 +356,8 @@ def main() -> None:
     if args.build_only:
         return
     queries = pick_queries(index, ds, args.queries, embedder(args))
+    gain = model_batching_gain(queries)
+    print(json.dumps(gain), file=sys.stderr)
     rows = run_scenarios(args, index, queries)
     rows.append(run_with_writer(args, index, queries))
     s = Searcher(index)
@@ -341,7 +367,8 @@ def main() -> None:
             "queries": len(queries), "machine": f"{os.cpu_count()} cores, "
             f"{platform.machine()}, Python {platform.python_version()}",
             "command": "python " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "model_batching": gain}
     if not args.no_write:
         write(args, rows, meta)
     print(json.dumps({**meta, "rows": rows}, indent=1))
