@@ -42,9 +42,18 @@ def browser(tmp_path):
 
 
 def _wait(driver, cond, what: str, timeout: float = 60):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(cond, message=f"waiting for {what}")
+    # The page re-renders results as answers arrive; an element read mid-render is retried.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(
+        StaleElementReferenceException,)).until(cond, message=f"waiting for {what}")
+
+
+def _hit_langs(driver, scope: str = "") -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + 'li.hit')]"
+        ".map(e => e.dataset.lang)", scope)
 
 
 def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
@@ -65,8 +74,7 @@ def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
                                 focused) != "none"  # focus is visible
         box.click()
         box.send_keys("volcanic eruption and evacuation", Keys.ENTER)
-        hits = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "li.hit"), "hits")
-        langs = [h.get_attribute("data-lang") for h in hits]
+        langs = _wait(d, lambda d: _hit_langs(d), "hits")
         assert len(set(langs)) >= 3 and any(not x.startswith("eng") for x in langs), langs
         d.save_screenshot(str(tmp_path / "1-search.png"))
 
@@ -75,10 +83,7 @@ def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
             d.find_element(By.ID, f"lang-{code}").send_keys(Keys.SPACE)
         _wait(d, lambda d: "lang=zho_Hans" in d.current_url and "lang=arb_Arab"
               in d.current_url, "filter in the URL")
-        _wait(d, lambda d: {h.get_attribute("data-lang") for h in
-                            d.find_elements(By.CSS_SELECTOR, "li.hit")} == {"arb_Arab",
-                                                                              "zho_Hans"},
-              "filtered hits")
+        _wait(d, lambda d: set(_hit_langs(d)) == {"arb_Arab", "zho_Hans"}, "filtered hits")
         d.save_screenshot(str(tmp_path / "2-filtered.png"))
 
         # The Arabic hit renders right to left; the Chinese one carries its language.
@@ -96,9 +101,7 @@ def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
                         "passage view")[0]
         assert "/passage/" in d.current_url
         assert current.find_element(By.CSS_SELECTOR, "p.text").get_attribute("dir") == "rtl"
-        others = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".others li.hit"),
-                       "other languages")
-        other_langs = {o.get_attribute("data-lang") for o in others}
+        other_langs = set(_wait(d, lambda d: _hit_langs(d, ".others "), "other languages"))
         assert "arb_Arab" not in other_langs and len(other_langs) >= 5
         # The nearest English passage to an Arabic volcano passage is about the volcano.
         eng = d.find_element(By.CSS_SELECTOR, ".others li.hit[data-lang=eng_Latn]")

@@ -47,6 +47,10 @@ async function api(path, opts) {
   return body;
 }
 
+// Bumped on every navigation: an answer that arrives after the user moved on is dropped.
+let routeSeq = 0;
+function stale(seq) { return seq !== routeSeq; }
+
 function setStatus(msg) { $("#status").textContent = msg || ""; }
 
 // -- highlighting -----------------------------------------------------------------------
@@ -149,7 +153,7 @@ function facetChanged() {
   if (p.get("q")) go(p);
 }
 
-async function searchView(params) {
+async function searchView(params, seq) {
   const q = params.get("q") || "";
   const langs = params.getAll("lang");
   $("#q").value = q;
@@ -174,6 +178,7 @@ async function searchView(params) {
       res.hits.length ? el("ol", { class: "hits" }, res.hits.map((h) => hitItem(h, q)))
         : el("p", { class: "empty" }, "No hits."));
   } catch (e) {
+    if (stale(seq)) return;
     setStatus("");
     out.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
   }
@@ -187,11 +192,12 @@ function passageBlock(p, current) {
     el("p", langAttrs(p.language, "text"), p.text));
 }
 
-async function passageView(id) {
+async function passageView(id, seq) {
   const out = main();
   setStatus("loading…");
   try {
     const p = await api("/api/passages/" + id + "?neighbours=2");
+    if (stale(seq)) return;
     const doc = el("div", { class: "doc" },
       p.before.map((x) => passageBlock(x, false)), passageBlock(p, true),
       p.after.map((x) => passageBlock(x, false)));
@@ -209,6 +215,7 @@ async function passageView(id) {
     setStatus("");
     $("#p" + p.passage_id).scrollIntoView({ block: "center" });
     const tr = await api("/api/passages/" + id + "/translations?k=1");
+    if (stale(seq)) return;
     const list = el("ol", { class: "hits" });
     for (const g of tr.groups) for (const h of g.hits) list.append(hitItem(h, ""));
     others.replaceChildren(others.firstChild,
@@ -219,10 +226,11 @@ async function passageView(id) {
   }
 }
 
-async function documentView(id) {
+async function documentView(id, seq) {
   const out = main();
   try {
     const d = await api("/api/documents/" + id);
+    if (stale(seq)) return;
     out.replaceChildren(
       el("h2", langAttrs(d.language), d.title || fileName(d)),
       el("div", { class: "meta" }, el("span", { class: "badge lang" }, d.language || "?"),
@@ -242,11 +250,12 @@ function heatColour(v) {
   return "hsl(" + hue + " 70% " + (v < 0.5 ? 62 : 72) + "%)";
 }
 
-async function benchView(params) {
+async function benchView(params, seq) {
   const out = main();
   const metric = params.get("metric") || "recall@1";
   try {
     const b = await api("/api/bench?metric=" + encodeURIComponent(metric));
+    if (stale(seq)) return;
     const select = el("select", { id: "metric", onchange: (ev) => {
       location.hash = "#/bench?metric=" + encodeURIComponent(ev.target.value); } },
       b.metrics.map((m) => el("option", { selected: m === metric }, m)));
@@ -273,15 +282,16 @@ async function benchView(params) {
 
 async function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
+  const seq = ++routeSeq;
   const facets = $("#facets");
   let m;
   const wide = !/^\/(\?|$)/.test(hash);
   setStatus("");
   $(".layout").classList.toggle("wide", wide);
-  if ((m = hash.match(/^\/passage\/(\d+)/))) { facets.hidden = true; await passageView(m[1]); }
-  else if ((m = hash.match(/^\/document\/(\d+)/))) { facets.hidden = true; await documentView(m[1]); }
-  else if (hash.startsWith("/bench")) { facets.hidden = true; await benchView(currentParams()); }
-  else { facets.hidden = false; await searchView(currentParams()); }
+  if ((m = hash.match(/^\/passage\/(\d+)/))) { facets.hidden = true; await passageView(m[1], seq); }
+  else if ((m = hash.match(/^\/document\/(\d+)/))) { facets.hidden = true; await documentView(m[1], seq); }
+  else if (hash.startsWith("/bench")) { facets.hidden = true; await benchView(currentParams(), seq); }
+  else { facets.hidden = false; await searchView(currentParams(), seq); }
   document.body.dataset.routed = String(Number(document.body.dataset.routed || 0) + 1);
 }
 
