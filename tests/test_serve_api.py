@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +22,7 @@ from xsearch.cli import cli  # noqa: E402
 from xsearch.indexer import build_index  # noqa: E402
 from xsearch.server.app import create_app  # noqa: E402
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 NEW_DOC = ("Die Bienenzucht auf dem Dach: Imker in der Stadt halten Honigbienen auf Hochhäusern, "
            "schleudern im Sommer den Honig und verkaufen ihn auf dem Wochenmarkt.")
 
@@ -182,8 +187,10 @@ def test_index_written_by_another_process_is_picked_up(index_copy, tmp_path):
         assert "bees.txt" not in before["hits"][0]["path"]
         n0 = c.get("/api/health").json()["passages"]
         # A separate process, as `xsearch index` run beside the server would be.
-        out = CliRunner().invoke(cli, ["index", str(extra), "--index", str(index_copy), "-q"])
-        assert out.exit_code == 0, out.output
+        env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get(
+            "PYTHONPATH", "")}
+        subprocess.run([sys.executable, "-m", "xsearch", "index", str(extra), "--index",
+                        str(index_copy), "-q"], env=env, check=True, capture_output=True)
         after = c.get("/api/search", params={"q": "urban beekeeping honey", "k": 1}).json()
         assert after["hits"][0]["path"].endswith("bees.txt")
         assert c.get("/api/health").json()["passages"] == n0 + 1
