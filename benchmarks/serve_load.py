@@ -364,9 +364,10 @@ def main() -> None:
     passages = s.index.store.counts()["passages"]
     s.close()
     meta = {"passages": passages, "languages": len(set(ds.doc_lang.values())),
-            "queries": len(queries), "machine": f"{os.cpu_count()} cores, "
+            "queries": len(queries), "machine": f"{len(os.sched_getaffinity(0))} usable "
+            f"core(s) of {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}, "
             f"{platform.machine()}, Python {platform.python_version()}",
-            "command": "python " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "command": "python benchmarks/serve_load.py " + " ".join(sys.argv[1:]),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "model_batching": gain}
     if not args.no_write:

@@ -267,3 +267,24 @@ def test_labels_and_topic_filter(index_copy, tmp_path):
                                            "per_doc": 0}).json()
         assert len(res["hits"]) == min(20, n)
         assert {h["topic"] for h in res["hits"]} == {"volcano"}
+
+
+def test_bench_runs_are_picked_by_name_only(corpus_index, tmp_path):
+    runs = tmp_path / "runs"
+    for name, value in (("old", 0.5), ("new", 0.9)):
+        (runs / name).mkdir(parents=True)
+        pairs = {"eng_Latn": {"eng_Latn": None, "fra_Latn": {"recall@1": value}},
+                 "fra_Latn": {"eng_Latn": {"recall@1": value}, "fra_Latn": None}}
+        (runs / name / "results.json").write_text(json.dumps({
+            "model": "e5-small", "dataset": "toy",
+            "retrieval": {"pairs": pairs, "recall@1": {"mean": value}}}))
+    os.utime(runs / "old" / "results.json", (1, 1))
+    with TestClient(create_app(corpus_index, bench_dir=runs)) as c:
+        newest = c.get("/api/bench").json()
+        assert newest["run"] == "new" and newest["runs"] == ["new", "old"]
+        assert newest["matrix"] == [[None, 0.9], [0.9, None]]
+        old = c.get("/api/bench", params={"run": "old"}).json()
+        assert old["matrix"][0][1] == 0.5 and old["mean"] == 0.5
+        assert c.get("/api/bench", params={"run": "../runs/old"}).status_code == 404
+    with TestClient(create_app(corpus_index, bench_dir=tmp_path / "none")) as c:
+        assert c.get("/api/bench").status_code == 404

@@ -194,20 +194,23 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     # -- bench -----------------------------------------------------------------------------
 
     @app.get("/api/bench", tags=["bench"], responses=errors)
-    async def bench(metric: Annotated[str, Query(pattern=r"^(recall@\d+|mrr@\d+)$")]
-                    = "recall@1") -> dict:
-        """The newest ``xsearch bench`` run's language-pair matrix for one metric."""
-        found = latest_bench(bench_root, metric)
+    async def bench(
+        metric: Annotated[str, Query(pattern=r"^(recall@\d+|mrr@\d+)$")] = "recall@1",
+        run: Annotated[str | None, Query(max_length=200, description="a name from runs")] = None,
+    ) -> dict:
+        """An ``xsearch bench`` run's language-pair matrix (default: the newest run)."""
+        found = latest_bench(bench_root, metric, run)
         if found is None:
-            raise HTTPException(404, f"no xsearch bench results under {bench_root}")
+            raise HTTPException(404, f"no xsearch bench results {run or ''} under {bench_root}")
         return found
 
     @app.get("/api/bench/png/{name}", tags=["bench"], responses=errors)
-    async def bench_png(name: str) -> FileResponse:
-        """A heatmap PNG of the newest run (only names that run lists)."""
-        found = png_path(bench_root, name)
+    async def bench_png(name: str, run: Annotated[str | None, Query(max_length=200)] = None
+                        ) -> FileResponse:
+        """A heatmap PNG of a run (only names that run's folder lists)."""
+        found = png_path(bench_root, name, run)
         if found is None:
-            raise HTTPException(404, f"no heatmap {name!r} in the newest bench run")
+            raise HTTPException(404, f"no heatmap {name!r} in that bench run")
         return FileResponse(found, media_type="image/png")
 
     # -- writes ----------------------------------------------------------------------------

@@ -253,12 +253,19 @@ function heatColour(v) {
 async function benchView(params, seq) {
   const out = main();
   const metric = params.get("metric") || "recall@1";
+  const query = new URLSearchParams({ metric });
+  if (params.get("run")) query.set("run", params.get("run"));
   try {
-    const b = await api("/api/bench?metric=" + encodeURIComponent(metric));
+    const b = await api("/api/bench?" + query);
     if (stale(seq)) return;
-    const select = el("select", { id: "metric", onchange: (ev) => {
-      location.hash = "#/bench?metric=" + encodeURIComponent(ev.target.value); } },
+    const pick = () => {
+      location.hash = "#/bench?" + new URLSearchParams({ metric: $("#metric").value,
+        run: $("#run").value });
+    };
+    const select = el("select", { id: "metric", onchange: pick },
       b.metrics.map((m) => el("option", { selected: m === metric }, m)));
+    const runs = el("select", { id: "run", onchange: pick },
+      b.runs.map((r) => el("option", { selected: r === b.run }, r)));
     const head = el("tr", {}, el("th", { scope: "col" }, "query ↓ / doc →"),
       b.document_languages.map((d) => el("th", { scope: "col" }, d)));
     const rows = b.query_languages.map((q, i) => el("tr", {},
@@ -271,7 +278,8 @@ async function benchView(params, seq) {
       el("p", {}, "Model " + b.model + " on " + b.dataset + ". Mean " + metric + ": " +
         (b.mean === null || b.mean === undefined ? "n/a" : b.mean.toFixed(3)) +
         ". Cells are percentages; rows are query languages, columns document languages."),
-      el("p", {}, el("label", { for: "metric" }, "Metric "), select),
+      el("p", {}, el("label", { for: "run" }, "Run "), runs, " ",
+        el("label", { for: "metric" }, "Metric "), select),
       el("div", { class: "heat-wrap" }, el("table", { class: "heat" },
         el("caption", {}, metric + " per language pair"), el("thead", {}, head),
         el("tbody", {}, rows))));
