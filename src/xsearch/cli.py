@@ -609,6 +609,64 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
         click.echo(f"{name}: {path}")
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command(context_settings=CONTEXT)
+@_index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but 127.0.0.1/localhost exposes the index text "
+                   "to the network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--bench-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("benchmarks/runs"), show_default=True,
+              help="Folder of `xsearch bench` runs; the page shows the newest one.")
+@click.option("--allow-index", "allow_index",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Enable POST /api/index, an incremental index run of this folder.")
+@click.option("--token", envvar="XSEARCH_TOKEN", show_envvar=True,
+              help="Token POST /api/index requires (Authorization: Bearer TOKEN).")
+@click.option("--max-batch", type=click.IntRange(1, 256), default=32, show_default=True,
+              help="Most queries embedded in one model call (1 = no micro-batching).")
+@click.option("--batch-window-ms", type=click.FloatRange(0, 1000), default=4.0,
+              show_default=True, help="How long a query waits for others to batch with.")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
+                                                "debug"]), default="warning", show_default=True)
+@_edge
+def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batch_window_ms,
+          log_level):
+    """Serve the index over HTTP: a web page at / and a JSON API (schema at /docs).
+
+    Loads the model and the index once; picks up changes another `xsearch index` makes.
+    Read-only unless --allow-index ROOT and a token are given.
+
+    \b
+    Examples:
+        xsearch serve
+        xsearch serve --index ~/xsearch-index --port 8080
+        XSEARCH_TOKEN=s3cret xsearch serve --allow-index ./corpus
+    """
+    try:
+        import uvicorn
+
+        from .server.app import create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"xsearch serve needs the serve extra ({exc.name} is missing): "
+            "pip install 'xsearch[serve]'") from exc
+    if allow_index is not None and not token:
+        raise click.UsageError("--allow-index needs --token or XSEARCH_TOKEN")
+    if host not in LOCAL_HOSTS:
+        click.echo(f"warning: binding {host}: the text of the index becomes reachable from "
+                   "the network", err=True)
+    app = create_app(index_path, bench_dir=bench_dir, max_batch=max_batch,
+                     window_ms=batch_window_ms, allow_index=allow_index, token=token)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"xsearch: serving {index_path} at http://{shown}:{port}/ (Ctrl-C stops)",
+               err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
 def main() -> None:  # pragma: no cover
     cli()
 

@@ -49,3 +49,7 @@ class NotIndexedError(XsearchError):
 
 class ConfigError(XsearchError):
     """The configuration file (xsearch.toml) is unreadable or holds a bad key or value."""
+
+
+class NotFoundError(XsearchError):
+    """A passage or document id that the index does not hold."""

@@ -1,0 +1,136 @@
+"""Request and response shapes of the JSON API (they make the OpenAPI schema at /docs)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_QUERY_CHARS = 1000
+MAX_K = 100
+MAX_BATCH = 64
+MAX_FILTER_VALUES = 50
+
+
+class HitModel(BaseModel):
+    """One ranked passage: the fields of ``xsearch query --json`` (``Hit.as_dict()``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rank: int
+    score: float
+    passage_id: int
+    language: str | None
+    path: str
+    record_id: str
+    title: str
+    char_start: int
+    char_end: int
+    snippet: str
+    topic: str | None = None
+    topic_score: float | None = None
+    document_language: str | None = None
+    highlights: list[list[int]] | None = Field(
+        None, description="[start, end) offsets of the matching part, relative to snippet")
+
+
+class SearchResult(BaseModel):
+    query: str
+    hits: list[HitModel]
+
+
+class SearchResponse(SearchResult):
+    k: int
+    languages: dict[str, int] = Field(description="hits per language in this answer")
+
+
+class BatchRequest(BaseModel):
+    """Several queries with the same filters, answered in one round trip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    k: int = Field(5, ge=1, le=MAX_K)
+    languages: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    path: str | None = Field(None, max_length=500, description="glob on the file path")
+    topics: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    min_score: float | None = None
+    per_doc: int = Field(1, ge=0, le=MAX_K)
+
+
+class BatchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class PassageModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    passage_id: int
+    document_id: int
+    ordinal: int
+    char_start: int
+    char_end: int
+    text: str
+    language: str | None
+    script: str | None
+    direction: str
+    path: str
+    record_id: str
+    title: str
+    document_language: str | None = None
+    topic: str | None = None
+
+
+class PassageWithNeighbours(PassageModel):
+    before: list[PassageModel]
+    after: list[PassageModel]
+
+
+class DocumentModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    document_id: int
+    path: str
+    record_id: str
+    title: str
+    language: str | None
+    script: str | None
+    direction: str
+    n_passages: int
+    passages: list[PassageModel]
+
+
+class LanguageModel(BaseModel):
+    language: str | None
+    script: str | None
+    direction: str
+    passages: int
+    documents: int
+
+
+class LabelModel(BaseModel):
+    name: str
+    description: str
+    passages: int
+
+
+class TranslationGroup(BaseModel):
+    language: str
+    hits: list[HitModel]
+
+
+class TranslationsResponse(BaseModel):
+    passage_id: int
+    language: str | None
+    groups: list[TranslationGroup]
+
+
+class HealthModel(BaseModel):
+    status: str = Field(description="ok, or starting when the index is not there yet")
+    index: str
+    passages: int | None = None
+    model: str | None = None
+    writable: bool
+    message: str | None = None
+
+
+class ErrorModel(BaseModel):
+    error: str

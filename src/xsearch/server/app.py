@@ -1,0 +1,240 @@
+"""The FastAPI app: JSON API under /api, the web page at /, OpenAPI at /docs."""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__, browse
+from ..errors import (
+    CorruptIndexError,
+    EmptyIndexError,
+    IndexLockedError,
+    IndexMismatchError,
+    NotFoundError,
+    XsearchError,
+)
+from ..search import Filters
+from . import api_models as m
+from .bench import latest_bench, png_path
+from .service import IndexService
+
+STATIC = Path(__file__).parent / "static"
+MAX_ID = 2**62
+# Ids name indexed rows only; they are never turned into file paths.
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+
+_STATUS = [(NotFoundError, 404), (EmptyIndexError, 503), (CorruptIndexError, 503),
+           (IndexLockedError, 409), (IndexMismatchError, 500)]
+
+
+def _status(exc: XsearchError) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _filters(languages: list[str] | None, path: str | None, topics: list[str] | None,
+             min_score: float | None) -> Filters:
+    return Filters(languages=tuple(x for x in languages or () if x), path_glob=path or None,
+                   topics=tuple(x for x in topics or () if x), min_score=min_score)
+
+
+def _clean_query(q: str) -> str:
+    q = q.strip()
+    if not q:
+        raise HTTPException(400, "the query is empty")
+    if len(q) > m.MAX_QUERY_CHARS:
+        raise HTTPException(400, f"the query is longer than {m.MAX_QUERY_CHARS} characters")
+    return q
+
+
+def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: int = 32,
+               window_ms: float = 4.0, allow_index: Path | None = None,
+               token: str | None = None) -> FastAPI:
+    """An app serving the index at ``index_path`` (it may not exist yet: 503 until it does).
+
+    ``allow_index`` (with ``token``) enables ``POST /api/index``, an incremental index run of
+    that folder; without it the server is read-only. ``max_batch=1`` turns micro-batching off.
+    """
+    if allow_index is not None and not token:
+        raise ValueError("allow_index needs a token")
+    service = IndexService(index_path, max_batch=max_batch, window_ms=window_ms,
+                           allow_index=allow_index, token=token)
+    bench_root = Path(bench_dir) if bench_dir else Path("benchmarks/runs")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:  # load the model and the index now rather than on the first query
+            await service.run(lambda s: None)
+        except XsearchError:
+            pass
+        yield
+        await service.close()
+
+    app = FastAPI(title="xsearch", version=__version__, lifespan=lifespan,
+                  description="Cross-lingual semantic search over one xsearch index. "
+                              "Hits have the fields of `xsearch query --json`.")
+    app.state.service = service
+    errors = {400: {"model": m.ErrorModel}, 404: {"model": m.ErrorModel},
+              503: {"model": m.ErrorModel}}
+
+    @app.exception_handler(XsearchError)
+    async def _xsearch_error(request: Request, exc: XsearchError) -> JSONResponse:
+        return _error(_status(exc), str(exc).splitlines()[0])
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body"))
+        return _error(400, f"{where}: {first.get('msg', 'invalid')}" if where
+                      else str(first.get("msg", "invalid request")))
+
+    # -- search ----------------------------------------------------------------------------
+
+    @app.get("/api/search", response_model=m.SearchResponse, responses=errors, tags=["search"])
+    async def search(
+        q: Annotated[str, Query(description="the query, in any language")],
+        k: Annotated[int, Query(ge=1, le=m.MAX_K)] = 5,
+        lang: Annotated[list[str] | None, Query(
+            max_length=m.MAX_FILTER_VALUES, description="language filter (hin_Deva, or hin)")
+        ] = None,
+        path: Annotated[str | None, Query(max_length=500, description="file glob")] = None,
+        topic: Annotated[list[str] | None, Query(max_length=m.MAX_FILTER_VALUES)] = None,
+        min_score: float | None = None,
+        per_doc: Annotated[int, Query(ge=0, le=m.MAX_K)] = 1,
+    ) -> dict:
+        """Ranked passages in every language for one query."""
+        query = _clean_query(q)
+        hits = (await service.search([query], k, _filters(lang, path, topic, min_score),
+                                     per_doc))[0]
+        return {"query": query, "k": k, "hits": [h.as_dict() for h in hits],
+                "languages": dict(Counter(h.language for h in hits))}
+
+    @app.post("/api/search", response_model=m.BatchResponse, responses=errors,
+              tags=["search"])
+    async def search_batch(body: m.BatchRequest) -> dict:
+        """Several queries at once (one JSON object per query, in order)."""
+        queries = [_clean_query(q) for q in body.queries]
+        results = await service.search(
+            queries, body.k, _filters(body.languages, body.path, body.topics, body.min_score),
+            body.per_doc)
+        return {"results": [{"query": q, "hits": [h.as_dict() for h in hits]}
+                            for q, hits in zip(queries, results, strict=True)]}
+
+    # -- browse ----------------------------------------------------------------------------
+
+    @app.get("/api/passages/{passage_id}", response_model=m.PassageWithNeighbours,
+             responses=errors, tags=["browse"])
+    async def passage(passage_id: Id,
+                      neighbours: Annotated[int, Query(ge=0, le=20)] = 2) -> dict:
+        """A passage with its neighbouring passages in the same document."""
+        return await service.run(lambda s: browse.passage(s.index, passage_id, neighbours))
+
+    @app.get("/api/passages/{passage_id}/translations", response_model=m.TranslationsResponse,
+             responses=errors, tags=["browse"])
+    async def translations(passage_id: Id, k: Annotated[int, Query(ge=1, le=10)] = 1) -> dict:
+        """This passage in other languages: its nearest passages in each other language."""
+        return await service.translations(passage_id, k)
+
+    @app.get("/api/documents/{document_id}", response_model=m.DocumentModel, responses=errors,
+             tags=["browse"])
+    async def document(document_id: Id) -> dict:
+        """A document with its passages in order."""
+        return await service.run(lambda s: browse.document(s.index, document_id))
+
+    @app.get("/api/languages", response_model=list[m.LanguageModel], responses=errors,
+             tags=["browse"])
+    async def languages() -> list:
+        """Passage languages with counts (the page's facets)."""
+        return await service.run(lambda s: browse.languages(s.index))
+
+    @app.get("/api/labels", response_model=list[m.LabelModel], responses=errors,
+             tags=["browse"])
+    async def labels() -> list:
+        """Topic labels of the index with passage counts."""
+        return await service.run(lambda s: browse.labels(s.index))
+
+    @app.get("/api/stats", responses=errors, tags=["browse"])
+    async def stats() -> dict:
+        """What the index holds: counts per language and label, model, chunking."""
+        return {**await service.run(lambda s: browse.summary(s.index)),
+                "reloads": service.reloads,
+                "batches": len(service.batcher.batch_sizes),
+                "queries_embedded": sum(service.batcher.batch_sizes)}
+
+    @app.get("/api/health", response_model=m.HealthModel, tags=["service"])
+    async def health() -> JSONResponse:
+        """ok once the index is open (503 while it is not there yet)."""
+        info = service.health()
+        try:
+            info["passages"] = await service.run(
+                lambda s: s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0])
+            info["status"] = "ok"
+            return JSONResponse(info)
+        except XsearchError as exc:
+            info.update(status="starting", message=str(exc).splitlines()[0])
+            return JSONResponse(info, status_code=503)
+
+    # -- bench -----------------------------------------------------------------------------
+
+    @app.get("/api/bench", tags=["bench"], responses=errors)
+    async def bench(
+        metric: Annotated[str, Query(pattern=r"^(recall@\d+|mrr@\d+)$")] = "recall@1",
+        run: Annotated[str | None, Query(max_length=200, description="a name from runs")] = None,
+    ) -> dict:
+        """An ``xsearch bench`` run's language-pair matrix (default: the newest run)."""
+        found = latest_bench(bench_root, metric, run)
+        if found is None:
+            raise HTTPException(404, f"no xsearch bench results {run or ''} under {bench_root}")
+        return found
+
+    @app.get("/api/bench/png/{name}", tags=["bench"], responses=errors)
+    async def bench_png(name: str, run: Annotated[str | None, Query(max_length=200)] = None
+                        ) -> FileResponse:
+        """A heatmap PNG of a run (only names that run's folder lists)."""
+        found = png_path(bench_root, name, run)
+        if found is None:
+            raise HTTPException(404, f"no heatmap {name!r} in that bench run")
+        return FileResponse(found, media_type="image/png")
+
+    # -- writes ----------------------------------------------------------------------------
+
+    if allow_index is not None:
+        @app.post("/api/index", tags=["service"],
+                  responses={403: {"model": m.ErrorModel}, 409: {"model": m.ErrorModel}})
+        async def index_run(authorization: Annotated[str | None, Header()] = None) -> dict:
+            """Incrementally index the folder given by ``--allow-index`` (Bearer token)."""
+            given = (authorization or "").removeprefix("Bearer ").strip()
+            if not given or not hmac.compare_digest(given.encode(), (token or "").encode()):
+                raise HTTPException(403, "a valid token is needed: Authorization: Bearer TOKEN")
+            return await service.index_now()
+    else:
+        @app.post("/api/index", tags=["service"], include_in_schema=False)
+        async def index_off() -> JSONResponse:
+            return _error(403, "this server is read-only (start it with --allow-index ROOT)")
+
+    # -- the page --------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+

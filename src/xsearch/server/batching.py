@@ -1,0 +1,91 @@
+"""Micro-batching: queries that arrive together are embedded in one model call.
+
+On a CPU one call for 16 queries costs far less than 16 calls, so under load the server
+waits a few milliseconds for company before embedding (benchmarks/serve_load.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+
+import numpy as np
+
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
+
+
+class MicroBatcher:
+    """Collects texts for up to ``window_ms`` (or ``max_batch`` texts), embeds them at once.
+
+    ``embed`` runs in ``executor`` (one worker thread: the model is used by one thread at a
+    time). With ``max_batch=1`` every text gets its own call (batching off).
+    """
+
+    def __init__(self, embed: EmbedFn, executor: Executor, max_batch: int = 32,
+                 window_ms: float = 4.0) -> None:
+        self._embed = embed
+        self._executor = executor
+        self.max_batch = max(1, int(max_batch))
+        self.window = max(0.0, window_ms) / 1000
+        self._queue: asyncio.Queue[tuple[str, asyncio.Future]] | None = None
+        self._task: asyncio.Task | None = None
+        #: Sizes of the batches embedded so far (for tests and the load benchmark).
+        self.batch_sizes: list[int] = []
+
+    async def embed(self, text: str) -> np.ndarray:
+        """The vector of one query text, embedded together with any that arrive meanwhile."""
+        loop = asyncio.get_running_loop()
+        if self.max_batch == 1:
+            self.batch_sizes.append(1)
+            return (await loop.run_in_executor(self._executor, self._embed, [text]))[0]
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._run())
+        fut: asyncio.Future = loop.create_future()
+        assert self._queue is not None
+        await self._queue.put((text, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self.window
+            while len(batch) < self.max_batch:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), left))
+                except asyncio.TimeoutError:
+                    break
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            live = [(t, f) for t, f in batch if not f.cancelled()]
+            if not live:
+                continue
+            unique = list(dict.fromkeys(t for t, _ in live))
+            self.batch_sizes.append(len(unique))
+            try:
+                vecs = await loop.run_in_executor(self._executor, self._embed, unique)
+            except Exception as exc:  # every waiter hears about the failure
+                for _, f in live:
+                    if not f.done():
+                        f.set_exception(exc)
+                continue
+            row = {t: i for i, t in enumerate(unique)}
+            for t, f in live:
+                if not f.done():
+                    f.set_result(vecs[row[t]])
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None

@@ -1,0 +1,322 @@
+// xsearch web page: plain JS, no build step, no network beyond this server's /api.
+"use strict";
+
+const RTL = new Set(["Arab", "Hebr", "Syrc", "Thaa", "Nkoo", "Adlm"]);
+// ISO 639-3 codes of the index -> the BCP 47 tags browsers pick fonts and line breaking by.
+const TWO = { eng: "en", fra: "fr", deu: "de", spa: "es", por: "pt", ita: "it", rus: "ru",
+  ukr: "uk", pol: "pl", tur: "tr", arb: "ar", ara: "ar", heb: "he", pes: "fa", fas: "fa",
+  urd: "ur", hin: "hi", ben: "bn", tam: "ta", npi: "ne", zho: "zh", jpn: "ja", kor: "ko",
+  tha: "th", vie: "vi", ind: "id", swh: "sw", amh: "am", tir: "ti", yor: "yo", hau: "ha" };
+
+const $ = (sel) => document.querySelector(sel);
+const main = () => $("#main");
+
+function el(tag, attrs = {}, ...kids) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid === null || kid === undefined) continue;
+    node.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return node;
+}
+
+function script(lang) { return lang && lang.includes("_") ? lang.split("_").pop() : null; }
+function dirOf(lang) { return RTL.has(script(lang)) ? "rtl" : "auto"; }
+function bcp47(lang) {
+  if (!lang) return null;
+  const [code, scr] = lang.split("_");
+  return (TWO[code] || code) + (scr ? "-" + scr : "");
+}
+// Attributes that make text in a language render right: direction, fonts, line breaking.
+function langAttrs(lang, cls) {
+  const s = script(lang);
+  return { lang: bcp47(lang), dir: dirOf(lang), class: [cls, s ? "script-" + s : ""].join(" ").trim() };
+}
+
+async function api(path, opts) {
+  const res = await fetch(path, opts);
+  let body = null;
+  try { body = await res.json(); } catch (e) { body = null; }
+  if (!res.ok) throw new Error((body && body.error) || res.status + " " + res.statusText);
+  return body;
+}
+
+// Bumped on every navigation: an answer that arrives after the user moved on is dropped.
+let routeSeq = 0;
+function stale(seq) { return seq !== routeSeq; }
+
+function setStatus(msg) { $("#status").textContent = msg || ""; }
+
+// -- highlighting -----------------------------------------------------------------------
+
+const LETTER = /[\p{L}\p{M}\p{N}]/u;
+// Scripts written without spaces: a query word may sit inside a longer run of letters.
+const UNSPACED = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Thai}]/u;
+
+// Fallback when the hit has no offsets: whole query words found in the snippet.
+function queryRanges(text, query) {
+  const low = text.toLocaleLowerCase();
+  const words = query.toLocaleLowerCase().split(/[\s\p{P}\p{S}]+/u)
+    .filter((w) => w.length > 2 || (w.length > 1 && UNSPACED.test(w)));
+  const out = [];
+  for (const w of new Set(words)) {
+    const inner = UNSPACED.test(w);
+    let at = low.indexOf(w);
+    while (at !== -1) {
+      const end = at + w.length;
+      const bounded = !LETTER.test(low[at - 1] || "") && !LETTER.test(low[end] || "");
+      if (inner || bounded) out.push([at, end]);
+      at = low.indexOf(w, end);
+    }
+  }
+  return out;
+}
+
+function highlighted(text, ranges) {
+  const frag = document.createDocumentFragment();
+  const sorted = ranges.filter((r) => r[1] > r[0]).sort((a, b) => a[0] - b[0]);
+  let pos = 0;
+  for (const [s, e] of sorted) {
+    const start = Math.max(s, pos), end = Math.min(e, text.length);
+    if (end <= start) continue;
+    frag.append(text.slice(pos, start), el("mark", { text: text.slice(start, end) }));
+    pos = end;
+  }
+  frag.append(text.slice(pos));
+  return frag;
+}
+
+function hitRanges(hit, query) {
+  if (Array.isArray(hit.highlights) && hit.highlights.length) return hit.highlights;
+  return queryRanges(hit.snippet || "", query || "");
+}
+
+// -- views ------------------------------------------------------------------------------
+
+function fileName(hit) {
+  const base = (hit.path || "").split("/").pop();
+  return base + (hit.record_id ? "#" + hit.record_id : "");
+}
+
+function hitItem(hit, query) {
+  return el("li", { class: "hit", "data-lang": hit.language },
+    el("article", {},
+      el("h3", langAttrs(hit.language),
+        el("a", { href: "#/passage/" + hit.passage_id, class: "open" },
+          hit.title || fileName(hit))),
+      el("div", { class: "meta" },
+        el("span", { class: "badge lang", title: "language_script" }, hit.language || "?"),
+        el("span", { class: "badge" }, (script(hit.language) || "?") + " script"),
+        el("span", { class: "score", title: "score" }, "score " + Number(hit.score).toFixed(3)),
+        el("span", { class: "path", title: hit.path }, fileName(hit) +
+          " · chars " + hit.char_start + "–" + hit.char_end),
+        hit.topic ? el("span", { class: "badge" }, hit.topic) : null),
+      el("p", langAttrs(hit.language, "text snippet"),
+        highlighted(hit.snippet || "", hitRanges(hit, query)))));
+}
+
+let languageCache = null;
+async function renderFacets(selected) {
+  if (!languageCache) languageCache = await api("/api/languages");
+  const box = $("#langs");
+  box.replaceChildren(el("legend", { class: "sr-only" }, "Filter by language"));
+  for (const row of languageCache) {
+    const id = "lang-" + row.language;
+    box.append(el("div", { class: "facet" },
+      el("input", { type: "checkbox", id, value: row.language,
+        checked: selected.includes(row.language), onchange: facetChanged }),
+      el("label", { for: id }, row.language),
+      el("span", { class: "n", title: "passages" }, row.passages.toLocaleString())));
+  }
+}
+
+function currentParams() {
+  const hash = location.hash.replace(/^#/, "");
+  const q = hash.indexOf("?");
+  return new URLSearchParams(q === -1 ? "" : hash.slice(q + 1));
+}
+
+function go(params) { location.hash = "#/?" + params.toString(); }
+
+function facetChanged() {
+  const p = currentParams();
+  p.delete("lang");
+  for (const box of document.querySelectorAll("#langs input:checked")) p.append("lang", box.value);
+  p.set("q", $("#q").value.trim());
+  p.set("k", $("#k").value);
+  if (p.get("q")) go(p);
+}
+
+async function searchView(params, seq) {
+  const q = params.get("q") || "";
+  const langs = params.getAll("lang");
+  $("#q").value = q;
+  if (params.get("k")) $("#k").value = params.get("k");
+  await renderFacets(langs).catch((e) => setStatus(e.message));
+  const out = main();
+  if (!q) {
+    out.replaceChildren(el("p", { class: "empty" },
+      "Type a question in any language and press Enter: hits come from every language."));
+    return;
+  }
+  const url = new URLSearchParams({ q, k: params.get("k") || $("#k").value });
+  for (const l of langs) url.append("lang", l);
+  setStatus("searching…");
+  try {
+    const res = await api("/api/search?" + url);
+    const nl = Object.keys(res.languages).length;
+    setStatus(res.hits.length + (res.hits.length === 1 ? " hit" : " hits") + " in " + nl +
+      (nl === 1 ? " language" : " languages"));
+    out.replaceChildren(
+      el("h2", { class: "sr-only" }, "Results"),
+      res.hits.length ? el("ol", { class: "hits" }, res.hits.map((h) => hitItem(h, q)))
+        : el("p", { class: "empty" }, "No hits."));
+  } catch (e) {
+    if (stale(seq)) return;
+    setStatus("");
+    out.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
+  }
+}
+
+function passageBlock(p, current) {
+  return el("section", { class: "passage" + (current ? " current" : ""), id: "p" + p.passage_id,
+    "aria-current": current ? "true" : null },
+    el("div", { class: "ord" }, "passage " + (p.ordinal + 1) + " · chars " + p.char_start + "–" +
+      p.char_end),
+    el("p", langAttrs(p.language, "text"), p.text));
+}
+
+async function passageView(id, seq) {
+  const out = main();
+  setStatus("loading…");
+  try {
+    const p = await api("/api/passages/" + id + "?neighbours=2");
+    if (stale(seq)) return;
+    const doc = el("div", { class: "doc" },
+      p.before.map((x) => passageBlock(x, false)), passageBlock(p, true),
+      p.after.map((x) => passageBlock(x, false)));
+    const others = el("section", { class: "others", "aria-labelledby": "others-title" },
+      el("h2", { id: "others-title" }, "This passage in other languages"),
+      el("p", { class: "empty" }, "looking…"));
+    out.replaceChildren(
+      el("p", {}, el("button", { type: "button", class: "back",
+        onclick: () => history.back() }, "← Back")),
+      el("h2", langAttrs(p.language), p.title || fileName(p)),
+      el("div", { class: "meta" }, el("span", { class: "badge lang" }, p.language),
+        el("span", { class: "path" }, p.path + (p.record_id ? "#" + p.record_id : "")),
+        el("a", { href: "#/document/" + p.document_id }, "whole document")),
+      doc, others);
+    setStatus("");
+    $("#p" + p.passage_id).scrollIntoView({ block: "center" });
+    const tr = await api("/api/passages/" + id + "/translations?k=1");
+    if (stale(seq)) return;
+    const list = el("ol", { class: "hits" });
+    for (const g of tr.groups) for (const h of g.hits) list.append(hitItem(h, ""));
+    others.replaceChildren(others.firstChild,
+      tr.groups.length ? list : el("p", { class: "empty" }, "No other languages indexed."));
+  } catch (e) {
+    setStatus("");
+    out.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
+  }
+}
+
+async function documentView(id, seq) {
+  const out = main();
+  try {
+    const d = await api("/api/documents/" + id);
+    if (stale(seq)) return;
+    out.replaceChildren(
+      el("h2", langAttrs(d.language), d.title || fileName(d)),
+      el("div", { class: "meta" }, el("span", { class: "badge lang" }, d.language || "?"),
+        el("span", { class: "path" }, d.path), d.n_passages + " passages"),
+      el("div", { class: "doc" }, d.passages.map((p) => el("div", {},
+        el("a", { href: "#/passage/" + p.passage_id }, "open passage " + (p.ordinal + 1)),
+        passageBlock(p, false)))));
+  } catch (e) {
+    out.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
+  }
+}
+
+function heatColour(v) {
+  if (v === null || v === undefined) return "#e5e7eb";
+  // red (0) -> yellow (0.5) -> green (1)
+  const hue = Math.round(Math.max(0, Math.min(1, v)) * 120);
+  return "hsl(" + hue + " 70% " + (v < 0.5 ? 62 : 72) + "%)";
+}
+
+async function benchView(params, seq) {
+  const out = main();
+  const metric = params.get("metric") || "recall@1";
+  const query = new URLSearchParams({ metric });
+  if (params.get("run")) query.set("run", params.get("run"));
+  try {
+    const b = await api("/api/bench?" + query);
+    if (stale(seq)) return;
+    const pick = () => {
+      location.hash = "#/bench?" + new URLSearchParams({ metric: $("#metric").value,
+        run: $("#run").value });
+    };
+    const select = el("select", { id: "metric", onchange: pick },
+      b.metrics.map((m) => el("option", { selected: m === metric }, m)));
+    const runs = el("select", { id: "run", onchange: pick },
+      b.runs.map((r) => el("option", { selected: r === b.run }, r)));
+    const head = el("tr", {}, el("th", { scope: "col" }, "query ↓ / doc →"),
+      b.document_languages.map((d) => el("th", { scope: "col" }, d)));
+    const rows = b.query_languages.map((q, i) => el("tr", {},
+      el("th", { scope: "row" }, q),
+      b.matrix[i].map((v, j) => el("td", { style: "background:" + heatColour(v),
+        title: q + " → " + b.document_languages[j] + ": " + (v ?? "n/a") },
+        v === null ? "–" : (v * 100).toFixed(0)))));
+    out.replaceChildren(
+      el("h2", {}, "Benchmark: " + b.run),
+      el("p", {}, "Model " + b.model + " on " + b.dataset + ". Mean " + metric + ": " +
+        (b.mean === null || b.mean === undefined ? "n/a" : b.mean.toFixed(3)) +
+        ". Cells are percentages; rows are query languages, columns document languages."),
+      el("p", {}, el("label", { for: "run" }, "Run "), runs, " ",
+        el("label", { for: "metric" }, "Metric "), select),
+      el("div", { class: "heat-wrap" }, el("table", { class: "heat" },
+        el("caption", {}, metric + " per language pair"), el("thead", {}, head),
+        el("tbody", {}, rows))));
+  } catch (e) {
+    out.replaceChildren(el("p", { class: "error", role: "alert" }, e.message));
+  }
+}
+
+async function route() {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const seq = ++routeSeq;
+  const facets = $("#facets");
+  let m;
+  const wide = !/^\/(\?|$)/.test(hash);
+  setStatus("");
+  $(".layout").classList.toggle("wide", wide);
+  if ((m = hash.match(/^\/passage\/(\d+)/))) { facets.hidden = true; await passageView(m[1], seq); }
+  else if ((m = hash.match(/^\/document\/(\d+)/))) { facets.hidden = true; await documentView(m[1], seq); }
+  else if (hash.startsWith("/bench")) { facets.hidden = true; await benchView(currentParams(), seq); }
+  else { facets.hidden = false; await searchView(currentParams(), seq); }
+  document.body.dataset.routed = String(Number(document.body.dataset.routed || 0) + 1);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#search").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    p.set("q", $("#q").value.trim());
+    p.set("k", $("#k").value);
+    for (const box of document.querySelectorAll("#langs input:checked")) p.append("lang", box.value);
+    if (!p.get("q")) return;
+    if ("#/?" + p.toString() === location.hash) route(); else go(p);
+  });
+  $("#clear-langs").addEventListener("click", () => {
+    for (const box of document.querySelectorAll("#langs input:checked")) box.checked = false;
+    facetChanged();
+  });
+  window.addEventListener("hashchange", route);
+  route();
+});

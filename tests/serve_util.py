@@ -1,0 +1,57 @@
+"""A real ``xsearch serve`` process on a free local port, for the server and browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(index: Path, *args: str, env: dict | None = None,
+                   host: str = "127.0.0.1", wait_s: float = 180) -> Iterator[tuple[str, list]]:
+    """Start the server, wait until /api/health answers, yield (base url, stderr lines)."""
+    port = free_port()
+    full_env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get(
+        "PYTHONPATH", ""), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive", **(env or {})}
+    cmd = [sys.executable, "-m", "xsearch", "serve", "--index", str(index), "--host", host,
+           "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read()}")
+            try:
+                if httpx.get(base + "/api/health", timeout=5).status_code in (200, 503):
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,290 @@
+"""The JSON API through the ASGI test client, on real indexes and the real model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="needs the serve extra")
+from click.testing import CliRunner  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from xsearch.cli import cli  # noqa: E402
+from xsearch.indexer import build_index  # noqa: E402
+from xsearch.server.app import create_app  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+NEW_DOC = ("Die Bienenzucht auf dem Dach: Imker in der Stadt halten Honigbienen auf Hochhäusern, "
+           "schleudern im Sommer den Honig und verkaufen ihn auf dem Wochenmarkt.")
+
+
+@pytest.fixture(scope="module")
+def client(corpus_index):
+    with TestClient(create_app(corpus_index)) as c:
+        yield c
+
+
+@pytest.fixture
+def index_copy(corpus_index, tmp_path):
+    dest = tmp_path / "index"
+    shutil.copytree(corpus_index, dest)
+    return dest
+
+
+def _db(index):
+    conn = sqlite3.connect(index / "xsearch.db")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def test_search_has_the_fields_of_query_json(client, corpus_index):
+    q = "how do I bake bread at home?"
+    res = client.get("/api/search", params={"q": q, "k": 5})
+    assert res.status_code == 200
+    body = res.json()
+    cli_out = CliRunner().invoke(cli, ["query", q, "--index", str(corpus_index), "--json"])
+    assert cli_out.exit_code == 0, cli_out.output
+    cli_hits = [json.loads(line) for line in cli_out.output.splitlines()]
+    api_hits = body["hits"]
+    assert [h["passage_id"] for h in api_hits] == [h["passage_id"] for h in cli_hits]
+    for a, c in zip(api_hits, cli_hits, strict=True):
+        c.pop("query")
+        # Same names and values; the API may add fields (``highlights``), never drop one.
+        assert {k: a[k] for k in c} == c
+    assert body["query"] == q and body["k"] == 5
+    assert sum(body["languages"].values()) == len(api_hits)
+    assert len(body["languages"]) >= 3  # bread is found in several languages
+
+
+def test_filters_and_batch(client):
+    queries = ["volcanic eruption", "Kaffeeanbau in den Bergen", "टीकाकरण"]
+    body = {"queries": queries, "k": 3, "languages": ["arb", "zho_Hans"]}
+    res = client.post("/api/search", json=body)
+    assert res.status_code == 200
+    results = res.json()["results"]
+    assert [r["query"] for r in results] == queries
+    for r in results:
+        assert r["hits"] and {h["language"] for h in r["hits"]} <= {"arb_Arab", "zho_Hans"}
+        single = client.get("/api/search", params={"q": r["query"], "k": 3,
+                                                   "lang": ["arb", "zho_Hans"]}).json()
+        assert [h["passage_id"] for h in single["hits"]] == [h["passage_id"] for h in r["hits"]]
+    pdfs = client.get("/api/search", params={"q": "volcano", "path": "*.pdf", "k": 10}).json()
+    assert pdfs["hits"] and all(h["path"].endswith(".pdf") for h in pdfs["hits"])
+    strict = client.get("/api/search", params={"q": "volcano", "min_score": 0.99}).json()
+    assert strict["hits"] == []
+
+
+def test_passage_neighbours_document_and_translations(client, corpus_index):
+    with _db(corpus_index) as db:
+        doc = db.execute("SELECT id, n_passages FROM documents WHERE n_passages >= 3 "
+                         "ORDER BY id LIMIT 1").fetchone()
+        rows = db.execute("SELECT id, ordinal, text FROM passages WHERE document_id = ? "
+                          "ORDER BY ordinal", [doc["id"]]).fetchall()
+    mid = rows[1]
+    p = client.get(f"/api/passages/{mid['id']}", params={"neighbours": 1}).json()
+    assert p["passage_id"] == mid["id"] and p["text"] == mid["text"]
+    assert [x["passage_id"] for x in p["before"]] == [rows[0]["id"]]
+    assert [x["passage_id"] for x in p["after"]] == [rows[2]["id"]]
+    d = client.get(f"/api/documents/{doc['id']}").json()
+    assert [x["passage_id"] for x in d["passages"]] == [r["id"] for r in rows]
+    assert d["n_passages"] == doc["n_passages"] == len(rows)
+
+    # An Arabic volcano passage: RTL, and its English neighbour is the English volcano text.
+    hit = client.get("/api/search", params={"q": "ثوران بركان", "lang": "arb", "k": 1}).json()
+    pid = hit["hits"][0]["passage_id"]
+    arabic = client.get(f"/api/passages/{pid}").json()
+    assert arabic["direction"] == "rtl" and arabic["script"] == "Arab"
+    tr = client.get(f"/api/passages/{pid}/translations").json()
+    groups = {g["language"]: g["hits"] for g in tr["groups"]}
+    assert "arb_Arab" not in groups and len(groups) >= 10
+    assert all(h["language"] == lang for lang, hits in groups.items() for h in hits)
+    assert "volcano" in groups["eng_Latn"][0]["path"]
+
+
+def test_languages_labels_stats_health(client, corpus_index):
+    langs = client.get("/api/languages").json()
+    stats = client.get("/api/stats").json()
+    assert sum(r["passages"] for r in langs) == stats["passages"] > 0
+    with _db(corpus_index) as db:
+        n_arb = db.execute("SELECT count(*) FROM passages WHERE language = 'arb_Arab'"
+                           ).fetchone()[0]
+    assert {r["language"]: r["passages"] for r in langs}["arb_Arab"] == n_arb
+    assert {r["language"]: r["direction"] for r in langs}["arb_Arab"] == "rtl"
+    assert client.get("/api/labels").json() == []
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["passages"] == stats["passages"]
+    assert health["writable"] is False
+    schema = client.get("/openapi.json").json()
+    assert {"/api/search", "/api/passages/{passage_id}", "/api/documents/{document_id}",
+            "/api/languages", "/api/labels", "/api/stats", "/api/health"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/api/search?q=", 400),
+    ("/api/search?q=" + "x" * 1001, 400),
+    ("/api/search?q=bread&k=0", 400),
+    ("/api/search?q=bread&k=101", 400),
+    ("/api/search?q=bread&per_doc=-1", 400),
+    ("/api/search", 400),
+    ("/api/passages/999999999", 404),
+    ("/api/passages/0", 400),
+    ("/api/passages/abc", 400),
+    ("/api/documents/999999999", 404),
+    ("/api/passages/999999999/translations", 404),
+    ("/api/bench?metric=../../etc/passwd", 400),
+])
+def test_bad_requests_are_json_errors(client, url, status):
+    res = client.get(url)
+    assert res.status_code == status, res.text
+    assert res.headers["content-type"].startswith("application/json")
+    assert res.json()["error"]
+
+
+def test_batch_limits_and_read_only(client):
+    too_many = client.post("/api/search", json={"queries": ["x"] * 65})
+    assert too_many.status_code == 400 and "queries" in too_many.json()["error"]
+    assert client.post("/api/search", json={"queries": []}).status_code == 400
+    assert client.post("/api/search", json={"queries": ["x"], "k": 500}).status_code == 400
+    assert client.post("/api/search", json={"queries": ["x"], "oops": 1}).status_code == 400
+    assert client.post("/api/search", content=b"not json",
+                       headers={"content-type": "application/json"}).status_code == 400
+    # No way to name a file: paths are not ids, and the static mount stays in its folder.
+    assert client.get("/api/passages/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    assert client.get("/static/../../../../etc/passwd").status_code == 404
+    assert client.get("/api/bench/png/..%2F..%2FREADME.md").status_code == 404
+    res = client.post("/api/index", headers={"Authorization": "Bearer anything"})
+    assert res.status_code == 403 and "read-only" in res.json()["error"]
+
+
+def test_no_index_yet_is_503_then_picked_up(tmp_path, small_corpus):
+    index = tmp_path / "later"
+    with TestClient(create_app(index)) as c:
+        res = c.get("/api/search", params={"q": "bread"})
+        assert res.status_code == 503 and "no index" in res.json()["error"]
+        assert c.get("/api/health").status_code == 503
+        assert c.get("/api/languages").status_code == 503
+        build_index([small_corpus], index)
+        res = c.get("/api/search", params={"q": "bread"})
+        assert res.status_code == 200 and res.json()["hits"]
+
+
+def test_index_written_by_another_process_is_picked_up(index_copy, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "bees.txt").write_text(NEW_DOC, encoding="utf-8")
+    with TestClient(create_app(index_copy)) as c:
+        before = c.get("/api/search", params={"q": "urban beekeeping honey", "k": 1}).json()
+        assert "bees.txt" not in before["hits"][0]["path"]
+        n0 = c.get("/api/health").json()["passages"]
+        # A separate process, as `xsearch index` run beside the server would be.
+        env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get(
+            "PYTHONPATH", "")}
+        subprocess.run([sys.executable, "-m", "xsearch", "index", str(extra), "--index",
+                        str(index_copy), "-q"], env=env, check=True, capture_output=True)
+        after = c.get("/api/search", params={"q": "urban beekeeping honey", "k": 1}).json()
+        assert after["hits"][0]["path"].endswith("bees.txt")
+        assert c.get("/api/health").json()["passages"] == n0 + 1
+        assert c.get("/api/stats").json()["reloads"] >= 1
+
+
+def test_index_endpoint_needs_the_token(index_copy, tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "bees.txt").write_text(NEW_DOC, encoding="utf-8")
+    with pytest.raises(ValueError):
+        create_app(index_copy, allow_index=extra)
+    with TestClient(create_app(index_copy, allow_index=extra, token="s3cret")) as c:
+        assert c.post("/api/index").status_code == 403
+        assert c.post("/api/index", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        assert c.get("/api/health").json()["writable"] is True
+        res = c.post("/api/index", headers={"Authorization": "Bearer s3cret"})
+        assert res.status_code == 200, res.text
+        assert res.json()["new"] == 1
+        hit = c.get("/api/search", params={"q": "Imker Honig", "k": 1}).json()["hits"][0]
+        assert hit["path"].endswith("bees.txt")
+        again = c.post("/api/index", headers={"Authorization": "Bearer s3cret"}).json()
+        assert again["new"] == 0 and again["unchanged"] == 1
+
+
+def test_concurrent_queries_are_embedded_together(corpus_index):
+    import httpx
+
+    queries = ["bread", "volcano", "coffee farming", "football final", "solar power",
+               "vaccination of children", "pain au levain", "火山喷发"]
+    app = create_app(corpus_index, window_ms=200)
+    service = app.state.service
+
+    async def go() -> list[dict]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            await c.get("/api/health")  # opens the index and loads the model
+            res = await asyncio.gather(*(c.get("/api/search", params={"q": q, "k": 3})
+                                         for q in queries))
+            await service.close()
+            return [r.json() for r in res]
+
+    batched = asyncio.run(go())
+    assert max(service.batcher.batch_sizes) > 1
+    assert sum(service.batcher.batch_sizes) == len(queries)
+    assert len(service.batcher.batch_sizes) < len(queries)
+    # Batching changes nothing in the answers: same hits as the CLI's one-by-one search.
+    from xsearch.search import Searcher
+
+    s = Searcher(corpus_index)
+    try:
+        for q, body in zip(queries, batched, strict=True):
+            want = s.search(q, k=3)
+            got = body["hits"]
+            assert [h["passage_id"] for h in got] == [h.passage_id for h in want]
+            assert np.allclose([h["score"] for h in got], [h.score for h in want], atol=2e-3)
+    finally:
+        s.close()
+
+
+def test_labels_and_topic_filter(index_copy, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread: baking bread at home\nvolcano: a volcanic eruption\n"
+                      "coffee: growing coffee\n", encoding="utf-8")
+    out = CliRunner().invoke(cli, ["label", str(labels), "--index", str(index_copy)])
+    assert out.exit_code == 0, out.output
+    with TestClient(create_app(index_copy)) as c:
+        got = c.get("/api/labels").json()
+        assert [x["name"] for x in got] == ["bread", "volcano", "coffee"]
+        with _db(index_copy) as db:
+            n = db.execute("SELECT count(*) FROM passages WHERE topic = 'volcano'").fetchone()[0]
+        assert {x["name"]: x["passages"] for x in got}["volcano"] == n > 0
+        res = c.get("/api/search", params={"q": "lava", "topic": "volcano", "k": 20,
+                                           "per_doc": 0}).json()
+        assert len(res["hits"]) == min(20, n)
+        assert {h["topic"] for h in res["hits"]} == {"volcano"}
+
+
+def test_bench_runs_are_picked_by_name_only(corpus_index, tmp_path):
+    runs = tmp_path / "runs"
+    for name, value in (("old", 0.5), ("new", 0.9)):
+        (runs / name).mkdir(parents=True)
+        pairs = {"eng_Latn": {"eng_Latn": None, "fra_Latn": {"recall@1": value}},
+                 "fra_Latn": {"eng_Latn": {"recall@1": value}, "fra_Latn": None}}
+        (runs / name / "results.json").write_text(json.dumps({
+            "model": "e5-small", "dataset": "toy",
+            "retrieval": {"pairs": pairs, "recall@1": {"mean": value}}}))
+    os.utime(runs / "old" / "results.json", (1, 1))
+    with TestClient(create_app(corpus_index, bench_dir=runs)) as c:
+        newest = c.get("/api/bench").json()
+        assert newest["run"] == "new" and newest["runs"] == ["new", "old"]
+        assert newest["matrix"] == [[None, 0.9], [0.9, None]]
+        old = c.get("/api/bench", params={"run": "old"}).json()
+        assert old["matrix"][0][1] == 0.5 and old["mean"] == 0.5
+        assert c.get("/api/bench", params={"run": "../runs/old"}).status_code == 404
+    with TestClient(create_app(corpus_index, bench_dir=tmp_path / "none")) as c:
+        assert c.get("/api/bench").status_code == 404

@@ -1,0 +1,116 @@
+"""The web page in a real headless Chromium against a real server process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("uvicorn", reason="needs the serve extra")
+from serve_util import running_server  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "runs"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() or not Path(DRIVER).exists(),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+           "chromium-driver)")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1280,1400",
+                 "--lang=en-US"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service(DRIVER))
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _wait(driver, cond, what: str, timeout: float = 60):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # The page re-renders results as answers arrive; an element read mid-render is retried.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(
+        StaleElementReferenceException,)).until(cond, message=f"waiting for {what}")
+
+
+def _hit_langs(driver, scope: str = "") -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + 'li.hit')]"
+        ".map(e => e.dataset.lang)", scope)
+
+
+def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    d = browser
+    with running_server(corpus_index, "--bench-dir", str(BENCH)) as (base, _):
+        d.get(base + "/")
+        box = _wait(d, lambda d: d.find_element(By.ID, "q"), "search box")
+        _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#langs input"), "facets")
+        # Keyboard only: focus the box, type an English query, press Enter.
+        box.click()
+        box.send_keys(Keys.TAB)
+        focused = d.switch_to.active_element
+        assert focused.get_attribute("id") == "k"  # focus order: box, hits count, button
+        assert d.execute_script("return getComputedStyle(arguments[0]).outlineStyle",
+                                focused) != "none"  # focus is visible
+        box.click()
+        box.send_keys("volcanic eruption and evacuation", Keys.ENTER)
+        langs = _wait(d, lambda d: _hit_langs(d), "hits")
+        assert len(set(langs)) >= 3 and any(not x.startswith("eng") for x in langs), langs
+        d.save_screenshot(str(tmp_path / "1-search.png"))
+
+        # Tick two language facets: only those languages remain.
+        for code in ("arb_Arab", "zho_Hans"):
+            d.find_element(By.ID, f"lang-{code}").send_keys(Keys.SPACE)
+        _wait(d, lambda d: "lang=zho_Hans" in d.current_url and "lang=arb_Arab"
+              in d.current_url, "filter in the URL")
+        _wait(d, lambda d: set(_hit_langs(d)) == {"arb_Arab", "zho_Hans"}, "filtered hits")
+        d.save_screenshot(str(tmp_path / "2-filtered.png"))
+
+        # The Arabic hit renders right to left; the Chinese one carries its language.
+        arabic = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=arb_Arab] p.snippet")
+        assert arabic.get_attribute("dir") == "rtl"
+        assert d.execute_script("return getComputedStyle(arguments[0]).direction",
+                                arabic) == "rtl"
+        chinese = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=zho_Hans] p.snippet")
+        assert chinese.get_attribute("lang") == "zh-Hans"
+
+        # Open the Arabic passage from the keyboard: its document with the passage marked.
+        link = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=arb_Arab] a.open")
+        link.send_keys(Keys.ENTER)
+        current = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".passage.current"),
+                        "passage view")[0]
+        assert "/passage/" in d.current_url
+        assert current.find_element(By.CSS_SELECTOR, "p.text").get_attribute("dir") == "rtl"
+        other_langs = set(_wait(d, lambda d: _hit_langs(d, ".others "), "other languages"))
+        assert "arb_Arab" not in other_langs and len(other_langs) >= 5
+        # The nearest English passage to an Arabic volcano passage is about the volcano.
+        eng = d.find_element(By.CSS_SELECTOR, ".others li.hit[data-lang=eng_Latn]")
+        assert "volcan" in eng.text.lower()
+        d.save_screenshot(str(tmp_path / "3-passage.png"))
+
+        d.get(base + "/#/bench")
+        cells = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "table.heat td"),
+                      "heatmap")
+        assert len(cells) >= 4
+        d.save_screenshot(str(tmp_path / "4-bench.png"))
+    print("screenshots in", tmp_path)
