@@ -79,7 +79,7 @@ def test_filters_and_batch(client):
         assert [h["passage_id"] for h in single["hits"]] == [h["passage_id"] for h in r["hits"]]
     pdfs = client.get("/api/search", params={"q": "volcano", "path": "*.pdf", "k": 10}).json()
     assert pdfs["hits"] and all(h["path"].endswith(".pdf") for h in pdfs["hits"])
-    strict = client.get("/api/search", params={"q": "volcano", "min_score": 0.99}).json()
+    strict = client.get("/api/search", params={"q": "volcano", "min_score": 50}).json()
     assert strict["hits"] == []
 
 

@@ -8,6 +8,7 @@ MAX_QUERY_CHARS = 1000
 MAX_K = 100
 MAX_BATCH = 64
 MAX_FILTER_VALUES = 50
+MAX_OFFSET = 1_000_000
 
 
 class HitModel(BaseModel):
@@ -16,8 +17,13 @@ class HitModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     rank: int
-    score: float
+    score: float = Field(description="ranking score (language-centred inner product)")
+    relevance: float = Field(description="standard deviations above the query's scores over "
+                             "the passage's language; --min-score filters on it")
+    cosine: float = Field(description="plain cosine of query and passage")
     passage_id: int
+    document_id: int
+    ordinal: int
     language: str | None
     path: str
     record_id: str
@@ -39,6 +45,8 @@ class SearchResult(BaseModel):
 
 class SearchResponse(SearchResult):
     k: int
+    offset: int = 0
+    next_offset: int | None = Field(None, description="offset of the next page, or null")
     languages: dict[str, int] = Field(description="hits per language in this answer")
 
 
@@ -54,6 +62,7 @@ class BatchRequest(BaseModel):
     topics: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     min_score: float | None = None
     per_doc: int = Field(1, ge=0, le=MAX_K)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="skip this many hits (paging)")
 
 
 class BatchResponse(BaseModel):

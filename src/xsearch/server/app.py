@@ -118,12 +118,15 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         topic: Annotated[list[str] | None, Query(max_length=m.MAX_FILTER_VALUES)] = None,
         min_score: float | None = None,
         per_doc: Annotated[int, Query(ge=0, le=m.MAX_K)] = 1,
+        offset: Annotated[int, Query(ge=0, le=m.MAX_OFFSET,
+                                     description="skip this many hits (paging)")] = 0,
     ) -> dict:
-        """Ranked passages in every language for one query."""
+        """Ranked passages in every language for one query; page with ``offset``."""
         query = _clean_query(q)
         hits = (await service.search([query], k, _filters(lang, path, topic, min_score),
-                                     per_doc))[0]
-        return {"query": query, "k": k, "hits": [h.as_dict() for h in hits],
+                                     per_doc, offset))[0]
+        return {"query": query, "k": k, "offset": offset, "hits": [h.as_dict() for h in hits],
+                "next_offset": offset + k if len(hits) == k else None,
                 "languages": dict(Counter(h.language for h in hits))}
 
     @app.post("/api/search", response_model=m.BatchResponse, responses=errors,
@@ -133,7 +136,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         queries = [_clean_query(q) for q in body.queries]
         results = await service.search(
             queries, body.k, _filters(body.languages, body.path, body.topics, body.min_score),
-            body.per_doc)
+            body.per_doc, body.offset)
         return {"results": [{"query": q, "hits": [h.as_dict() for h in hits]}
                             for q, hits in zip(queries, results, strict=True)]}
 

@@ -86,12 +86,15 @@ class IndexService:
 
     # -- operations ------------------------------------------------------------------------
 
-    async def search(self, queries: list[str], k: int, filters, per_doc: int) -> list[list]:
+    async def search(self, queries: list[str], k: int, filters, per_doc: int,
+                     offset: int = 0) -> list[list]:
         """Hits for each query; queries are embedded together with concurrent requests'."""
         await self.run(_require_passages)
         vecs = await asyncio.gather(*(self.batcher.embed(q) for q in queries))
         qv = np.vstack(vecs).astype(np.float32)
-        return await self.run(lambda s: s.search_vectors(qv, k, filters, per_doc))
+        # The texts too: the query's language picks the mean it is centred on.
+        return await self.run(lambda s: s.search_vectors(qv, k, filters, per_doc,
+                                                         texts=list(queries), offset=offset))
 
     async def translations(self, passage_id: int, k: int) -> dict:
         """Nearest passages to this one in each other language."""
