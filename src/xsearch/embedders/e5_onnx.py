@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ModelNotFoundError
+from ..threads import cpu_threads
 from .base import Embedder, as_matrix
 from .e5_weights import get_e5_tokenizer, read_e5_file
 
@@ -39,7 +40,7 @@ class E5OnnxEmbedder(Embedder):
         self._tok = get_e5_tokenizer()
         self.dim = self._file.hidden
         self.batch_size = batch_size
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or cpu_threads()
         self._pos = self._file.tensor("emb.pos", self.dim)
         self._type = self._file.tensor("emb.type", self.dim)[0]
         opts = ort.SessionOptions()
