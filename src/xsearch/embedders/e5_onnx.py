@@ -14,8 +14,9 @@ from .e5_weights import get_e5_tokenizer, read_e5_file
 
 #: Windows per ONNX call; 16 measured best on 2 cores (see benchmarks/embed_speed.py).
 BATCH = 16
-#: Token budget per call, so batches of long windows stay small in memory.
-TOKEN_BUDGET = 16 * 256
+#: Token budget per call: batches of long windows stay small in memory (activations of a
+#: 16 x 256 batch peaked ~300 MB; 8 x 256 is as fast).
+TOKEN_BUDGET = 8 * 256
 
 
 class E5OnnxEmbedder(Embedder):
