@@ -150,10 +150,10 @@ def load_e5_weights(path: str | os.PathLike | None = None) -> dict[str, np.ndarr
     """All tensors as float32 numpy arrays, named as in the file (``l3.q.w`` is (out, in))."""
     f = read_e5_file(path)
     out: dict[str, np.ndarray] = {}
-    for name, (dtype, n, _) in f.tensors.items():
+    for name, (dtype, _n, _off) in f.tensors.items():
         cols = f.hidden if name in ("emb.word", "emb.pos", "emb.type") else None
-        if dtype == 1 and not cols:
-            cols = {f.ffn * f.hidden: f.hidden if name.endswith("fi.w") else f.ffn}.get(n, f.hidden)
+        if dtype == 1 and not cols:  # matrices are (out, in); only the FFN output reads ffn
+            cols = f.ffn if name.endswith("fo.w") else f.hidden
         out[name] = f.tensor(name, cols)
     return out
 
