@@ -124,6 +124,8 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
 
 def test_graph_is_cached_with_checksum_and_rebuilt_when_damaged(tmp_cache):
     assert e5_graph.cached_graph() is None
+    tmp_cache.mkdir(parents=True)
+    (tmp_cache / "e5-small-onnx-v0.onnx").write_bytes(b"an older format")
     path = e5_graph.ensure_graph()
     assert path.parent == tmp_cache and e5_graph.cached_graph() == path
     meta = json.loads(path.with_suffix(".json").read_text())

@@ -125,6 +125,9 @@ def build_graph(path: Path | None = None) -> Path:
     meta = {"format": FORMAT, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "source": _source_id(f), "build_seconds": round(time.perf_counter() - started, 2)}
     _write_atomic(_meta_path(path), json.dumps(meta, indent=1).encode())
+    for stale in path.parent.glob("e5-small-onnx-v*"):  # graphs of older formats
+        if stale.stem != NAME and not stale.name.endswith(".tmp"):
+            stale.unlink(missing_ok=True)
     return path
 
 
