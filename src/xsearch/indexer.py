@@ -159,7 +159,7 @@ def build_index(
     chunk_tokens: int | None = None,
     chunk_overlap: int | None = None,
     read_options: ReadOptions | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     commit_every: int = 256,
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: ProgressFn | None = None,
@@ -170,6 +170,7 @@ def build_index(
     centering: str | None = None,
     retry_failed: bool = False,
     walk_options: WalkOptions | None = None,
+    engine: str | None = None,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``.
 
@@ -211,7 +212,7 @@ def build_index(
                                centering)
             if embedder is None:
                 embedder = get_embedder(existing.model if existing else model,
-                                        batch_size=batch_size)
+                                        batch_size=batch_size, engine=engine)
             config = None if existing else _new_config(model, embedder, chunk_tokens,
                                                        chunk_overlap, layout, centering)
             writer = IndexWriter.open(index_path, config)

@@ -99,18 +99,19 @@ class Searcher:
     """An index opened read-only for queries, with its embedder loaded once."""
 
     def __init__(self, index_path: Path, model: str | None = None,
-                 embedder: Embedder | None = None) -> None:
+                 embedder: Embedder | None = None, engine: str | None = None) -> None:
         wanted = resolve_model_name(model) if model else None
         self.index = IndexDir.open(Path(index_path), model=wanted)
         self._embedder: Embedder | None = embedder
         self._centering: Centering | None = None
         self._generation = self.index.store.generation()
         self.last_info: list[QueryInfo] = []
+        self._engine = engine
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            emb = get_embedder(self.index.config.model, purpose="query")
+            emb = get_embedder(self.index.config.model, engine=self._engine, purpose="query")
             if emb.dim != self.index.config.dim:
                 raise IndexMismatchError(
                     f"model {emb.name} makes {emb.dim}-d vectors; index holds "

