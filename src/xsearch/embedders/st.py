@@ -44,6 +44,11 @@ class SentenceTransformerEmbedder(Embedder):
     engine = "sentence-transformers"
 
     def __init__(self, model: str, batch_size: int = 32, device: str = "cpu") -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ModelNotFoundError(
+                f"model {model!r} needs sentence-transformers: pip install 'xsearch[st]'")
         path = Path(model).expanduser()
         is_local = path.is_dir()
         cached = not is_local and _hub_cached(model)
@@ -53,7 +58,7 @@ class SentenceTransformerEmbedder(Embedder):
             if not cached and not _hub_reachable():
                 raise ModelNotFoundError(
                     f"model {model!r} is not in the Hugging Face cache and the hub is unreachable; "
-                    f"on a machine with internet run `huggingface-cli download {model}` "
+                    f"on a machine with internet run `hf download {model}` "
                     "and copy the cache, or pass the model's local folder with --model PATH"
                 )
         try:
