@@ -1,0 +1,430 @@
+"""Ranking probe (issue #13): centring remedies, hybrid lexical+dense, calibrated scores.
+
+Measures the pieces in ``xsearch.ranking``, ``xsearch.lexical`` and
+``xsearch.bench.entity_queries`` on SIB-200 with cached e5-small vectors; nothing here is
+wired into the product (the lead integrates). Sections:
+
+- ``centring``: mixed pool of every sentence in every language (30 x 1004 = 30,120 passages),
+  every sentence a query, relevant = the same index_id in the other languages (the query's own
+  sentence is left out of its ranking). mAP@100, own-language bias@10 (share of the top 10 in
+  the query's language), per-pair recall@1 (pool = one document language), per query language.
+- ``hybrid``: entity/number/rare-word window queries (same- and cross-language), recall@5 for
+  dense / lexical (SQLite FTS5 in memory, ``xsearch.lexical``) / fused; plain SIB queries too.
+- ``calibration``: off-topic queries (pool without topic T, queries from topic T) vs on-topic;
+  thresholds on raw cosine, centred score and z-score.
+
+    python benchmarks/ranking_probe.py all [--langs a,b,c] [--cache PATH]
+
+Vectors come from the shared SIB-200 cache (read only); texts it lacks (entity queries) are
+embedded with the bundled model and kept in benchmarks/cache/ranking_probe.sqlite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xsearch import ranking
+from xsearch.bench.cache import _key
+from xsearch.bench.datasets import SIB_SPLITS, default_sib200_root, load_sib200_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CACHE = Path("/work/scratch/cache/embeddings.sqlite")
+OWN_CACHE = ROOT / "benchmarks/cache/ranking_probe.sqlite"
+OUT = ROOT / "benchmarks/results/ranking_probe"
+MODEL = "e5-small"
+
+
+# ------------------------------------------------------------------------------ vectors
+
+
+class Vectors:
+    """Cached vectors: the shared cache read-only first, then our own cache, then the model."""
+
+    def __init__(self, shared: Path, own: Path = OWN_CACHE) -> None:
+        self.shared = (
+            sqlite3.connect(f"file:{shared}?mode=ro", uri=True) if shared.is_file() else None
+        )
+        own.parent.mkdir(parents=True, exist_ok=True)
+        self.own = sqlite3.connect(str(own))
+        self.own.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, vector BLOB, "
+            "PRIMARY KEY (model, key))"
+        )
+        self._model = None
+        self.computed = 0
+
+    def _lookup(self, conn: sqlite3.Connection | None, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        if conn is None:
+            return found
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for key, blob in conn.execute(
+                f"SELECT key, vector FROM vectors WHERE model = ? AND key IN ({marks})",
+                [MODEL, *part],
+            ):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def have(self, texts: list[str], mode: str) -> bool:
+        keys = list(dict.fromkeys(_key(mode, t) for t in texts))
+        return len(self._lookup(self.shared, keys)) == len(keys)
+
+    def get(self, texts: list[str], mode: str, compute: bool = True) -> np.ndarray:
+        keys = [_key(mode, t) for t in texts]
+        unique = list(dict.fromkeys(keys))
+        found = self._lookup(self.shared, unique)
+        rest = [k for k in unique if k not in found]
+        found.update(self._lookup(self.own, rest))
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
+        if todo:
+            if not compute:
+                raise LookupError(f"{len(todo)} {mode} vectors not cached")
+            if self._model is None:
+                from xsearch.embedders import get_embedder
+
+                self._model = get_embedder(MODEL)
+            fn = self._model.embed_queries if mode == "query" else self._model.embed_documents
+            vecs = fn(list(todo.values()))
+            self.computed += len(todo)
+            with self.own:
+                self.own.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    [(MODEL, k, np.asarray(v, np.float32).tobytes()) for k, v in zip(todo, vecs)],
+                )
+            found.update(zip(todo, vecs, strict=True))
+        return np.vstack([found[k] for k in keys]).astype(np.float32)
+
+
+class Sib:
+    """SIB-200, every split, the index_ids every chosen language has, lang-major layout."""
+
+    def __init__(self, root: Path, langs: list[str]) -> None:
+        self.langs = langs
+        rows = {lang: {} for lang in langs}
+        self.split: dict[str, str] = {}
+        self.topic: dict[str, str] = {}
+        for lang in langs:
+            for split in SIB_SPLITS:
+                for index_id, category, text in load_sib200_split(root, lang, split):
+                    rows[lang][index_id] = text
+                    self.split[index_id] = split
+                    self.topic[index_id] = category
+        common = set.intersection(*(set(r) for r in rows.values()))
+        self.ids = sorted(common, key=int)
+        self.n = len(self.ids)
+        self.texts = {lang: [rows[lang][i] for i in self.ids] for lang in langs}
+        self.all_texts = [t for lang in langs for t in self.texts[lang]]
+        self.lang_of = np.repeat(np.arange(len(langs)), self.n)
+        self.sent_of = np.tile(np.arange(self.n), len(langs))
+        self.topics = np.array([self.topic[i] for i in self.ids])
+
+
+def available_langs(vec: Vectors, root: Path, langs: list[str]) -> list[str]:
+    """Languages whose every sentence is in the shared cache in both modes."""
+    out = []
+    for lang in langs:
+        texts = [r[2] for s in SIB_SPLITS for r in load_sib200_split(root, lang, s)]
+        if vec.have(texts, "passage") and vec.have(texts, "query"):
+            out.append(lang)
+    return out
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+# ------------------------------------------------------------------------------ centring
+
+
+def _detected_langs(sib: Sib, cache: Path) -> list[str]:
+    """xsearch.langid on every sentence (cached in benchmarks/cache, it takes a while)."""
+    from xsearch.langid import detect_many
+
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    todo = [t for t in sib.all_texts if t not in known]
+    if todo:
+        for text, guess in zip(todo, detect_many(todo), strict=True):
+            known[text] = guess.code
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known, ensure_ascii=False))
+    return [known[t] for t in sib.all_texts]
+
+
+def evaluate(
+    sib: Sib,
+    qv: np.ndarray,
+    pv: np.ndarray,
+    pass_bias: np.ndarray | None = None,
+    block: int = 1004,
+) -> dict:
+    """Mixed-pool mAP@100 and bias@10, per-pair recall@1, per query language.
+
+    score(q, p) = qv[q]·pv[p] + pass_bias[p]. Queries and passages share the lang-major layout.
+    """
+    nl, n = len(sib.langs), sib.n
+    total = nl * n
+    ap = np.zeros(total)
+    own10 = np.zeros(total)
+    r1 = np.zeros((nl, nl))
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        s = qv[start:stop] @ pv.T
+        if pass_bias is not None:
+            s += pass_bias[None, :]
+        rows = np.arange(stop - start)
+        qidx = np.arange(start, stop)
+        s[rows, qidx] = -np.inf  # the query's own sentence is not part of its ranking
+        # per-pair recall@1: argmax within each document language's slice
+        qlang = sib.lang_of[qidx]
+        qsent = sib.sent_of[qidx]
+        for b in range(nl):
+            best = s[:, b * n : (b + 1) * n].argmax(axis=1)
+            hit = best == qsent
+            for a in np.unique(qlang):
+                if a == b:
+                    continue
+                m = qlang == a
+                r1[a, b] += hit[m].sum()
+        top = np.argpartition(-s, 100, axis=1)[:, :100]
+        order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        rel = sib.sent_of[top] == qsent[:, None]
+        cum = np.cumsum(rel, axis=1)
+        ap[qidx] = (rel * cum / np.arange(1, 101)).sum(axis=1) / (nl - 1)
+        own10[qidx] = (sib.lang_of[top[:, :10]] == qlang[:, None]).mean(axis=1)
+    r1 /= n
+    off = ~np.eye(nl, dtype=bool)
+    per_lang = {
+        lang: {
+            "mAP@100": float(ap[sib.lang_of == a].mean()),
+            "bias@10": float(own10[sib.lang_of == a].mean()),
+            "R@1 as query": float(r1[a][off[a]].mean()),
+        }
+        for a, lang in enumerate(sib.langs)
+    }
+    return {
+        "mAP@100": float(ap.mean()),
+        "bias@10": float(own10.mean()),
+        "R@1 mean": float(r1[off].mean()),
+        "R@1 worst": float(r1[off].min()),
+        "r1": r1,
+        "per_lang": per_lang,
+    }
+
+
+def centring(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
+    P = vec.get(sib.all_texts, "passage", compute=False)
+    Q = vec.get(sib.all_texts, "query", compute=False)
+    nl = len(sib.langs)
+    stats = {lang: ranking.LangStats.of(P[sib.lang_of == a]) for a, lang in enumerate(sib.langs)}
+    means = np.vstack([stats[lang].mean for lang in sib.langs]).astype(np.float32)
+    # offset from the train split only: a model constant, not fitted on what is measured
+    train = np.array([sib.split[i] == "train" for i in sib.ids])
+    tmask = np.tile(train, nl)
+    offset = ranking.query_offset(Q[tmask], P[tmask])
+    oracle = [sib.langs[a] for a in sib.lang_of]
+    t0 = time.time()
+    detected = _detected_langs(sib, cache_dir / "langid_sib200.json")
+    print(f"langid on {len(detected)} sentences: {time.time() - t0:.0f}s", file=sys.stderr)
+    langid_acc = float(np.mean([d == o for d, o in zip(detected, oracle, strict=True)]))
+    glob = ranking.pooled(stats)
+    mu_p = glob.mean.astype(np.float32)
+    mu_q = Q.mean(axis=0)
+    Pc = (P - means[sib.lang_of]).astype(np.float32)  # per-language centred passages
+
+    def q_lang(langs: list[str]) -> np.ndarray:
+        return ranking.query_transform(Q, langs, stats, offset)
+
+    variants: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    variants["raw cosine (landed)"] = (Q, P, None)
+    variants["one global mean, both modes (landed --center)"] = (
+        _norm(Q - mu_p), _norm(P - mu_p), None)
+    variants["global mean per mode"] = (Q - mu_q, P - mu_p, None)
+    variants["global mean per mode, renorm"] = (_norm(Q - mu_q), _norm(P - mu_p), None)
+    qo = q_lang(oracle)
+    qd = q_lang(detected)
+    variants["per-language, oracle lang, no renorm"] = (qo, Pc, None)
+    variants["per-language, oracle lang, renorm passages"] = (qo, _norm(Pc), None)
+    variants["per-language, langid, no renorm"] = (qd, Pc, None)
+    variants["per-language, langid, renorm passages"] = (qd, _norm(Pc), None)
+    variants["per-language passages, query minus global query mean"] = (Q - mu_q, Pc, None)
+    variants["per-language passages, query minus pooled passage mean + offset"] = (
+        ranking.query_transform(Q, None, stats, offset), Pc, None)
+    # a per-(model, language) query offset table, fitted on the train split (could ship with
+    # the model for the languages SIB-200 covers; global offset for the others)
+    lang_off = {lang: ranking.query_offset(Q[tmask & (sib.lang_of == a)],
+                                           P[tmask & (sib.lang_of == a)])
+                for a, lang in enumerate(sib.langs)}
+    q_tab = np.vstack([Q[i] - stats[detected[i]].mean - lang_off[detected[i]]
+                       if detected[i] in stats else Q[i] - glob.mean - offset
+                       for i in range(len(Q))]).astype(np.float32)
+    variants["per-language, langid, per-language query offset table"] = (q_tab, Pc, None)
+    variants["per-language, langid, query offset table, renorm passages"] = (
+        q_tab, _norm(Pc), None)
+    # all-but-the-top (Mu & Viswanath 2018) on top of per-language centring: the leading
+    # directions of the pooled within-language covariance (sum of Sigma_L, from the sums)
+    within = sum(stats[lang].n * stats[lang].cov for lang in sib.langs) / glob.n
+    for k in (1, 3, 10):
+        d = ranking.top_directions(within, k)
+        variants[f"per-language, langid, minus top {k} PCs"] = (
+            ranking.remove_directions(qd, d), ranking.remove_directions(Pc, d), None)
+    d = ranking.top_directions(glob.cov, 3)
+    variants["global mean per mode, minus top 3 PCs"] = (
+        ranking.remove_directions(Q - mu_q, d), ranking.remove_directions(P - mu_p, d), None)
+    # CSLS (Conneau et al. 2018): penalise passages by their mean similarity to their 10
+    # nearest queries; the query-side term is constant per query. Needs a query sample: here
+    # the pool's own texts in query mode (an optimistic stand-in: not incremental).
+    for name, qv, pv in (("raw", Q, P), ("per-language langid", qd, Pc)):
+        r = _csls_radius(qv, pv)
+        variants[f"CSLS k=10 on {name}"] = (2 * qv, pv, -r)
+    results = {}
+    for name, (qv, pv, pb) in variants.items():
+        t0 = time.time()
+        results[name] = evaluate(sib, qv.astype(np.float32), pv.astype(np.float32), pb)
+        res = results[name]
+        print(f"{name}: mAP {res['mAP@100']:.3f} bias {res['bias@10']:.3f} "
+              f"R@1 {res['R@1 mean']:.3f} worst {res['R@1 worst']:.3f} "
+              f"drop {(res['r1'] - results[next(iter(results))]['r1']).min():+.3f} "
+              f"({time.time() - t0:.0f}s)", file=sys.stderr)
+    base = results["raw cosine (landed)"]["r1"]
+    off = ~np.eye(nl, dtype=bool)
+    out = {"langs": sib.langs, "n_per_lang": sib.n, "langid_accuracy": langid_acc,
+           "variants": {}}
+    for name, res in results.items():
+        diff = res["r1"] - base
+        worst_drop = float(diff[off].min())
+        a, b = np.unravel_index(np.where(off, diff, np.inf).argmin(), diff.shape)
+        out["variants"][name] = {
+            "mAP@100": res["mAP@100"], "bias@10": res["bias@10"],
+            "R@1 mean": res["R@1 mean"], "R@1 worst": res["R@1 worst"],
+            "largest pair drop": worst_drop,
+            "largest drop pair": f"{sib.langs[a]}->{sib.langs[b]}",
+            "pairs dropping >0.02": int((diff[off] < -0.02).sum()),
+            "per_lang": res["per_lang"],
+        }
+        if name == "raw cosine (landed)":
+            wa, wb = np.unravel_index(np.where(off, res["r1"], np.inf).argmin(), diff.shape)
+            out["variants"][name]["worst pair"] = f"{sib.langs[wa]}->{sib.langs[wb]}"
+    return out
+
+
+def _csls_radius(qv: np.ndarray, pv: np.ndarray, k: int = 10, block: int = 2048) -> np.ndarray:
+    r = np.empty(len(pv), dtype=np.float32)
+    for start in range(0, len(pv), block):
+        s = pv[start : start + block] @ qv.T
+        idx = np.arange(s.shape[0])
+        s[idx, start + idx] = -np.inf  # not its own query
+        r[start : start + block] = -np.partition(-s, k, axis=1)[:, :k].mean(axis=1)
+    return r
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def _f(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def report(results: dict) -> str:
+    """The markdown page for benchmarks/results/ranking_probe.md."""
+    lines = ["# Ranking probe (issue #13): centring, hybrid, calibration", "",
+             "Made by `python benchmarks/ranking_probe.py all` (e5-small, cached vectors).", ""]
+    if "centring" in results:
+        lines += _centring_md(results["centring"])
+    if "hybrid" in results:
+        lines += _hybrid_md(results["hybrid"])
+    if "calibration" in results:
+        lines += _calibration_md(results["calibration"])
+    return "\n".join(lines) + "\n"
+
+
+def _centring_md(res: dict) -> list[str]:
+    langs = res["langs"]
+    out = ["## 1. Language-neutral scores in a mixed pool", "",
+           f"{len(langs)} languages x {res['n_per_lang']} sentences = "
+           f"{len(langs) * res['n_per_lang']} passages, every sentence a query; relevant = the "
+           f"same index_id in the other {len(langs) - 1} languages; the query's own sentence is "
+           "left out. bias@10 = share of the top 10 in the query's own language (0 is ideal). "
+           "Per-pair recall@1: pool = one document language; drop = vs raw cosine. "
+           f"xsearch.langid accuracy on these sentences: {res['langid_accuracy']:.3f}. "
+           f"({res['seconds']:.0f} s)", "",
+           "| remedy | mixed mAP@100 | bias@10 | pair R@1 mean | pair R@1 worst | "
+           "largest pair drop | pairs < -0.02 |", "|---|---|---|---|---|---|---|"]
+    for name, v in res["variants"].items():
+        drop = f"{v['largest pair drop']:+.3f} ({v['largest drop pair']})"
+        out.append(f"| {name} | {_f(v['mAP@100'])} | {_f(v['bias@10'])} | {_f(v['R@1 mean'])} "
+                   f"| {_f(v['R@1 worst'])} | {drop} | {v['pairs dropping >0.02']} |")
+    show = [n for n in res["variants"] if n.startswith(("raw", "per-language, langid, no",
+                                                         "per-language, oracle lang, no",
+                                                         "per-language, langid, renorm"))]
+    out += ["", "Per query language (mAP@100 / bias@10 / mean R@1 as query):", "",
+            "| language | " + " | ".join(show) + " |", "|---" * (len(show) + 1) + "|"]
+    for lang in langs:
+        cells = [f"{_f(res['variants'][n]['per_lang'][lang]['mAP@100'])} / "
+                 f"{_f(res['variants'][n]['per_lang'][lang]['bias@10'])} / "
+                 f"{_f(res['variants'][n]['per_lang'][lang]['R@1 as query'])}" for n in show]
+        out.append(f"| {lang} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _hybrid_md(res: dict) -> list[str]:
+    return []
+
+
+def _calibration_md(res: dict) -> list[str]:
+    return []
+
+
+def hybrid(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
+    raise NotImplementedError
+
+
+def calibration(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
+    raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------ main
+
+SECTIONS = ("centring", "hybrid", "calibration")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("section", choices=(*SECTIONS, "all", "report"))
+    parser.add_argument("--data", type=Path, default=default_sib200_root())
+    parser.add_argument("--langs", default=None, help="comma list (default: all cached)")
+    parser.add_argument("--cache", type=Path, default=SHARED_CACHE)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    vec = Vectors(args.cache)
+    langs = args.langs.split(",") if args.langs else sorted(
+        p.name for p in args.data.iterdir() if p.is_dir())
+    langs = available_langs(vec, args.data, langs)
+    print(f"{len(langs)} languages cached: {','.join(langs)}", file=sys.stderr)
+    json_path = args.out.with_suffix(".json")
+    results = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    todo = SECTIONS if args.section == "all" else (
+        () if args.section == "report" else (args.section,))
+    if todo:
+        sib = Sib(args.data, langs)
+    for section in todo:
+        t0 = time.time()
+        fn = {"centring": centring, "hybrid": hybrid, "calibration": calibration}[section]
+        results[section] = fn(sib, vec, OWN_CACHE.parent)
+        results[section]["seconds"] = round(time.time() - t0, 1)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    args.out.with_suffix(".md").write_text(report(results))
+
+
+if __name__ == "__main__":
+    main()
