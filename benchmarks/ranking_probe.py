@@ -26,6 +26,7 @@ import json
 import sqlite3
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,7 @@ def evaluate(
     pv: np.ndarray,
     pass_bias: np.ndarray | None = None,
     block: int = 1004,
+    lang_scale: np.ndarray | None = None,
 ) -> dict:
     """Mixed-pool mAP@100 and bias@10, per-pair recall@1, per query language.
 
@@ -180,6 +182,8 @@ def evaluate(
         s = qv[start:stop] @ pv.T
         if pass_bias is not None:
             s += pass_bias[None, :]
+        if lang_scale is not None:  # calibrated: divide by sqrt(q'^T Sigma_L q')
+            s /= lang_scale[start:stop][:, sib.lang_of]
         rows = np.arange(stop - start)
         qidx = np.arange(start, stop)
         s[rows, qidx] = -np.inf  # the query's own sentence is not part of its ranking
@@ -286,10 +290,15 @@ def centring(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
     for name, qv, pv in (("raw", Q, P), ("per-language langid", qd, Pc)):
         r = _csls_radius(qv, pv)
         variants[f"CSLS k=10 on {name}"] = (2 * qv, pv, -r)
+    covs = np.stack([stats[lang].cov for lang in sib.langs])
+    zscale = np.sqrt(np.einsum("qi,lij,qj->ql", qd.astype(np.float64), covs, qd)).astype(
+        np.float32)
     results = {}
-    for name, (qv, pv, pb) in variants.items():
+    for name, (qv, pv, pb) in [*variants.items(),
+                               ("per-language, langid, no renorm, z-score", (qd, Pc, None))]:
         t0 = time.time()
-        results[name] = evaluate(sib, qv.astype(np.float32), pv.astype(np.float32), pb)
+        results[name] = evaluate(sib, qv.astype(np.float32), pv.astype(np.float32), pb,
+                                 lang_scale=zscale if "z-score" in name else None)
         res = results[name]
         print(f"{name}: mAP {res['mAP@100']:.3f} bias {res['bias@10']:.3f} "
               f"R@1 {res['R@1 mean']:.3f} worst {res['R@1 worst']:.3f} "
@@ -384,8 +393,207 @@ def _calibration_md(res: dict) -> list[str]:
     return []
 
 
-def hybrid(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
-    raise NotImplementedError
+# ------------------------------------------------------------------------------ dense space
+
+DENSE = "per-language"
+
+
+class Space:
+    """Pool vectors, per-language sums, and the dense scoring the later sections use."""
+
+    def __init__(self, sib: Sib, vec: Vectors, cache_dir: Path, dense: str = DENSE) -> None:
+        self.sib, self.vec, self.dense = sib, vec, dense
+        self.P = vec.get(sib.all_texts, "passage", compute=False)
+        self.Q = vec.get(sib.all_texts, "query", compute=False)
+        self.stats = {lang: ranking.LangStats.of(self.P[sib.lang_of == a])
+                      for a, lang in enumerate(sib.langs)}
+        self.means = np.vstack([self.stats[x].mean for x in sib.langs]).astype(np.float32)
+        train = np.tile(np.array([sib.split[i] == "train" for i in sib.ids]), len(sib.langs))
+        self.offset = ranking.query_offset(self.Q[train], self.P[train])
+        self.detected = _detected_langs(sib, cache_dir / "langid_sib200.json")
+        if dense == "raw":
+            self.Pv = self.P
+        elif dense == "per-language":
+            self.Pv = (self.P - self.means[sib.lang_of]).astype(np.float32)
+        elif dense == "per-language-renorm":
+            self.Pv = _norm(self.P - self.means[sib.lang_of]).astype(np.float32)
+        else:
+            raise ValueError(dense)
+
+    def scales(self, qv: np.ndarray) -> np.ndarray:
+        """sqrt(q'^T Sigma_L q') for each query (rows) and pool language (columns)."""
+        if not hasattr(self, "covs"):
+            self.covs = np.stack([self.stats[x].cov for x in self.sib.langs])
+        q = np.asarray(qv, dtype=np.float64)
+        return np.sqrt(np.einsum("qi,lij,qj->ql", q, self.covs, q))
+
+    def queries(self, q: np.ndarray, langs: list[str]) -> np.ndarray:
+        """Query vectors as the chosen dense scoring uses them (langs from langid)."""
+        if self.dense == "raw":
+            return q
+        return ranking.query_transform(q, langs, self.stats, self.offset)
+
+
+_SPACE: dict[tuple, Space] = {}
+
+
+def space(sib: Sib, vec: Vectors, cache_dir: Path, dense: str = DENSE) -> Space:
+    key = (tuple(sib.langs), dense)
+    if key not in _SPACE:
+        _SPACE[key] = Space(sib, vec, cache_dir, dense)
+    return _SPACE[key]
+
+
+# ------------------------------------------------------------------------------ hybrid
+
+
+def _fts(sib: Sib) -> sqlite3.Connection:
+    """In-memory FTS5: one mixed table (rowid = pool index) and one table per language."""
+    from xsearch import lexical
+
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    lexical.insert(conn, enumerate(sib.all_texts))
+    for a in range(len(sib.langs)):
+        lexical.create(conn, f"fts_{a}")
+        base = a * sib.n
+        lexical.insert(conn, ((base + i, t) for i, t in enumerate(sib.texts[sib.langs[a]])),
+                       f"fts_{a}")
+    return conn
+
+
+def _fuse(dense_rows: np.ndarray, lex: list[tuple[int, float]], method: str, k: int,
+          dense_scores: np.ndarray | None = None) -> list[int]:
+    """Fused top k from a dense ranking (ids, best first) and a lexical (id, bm25) list."""
+    lex_ids = [pid for pid, _ in lex]
+    if method == "dense":
+        return list(dense_rows[:k])
+    if method == "lexical":
+        return lex_ids[:k]
+    if method.startswith("rrf"):
+        w = float(method.split("=")[1]) if "=" in method else 1.0
+        return [pid for pid, _ in ranking.rrf([list(dense_rows), lex_ids], [1.0, w], limit=k)]
+    if method.startswith("z+lex"):
+        lam = float(method.split("=")[1])
+        cand = list(dict.fromkeys([*dense_rows, *lex_ids]))
+        fused = ranking.hybrid_scores({c: float(dense_scores[c]) for c in cand}, dict(lex), lam)
+        return [pid for pid, _ in fused[:k]]
+    if method == "dense z":
+        return list(dense_rows[:k])
+    if method.startswith("convex"):
+        lam = float(method.split("=")[1])
+        cand = list(dict.fromkeys([*dense_rows, *lex_ids]))
+        top = max((s for _, s in lex), default=1.0) or 1.0
+        bm = dict(lex)
+        score = {c: float(dense_scores[c]) + lam * bm.get(c, 0.0) / top for c in cand}
+        return sorted(cand, key=lambda c: -score[c])[:k]
+    raise ValueError(method)
+
+
+FUSIONS = ("dense", "dense z", "lexical", "rrf w=0.5", "rrf w=1", "convex l=0.05",
+           "z+lex l=1", "z+lex l=2", "z+lex l=4")
+
+
+def _run_queries(sp: Space, conn: sqlite3.Connection, qtexts: list[str], qlangs: list[int],
+                 targets: list[int], exclude_self: bool, max_share: float | None) -> dict:
+    """For each query (text, language index, sentence index): same-language hit@5 in the mixed
+    pool, per-pair recall@1/@5 against every other language's pool, per fusion method."""
+    from xsearch import lexical
+    from xsearch.langid import detect_many
+
+    sib = sp.sib
+    n, nl = sib.n, len(sib.langs)
+    qraw = sp.vec.get(qtexts, "query")
+    q = sp.queries(qraw, [g.code for g in detect_many(qtexts)]).astype(np.float32)
+    zscale = sp.scales(q).astype(np.float32)
+    res = {m: {"same@5": [], "pair@1": np.zeros((nl, nl)), "pair@5": np.zeros((nl, nl)),
+               "mixed_other@5": [], "own@10": []} for m in FUSIONS}
+    counts = np.zeros(nl)
+    for i, (text, a, s) in enumerate(zip(qtexts, qlangs, targets, strict=True)):
+        counts[a] += 1
+        scores = q[i] @ sp.Pv.T
+        z = scores / zscale[i][sib.lang_of]
+        if exclude_self:
+            scores[a * n + s] = z[a * n + s] = -np.inf
+        top = np.argsort(-scores)[:100]
+        ztop = np.argsort(-z)[:100]
+        lex = lexical.search(conn, text, 100, max_share=max_share, n_docs=n * nl,
+                             normalize=True)
+        if exclude_self:
+            lex = [(p, v) for p, v in lex if p != a * n + s]
+        for m in FUSIONS:
+            zm = m.startswith(("z", "dense z"))
+            fused = _fuse(ztop if zm else top, lex, m, 10, z if zm else scores)
+            res[m]["same@5"].append(float(a * n + s in fused[:5]))
+            others = [p for p in fused[:5] if sib.sent_of[p] == s and sib.lang_of[p] != a]
+            res[m]["mixed_other@5"].append(float(bool(others)))
+            res[m]["own@10"].append(float(np.mean(sib.lang_of[fused[:10]] == a)))
+        for b in range(nl):
+            if b == a:
+                continue
+            sl = scores[b * n : (b + 1) * n]
+            dtop = b * n + np.argsort(-sl)[:100]
+            lexb = lexical.search(conn, text, 100, table=f"fts_{b}", max_share=max_share,
+                                  n_docs=n, normalize=True)
+            gold = b * n + s
+            for m in FUSIONS:
+                zm = m.startswith(("z", "dense z"))
+                fused = _fuse(dtop, lexb, m, 5, z if zm else scores)
+                res[m]["pair@1"][a, b] += float(fused[:1] == [gold])
+                res[m]["pair@5"][a, b] += float(gold in fused)
+    off = ~np.eye(nl, dtype=bool)
+    out = {}
+    for m, r in res.items():
+        p1 = r["pair@1"] / np.maximum(counts[:, None], 1)
+        p5 = r["pair@5"] / np.maximum(counts[:, None], 1)
+        used = off & (counts[:, None] > 0)
+        out[m] = {"same-language R@5 (mixed pool)": float(np.mean(r["same@5"])),
+                  "cross-language pair R@1": float(p1[used].mean()),
+                  "cross-language pair R@5": float(p5[used].mean()),
+                  "cross-language pair R@5 worst": float(p5[used].min()),
+                  "mixed pool: other-language hit@5": float(np.mean(r["mixed_other@5"])),
+                  "bias@10 (mixed pool)": float(np.mean(r["own@10"])),
+                  "per_lang same@5": {sib.langs[a]: float(np.mean(
+                      [v for v, la in zip(r["same@5"], qlangs, strict=True) if la == a]))
+                      for a in range(nl) if counts[a]}}
+    return out
+
+
+def hybrid(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 40) -> dict:
+    from xsearch import lexical
+    from xsearch.bench.entity_queries import make_queries
+
+    sp = space(sib, vec, cache_dir)
+    queries = make_queries({lang: list(zip(sib.ids, sib.texts[lang], strict=True))
+                            for lang in sib.langs}, per_lang=per_lang, seed=0)
+    pos = {i: j for j, i in enumerate(sib.ids)}
+    lang_ix = {lang: a for a, lang in enumerate(sib.langs)}
+    out: dict = {"dense": sp.dense, "n_entity_queries": len(queries),
+                 "kinds": dict(Counter(q.kind for q in queries)),
+                 "examples": [q.__dict__ for q in queries[:: max(1, len(queries) // 12)]]}
+    ents = ([q.text for q in queries], [lang_ix[q.lang] for q in queries],
+            [pos[q.index_id] for q in queries])
+    rng = np.random.default_rng(0)
+    picks = [(a, int(s)) for a in range(len(sib.langs))
+             for s in rng.choice(sib.n, size=min(per_lang, sib.n), replace=False)]
+    plain = ([sib.texts[sib.langs[a]][s] for a, s in picks], [a for a, _ in picks],
+             [s for _, s in picks])
+    runs = [("entity", False, None), ("entity", False, 0.01), ("entity", True, 0.01),
+            ("plain", False, None), ("plain", False, 0.01)]
+    conns = {}
+    for kind, fold, share in runs:
+        lexical.FOLD_DIACRITICS = fold
+        if fold not in conns:
+            conns[fold] = _fts(sib)
+        t0 = time.time()
+        name = (f"{kind} queries, diacritics {'folded' if fold else 'kept'}, "
+                f"max_share {share}")
+        qs = ents if kind == "entity" else plain
+        out[name] = _run_queries(sp, conns[fold], *qs, exclude_self=kind == "plain",
+                                 max_share=share)
+        print(f"{name}: {time.time() - t0:.0f}s", file=sys.stderr)
+    lexical.FOLD_DIACRITICS = False
+    return out
 
 
 def calibration(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:

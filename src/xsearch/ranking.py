@@ -181,6 +181,26 @@ def rrf(
     return out[:limit] if limit is not None else out
 
 
+LEXICAL_WEIGHT = 2.0
+"""z-score units added for a passage holding all of the query's tokens (measured)."""
+
+
+def hybrid_scores(
+    dense_z: Mapping[int, float],
+    lexical: Mapping[int, float],
+    weight: float = LEXICAL_WEIGHT,
+    missing_z: float = 0.0,
+) -> list[tuple[int, float]]:
+    """Fuse calibrated dense scores with normalised lexical scores (both by passage id):
+    ``z + weight * min(lexical, 1)``, best first. A passage found only lexically gets
+    ``missing_z`` (0 = the mean of its language) unless the caller scores it exactly."""
+    ids = list(dict.fromkeys([*dense_z, *lexical]))
+    fused = {
+        i: dense_z.get(i, missing_z) + weight * min(lexical.get(i, 0.0), 1.0) for i in ids
+    }
+    return sorted(fused.items(), key=lambda kv: -kv[1])
+
+
 def remove_directions(vectors: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Project out orthonormal ``directions`` (rows), e.g. the top principal components."""
     v = np.asarray(vectors, dtype=np.float32)
