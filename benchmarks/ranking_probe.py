@@ -596,8 +596,86 @@ def hybrid(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 40) -> dict:
     return out
 
 
-def calibration(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
-    raise NotImplementedError
+def calibration(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 10) -> dict:
+    """Off-topic queries (topic T absent from the pool) vs on-topic ones, per score kind."""
+    sp = space(sib, vec, cache_dir)
+    n, nl = sib.n, len(sib.langs)
+    topics = sorted(set(sib.topics))
+    rng = np.random.default_rng(0)
+    qc = sp.queries(sp.Q, sp.detected).astype(np.float32)  # centred queries (langid)
+    zs = sp.scales(qc).astype(np.float32)
+    Pc = (sp.P - sp.means[sib.lang_of]).astype(np.float32)
+    kinds = ("raw cosine", "centred score", "z-score")
+    top5 = {k: {"off": [], "on": [], "on_rel": []} for k in kinds}
+    qlang_off, qlang_on = [], []
+    for t in topics:
+        in_t = sib.topics[sib.sent_of] == t
+        pool = np.flatnonzero(~in_t)
+        for off in (True, False):
+            cand = np.flatnonzero(in_t if off else ~in_t)
+            picks = []
+            for a in range(nl):
+                mine = cand[sib.lang_of[cand] == a]
+                picks.extend(rng.choice(mine, size=min(per_lang, len(mine)), replace=False))
+            picks = np.array(picks)
+            raw = sp.Q[picks] @ sp.P[pool].T
+            cen = qc[picks] @ Pc[pool].T
+            z = cen / zs[picks][:, sib.lang_of[pool]]
+            for kind, sc in zip(kinds, (raw, cen, z), strict=True):
+                sc = sc.copy()
+                if not off:  # the query's own sentence is not a hit
+                    self_col = np.searchsorted(pool, picks)
+                    sc[np.arange(len(picks)), self_col] = -np.inf
+                top = np.argsort(-sc, axis=1)[:, :5]
+                vals = np.take_along_axis(sc, top, axis=1)
+                if off:
+                    top5[kind]["off"].append(vals)
+                else:
+                    rel = sib.sent_of[pool[top]] == sib.sent_of[picks][:, None]
+                    top5[kind]["on"].append(vals)
+                    top5[kind]["on_rel"].append(rel)
+            (qlang_off if off else qlang_on).append(sib.lang_of[picks])
+    qlang_off = np.concatenate(qlang_off)
+    out: dict = {"topics": topics, "queries per language per topic": per_lang,
+                 "n_off_topic": int(len(qlang_off)), "n_on_topic": int(sum(
+                     len(v) for v in top5["raw cosine"]["on"])), "kinds": {}}
+    for kind in kinds:
+        off = np.vstack(top5[kind]["off"])
+        on = np.vstack(top5[kind]["on"])
+        rel = np.vstack(top5[kind]["on_rel"])
+        n_rel = rel.sum()
+        grid = np.quantile(np.concatenate([off.ravel(), on[rel]]), np.linspace(0, 1, 401))
+        rows = []
+        for thr in grid:
+            fhr = float((off.max(axis=1) > thr).mean())
+            kept = float((rel & (on > thr)).sum() / n_rel)
+            rows.append((float(thr), fhr, kept))
+        ok = [r for r in rows if r[2] >= 0.95]
+        best = min(ok, key=lambda r: (r[1], -r[0])) if ok else None
+        ok10 = [r for r in rows if r[1] <= 0.10]
+        at10 = max(ok10, key=lambda r: r[2]) if ok10 else None
+        entry = {"threshold (recall kept >= 0.95)": best,
+                 "threshold (false hits <= 0.10)": at10,
+                 "curve": rows[::20]}
+        if best is not None:
+            fh = off.max(axis=1) > best[0]
+            entry["false-hit rate per query language"] = {
+                sib.langs[a]: float(fh[qlang_off == a].mean()) for a in range(nl)}
+            entry["relevant top-5 score median"] = float(np.median(on[rel]))
+            entry["off-topic top-1 score median"] = float(np.median(off[:, 0]))
+        out["kinds"][kind] = entry
+    # P(relevant) from the z-score: logistic fit on top-5 hits (on-topic: relevant or not;
+    # off-topic: never relevant)
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([np.vstack(top5["z-score"]["on"]).ravel(),
+                        np.vstack(top5["z-score"]["off"]).ravel()])
+    y = np.concatenate([np.vstack(top5["z-score"]["on_rel"]).ravel(),
+                        np.zeros(np.vstack(top5["z-score"]["off"]).size, dtype=bool)])
+    fit = LogisticRegression().fit(x[:, None], y)
+    out["logistic"] = {"slope": float(fit.coef_[0][0]), "intercept": float(fit.intercept_[0]),
+                       "z at p=0.5": float(-fit.intercept_[0] / fit.coef_[0][0])}
+    return out
 
 
 # ------------------------------------------------------------------------------ main
