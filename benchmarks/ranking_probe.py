@@ -99,7 +99,8 @@ class Vectors:
             with self.own:
                 self.own.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                    [(MODEL, k, np.asarray(v, np.float32).tobytes()) for k, v in zip(todo, vecs)],
+                    [(MODEL, k, np.asarray(v, np.float32).tobytes())
+                     for k, v in zip(todo, vecs, strict=True)],
                 )
             found.update(zip(todo, vecs, strict=True))
         return np.vstack([found[k] for k in keys]).astype(np.float32)
@@ -599,7 +600,7 @@ def hybrid(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 40) -> dict:
 def calibration(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 10) -> dict:
     """Off-topic queries (topic T absent from the pool) vs on-topic ones, per score kind."""
     sp = space(sib, vec, cache_dir)
-    n, nl = sib.n, len(sib.langs)
+    nl = len(sib.langs)
     topics = sorted(set(sib.topics))
     rng = np.random.default_rng(0)
     qc = sp.queries(sp.Q, sp.detected).astype(np.float32)  # centred queries (langid)

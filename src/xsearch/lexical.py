@@ -41,7 +41,7 @@ FOLD_DIACRITICS = False
 
 TABLE = "passages_fts"
 
-MAX_SHARE: float | None = 0.01
+MAX_SHARE: float = 0.01
 """Query tokens in more than this share of all passages are ignored (measured, see above)."""
 
 # FTS5 only has to split on the spaces fts_text puts between tokens: every character class a
@@ -158,7 +158,7 @@ def _word(text: str, start: int, end: int, out: list, fold: bool | None) -> None
 def _pairs(text: str, units: list[tuple[int, int]], out: list, fold: bool | None) -> None:
     if len(units) == 1:
         _word(text, units[0][0], units[0][1], out, fold)
-    for (a, _), (_, b) in zip(units, units[1:]):
+    for (a, _), (_, b) in zip(units[:-1], units[1:], strict=True):
         _word(text, a, b, out, fold)
 
 
@@ -251,7 +251,7 @@ def search(
     scale = 1.0
     if (max_share is not None or normalize) and toks:
         if n_docs is None:
-            n_docs = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            n_docs = _count(conn, table)
         df = document_frequency(conn, toks, table)
         if max_share is not None:
             toks = [t for t in toks if df[t] <= max_share * n_docs]
@@ -268,6 +268,27 @@ def search(
     sql += " ORDER BY s LIMIT ?"
     args.append(int(k))
     return [(int(pid), -float(s) / scale) for pid, s in conn.execute(sql, args)]
+
+
+def informative_tokens(
+    conn: sqlite3.Connection,
+    query: str,
+    table: str = TABLE,
+    max_share: float = MAX_SHARE,
+    n_docs: int | None = None,
+) -> list[str]:
+    """The query tokens :func:`search` matches on (those in at most ``max_share`` of the
+    passages): what a snippet should highlight."""
+    toks = query_tokens(query)
+    if not toks:
+        return []
+    n = _count(conn, table) if n_docs is None else n_docs
+    df = document_frequency(conn, toks, table)
+    return [t for t in toks if df[t] <= max_share * n]
+
+
+def _count(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def _idf(n_docs: int, df: int) -> float:
