@@ -275,6 +275,14 @@ def centring(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
     variants["per-language, langid, per-language query offset table"] = (q_tab, Pc, None)
     variants["per-language, langid, query offset table, renorm passages"] = (
         q_tab, _norm(Pc), None)
+    # the offset an index could measure itself: 256 of its own passages embedded once more
+    # in query mode
+    sample = np.random.default_rng(0).choice(len(P), size=256, replace=False)
+    own_off = ranking.query_offset(Q[sample], P[sample])
+    q_own = ranking.query_transform(Q, detected, stats, own_off)
+    variants["per-language, langid, offset from 256 own passages, no renorm"] = (q_own, Pc, None)
+    variants["per-language, langid, offset from 256 own passages, renorm"] = (
+        q_own, _norm(Pc), None)
     # all-but-the-top (Mu & Viswanath 2018) on top of per-language centring: the leading
     # directions of the pooled within-language covariance (sum of Sigma_L, from the sums)
     within = sum(stats[lang].n * stats[lang].cov for lang in sib.langs) / glob.n
@@ -337,6 +345,68 @@ def _csls_radius(qv: np.ndarray, pv: np.ndarray, k: int = 10, block: int = 2048)
     return r
 
 
+# ------------------------------------------------------------------------------ sample corpus
+
+CORPUS_ON = {
+    "bread": ["how do I bake bread at home?", "pain maison levure farine"],
+    "coffee": ["Kaffee anbauen in den Bergen", "coffee harvest and roasting"],
+    "football": ["who won the football match?", "partido de fútbol goles"],
+    "solar": ["solar panels on the roof", "énergie solaire panneaux"],
+    "vaccines": ["vaccine side effects", "疫苗接种"],
+    "volcano": ["volcanic eruption", "erupción del volcán"],
+}
+CORPUS_OFF = ["tax return deadline for freelancers", "mortgage interest rates in 2024",
+              "how to train a puppy", "best smartphone battery life",
+              "Steuererklärung Frist für Selbstständige", "comment réparer un vélo",
+              "如何学习钢琴", "guitar chords for beginners"]
+
+
+def corpus(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
+    """The SIB-fitted scores on the bundled sample corpus (paragraphs of its txt/md files):
+    top-5 scores of on-topic and off-topic queries, raw cosine vs z-score."""
+    import csv
+
+    from xsearch.langid import detect
+
+    sp = space(sib, vec, cache_dir)
+    texts, langs, topics = [], [], []
+    with open(ROOT / "data/corpus/MANIFEST.tsv", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if row["format"] not in ("txt", "md"):
+                continue
+            body = (ROOT / "data/corpus" / row["path"]).read_text(errors="replace")
+            for para in (p.strip() for p in body.split("\n\n")):
+                if len(para) > 40:
+                    texts.append(para)
+                    langs.append(row["lang"])
+                    topics.append(row["topic"])
+    P = vec.get(texts, "passage")
+    ul = sorted(set(langs))
+    li = np.array([ul.index(x) for x in langs])
+    stats = {x: ranking.LangStats.of(P[li == j]) for j, x in enumerate(ul)}
+    glob = ranking.pooled(stats)
+    means = np.vstack([stats[x].mean for x in ul])
+    out: dict = {"passages": len(texts), "languages": len(ul), "rows": []}
+    queries = [(q, t) for t, qs in CORPUS_ON.items() for q in qs] + [(q, None)
+                                                                   for q in CORPUS_OFF]
+    Qv = vec.get([q for q, _ in queries], "query")
+    for shrink in (0, 20):
+        covs = [(stats[x].n * stats[x].cov + shrink * glob.cov) / (stats[x].n + shrink)
+                for x in ul]
+        for (q, topic), qv in zip(queries, Qv, strict=True):
+            qp = ranking.query_transform(qv, detect(q).code, stats, sp.offset)
+            cen = ranking.centred_scores(qp, P, li, means)
+            z = cen / np.array([ranking.score_scale(qp, c) for c in covs])[li]
+            top = np.argsort(-z)[:5]
+            raw = P @ qv
+            out["rows"].append({
+                "shrink": shrink, "query": q, "topic": topic or "(off-topic)",
+                "raw max": float(raw.max()), "z max": float(z[top[0]]),
+                "top-5 on topic": int(sum(topics[i] == topic for i in top)),
+            })
+    return out
+
+
 # ------------------------------------------------------------------------------ report
 
 
@@ -354,6 +424,8 @@ def report(results: dict) -> str:
         lines += _hybrid_md(results["hybrid"])
     if "calibration" in results:
         lines += _calibration_md(results["calibration"])
+    if "corpus" in results:
+        lines += _corpus_md(results["corpus"])
     return "\n".join(lines) + "\n"
 
 
@@ -387,11 +459,90 @@ def _centring_md(res: dict) -> list[str]:
 
 
 def _hybrid_md(res: dict) -> list[str]:
-    return []
+    out = ["## 2. Hybrid retrieval (dense + SQLite FTS5 with xsearch.lexical)", "",
+           f"Dense scoring: {res['dense']} centring (langid). {res['n_entity_queries']} entity "
+           f"queries ({', '.join(f'{k} {v}' for k, v in res['kinds'].items())}): ~6-word "
+           "windows of SIB-200 sentences around a number, a capitalised name or the rarest "
+           "word (`xsearch.bench.entity_queries`, seed 0); plain queries = whole SIB "
+           "sentences (own sentence left out). Same-language R@5: the query's own sentence in "
+           "the top 5 of the mixed pool. Cross-language pair R@k: pool = one other language's "
+           "sentences, relevant = the same sentence. Other-language hit@5: any translation in "
+           "the mixed top 5. bias@10 = own-language share of the mixed top 10. Fusions: "
+           "`rrf w` = reciprocal rank fusion (k=60) with lexical weight w; `convex l` = dense "
+           "score + l * bm25 / best bm25 of the query; `z+lex l` = calibrated z + l * "
+           "min(1, idf-normalised bm25) (`ranking.hybrid_scores`); `dense z` = z alone. "
+           f"({res['seconds']:.0f} s)", ""]
+    cols = ["same-language R@5 (mixed pool)", "cross-language pair R@1",
+            "cross-language pair R@5", "cross-language pair R@5 worst",
+            "mixed pool: other-language hit@5", "bias@10 (mixed pool)"]
+    for name, table in res.items():
+        if not isinstance(table, dict) or "dense" not in table:
+            continue
+        out += [f"### {name}", "", "| fusion | " + " | ".join(cols) + " |",
+                "|---" * (len(cols) + 1) + "|"]
+        for m, v in table.items():
+            out.append(f"| {m} | " + " | ".join(_f(v[c]) for c in cols) + " |")
+        out.append("")
+    first = next(k for k in res if k.startswith("entity") and "max_share 0.01" in k)
+    table = res[first]
+    langs = list(table["dense"]["per_lang same@5"])
+    show = ["dense", "lexical", "rrf w=0.5", "z+lex l=2", "z+lex l=4"]
+    out += [f"Same-language R@5 per query language ({first}):", "",
+            "| language | " + " | ".join(show) + " |", "|---" * (len(show) + 1) + "|"]
+    for lang in langs:
+        out.append(f"| {lang} | " + " | ".join(
+            _f(table[m]["per_lang same@5"][lang]) for m in show) + " |")
+    return out + [""]
 
 
 def _calibration_md(res: dict) -> list[str]:
-    return []
+    out = ["## 3. Calibrated scores: off-topic vs on-topic queries", "",
+           f"For each of the {len(res['topics'])} SIB-200 topics T: pool = every sentence "
+           "(all languages) not of topic T; off-topic queries = topic-T sentences, on-topic "
+           f"queries = other sentences ({res['queries per language per topic']} per language "
+           f"per topic each; {res['n_off_topic']} off-topic, {res['n_on_topic']} on-topic). "
+           "False-hit rate = off-topic queries with any top-5 hit above the threshold; "
+           "recall kept = relevant top-5 hits of on-topic queries above the threshold / all "
+           f"relevant top-5 hits. ({res['seconds']:.0f} s)", "",
+           "| score | threshold for recall kept >= 0.95 | false-hit rate there | "
+           "recall kept | best recall kept with false hits <= 0.10 (threshold) | "
+           "median relevant top-5 | median off-topic top-1 |", "|---|---|---|---|---|---|---|"]
+    for kind, v in res["kinds"].items():
+        b = v["threshold (recall kept >= 0.95)"]
+        t = v["threshold (false hits <= 0.10)"]
+        out.append(
+            f"| {kind} | {_f(b[0])} | {_f(b[1])} | {_f(b[2])} | "
+            + (f"{_f(t[2])} ({_f(t[0])})" if t else "none") + " | "
+            f"{_f(v.get('relevant top-5 score median', float('nan')))} | "
+            f"{_f(v.get('off-topic top-1 score median', float('nan')))} |")
+    z = res["kinds"]["z-score"]
+    if "false-hit rate per query language" in z:
+        fh = z["false-hit rate per query language"]
+        out += ["", f"z-score false-hit rate per query language at z > "
+                f"{_f(z['threshold (recall kept >= 0.95)'][0])}: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in fh.items())]
+    lg = res["logistic"]
+    out += ["", f"Logistic fit P(relevant | z) on the top-5 hits: slope {lg['slope']:.3f}, "
+            f"intercept {lg['intercept']:.3f} (p = 0.5 at z = {lg['z at p=0.5']:.2f}).", ""]
+    return out
+
+
+def _corpus_md(res: dict) -> list[str]:
+    out = ["## 4. The same scores on the bundled sample corpus", "",
+           f"{res['passages']} paragraphs of data/corpus txt/md files, {res['languages']} "
+           "languages (per-language means/covariances from these paragraphs only; `shrink` = "
+           "covariance pulled toward the pooled one with that many pseudo-passages). Query "
+           "offset: the SIB-200 train one.", "",
+           "| query | topic | raw cosine max | z max (shrink 0) | z max (shrink 20) | "
+           "top-5 on topic (shrink 0) |", "|---|---|---|---|---|---|"]
+    rows = {}
+    for r in res["rows"]:
+        rows.setdefault(r["query"], {})[r["shrink"]] = r
+    for q, by in rows.items():
+        r0, r20 = by[0], by[20]
+        out.append(f"| {q} | {r0['topic']} | {_f(r0['raw max'])} | {_f(r0['z max'])} | "
+                   f"{_f(r20['z max'])} | {r0['top-5 on topic']} |")
+    return out + [""]
 
 
 # ------------------------------------------------------------------------------ dense space
@@ -681,7 +832,7 @@ def calibration(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 10) -> 
 
 # ------------------------------------------------------------------------------ main
 
-SECTIONS = ("centring", "hybrid", "calibration")
+SECTIONS = ("centring", "hybrid", "calibration", "corpus")
 
 
 def main() -> None:
@@ -705,7 +856,8 @@ def main() -> None:
         sib = Sib(args.data, langs)
     for section in todo:
         t0 = time.time()
-        fn = {"centring": centring, "hybrid": hybrid, "calibration": calibration}[section]
+        fn = {"centring": centring, "hybrid": hybrid, "calibration": calibration,
+              "corpus": corpus}[section]
         results[section] = fn(sib, vec, OWN_CACHE.parent)
         results[section]["seconds"] = round(time.time() - t0, 1)
         json_path.parent.mkdir(parents=True, exist_ok=True)
