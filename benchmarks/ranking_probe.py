@@ -283,16 +283,19 @@ def centring(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
     variants["per-language, langid, offset from 256 own passages, no renorm"] = (q_own, Pc, None)
     variants["per-language, langid, offset from 256 own passages, renorm"] = (
         q_own, _norm(Pc), None)
+    own_lang_off = own_language_offsets(sib, P, Q)
+    q_lown = ranking.query_transform(Q, detected, stats, own_off, own_lang_off)
+    variants["per-language, langid, per-language offset from 64 own passages, no renorm"] = (
+        q_lown, Pc, None)
+    variants["per-language, langid, per-language offset from 64 own passages, renorm"] = (
+        q_lown, _norm(Pc), None)
     # all-but-the-top (Mu & Viswanath 2018) on top of per-language centring: the leading
     # directions of the pooled within-language covariance (sum of Sigma_L, from the sums)
     within = sum(stats[lang].n * stats[lang].cov for lang in sib.langs) / glob.n
-    for k in (1, 3, 10):
+    for k in (3,):
         d = ranking.top_directions(within, k)
         variants[f"per-language, langid, minus top {k} PCs"] = (
             ranking.remove_directions(qd, d), ranking.remove_directions(Pc, d), None)
-    d = ranking.top_directions(glob.cov, 3)
-    variants["global mean per mode, minus top 3 PCs"] = (
-        ranking.remove_directions(Q - mu_q, d), ranking.remove_directions(P - mu_p, d), None)
     # CSLS (Conneau et al. 2018): penalise passages by their mean similarity to their 10
     # nearest queries; the query-side term is constant per query. Needs a query sample: here
     # the pool's own texts in query mode (an optimistic stand-in: not incremental).
@@ -300,14 +303,23 @@ def centring(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
         r = _csls_radius(qv, pv)
         variants[f"CSLS k=10 on {name}"] = (2 * qv, pv, -r)
     covs = np.stack([stats[lang].cov for lang in sib.langs])
-    zscale = np.sqrt(np.einsum("qi,lij,qj->ql", qd.astype(np.float64), covs, qd)).astype(
-        np.float32)
+    traces = np.trace(covs, axis1=1, axis2=2)
+
+    def zscale(qv: np.ndarray, renorm: bool) -> np.ndarray:
+        sc = _quad(qv, covs)
+        return (sc / np.sqrt(traces)[None, :] if renorm else sc).astype(np.float32)
+
+    zs = {"per-language, langid, no renorm, z-score": (qd, Pc, False),
+          "per-language, langid, renorm, z-score": (qd, _norm(Pc), True),
+          "per-language, langid, query offset table, renorm, z-score": (q_tab, _norm(Pc), True),
+          "per-language, langid, per-language offset from 64 own passages, renorm, z-score": (
+              q_lown, _norm(Pc), True)}
     results = {}
     for name, (qv, pv, pb) in [*variants.items(),
-                               ("per-language, langid, no renorm, z-score", (qd, Pc, None))]:
+                               *((k, (v[0], v[1], None)) for k, v in zs.items())]:
         t0 = time.time()
         results[name] = evaluate(sib, qv.astype(np.float32), pv.astype(np.float32), pb,
-                                 lang_scale=zscale if "z-score" in name else None)
+                                 lang_scale=zscale(qv, zs[name][2]) if name in zs else None)
         res = results[name]
         print(f"{name}: mAP {res['mAP@100']:.3f} bias {res['bias@10']:.3f} "
               f"R@1 {res['R@1 mean']:.3f} worst {res['R@1 worst']:.3f} "
@@ -332,6 +344,25 @@ def centring(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
         if name == "raw cosine (landed)":
             wa, wb = np.unravel_index(np.where(off, res["r1"], np.inf).argmin(), diff.shape)
             out["variants"][name]["worst pair"] = f"{sib.langs[wa]}->{sib.langs[wb]}"
+    return out
+
+
+def _quad(qv: np.ndarray, covs: np.ndarray) -> np.ndarray:
+    """sqrt(q^T C_l q) for every query row and covariance (BLAS, not einsum: 30k x 30)."""
+    q = np.asarray(qv, dtype=np.float64)
+    return np.sqrt(np.maximum(np.stack([((q @ c) * q).sum(axis=1) for c in covs], axis=1),
+                              1e-12))
+
+
+def own_language_offsets(sib: Sib, P: np.ndarray, Q: np.ndarray, n: int = 64,
+                         seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-language query-minus-passage offsets an index can measure itself: ``n`` of each
+    language's own passages embedded once more in query mode."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for a, lang in enumerate(sib.langs):
+        rows = rng.choice(np.flatnonzero(sib.lang_of == a), size=min(n, sib.n), replace=False)
+        out[lang] = ranking.query_offset(Q[rows], P[rows])
     return out
 
 
@@ -368,7 +399,6 @@ def corpus(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
 
     from xsearch.langid import detect
 
-    sp = space(sib, vec, cache_dir)
     texts, langs, topics = [], [], []
     with open(ROOT / "data/corpus/MANIFEST.tsv", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
@@ -381,11 +411,14 @@ def corpus(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
                     langs.append(row["lang"])
                     topics.append(row["topic"])
     P = vec.get(texts, "passage")
+    Qp = vec.get(texts, "query")  # its own passages in query mode: the offsets (<= 64 each)
     ul = sorted(set(langs))
     li = np.array([ul.index(x) for x in langs])
     stats = {x: ranking.LangStats.of(P[li == j]) for j, x in enumerate(ul)}
     glob = ranking.pooled(stats)
-    means = np.vstack([stats[x].mean for x in ul])
+    offset = ranking.query_offset(Qp, P)
+    lang_off = {x: ranking.query_offset(Qp[li == j][:64], P[li == j][:64])
+                for j, x in enumerate(ul)}
     out: dict = {"passages": len(texts), "languages": len(ul), "rows": []}
     queries = [(q, t) for t, qs in CORPUS_ON.items() for q in qs] + [(q, None)
                                                                    for q in CORPUS_OFF]
@@ -394,9 +427,12 @@ def corpus(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
         covs = [(stats[x].n * stats[x].cov + shrink * glob.cov) / (stats[x].n + shrink)
                 for x in ul]
         for (q, topic), qv in zip(queries, Qv, strict=True):
-            qp = ranking.query_transform(qv, detect(q).code, stats, sp.offset)
-            cen = ranking.centred_scores(qp, P, li, means)
-            z = cen / np.array([ranking.score_scale(qp, c) for c in covs])[li]
+            qp = ranking.query_transform(qv, detect(q).code, stats, offset, lang_off)
+            z = np.empty(len(P))
+            for j, x in enumerate(ul):
+                m = li == j
+                z[m] = ranking.zscore(ranking.renormalized_scores(qp, P[m], stats[x].mean),
+                                      qp, covs[j], renormalized=True)
             top = np.argsort(-z)[:5]
             raw = P @ qv
             out["rows"].append({
@@ -531,8 +567,9 @@ def _corpus_md(res: dict) -> list[str]:
     out = ["## 4. The same scores on the bundled sample corpus", "",
            f"{res['passages']} paragraphs of data/corpus txt/md files, {res['languages']} "
            "languages (per-language means/covariances from these paragraphs only; `shrink` = "
-           "covariance pulled toward the pooled one with that many pseudo-passages). Query "
-           "offset: the SIB-200 train one.", "",
+           "covariance pulled toward the pooled one with that many pseudo-passages). Scores as "
+           "recommended: per-language centring, re-normalised, per-language query offsets "
+           "from the corpus' own paragraphs in query mode, z-score.", "",
            "| query | topic | raw cosine max | z max (shrink 0) | z max (shrink 20) | "
            "top-5 on topic (shrink 0) |", "|---|---|---|---|---|---|"]
     rows = {}
@@ -547,7 +584,7 @@ def _corpus_md(res: dict) -> list[str]:
 
 # ------------------------------------------------------------------------------ dense space
 
-DENSE = "per-language"
+DENSE = "per-language-renorm"
 
 
 class Space:
@@ -560,9 +597,13 @@ class Space:
         self.stats = {lang: ranking.LangStats.of(self.P[sib.lang_of == a])
                       for a, lang in enumerate(sib.langs)}
         self.means = np.vstack([self.stats[x].mean for x in sib.langs]).astype(np.float32)
-        train = np.tile(np.array([sib.split[i] == "train" for i in sib.ids]), len(sib.langs))
-        self.offset = ranking.query_offset(self.Q[train], self.P[train])
+        sample = np.random.default_rng(0).choice(len(self.P), size=256, replace=False)
+        self.offset = ranking.query_offset(self.Q[sample], self.P[sample])
+        self.lang_offsets = own_language_offsets(sib, self.P, self.Q)
         self.detected = _detected_langs(sib, cache_dir / "langid_sib200.json")
+        self.covs = np.stack([self.stats[x].cov for x in sib.langs])
+        self.traces = np.trace(self.covs, axis1=1, axis2=2)
+        self.renorm = dense == "per-language-renorm"
         if dense == "raw":
             self.Pv = self.P
         elif dense == "per-language":
@@ -573,17 +614,15 @@ class Space:
             raise ValueError(dense)
 
     def scales(self, qv: np.ndarray) -> np.ndarray:
-        """sqrt(q'^T Sigma_L q') for each query (rows) and pool language (columns)."""
-        if not hasattr(self, "covs"):
-            self.covs = np.stack([self.stats[x].cov for x in self.sib.langs])
-        q = np.asarray(qv, dtype=np.float64)
-        return np.sqrt(np.einsum("qi,lij,qj->ql", q, self.covs, q))
+        """z-score divisors for each query (rows) and pool language (columns)."""
+        sc = _quad(qv, self.covs)
+        return sc / np.sqrt(self.traces)[None, :] if self.renorm else sc
 
     def queries(self, q: np.ndarray, langs: list[str]) -> np.ndarray:
         """Query vectors as the chosen dense scoring uses them (langs from langid)."""
         if self.dense == "raw":
             return q
-        return ranking.query_transform(q, langs, self.stats, self.offset)
+        return ranking.query_transform(q, langs, self.stats, self.offset, self.lang_offsets)
 
 
 _SPACE: dict[tuple, Space] = {}
@@ -756,8 +795,8 @@ def calibration(sib: Sib, vec: Vectors, cache_dir: Path, per_lang: int = 10) -> 
     rng = np.random.default_rng(0)
     qc = sp.queries(sp.Q, sp.detected).astype(np.float32)  # centred queries (langid)
     zs = sp.scales(qc).astype(np.float32)
-    Pc = (sp.P - sp.means[sib.lang_of]).astype(np.float32)
-    kinds = ("raw cosine", "centred score", "z-score")
+    Pc = sp.Pv
+    kinds = ("raw cosine", f"centred score ({sp.dense})", "z-score")
     top5 = {k: {"off": [], "on": [], "on_rel": []} for k in kinds}
     qlang_off, qlang_on = [], []
     for t in topics:

@@ -85,12 +85,19 @@ def query_offset(query_vectors: np.ndarray, passage_vectors: np.ndarray) -> np.n
 
 
 def query_mean(
-    lang: str | None, stats: Mapping[str, LangStats], offset: np.ndarray | None = None
+    lang: str | None,
+    stats: Mapping[str, LangStats],
+    offset: np.ndarray | None = None,
+    lang_offsets: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """What to subtract from a query in language ``lang``: that language's passage mean (the
-    pooled mean when the index has none of it, or ``lang`` is None) plus ``offset``."""
+    pooled mean when the index has none of it, or ``lang`` is None) plus the query-minus-passage
+    offset: ``lang_offsets[lang]`` when given for that language, else ``offset``."""
     s = stats.get(lang) if lang is not None else None
-    mu = s.mean if s is not None and s.n else pooled(stats).mean
+    known = s is not None and s.n
+    mu = s.mean if known else pooled(stats).mean
+    if known and lang_offsets is not None and lang in lang_offsets:
+        return mu + lang_offsets[lang]
     return mu + offset if offset is not None else mu
 
 
@@ -99,6 +106,7 @@ def query_transform(
     langs: Sequence[str | None] | str | None,
     stats: Mapping[str, LangStats],
     offset: np.ndarray | None = None,
+    lang_offsets: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``q' = q - mu_{lang(q)} - offset`` for one query (1-D) or a batch (rows, one language
     each). Returns float32. The norm of q' is left alone: it does not change one query's
@@ -106,7 +114,7 @@ def query_transform(
     q = np.asarray(q, dtype=np.float32)
     if q.ndim == 1:
         lang = langs if langs is None or isinstance(langs, str) else langs[0]
-        return (q - query_mean(lang, stats, offset)).astype(np.float32)
+        return (q - query_mean(lang, stats, offset, lang_offsets)).astype(np.float32)
     if langs is None or isinstance(langs, str):
         langs = [langs] * len(q)
     if len(langs) != len(q):
@@ -115,7 +123,7 @@ def query_transform(
     out = np.empty_like(q)
     for i, lang in enumerate(langs):
         if lang not in cache:
-            cache[lang] = query_mean(lang, stats, offset)
+            cache[lang] = query_mean(lang, stats, offset, lang_offsets)
         out[i] = q[i] - cache[lang]
     return out
 
@@ -134,6 +142,20 @@ def centred_scores(
     return raw + language_bias(q_prime, means)[..., passage_lang].astype(np.float32)
 
 
+def renormalized_scores(
+    q_prime: np.ndarray, passages: np.ndarray, mean: np.ndarray
+) -> np.ndarray:
+    """``q'·(p - mu) / ||p - mu||`` for unit-norm passages of one language, without storing
+    centred vectors: ``||p - mu||^2 = 1 - 2 p·mu + ||mu||^2``, so one extra product with the
+    current mean per segment (or per ANN candidate) is all it costs."""
+    p = np.asarray(passages, dtype=np.float32)
+    mu = np.asarray(mean, dtype=np.float32)
+    raw = np.asarray(q_prime, dtype=np.float32) @ p.T
+    pm = p @ mu
+    norm2 = (p * p).sum(axis=1) - 2 * pm + float(mu @ mu)
+    return (raw - np.asarray(q_prime, dtype=np.float32) @ mu) / np.sqrt(np.maximum(norm2, 1e-12))
+
+
 def score_scale(q_prime: np.ndarray, cov: np.ndarray) -> np.ndarray | float:
     """``sqrt(q'^T Sigma q')``: the standard deviation of centred scores within a language."""
     q = np.asarray(q_prime, dtype=np.float64)
@@ -141,9 +163,16 @@ def score_scale(q_prime: np.ndarray, cov: np.ndarray) -> np.ndarray | float:
     return np.sqrt(np.maximum(var, 1e-12))
 
 
-def zscore(scores: np.ndarray, q_prime: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Calibrated scores ``centred score / sqrt(q'^T Sigma_L q')`` for hits of language L."""
+def zscore(
+    scores: np.ndarray, q_prime: np.ndarray, cov: np.ndarray, renormalized: bool = False
+) -> np.ndarray:
+    """Calibrated scores ``centred score / sqrt(q'^T Sigma_L q')`` for hits of language L.
+
+    With ``renormalized`` scores (:func:`renormalized_scores`) the spread is that of unit
+    centred vectors: ``Sigma_L / tr(Sigma_L)`` (tr = mean squared norm of ``p - mu_L``)."""
     scale = score_scale(q_prime, cov)
+    if renormalized:
+        scale = scale / np.sqrt(max(float(np.trace(cov)), 1e-12))
     return np.asarray(scores, dtype=np.float64) / (
         scale[..., None] if np.ndim(scale) else scale
     )
