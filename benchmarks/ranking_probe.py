@@ -424,15 +424,16 @@ def corpus(sib: Sib, vec: Vectors, cache_dir: Path) -> dict:
                                                                    for q in CORPUS_OFF]
     Qv = vec.get([q for q, _ in queries], "query")
     for shrink in (0, 20):
-        covs = [(stats[x].n * stats[x].cov + shrink * glob.cov) / (stats[x].n + shrink)
-                for x in ul]
+        st = {x: ranking.shrunk(stats[x], glob, shrink) for x in ul}
+        lo = {x: (min(64, stats[x].n) * lang_off[x] + shrink * offset)
+              / (min(64, stats[x].n) + shrink) for x in ul}
         for (q, topic), qv in zip(queries, Qv, strict=True):
-            qp = ranking.query_transform(qv, detect(q).code, stats, offset, lang_off)
+            qp = ranking.query_transform(qv, detect(q).code, st, offset, lo)
             z = np.empty(len(P))
             for j, x in enumerate(ul):
                 m = li == j
-                z[m] = ranking.zscore(ranking.renormalized_scores(qp, P[m], stats[x].mean),
-                                      qp, covs[j], renormalized=True)
+                z[m] = ranking.zscore(ranking.renormalized_scores(qp, P[m], st[x].mean),
+                                      qp, st[x].cov, renormalized=True)
             top = np.argsort(-z)[:5]
             raw = P @ qv
             out["rows"].append({
@@ -566,8 +567,9 @@ def _calibration_md(res: dict) -> list[str]:
 def _corpus_md(res: dict) -> list[str]:
     out = ["## 4. The same scores on the bundled sample corpus", "",
            f"{res['passages']} paragraphs of data/corpus txt/md files, {res['languages']} "
-           "languages (per-language means/covariances from these paragraphs only; `shrink` = "
-           "covariance pulled toward the pooled one with that many pseudo-passages). Scores as "
+           "languages (per-language statistics from these paragraphs only; `shrink` = means, "
+           "covariances and query offsets pulled toward the pooled ones with that many "
+           "pseudo-passages, `ranking.shrunk`). Scores as "
            "recommended: per-language centring, re-normalised, per-language query offsets "
            "from the corpus' own paragraphs in query mode, z-score.", "",
            "| query | topic | raw cosine max | z max (shrink 0) | z max (shrink 20) | "

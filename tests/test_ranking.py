@@ -114,3 +114,41 @@ def test_top_directions_are_removed():
     d = ranking.top_directions(np.cov(x.T), 1)
     assert abs(abs(d[0, 0]) - 1) < 0.01
     assert np.abs(ranking.remove_directions(x, d)[:, 0]).max() < 0.5
+
+
+def test_language_offsets_override_the_global_offset_for_their_language():
+    stats = {"a": ranking.LangStats.of(np.array([[1.0, 0.0]])),
+             "b": ranking.LangStats.of(np.array([[0.0, 1.0]]))}
+    q = np.array([2.0, 2.0])
+    glob, per = np.array([0.1, 0.1]), {"a": np.array([0.5, 0.0])}
+    np.testing.assert_allclose(ranking.query_transform(q, "a", stats, glob, per), [0.5, 2.0])
+    np.testing.assert_allclose(ranking.query_transform(q, "b", stats, glob, per), [1.9, 0.9])
+    # unknown language: pooled mean and the global offset, never a per-language one
+    np.testing.assert_allclose(ranking.query_transform(q, "c", stats, glob, per), [1.4, 1.4])
+
+
+def test_renormalized_scores_equal_cosine_with_the_centred_passages():
+    rng = np.random.default_rng(5)
+    p = _unit(rng.normal(size=(20, 12)))
+    mu = p.mean(axis=0)
+    q = rng.normal(size=12)
+    expected = _unit(p - mu) @ q
+    np.testing.assert_allclose(ranking.renormalized_scores(q, p, mu), expected, rtol=1e-5)
+    # z of renormalised scores: unit-variance within the language (for norms close to equal)
+    stats = ranking.LangStats.of(p)
+    z = ranking.zscore(expected, q, stats.cov, renormalized=True)
+    direct = ranking.zscore((p - mu) @ q, q, stats.cov)
+    np.testing.assert_allclose(z, direct * np.sqrt(np.trace(stats.cov))
+                               / np.linalg.norm(p - mu, axis=1), rtol=1e-5)
+
+
+def test_shrunk_stats_pull_a_small_language_toward_the_prior():
+    rng = np.random.default_rng(6)
+    prior = ranking.LangStats.of(rng.normal(size=(1000, 4)))
+    small = ranking.LangStats.of(rng.normal(size=(3, 4)) + 5)
+    s = ranking.shrunk(small, prior, 20)
+    # the mean is the count-weighted blend
+    np.testing.assert_allclose(s.mean, (3 * small.mean + 20 * prior.mean) / 23)
+    # full rank again (3 samples alone give a rank-2 covariance)
+    assert np.linalg.matrix_rank(small.cov) < 4 <= np.linalg.matrix_rank(s.cov)
+    assert ranking.shrunk(small, prior, 0) is small

@@ -67,6 +67,19 @@ class LangStats:
         return self.outer / self.n - np.outer(mu, mu)
 
 
+def shrunk(stats: LangStats, prior: LangStats, k: float) -> LangStats:
+    """``stats`` plus ``k`` pseudo-passages distributed like ``prior`` (e.g. :func:`pooled`):
+    a language with few passages gets a mean and covariance pulled toward the index-wide ones
+    instead of noise; with many passages it hardly changes."""
+    if k <= 0 or not prior.n:
+        return stats
+    mu = prior.mean
+    outer = None
+    if stats.outer is not None and prior.outer is not None:
+        outer = stats.outer + k * (prior.cov + np.outer(mu, mu))
+    return LangStats(stats.n + k, stats.total + k * mu, outer)  # type: ignore[arg-type]
+
+
 def pooled(stats: Mapping[str, LangStats]) -> LangStats:
     """All languages' sums added together (the index-wide statistics)."""
     items = list(stats.values())
