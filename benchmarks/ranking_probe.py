@@ -12,6 +12,7 @@ wired into the product (the lead integrates). Sections:
   dense / lexical (SQLite FTS5 in memory, ``xsearch.lexical``) / fused; plain SIB queries too.
 - ``calibration``: off-topic queries (pool without topic T, queries from topic T) vs on-topic;
   thresholds on raw cosine, centred score and z-score.
+- ``corpus``: the same scores on the bundled sample corpus (paragraphs), on-/off-topic queries.
 
     python benchmarks/ranking_probe.py all [--langs a,b,c] [--cache PATH]
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -36,7 +38,8 @@ from xsearch.bench.cache import _key
 from xsearch.bench.datasets import SIB_SPLITS, default_sib200_root, load_sib200_split
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_CACHE = Path("/work/scratch/cache/embeddings.sqlite")
+SHARED_CACHE = Path(os.environ.get("XSEARCH_BENCH_CACHE",
+                                   "/work/scratch/cache/embeddings.sqlite"))
 OWN_CACHE = ROOT / "benchmarks/cache/ranking_probe.sqlite"
 OUT = ROOT / "benchmarks/results/ranking_probe"
 MODEL = "e5-small"
@@ -455,6 +458,14 @@ def report(results: dict) -> str:
     """The markdown page for benchmarks/results/ranking_probe.md."""
     lines = ["# Ranking probe (issue #13): centring, hybrid, calibration", "",
              "Made by `python benchmarks/ranking_probe.py all` (e5-small, cached vectors).", ""]
+    meta = results.get("meta")
+    if meta:
+        lines += [f"Run {meta['started']}; {len(meta['languages'])} SIB-200 languages: "
+                  f"{', '.join(meta['languages'])}."]
+        if meta["not cached at run time"]:
+            lines += [f"Not in the embedding cache yet at run time (left out): "
+                      f"{', '.join(meta['not cached at run time'])}."]
+        lines += [""]
     if "centring" in results:
         lines += _centring_md(results["centring"])
     if "hybrid" in results:
@@ -887,10 +898,15 @@ def main() -> None:
     vec = Vectors(args.cache)
     langs = args.langs.split(",") if args.langs else sorted(
         p.name for p in args.data.iterdir() if p.is_dir())
+    wanted = langs
     langs = available_langs(vec, args.data, langs)
     print(f"{len(langs)} languages cached: {','.join(langs)}", file=sys.stderr)
     json_path = args.out.with_suffix(".json")
     results = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    if args.section != "report":
+        results["meta"] = {"languages": langs,
+                           "not cached at run time": [x for x in wanted if x not in langs],
+                           "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     todo = SECTIONS if args.section == "all" else (
         () if args.section == "report" else (args.section,))
     if todo:

@@ -134,6 +134,8 @@ def test_renormalized_scores_equal_cosine_with_the_centred_passages():
     q = rng.normal(size=12)
     expected = _unit(p - mu) @ q
     np.testing.assert_allclose(ranking.renormalized_scores(q, p, mu), expected, rtol=1e-5)
+    batch = ranking.renormalized_scores(np.vstack([q, 2 * q]), p, mu)
+    np.testing.assert_allclose(batch, [expected, 2 * expected], rtol=1e-5)
     # z of renormalised scores: unit-variance within the language (for norms close to equal)
     stats = ranking.LangStats.of(p)
     z = ranking.zscore(expected, q, stats.cov, renormalized=True)

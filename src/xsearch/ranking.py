@@ -3,19 +3,24 @@
 Pure numpy. The index keeps, per language L, ``n_L``, the vector sum ``s_L`` and the sum of
 outer products ``S_L`` (``lang_stats``), so everything here is built from those sums:
 
-- mean ``mu_L = s_L / n_L``; covariance ``Sigma_L = S_L / n_L - mu_L mu_L^T``;
-- query transform ``q' = q - mu_{lang(q)} - offset`` where ``offset`` is the model's global
-  query-minus-passage mean (query mode and passage mode embed the same text differently);
-- centred score of passage p in language L: ``q'·(p - mu_L) = q'·p + bias_L`` with
-  ``bias_L = -q'·mu_L`` (one constant per language, so per-language segments are searched with
-  q' and shifted; no passage vector is rewritten when a mean moves);
-- calibrated score ``z = q'·(p - mu_L) / sqrt(q'^T Sigma_L q')``: within language L the centred
-  scores have mean 0 and that variance, so z is comparable across queries and languages.
+- mean ``mu_L = s_L / n_L``; covariance ``Sigma_L = S_L / n_L - mu_L mu_L^T``
+  (:class:`LangStats`; :func:`shrunk` for languages with few passages);
+- query transform ``q' = q - mu_{lang(q)} - offset_{lang(q)}``: the query-minus-passage
+  offset (query and passage mode embed the same text differently) per language, measured by
+  the index on a few of its own passages embedded once more in query mode (two more sums per
+  language), the global one for other languages (:func:`query_transform`);
+- centred score of passage p in language L: ``q'·(p - mu_L)`` = ``q'·p + bias_L`` with
+  ``bias_L = -q'·mu_L`` (:func:`language_bias`), or re-normalised
+  ``q'·(p - mu_L) / ||p - mu_L||`` where ``||p - mu_L||^2 = 1 - 2 p·mu_L + ||mu_L||^2``
+  (:func:`renormalized_scores`): no centred vector is stored, means may move freely;
+- calibrated score ``z = score / sqrt(q'^T Sigma_L q')`` (divided further by
+  ``sqrt(tr Sigma_L)`` for re-normalised scores): within language L the scores have mean 0 and
+  unit spread, so z is comparable across queries and languages (:func:`zscore`);
+- hybrid: ``z + w * min(1, idf-normalised bm25)`` (:func:`hybrid_scores`); :func:`rrf` too.
 
-Measured choices (benchmarks/ranking_probe.py, benchmarks/results/ranking_probe.md): centred
-passage vectors are NOT re-normalised (the constant-bias form above), and the query language
-comes from :func:`xsearch.langid.detect`, falling back to the pooled mean of all passages when
-the index holds no passage of that language.
+What to ship, measured in benchmarks/results/ranking_probe.md: per-language centring,
+re-normalised, per-language offsets, langid for the query language, z-score; hybrid with
+``w = LEXICAL_WEIGHT``.
 """
 
 from __future__ import annotations
@@ -163,10 +168,9 @@ def renormalized_scores(
     current mean per segment (or per ANN candidate) is all it costs."""
     p = np.asarray(passages, dtype=np.float32)
     mu = np.asarray(mean, dtype=np.float32)
-    raw = np.asarray(q_prime, dtype=np.float32) @ p.T
-    pm = p @ mu
-    norm2 = (p * p).sum(axis=1) - 2 * pm + float(mu @ mu)
-    return (raw - np.asarray(q_prime, dtype=np.float32) @ mu) / np.sqrt(np.maximum(norm2, 1e-12))
+    q = np.asarray(q_prime, dtype=np.float32)
+    norm2 = (p * p).sum(axis=1) - 2 * (p @ mu) + float(mu @ mu)
+    return (q @ p.T - (q @ mu)[..., None]) / np.sqrt(np.maximum(norm2, 1e-12))
 
 
 def score_scale(q_prime: np.ndarray, cov: np.ndarray) -> np.ndarray | float:
