@@ -518,7 +518,8 @@ def _hybrid_md(res: dict) -> list[str]:
            "the mixed top 5. bias@10 = own-language share of the mixed top 10. Fusions: "
            "`rrf w` = reciprocal rank fusion (k=60) with lexical weight w; `convex l` = dense "
            "score + l * bm25 / best bm25 of the query; `z+lex l` = calibrated z + l * "
-           "min(1, idf-normalised bm25) (`ranking.hybrid_scores`); `dense z` = z alone. "
+           "min(1, idf-normalised bm25) (`ranking.hybrid_scores`), `same/other`: weight for "
+           "passages in the query's language / in others; `dense z` = z alone. "
            f"({res['seconds']:.0f} s)", ""]
     cols = ["same-language R@5 (mixed pool)", "cross-language pair R@1",
             "cross-language pair R@5", "cross-language pair R@5 worst",
@@ -534,7 +535,7 @@ def _hybrid_md(res: dict) -> list[str]:
     first = next(k for k in res if k.startswith("entity") and "max_share 0.01" in k)
     table = res[first]
     langs = list(table["dense"]["per_lang same@5"])
-    show = ["dense", "lexical", "rrf w=0.5", "z+lex l=2", "z+lex l=4"]
+    show = ["dense", "lexical", "rrf w=0.5", "z+lex l=2", "z+lex same=2 other=4"]
     out += [f"Same-language R@5 per query language ({first}):", "",
             "| language | " + " | ".join(show) + " |", "|---" * (len(show) + 1) + "|"]
     for lang in langs:
@@ -667,9 +668,18 @@ def _fts(sib: Sib) -> sqlite3.Connection:
 
 
 def _fuse(dense_rows: np.ndarray, lex: list[tuple[int, float]], method: str, k: int,
-          dense_scores: np.ndarray | None = None) -> list[int]:
-    """Fused top k from a dense ranking (ids, best first) and a lexical (id, bm25) list."""
+          dense_scores: np.ndarray | None = None, same_lang: np.ndarray | None = None
+          ) -> list[int]:
+    """Fused top k from a dense ranking (ids, best first) and a lexical (id, bm25) list.
+    ``same_lang[id]``: whether a passage is in the query's language (for split weights)."""
     lex_ids = [pid for pid, _ in lex]
+    if method.startswith("z+lex same="):
+        w_same, w_other = (float(x.split("=")[1]) for x in method[len("z+lex "):].split())
+        cand = list(dict.fromkeys([*dense_rows, *lex_ids]))
+        bm = dict(lex)
+        score = {c: float(dense_scores[c]) + min(bm.get(c, 0.0), 1.0)
+                 * (w_same if same_lang[c] else w_other) for c in cand}
+        return sorted(cand, key=lambda c: -score[c])[:k]
     if method == "dense":
         return list(dense_rows[:k])
     if method == "lexical":
@@ -695,7 +705,7 @@ def _fuse(dense_rows: np.ndarray, lex: list[tuple[int, float]], method: str, k: 
 
 
 FUSIONS = ("dense", "dense z", "lexical", "rrf w=0.5", "rrf w=1", "convex l=0.05",
-           "z+lex l=1", "z+lex l=2", "z+lex l=4")
+           "z+lex l=1", "z+lex l=2", "z+lex l=4", "z+lex same=2 other=4")
 
 
 def _run_queries(sp: Space, conn: sqlite3.Connection, qtexts: list[str], qlangs: list[int],
@@ -725,9 +735,10 @@ def _run_queries(sp: Space, conn: sqlite3.Connection, qtexts: list[str], qlangs:
                              normalize=True)
         if exclude_self:
             lex = [(p, v) for p, v in lex if p != a * n + s]
+        same = sib.lang_of == a
         for m in FUSIONS:
             zm = m.startswith(("z", "dense z"))
-            fused = _fuse(ztop if zm else top, lex, m, 10, z if zm else scores)
+            fused = _fuse(ztop if zm else top, lex, m, 10, z if zm else scores, same)
             res[m]["same@5"].append(float(a * n + s in fused[:5]))
             others = [p for p in fused[:5] if sib.sent_of[p] == s and sib.lang_of[p] != a]
             res[m]["mixed_other@5"].append(float(bool(others)))
@@ -742,7 +753,7 @@ def _run_queries(sp: Space, conn: sqlite3.Connection, qtexts: list[str], qlangs:
             gold = b * n + s
             for m in FUSIONS:
                 zm = m.startswith(("z", "dense z"))
-                fused = _fuse(dtop, lexb, m, 5, z if zm else scores)
+                fused = _fuse(dtop, lexb, m, 5, z if zm else scores, same)
                 res[m]["pair@1"][a, b] += float(fused[:1] == [gold])
                 res[m]["pair@5"][a, b] += float(gold in fused)
     off = ~np.eye(nl, dtype=bool)
