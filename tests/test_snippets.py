@@ -81,3 +81,9 @@ def test_render_marks_terms_for_the_terminal():
     assert click.unstyle(out) == "bake the bread"
     assert out.count("\x1b[1m") == 2
     assert snippets.render("bake", [[0, 4]], color=False) == "bake"
+
+
+def test_a_stray_character_pair_is_not_highlighted():
+    text = "ต้นกาแฟออกดอก ปลูกอาราบิกาใต้ร่มไม้"
+    snip, hl = snippets.best_snippet(text, "กาแฟ")
+    assert _marked(snip, hl) == ["กาแฟ"]  # not the กา inside อาราบิกา

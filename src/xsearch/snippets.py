@@ -83,6 +83,31 @@ def _cut(text: str, a: int, b: int, limit: int, focus: int) -> tuple[int, int]:
     return lo, hi
 
 
+# Thai, Lao, Myanmar, Khmer: a character pair is a piece of a syllable, not a word (in Han
+# text two characters often are a word, so lone Han pairs stay).
+_SYLLABIC = re.compile(r"^[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+$")
+
+
+def _paired(token: str) -> bool:
+    return bool(_SYLLABIC.match(token))
+
+
+def _real_matches(matches: list[tuple[str, int, int]], qtoks: set[str]) -> list:
+    """Drop a lone Thai/Lao/Khmer/Myanmar pair that shares no character with another matched
+    pair when the query has several pairs: 'กา' of กาแฟ inside อาราบิกา is not a match."""
+    if sum(1 for t in qtoks if _paired(t)) <= 1:
+        return matches
+    out = []
+    for i, (tok, s, e) in enumerate(matches):
+        if not _paired(tok):
+            out.append((tok, s, e))
+            continue
+        near = [m for j, m in enumerate(matches) if j != i and m[1] < e and s < m[2]]
+        if near:
+            out.append((tok, s, e))
+    return out
+
+
 def best_snippet(
     text: str,
     query: str,
@@ -99,7 +124,7 @@ def best_snippet(
     if limit <= 2:
         raise ValueError(f"limit must be > 2, not {limit}")
     qtoks = set(lexical.query_tokens(query)) if terms is None else set(terms)
-    ptoks = [t for t in lexical.tokens(text) if t[0] in qtoks]
+    ptoks = _real_matches([t for t in lexical.tokens(text) if t[0] in qtoks], qtoks)
     windows = _windows(text, limit) or [(0, len(text))]
     best, best_score = windows[0], 0.0
     for a, b in windows:
