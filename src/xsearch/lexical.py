@@ -62,8 +62,8 @@ def ddl(table: str = TABLE) -> list[str]:
 
 
 DDL = ddl()
-"""The statements for ``passages_fts`` (SQLite >= 3.30 for ``categories``; 3.40 here has no
-``contentless_delete``, hence :func:`delete`)."""
+"""The statements for ``passages_fts`` (unicode61 ``categories`` works on SQLite 3.40 here;
+that version has no ``contentless_delete``, hence :func:`delete`)."""
 
 MAX_QUERY_TOKENS = 64
 """Distinct query tokens kept (bounds the cost of an OR over a pasted page of text)."""
