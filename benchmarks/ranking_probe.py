@@ -80,7 +80,14 @@ class Vectors:
 
     def have(self, texts: list[str], mode: str) -> bool:
         keys = list(dict.fromkeys(_key(mode, t) for t in texts))
-        return len(self._lookup(self.shared, keys)) == len(keys)
+        found = self._lookup(self.shared, keys)
+        rest = [k for k in keys if k not in found]
+        return len(found) + len(self._lookup(self.own, rest)) == len(keys)
+
+    def fill(self, texts: list[str]) -> None:
+        """Embed what neither cache has, in both modes (into our own cache)."""
+        for mode in ("passage", "query"):
+            self.get(texts, mode)
 
     def get(self, texts: list[str], mode: str, compute: bool = True) -> np.ndarray:
         keys = [_key(mode, t) for t in texts]
@@ -134,7 +141,7 @@ class Sib:
 
 
 def available_langs(vec: Vectors, root: Path, langs: list[str]) -> list[str]:
-    """Languages whose every sentence is in the shared cache in both modes."""
+    """Languages whose every sentence is cached (shared or own cache) in both modes."""
     out = []
     for lang in langs:
         texts = [r[2] for s in SIB_SPLITS for r in load_sib200_split(root, lang, s)]
