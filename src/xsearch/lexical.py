@@ -1,0 +1,302 @@
+"""Lexical matching: a tokenisation for every script, and SQLite FTS5 over passages.
+
+Text is tokenised here, in Python, and FTS5 only splits the result on spaces:
+
+- a *word* is a run of letters, combining marks and digits (marks matter: Devanagari, Bengali,
+  Tamil vowel signs are marks; Ethiopic words are letters between spaces or ፡ ።);
+- runs in scripts written without spaces (Han, kana, Hangul, Thai, Lao, Khmer, Myanmar) become
+  overlapping pairs of characters (a base character with its marks counts as one), as Lucene's
+  CJK analyzer does; a one-character run is kept as it is. Hangul is spaced but glues particles
+  to nouns, so pairs match 서울 inside 서울에서;
+- every token is NFKC-normalised and case-folded; ZWJ/ZWNJ are dropped; accents on Latin and
+  Greek letters are kept (:data:`FOLD_DIACRITICS`, chosen by benchmarks/ranking_probe.py).
+
+:func:`tokens` keeps each token's character span in the original text, so snippets can
+highlight matches (CJK pairs included).
+
+The FTS5 table is *contentless* (``content=''``): it stores the index only, the text stays in
+``passages``. An external-content table over ``passages.text`` would hand FTS5 the raw text
+for its ``rebuild``/``delete`` paths, which does not match what was indexed. Deleting a row
+therefore uses the FTS5 ``'delete'`` command with :func:`fts_text` of the passage's text (see
+:func:`delete`); :data:`VERSION` changes whenever tokenisation does, and an index whose stored
+version differs must rebuild ``passages_fts``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import sqlite3
+import sys
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+VERSION = 1
+"""Tokenisation version: store it with the index, rebuild passages_fts when it changes."""
+
+FOLD_DIACRITICS = False
+"""Whether accents on Latin/Greek letters are removed. Measured on SIB-200 entity queries
+(benchmarks/results/ranking_probe.md): no difference in any recall, so text stays as written."""
+
+TABLE = "passages_fts"
+
+MAX_SHARE: float = 0.01
+"""Query tokens in more than this share of all passages are ignored: function words of any
+language without a stop list. Measured: lexical-only mixed-pool own-language bias 0.87 -> 0.81
+on entity queries, same recall."""
+
+
+def ddl(table: str = TABLE) -> list[str]:
+    """``CREATE VIRTUAL TABLE`` statements: a contentless FTS5 table whose rowid is
+    ``passages.id``, and its ``fts5vocab`` row table ``{table}_vocab`` (document frequency per
+    token, read to drop tokens too common to mean anything). FTS5 only has to split on the
+    spaces :func:`fts_text` puts between tokens, so every class a token can hold (letters,
+    marks, digits, private use) is a token character; no FTS5 diacritic folding."""
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5(body, content='', "
+        "tokenize=\"unicode61 remove_diacritics 0 categories 'L* M* N* Co'\")",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {table}_vocab USING fts5vocab({table}, 'row')",
+    ]
+
+
+DDL = ddl()
+"""The statements for ``passages_fts`` (unicode61 ``categories`` works on SQLite 3.40 here;
+that version has no ``contentless_delete``, hence :func:`delete`)."""
+
+MAX_QUERY_TOKENS = 64
+"""Distinct query tokens kept (bounds the cost of an OR over a pasted page of text)."""
+
+_JOINERS = "\u200c\u200d"
+# Scripts without spaces between words (plus Hangul, see above): code point ranges.
+_PAIRED = (
+    (0x1000, 0x109F), (0x0E00, 0x0EFF), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x2E80, 0x2FDF),
+    (0x3005, 0x3007), (0x3021, 0x3029), (0x3040, 0x30FF), (0x3130, 0x318F), (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xF900, 0xFAFF),
+    (0xFF66, 0xFF9F), (0x20000, 0x3134F),
+)
+
+
+def _ranges(pred) -> str:
+    out, start = [], None
+    for cp in range(sys.maxunicode + 2):
+        inside = cp <= sys.maxunicode and pred(cp)
+        if inside and start is None:
+            start = cp
+        elif not inside and start is not None:
+            out.append(f"{re.escape(chr(start))}-{re.escape(chr(cp - 1))}")
+            start = None
+    return "".join(out)
+
+
+@functools.cache
+def _marks() -> str:
+    return _ranges(lambda cp: unicodedata.category(chr(cp)).startswith("M"))
+
+
+@functools.cache
+def _word_re() -> re.Pattern[str]:
+    # letters and digits (\w without "_"), marks, joiners
+    return re.compile(rf"(?:[^\W_]|[{_marks()}{_JOINERS}])+")
+
+
+@functools.cache
+def _paired_re() -> re.Pattern[str]:
+    cls = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in _PAIRED)
+    # a paired-script character with the marks that follow it = one unit
+    return re.compile(rf"[{cls}][{_marks()}{_JOINERS}]*")
+
+
+def _is_mark(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("M")
+
+
+def _fold(token: str) -> str:
+    # accents off Latin/Greek letters only: Indic vowel signs are marks too and must stay
+    out = []
+    for ch in unicodedata.normalize("NFD", token):
+        if _is_mark(ch) and out and (ord(out[-1]) < 0x0400 or 0x1E00 <= ord(out[-1]) < 0x2000):
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def normalize(token: str, fold_diacritics: bool | None = None) -> str:
+    """NFKC + casefold (+ accent folding when asked), joiners removed."""
+    text = unicodedata.normalize("NFKC", token).casefold()
+    text = text.translate({ord(c): None for c in _JOINERS})
+    fold = FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics
+    return _fold(text) if fold else text
+
+
+def tokens(text: str, fold_diacritics: bool | None = None) -> list[tuple[str, int, int]]:
+    """``(token, start, end)`` for every token of ``text``; spans index into ``text``."""
+    out: list[tuple[str, int, int]] = []
+    paired = _paired_re()
+    for run in _word_re().finditer(text):
+        start, end = run.span()
+        pos = start
+        units = list(paired.finditer(text, start, end))
+        if not units:
+            _word(text, start, end, out, fold_diacritics)
+            continue
+        group: list[tuple[int, int]] = []
+        for unit in units:
+            if unit.start() != pos or (group and group[-1][1] != unit.start()):
+                _pairs(text, group, out, fold_diacritics)
+                group = []
+                _word(text, pos, unit.start(), out, fold_diacritics)
+            group.append(unit.span())
+            pos = unit.end()
+        _pairs(text, group, out, fold_diacritics)
+        _word(text, pos, end, out, fold_diacritics)
+    return out
+
+
+def _word(text: str, start: int, end: int, out: list, fold: bool | None) -> None:
+    if start < end:
+        tok = normalize(text[start:end], fold)
+        if tok:
+            out.append((tok, start, end))
+
+
+def _pairs(text: str, units: list[tuple[int, int]], out: list, fold: bool | None) -> None:
+    if len(units) == 1:
+        _word(text, units[0][0], units[0][1], out, fold)
+    for (a, _), (_, b) in zip(units[:-1], units[1:], strict=True):
+        _word(text, a, b, out, fold)
+
+
+def token_set(text: str, fold_diacritics: bool | None = None) -> set[str]:
+    """The distinct tokens of ``text``."""
+    return {t for t, _, _ in tokens(text, fold_diacritics)}
+
+
+def fts_text(text: str, fold_diacritics: bool | None = None) -> str:
+    """What goes into the FTS5 ``body`` column: the tokens joined by spaces."""
+    return " ".join(t for t, _, _ in tokens(text, fold_diacritics))
+
+
+def fts_query(query: str, fold_diacritics: bool | None = None) -> str | None:
+    """A safe FTS5 MATCH expression: every distinct token double-quoted, OR-ed; None when the
+    query has no token. Tokens hold only letters, marks and digits, so no FTS5 syntax (quotes,
+    ``*``, ``:``, ``NEAR``, ``AND``...) can come from the user."""
+    return match_expression(query_tokens(query, fold_diacritics))
+
+
+def query_tokens(query: str, fold_diacritics: bool | None = None) -> list[str]:
+    """Distinct tokens of ``query`` in order, at most :data:`MAX_QUERY_TOKENS`."""
+    toks = dict.fromkeys(t for t, _, _ in tokens(query, fold_diacritics))
+    return list(toks)[:MAX_QUERY_TOKENS]
+
+
+def match_expression(toks: Sequence[str]) -> str | None:
+    """``"a" OR "b"`` with every token quoted (quotes doubled); None for no tokens."""
+    if not toks:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in toks)
+
+
+def document_frequency(
+    conn: sqlite3.Connection, toks: Sequence[str], table: str = TABLE
+) -> dict[str, int]:
+    """Passages containing each token (0 for tokens the index has never seen)."""
+    out = dict.fromkeys(toks, 0)
+    for start in range(0, len(toks), 500):
+        part = list(toks[start : start + 500])
+        marks = ",".join("?" * len(part))
+        out.update(conn.execute(
+            f"SELECT term, doc FROM {table}_vocab WHERE term IN ({marks})", part))
+    return out
+
+
+def create(conn: sqlite3.Connection, table: str = TABLE) -> None:
+    """Create ``passages_fts`` (or ``table``) if it is not there."""
+    for stmt in ddl(table):
+        conn.execute(stmt)
+
+
+def insert(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]], table: str = TABLE) -> None:
+    """Index ``(passage_id, text)`` rows (inside the caller's transaction)."""
+    conn.executemany(
+        f"INSERT INTO {table}(rowid, body) VALUES (?, ?)",
+        ((pid, fts_text(text)) for pid, text in rows),
+    )
+
+
+def delete(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]], table: str = TABLE) -> None:
+    """Remove ``(passage_id, text)`` rows; ``text`` must be what was inserted for that id."""
+    conn.executemany(
+        f"INSERT INTO {table}({table}, rowid, body) VALUES ('delete', ?, ?)",
+        ((pid, fts_text(text)) for pid, text in rows),
+    )
+
+
+def search(
+    conn: sqlite3.Connection,
+    query: str,
+    k: int,
+    allowed_ids: Sequence[int] | set[int] | None = None,
+    table: str = TABLE,
+    max_share: float | None = MAX_SHARE,
+    n_docs: int | None = None,
+    normalize: bool = False,
+) -> list[tuple[int, float]]:
+    """Top ``k`` ``(passage_id, score)`` by BM25 (score = -bm25(), higher is better).
+
+    Query tokens found in more than ``max_share`` of the ``n_docs`` passages (counted when not
+    given) are dropped: in any language these are function words, and OR-ing them pulls in
+    every passage of the query's language. ``allowed_ids`` restricts the hits (an empty set
+    gives no hits). A query without (remaining) tokens gives no hits. ``normalize`` divides
+    the score by the sum of the query tokens' idf: about the share of the query's (idf-weighted)
+    tokens the passage holds, ~1 for a passage of average length holding each once, whatever
+    the query; fused with a calibrated dense score by :func:`xsearch.ranking.hybrid_scores`.
+    """
+    toks = query_tokens(query)
+    scale = 1.0
+    if (max_share is not None or normalize) and toks:
+        if n_docs is None:
+            n_docs = _count(conn, table)
+        df = document_frequency(conn, toks, table)
+        if max_share is not None:
+            toks = [t for t in toks if df[t] <= max_share * n_docs]
+        if normalize:
+            scale = sum(_idf(n_docs, df[t]) for t in toks) or 1.0
+    match = match_expression(toks)
+    if match is None or k <= 0 or (allowed_ids is not None and not allowed_ids):
+        return []
+    sql = f"SELECT rowid, bm25({table}) AS s FROM {table} WHERE {table} MATCH ?"
+    args: list = [match]
+    if allowed_ids is not None:
+        sql += " AND rowid IN (SELECT value FROM json_each(?))"
+        args.append(json.dumps(sorted(int(i) for i in allowed_ids)))
+    sql += " ORDER BY s LIMIT ?"
+    args.append(int(k))
+    return [(int(pid), -float(s) / scale) for pid, s in conn.execute(sql, args)]
+
+
+def informative_tokens(
+    conn: sqlite3.Connection,
+    query: str,
+    table: str = TABLE,
+    max_share: float = MAX_SHARE,
+    n_docs: int | None = None,
+) -> list[str]:
+    """The query tokens :func:`search` matches on (those in at most ``max_share`` of the
+    passages): what a snippet should highlight."""
+    toks = query_tokens(query)
+    if not toks:
+        return []
+    n = _count(conn, table) if n_docs is None else n_docs
+    df = document_frequency(conn, toks, table)
+    return [t for t in toks if df[t] <= max_share * n]
+
+
+def _count(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _idf(n_docs: int, df: int) -> float:
+    # FTS5's bm25 idf (fts5_aux.c): log((N - n + 0.5) / (n + 0.5)), at least 1e-6
+    return max(math.log((n_docs - df + 0.5) / (df + 0.5)), 1e-6)

@@ -1,0 +1,162 @@
+"""Snippets from the part of a passage that matched, with the matched terms marked.
+
+:func:`best_snippet` picks the window of whole sentences (at most ``limit`` characters) that
+holds the most distinct query tokens (:mod:`xsearch.lexical` tokens, so Chinese/Japanese/Thai
+pairs match too). A cross-lingual hit usually shares no token with the query: then, if the
+caller passes ``sentence_vectors`` (embeds texts) and ``query_vector``, the window closest to
+the query is chosen; the caller does this for its top hits only. Otherwise the passage start.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Sequence
+
+import numpy as np
+
+from xsearch import lexical
+
+SNIPPET_CHARS = 240
+ELLIPSIS = "…"
+
+# Sentence ends: Latin/Cyrillic/Greek . ! ?, CJK 。！？, Devanagari danda, Ethiopic ።, Arabic ؟,
+# and line breaks.
+_SENTENCE_END = re.compile(r"[.!?;]+[\"'”’)\]]*\s+|[。！？]+[」』”）]*\s*|[।॥።؟۔]+\s*|\n+")
+
+Highlights = list[list[int]]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (whitespace trimmed, empties dropped)."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def _windows(text: str, limit: int) -> list[tuple[int, int]]:
+    """Runs of consecutive sentences that fit in ``limit``; a longer sentence alone."""
+    sents = sentence_spans(text)
+    out = []
+    for i, (a, b) in enumerate(sents):
+        end = b
+        for _, b2 in sents[i + 1 :]:
+            if b2 - a > limit:
+                break
+            end = b2
+        out.append((a, end))
+    return out
+
+
+def _merge(spans: list[tuple[int, int]]) -> Highlights:
+    out: Highlights = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _cut(text: str, a: int, b: int, limit: int, focus: int) -> tuple[int, int]:
+    """A sub-span of [a, b) at most ``limit`` long around ``focus``, cut at spaces if any."""
+    if b - a <= limit:
+        return a, b
+    lo = max(a, min(focus - limit // 3, b - limit))
+    hi = lo + limit
+    if lo > a:
+        sp = text.find(" ", lo, lo + 20)
+        lo = sp + 1 if sp != -1 else lo
+    if hi < b:
+        sp = text.rfind(" ", hi - 20, hi)
+        hi = sp if sp > lo else hi
+    return lo, hi
+
+
+# Thai, Lao, Myanmar, Khmer: a character pair is a piece of a syllable, not a word (in Han
+# text two characters often are a word, so lone Han pairs stay).
+_SYLLABIC = re.compile(r"^[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+$")
+
+
+def _paired(token: str) -> bool:
+    return bool(_SYLLABIC.match(token))
+
+
+def _real_matches(matches: list[tuple[str, int, int]], qtoks: set[str]) -> list:
+    """Drop a lone Thai/Lao/Khmer/Myanmar pair that shares no character with another matched
+    pair when the query has several pairs: 'กา' of กาแฟ inside อาราบิกา is not a match."""
+    if sum(1 for t in qtoks if _paired(t)) <= 1:
+        return matches
+    out = []
+    for i, (tok, s, e) in enumerate(matches):
+        if not _paired(tok):
+            out.append((tok, s, e))
+            continue
+        near = [m for j, m in enumerate(matches) if j != i and m[1] < e and s < m[2]]
+        if near:
+            out.append((tok, s, e))
+    return out
+
+
+def best_snippet(
+    text: str,
+    query: str,
+    limit: int = SNIPPET_CHARS,
+    sentence_vectors: Callable[[Sequence[str]], np.ndarray] | None = None,
+    query_vector: np.ndarray | None = None,
+    terms: Collection[str] | None = None,
+) -> tuple[str, Highlights]:
+    """``(snippet, highlights)``: the best window of ``text`` for ``query``, at most ``limit``
+    characters (an ellipsis marks a cut), and ``[start, end]`` offsets into the snippet of
+    the query's tokens found there (overlapping CJK pairs merged into one range). ``terms``
+    replaces the query's tokens, e.g. without the ones too common to count
+    (:func:`xsearch.lexical.informative_tokens`)."""
+    if limit <= 2:
+        raise ValueError(f"limit must be > 2, not {limit}")
+    qtoks = set(lexical.query_tokens(query)) if terms is None else set(terms)
+    ptoks = _real_matches([t for t in lexical.tokens(text) if t[0] in qtoks], qtoks)
+    windows = _windows(text, limit) or [(0, len(text))]
+    best, best_score = windows[0], 0.0
+    for a, b in windows:
+        found = {t for t, s, e in ptoks if s >= a and e <= b}
+        score = len(found) + 0.01 * sum(1 for _, s, e in ptoks if s >= a and e <= b)
+        if score > best_score:
+            best, best_score = (a, b), score
+    if best_score == 0 and sentence_vectors is not None and query_vector is not None:
+        vecs = np.asarray(sentence_vectors([text[a:b] for a, b in windows]))
+        best = windows[int(np.argmax(vecs @ np.asarray(query_vector)))]
+    a, b = best
+    focus = next((s for _, s, e in ptoks if s >= a and e <= b), a)
+    a, b = _cut(text, a, b, limit - 2, focus)
+    prefix = ELLIPSIS if a > 0 else ""
+    suffix = ELLIPSIS if b < len(text.rstrip()) else ""
+    snippet = prefix + text[a:b] + suffix
+    shift = len(prefix) - a
+    highlights = _merge([(s + shift, e + shift) for _, s, e in ptoks if s >= a and e <= b])
+    return snippet, highlights
+
+
+def render(snippet: str, highlights: Highlights, color: bool = True) -> str:
+    """The snippet for a terminal: matched terms bold and underlined (plain text without
+    ``color``)."""
+    if not color or not highlights:
+        return snippet
+    import click
+
+    out, pos = [], 0
+    for a, b in highlights:
+        out.append(snippet[pos:a])
+        out.append(click.style(snippet[a:b], bold=True, underline=True))
+        pos = b
+    out.append(snippet[pos:])
+    return "".join(out)

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import CORPUS, manifest
+
+from xsearch import lexical
+
+
+def test_words_keep_marks_and_cjk_thai_hangul_become_pairs():
+    assert [t for t, _, _ in lexical.tokens("हिन्दी में वैक्सीन")] == ["हिन्दी", "में", "वैक्सीन"]
+    assert [t for t, _, _ in lexical.tokens("ቡና በኢትዮጵያ፡ ይጠጣል።")] == ["ቡና", "በኢትዮጵያ", "ይጠጣል"]
+    toks = lexical.tokens("東京タワーは333メートル")
+    assert [t for t, _, _ in toks][:3] == ["東京", "京タ", "タワ"]
+    assert ("333", 6, 9) in toks
+    # a Thai base character and its tone mark are one unit
+    assert "ง่า" in lexical.token_set("ภาษาไทยง่าย")
+    assert "서울" in lexical.token_set("서울에서 만나요")
+    assert lexical.token_set("中") == {"中"}
+
+
+def test_spans_point_into_the_original_text():
+    text = "Ｔｈｅ Café in 東京"
+    for tok, start, end in lexical.tokens(text):
+        assert lexical.normalize(text[start:end]) == tok
+    assert [t for t, _, _ in lexical.tokens(text)] == ["the", "café", "in", "東京"]
+
+
+def test_nfkc_casefold_joiners_and_diacritics():
+    assert lexical.normalize("ＡＢＣ") == "abc"
+    assert lexical.normalize("Straße") == "strasse"
+    assert lexical.normalize("می\u200cخواهم") == "میخواهم"
+    assert lexical.normalize("Éruption", fold_diacritics=True) == "eruption"
+    assert lexical.normalize("Éruption", fold_diacritics=False) == "éruption"
+    # folding never strips Indic vowel signs
+    assert lexical.normalize("हिन्दी", fold_diacritics=True) == "हिन्दी"
+
+
+@pytest.mark.parametrize("hostile", [
+    'a" OR "b', "NEAR(a b)", "body:secret", "x*", "a AND NOT b", "^start", "(((", '"', "-x",
+])
+def test_fts_query_cannot_inject_syntax(hostile):
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    lexical.insert(conn, [(1, "a b secret start x"), (2, "nothing here")])
+    expr = lexical.fts_query(hostile)
+    if expr is not None:
+        assert all(part.startswith('"') and part.endswith('"') for part in expr.split(" OR "))
+    # runs without an FTS5 syntax error and only matches on the words themselves
+    hits = lexical.search(conn, hostile, 5, max_share=None)
+    assert {pid for pid, _ in hits} <= {1}
+
+
+def test_fts_query_is_none_without_tokens():
+    assert lexical.fts_query("  ?! … —") is None
+    assert lexical.fts_query("tax TAX tax") == '"tax"'
+
+
+def test_search_every_script_of_the_sample_corpus():
+    """Each document of the sample corpus is found by a word (or CJK/Thai pair) of its own."""
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    rows = [r for r in manifest() if r["format"] in ("txt", "md")]
+    texts = {i: (CORPUS / r["path"]).read_text(encoding="utf-8", errors="replace")
+             for i, r in enumerate(rows)}
+    with conn:
+        lexical.insert(conn, texts.items())
+    df = {}
+    for text in texts.values():
+        for tok in lexical.token_set(text):
+            df[tok] = df.get(tok, 0) + 1
+    for i, text in texts.items():
+        # the document's rarest long-ish token as the query
+        toks = sorted(lexical.token_set(text), key=lambda t: (df[t], -len(t), t))
+        hits = lexical.search(conn, toks[0], 3, max_share=None)
+        assert i in [pid for pid, _ in hits], (rows[i]["path"], toks[0])
+
+
+def test_search_filters_ids_drops_common_tokens_and_deletes():
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    docs = {i: f"the report number {i}" for i in range(1, 101)}
+    docs[200] = "the volcano erupted in 2021"
+    lexical.insert(conn, docs.items())
+    hits = lexical.search(conn, "the volcano", 5)
+    assert hits[0][0] == 200
+    assert len(hits) == 1  # "the" is in every passage: dropped, not OR-ed in
+    assert lexical.search(conn, "the", 5) == []
+    assert len(lexical.search(conn, "the", 5, max_share=None)) == 5
+    assert lexical.informative_tokens(conn, "the volcano") == ["volcano"]
+    assert lexical.search(conn, "report 7", 5, allowed_ids={7, 8})[0][0] == 7
+    assert {p for p, _ in lexical.search(conn, "report", 50, allowed_ids={7, 8},
+                                         max_share=None)} == {7, 8}
+    assert lexical.search(conn, "report", 5, allowed_ids=set()) == []
+    # normalised: a passage holding every (kept) token once scores about 1
+    score = lexical.search(conn, "volcano erupted", 1, normalize=True)[0][1]
+    assert 0.5 < score < 2.0
+    lexical.delete(conn, [(200, docs[200])])
+    assert lexical.search(conn, "volcano", 5) == []

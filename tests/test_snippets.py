@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import click
+import numpy as np
+from conftest import CORPUS
+
+from xsearch import snippets
+
+LONG = (
+    "Bread needs flour, water and salt. Most loaves also need yeast. "
+    "The history of milling goes back thousands of years and shaped many towns. "
+    "Volcanic soils near Naples grow excellent wheat for pizza dough. "
+    "Bake the loaf at 220 degrees for thirty minutes until the crust is brown. "
+    "Let it cool on a rack before cutting, or the crumb turns gummy."
+)
+
+
+def _marked(snippet: str, highlights) -> list[str]:
+    return [snippet[a:b] for a, b in highlights]
+
+
+def test_picks_the_window_with_the_query_terms_and_highlights_them():
+    snip, hl = snippets.best_snippet(LONG, "crust temperature bake", limit=100)
+    assert len(snip) <= 100
+    assert "220 degrees" in snip
+    assert _marked(snip, hl) == ["Bake", "crust"]
+    assert snip.startswith(snippets.ELLIPSIS)
+
+
+def test_short_text_is_returned_whole():
+    snip, hl = snippets.best_snippet("Coffee grows in the hills.", "coffee")
+    assert snip == "Coffee grows in the hills."
+    assert _marked(snip, hl) == ["Coffee"]
+
+
+def test_cjk_pairs_highlight_as_one_range():
+    text = (CORPUS / "bread" / "zho_Hans_bread.txt").read_text(encoding="utf-8")
+    snip, hl = snippets.best_snippet(text, "面团发酵", limit=80)
+    assert len(snip) <= 80
+    marked = _marked(snip, hl)
+    assert "发酵" in marked or "面团" in marked
+    assert all(m in ("面团", "发酵") for m in marked)
+
+
+def test_long_sentence_is_cut_around_the_match():
+    text = " ".join(["filler"] * 200 + ["Krakatoa"] + ["filler"] * 200)
+    snip, hl = snippets.best_snippet(text, "Krakatoa", limit=60)
+    assert len(snip) <= 60 and _marked(snip, hl) == ["Krakatoa"]
+    assert snip.startswith(snippets.ELLIPSIS) and snip.endswith(snippets.ELLIPSIS)
+
+
+def test_terms_restrict_what_counts():
+    snip, hl = snippets.best_snippet(LONG, "the wheat", limit=80, terms={"wheat"})
+    assert _marked(snip, hl) == ["wheat"]
+
+
+def test_no_overlap_uses_the_embedding_callback():
+    calls = []
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.array([[1.0, 0.0] if "Naples" in t else [0.0, 1.0] for t in texts])
+
+    snip, hl = snippets.best_snippet(LONG, "éruption volcanique", limit=70,
+                                     sentence_vectors=embed, query_vector=np.array([1.0, 0]))
+    assert "Naples" in snip and hl == []
+    assert calls, "the callback is used when no token matches"
+    # without the callback: the start of the passage
+    snip, _ = snippets.best_snippet(LONG, "éruption volcanique", limit=70)
+    assert snip.startswith("Bread")
+
+
+def test_sentence_spans_cover_scripts():
+    text = "第一句。第二句！ एक वाक्य। दूसरा। ቡና ነው። ሻይ ነው።"
+    sents = [text[a:b] for a, b in snippets.sentence_spans(text)]
+    assert sents == ["第一句。", "第二句！", "एक वाक्य।", "दूसरा।", "ቡና ነው።", "ሻይ ነው።"]
+
+
+def test_render_marks_terms_for_the_terminal():
+    out = snippets.render("bake the bread", [[0, 4], [9, 14]])
+    assert click.unstyle(out) == "bake the bread"
+    assert out.count("\x1b[1m") == 2
+    assert snippets.render("bake", [[0, 4]], color=False) == "bake"
+
+
+def test_a_stray_character_pair_is_not_highlighted():
+    text = "ต้นกาแฟออกดอก ปลูกอาราบิกาใต้ร่มไม้"
+    snip, hl = snippets.best_snippet(text, "กาแฟ")
+    assert _marked(snip, hl) == ["กาแฟ"]  # not the กา inside อาราบิกา
