@@ -1,11 +1,13 @@
 """Language-neutral scores and calibrated relevance from the index's per-language statistics.
 
 ``lang_stats`` keeps, per language, the count, sum and sum of outer products of its passage
-vectors, so the mean mu_L and covariance Sigma_L follow every write exactly. A query q becomes
-q' = q - mu(query language) - delta (delta = the model's query-minus-passage offset); a passage
-of language L scores q'·(p - mu_L), which :class:`VectorStore` applies as a per-segment bias.
-Over all passages of L those scores have mean 0 and variance q'ᵀ Sigma_L q', which makes
-``relevance`` (the score in standard deviations) comparable across queries and languages.
+vectors, so the mean mu_L and covariance Sigma_L follow every write exactly; ``lang_offsets``
+keeps query- and passage-mode sums of a few passages per language, whose difference is that
+language's query offset. A query q becomes q' = q - mu(query language) - offset; a passage of
+language L scores q'·(p - mu_L) / ||p - mu_L|| (no centred vector is stored: the norm comes
+from p·mu_L), divided by its spread over L: the ``relevance`` z, which ranks the passages and
+is comparable across queries, languages and models (math in ranking.py, measured in
+benchmarks/results/ranking_probe.md).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .ranking import LangStats, pooled, query_transform, score_scale
 from .store import Store
 
 #: Languages with fewer passages borrow the global mean and covariance (too few to estimate).
 MIN_PASSAGES = 20
+#: Sample texts a language needs before its own query offset replaces the model's global one.
+MIN_OFFSET_SAMPLES = 8
 OFFSET_KEY = "query_offset"
 PROBE_KEY = "model_probe"
 
@@ -38,93 +43,106 @@ def decode_vector(s: str | None) -> np.ndarray | None:
 
 @dataclass
 class Centering:
+    """Scores for one index generation, from its per-language sums (see ranking.py).
+
+    ``language`` (default): a passage of language L scores q'·(p - mu_L) / ||p - mu_L|| with
+    q' = q - mu(query language) - offset(query language), ranked by its z-score
+    (re-normalised, per-language offsets; the best of benchmarks/results/ranking_probe.md).
+    ``global``: one mean for all passages; ``none``: plain cosine. Every mode reports the
+    same calibrated ``relevance`` (z).
+    """
+
     mode: str
     generation: int
-    means: dict[str, np.ndarray] = field(default_factory=dict)
-    covs: dict[str, np.ndarray] = field(default_factory=dict)
-    global_mean: np.ndarray | None = None
-    global_cov: np.ndarray | None = None
+    stats: dict[str, LangStats] = field(default_factory=dict)
+    pooled: LangStats | None = None
     offset: np.ndarray | None = None
-    _sigma: dict = field(default_factory=dict)
+    lang_offsets: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, store: Store, mode: str, generation: int) -> Centering:
-        stats = store.lang_stats(with_outer=True)
         out = cls(mode=mode, generation=generation)
-        if not stats:
+        raw = store.lang_stats(with_outer=True)
+        if not raw:
             return out
-        n_all = sum(s[0] for s in stats.values())
-        total = sum(s[1] for s in stats.values())
-        outer = sum(s[2] for s in stats.values())
-        out.global_mean = total / n_all
-        out.global_cov = outer / n_all - np.outer(out.global_mean, out.global_mean)
-        for lang, (n, s, o) in stats.items():
-            if n >= MIN_PASSAGES:
-                mu = s / n
-                out.means[lang] = mu
-                out.covs[lang] = o / n - np.outer(mu, mu)
+        out.stats = {lang: LangStats(n, s, o) for lang, (n, s, o) in raw.items()}
+        out.pooled = pooled(out.stats)
         out.offset = decode_vector(store.meta(OFFSET_KEY))
+        try:
+            samples = store.lang_offsets()
+        except Exception:  # an index made before lang_offsets existed
+            samples = {}
+        out.lang_offsets = {lang: (q - p) / n for lang, (n, q, p) in samples.items()
+                            if n >= MIN_OFFSET_SAMPLES}
         return out
 
-    def mean_of(self, lang: str | None) -> np.ndarray | None:
-        if lang is not None and lang in self.means:
-            return self.means[lang]
-        return self.global_mean
-
-    def cov_of(self, lang: str) -> np.ndarray | None:
-        return self.covs.get(lang, self.global_cov)
+    def of(self, lang: str | None) -> LangStats | None:
+        """A language's statistics, or the pooled ones for a language with too few passages."""
+        s = self.stats.get(lang) if lang is not None else None
+        return s if s is not None and s.n >= MIN_PASSAGES else self.pooled
 
     def query_languages(self, texts: Sequence[str]) -> list[str | None]:
         if self.mode != "language":
             return [None] * len(texts)
         from . import langid
 
-        return [g.code if g.code in self.means else None for g in langid.detect_many(texts)]
+        return [g.code if g.code in self.stats and self.stats[g.code].n >= MIN_PASSAGES
+                else None for g in langid.detect_many(texts)]
 
-    def transform(self, qv: np.ndarray, q_langs: Sequence[str | None]
-                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(q', bias per language) such that a passage p of language L scores q'·p + bias[L]."""
-        self._sigma: dict[tuple[int, str], tuple[float, float]] = {}
-        qv = np.asarray(qv, dtype=np.float64)
-        if self.mode == "none" or self.global_mean is None:
-            self._qc, self._bias = qv, BiasMap()
-            return qv.astype(np.float32), self._bias
-        offset = self.offset if self.offset is not None else 0.0
-        if self.mode == "global":
-            qc = qv - self.global_mean - offset
-            bias = BiasMap({"*": -(qc @ self.global_mean)})
+    def transform(self, qv: np.ndarray, q_langs: Sequence[str | None]) -> np.ndarray:
+        """q' for each query (rows), float32."""
+        self._scale: dict[str, np.ndarray] = {}
+        qv = np.asarray(qv, dtype=np.float32)
+        if self.mode == "none" or self.pooled is None:
+            self._qc = qv
+        elif self.mode == "global":
+            shift = self.pooled.mean + (self.offset if self.offset is not None else 0.0)
+            self._qc = (qv - shift).astype(np.float32)
         else:
-            qc = np.vstack([q - self.mean_of(lang) - offset
-                            for q, lang in zip(qv, q_langs, strict=True)])
-            bias = BiasMap({lang: -(qc @ mu) for lang, mu in self.means.items()})
-            bias["*"] = -(qc @ self.global_mean)
-        self._qc, self._bias = qc, bias
-        return qc.astype(np.float32), bias
+            known = {lang: s for lang, s in self.stats.items() if s.n >= MIN_PASSAGES}
+            if not known:
+                known = {"*": self.pooled}
+            self._qc = query_transform(qv, list(q_langs), known, self.offset,
+                                       self.lang_offsets)
+        return self._qc
 
-    def relevance(self, qi: int, score: float, lang: str) -> float:
-        """Hit ``score`` of query ``qi`` in standard deviations above its language's background
-        (the mean and spread of that query's scores over every passage of the language)."""
-        key = (qi, lang)
-        if key not in self._sigma:
-            cov = self.cov_of(lang)
-            if cov is None:
-                return float("nan")
-            q = self._qc[qi]
-            mu = self.mean_of(lang)
-            bias = self._bias.get(lang)
-            background = float(q @ mu) + (float(bias[qi]) if bias is not None else 0.0)
-            self._sigma[key] = (max(float(q @ cov @ q), 1e-12) ** 0.5, background)
-        sigma, background = self._sigma[key]
-        return (score - background) / sigma
+    def mean_for(self, lang: str) -> np.ndarray | None:
+        """The mean a segment of ``lang`` is centred on (None: scores need no p·mu)."""
+        if self.mode != "language" or self.pooled is None:
+            return None
+        return self.of(lang).mean
 
+    def _scale_of(self, lang: str) -> np.ndarray:
+        if lang not in self._scale:
+            st = self.of(lang)
+            cov = st.cov
+            scale = score_scale(self._qc, cov)
+            if self.mode == "language":
+                scale = scale / np.sqrt(max(float(np.trace(cov)), 1e-12))
+            self._scale[lang] = np.atleast_1d(scale)
+        return self._scale[lang]
 
-class BiasMap(dict):
-    """Per-language bias; languages without their own mean take the global one ("*")."""
-
-    def get(self, key, default=None):
-        if key in self:
-            return self[key]
-        return dict.get(self, "*", default)
+    def segment_scores(self, raw: np.ndarray, pmu: np.ndarray | None, lang: str
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(ranking score, relevance z) for passages of ``lang``: ``raw`` = q'·p (queries x
+        passages), ``pmu`` = p·mu_L for each passage (language mode)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.pooled is None:
+            return raw, np.full_like(raw, np.nan)
+        st = self.of(lang)
+        mu = st.mean
+        scale = self._scale_of(lang)[:, None]
+        q_mu = (np.asarray(self._qc, dtype=np.float64) @ mu)[:, None]
+        if self.mode == "language":
+            norm2 = 1.0 - 2.0 * np.asarray(pmu, dtype=np.float64) + float(mu @ mu)
+            score = (raw - q_mu) / np.sqrt(np.maximum(norm2, 1e-12))[None, :]
+            z = score / scale
+            return z, z
+        # global / none: rank by the centred (or raw) score, report z against L's background
+        if self.mode == "global":
+            g = (np.asarray(self._qc, dtype=np.float64) @ self.pooled.mean)[:, None]
+            return raw - g, (raw - q_mu) / scale
+        return raw, (raw - q_mu) / scale
 
 
 #: Short sentences in many languages and scripts (written for xsearch) from which the model's

@@ -422,6 +422,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     notify("start", {"files": len(todo), "bytes": total_bytes})
     reader.start()
     committer.start()
+    sampled = {lang: row[0] for lang, row in reader_view.store.lang_offsets().items()}
     try:
         for group in _groups(inbox, commit_every):
             if errors:
@@ -430,8 +431,9 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
             t0 = time.perf_counter()
             vectors = embedder.embed_documents(texts) if texts else \
                 np.zeros((0, embedder.dim), dtype=np.float32)
+            offsets = _offset_samples(embedder, group, sampled)
             summary.embed_seconds += time.perf_counter() - t0
-            outbox.put((group, vectors))
+            outbox.put((group, vectors, offsets))
     finally:
         stop.set()
         outbox.put(None)
@@ -444,6 +446,35 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
         reader_view.close()
     if errors:
         raise errors[0]
+
+
+#: Passages per language also embedded in query mode (their first characters only), from
+#: which the index measures that language's query-minus-passage offset (centering.py).
+OFFSET_SAMPLES = 16
+OFFSET_CHARS = 160
+
+
+def _offset_samples(embedder: Embedder, group: list[_Pending], sampled: dict[str, int]
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Query- and passage-mode vectors of a few new passages of each under-sampled language."""
+    picks: dict[str, list[str]] = {}
+    for item in group:
+        for d in item.docs:
+            for p in d.passages:
+                lang = p.language or "und"
+                if sampled.get(lang, 0) + len(picks.get(lang, ())) < OFFSET_SAMPLES:
+                    picks.setdefault(lang, []).append(p.text[:OFFSET_CHARS])
+    if not picks:
+        return {}
+    texts = [t for ts in picks.values() for t in ts]
+    q = embedder.embed_queries(texts)
+    p = embedder.embed_documents(texts)
+    out, row = {}, 0
+    for lang, ts in picks.items():
+        out[lang] = (q[row:row + len(ts)], p[row:row + len(ts)])
+        sampled[lang] = sampled.get(lang, 0) + len(ts)
+        row += len(ts)
+    return out
 
 
 class _ReaderView:
@@ -481,7 +512,7 @@ def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary
             return
         if errors:
             continue
-        group, vectors = job
+        group, vectors, offsets = job
         try:
             files = []
             for p in group:
@@ -491,7 +522,7 @@ def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary
                         writer.store.record_failure(p.path, p.fingerprint[0], kind, reason)
                     continue
                 files.append((p.path, p.fingerprint, p.fmt, p.drop, p.docs))
-            done = writer.write_many(files, vectors)
+            done = writer.write_many(files, vectors, offsets)
             n = len(done.added)
             summary.passages_embedded += n
             summary.passages_removed += done.removed

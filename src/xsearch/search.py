@@ -18,14 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
+from . import lexical
 from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, XsearchError
 from .index_dir import IndexDir
 from .langcodes import resolve_filters
+from .ranking import hybrid_scores
+from .snippets import best_snippet
 from .vector_store import SegmentGoneError
 
 SNIPPET_CHARS = 240
+MODES = ("dense", "lexical", "hybrid")
+#: Chosen by measurement (benchmarks/results/ranking_probe.md: entity-query recall@5 0.757
+#: dense, 0.960 hybrid; cross-language recall@1 0.958 either way).
+DEFAULT_MODE = "hybrid"
+CALIBRATED_PASSAGES = 500
 
 
 @dataclass
@@ -80,6 +88,30 @@ class QueryInfo:
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     flat = re.sub(r"\s+", " ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _max_share(n_docs: int) -> float:
+    """Query words in more passages than this share are too common to count (1% measured on
+    SIB-200), but a small index keeps words found in up to 20 passages."""
+    return max(lexical.MAX_SHARE, 20 / max(1, n_docs))
+
+
+def flatten(text: str, highlights: list) -> tuple[str, list[list[int]]]:
+    """Runs of white space as one space, with the highlight offsets moved to match."""
+    out, where, prev_space = [], [], False
+    for ch in text:
+        where.append(len(out))
+        if ch.isspace():
+            if not prev_space and out:
+                out.append(" ")
+            prev_space = True
+        else:
+            out.append(ch)
+            prev_space = False
+    where.append(len(out))
+    flat = "".join(out).rstrip()
+    return flat, [[where[a], min(where[b], len(flat))] for a, b in highlights
+                  if where[a] < min(where[b], len(flat))]
 
 
 def display_path(path: str) -> str:
@@ -187,34 +219,42 @@ class Searcher:
         return {code for code in held if any(language_matches(w, code) for w in wanted)}
 
     def search_many(self, queries: list[str], k: int = 5, filters: Filters | None = None,
-                    per_document: int = 1, offset: int = 0) -> list[list[Hit]]:
+                    per_document: int = 1, offset: int = 0, mode: str = DEFAULT_MODE
+                    ) -> list[list[Hit]]:
         """Ranked hits for each query (best first).
 
         ``per_document`` caps the passages shown from one document (0 = no cap), so that one
-        long document cannot fill the whole list; ``offset`` skips that many hits (paging).
+        long document cannot fill the whole list; ``offset`` skips that many hits (paging);
+        ``mode`` is dense, lexical or hybrid (both, fused).
         """
+        if mode not in MODES:
+            raise XsearchError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         with self.index.store.snapshot():
             if len(self.index.vectors) == 0:
                 raise EmptyIndexError(
                     f"index {self.index.path} holds no passages; add files with: "
                     "xsearch index PATH")
         qv = self.embedder.embed_queries(queries)
-        return self.search_vectors(qv, k, filters, per_document, texts=queries, offset=offset)
+        return self.search_vectors(qv, k, filters, per_document, texts=queries, offset=offset,
+                                   mode=mode)
 
     def search_vectors(self, qv: np.ndarray, k: int = 5, filters: Filters | None = None,
                        per_document: int = 1, texts: list[str] | None = None,
-                       offset: int = 0) -> list[list[Hit]]:
-        """Like :meth:`search_many`, for query vectors already embedded by this model.
+                       offset: int = 0, mode: str = DEFAULT_MODE) -> list[list[Hit]]:
+        """Like :meth:`search_many`, for query vectors already embedded by this model
+        (``texts``, when given, add the query's language and its lexical matches).
 
         Everything is read in one SQLite read transaction, so a concurrent writer is seen
         either wholly or not at all.
         """
         f = filters or Filters()
         qv = np.atleast_2d(np.asarray(qv, dtype=np.float32))
+        if texts is None:
+            mode = "dense"
         for attempt in (0, 1):
             try:
                 results = self._search_snapshot(qv, k + offset, f, per_document, texts,
-                                                missing_ok=attempt == 1)
+                                                attempt == 1, mode)
                 break
             except SegmentGoneError:
                 # A merge committed after our snapshot began: take a fresh one.
@@ -228,7 +268,8 @@ class Searcher:
         return out
 
     def _search_snapshot(self, qv: np.ndarray, want: int, f: Filters, per_document: int,
-                         texts: list[str] | None, missing_ok: bool) -> list[list[Hit]]:
+                         texts: list[str] | None, missing_ok: bool, mode: str
+                         ) -> list[list[Hit]]:
         """One read transaction: segment list, tombstones, statistics and hit rows."""
         with self.index.store.snapshot():
             self._generation = self.index.store.generation()
@@ -240,18 +281,68 @@ class Searcher:
                 return [[] for _ in range(len(qv))]
             centering = self.centering()
             q_langs = centering.query_languages(texts) if texts else [None] * len(qv)
-            qc, bias = centering.transform(qv, q_langs)
+            qc = centering.transform(qv, q_langs)
             self.last_info = [QueryInfo(language=ql or "und", centering=centering.mode)
                               for ql in q_langs]
             total = len(vectors)
             fetch = min(total, want * 8 if per_document else want) or 1
+            n_docs = sum(st.n for st in centering.stats.values()) or total
             while True:
-                scores, _, ids = vectors.search(qc, fetch, langs, allowed, bias, missing_ok)
-                results = self._collect(qv, qc, scores, ids, f, want, per_document, centering)
+                ranked = []
+                if mode != "lexical":
+                    scores, zs, ids = vectors.search(qc, fetch, langs, allowed, centering,
+                                                     missing_ok)
+                for qi in range(len(qv)):
+                    dense = {} if mode == "lexical" else {
+                        int(i): (float(sc), float(z)) for sc, z, i in zip(
+                            scores[qi], zs[qi], ids[qi], strict=True) if i >= 0}
+                    lex = {} if mode == "dense" else dict(lexical.search(
+                        self.index.store.db.conn, texts[qi], fetch, allowed_ids=allowed,
+                        n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
+                    ranked.append(self._fuse(qi, dense, lex, mode, langs, centering))
+                results = self._collect(qv, ranked, f, want, per_document, texts, n_docs)
                 short = any(len(r) < want for r in results)
                 if not short or fetch >= total or not per_document:
                     return results
                 fetch = min(total, fetch * 4)
+
+    def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
+              mode: str, langs: set[str] | None, centering: Centering
+              ) -> list[tuple[int, float, float]]:
+        """(passage id, ranking score, relevance) best first: dense z, lexical BM25, or
+        z + LEXICAL_WEIGHT * min(1, normalised BM25) (benchmarks/results/ranking_probe.md)."""
+        only_lex = [pid for pid in lex if pid not in dense]
+        if only_lex:  # their exact relevance, from their stored vectors
+            rows = dict(self.index.store.db.execute(
+                f"SELECT id, language FROM passages WHERE id IN "
+                f"({','.join('?' * len(only_lex))})", only_lex).fetchall())
+            only_lex = [pid for pid in only_lex if pid in rows
+                        and (langs is None or rows[pid] in langs)]
+            lex = {pid: v for pid, v in lex.items() if pid in dense or pid in only_lex}
+            if only_lex:
+                vecs = self.index.vectors.vectors_of(only_lex)
+                for pid, vec in zip(only_lex, vecs, strict=True):
+                    lang = rows[pid]
+                    mu = centering.mean_for(lang)
+                    raw = (centering._qc @ vec)[:, None]
+                    pmu = None if mu is None else np.array([float(vec @ mu)])
+                    sc, z = centering.segment_scores(raw, pmu, lang)
+                    dense[pid] = (float(sc[qi, 0]), float(z[qi, 0]))
+        if mode == "dense":
+            order = sorted(dense.items(), key=lambda kv: -kv[1][0])
+            return [(pid, s, z) for pid, (s, z) in order]
+        if mode == "lexical":
+            order = sorted(lex.items(), key=lambda kv: -kv[1])
+            return [(pid, v, dense[pid][1]) for pid, v in order if pid in dense]
+        fused = hybrid_scores({pid: z for pid, (_, z) in dense.items()}, lex)
+        return [(pid, v, dense[pid][1]) for pid, v in fused if pid in dense]
+
+    def calibrated(self, language: str) -> bool:
+        """Whether a relevance in this language rests on enough passages to mean what it says
+        (the SIB-200 calibration used 1,004 per language; a sample corpus of a few dozen
+        passages per language does not carry it: benchmarks/results/ranking_probe.md)."""
+        st = self.centering().stats.get(language)
+        return st is not None and st.n >= CALIBRATED_PASSAGES
 
     def warnings(self) -> list[str]:
         """What the last searches could not use (damaged or missing segments)."""
@@ -259,34 +350,39 @@ class Searcher:
                 f"run xsearch check --repair --index {self.index.path}"
                 for name, why in sorted(self.index.vectors.damaged.items())]
 
-    def _collect(self, qv: np.ndarray, qc: np.ndarray, scores: np.ndarray, ids: np.ndarray,
-                 f: Filters, want: int, per_document: int, centering: Centering
-                 ) -> list[list[Hit]]:
-        wanted = sorted({int(i) for row in ids for i in row if i >= 0})
+    def _collect(self, qv: np.ndarray, ranked: list[list[tuple[int, float, float]]],
+                 f: Filters, want: int, per_document: int, texts: list[str] | None,
+                 n_docs: int) -> list[list[Hit]]:
+        wanted = sorted({pid for row in ranked for pid, _, _ in row})
         rows = self.index.store.hits(wanted)
         out = []
-        for qi, (srow, irow) in enumerate(zip(scores, ids, strict=True)):
+        for qi, row in enumerate(ranked):
+            terms = None
+            if texts:
+                terms = lexical.informative_tokens(self.index.store.db.conn, texts[qi],
+                                                   n_docs=n_docs, max_share=_max_share(n_docs))
             hits: list[Hit] = []
             per_doc: dict[int, int] = {}
-            for score, pid in zip(srow, irow, strict=True):
+            for pid, score, rel in row:
                 if len(hits) >= want:
                     break
-                if pid < 0 or int(pid) not in rows:
+                r = rows.get(pid)
+                if r is None:
                     continue
-                r = rows[int(pid)]
-                rel = centering.relevance(qi, float(score), r["language"])
-                if f.min_score is not None and rel < f.min_score:
+                if f.min_score is not None and not rel >= f.min_score:
                     continue
                 doc = r["document_id"]
                 if per_document and per_doc.get(doc, 0) >= per_document:
                     continue
                 per_doc[doc] = per_doc.get(doc, 0) + 1
+                snip, marks = flatten(*best_snippet(r["text"], texts[qi], terms=terms)) \
+                    if texts else (snippet(r["text"]), [])
                 hits.append(Hit(
                     rank=len(hits) + 1, score=round(float(score), 4), relevance=round(rel, 3),
-                    cosine=0.0, passage_id=int(pid), document_id=int(doc),
+                    cosine=0.0, passage_id=pid, document_id=int(doc),
                     language=r["language"], path=r["path"], record_id=r["record_id"],
                     title=r["title"], ordinal=r["ordinal"], char_start=r["char_start"],
-                    char_end=r["char_end"], snippet=snippet(r["text"]), highlights=[],
+                    char_end=r["char_end"], snippet=snip, highlights=marks,
                     text=r["text"], topic=r["topic"], topic_score=r["topic_score"],
                     document_language=r["doc_language"],
                 ))

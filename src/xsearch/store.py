@@ -127,6 +127,27 @@ def m003_segments(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m004_lexical(db: sqlite_utils.Database) -> None:
+    """FTS5 over every passage (xsearch.lexical tokenisation), and the per-language sums of
+    query- and passage-mode vectors of a few passages, for the query offset per language."""
+    from . import lexical
+
+    lexical.create(db.conn)
+    last = 0
+    while True:
+        rows = db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT 2000",
+                          [last]).fetchall()
+        if not rows:
+            break
+        lexical.insert(db.conn, rows)
+        last = rows[-1][0]
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
+               [str(lexical.VERSION)])
+    db.execute("CREATE TABLE lang_offsets (language TEXT PRIMARY KEY, n INTEGER NOT NULL, "
+               "q_sum BLOB NOT NULL, p_sum BLOB NOT NULL)")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -329,29 +350,33 @@ class Store:
     def forget_failure(self, path: str) -> None:
         self.db.execute("DELETE FROM failed_files WHERE path = ?", [path])
 
-    def delete_documents(self, doc_ids: Iterable[int]) -> list[tuple[int, str, int]]:
-        """Delete documents and their passages; their vectors become tombstones.
+    def delete_documents(self, doc_ids: Iterable[int]) -> list[tuple[int, str, int, str]]:
+        """Delete documents and their passages; their vectors become tombstones and their
+        lexical entries are removed.
 
-        Returns (passage id, language, segment id) of every passage removed, so the caller
-        can take their vectors out of the per-language statistics.
+        Returns (passage id, language, segment id, text) of every passage removed, so the
+        caller can take their vectors out of the per-language statistics.
         """
+        from . import lexical
+
         ids = list(doc_ids)
-        removed: list[tuple[int, str, int]] = []
+        removed: list[tuple[int, str, int, str]] = []
         for part, marks in _in_chunks(ids):
             removed += [tuple(r) for r in self.db.execute(
-                f"SELECT id, language, segment FROM passages WHERE document_id IN ({marks})",
-                part)]
+                "SELECT id, language, segment, text FROM passages "
+                f"WHERE document_id IN ({marks})", part)]
         pids = [r[0] for r in removed]
+        lexical.delete(self.db.conn, [(r[0], r[3]) for r in removed])
         self.db.conn.executemany(
             "INSERT OR IGNORE INTO tombstones (passage_id, segment) VALUES (?, ?)",
-            [(pid, seg) for pid, _, seg in removed if seg is not None])
+            [(r[0], r[2]) for r in removed if r[2] is not None])
         for part, marks in _in_chunks(pids):
             self.db.execute(f"DELETE FROM passages WHERE id IN ({marks})", part)
         for part, marks in _in_chunks(ids):
             self.db.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
         return removed
 
-    def delete_file(self, path: str) -> list[tuple[int, str, int]]:
+    def delete_file(self, path: str) -> list[tuple[int, str, int, str]]:
         docs = self.documents_of(path)
         removed = self.delete_documents(d["id"] for d in docs.values())
         self.db.execute("DELETE FROM files WHERE path = ?", [path])
@@ -375,6 +400,10 @@ class Store:
                  p.language_score, p.n_tokens],
             )
             pids.append(cur.lastrowid)
+        from . import lexical
+
+        lexical.insert(self.db.conn, [(pid, p.text) for pid, p in zip(pids, doc.passages,
+                                                                      strict=True)])
         return doc_id, pids
 
     def assign_segment(self, passage_ids: list[int], segment_id: int) -> None:
@@ -461,6 +490,23 @@ class Store:
             "outer=excluded.outer",
             [language, n, total.tobytes(), outer.astype(np.float32).tobytes()],
         )
+
+    def lang_offsets(self) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
+        """language -> (n, sum of query-mode vectors, sum of passage-mode vectors)."""
+        return {r[0]: (r[1], np.frombuffer(r[2], dtype=np.float64),
+                       np.frombuffer(r[3], dtype=np.float64))
+                for r in self.db.execute("SELECT language, n, q_sum, p_sum FROM lang_offsets")}
+
+    def add_lang_offset(self, language: str, q: np.ndarray, p: np.ndarray) -> None:
+        """Add query- and passage-mode vectors of the same texts to a language's sums."""
+        if not len(q):
+            return
+        old = self.lang_offsets().get(language)
+        n = len(q) + (old[0] if old else 0)
+        qs = np.asarray(q, dtype=np.float64).sum(axis=0) + (old[1] if old else 0.0)
+        ps = np.asarray(p, dtype=np.float64).sum(axis=0) + (old[2] if old else 0.0)
+        self.db.execute("INSERT OR REPLACE INTO lang_offsets (language, n, q_sum, p_sum) "
+                        "VALUES (?, ?, ?, ?)", [language, n, qs.tobytes(), ps.tobytes()])
 
     def clear_lang_stats(self) -> None:
         self.db.execute("DELETE FROM lang_stats")

@@ -36,6 +36,7 @@ class VectorStore:
         self.rows: list[dict] = []
         self.tombs: dict[int, np.ndarray] = {}
         self.damaged: dict[str, str] = {}
+        self._pmu_cache: dict[str, tuple] = {}
         self._loaded_generation: int | None = None
 
     def load(self) -> None:
@@ -117,42 +118,77 @@ class VectorStore:
             out[n] = seg.reconstruct(np.array([pid]))[0]
         return out
 
-    def search(self, queries: np.ndarray, k: int, languages: set[str] | None = None,
-               allowed: np.ndarray | None = None,
-               bias: dict[str, np.ndarray] | None = None, missing_ok: bool = True
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(scores, raw scores, ids) of the k best live passages per query, best first.
+    def _pmu(self, seg: Segment, mu: np.ndarray) -> np.ndarray:
+        """p·mu for every row of a flat segment, kept while the mean stays the same."""
+        key = (seg.info.name, mu.tobytes())
+        if self._pmu_cache.get(seg.info.name, (None,))[0] != key:
+            self._pmu_cache[seg.info.name] = (key, np.asarray(seg.vectors @ mu.astype(
+                np.float32), dtype=np.float64))
+        return self._pmu_cache[seg.info.name][1]
 
-        ``bias[lang]`` (one value per query) is added to the raw inner product of every
-        passage of that language; ``languages`` keeps only those segments; ``allowed``
-        (sorted ids) restricts the search to those passages, exactly.
+    def search(self, queries: np.ndarray, k: int, languages: set[str] | None = None,
+               allowed: np.ndarray | None = None, centering=None, missing_ok: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ranking scores, relevance, ids) of the k best live passages per query, best first.
+
+        ``queries`` are already transformed (q'); ``centering.segment_scores`` turns each
+        segment's q'·p (and p·mu_L) into scores. Flat segments are scored exactly; an
+        approximate segment proposes candidates by q'·p, which are then scored exactly from
+        their stored vectors. ``languages`` keeps only those segments; ``allowed`` (sorted ids)
+        restricts the search to those passages, exactly.
         """
         self.load()
         nq = len(queries)
-        parts_s, parts_r, parts_i = [], [], []
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        parts_s, parts_z, parts_i = [], [], []
         for row in self.rows:
-            if languages is not None and row["language"] not in languages:
+            lang = row["language"]
+            if languages is not None and lang not in languages:
                 continue
             seg = self.segment(row, missing_ok)
             if seg is None:
                 continue
             exclude = self.tombs.get(row["id"])
-            scores, ids = seg.search(queries, k, exclude=exclude, allowed=allowed)
-            valid = ids >= 0
-            shift = bias.get(row["language"]) if bias else None
-            adj = scores + (shift[:, None] if shift is not None else 0.0)
-            parts_r.append(np.where(valid, scores, -np.inf))
-            parts_s.append(np.where(valid, adj, -np.inf))
-            parts_i.append(ids)
+            mu = centering.mean_for(lang) if centering is not None else None
+            if seg.ids is not None:
+                ids = np.asarray(seg.ids)
+                keep = np.ones(len(ids), dtype=bool)
+                if exclude is not None and len(exclude):
+                    keep &= ~np.isin(ids, exclude)
+                if allowed is not None:
+                    keep &= np.isin(ids, allowed)
+                sel = None if keep.all() else np.flatnonzero(keep)
+                mat = seg.vectors if sel is None else np.asarray(seg.vectors[sel])
+                cand = ids if sel is None else ids[sel]
+                raw = q @ np.asarray(mat).T
+                pmu = None
+                if mu is not None:
+                    pmu = self._pmu(seg, mu)
+                    pmu = pmu if sel is None else pmu[sel]
+            else:
+                fetch = min(len(seg), max(4 * k + 16, k))
+                _, found = seg.search(q, fetch, exclude=exclude, allowed=allowed)
+                cand = np.unique(found[found >= 0])
+                vecs = seg.reconstruct(cand)
+                raw = q @ vecs.T
+                pmu = None if mu is None else vecs.astype(np.float64) @ mu
+            if not len(cand):
+                continue
+            if centering is not None:
+                score, z = centering.segment_scores(raw, pmu, lang)
+            else:
+                score, z = raw, np.full_like(raw, np.nan)
+            take = min(k, len(cand))
+            top = np.argpartition(-score, take - 1, axis=1)[:, :take]
+            parts_s.append(np.take_along_axis(score, top, axis=1))
+            parts_z.append(np.take_along_axis(z, top, axis=1))
+            parts_i.append(cand[top])
         if not parts_s:
             empty = np.zeros((nq, 0))
             return empty, empty, np.zeros((nq, 0), dtype=np.int64)
         s = np.hstack(parts_s)
-        r = np.hstack(parts_r)
+        z = np.hstack(parts_z)
         i = np.hstack(parts_i)
         order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        s = np.take_along_axis(s, order, axis=1)
-        r = np.take_along_axis(r, order, axis=1)
-        i = np.take_along_axis(i, order, axis=1)
-        i = np.where(np.isfinite(s), i, -1)
-        return s, r, i
+        return (np.take_along_axis(s, order, axis=1), np.take_along_axis(z, order, axis=1),
+                np.take_along_axis(i, order, axis=1))

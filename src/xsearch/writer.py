@@ -35,7 +35,7 @@ from .index_dir import (
     is_own_folder,
     looks_like_index,
 )
-from .store import SCHEMA_VERSION, DocumentRow, Store
+from .store import SCHEMA_VERSION, Store
 
 #: Per language: flat segments are merged into one at the end of each run; from this many
 #: vectors on, a language's merged segment becomes approximate (layout "auto").
@@ -202,11 +202,11 @@ class IndexWriter:
         self.store.update_lang_stats(language, vectors, +1)
         return seg_id
 
-    def _forget(self, removed: list[tuple[int, str, int]]) -> None:
+    def _forget(self, removed: list[tuple]) -> None:
         """Take removed passages' vectors out of the per-language sums."""
         by_seg: dict[int, list[int]] = defaultdict(list)
         lang_of_seg: dict[int, str] = {}
-        for pid, lang, seg in removed:
+        for pid, lang, seg, *_ in removed:
             if seg is not None:
                 by_seg[seg].append(pid)
                 lang_of_seg[seg] = lang
@@ -219,14 +219,12 @@ class IndexWriter:
             vecs = seg.reconstruct(np.array(sorted(pids), dtype=np.int64))
             self.store.update_lang_stats(row["language"], vecs, -1)
 
-    def write(self, path: str, fingerprint: tuple[str, int, float], fmt: str,
-              drop: list[int], docs: list[DocumentRow], vectors: np.ndarray,
-              fts_rows=None) -> Written:
-        """One file's new state in one transaction: its documents, passages and segments."""
-        return self.write_many([(path, fingerprint, fmt, drop, docs)], vectors, fts_rows)
+    def write_many(self, files: list[tuple], vectors: np.ndarray,
+                   offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Written:
+        """Several files in one transaction; ``vectors`` row order = passages in order.
 
-    def write_many(self, files: list[tuple], vectors: np.ndarray, fts=None) -> Written:
-        """Several files in one transaction; ``vectors`` row order = passages in order."""
+        ``offsets`` adds query- and passage-mode vectors of sample texts per language (the
+        query offset of that language, see centering.py)."""
         added: list[int] = []
         langs: list[str] = []
         removed_total = 0
@@ -234,16 +232,14 @@ class IndexWriter:
             for path, fingerprint, fmt, drop, docs in files:
                 self.store.upsert_file(path, *fingerprint, fmt)
                 removed = self.store.delete_documents(drop)
-                if fts is not None:
-                    fts.delete([r[0] for r in removed])
                 self._forget(removed)
                 removed_total += len(removed)
                 for d in docs:
                     _, pids = self.store.insert_document(path, d)
                     added += pids
                     langs += [p.language or "und" for p in d.passages]
-                    if fts is not None:
-                        fts.insert(pids, [p.text for p in d.passages])
+            for lang, (q, p) in (offsets or {}).items():
+                self.store.add_lang_offset(lang, q, p)
             if len(added) != len(vectors):
                 raise ValueError("one vector per passage is needed")
             ids = np.array(added, dtype=np.int64)
@@ -255,13 +251,11 @@ class IndexWriter:
         point("write:after-commit")
         return Written(added=added, removed=removed_total)
 
-    def delete_files(self, paths: list[str], fts=None) -> int:
+    def delete_files(self, paths: list[str]) -> int:
         removed_total = 0
         with self.store.transaction():
             for p in paths:
                 removed = self.store.delete_file(p)
-                if fts is not None:
-                    fts.delete([r[0] for r in removed])
                 self._forget(removed)
                 removed_total += len(removed)
         return removed_total
