@@ -154,8 +154,10 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
                 if not qids:
                     matrix[q_lang][d_lang] = None
                     continue
+                # With the texts: the product's default (hybrid, the query's language).
                 hits = searcher.search_vectors(np.vstack([qvecs[q_lang][q] for q in qids]),
-                                               k=max_k + extra)
+                                               k=max_k + extra,
+                                               texts=[ds.queries[q] for q in qids])
                 ranked = M.drop_self_hits({q: _doc_ranking(h, max_k + extra)
                                            for q, h in zip(qids, hits, strict=True)},
                                           ds.same_item)
