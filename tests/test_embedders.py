@@ -63,7 +63,7 @@ def test_minilm_alias_fails_fast_when_not_cached(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert resolve_model_name("minilm") == MINILM
     started = time.monotonic()
-    with pytest.raises(ModelNotFoundError, match="huggingface-cli download"):
+    with pytest.raises(ModelNotFoundError, match="hf download"):
         get_embedder("minilm")
     assert time.monotonic() - started < 20
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ranking import LangStats, pooled, query_transform, score_scale
+from .ranking import LangStats, pooled, query_transform, score_scale, shrunk
 from .store import Store
 
-#: Languages with fewer passages borrow the global mean and covariance (too few to estimate).
-MIN_PASSAGES = 20
+#: Pseudo-passages of the index-wide statistics added to every language's (ranking.shrunk).
+SHRINK = 20
 #: Sample texts a language needs before its own query offset replaces the model's global one.
 MIN_OFFSET_SAMPLES = 8
 OFFSET_KEY = "query_offset"
@@ -65,8 +65,12 @@ class Centering:
         raw = store.lang_stats(with_outer=True)
         if not raw:
             return out
-        out.stats = {lang: LangStats(n, s, o) for lang, (n, s, o) in raw.items()}
-        out.pooled = pooled(out.stats)
+        stats = {lang: LangStats(n, s, o) for lang, (n, s, o) in raw.items()}
+        out.pooled = pooled(stats)
+        # Every language is pulled toward the index-wide statistics by a few pseudo-passages:
+        # a language with a handful of passages gets a sensible mean and spread, one with
+        # thousands hardly moves, and none is treated by a different rule.
+        out.stats = {lang: shrunk(st, out.pooled, SHRINK) for lang, st in stats.items()}
         out.offset = decode_vector(store.meta(OFFSET_KEY))
         try:
             samples = store.lang_offsets()
@@ -77,17 +81,16 @@ class Centering:
         return out
 
     def of(self, lang: str | None) -> LangStats | None:
-        """A language's statistics, or the pooled ones for a language with too few passages."""
+        """A language's (shrunk) statistics, or the pooled ones for a language it lacks."""
         s = self.stats.get(lang) if lang is not None else None
-        return s if s is not None and s.n >= MIN_PASSAGES else self.pooled
+        return s if s is not None else self.pooled
 
     def query_languages(self, texts: Sequence[str]) -> list[str | None]:
         if self.mode != "language":
             return [None] * len(texts)
         from . import langid
 
-        return [g.code if g.code in self.stats and self.stats[g.code].n >= MIN_PASSAGES
-                else None for g in langid.detect_many(texts)]
+        return [g.code if g.code in self.stats else None for g in langid.detect_many(texts)]
 
     def transform(self, qv: np.ndarray, q_langs: Sequence[str | None]) -> np.ndarray:
         """q' for each query (rows), float32."""
@@ -99,10 +102,7 @@ class Centering:
             shift = self.pooled.mean + (self.offset if self.offset is not None else 0.0)
             self._qc = (qv - shift).astype(np.float32)
         else:
-            known = {lang: s for lang, s in self.stats.items() if s.n >= MIN_PASSAGES}
-            if not known:
-                known = {"*": self.pooled}
-            self._qc = query_transform(qv, list(q_langs), known, self.offset,
+            self._qc = query_transform(qv, list(q_langs), self.stats, self.offset,
                                        self.lang_offsets)
         return self._qc
 

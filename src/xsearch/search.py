@@ -297,7 +297,8 @@ class Searcher:
                         int(i): (float(sc), float(z)) for sc, z, i in zip(
                             scores[qi], zs[qi], ids[qi], strict=True) if i >= 0}
                     lex = {} if mode == "dense" else dict(lexical.search(
-                        self.index.store.db.conn, texts[qi], fetch, allowed_ids=allowed,
+                        self.index.store.db.conn, texts[qi], fetch,
+                        allowed_ids=None if allowed is None else allowed.tolist(),
                         n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
                     ranked.append(self._fuse(qi, dense, lex, mode, langs, centering))
                 results = self._collect(qv, ranked, f, want, per_document, texts, n_docs)
