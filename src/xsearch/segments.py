@@ -141,7 +141,8 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
             np.random.default_rng(0).choice(len(vectors), 64 * nlist, replace=False)]
         index.train(sample)
         index.add_with_ids(vectors, ids)
-        index.make_direct_map()
+        # Passage ids are not row numbers: reconstruct() needs the hashtable direct map.
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index
     raise CorruptIndexError(f"unknown segment kind {kind!r}")
 
@@ -226,19 +227,16 @@ class Segment:
 
     def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None):
         faiss = _faiss()
-        params = None
         sel = None
         if exclude is not None and len(exclude):
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
         if self.info.kind == HNSW:
+            # Through the IDMap2: it maps the selector (passage ids) to the graph's row
+            # numbers and the results back, in C++, without copying the id map per query.
             params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=sel)
-            inner = faiss.downcast_index(self.index.index)
-            scores, ids = inner.search(q, k, params=params)
-            id_map = faiss.vector_to_array(self.index.id_map)
-            ids = np.where(ids >= 0, id_map[np.maximum(ids, 0)], -1)
-            return scores, ids
-        params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE, sel=sel)
+        else:
+            params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE, sel=sel)
         return self.index.search(q, k, params=params)
 
 
