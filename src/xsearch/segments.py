@@ -177,15 +177,20 @@ class Segment:
         return self.info.n
 
     def all_ids(self) -> np.ndarray:
+        """Sorted passage ids (read once: a segment never changes)."""
         if self.ids is not None:
             return np.asarray(self.ids)
-        faiss = _faiss()
-        if self.info.kind == HNSW:
-            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        invlists = self.index.invlists
-        out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-               for i in range(self.index.nlist) if invlists.list_size(i)]
-        return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+        if getattr(self, "_ann_ids", None) is None:
+            faiss = _faiss()
+            if self.info.kind == HNSW:
+                ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            else:
+                invlists = self.index.invlists
+                out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                       for i in range(self.index.nlist) if invlists.list_size(i)]
+                ids = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            self._ann_ids = np.sort(ids)
+        return self._ann_ids
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of these passage ids (exact for flat and HNSW, decoded for IVF-SQ8)."""
@@ -196,8 +201,12 @@ class Segment:
             if len(ids) and not np.array_equal(all_ids[rows], ids):
                 raise KeyError("passage id not in segment")
             return np.asarray(self.vectors[rows], dtype=np.float32)
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
-            np.zeros((0, self.index.d), dtype=np.float32)
+        if not len(ids):
+            return np.zeros((0, self.index.d), dtype=np.float32)
+        try:
+            return self.index.reconstruct_batch(np.ascontiguousarray(ids))
+        except RuntimeError as exc:
+            raise KeyError("passage id not in segment") from exc
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self.all_ids()
@@ -222,7 +231,9 @@ class Segment:
     def _candidates(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return np.asarray(self.ids), self.vectors
-        present = allowed[np.isin(allowed, self.all_ids())]
+        own = self.all_ids()
+        rows = np.clip(np.searchsorted(own, allowed), 0, max(0, len(own) - 1))
+        present = allowed[own[rows] == allowed] if len(own) else allowed[:0]
         return present, self.reconstruct(present)
 
     def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None):

@@ -1,0 +1,78 @@
+"""Filters and tombstones on approximate (HNSW / IVF-SQ8) segments, through the real write path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xsearch.index_dir import IndexConfig
+from xsearch.search import Filters, Searcher
+from xsearch.store import DocumentRow, PassageRow
+from xsearch.writer import IndexWriter, prepare_folder, private_files, write_lock
+
+DIM = 32
+FILES = 300  # x 5 passages = 1500 vectors in one language: an ANN segment after the merge
+
+
+def _build(path, layout):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(FILES * 5, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    files = []
+    for f in range(FILES):
+        passages = [PassageRow(ordinal=j, char_start=0, char_end=5, text=f"text {f} {j}",
+                               language="eng_Latn", language_score=1.0, n_tokens=3)
+                    for j in range(5)]
+        doc = DocumentRow(record_id="", title=str(f), content_hash=str(f), n_chars=5,
+                          language="eng_Latn", passages=passages)
+        files.append((f"/data/d{f % 10}/f{f}.txt", (str(f), 5, 1.0), "text", [], [doc]))
+    config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
+                         layout=layout)
+    with private_files():
+        prepare_folder(path)
+        with write_lock(path):
+            w = IndexWriter.open(path, config)
+            for s in range(0, FILES, 50):
+                w.write_many(files[s:s + 50], vectors[s * 5:(s + 50) * 5])
+            w.merge()
+            w.finish()
+    return vectors
+
+
+@pytest.mark.parametrize("layout", ["hnsw", "ivf-sq8"])
+def test_path_filter_and_tombstones_on_ann_segments(tmp_path, layout):
+    path = tmp_path / "idx"
+    vectors = _build(path, layout)
+    s = Searcher(path)
+    try:
+        kinds = {r["kind"] for r in s.index.store.segments()}
+        assert kinds == {layout}
+        q = vectors[7 * 5 + 2]  # a passage of /data/d7/f7.txt
+        hits = s.search_vectors(q, k=10, filters=Filters(path_glob="/data/d7/*"),
+                                per_document=0)[0]
+        assert len(hits) == 10
+        assert all(h.path.startswith("/data/d7/") for h in hits)
+        assert hits[0].path == "/data/d7/f7.txt"
+        assert not s.search_vectors(q, k=10, filters=Filters(path_glob="/nowhere/*"))[0]
+    finally:
+        s.close()
+
+    # Delete f7 (tombstones in the ANN segment, under the rewrite threshold): its passages go,
+    # every other passage can still be found, and k hits still come back.
+    with write_lock(path):
+        w = IndexWriter.open(path, None)
+        w.delete_files(["/data/d7/f7.txt"])
+        w.merge()
+        w.finish()
+    s = Searcher(path)
+    try:
+        assert len(s.index.store.tombstones()) == 1
+        hits = s.search_vectors(q, k=10, per_document=0)[0]
+        assert len(hits) == 10 and all(h.path != "/data/d7/f7.txt" for h in hits)
+        for pid in range(1, 40, 3):  # live passages are their own best hit
+            if 36 <= pid <= 40:
+                continue
+            top = s.search_vectors(vectors[pid - 1], k=1, per_document=0)[0]
+            assert top and top[0].passage_id == pid
+    finally:
+        s.close()
