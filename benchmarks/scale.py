@@ -278,7 +278,7 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
 
     _faiss()
     key = f"{n}-{layout}"
-    vectors, langs = D.corpus_vectors(sources, n, work / "synth")
+    vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
     res: dict = {"n": n, "layout": layout}
     res.update(disk(path, n, sources.dim))
     idx = IndexDir.open(path)
@@ -347,6 +347,37 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
     return res
 
 
+def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
+    """Warm p50/p99 and recall@10 for several HNSW efSearch / IVF nprobe values."""
+    from xsearch import segments as S
+    from xsearch.search import Searcher
+
+    _faiss()
+    vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+    qv = D.queries(sources, nq)[0]
+    searcher = Searcher(path)
+    kinds = {r["kind"] for r in searcher.index.store.segments()}
+    timed_searches(searcher, qv[:10])
+    qc, bias = searcher.centering().transform(qv, [None] * len(qv))
+    truth = exact_top_k(vectors, langs, qc, bias)
+    del vectors
+    name, values = (("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if "hnsw" in kinds else
+                    ("IVF_NPROBE", [4, 8, 16, 24, 32, 48, 64, 96]))
+    old = getattr(S, name)
+    out = {"knob": name, "default": old, "points": []}
+    try:
+        for v in values:
+            setattr(S, name, v)
+            times, got = timed_searches(searcher, qv)
+            out["points"].append({"value": v, "p50_ms": _pct(times, 50),
+                                  "p99_ms": _pct(times, 99), "recall_at_10": recall(got, truth)})
+            print(json.dumps(out["points"][-1]), flush=True)
+    finally:
+        setattr(S, name, old)
+        searcher.close()
+    return out
+
+
 def f_bias_slice(bias, m: int):
     from xsearch.centering import BiasMap
 
@@ -362,10 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/work/scratch/cache/embeddings.sqlite"))
     ap.add_argument("--sib200", type=Path, default=None)
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--languages", type=int, default=18,
+                    help="use the first N complete languages of the cache (pinned corpus)")
     ap.add_argument("--raw-global-max", type=int, default=100_000,
                     help="build a global raw FAISS HNSW/IVF index only up to this size")
     ap.add_argument("--remeasure", action="store_true")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--tune", action="store_true",
+                    help="sweep efSearch / nprobe on the built ANN indexes instead")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--probe-queries", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -374,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from xsearch.bench.datasets import default_sib200_root
 
-    sources = D.load_sources(args.cache, args.sib200 or default_sib200_root())
+    sources = D.load_sources(args.cache, args.sib200 or default_sib200_root(), args.languages)
     print(f"sources: {len(sources.languages)} languages, {len(sources.queries)} queries",
           flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -393,8 +428,21 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(path)  # an unfinished build of ours
                 print(f"[{time.strftime('%H:%M:%S')}] build {key}", flush=True)
                 info = D.build(path, n, layout, sources)
+                info["languages"] = [lang.code for lang in sources.languages]
                 marker.write_text(json.dumps(info))
             info = json.loads(marker.read_text())
+            if info["languages"] != [lang.code for lang in sources.languages]:
+                raise SystemExit(f"{path} was built from other languages; remove it or pass "
+                                 f"--languages {len(info['languages'])}")
+            if args.tune:
+                if layout != "flat":
+                    print(f"[{time.strftime('%H:%M:%S')}] tune {key}", flush=True)
+                    tuned = tune(path, n, layout, sources, args.work, args.queries)
+                    tfile = args.out / "scale_tuning.json"
+                    old = json.loads(tfile.read_text()) if tfile.exists() else {}
+                    old[key] = tuned
+                    tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+                continue
             if args.build_only or (key in results["runs"] and not args.remeasure):
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] measure {key}", flush=True)

@@ -14,6 +14,7 @@ one ``write_many`` per 256 files as ``xsearch index`` commits, then ``merge`` an
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -80,8 +81,10 @@ def _lookup(con: sqlite3.Connection, mode: str, texts: list[str]) -> dict[str, n
     return found
 
 
-def load_sources(cache: Path, root: Path, min_share: float = 0.95) -> Sources:
-    """Real vectors of every SIB-200 language the cache holds (both modes, >= min_share)."""
+def load_sources(cache: Path, root: Path, max_languages: int = 18,
+                 min_share: float = 0.95) -> Sources:
+    """Real vectors of the first ``max_languages`` SIB-200 languages (alphabetical) that the
+    cache holds (both modes, >= min_share): pinned, so every size is the same corpus."""
     con = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
     langs, queries = [], []
     try:
@@ -94,6 +97,8 @@ def load_sources(cache: Path, root: Path, min_share: float = 0.95) -> Sources:
             qv = _lookup(con, "query", qtexts)
             if len(pv) < min_share * len(ptexts) or len(qv) < min_share * len(qtexts):
                 continue
+            if len(langs) == max_languages:
+                break
             keep = [t for t in ptexts if t in pv]
             lang = Language(code, keep, np.vstack([pv[t] for t in keep]))
             lang.fit()
@@ -179,11 +184,14 @@ def queries(sources: Sources, n: int, seed: int = 1) -> tuple[np.ndarray, list[s
 
 def build(path: Path, n: int, layout: str, sources: Sources, seed: int = 0) -> dict:
     """Build an index of ``n`` synthetic passages through IndexWriter; returns timings."""
+    import faiss
+
     from xsearch.centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
     from xsearch.embedders import get_embedder
     from xsearch.indexer import _new_config
     from xsearch.writer import IndexWriter, prepare_folder, private_files, write_lock
 
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # a build is a batch: all cores
     embedder = get_embedder(MODEL)
     config = _new_config(MODEL, embedder, None, None, layout, "language")
     offset, probe = measure_model(embedder)
@@ -212,6 +220,7 @@ def build(path: Path, n: int, layout: str, sources: Sources, seed: int = 0) -> d
                 writer.abort()
                 raise
     done = time.perf_counter()
+    faiss.omp_set_num_threads(1)
     cos = np.concatenate(cosines)
     return {"build_s": done - started, "write_s": written - started,
             "merge_s": merge_done - written, "segments_merged": merged,
