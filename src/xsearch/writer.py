@@ -204,6 +204,8 @@ class IndexWriter:
             if seg is not None:
                 by_seg[seg].append(pid)
                 lang_of_seg[seg] = lang
+        if not by_seg:
+            return  # nothing to read back (and no O(#segments) read per written file)
         rows = {r["id"]: r for r in self.store.segments()}
         for seg_id, pids in by_seg.items():
             row = rows.get(seg_id)

@@ -76,3 +76,34 @@ def test_path_filter_and_tombstones_on_ann_segments(tmp_path, layout):
             assert top and top[0].passage_id == pid
     finally:
         s.close()
+
+
+def test_writing_new_files_does_not_read_the_segment_list_per_file(tmp_path):
+    """A first build writes thousands of small segments before its merge: a write of new
+    files must not read every segment row once per file (that made 1M builds quadratic)."""
+    path = tmp_path / "idx"
+    _build(path, "flat")
+    statements: list[str] = []
+    rng = np.random.default_rng(4)
+    with write_lock(path):
+        w = IndexWriter.open(path, None)
+        w.store.db.conn.set_trace_callback(statements.append)
+        files = []
+        for f in range(40):
+            p = PassageRow(ordinal=0, char_start=0, char_end=4, text=f"new {f}",
+                           language="eng_Latn", language_score=1.0, n_tokens=2)
+            doc = DocumentRow(record_id="", title="", content_hash=f"n{f}", n_chars=4,
+                              language="eng_Latn", passages=[p])
+            files.append((f"/data/new/f{f}.txt", (f"n{f}", 4, 1.0), "text", [], [doc]))
+        vecs = rng.normal(size=(40, DIM)).astype(np.float32)
+        w.write_many(files, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
+        w.store.db.conn.set_trace_callback(None)
+        w.finish()
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
+             and "FROM SEGMENTS" in s.upper()]
+    assert reads == []
+    s = Searcher(path)
+    try:
+        assert s.index.store.counts()["passages"] == FILES * 5 + 40
+    finally:
+        s.close()
