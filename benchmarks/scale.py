@@ -137,14 +137,21 @@ def _rchar() -> int:
     return 0
 
 
-def run_probe(path: Path, qfile: Path) -> None:
-    import resource
+def _hwm_mb() -> float:
+    """Peak RSS of this process image. Not getrusage's ru_maxrss: Linux carries that over
+    from the parent through fork and exec, so a child of a big process reports the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
+
+def run_probe(path: Path, qfile: Path) -> None:
     from xsearch.search import Searcher
 
     _faiss()
     qv = np.load(qfile)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _hwm_mb()
     r0 = _rchar()
     searcher = Searcher(path)
     r1 = _rchar()
@@ -152,7 +159,7 @@ def run_probe(path: Path, qfile: Path) -> None:
     r2 = _rchar()
     for q in qv[:200]:
         searcher.search_vectors(q[None], K, per_document=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _hwm_mb()
     print(json.dumps({"rss_peak_mb": peak, "rss_before_open_mb": base,
                       "read_on_open_mb": (r1 - r0) / 1e6,
                       "read_first_query_mb": (r2 - r1) / 1e6}))
@@ -274,7 +281,7 @@ def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, b
 def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
             global_max: int) -> dict:
     from xsearch.index_dir import IndexDir
-    from xsearch.search import Filters, Searcher
+    from xsearch.search import Searcher
 
     _faiss()
     key = f"{n}-{layout}"
@@ -313,22 +320,7 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
     t_doc, _ = timed_searches(searcher, qv[:100], per_document=1)
     res["warm_p50_ms_per_doc1"] = _pct(t_doc, 50)
 
-    one = sources.languages[len(sources.languages) // 2].code
-    fq = qv[:50]
-    f_qc, f_bias = centering.transform(fq, [None] * len(fq))
-    t_lang, got_lang = timed_searches(searcher, fq, Filters(languages=(one,)))
-    truth_lang = exact_top_k(vectors, langs, f_qc, f_bias, mask=langs == one)
-    glob = f"/corpus/d{7:02d}/*"
-    files = (np.arange(n) // D.PASSAGES_PER_FILE) % D.PATH_BUCKETS
-    t_path, got_path = timed_searches(searcher, fq[:20], Filters(path_glob=glob))
-    truth_path = exact_top_k(vectors, langs, f_qc[:20], f_bias_slice(f_bias, 20),
-                             mask=files == 7)
-    res.update({"filter_lang": one, "filter_lang_p50_ms": _pct(t_lang, 50),
-                "filter_lang_full_k_share": float(np.mean([len(g) == K for g in got_lang])),
-                "filter_lang_recall": recall(got_lang, truth_lang),
-                "filter_path": glob, "filter_path_p50_ms": _pct(t_path, 50),
-                "filter_path_full_k_share": float(np.mean([len(g) == K for g in got_path])),
-                "filter_path_recall": recall(got_path, truth_path)})
+    res.update(filters_part(searcher, vectors, langs, sources, qv, n))
     searcher.close()
 
     res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, global_max))
@@ -344,6 +336,50 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
     en = [t for c, t, _ in sources.queries if c == "eng_Latn"] or [qtexts[0]]
     res.update(cold_query(path, en[0]))
     res.update(add_delete(path, work, key))
+    return res
+
+
+def filters_part(searcher, vectors, langs, sources, qv, n: int) -> dict:
+    """--lang (one language) and --path (1% of the files): k hits? recall within the filter."""
+    from xsearch.search import Filters
+
+    centering = searcher.centering()
+    one = sources.languages[len(sources.languages) // 2].code
+    fq = qv[:50]
+    f_qc, f_bias = centering.transform(fq, [None] * len(fq))
+    t_lang, got_lang = timed_searches(searcher, fq, Filters(languages=(one,)))
+    truth_lang = exact_top_k(vectors, langs, f_qc, f_bias, mask=langs == one)
+    glob = f"/corpus/d{7:02d}/*"
+    files = (np.arange(n) // D.PASSAGES_PER_FILE) % D.PATH_BUCKETS
+    t_path, got_path = timed_searches(searcher, fq[:20], Filters(path_glob=glob))
+    truth_path = exact_top_k(vectors, langs, f_qc[:20], f_bias_slice(f_bias, 20),
+                             mask=files == 7)
+    return {"filter_lang": one, "filter_lang_p50_ms": _pct(t_lang, 50),
+            "filter_lang_full_k_share": float(np.mean([len(g) == K for g in got_lang])),
+            "filter_lang_recall": recall(got_lang, truth_lang),
+            "filter_path": glob, "filter_path_p50_ms": _pct(t_path, 50),
+            "filter_path_full_k_share": float(np.mean([len(g) == K for g in got_path])),
+            "filter_path_recall": recall(got_path, truth_path)}
+
+
+def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[str],
+              res: dict) -> dict:
+    """Re-run only some parts of a stored measurement (``probe``, ``filters``)."""
+    from xsearch.search import Searcher
+
+    _faiss()
+    if "filters" in parts:
+        vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+        qv = D.queries(sources, 300)[0]
+        searcher = Searcher(path)
+        timed_searches(searcher, qv[:10])
+        res.update(filters_part(searcher, vectors, langs, sources, qv, n))
+        searcher.close()
+    if "probe" in parts:
+        qfile = work / f"queries-{n}-{layout}.npy"
+        np.save(qfile, D.queries(sources, 300)[0])
+        res.update(probe(path, qfile))
+        res["rss_over_payload"] = res.get("rss_peak_mb", float("nan")) / res["payload_mb"]
     return res
 
 
@@ -399,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="build a global raw FAISS HNSW/IVF index only up to this size")
     ap.add_argument("--remeasure", action="store_true")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--parts", help="re-run only these parts of stored runs: probe,filters")
     ap.add_argument("--tune", action="store_true",
                     help="sweep efSearch / nprobe on the built ANN indexes instead")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
@@ -442,6 +479,16 @@ def main(argv: list[str] | None = None) -> int:
                     old = json.loads(tfile.read_text()) if tfile.exists() else {}
                     old[key] = tuned
                     tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+                continue
+            if args.parts and key in results["runs"]:
+                print(f"[{time.strftime('%H:%M:%S')}] remeasure {key}: {args.parts}", flush=True)
+                res = remeasure(path, n, layout, sources, args.work, set(args.parts.split(",")),
+                                results["runs"][key])
+                fresh = json.loads(out_json.read_text()) if out_json.exists() else results
+                fresh["runs"][key] = res
+                results = fresh
+                out_json.write_text(json.dumps(results, indent=1, sort_keys=True))
+                scale_report.write(results, args.out)
                 continue
             if args.build_only or (key in results["runs"] and not args.remeasure):
                 continue

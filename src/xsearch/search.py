@@ -156,10 +156,15 @@ class Searcher:
         db = self.index.store.db
         if f.path_glob:
             # Match the glob once per file, not once per passage (a file has many passages).
-            pat = f.path_glob
-            paths = [r[0] for r in db.execute("SELECT path FROM files")
-                     if fnmatch.fnmatch(r[0], pat) or fnmatch.fnmatch(display_path(r[0]), pat)
-                     or fnmatch.fnmatch(Path(r[0]).name, pat)]
+            match = re.compile(fnmatch.translate(os.path.normcase(f.path_glob))).match
+            here = os.path.join(os.getcwd(), "")
+            paths = []
+            for (p,) in db.execute("SELECT path FROM files"):
+                c = os.path.normcase(p)
+                # the stored path, the path as shown (relative below the cwd), the file name
+                if match(c) or (c.startswith(here) and match(c[len(here):])) or \
+                        match(os.path.basename(c)):
+                    paths.append(p)
             if not paths:
                 return np.zeros(0, dtype=np.int64)
             db.execute("CREATE TEMP TABLE IF NOT EXISTS _path_filter (path TEXT PRIMARY KEY)")
