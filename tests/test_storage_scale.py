@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from xsearch.index_dir import IndexConfig
+from xsearch.index_dir import IndexConfig, IndexDir
 from xsearch.search import Filters, Searcher
 from xsearch.store import DocumentRow, PassageRow
 from xsearch.writer import IndexWriter, prepare_folder, private_files, write_lock
@@ -107,3 +109,35 @@ def test_writing_new_files_does_not_read_the_segment_list_per_file(tmp_path):
         assert s.index.store.counts()["passages"] == FILES * 5 + 40
     finally:
         s.close()
+
+
+def test_indexing_one_folder_reads_only_its_own_file_rows(tmp_path, monkeypatch):
+    """Adding a file under FOLDER reads the file rows below FOLDER, not the whole table (an
+    O(files) cost per `xsearch index` run on a big index); other folders' files stay."""
+    from xsearch.indexer import build_index
+    from xsearch.store import Store
+
+    a, b, a2 = tmp_path / "a", tmp_path / "b", tmp_path / "a2"
+    for d in (a, b, a2):
+        d.mkdir()
+    (a / "one.txt").write_text("The river flooded the village after heavy rain.\n")
+    (b / "two.txt").write_text("Le train pour Lyon part à huit heures du matin.\n")
+    (a2 / "three.txt").write_text("Die Schule bleibt morgen geschlossen.\n")  # "a2" sorts near "a"
+    index = tmp_path / "idx"
+    build_index([a, b, a2], index)
+
+    def every_row(self):
+        raise AssertionError("read every file row")
+
+    monkeypatch.setattr(Store, "files", every_row)
+    (a / "new.txt").write_text("Wakulima walivuna mahindi mengi mwaka huu.\n")
+    (a / "one.txt").unlink()
+    summary = build_index([a], index)
+    assert summary.removed == 1
+    idx = IndexDir.open(index)
+    try:
+        paths = sorted(Path(p).relative_to(tmp_path).as_posix() for p in idx.store.db.execute(
+            "SELECT path FROM files").fetchall() for p in p)
+    finally:
+        idx.close()
+    assert paths == ["a/new.txt", "a2/three.txt", "b/two.txt"]
