@@ -414,6 +414,48 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     return out
 
 
+def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> list[dict]:
+    """One language's segment, flat vs HNSW, at several sizes: where ANN starts to pay
+    (single-thread Segment.search, k=10; recall of HNSW against the flat result)."""
+    from xsearch import segments as S
+
+    faiss = _faiss()
+    lang = sources.languages[0]
+    rng = np.random.default_rng(5)
+    qv = D.queries(sources, 200)[0]
+    folder = work / "crossover"
+    shutil.rmtree(folder, ignore_errors=True)
+    out = []
+    for n in sizes:
+        rows = rng.integers(0, len(lang.texts), n)
+        v = D._unit(lang.vectors[rows] + D.ALPHA * lang.noise(rng, n))
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        point = {"n": n}
+        got = {}
+        for kind in (S.FLAT, S.HNSW):
+            name = S.segment_name(n // 1000 * 10 + (kind == S.HNSW), lang.code)
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            t = time.perf_counter()
+            info = S.write_segment(folder, name, ids, v, kind)
+            point[f"{kind}_build_s"] = time.perf_counter() - t
+            faiss.omp_set_num_threads(1)
+            seg = S.Segment(folder, info, lang.code, 1)
+            seg.search(qv[:5], K)
+            times, res = [], []
+            for q in qv:
+                t = time.perf_counter()
+                _, i = seg.search(q[None], K)
+                times.append(time.perf_counter() - t)
+                res.append([int(x) for x in i[0]])
+            point[f"{kind}_p50_ms"] = _pct(times, 50)
+            got[kind] = res
+        point["hnsw_recall"] = recall(got[S.HNSW], np.array(got[S.FLAT]))
+        print(json.dumps(point), flush=True)
+        out.append(point)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def f_bias_slice(bias, m: int):
     from xsearch.centering import BiasMap
 
@@ -435,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="build a global raw FAISS HNSW/IVF index only up to this size")
     ap.add_argument("--remeasure", action="store_true")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--crossover", action="store_true",
+                    help="flat vs HNSW segment latency at several sizes (ANN_MIN_VECTORS)")
     ap.add_argument("--parts", help="re-run only these parts of stored runs: probe,filters")
     ap.add_argument("--tune", action="store_true",
                     help="sweep efSearch / nprobe on the built ANN indexes instead")
@@ -450,6 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sources: {len(sources.languages)} languages, {len(sources.queries)} queries",
           flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.crossover:
+        tfile = args.out / "scale_tuning.json"
+        points = crossover(sources, args.work)
+        old = json.loads(tfile.read_text()) if tfile.exists() else {}
+        old["crossover"] = points
+        tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+        return 0
     out_json = args.out / "scale.json"
     results = json.loads(out_json.read_text()) if out_json.exists() else {"runs": {}}
     results["sources"] = {"languages": [lang.code for lang in sources.languages],

@@ -90,6 +90,7 @@ def write(results: dict, out: Path) -> None:
             lines.append(f"| add/delete errors | {'; '.join(r['add_delete_errors'])} |")
         if r.get("probe_error"):
             lines.append(f"| RSS probe error | {r['probe_error']} |")
+    lines += _tuning(out / "scale_tuning.json")
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     _plot(runs, out / "scale.png")
 
@@ -119,3 +120,27 @@ def _plot(runs: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _tuning(path: Path) -> list[str]:
+    import json
+
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["", "## Tuning (`--tune`, `--crossover`; `scale_tuning.json`)"]
+    for key, t in sorted(data.items()):
+        if key == "crossover":
+            lines += ["", "One language's segment, flat vs HNSW (single-thread `Segment.search`, "
+                      "k=10):", "", "| n | flat p50 ms | HNSW p50 ms | HNSW recall@10 | "
+                      "HNSW build s |", "|---|---|---|---|---|"]
+            for p in t:
+                lines.append(f"| {p['n']:,} | {p['flat_p50_ms']:.2f} | {p['hnsw_p50_ms']:.2f} | "
+                             f"{p['hnsw_recall']:.4f} | {p['hnsw_build_s']:.1f} |")
+            continue
+        lines += ["", f"{key}: `{t['knob']}` (default {t['default']})", "",
+                  "| value | p50 ms | p99 ms | recall@10 |", "|---|---|---|---|"]
+        for p in t["points"]:
+            lines.append(f"| {p['value']} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} | "
+                         f"{p['recall_at_10']:.4f} |")
+    return lines
