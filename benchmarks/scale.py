@@ -547,7 +547,11 @@ def main(argv: list[str] | None = None) -> int:
             res = measure(path, n, layout, sources, args.work, args.queries,
                           args.raw_global_max)
             res.update(info)
-            results["runs"][key] = res
+            # re-read: another run (another size or --work) may have written meanwhile
+            fresh = json.loads(out_json.read_text()) if out_json.exists() else results
+            fresh["runs"][key] = res
+            fresh["sources"] = results["sources"]
+            results = fresh
             out_json.write_text(json.dumps(results, indent=1, sort_keys=True))
             scale_report.write(results, args.out)
             print(json.dumps(res), flush=True)
