@@ -384,6 +384,23 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
     from xsearch.search import Searcher
 
     _faiss()
+    if "warm" in parts:
+        vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+        qv = D.queries(sources, 300)[0]
+        searcher = Searcher(path)
+        timed_searches(searcher, qv[:10])
+        times, got = timed_searches(searcher, qv, cpu_key="warm")
+        qc, bias = searcher.centering().transform(qv, [None] * len(qv))
+        searcher.close()
+        truth = exact_top_k(vectors, langs, qc, bias)
+        res.update({"warm_cpu_p50_ms": _pct(CPU["warm"], 50), "warm_cpu_p99_ms":
+                    _pct(CPU["warm"], 99), "warm_p50_ms": _pct(times, 50),
+                    "warm_p95_ms": _pct(times, 95), "warm_p99_ms": _pct(times, 99),
+                    "recall_at_10": recall(got, truth)})
+        res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, 100_000))
+        res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
+        res["cpu_overhead_vs_raw_segments"] = (res["warm_cpu_p50_ms"]
+                                               / res["raw_segments_cpu_p50_ms"])
     if "filters" in parts:
         vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
         qv = D.queries(sources, 300)[0]
