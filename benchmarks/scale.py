@@ -224,7 +224,7 @@ def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, b
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             index.train(sample)
             index.add(vectors)
-            index.nprobe = S.IVF_NPROBE
+            index.nprobe = min(nlist, max(S.IVF_NPROBE, -(-S.IVF_MIN_SCAN * nlist // n)))
         else:
             index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = S.HNSW_EF_CONSTRUCTION
@@ -261,7 +261,8 @@ def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, b
             if r["kind"] == "hnsw":
                 faiss.downcast_index(ix.index).hnsw.efSearch = S.HNSW_EF_SEARCH
             else:
-                ix.nprobe = S.IVF_NPROBE
+                ix.nprobe = min(ix.nlist, max(S.IVF_NPROBE,
+                                              -(-S.IVF_MIN_SCAN * ix.nlist // max(1, r["n"]))))
             segs.append((r, ix, None))
     idx.close()
     nq = min(len(qc), 300 if layout != "flat" else 50)
