@@ -25,7 +25,11 @@ KINDS = (FLAT, HNSW, IVF_SQ8)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
 FACTORY = {HNSW: "IDMap2,HNSW32,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
+#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
+#: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
+HNSW_EF_SEARCH = 64
+#: A query that searches only a few segments (a --lang filter) may search each more widely.
+MAX_EFFORT = 4
 #: IVF lists probed per query: at least IVF_NPROBE, and enough to scan ~IVF_MIN_SCAN codes.
 #: Measured (benchmarks/scale.py --tune, e5-small-derived vectors): a fixed 24 gave recall@10
 #: 0.98 on 55k-vector segments (940 lists) but 0.93 on 5.5k-vector ones (298 lists, 19 codes
@@ -220,9 +224,11 @@ class Segment:
         return ids, self.reconstruct(ids)
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               allowed: np.ndarray | None = None,
+               effort: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k best rows per query; ``exclude`` are tombstoned ids,
-        ``allowed`` (sorted) restricts to those ids with an exact search."""
+        ``allowed`` (sorted) restricts to those ids with an exact search; ``effort``
+        multiplies the approximate search's breadth (efSearch / nprobe)."""
         k = max(1, min(k, self.info.n))
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if self.ids is not None or allowed is not None:
@@ -231,7 +237,7 @@ class Segment:
                 keep = ~np.isin(ids, exclude)
                 ids, mat = ids[keep], mat[keep]
             return _exact_top_k(q, mat, ids, k)
-        return self._ann_search(q, k, exclude)
+        return self._ann_search(q, k, exclude, effort)
 
     def _candidates(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
@@ -241,7 +247,8 @@ class Segment:
         present = allowed[own[rows] == allowed] if len(own) else allowed[:0]
         return present, self.reconstruct(present)
 
-    def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None):
+    def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
+                    effort: int = 1):
         faiss = _faiss()
         sel = None
         if exclude is not None and len(exclude):
@@ -250,10 +257,11 @@ class Segment:
         if self.info.kind == HNSW:
             # Through the IDMap2: it maps the selector (passage ids) to the graph's row
             # numbers and the results back, in C++, without copying the id map per query.
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=sel)
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k),
+                                                sel=sel)
         else:
             nlist = self.index.nlist
-            nprobe = max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
+            nprobe = effort * max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
             params = faiss.SearchParametersIVF(nprobe=min(nlist, nprobe), sel=sel)
         return self.index.search(q, k, params=params)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
-from .segments import Segment, SegmentInfo, files_of, quick_fingerprint
+from .segments import MAX_EFFORT, Segment, SegmentInfo, files_of, quick_fingerprint
 from .store import Store
 
 
@@ -120,14 +120,17 @@ class VectorStore:
         self.load()
         nq = len(queries)
         parts_s, parts_r, parts_i = [], [], []
-        for row in self.rows:
-            if languages is not None and row["language"] not in languages:
-                continue
+        rows = [r for r in self.rows if languages is None or r["language"] in languages]
+        # Fewer segments to search (a --lang filter): spend part of what that saves on a
+        # wider approximate search of each, so one language alone keeps its recall.
+        effort = min(MAX_EFFORT, max(1, len(self.rows) // max(1, len(rows))))
+        for row in rows:
             seg = self.segment(row)
             if seg is None:
                 continue
             exclude = self.tombs.get(row["id"])
-            scores, ids = seg.search(queries, k, exclude=exclude, allowed=allowed)
+            scores, ids = seg.search(queries, k, exclude=exclude, allowed=allowed,
+                                     effort=effort)
             valid = ids >= 0
             shift = bias.get(row["language"]) if bias else None
             adj = scores + (shift[:, None] if shift is not None else 0.0)
