@@ -380,16 +380,17 @@ def filters_part(searcher, vectors, langs, sources, qv, n: int) -> dict:
 
 
 def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[str],
-              res: dict) -> dict:
+              res: dict, warmup: int = 0) -> dict:
     """Re-run only some parts of a stored measurement (``probe``, ``filters``)."""
     from xsearch.search import Searcher
 
     _faiss()
     if "warm" in parts:
         vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
-        qv = D.queries(sources, 300)[0]
+        allq = D.queries(sources, 300 + warmup)[0]
+        qv = allq[:300]
         searcher = Searcher(path)
-        timed_searches(searcher, qv[:10])
+        timed_searches(searcher, allq[300:] if warmup else qv[:10])  # other queries: warm-up
         times, got = timed_searches(searcher, qv, cpu_key="warm")
         qc, bias = searcher.centering().transform(qv, [None] * len(qv))
         searcher.close()
@@ -397,7 +398,8 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
         res.update({"warm_cpu_p50_ms": _pct(CPU["warm"], 50), "warm_cpu_p99_ms":
                     _pct(CPU["warm"], 99), "warm_p50_ms": _pct(times, 50),
                     "warm_p95_ms": _pct(times, 95), "warm_p99_ms": _pct(times, 99),
-                    "recall_at_10": recall(got, truth)})
+                    "recall_at_10": recall(got, truth), "queries": len(qv),
+                    "warmup_queries": warmup or 10})
         res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, 100_000))
         res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
         res["cpu_overhead_vs_raw_segments"] = (res["warm_cpu_p50_ms"]
@@ -515,7 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--crossover", action="store_true",
                     help="flat vs HNSW segment latency at several sizes (ANN_MIN_VECTORS)")
-    ap.add_argument("--parts", help="re-run only these parts of stored runs: probe,filters")
+    ap.add_argument("--parts", help="re-run only these parts of stored runs: "
+                    "warm,probe,filters")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="with --parts warm: this many other queries first (default 10 of them)")
     ap.add_argument("--tune", action="store_true",
                     help="sweep efSearch / nprobe on the built ANN indexes instead")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
@@ -570,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.parts and key in results["runs"]:
                 print(f"[{time.strftime('%H:%M:%S')}] remeasure {key}: {args.parts}", flush=True)
                 res = remeasure(path, n, layout, sources, args.work, set(args.parts.split(",")),
-                                results["runs"][key])
+                                results["runs"][key], args.warmup)
                 fresh = json.loads(out_json.read_text()) if out_json.exists() else results
                 fresh["runs"][key] = res
                 results = fresh

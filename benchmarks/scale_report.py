@@ -25,6 +25,7 @@ ROWS = [
     ("warm_p50_ms_per_doc1", "warm p50 with --per-doc 1, the CLI default (ms)", "{:.2f}"),
     ("recall_at_10", "recall@10 vs exact centred search", "{:.4f}"),
     ("queries", "queries timed", "{}"),
+    ("warmup_queries", "warm-up queries before timing", "{}"),
     ("raw_segments_p50_ms", "raw FAISS on the same segment files, p50 (ms)", "{:.2f}"),
     ("raw_segments_recall", "raw FAISS on the segment files, recall@10", "{:.4f}"),
     ("overhead_vs_raw_segments", "xsearch p50 / raw-segments p50", "{:.2f}"),
