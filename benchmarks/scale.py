@@ -381,7 +381,7 @@ def filters_part(searcher, vectors, langs, sources, qv, n: int) -> dict:
 
 def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[str],
               res: dict, warmup: int = 0) -> dict:
-    """Re-run only some parts of a stored measurement (``probe``, ``filters``)."""
+    """Re-run only some parts of a stored measurement (warm, filters, probe, cold, add)."""
     from xsearch.search import Searcher
 
     _faiss()
@@ -411,6 +411,11 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
         timed_searches(searcher, qv[:10])
         res.update(filters_part(searcher, vectors, langs, sources, qv, n))
         searcher.close()
+    if "cold" in parts:
+        en = [t for c, t, _ in sources.queries if c == "eng_Latn"]
+        res.update(cold_query(path, en[0]))
+    if "add" in parts:
+        res.update(add_delete(path, work, f"{n}-{layout}"))
     if "probe" in parts:
         qfile = work / f"queries-{n}-{layout}.npy"
         np.save(qfile, D.queries(sources, 300)[0])
@@ -518,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crossover", action="store_true",
                     help="flat vs HNSW segment latency at several sizes (ANN_MIN_VECTORS)")
     ap.add_argument("--parts", help="re-run only these parts of stored runs: "
-                    "warm,probe,filters")
+                    "warm,probe,filters,cold,add")
     ap.add_argument("--warmup", type=int, default=0,
                     help="with --parts warm: this many other queries first (default 10 of them)")
     ap.add_argument("--tune", action="store_true",
