@@ -172,7 +172,7 @@ def cli(ctx: click.Context) -> None:
               help="Follow symlinks that lead out of the given folders.")
 @click.option("--layout", type=click.Choice(["auto", "flat", "hnsw", "ivf-sq8"]),
               help="New index: vector layout. auto (default) is exact until a language holds "
-                   "20,000 passages, then HNSW; ivf-sq8 is compressed (4x smaller, approximate).")
+                   "5,000 passages, then HNSW; ivf-sq8 is compressed (4x smaller, approximate).")
 @click.option("--centering", type=click.Choice(["language", "global", "none"]),
               help="New index: language (default) scores every passage against its own "
                    "language's mean, so no language or hub passage is favoured; global uses one "

@@ -109,6 +109,30 @@ def _hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _known_under(store, roots: list[Path]) -> dict[str, dict]:
+    """Indexed files at or below these roots, by a range on the path key: adding one file
+    to a big index does not read every file row."""
+    out: dict[str, dict] = {}
+    for root in roots:
+        base = str(root).rstrip(os.sep)
+        # every path below base sorts between base + "/" and base + "0" ("0" follows "/")
+        rows = store.db.query("SELECT * FROM files WHERE path = ? OR (path >= ? AND path < ?)",
+                              [str(root), base + os.sep, base + chr(ord(os.sep) + 1)])
+        out.update((r["path"], r) for r in rows)
+    return out
+
+
+def _indexed(store, paths: list[str]) -> set[str]:
+    """Which of these paths the index already holds (O(len(paths)), not O(files))."""
+    out: set[str] = set()
+    for start in range(0, len(paths), 500):
+        part = paths[start:start + 500]
+        marks = ",".join("?" * len(part))
+        out.update(r[0] for r in store.db.execute(
+            f"SELECT path FROM files WHERE path IN ({marks})", part))
+    return out
+
+
 def _under(path: str, roots: list[Path]) -> bool:
     p = Path(path)
     return any(p == r or r in p.parents for r in roots)
@@ -250,7 +274,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
           ) -> list[tuple[Path, tuple[str, int, float]]]:
     """Decide what changed; apply removals and renames; return the files to read."""
     store = writer.store
-    known = store.files()
+    known = _known_under(store, roots)
     failed = store.failed_files()
     seen: set[str] = set()
     fresh: list[tuple[Path, tuple[str, int, float]]] = []
@@ -406,7 +430,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
               notify: ProgressFn) -> None:
     if not todo:
         return
-    known = set(writer.store.files())
+    known = _indexed(writer.store, [str(f) for f, _ in todo])
     # The reader thread uses its own read-only connection: SQLite objects stay in one thread.
     inbox: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     outbox: queue.Queue = queue.Queue(maxsize=2)

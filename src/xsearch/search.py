@@ -187,16 +187,30 @@ class Searcher:
             topics = self._known_topics(f.topics)
             where.append("p.topic IN (" + ",".join("?" * len(topics)) + ")")
             args += topics
-        sql = "SELECT p.id, d.path FROM passages p JOIN documents d ON d.id = p.document_id"
+        db = self.index.store.db
+        if f.path_glob:
+            # Match the glob once per file, not once per passage (a file has many passages).
+            match = re.compile(fnmatch.translate(os.path.normcase(f.path_glob))).match
+            here = os.path.join(os.getcwd(), "")
+            paths = []
+            for (p,) in db.execute("SELECT path FROM files"):
+                c = os.path.normcase(p)
+                # the stored path, the path as shown (relative below the cwd), the file name
+                if match(c) or (c.startswith(here) and match(c[len(here):])) or \
+                        match(os.path.basename(c)):
+                    paths.append(p)
+            if not paths:
+                return np.zeros(0, dtype=np.int64)
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS _path_filter (path TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM _path_filter")
+            db.conn.executemany("INSERT OR IGNORE INTO _path_filter VALUES (?)",
+                                [(p,) for p in paths])
+            where.append("d.path IN (SELECT path FROM _path_filter)")
+        sql = "SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = self.index.store.db.execute(sql, args).fetchall()
-        if f.path_glob:
-            pat = f.path_glob
-            rows = [r for r in rows if fnmatch.fnmatch(r[1], pat)
-                    or fnmatch.fnmatch(display_path(r[1]), pat)
-                    or fnmatch.fnmatch(Path(r[1]).name, pat)]
-        return np.sort(np.array([r[0] for r in rows], dtype=np.int64))
+        ids = np.array([r[0] for r in db.execute(sql, args)], dtype=np.int64)
+        return np.sort(ids)
 
     def _known_topics(self, wanted: tuple[str, ...]) -> list[str]:
         """Topic names as stored, matched case-insensitively; unknown ones are refused."""

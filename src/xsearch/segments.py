@@ -25,8 +25,17 @@ KINDS = (FLAT, HNSW, IVF_SQ8)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
 FACTORY = {HNSW: "IDMap2,HNSW32,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
-IVF_NPROBE = 24
+#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
+#: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
+HNSW_EF_SEARCH = 64
+#: A query that searches only a few segments (a --lang filter) may search each more widely.
+MAX_EFFORT = 4
+#: IVF lists probed per query: at least IVF_NPROBE, and enough to scan ~IVF_MIN_SCAN codes.
+#: Measured (benchmarks/scale.py --tune, e5-small-derived vectors): a fixed 24 gave recall@10
+#: 0.98 on 55k-vector segments (940 lists) but 0.93 on 5.5k-vector ones (298 lists, 19 codes
+#: per list); what recall follows is the number of codes scanned, not the share of lists.
+IVF_NPROBE = 16
+IVF_MIN_SCAN = 1000
 
 #: Every file a segment may leave behind; nothing else in ``segments/`` is ever deleted.
 NAME_RE = re.compile(r"^s\d{8}-[A-Za-z0-9_]{1,40}(\.ids)?\.(npy|faiss)(\.tmp-\d+)?$")
@@ -141,7 +150,8 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
             np.random.default_rng(0).choice(len(vectors), 64 * nlist, replace=False)]
         index.train(sample)
         index.add_with_ids(vectors, ids)
-        index.make_direct_map()
+        # Passage ids are not row numbers: reconstruct() needs the hashtable direct map.
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index
     raise CorruptIndexError(f"unknown segment kind {kind!r}")
 
@@ -176,15 +186,20 @@ class Segment:
         return self.info.n
 
     def all_ids(self) -> np.ndarray:
+        """Sorted passage ids (read once: a segment never changes)."""
         if self.ids is not None:
             return np.asarray(self.ids)
-        faiss = _faiss()
-        if self.info.kind == HNSW:
-            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
-        invlists = self.index.invlists
-        out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-               for i in range(self.index.nlist) if invlists.list_size(i)]
-        return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+        if getattr(self, "_ann_ids", None) is None:
+            faiss = _faiss()
+            if self.info.kind == HNSW:
+                ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            else:
+                invlists = self.index.invlists
+                out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                       for i in range(self.index.nlist) if invlists.list_size(i)]
+                ids = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+            self._ann_ids = np.sort(ids)
+        return self._ann_ids
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of these passage ids (exact for flat and HNSW, decoded for IVF-SQ8)."""
@@ -195,8 +210,12 @@ class Segment:
             if len(ids) and not np.array_equal(all_ids[rows], ids):
                 raise KeyError("passage id not in segment")
             return np.asarray(self.vectors[rows], dtype=np.float32)
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else \
-            np.zeros((0, self.index.d), dtype=np.float32)
+        if not len(ids):
+            return np.zeros((0, self.index.d), dtype=np.float32)
+        try:
+            return self.index.reconstruct_batch(np.ascontiguousarray(ids))
+        except RuntimeError as exc:
+            raise KeyError("passage id not in segment") from exc
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self.all_ids()
@@ -205,9 +224,11 @@ class Segment:
         return ids, self.reconstruct(ids)
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
-               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               allowed: np.ndarray | None = None,
+               effort: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k best rows per query; ``exclude`` are tombstoned ids,
-        ``allowed`` (sorted) restricts to those ids with an exact search."""
+        ``allowed`` (sorted) restricts to those ids with an exact search; ``effort``
+        multiplies the approximate search's breadth (efSearch / nprobe)."""
         k = max(1, min(k, self.info.n))
         q = np.ascontiguousarray(queries, dtype=np.float32)
         if self.ids is not None or allowed is not None:
@@ -216,29 +237,32 @@ class Segment:
                 keep = ~np.isin(ids, exclude)
                 ids, mat = ids[keep], mat[keep]
             return _exact_top_k(q, mat, ids, k)
-        return self._ann_search(q, k, exclude)
+        return self._ann_search(q, k, exclude, effort)
 
     def _candidates(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return np.asarray(self.ids), self.vectors
-        present = allowed[np.isin(allowed, self.all_ids())]
+        own = self.all_ids()
+        rows = np.clip(np.searchsorted(own, allowed), 0, max(0, len(own) - 1))
+        present = allowed[own[rows] == allowed] if len(own) else allowed[:0]
         return present, self.reconstruct(present)
 
-    def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None):
+    def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
+                    effort: int = 1):
         faiss = _faiss()
-        params = None
         sel = None
         if exclude is not None and len(exclude):
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
         if self.info.kind == HNSW:
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k), sel=sel)
-            inner = faiss.downcast_index(self.index.index)
-            scores, ids = inner.search(q, k, params=params)
-            id_map = faiss.vector_to_array(self.index.id_map)
-            ids = np.where(ids >= 0, id_map[np.maximum(ids, 0)], -1)
-            return scores, ids
-        params = faiss.SearchParametersIVF(nprobe=IVF_NPROBE, sel=sel)
+            # Through the IDMap2: it maps the selector (passage ids) to the graph's row
+            # numbers and the results back, in C++, without copying the id map per query.
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k),
+                                                sel=sel)
+        else:
+            nlist = self.index.nlist
+            nprobe = effort * max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
+            params = faiss.SearchParametersIVF(nprobe=min(nlist, nprobe), sel=sel)
         return self.index.search(q, k, params=params)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
-from .segments import Segment, SegmentInfo, files_of, quick_fingerprint
+from .segments import MAX_EFFORT, Segment, SegmentInfo, files_of, quick_fingerprint
 from .store import Store
 
 
@@ -141,10 +141,12 @@ class VectorStore:
         nq = len(queries)
         q = np.ascontiguousarray(queries, dtype=np.float32)
         parts_s, parts_z, parts_i = [], [], []
-        for row in self.rows:
+        rows = [r for r in self.rows if languages is None or r["language"] in languages]
+        # Fewer segments to search (a --lang filter): spend part of what that saves on a
+        # wider approximate search of each, so one language alone keeps its recall.
+        effort = min(MAX_EFFORT, max(1, len(self.rows) // max(1, len(rows))))
+        for row in rows:
             lang = row["language"]
-            if languages is not None and lang not in languages:
-                continue
             seg = self.segment(row, missing_ok)
             if seg is None:
                 continue
@@ -167,7 +169,7 @@ class VectorStore:
                     pmu = pmu if sel is None else pmu[sel]
             else:
                 fetch = min(len(seg), max(4 * k + 16, k))
-                _, found = seg.search(q, fetch, exclude=exclude, allowed=allowed)
+                _, found = seg.search(q, fetch, exclude=exclude, allowed=allowed, effort=effort)
                 cand = np.unique(found[found >= 0])
                 vecs = seg.reconstruct(cand)
                 raw = q @ vecs.T

@@ -38,8 +38,11 @@ from .index_dir import (
 from .store import SCHEMA_VERSION, Store
 
 #: Per language: flat segments are merged into one at the end of each run; from this many
-#: vectors on, a language's merged segment becomes approximate (layout "auto").
-ANN_MIN_VECTORS = 20_000
+#: vectors on, a language's merged segment becomes approximate (layout "auto"). Measured
+#: (benchmarks/scale.py --crossover, e5-small, one thread): a flat segment costs as much as an
+#: HNSW one at ~5,000 vectors and 5x more at 20,000; a query searches every language's
+#: segment, so the flat ones add up (18 languages just under 20,000: ~24 ms per query).
+ANN_MIN_VECTORS = 5_000
 #: A segment whose tombstones pass this share is rewritten without them.
 TOMBSTONE_SHARE = 0.2
 #: Approximate segments of one language merged once there are this many.
@@ -210,6 +213,8 @@ class IndexWriter:
             if seg is not None:
                 by_seg[seg].append(pid)
                 lang_of_seg[seg] = lang
+        if not by_seg:
+            return  # nothing to read back (and no O(#segments) read per written file)
         rows = {r["id"]: r for r in self.store.segments()}
         for seg_id, pids in by_seg.items():
             row = rows.get(seg_id)

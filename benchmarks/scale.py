@@ -1,0 +1,609 @@
+"""Scale benchmark (issue #9): indexes of 10k, 100k and 1M passages, per layout.
+
+Builds each (N, layout) index through the product's write path (see ``scale_data``) under
+``--work`` (never in the repo; reused when it is already complete), then measures: build time,
+disk, open time, cold ``xsearch query`` (fresh process), warm ``Searcher.search_vectors``
+latency on one thread with hits joined with SQLite, recall@10 against exact centred search,
+filtered search, the query process's peak RSS, one-file add/delete through ``xsearch index``,
+and raw FAISS on the same vectors side by side. Writes ``scale.json``, ``scale.md`` and
+``scale.png`` to ``--out``.
+
+    python benchmarks/scale.py --sizes 10000,100000 --layouts flat,auto,ivf-sq8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import scale_data as D  # noqa: E402
+import scale_report  # noqa: E402
+
+K = 10
+HERE = Path(__file__).resolve().parent
+
+
+def _faiss():
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    return faiss
+
+
+def _pct(xs, p) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000.0, p))
+
+
+def exact_top_k(vectors: np.ndarray, langs: np.ndarray, qc: np.ndarray, bias,
+                k: int = K, mask: np.ndarray | None = None) -> np.ndarray:
+    """Passage ids (1-based) of the k best centred scores, by brute force over every vector."""
+    nq = len(qc)
+    codes, inv = np.unique(langs, return_inverse=True)
+    b = np.stack([np.asarray(bias.get(c), dtype=np.float64) for c in codes], axis=1)  # nq x L
+    best_s = np.full((nq, 0), -np.inf, dtype=np.float32)
+    best_i = np.zeros((nq, 0), dtype=np.int64)
+    step = 100_000
+    for s in range(0, len(vectors), step):
+        block = np.asarray(vectors[s:s + step], dtype=np.float32)
+        sc = (qc @ block.T + b[:, inv[s:s + step]]).astype(np.float32)
+        if mask is not None:
+            sc[:, ~mask[s:s + step]] = -np.inf
+        ids = np.arange(s + 1, s + 1 + len(block))
+        kk = min(k, len(block))
+        part = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+        best_s = np.hstack([best_s, np.take_along_axis(sc, part, axis=1)])
+        best_i = np.hstack([best_i, ids[part]])
+        keep = np.argsort(-best_s, axis=1, kind="stable")[:, :k]
+        best_s = np.take_along_axis(best_s, keep, axis=1)
+        best_i = np.take_along_axis(best_i, keep, axis=1)
+    return np.where(np.isfinite(best_s), best_i, -1)
+
+
+def recall(got: list[list[int]], truth: np.ndarray) -> float:
+    vals = []
+    for g, t in zip(got, truth, strict=True):
+        t = [int(x) for x in t if x >= 0]
+        if t:
+            vals.append(len(set(g[:K]) & set(t)) / len(t))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+#: CPU seconds of each timed search (thread_time), beside the wall times: on a shared, loaded
+#: machine the wall time mostly measures waiting for a core; one-thread CPU time does not.
+CPU: dict[str, list[float]] = {}
+
+
+def timed_searches(searcher, qv: np.ndarray, filters=None, per_document: int = 0,
+                   cpu_key: str | None = None):
+    times, got, cpu = [], [], []
+    for q in qv:
+        t, c = time.perf_counter(), time.thread_time()
+        hits = searcher.search_vectors(q[None], K, filters, per_document=per_document)[0]
+        cpu.append(time.thread_time() - c)
+        times.append(time.perf_counter() - t)
+        got.append([h.passage_id for h in hits])
+    if cpu_key:
+        CPU[cpu_key] = cpu
+    return times, got
+
+
+def disk(path: Path, n: int, dim: int) -> dict:
+    db = sum((path / f).stat().st_size for f in ("xsearch.db", "xsearch.db-wal")
+             if (path / f).exists())
+    seg = sum(p.stat().st_size for p in (path / "segments").iterdir())
+    payload = n * dim * 4
+    return {"db_mb": db / 1e6, "segments_mb": seg / 1e6, "total_mb": (db + seg) / 1e6,
+            "payload_mb": payload / 1e6, "segments_share_of_payload": seg / payload}
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)  # the CLI as a user runs it
+    env.pop("OMP_WAIT_POLICY", None)
+    return env
+
+
+def cold_query(path: Path, text: str, runs: int = 3) -> dict:
+    cmd = [sys.executable, "-m", "xsearch", "query", text, "--index", str(path), "--json",
+           "-k", str(K)]
+    subprocess.run(cmd, capture_output=True, env=_env())  # warms the page cache
+    times, rc, out = [], 0, ""
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+        times.append(time.perf_counter() - t)
+        rc, out = p.returncode, p.stdout if p.returncode == 0 else p.stderr
+    return {"cold_query_s": float(np.median(times)), "cold_query_runs_s": times,
+            "cold_query_rc": rc, "cold_query_hits": len(out.strip().splitlines()) if rc == 0
+            else out.strip()[-300:]}
+
+
+def probe(path: Path, qfile: Path) -> dict:
+    """Peak RSS and bytes read() of a fresh process that opens the index, runs 200 searches."""
+    p = subprocess.run([sys.executable, str(HERE / "scale.py"), "--probe", str(path),
+                        "--probe-queries", str(qfile)], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if p.returncode:
+        return {"probe_error": p.stderr.strip()[-400:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _rchar() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _hwm_mb() -> float:
+    """Peak RSS of this process image. Not getrusage's ru_maxrss: Linux carries that over
+    from the parent through fork and exec, so a child of a big process reports the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_probe(path: Path, qfile: Path) -> None:
+    from xsearch.search import Searcher
+
+    _faiss()
+    qv = np.load(qfile)
+    base = _hwm_mb()
+    r0 = _rchar()
+    searcher = Searcher(path)
+    r1 = _rchar()
+    searcher.search_vectors(qv[:1], K, per_document=0)
+    r2 = _rchar()
+    for q in qv[:200]:
+        searcher.search_vectors(q[None], K, per_document=0)
+    peak = _hwm_mb()
+    print(json.dumps({"rss_peak_mb": peak, "rss_before_open_mb": base,
+                      "read_on_open_mb": (r1 - r0) / 1e6,
+                      "read_first_query_mb": (r2 - r1) / 1e6}))
+
+
+def add_delete(path: Path, work: Path, key: str) -> dict:
+    folder = work / f"addfile-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "keep.txt").write_text("Der Zug nach Lyon fährt um acht Uhr morgens ab.\n")
+    one = folder / "one.txt"
+    one.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "xsearch", "index", str(folder), "--index", str(path), "-q"]
+    setup = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    one.write_text("The river flooded the village after three days of heavy rain. "
+                   "Farmers moved their animals to the hills.\n")
+    t = time.perf_counter()
+    add = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    t_add = time.perf_counter() - t
+    one.unlink()
+    t = time.perf_counter()
+    dele = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    t_del = time.perf_counter() - t
+    errs = [p.stderr.strip()[-300:] for p in (setup, add, dele) if p.returncode]
+    return {"add_one_file_s": t_add, "delete_one_file_s": t_del,
+            "add_delete_errors": errs}
+
+
+def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, bias,
+              truth: np.ndarray, layout: str, global_max: int) -> dict:
+    """FAISS alone on the same vectors: one global index, and the index's own segment files."""
+    from xsearch import segments as S
+    from xsearch.index_dir import IndexDir
+
+    faiss = _faiss()
+    out: dict = {}
+    dim = vectors.shape[1]
+    n = len(vectors)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(np.ascontiguousarray(vectors))
+    times, raw_truth = [], []
+    for q in qv[:50]:
+        t = time.perf_counter()
+        _, i = flat.search(q[None], K)
+        times.append(time.perf_counter() - t)
+        raw_truth.append(i[0])
+    out["raw_flat_p50_ms"] = _pct(times, 50)
+    if layout != "flat" and n <= global_max:
+        if layout == "ivf-sq8":
+            nlist = int(max(1, min(4096, round(4 * np.sqrt(n)))))
+            index = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+            sample = vectors[np.random.default_rng(0).choice(n, min(n, 64 * nlist),
+                                                             replace=False)]
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            index.train(sample)
+            index.add(vectors)
+            index.nprobe = min(nlist, max(S.IVF_NPROBE, -(-S.IVF_MIN_SCAN * nlist // n)))
+        else:
+            index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = S.HNSW_EF_CONSTRUCTION
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            t = time.perf_counter()
+            index.add(vectors)
+            out["raw_global_build_s"] = time.perf_counter() - t
+            index.hnsw.efSearch = S.HNSW_EF_SEARCH
+        faiss.omp_set_num_threads(1)
+        times, got, cpu = [], [], []
+        for q in qv[:300]:
+            t, c = time.perf_counter(), time.thread_time()
+            _, i = index.search(q[None], K)
+            cpu.append(time.thread_time() - c)
+            times.append(time.perf_counter() - t)
+            got.append([int(x) + 1 for x in i[0]])
+        _, exact_i = flat.search(qv[:300], K)
+        out["raw_global_p50_ms"] = _pct(times, 50)
+        out["raw_global_cpu_p50_ms"] = _pct(cpu, 50)
+        out["raw_global_p99_ms"] = _pct(times, 99)
+        out["raw_global_recall"] = recall(got, exact_i + 1)
+    del flat
+    # The same per-language segment files, searched by FAISS directly (centred query + bias).
+    idx = IndexDir.open(path)
+    rows = idx.store.segments()
+    segs = []
+    for r in rows:
+        f = path / "segments" / (r["name"] + (".faiss" if r["kind"] != "flat" else ".npy"))
+        if r["kind"] == "flat":
+            segs.append((r, np.load(f, mmap_mode="r"),
+                         np.load(path / "segments" / (r["name"] + ".ids.npy"), mmap_mode="r")))
+        else:
+            ix = faiss.read_index(str(f), faiss.IO_FLAG_MMAP_IFC)
+            if r["kind"] == "hnsw":
+                faiss.downcast_index(ix.index).hnsw.efSearch = S.HNSW_EF_SEARCH
+            else:
+                ix.nprobe = min(ix.nlist, max(S.IVF_NPROBE,
+                                              -(-S.IVF_MIN_SCAN * ix.nlist // max(1, r["n"]))))
+            segs.append((r, ix, None))
+    idx.close()
+    nq = min(len(qc), 300 if layout != "flat" else 50)
+    times, got, cpu = [], [], []
+    for qi in range(nq):
+        q = qc[qi:qi + 1]
+        t, c = time.perf_counter(), time.thread_time()
+        ss, ii = [], []
+        for r, ix, ids in segs:
+            if ids is not None:
+                sc = np.asarray(ix @ q[0])
+                top = np.argpartition(-sc, min(K, len(sc)) - 1)[:K]
+                s, i = sc[top][None], np.asarray(ids)[top][None]
+            else:
+                s, i = ix.search(q, K)
+            ss.append(s + bias.get(r["language"])[qi])
+            ii.append(i)
+        s = np.hstack(ss)
+        order = np.argsort(-s[0])[:K]
+        cpu.append(time.thread_time() - c)
+        times.append(time.perf_counter() - t)
+        got.append([int(x) for x in np.hstack(ii)[0][order]])
+    out["raw_segments_p50_ms"] = _pct(times, 50)
+    out["raw_segments_cpu_p50_ms"] = _pct(cpu, 50)
+    out["raw_segments_p99_ms"] = _pct(times, 99)
+    out["raw_segments_recall"] = recall(got, truth[:nq])
+    return out
+
+
+def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
+            global_max: int) -> dict:
+    from xsearch.index_dir import IndexDir
+    from xsearch.search import Searcher
+
+    _faiss()
+    key = f"{n}-{layout}"
+    vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+    res: dict = {"n": n, "layout": layout}
+    res.update(disk(path, n, sources.dim))
+    idx = IndexDir.open(path)
+    lo, hi, cnt = idx.store.db.execute("SELECT min(id), max(id), count(*) FROM passages"
+                                       ).fetchone()
+    res["segments"] = {r["kind"]: 0 for r in idx.store.segments()}
+    for r in idx.store.segments():
+        res["segments"][r["kind"]] += 1
+    idx.close()
+    if (lo, hi) != (1, n) or cnt < n:
+        raise SystemExit(f"{path}: passage ids {lo}..{hi} ({cnt}), expected 1..{n}")
+    opens = []
+    for _ in range(5):
+        t = time.perf_counter()
+        IndexDir.open(path).close()
+        opens.append(time.perf_counter() - t)
+    res["open_s"] = float(np.median(opens))
+
+    qv, qlangs, qtexts = D.queries(sources, max(nq, 300))
+    if layout == "flat" and n >= 1_000_000:
+        nq = min(nq, 40)  # exact search over 1M on one thread: enough for its percentiles
+    qv = qv[:nq]
+    searcher = Searcher(path)
+    timed_searches(searcher, qv[:10])  # warm-up
+    times, got = timed_searches(searcher, qv, cpu_key="warm")
+    centering = searcher.centering()
+    qc, bias = centering.transform(qv, [None] * len(qv))
+    truth = exact_top_k(vectors, langs, qc, bias)
+    res.update({"warm_cpu_p50_ms": _pct(CPU["warm"], 50), "warm_cpu_p99_ms":
+                _pct(CPU["warm"], 99)})
+    res.update({"queries": len(qv), "warm_p50_ms": _pct(times, 50), "warm_p95_ms":
+                _pct(times, 95), "warm_p99_ms": _pct(times, 99), "recall_at_10":
+                recall(got, truth)})
+    t_doc, _ = timed_searches(searcher, qv[:100], per_document=1)
+    res["warm_p50_ms_per_doc1"] = _pct(t_doc, 50)
+
+    res.update(filters_part(searcher, vectors, langs, sources, qv, n))
+    searcher.close()
+
+    res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, global_max))
+    res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
+    res["cpu_overhead_vs_raw_segments"] = res["warm_cpu_p50_ms"] / res["raw_segments_cpu_p50_ms"]
+    if "raw_global_p50_ms" in res:
+        res["overhead_vs_raw_global"] = res["warm_p50_ms"] / res["raw_global_p50_ms"]
+    del vectors
+
+    qfile = work / f"queries-{key}.npy"
+    np.save(qfile, D.queries(sources, 300)[0])
+    res.update(probe(path, qfile))
+    res["rss_over_payload"] = res.get("rss_peak_mb", float("nan")) / res["payload_mb"]
+    en = [t for c, t, _ in sources.queries if c == "eng_Latn"] or [qtexts[0]]
+    res.update(cold_query(path, en[0]))
+    res.update(add_delete(path, work, key))
+    return res
+
+
+def filters_part(searcher, vectors, langs, sources, qv, n: int) -> dict:
+    """--lang (one language) and --path (1% of the files): k hits? recall within the filter."""
+    from xsearch.search import Filters
+
+    centering = searcher.centering()
+    one = sources.languages[len(sources.languages) // 2].code
+    fq = qv[:50]
+    f_qc, f_bias = centering.transform(fq, [None] * len(fq))
+    t_lang, got_lang = timed_searches(searcher, fq, Filters(languages=(one,)))
+    truth_lang = exact_top_k(vectors, langs, f_qc, f_bias, mask=langs == one)
+    glob = f"/corpus/d{7:02d}/*"
+    files = (np.arange(n) // D.PASSAGES_PER_FILE) % D.PATH_BUCKETS
+    t_path, got_path = timed_searches(searcher, fq[:20], Filters(path_glob=glob))
+    truth_path = exact_top_k(vectors, langs, f_qc[:20], f_bias_slice(f_bias, 20),
+                             mask=files == 7)
+    return {"filter_lang": one, "filter_lang_p50_ms": _pct(t_lang, 50),
+            "filter_lang_full_k_share": float(np.mean([len(g) == K for g in got_lang])),
+            "filter_lang_recall": recall(got_lang, truth_lang),
+            "filter_path": glob, "filter_path_p50_ms": _pct(t_path, 50),
+            "filter_path_full_k_share": float(np.mean([len(g) == K for g in got_path])),
+            "filter_path_recall": recall(got_path, truth_path)}
+
+
+def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[str],
+              res: dict, warmup: int = 0) -> dict:
+    """Re-run only some parts of a stored measurement (warm, filters, probe, cold, add)."""
+    from xsearch.search import Searcher
+
+    _faiss()
+    if "warm" in parts:
+        vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+        allq = D.queries(sources, 300 + warmup)[0]
+        qv = allq[:300]
+        searcher = Searcher(path)
+        timed_searches(searcher, allq[300:] if warmup else qv[:10])  # other queries: warm-up
+        times, got = timed_searches(searcher, qv, cpu_key="warm")
+        qc, bias = searcher.centering().transform(qv, [None] * len(qv))
+        searcher.close()
+        truth = exact_top_k(vectors, langs, qc, bias)
+        res.update({"warm_cpu_p50_ms": _pct(CPU["warm"], 50), "warm_cpu_p99_ms":
+                    _pct(CPU["warm"], 99), "warm_p50_ms": _pct(times, 50),
+                    "warm_p95_ms": _pct(times, 95), "warm_p99_ms": _pct(times, 99),
+                    "recall_at_10": recall(got, truth), "queries": len(qv),
+                    "warmup_queries": warmup or 10})
+        res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, 100_000))
+        res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
+        res["cpu_overhead_vs_raw_segments"] = (res["warm_cpu_p50_ms"]
+                                               / res["raw_segments_cpu_p50_ms"])
+    if "filters" in parts:
+        vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+        qv = D.queries(sources, 300)[0]
+        searcher = Searcher(path)
+        timed_searches(searcher, qv[:10])
+        res.update(filters_part(searcher, vectors, langs, sources, qv, n))
+        searcher.close()
+    if "cold" in parts:
+        en = [t for c, t, _ in sources.queries if c == "eng_Latn"]
+        res.update(cold_query(path, en[0]))
+    if "add" in parts:
+        res.update(add_delete(path, work, f"{n}-{layout}"))
+    if "probe" in parts:
+        qfile = work / f"queries-{n}-{layout}.npy"
+        np.save(qfile, D.queries(sources, 300)[0])
+        res.update(probe(path, qfile))
+        res["rss_over_payload"] = res.get("rss_peak_mb", float("nan")) / res["payload_mb"]
+    return res
+
+
+def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
+    """Warm p50/p99 and recall@10 for several HNSW efSearch / IVF nprobe values."""
+    from xsearch import segments as S
+    from xsearch.search import Searcher
+
+    _faiss()
+    vectors, langs = D.corpus_vectors(sources, n, work / f"synth-L{len(sources.languages)}")
+    qv = D.queries(sources, nq)[0]
+    searcher = Searcher(path)
+    kinds = {r["kind"] for r in searcher.index.store.segments()}
+    timed_searches(searcher, qv[:10])
+    qc, bias = searcher.centering().transform(qv, [None] * len(qv))
+    truth = exact_top_k(vectors, langs, qc, bias)
+    del vectors
+    name, values = (("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if "hnsw" in kinds else
+                    ("IVF_NPROBE", [4, 8, 16, 24, 32, 48, 64, 96]))
+    old = getattr(S, name)
+    out = {"knob": name, "default": old, "points": []}
+    try:
+        for v in values:
+            setattr(S, name, v)
+            times, got = timed_searches(searcher, qv, cpu_key="tune")
+            out["points"].append({"value": v, "p50_ms": _pct(times, 50),
+                                  "cpu_p50_ms": _pct(CPU["tune"], 50),
+                                  "cpu_p99_ms": _pct(CPU["tune"], 99),
+                                  "p99_ms": _pct(times, 99), "recall_at_10": recall(got, truth)})
+            print(json.dumps(out["points"][-1]), flush=True)
+    finally:
+        setattr(S, name, old)
+        searcher.close()
+    return out
+
+
+def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> list[dict]:
+    """One language's segment, flat vs HNSW, at several sizes: where ANN starts to pay
+    (single-thread Segment.search, k=10; recall of HNSW against the flat result)."""
+    from xsearch import segments as S
+
+    faiss = _faiss()
+    lang = sources.languages[0]
+    rng = np.random.default_rng(5)
+    qv = D.queries(sources, 200)[0]
+    folder = work / "crossover"
+    shutil.rmtree(folder, ignore_errors=True)
+    out = []
+    for n in sizes:
+        rows = rng.integers(0, len(lang.texts), n)
+        v = D._unit(lang.vectors[rows] + D.ALPHA * lang.noise(rng, n))
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        point = {"n": n}
+        got = {}
+        for kind in (S.FLAT, S.HNSW):
+            name = S.segment_name(n // 1000 * 10 + (kind == S.HNSW), lang.code)
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            t = time.perf_counter()
+            info = S.write_segment(folder, name, ids, v, kind)
+            point[f"{kind}_build_s"] = time.perf_counter() - t
+            faiss.omp_set_num_threads(1)
+            seg = S.Segment(folder, info, lang.code, 1)
+            seg.search(qv[:5], K)
+            times, res = [], []
+            for q in qv:
+                t = time.perf_counter()
+                _, i = seg.search(q[None], K)
+                times.append(time.perf_counter() - t)
+                res.append([int(x) for x in i[0]])
+            point[f"{kind}_p50_ms"] = _pct(times, 50)
+            got[kind] = res
+        point["hnsw_recall"] = recall(got[S.HNSW], np.array(got[S.FLAT]))
+        print(json.dumps(point), flush=True)
+        out.append(point)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def f_bias_slice(bias, m: int):
+    from xsearch.centering import BiasMap
+
+    return BiasMap({k: v[:m] for k, v in bias.items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--layouts", default="flat,auto,ivf-sq8")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--work", type=Path, default=Path("/work/scratch/scale"))
+    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/cache/embeddings.sqlite"))
+    ap.add_argument("--sib200", type=Path, default=None)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--languages", type=int, default=18,
+                    help="use the first N complete languages of the cache (pinned corpus)")
+    ap.add_argument("--raw-global-max", type=int, default=100_000,
+                    help="build a global raw FAISS HNSW/IVF index only up to this size")
+    ap.add_argument("--remeasure", action="store_true")
+    ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--crossover", action="store_true",
+                    help="flat vs HNSW segment latency at several sizes (ANN_MIN_VECTORS)")
+    ap.add_argument("--parts", help="re-run only these parts of stored runs: "
+                    "warm,probe,filters,cold,add")
+    ap.add_argument("--warmup", type=int, default=0,
+                    help="with --parts warm: this many other queries first (default 10 of them)")
+    ap.add_argument("--tune", action="store_true",
+                    help="sweep efSearch / nprobe on the built ANN indexes instead")
+    ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--probe-queries", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.probe:
+        run_probe(args.probe, args.probe_queries)
+        return 0
+    from xsearch.bench.datasets import default_sib200_root
+
+    sources = D.load_sources(args.cache, args.sib200 or default_sib200_root(), args.languages)
+    print(f"sources: {len(sources.languages)} languages, {len(sources.queries)} queries",
+          flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.crossover:
+        tfile = args.out / "scale_tuning.json"
+        points = crossover(sources, args.work)
+        old = json.loads(tfile.read_text()) if tfile.exists() else {}
+        old["crossover"] = points
+        tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+        return 0
+    out_json = args.out / "scale.json"
+    results = json.loads(out_json.read_text()) if out_json.exists() else {"runs": {}}
+    results["sources"] = {"languages": [lang.code for lang in sources.languages],
+                          "alpha": D.ALPHA, "query_alpha": D.QUERY_ALPHA,
+                          "passages_per_file": D.PASSAGES_PER_FILE}
+    for n in [int(s) for s in args.sizes.split(",")]:
+        for layout in args.layouts.split(","):
+            key = f"{n}-{layout}"
+            path = args.work / f"n{n}-{layout}"
+            marker = args.work / f"n{n}-{layout}.build.json"
+            if not marker.exists():
+                if path.exists():
+                    shutil.rmtree(path)  # an unfinished build of ours
+                print(f"[{time.strftime('%H:%M:%S')}] build {key}", flush=True)
+                info = D.build(path, n, layout, sources)
+                info["languages"] = [lang.code for lang in sources.languages]
+                marker.write_text(json.dumps(info))
+            info = json.loads(marker.read_text())
+            if info["languages"] != [lang.code for lang in sources.languages]:
+                raise SystemExit(f"{path} was built from other languages; remove it or pass "
+                                 f"--languages {len(info['languages'])}")
+            if args.tune:
+                if layout != "flat":
+                    print(f"[{time.strftime('%H:%M:%S')}] tune {key}", flush=True)
+                    tuned = tune(path, n, layout, sources, args.work, args.queries)
+                    tfile = args.out / "scale_tuning.json"
+                    old = json.loads(tfile.read_text()) if tfile.exists() else {}
+                    old[key] = tuned
+                    tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+                continue
+            if args.parts and key in results["runs"]:
+                print(f"[{time.strftime('%H:%M:%S')}] remeasure {key}: {args.parts}", flush=True)
+                res = remeasure(path, n, layout, sources, args.work, set(args.parts.split(",")),
+                                results["runs"][key], args.warmup)
+                fresh = json.loads(out_json.read_text()) if out_json.exists() else results
+                fresh["runs"][key] = res
+                results = fresh
+                out_json.write_text(json.dumps(results, indent=1, sort_keys=True))
+                scale_report.write(results, args.out)
+                continue
+            if args.build_only or (key in results["runs"] and not args.remeasure):
+                continue
+            print(f"[{time.strftime('%H:%M:%S')}] measure {key}", flush=True)
+            res = measure(path, n, layout, sources, args.work, args.queries,
+                          args.raw_global_max)
+            res.update(info)
+            # re-read: another run (another size or --work) may have written meanwhile
+            fresh = json.loads(out_json.read_text()) if out_json.exists() else results
+            fresh["runs"][key] = res
+            fresh["sources"] = results["sources"]
+            results = fresh
+            out_json.write_text(json.dumps(results, indent=1, sort_keys=True))
+            scale_report.write(results, args.out)
+            print(json.dumps(res), flush=True)
+    scale_report.write(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

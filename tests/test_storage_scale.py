@@ -1,0 +1,143 @@
+"""Filters and tombstones on approximate (HNSW / IVF-SQ8) segments, through the real write path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xsearch.index_dir import IndexConfig, IndexDir
+from xsearch.search import Filters, Searcher
+from xsearch.store import DocumentRow, PassageRow
+from xsearch.writer import IndexWriter, prepare_folder, private_files, write_lock
+
+DIM = 32
+FILES = 300  # x 5 passages = 1500 vectors in one language: an ANN segment after the merge
+
+
+def _build(path, layout):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(FILES * 5, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    files = []
+    for f in range(FILES):
+        passages = [PassageRow(ordinal=j, char_start=0, char_end=5, text=f"text {f} {j}",
+                               language="eng_Latn", language_score=1.0, n_tokens=3)
+                    for j in range(5)]
+        doc = DocumentRow(record_id="", title=str(f), content_hash=str(f), n_chars=5,
+                          language="eng_Latn", passages=passages)
+        files.append((f"/data/d{f % 10}/f{f}.txt", (str(f), 5, 1.0), "text", [], [doc]))
+    config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
+                         layout=layout)
+    with private_files():
+        prepare_folder(path)
+        with write_lock(path):
+            w = IndexWriter.open(path, config)
+            for s in range(0, FILES, 50):
+                w.write_many(files[s:s + 50], vectors[s * 5:(s + 50) * 5])
+            w.merge()
+            w.finish()
+    return vectors
+
+
+@pytest.mark.parametrize("layout", ["hnsw", "ivf-sq8"])
+def test_path_filter_and_tombstones_on_ann_segments(tmp_path, layout):
+    path = tmp_path / "idx"
+    vectors = _build(path, layout)
+    s = Searcher(path)
+    try:
+        kinds = {r["kind"] for r in s.index.store.segments()}
+        assert kinds == {layout}
+        q = vectors[7 * 5 + 2]  # a passage of /data/d7/f7.txt
+        hits = s.search_vectors(q, k=10, filters=Filters(path_glob="/data/d7/*"),
+                                per_document=0)[0]
+        assert len(hits) == 10
+        assert all(h.path.startswith("/data/d7/") for h in hits)
+        assert hits[0].path == "/data/d7/f7.txt"
+        assert not s.search_vectors(q, k=10, filters=Filters(path_glob="/nowhere/*"))[0]
+    finally:
+        s.close()
+
+    # Delete f7 (tombstones in the ANN segment, under the rewrite threshold): its passages go,
+    # every other passage can still be found, and k hits still come back.
+    with write_lock(path):
+        w = IndexWriter.open(path, None)
+        w.delete_files(["/data/d7/f7.txt"])
+        w.merge()
+        w.finish()
+    s = Searcher(path)
+    try:
+        assert len(s.index.store.tombstones()) == 1
+        hits = s.search_vectors(q, k=10, per_document=0)[0]
+        assert len(hits) == 10 and all(h.path != "/data/d7/f7.txt" for h in hits)
+        for pid in range(1, 40, 3):  # live passages are their own best hit
+            if 36 <= pid <= 40:
+                continue
+            top = s.search_vectors(vectors[pid - 1], k=1, per_document=0)[0]
+            assert top and top[0].passage_id == pid
+    finally:
+        s.close()
+
+
+def test_writing_new_files_does_not_read_the_segment_list_per_file(tmp_path):
+    """A first build writes thousands of small segments before its merge: a write of new
+    files must not read every segment row once per file (that made 1M builds quadratic)."""
+    path = tmp_path / "idx"
+    _build(path, "flat")
+    statements: list[str] = []
+    rng = np.random.default_rng(4)
+    with write_lock(path):
+        w = IndexWriter.open(path, None)
+        w.store.db.conn.set_trace_callback(statements.append)
+        files = []
+        for f in range(40):
+            p = PassageRow(ordinal=0, char_start=0, char_end=4, text=f"new {f}",
+                           language="eng_Latn", language_score=1.0, n_tokens=2)
+            doc = DocumentRow(record_id="", title="", content_hash=f"n{f}", n_chars=4,
+                              language="eng_Latn", passages=[p])
+            files.append((f"/data/new/f{f}.txt", (f"n{f}", 4, 1.0), "text", [], [doc]))
+        vecs = rng.normal(size=(40, DIM)).astype(np.float32)
+        w.write_many(files, vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
+        w.store.db.conn.set_trace_callback(None)
+        w.finish()
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")
+             and "FROM SEGMENTS" in s.upper()]
+    assert reads == []
+    s = Searcher(path)
+    try:
+        assert s.index.store.counts()["passages"] == FILES * 5 + 40
+    finally:
+        s.close()
+
+
+def test_indexing_one_folder_reads_only_its_own_file_rows(tmp_path, monkeypatch):
+    """Adding a file under FOLDER reads the file rows below FOLDER, not the whole table (an
+    O(files) cost per `xsearch index` run on a big index); other folders' files stay."""
+    from xsearch.indexer import build_index
+    from xsearch.store import Store
+
+    a, b, a2 = tmp_path / "a", tmp_path / "b", tmp_path / "a2"
+    for d in (a, b, a2):
+        d.mkdir()
+    (a / "one.txt").write_text("The river flooded the village after heavy rain.\n")
+    (b / "two.txt").write_text("Le train pour Lyon part à huit heures du matin.\n")
+    (a2 / "three.txt").write_text("Die Schule bleibt morgen geschlossen.\n")  # "a2" sorts near "a"
+    index = tmp_path / "idx"
+    build_index([a, b, a2], index)
+
+    def every_row(self):
+        raise AssertionError("read every file row")
+
+    monkeypatch.setattr(Store, "files", every_row)
+    (a / "new.txt").write_text("Wakulima walivuna mahindi mengi mwaka huu.\n")
+    (a / "one.txt").unlink()
+    summary = build_index([a], index)
+    assert summary.removed == 1
+    idx = IndexDir.open(index)
+    try:
+        paths = sorted(Path(p).relative_to(tmp_path).as_posix() for p in idx.store.db.execute(
+            "SELECT path FROM files").fetchall() for p in p)
+    finally:
+        idx.close()
+    assert paths == ["a/new.txt", "a2/three.txt", "b/two.txt"]
