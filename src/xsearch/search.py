@@ -254,9 +254,11 @@ class Searcher:
 
     def search_vectors(self, qv: np.ndarray, k: int = 5, filters: Filters | None = None,
                        per_document: int = 1, texts: list[str] | None = None,
-                       offset: int = 0, mode: str = DEFAULT_MODE) -> list[list[Hit]]:
+                       offset: int = 0, mode: str = DEFAULT_MODE, snippets: bool = True
+                       ) -> list[list[Hit]]:
         """Like :meth:`search_many`, for query vectors already embedded by this model
-        (``texts``, when given, add the query's language and its lexical matches).
+        (``texts``, when given, add the query's language and its lexical matches;
+        ``snippets`` False skips choosing the matching window, for benchmarks).
 
         Everything is read in one SQLite read transaction, so a concurrent writer is seen
         either wholly or not at all.
@@ -268,7 +270,7 @@ class Searcher:
         for attempt in (0, 1):
             try:
                 results = self._search_snapshot(qv, k + offset, f, per_document, texts,
-                                                attempt == 1, mode)
+                                                attempt == 1, mode, snippets)
                 break
             except SegmentGoneError:
                 # A merge committed after our snapshot began: take a fresh one.
@@ -282,8 +284,8 @@ class Searcher:
         return out
 
     def _search_snapshot(self, qv: np.ndarray, want: int, f: Filters, per_document: int,
-                         texts: list[str] | None, missing_ok: bool, mode: str
-                         ) -> list[list[Hit]]:
+                         texts: list[str] | None, missing_ok: bool, mode: str,
+                         snippets: bool = True) -> list[list[Hit]]:
         """One read transaction: segment list, tombstones, statistics and hit rows."""
         with self.index.store.snapshot():
             self._generation = self.index.store.generation()
@@ -315,7 +317,8 @@ class Searcher:
                         allowed_ids=None if allowed is None else allowed.tolist(),
                         n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
                     ranked.append(self._fuse(qi, dense, lex, mode, langs, centering))
-                results = self._collect(qv, ranked, f, want, per_document, texts, n_docs)
+                results = self._collect(qv, ranked, f, want, per_document,
+                                        texts if snippets else None, n_docs)
                 short = any(len(r) < want for r in results)
                 if not short or fetch >= total or not per_document:
                     return results

@@ -154,9 +154,12 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
                 if not qids:
                     matrix[q_lang][d_lang] = None
                     continue
-                # With the texts: the product's default (hybrid, the query's language).
+                # Dense with the query's language (its text); the mixed pool below runs the
+                # product's default (hybrid). 870 pairs x 1,004 lexical searches would take
+                # an hour here, and hybrid leaves cross-language recall as it is
+                # (benchmarks/results/ranking_probe.md: 0.958 either way).
                 hits = searcher.search_vectors(np.vstack([qvecs[q_lang][q] for q in qids]),
-                                               k=max_k + extra,
+                                               k=max_k + extra, mode="dense", snippets=False,
                                                texts=[ds.queries[q] for q in qids])
                 ranked = M.drop_self_hits({q: _doc_ranking(h, max_k + extra)
                                            for q, h in zip(qids, hits, strict=True)},
@@ -205,7 +208,9 @@ def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
         ranked: dict[str, list[str]] = {}
         for start in range(0, len(qids), 1024):
             part = qids[start : start + 1024]
-            hits = searcher.search_many([ds.queries[q] for q in part], k=depth + extra)
+            texts = [ds.queries[q] for q in part]
+            hits = searcher.search_vectors(emb.embed_queries(texts), k=depth + extra,
+                                           texts=texts, snippets=False)
             ranked.update({q: _doc_ranking(h, depth + extra) for q, h in zip(part, hits,
                                                                              strict=True)})
     finally:
