@@ -208,3 +208,38 @@ def test_ctrl_c_exits_130_and_keeps_the_index(copy, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert run("check", "--index", str(index), "--no-model").exit_code == 0
+
+
+def _summary(result) -> dict:
+    return json.loads(next(ln for ln in result.output.splitlines() if ln.startswith("{")))
+
+
+def test_failed_file_is_not_parsed_again_until_it_changes(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("Bread needs flour, water, salt and yeast.", encoding="utf-8")
+    bad = docs / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.4 this is not really a pdf")
+    index = tmp_path / "index"
+    first = run("index", str(docs), "--index", str(index), "--json", "-q")
+    assert first.exit_code == 1 and _summary(first)["failed"] == 1
+    again = run("index", str(docs), "--index", str(index), "--json", "-q")
+    assert again.exit_code == 0  # remembered by content hash, not read again
+    assert _summary(again)["failed"] == 0 and _summary(again)["failed_before"] == 1
+    retry = run("index", str(docs), "--index", str(index), "--json", "-q", "--retry-failed")
+    assert _summary(retry)["failed"] == 1
+    bad.write_text("now a plain text file about bread", encoding="utf-8")
+    bad.rename(docs / "broken.txt")
+    fixed = _summary(run("index", str(docs), "--index", str(index), "--json", "-q"))
+    assert fixed["failed"] == 0 and fixed["new"] == 1
+
+
+def test_control_characters_in_names_are_escaped_on_the_terminal(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "evil\x1b[31mred.txt").write_text("Bread needs flour, water and salt.",
+                                                encoding="utf-8")
+    index = tmp_path / "index"
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    out = run("query", "bread flour", "--index", str(index)).output
+    assert "\x1b" not in out and "evil\\x1b[31mred.txt" in out
