@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from xsearch.cli import cli
+from xsearch.store import SCHEMA_VERSION
 
 FIXTURE = Path(__file__).parent / "data" / "schema2_index"
 
@@ -33,7 +34,7 @@ def test_schema2_index_is_upgraded_by_check_repair(tmp_path):
     assert sorted(p.suffix for p in (index / "segments").iterdir())
     stats = json.loads(run("stats", "--index", str(index), "--json").output)
     assert stats["passages"] == stats["vectors"] == 4
-    assert stats["schema_version"] == 3 and stats["centering"] == "none"
+    assert stats["schema_version"] == SCHEMA_VERSION and stats["centering"] == "none"
     hits = run("query", "how to bake bread", "--index", str(index), "--json")
     assert hits.exit_code == 0, hits.output
     assert "bread" in json.loads(hits.output.splitlines()[0])["path"]

@@ -274,7 +274,9 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
           ) -> list[tuple[Path, tuple[str, int, float]]]:
     """Decide what changed; apply removals and renames; return the files to read."""
     store = writer.store
-    known = _known_under(store, roots)
+    # --prune looks at every indexed file (it is O(files) by nature); a plain run only at
+    # those below the roots, so adding one file to a big index stays cheap.
+    known = store.files() if prune else _known_under(store, roots)
     failed = store.failed_files()
     seen: set[str] = set()
     fresh: list[tuple[Path, tuple[str, int, float]]] = []

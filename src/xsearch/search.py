@@ -338,8 +338,11 @@ class Searcher:
                         and (langs is None or rows[pid] in langs)]
             lex = {pid: v for pid, v in lex.items() if pid in dense or pid in only_lex}
             if only_lex:
-                vecs = self.index.vectors.vectors_of(only_lex)
+                vecs = self.index.vectors.vectors_of(only_lex, skip_damaged=True)
                 for pid, vec in zip(only_lex, vecs, strict=True):
+                    if np.isnan(vec).any():  # its segment is damaged (see warnings())
+                        lex.pop(pid, None)
+                        continue
                     lang = rows[pid]
                     mu = centering.mean_for(lang)
                     raw = (centering._qc @ vec)[:, None]
@@ -405,7 +408,8 @@ class Searcher:
                     document_language=r["doc_language"],
                 ))
             if hits:
-                vecs = self.index.vectors.vectors_of([h.passage_id for h in hits])
+                vecs = self.index.vectors.vectors_of([h.passage_id for h in hits],
+                                                     skip_damaged=True)
                 for h, v in zip(hits, vecs @ qv[qi], strict=True):
                     h.cosine = round(float(v), 4)
             out.append(hits)

@@ -100,8 +100,9 @@ class VectorStore:
         self.load()
         return sorted({r["language"] for r in self.rows})
 
-    def vectors_of(self, passage_ids: list[int]) -> np.ndarray:
-        """Vectors of live passages, in the order given."""
+    def vectors_of(self, passage_ids: list[int], skip_damaged: bool = False) -> np.ndarray:
+        """Vectors of live passages, in the order given; with ``skip_damaged`` a passage whose
+        segment is unusable gets a row of NaN instead of an error."""
         if not passage_ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
@@ -114,6 +115,9 @@ class VectorStore:
             row = by_id.get(where.get(pid))
             seg = self.segment(row) if row else None
             if seg is None:
+                if skip_damaged:
+                    out[n] = np.nan
+                    continue
                 raise CorruptIndexError(f"passage {pid} has no readable vector")
             out[n] = seg.reconstruct(np.array([pid]))[0]
         return out
