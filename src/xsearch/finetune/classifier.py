@@ -43,6 +43,7 @@ class FinetunedClassifier:
     """Encoder + head + label names; ``predict_proba`` embeds the texts itself (passage mode)."""
 
     method = "finetune"
+    needs_text = True  # the index's stored vectors came from the unchanged encoder
 
     def __init__(self, encoder: E5Encoder, head: CosineHead, labels: list[str],
                  max_len: int = 128, meta: dict | None = None) -> None:
