@@ -65,23 +65,6 @@ def run_finetune(root: Path, source: str, n: int, lr: float, targets: Sequence[s
                  "train_tokens_per_s": clf.meta["train_tokens_per_s"], "accuracy": {}}
     if save_to:
         clf.save(save_to)
-    preds: dict[str, dict[str, str]] = {}
-    started = time.perf_counter()
-    for tgt in targets:
-        rows = load_sib200_split(root, tgt, "test")
-        labels, _ = clf.predict([r[2] for r in rows])
-        preds[tgt] = {r[0]: p for r, p in zip(rows, labels, strict=True)}
-        out["accuracy"][tgt] = float(np.mean([p == r[1] for r, p in zip(rows, labels,
-                                                                          strict=True)]))
-        log(f"[{source} n={n} lr={lr}] {tgt}: accuracy {out['accuracy'][tgt]:.3f}")
-        if partial:
-            partial(out)
-    out["eval_seconds"] = round(time.perf_counter() - started, 1)
-    out["predict_tokens_per_s"] = clf.meta.get("measured_tokens_per_s")
-    if len(preds) > 1:
-        out["consistency"] = M.consistency(preds)
-        pw = M.pairwise_agreement(preds)
-        out["mean_pairwise_agreement"] = float(np.mean(list(pw.values())))
     if retrieval_langs:
         rows = {lg: load_sib200_split(root, lg, "test") for lg in retrieval_langs}
         ids = sorted(set.intersection(*({r[0] for r in rs} for rs in rows.values())))
@@ -92,6 +75,25 @@ def run_finetune(root: Path, source: str, n: int, lr: float, targets: Sequence[s
         out["recall_at_1"] = pair_recall_at_1(vecs)
         out["mean_recall_at_1"] = float(np.mean(list(out["recall_at_1"].values())))
         log(f"[{source} n={n} lr={lr}] mean pair recall@1 {out['mean_recall_at_1']:.3f}")
+        if partial:
+            partial(out)
+    preds: dict[str, dict[str, str]] = {}
+    started = time.perf_counter()
+    for tgt in targets:
+        rows = load_sib200_split(root, tgt, "test")
+        labels, _ = clf.predict([r[2] for r in rows])
+        preds[tgt] = {r[0]: p for r, p in zip(rows, labels, strict=True)}
+        out["accuracy"][tgt] = float(np.mean([p == r[1] for r, p in zip(rows, labels,
+                                                                          strict=True)]))
+        log(f"[{source} n={n} lr={lr}] {tgt}: accuracy {out['accuracy'][tgt]:.3f}")
+        out["eval_seconds"] = round(time.perf_counter() - started, 1)
+        out["predict_tokens_per_s"] = clf.meta.get("measured_tokens_per_s")
+        if len(preds) > 1:
+            out["consistency"] = M.consistency(preds)
+            pw = M.pairwise_agreement(preds)
+            out["mean_pairwise_agreement"] = float(np.mean(list(pw.values())))
+        if partial:
+            partial(out)
     return out
 
 
