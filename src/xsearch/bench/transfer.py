@@ -190,7 +190,8 @@ def _standardise(rows: list[dict], names: Sequence[str]) -> tuple[np.ndarray, di
     std = {}
     for j, f in enumerate(names):
         col = mat[:, j]
-        m, s = float(np.nanmean(col)), float(np.nanstd(col)) or 1.0
+        known = col[~np.isnan(col)]
+        m, s = (float(known.mean()), float(known.std()) or 1.0) if len(known) else (0.0, 1.0)
         std[f] = (m, s)
         mat[:, j] = np.where(np.isnan(col), 0.0, (col - m) / s)
     return mat, std
@@ -238,14 +239,15 @@ def evaluate_rankers(matrix: dict[str, dict[str, float]],
     def english_first(t: str) -> list[str]:
         rest = sorted((s for s in langs if s not in (t, "eng_Latn")),
                       key=lambda s: -(feats[(s, t)]["embed"] or 0.0))
-        return (["eng_Latn"] if t != "eng_Latn" else []) + rest
+        return (["eng_Latn"] if t != "eng_Latn" and "eng_Latn" in langs else []) + rest
 
     def related_first(t: str) -> list[str]:
         first = related.get(t)
         rest = english_first(t)
         return ([first] + [s for s in rest if s != first]) if first in langs else rest
 
-    methods["always English"] = english_first
+    if "eng_Latn" in langs:
+        methods["always English"] = english_first
     methods["hand-picked related (RELATED)"] = related_first
     for f in S.FEATURES:
         methods[f"feature: {f}"] = by_feature(f)
