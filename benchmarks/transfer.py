@@ -67,6 +67,12 @@ def main() -> None:
     ft_path = a.out / "transfer_finetune.jsonl"
     finetune = ([json.loads(x) for x in ft_path.read_text().splitlines() if x.strip()]
                 if ft_path.is_file() else [])
+    done = {(x["source"], x["n"], x["lr"]) for x in finetune}
+    for part in sorted(a.out.glob("transfer_finetune.*.partial.json")):
+        x = json.loads(part.read_text())  # a run still going (or cut short): what it has
+        if (x["source"], x["n"], x["lr"]) not in done:
+            x["partial"] = True
+            finetune.append(x)
     result = {
         "command": "python benchmarks/transfer.py",
         "languages": sorted(data), "missing": [lg for lg in langs if lg not in data],

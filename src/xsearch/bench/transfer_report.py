@@ -150,7 +150,8 @@ def _finetune_section(r: dict, ft: dict) -> list[str]:
           "| mean pair recall@1 | consistency |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x in sorted(ft.values(), key=lambda x: (x["source"], x["lr"])):
         a = list(x["accuracy"].values())
-        L.append(f"| {x['source']} | {x['n']} | {x['lr']:g} | {len(x['history'])} | "
+        L.append(f"| {x['source']} | {x['n']} | {x['lr']:g}"
+                 f"{' (partial)' if x.get('partial') else ''} | {len(x['history'])} | "
                  f"{x['train_seconds']:.0f} | {len(a)} | {_pct(np.mean(a))} | "
                  f"{_pct(x['accuracy'].get('hin_Deva'))} | {_pct(x.get('mean_recall_at_1'))}"
                  f" | {_pct(x.get('consistency', {}).get('all_agree'))} |")
@@ -158,6 +159,18 @@ def _finetune_section(r: dict, ft: dict) -> list[str]:
     if fr:
         L += ["", f"Frozen e5-small on the same retrieval languages: mean pair recall@1 "
               f"{_pct(fr['mean'])} ({', '.join(fr['langs'])})."]
+    m = r["matrix"]
+    eng_ft, hin_ft = ft.get(("eng_Latn", 500, 2e-5)), ft.get(("hin_Deva", 500, 2e-5))
+    indic = [t for t in ("hin_Deva", "mai_Deva", "npi_Deva", "urd_Arab", "ben_Beng") if t in m]
+    if "hin_Deva" in m and "eng_Latn" in m:
+        L += ["", "The lesson's exercise, Hindi and its neighbours as targets, English vs Hindi "
+              "as the source (500 examples; accuracy %):", "",
+              "| target | frozen logreg, eng source | frozen logreg, hin source | "
+              "fine-tuned, eng source | fine-tuned, hin source |", "|---|---|---|---|---|"]
+        for t in indic:
+            L.append(f"| {t} | {_pct(m['eng_Latn'][t])} | {_pct(m['hin_Deva'][t])} | "
+                     f"{_pct(eng_ft['accuracy'].get(t)) if eng_ft else '-'} | "
+                     f"{_pct(hin_ft['accuracy'].get(t)) if hin_ft else '-'} |")
     sweep = sorted((x for x in ft.values() if x["source"] == "eng_Latn" and x["n"] == 500),
                    key=lambda x: x["lr"])
     if len(sweep) > 1:
