@@ -48,7 +48,8 @@ def main() -> None:
     from xsearch.bench import metrics as M
 
     ns = [int(x) for x in a.n.split(",")]
-    few = T.few_shot_curves(data, "eng_Latn", ns, seeds=a.seeds)
+    few = T.few_shot_curves(data, "eng_Latn", ns, seeds=a.seeds,
+                            subset=[lg for lg in RETRIEVAL if lg in data])
     print(f"few-shot curves done ({time.perf_counter() - started:.0f} s)", flush=True)
     matrix = T.transfer_matrix(data, 500)
     print(f"matrix done ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -79,6 +80,8 @@ def main() -> None:
         "languages": sorted(data), "missing": [lg for lg in langs if lg not in data],
         "labels": names,
         "zero_shot": {"accuracy": zacc, "consistency": M.consistency(zpred)["all_agree"],
+                      "consistency_subset": M.consistency(
+                          {lg: zpred[lg] for lg in RETRIEVAL if lg in zpred})["all_agree"],
                       "pairwise": float(np.mean(list(M.pairwise_agreement(zpred).values())))},
         "few_shot": {m: {str(n): v for n, v in by.items()} for m, by in few.items()},
         "matrix": matrix,

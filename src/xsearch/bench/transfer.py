@@ -138,14 +138,16 @@ def zero_shot(data: dict[str, dict[str, Split]], label_vectors: np.ndarray,
 
 
 def few_shot_curves(data: dict[str, dict[str, Split]], source: str, ns: Sequence[int],
-                    methods: Sequence[str] = ("prototype", "logreg"), seeds: int = 3) -> dict:
-    """{method: {n: {"accuracy": {target: mean over seeds}, "consistency", "pairwise"}}}."""
+                    methods: Sequence[str] = ("prototype", "logreg"), seeds: int = 3,
+                    subset: Sequence[str] = ()) -> dict:
+    """{method: {n: {"accuracy": {target: mean over seeds}, "consistency", "pairwise"}}};
+    ``consistency_subset``: the all-agree share over ``subset`` languages only."""
     out: dict = {}
     for method in methods:
         out[method] = {}
         for n in ns:
             accs: dict[str, list[float]] = defaultdict(list)
-            cons, pair = [], []
+            cons, pair, sub = [], [], []
             for seed in range(seeds if n < len(data[source]["train"].ids) else 1):
                 clf = fit_source(data[source]["train"], method, n, seed)
                 preds = {}
@@ -154,10 +156,14 @@ def few_shot_curves(data: dict[str, dict[str, Split]], source: str, ns: Sequence
                     accs[lang].append(accuracy(p, d["test"].labels))
                     preds[lang] = dict(zip(d["test"].ids, p, strict=True))
                 cons.append(M.consistency(preds)["all_agree"])
+                if subset:
+                    sub.append(M.consistency({lg: preds[lg] for lg in subset
+                                              if lg in preds})["all_agree"])
                 pair.append(float(np.mean(list(M.pairwise_agreement(preds).values()))))
             out[method][n] = {"accuracy": {lg: float(np.mean(v)) for lg, v in accs.items()},
                               "consistency": float(np.mean(cons)),
-                              "pairwise_agreement": float(np.mean(pair))}
+                              "pairwise_agreement": float(np.mean(pair)),
+                              "consistency_subset": float(np.mean(sub)) if sub else None}
     return out
 
 
