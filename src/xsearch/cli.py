@@ -310,11 +310,12 @@ def stats(index_path, as_json):
                    "with those columns): train a topic classifier instead of zero-shot.")
 @click.option("--method", type=click.Choice(["prototype", "logreg", "finetune"]),
               default="logreg", show_default=True,
-              help="With --train. logreg: frozen vectors, seconds, best measured frozen method "
-                   "(SIB-200, 500 English examples: 81% mean over 23 languages vs 79% "
+              help="With --train. logreg: frozen vectors, seconds, the best frozen method "
+                   "measured (SIB-200, 500 English examples, 30 languages: 81% mean vs 78% "
                    "prototype, 65% zero-shot). finetune: fine-tunes e5-small (needs "
-                   "xsearch[finetune]); minutes to train 500 examples on a CPU plus a new "
-                   "forward pass over every passage.")
+                   "xsearch[finetune]), 84%, but ~12 min to train 500 examples on 2 CPU "
+                   "cores plus a new forward pass over every passage (estimated before "
+                   "it starts).")
 @click.option("--source", default="all", show_default=True,
               help="With --train: which examples' languages to train on: all, auto (the "
                    "source-language ranker picks, per language of the index) or a list "

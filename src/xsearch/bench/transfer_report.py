@@ -146,8 +146,8 @@ def _finetune_section(r: dict, ft: dict) -> list[str]:
           "tokens, early stopping on the source's dev split). Recall@1: mean over ordered "
           "pairs of the retrieval languages, nearest translation among 204 sentences, with "
           "the fine-tuned encoder (frozen e5-small: below the table).",
-          "", "Frozen logreg = logistic regression on frozen vectors, same source, 500 examples (or N), "
-          "same targets. Consistency: all targets give a sentence the same label (compare "
+          "", "Frozen logreg = logistic regression on frozen vectors, same source, "
+          "500 examples (or N), same targets. Consistency: all targets give a sentence the same label (compare "
           "only rows with the same targets).",
           "", "| source | N | lr | epochs run | train s | targets | mean acc | frozen logreg "
           "| hin_Deva acc | mean pair recall@1 | consistency |",
