@@ -147,7 +147,8 @@ def _finetune_section(r: dict, ft: dict) -> list[str]:
           "pairs of the retrieval languages, nearest translation among 204 sentences, with "
           "the fine-tuned encoder (frozen e5-small: below the table).",
           "", "Frozen logreg = logistic regression on frozen vectors, same source, "
-          "500 examples (or N), same targets. Consistency: all targets give a sentence the same label (compare "
+          "500 examples (or N), same targets. Consistency: all targets give a sentence the "
+          "same label (compare "
           "only rows with the same targets).",
           "", "| source | N | lr | epochs run | train s | targets | mean acc | frozen logreg "
           "| hin_Deva acc | mean pair recall@1 | consistency |",
