@@ -71,6 +71,9 @@ def test_sib_layout_full_harness(tmp_path):
     # Train ids (1, 3, 5) are held out of topic scoring.
     assert topics["eval_groups"] == 3
     assert any(k.startswith("eng_Latn|k=1|") for k in topics["few_shot"])
+    ranking = topics["source_ranking"]  # each target ranks the two other languages
+    assert {t: sorted(s for s, _ in r) for t, r in ranking.items()} == \
+        {t: sorted(x for x in langs if x != t) for t in langs}
     assert {"all_agree", "n_groups"} <= set(topics["zero_shot"]["consistency"])
     assert set(res["mixed"]["per_query_language"]) == set(langs)
     assert set(res["tokenization"]) == set(langs)
@@ -80,6 +83,7 @@ def test_sib_layout_full_harness(tmp_path):
         assert (out / name).stat().st_size > 100
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "| fra_Latn |" in report and "Zero-shot confusion" in report
+    assert "Few-shot source languages ranked" in report
 
     # A second run reads every vector from the cache: nothing is embedded again.
     again = CliRunner().invoke(cli, [

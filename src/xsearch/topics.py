@@ -130,6 +130,13 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
     """
     from .index_dir import IndexDir
 
+    if labels is None:
+        from .trained_labels import load_classifier
+
+        clf = load_classifier(Path(index_path))
+        if clf is not None:  # a trained classifier labels the new passages
+            return label_with_classifier(index_path, clf, only_new=True)
+    labels_given = labels is not None
     index = IndexDir.open(Path(index_path), readonly=False)
     try:
         store = index.store
@@ -171,11 +178,74 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
                 [(labels[int(b)].name, float(sc), int(d))
                  for d, b, sc in zip(docs, doc_topic, doc_score, strict=True)],
             )
+        if labels_given:  # zero-shot labels replace a trained classifier
+            from .trained_labels import remove_classifier
+
+            remove_classifier(Path(index_path))
         counts: dict[str, int] = {}
         for b in best:
             counts[labels[b].name] = counts.get(labels[b].name, 0) + 1
         return {"labels": [lb.name for lb in labels], "passages": int(len(ids)),
                 "documents": int(len(np.unique(doc_ids))), "per_label": counts,
                 "seconds": round(time.perf_counter() - started, 3)}
+    finally:
+        index.close()
+
+
+def label_with_classifier(index_path: Path, clf, only_new: bool = False,
+                          notify=None) -> dict:
+    """Label passages with a trained classifier (``xsearch.trained_labels``); store its
+    confidence in ``topic_score``. A document takes the label with the largest summed passage
+    confidence. ``only_new``: passages without a topic yet (after indexing new files).
+
+    A classifier with ``needs_text`` (fine-tuned encoder) runs its own forward pass over the
+    passages; ``notify`` hears the estimated time first.
+    """
+    from .index_dir import IndexDir
+
+    index = IndexDir.open(Path(index_path), readonly=False)
+    try:
+        store = index.store
+        where = " WHERE topic IS NULL" if only_new else ""
+        if getattr(clf, "needs_text", False):
+            rows = store.db.execute(f"SELECT id, text FROM passages{where} ORDER BY id").fetchall()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            texts = [r[1] for r in rows]
+            est = clf.estimate_seconds(texts) if texts else None
+            if notify and est is not None:
+                notify(f"labelling {len(texts)} passages with the fine-tuned model: "
+                       f"about {est:.0f} s ({clf.meta['measured_tokens_per_s']:.0f} tokens/s "
+                       "measured)")
+            names, score = clf.predict(texts) if texts else ([], np.zeros(0))
+        else:
+            only = ({r[0] for r in store.db.execute(f"SELECT id FROM passages{where}")}
+                    if only_new else None)
+            parts = list(index.vectors.iter_live(only))
+            ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+            vecs = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, index.config.dim))
+            names, score = clf.predict_vectors(vecs)
+        started = time.perf_counter()
+        with store.transaction():
+            store.db.execute("DELETE FROM labels")
+            for pos, name in enumerate(clf.labels):
+                store.db.execute("INSERT INTO labels (name, description, position) "
+                                 "VALUES (?, ?, ?)", [name, f"(trained: {clf.method})", pos])
+            store.db.conn.executemany(
+                "UPDATE passages SET topic = ?, topic_score = ? WHERE id = ?",
+                [(n, float(s), int(i)) for i, n, s in zip(ids, names, score, strict=True)])
+            store.db.execute(
+                "UPDATE documents SET topic = (SELECT p.topic FROM passages p WHERE "
+                "p.document_id = documents.id AND p.topic IS NOT NULL GROUP BY p.topic "
+                "ORDER BY SUM(p.topic_score) DESC, p.topic LIMIT 1), topic_score = (SELECT "
+                "MAX(t) FROM (SELECT SUM(p.topic_score) * 1.0 / (SELECT COUNT(*) FROM passages "
+                "q WHERE q.document_id = documents.id) AS t FROM passages p WHERE "
+                "p.document_id = documents.id GROUP BY p.topic))")
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        return {"labels": list(clf.labels), "method": clf.method, "passages": int(len(ids)),
+                "documents": int(store.db.execute(
+                    "SELECT COUNT(*) FROM documents WHERE topic IS NOT NULL").fetchone()[0]),
+                "per_label": counts, "seconds": round(time.perf_counter() - started, 3)}
     finally:
         index.close()

@@ -218,6 +218,12 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
                             cons["all_agree"]])
             md += [_table(["setting", "train examples", "mean acc", "worst language acc",
                            "all-agree consistency"], rows), ""]
+        if topics.get("source_ranking"):
+            md += ["Few-shot source languages ranked per target (`xsearch.sources`; measured "
+                   "transfer in benchmarks/results/transfer.md):", "",
+                   _table(["target", "1st", "2nd", "3rd"],
+                          [[t] + [r[0] for r in ranked[:3]]
+                           for t, ranked in topics["source_ranking"].items()]), ""]
         agree = topics["zero_shot"]["pairwise_agreement"]
         langs = d_langs
         mat = [[1.0 if a == b else agree.get(f"{min(a, b)}|{max(a, b)}") for b in langs]

@@ -348,7 +348,22 @@ def _topics(ds, emb, index_dirs, opts, log) -> dict:
                 few[key]["n_train"] = len(picked)
         log(f"few-shot from {src} done")
     out["few_shot"] = few
+    out["source_ranking"] = _source_ranking(ds, vectors, langs)
     return out
+
+
+def _source_ranking(ds: BenchDataset, vectors: dict[str, dict[str, np.ndarray]],
+                    langs: list[str]) -> dict[str, list[list]]:
+    """Per target language, the other languages ranked as few-shot sources
+    (:mod:`xsearch.sources`: script, tokens, the model's own space)."""
+    from xsearch import sources as S
+
+    texts = {lg: [t for d, t in ds.corpus.items() if ds.doc_lang.get(d) == lg][:300]
+             for lg in langs}
+    vecs = {lg: np.vstack(list(vectors[lg].values())) for lg in langs if vectors.get(lg)}
+    known = S.profiles(texts, vecs)
+    return {t: [[s, round(float(sc), 4)] for s, sc in S.rank_sources(t, langs, known)
+                if s != t] for t in langs}
 
 
 def _tokenization(ds: BenchDataset, emb: Embedder) -> dict:

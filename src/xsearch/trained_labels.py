@@ -1,0 +1,313 @@
+"""Topic classifiers trained from labelled examples, saved with an index (``xsearch label
+--train``).
+
+Methods (cost measured on SIB-200, see benchmarks/results/transfer.md):
+
+- ``prototype``: mean vector per label; seconds (only the examples are embedded).
+- ``logreg``: logistic regression on the frozen vectors; seconds, best frozen method.
+- ``finetune``: the e5-small encoder fine-tuned end to end with a head (needs torch, the
+  ``finetune`` extra); minutes of training for 500 examples on a CPU, and a forward pass over
+  every passage of the index (the stored vectors no longer fit the changed encoder).
+
+The classifier lives in ``<index>/classifier/``: its weights and ``classifier.json`` (method,
+labels, file name, sha256). On schema 3 the lead moves the record into the ``meta`` table.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import XsearchError
+
+METHODS = ("prototype", "logreg", "finetune")
+DEFAULT_METHOD = "logreg"
+FOLDER = "classifier"
+CONFIG = "classifier.json"
+FROZEN_FILE = "weights.npz"
+
+Notify = Callable[[str], None]
+
+
+@dataclass
+class Example:
+    text: str
+    label: str
+    language: str = ""
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Labelled examples from ``.jsonl`` (objects with text, label, optional language) or
+    ``.csv``/``.tsv`` (header with text and label columns, optional language)."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XsearchError(f"cannot read examples file {path}: {exc}") from exc
+    rows: list[dict] = []
+    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise XsearchError(f"{path}:{n}: not a JSON object: {exc}") from exc
+            if not isinstance(obj, dict):
+                raise XsearchError(f"{path}:{n}: expected a JSON object")
+            rows.append(obj)
+    else:
+        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        reader = csv.DictReader(raw.splitlines(), dialect=dialect)
+        if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
+            raise XsearchError(f"{path}: the header needs 'text' and 'label' columns")
+        rows = list(reader)
+    out = []
+    for n, r in enumerate(rows, 1):
+        text, label = str(r.get("text") or "").strip(), str(r.get("label") or "").strip()
+        if not text or not label:
+            raise XsearchError(f"{path}: example {n} needs a non-empty text and label")
+        out.append(Example(text, label, str(r.get("language") or "").strip()))
+    if len({e.label for e in out}) < 2:
+        raise XsearchError(f"{path}: examples of at least two labels are needed")
+    return out
+
+
+def fill_languages(examples: list[Example]) -> None:
+    """Detect the language of examples that do not say it."""
+    from .langid import detect
+
+    for e in examples:
+        if not e.language:
+            e.language = detect(e.text).code
+
+
+# ------------------------------------------------------------------ frozen classifiers
+
+
+class FrozenClassifier:
+    """Prototype or logistic-regression classifier on the index's own (frozen) vectors."""
+
+    needs_text = False
+
+    def __init__(self, method: str, labels: list[str], weight: np.ndarray, bias: np.ndarray,
+                 meta: dict | None = None) -> None:
+        self.method, self.labels = method, list(labels)
+        self.weight = np.asarray(weight, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.meta = dict(meta or {})
+
+    @classmethod
+    def fit(cls, method: str, vectors: np.ndarray, labels: Sequence[str]) -> FrozenClassifier:
+        from .topics import LogisticClassifier, PrototypeClassifier
+
+        if method == "prototype":
+            p = PrototypeClassifier().fit(vectors, labels)
+            return cls(method, p.labels_, p.prototypes_, np.zeros(len(p.labels_)))
+        lr = LogisticClassifier().fit(vectors, labels).model_
+        names = [str(c) for c in lr.classes_]
+        coef, icpt = lr.coef_, lr.intercept_
+        if len(names) == 2:  # sklearn keeps one row for two classes
+            coef, icpt = np.vstack([-coef[0] / 2, coef[0] / 2]), np.r_[-icpt[0] / 2, icpt[0] / 2]
+        return cls(method, names, coef, icpt)
+
+    def predict_vectors(self, vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(label, score) per vector: cosine to the prototype, or the logreg probability."""
+        if not len(vectors):
+            return [], np.zeros(0, dtype=np.float32)
+        z = np.asarray(vectors, dtype=np.float32) @ self.weight.T + self.bias
+        if self.method == "logreg":
+            z = np.exp(z - z.max(1, keepdims=True))
+            z /= z.sum(1, keepdims=True)
+        best = z.argmax(1)
+        return [self.labels[i] for i in best], z[np.arange(len(best)), best]
+
+    def save(self, folder: Path) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / (FROZEN_FILE + ".tmp.npz")
+        np.savez(tmp, weight=self.weight, bias=self.bias)
+        os.replace(tmp, folder / FROZEN_FILE)
+        record = {"method": self.method, "file": FROZEN_FILE,
+                  "sha256": _sha256(folder / FROZEN_FILE), "labels": self.labels,
+                  "meta": self.meta}
+        _write_json(folder / CONFIG, record)
+        return record
+
+    @classmethod
+    def load(cls, folder: Path, record: dict) -> FrozenClassifier:
+        with np.load(folder / record["file"]) as z:
+            return cls(record["method"], record["labels"], z["weight"], z["bias"],
+                       record.get("meta"))
+
+
+# ------------------------------------------------------------------ training
+
+
+def index_profiles(index_path: Path, examples: Sequence[Example], example_vectors: np.ndarray,
+                   sample: int = 300) -> tuple[dict[str, int], dict]:
+    """Passage counts per index language, and ranker profiles of index and example languages
+    (tokens of up to ``sample`` texts per language; centroids of the stored vectors)."""
+    from . import sources as S
+    from .index_dir import IndexDir
+
+    index = IndexDir.open(Path(index_path))
+    try:
+        db = index.store.db
+        counts = {r[0]: r[1] for r in db.execute(
+            "SELECT language, COUNT(*) FROM passages WHERE language IS NOT NULL "
+            "AND language != 'und' GROUP BY language")}
+        texts: dict[str, list[str]] = {}
+        ids: dict[str, list[int]] = {}
+        for lang in counts:
+            rows = db.execute("SELECT id, text FROM passages WHERE language = ? ORDER BY id "
+                              "LIMIT ?", [lang, sample]).fetchall()
+            ids[lang] = [r[0] for r in rows]
+            texts[lang] = [r[1] for r in rows]
+        vecs = {lang: index.vectors.vectors_of(ids[lang]) for lang in ids}
+    finally:
+        index.close()
+    ex_langs = sorted({e.language for e in examples})
+    for lang in ex_langs:
+        pos = [i for i, e in enumerate(examples) if e.language == lang]
+        texts.setdefault(lang, [examples[i].text for i in pos][:sample])
+        vecs.setdefault(lang, example_vectors[pos])
+    return counts, S.profiles(texts, vecs)
+
+
+def pick_sources(index_path: Path, examples: Sequence[Example], example_vectors: np.ndarray,
+                 source: str) -> tuple[list[str], dict]:
+    """Languages whose examples to train on: ``all``, ``auto`` (the ranker's top source for
+    each language of the index) or a comma-separated list. Returns (languages, why)."""
+    from . import sources as S
+
+    have = sorted({e.language for e in examples})
+    if source == "all":
+        return have, {}
+    if source != "auto":
+        wanted = [s.strip() for s in source.split(",") if s.strip()]
+        missing = [s for s in wanted if s not in have]
+        if missing:
+            raise XsearchError(f"no examples in {', '.join(missing)}; the examples are in "
+                               f"{', '.join(have)}")
+        return wanted, {}
+    counts, profs = index_profiles(index_path, examples, example_vectors)
+    if not counts:
+        return have, {}
+    chosen = S.choose_sources(counts, have, profs)
+    return sorted(set(chosen.values())), chosen
+
+
+def train_classifier(index_path: Path, examples: list[Example], method: str = DEFAULT_METHOD,
+                     source: str = "all", embedder=None, notify: Notify | None = None):
+    """Fit a classifier of ``method`` on the examples of the chosen source languages.
+
+    Returns (classifier, info) where info says which languages were used and why.
+    """
+    if method not in METHODS:
+        raise XsearchError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    say = notify or (lambda _m: None)
+    fill_languages(examples)
+    if embedder is None:
+        from .embedders import get_embedder
+        from .index_dir import IndexDir
+
+        index = IndexDir.open(Path(index_path))
+        model = index.config.model
+        index.close()
+        if method == "finetune" and model != "e5-small":
+            raise XsearchError(f"--method finetune fine-tunes e5-small; this index uses {model}")
+        embedder = get_embedder(model)
+    vecs = embedder.embed_documents([e.text for e in examples])
+    langs, why = pick_sources(index_path, examples, vecs, source)
+    keep = [i for i, e in enumerate(examples) if e.language in langs]
+    used = [examples[i] for i in keep]
+    if len({e.label for e in used}) < 2:
+        raise XsearchError("the chosen source languages have examples of fewer than two labels")
+    info = {"method": method, "sources": langs, "examples": len(used), "auto": why}
+    if why:
+        by: dict[str, list[str]] = {}
+        for t, s in sorted(why.items()):
+            by.setdefault(s, []).append(t)
+        say("source languages (auto): " + "; ".join(f"{s} for {', '.join(ts)}"
+                                                    for s, ts in sorted(by.items())))
+    if method != "finetune":
+        clf = FrozenClassifier.fit(method, vecs[keep], [e.label for e in used])
+    else:
+        try:
+            from .finetune.train import finetune
+        except ImportError as exc:
+            raise XsearchError("--method finetune needs torch: pip install "
+                               "'xsearch[finetune]'") from exc
+        say(f"fine-tuning e5-small on {len(used)} examples (minutes on a CPU)")
+        clf = finetune([e.text for e in used], [e.label for e in used], log=say)
+    clf.meta.update({"sources": langs, "examples": len(used)})
+    return clf, info
+
+
+# ------------------------------------------------------------------ saved with an index
+
+
+def classifier_dir(index_path: Path) -> Path:
+    return Path(index_path) / FOLDER
+
+
+def load_classifier(index_path: Path):
+    """The classifier saved with the index, or None; a damaged one is a clear error."""
+    folder = classifier_dir(index_path)
+    cfg = folder / CONFIG
+    if not cfg.is_file():
+        return None
+    try:
+        record = json.loads(cfg.read_text(encoding="utf-8"))
+        method, path = record["method"], folder / record["file"]
+        if _sha256(path) != record["sha256"]:
+            raise XsearchError(f"the classifier saved with the index is damaged: {path}; "
+                               "train it again with `xsearch label --train`")
+    except (OSError, ValueError, KeyError) as exc:
+        raise XsearchError(f"cannot read the classifier saved in {folder}: {exc}") from exc
+    if method == "finetune":
+        from .finetune.classifier import FinetunedClassifier
+
+        return FinetunedClassifier.load(folder)
+    return FrozenClassifier.load(folder, record)
+
+
+def save_classifier(index_path: Path, clf) -> dict:
+    """Replace the index's classifier with ``clf`` (written beside, then swapped in)."""
+    final = classifier_dir(index_path)
+    tmp = final.with_name(FOLDER + ".new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    record = clf.save(tmp)
+    old = final.with_name(FOLDER + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return record
+
+
+def remove_classifier(index_path: Path) -> None:
+    shutil.rmtree(classifier_dir(index_path), ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
