@@ -31,7 +31,7 @@ CENTERINGS = ("language", "global", "none")
 #: Names an index folder may hold; a folder holding anything else is not ours to touch.
 OWN_NAME_RE = re.compile(
     r"^(config\.json(\.tmp)?|xsearch\.db(-wal|-shm|-journal)?|xsearch\.db\.new-\d+(-wal|-shm|"
-    r"-journal)?|segments|\.lock|vectors\.faiss(\.tmp-\d+)?)$"
+    r"-journal)?|segments|classifier|\.lock|vectors\.faiss(\.tmp-\d+)?)$"
 )
 #: Files of a schema-2 index that the upgrade replaces.
 LEGACY_VECTORS = "vectors.faiss"
