@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
+from .fileio import fsync_dir
 
 FLAT = "flat"
 HNSW = "hnsw"
@@ -80,12 +81,6 @@ def full_checksum(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -122,7 +117,7 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
         index = _build_faiss(kind, vectors, ids)
         faiss = _faiss()
         _write_atomic(folder / (name + ".faiss"), lambda p: faiss.write_index(index, str(p)))
-    _fsync_dir(folder)
+    fsync_dir(folder)
     paths = [folder / f for f in files_of(name, kind)]
     return SegmentInfo(name=name, kind=kind, n=len(ids), nbytes=sum(p.stat().st_size
                                                                     for p in paths),

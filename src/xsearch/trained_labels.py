@@ -16,7 +16,6 @@ labels, file name, sha256). On schema 3 the lead moves the record into the ``met
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import XsearchError
+from .fileio import sha256_file, write_json_atomic
 
 METHODS = ("prototype", "logreg", "finetune")
 DEFAULT_METHOD = "logreg"
@@ -136,9 +136,9 @@ class FrozenClassifier:
         np.savez(tmp, weight=self.weight, bias=self.bias)
         os.replace(tmp, folder / FROZEN_FILE)
         record = {"method": self.method, "file": FROZEN_FILE,
-                  "sha256": _sha256(folder / FROZEN_FILE), "labels": self.labels,
+                  "sha256": sha256_file(folder / FROZEN_FILE), "labels": self.labels,
                   "meta": self.meta}
-        _write_json(folder / CONFIG, record)
+        write_json_atomic(folder / CONFIG, record)
         return record
 
     @classmethod
@@ -268,7 +268,7 @@ def load_classifier(index_path: Path):
     try:
         record = json.loads(cfg.read_text(encoding="utf-8"))
         method, path = record["method"], folder / record["file"]
-        if _sha256(path) != record["sha256"]:
+        if sha256_file(path) != record["sha256"]:
             raise XsearchError(f"the classifier saved with the index is damaged: {path}; "
                                "train it again with `xsearch label --train`")
     except (OSError, ValueError, KeyError) as exc:
@@ -299,15 +299,4 @@ def remove_classifier(index_path: Path) -> None:
     shutil.rmtree(classifier_dir(index_path), ignore_errors=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)

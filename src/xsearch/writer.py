@@ -23,6 +23,7 @@ import numpy as np
 from . import segments as S
 from .errors import CorruptIndexError, IndexLockedError
 from .faults import point
+from .fileio import fsync_dir
 from .index_dir import (
     CONFIG,
     DATABASE,
@@ -50,12 +51,6 @@ MAX_ANN_SEGMENTS = 4
 NEW_DB_RE = "xsearch.db.new-"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
@@ -345,7 +340,7 @@ class IndexWriter:
         _swap_in(self.path, self._new_db)
         point("finish:swapped")
         self.config.write(self.path / CONFIG)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         store = Store(self.path / DATABASE)
         try:
             names = {f for r in store.segments() for f in S.files_of(r["name"], r["kind"])}

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import sha256_file
 from .e5_weights import QK, E5File, read_e5_file
 
 FORMAT = 3
@@ -62,12 +63,6 @@ def _source_id(f: E5File) -> dict:
     return {"path": str(f.path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cached_graph(verify: bool = True) -> Path | None:
@@ -79,7 +74,7 @@ def cached_graph(verify: bool = True) -> Path | None:
             return None
         if path.stat().st_size != meta["size"]:
             return None
-        if verify and _sha256(path) != meta["sha256"]:
+        if verify and sha256_file(path) != meta["sha256"]:
             return None
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import XsearchError
+from ..fileio import sha256_file, write_json_atomic
 from .model import Batcher, E5Encoder, default_device
 
 WEIGHTS = "model.pt"
@@ -117,10 +117,10 @@ class FinetunedClassifier:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, folder / WEIGHTS)
-        record = {"method": self.method, "file": WEIGHTS, "sha256": _sha256(folder / WEIGHTS),
+        record = {"method": self.method, "file": WEIGHTS, "sha256": sha256_file(folder / WEIGHTS),
                   "labels": self.labels, "max_len": self.max_len,
                   "encoder": self.encoder.config, "scale": self.head.scale, "meta": self.meta}
-        _write_json(folder / CONFIG, record)
+        write_json_atomic(folder / CONFIG, record)
         return record
 
     @classmethod
@@ -129,7 +129,7 @@ class FinetunedClassifier:
         try:
             record = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
             path = folder / record["file"]
-            if _sha256(path) != record["sha256"]:
+            if sha256_file(path) != record["sha256"]:
                 raise XsearchError(f"the saved classifier is damaged (checksum differs): {path}")
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (OSError, ValueError, KeyError) as exc:
@@ -142,15 +142,4 @@ class FinetunedClassifier:
         return clf.to(device or default_device())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
