@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .cli_format import _Progress, _safe  # noqa: F401 - _safe is shared by the cli_* modules
 from .errors import XsearchError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -60,50 +59,6 @@ def _edge(f):
 
 def _emit(obj: dict) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _safe(text: object) -> str:
-    """Escape control characters (and bidi overrides) so a file name cannot drive the terminal."""
-    s = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
-                        else f"\\u{ord(m.group()):04x}", s)
-
-
-class _Progress:
-    """One status line on stderr: passages, tokens, rate and ETA, updated per batch."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.total_bytes = 1
-        self.bytes = self.passages = self.tokens = self.files = self.total_files = 0
-        self.shown = False
-
-    def update(self, event: str, info: dict) -> None:
-        if event == "start":
-            self.total_bytes = max(1, info["bytes"])
-            self.total_files = info["files"]
-            self.started = time.monotonic()
-            return
-        self.bytes += info["bytes"]
-        self.passages += info["n"]
-        self.tokens += info["tokens"]
-        self.files += info["files"]
-        elapsed = max(1e-6, time.monotonic() - self.started)
-        share = min(1.0, self.bytes / self.total_bytes)
-        eta = elapsed * (1 - share) / share if share > 0 else float("nan")
-        line = (f"\r{self.files}/{self.total_files} files, {self.passages:,} passages, "
-                f"{self.tokens:,} tokens  {self.passages / elapsed:.1f} passages/s "
-                f"{self.tokens / elapsed:,.0f} tokens/s  ETA {eta:,.0f}s ")
-        click.echo(line, err=True, nl=False)
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
-            self.shown = False
 
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
@@ -525,224 +480,13 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
         click.echo(f"  {name:<24} {n:>7}")
 
 
-@cli.command(context_settings=CONTEXT)
-@_index_option
-@click.option("--repair", is_flag=True,
-              help="Fix what can be fixed: re-embed passages of damaged segments, recompute "
-                   "statistics, rewrite config.json, upgrade an older index.")
-@click.option("--no-model", is_flag=True, help="Skip loading the model (fingerprint check).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@_edge
-def check(index_path, repair, no_model, as_json):
-    """Verify an index in full: SQLite, segment checksums and ids, statistics, model.
-
-    Opening an index for a query reads only what the query needs; this command reads
-    everything. Exit 0 when sound (or repaired), 1 when problems remain.
-
-    \b
-    Examples:
-        xsearch check
-        xsearch check --repair --index ~/xsearch-index
-    """
-    from .check import check_index
-
-    report = check_index(index_path, repair=repair, model_check=not no_model)
-    report.pop("_bad", None)
-    report.pop("_orphans", None)
-    remaining = report.get("after", report["problems"]) if repair else report["problems"]
-    if as_json:
-        _emit(report)
-    else:
-        for p in report["problems"]:
-            click.echo(f"problem: {p['what']}: {_safe(p['detail'])}")
-        for line in report.get("repaired", []):
-            click.echo(f"repaired: {line}")
-        click.echo(f"{report['index']}: {report['passages']} passages in "
-                   f"{report['segments']} segments; "
-                   + ("ok" if not remaining else f"{len(remaining)} problem(s) remain"))
-    if remaining:
-        raise NoResults(f"{len(remaining)} problem(s) found" + ("" if repair else
-                                                               "; run xsearch check --repair"))
-
-
-def _int_list(ctx, param, value: str) -> tuple[int, ...]:
-    try:
-        return tuple(0 if v.strip() == "all" else int(v) for v in value.split(",") if v.strip())
-    except ValueError as exc:
-        raise click.BadParameter("a comma-separated list of integers") from exc
-
-
-@cli.command(context_settings=CONTEXT)
-@click.option("--dataset", type=click.Choice(["sib200", "generic"]), default="sib200",
-              show_default=True, help="Dataset layout.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Dataset folder (SIB-200 default: $XSEARCH_SIB200, else "
-                   "../shared/data/sib200).")
-@click.option("--languages", "-l", help="Comma-separated languages, any spelling (hin_Deva, "
-              "hi, hin, Hindi, zh-Hant; hin = every script). Default: all.")
-@click.option("--split", type=click.Choice(["train", "dev", "test", "all"]), default="test",
-              show_default=True, help="SIB-200 split used as queries and pool; for a BEIR "
-              "layout, the qrels/SPLIT.tsv file.")
-@click.option("--sample", type=click.IntRange(2), help="Keep N translation groups (SIB-200) "
-              "or N queries and the documents judged for them (generic).")
-@click.option("--data-lang", help="Generic/BEIR: language of records without a 'lang' field "
-              "(default: the folder name, when it is a language code).")
-@click.option("--model", "-m", default="e5-small", show_default=True, help="Embedding model.")
-@click.option("--k", "ks", default="1,5,10", show_default=True, callback=_int_list,
-              help="Recall cut-offs.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks/runs/latest"), show_default=True,
-              help="Output folder (results.json, report.md, PNG heatmaps).")
-@click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks/cache"), show_default=True,
-              help="Embedding cache folder, per (model, text).")
-@click.option("--no-cache", is_flag=True, help="Embed everything again.")
-@click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False,
-                                                          path_type=Path),
-              help="Label names for zero-shot topics (default: the dataset's labels.txt).")
-@click.option("--template", default="This text is about {label}.", show_default=True,
-              help="Label description template.")
-@click.option("--source-lang", "source_langs", multiple=True, default=["eng_Latn"],
-              show_default=True, help="Few-shot source language (repeatable).")
-@click.option("--no-related", is_flag=True,
-              help="Do not add related source languages (hin for mai, arb for heb...).")
-@click.option("--fewshot-k", default="8,32,all", show_default=True, callback=_int_list,
-              help="Examples per label for few-shot ('all' = the whole train split).")
-@click.option("--no-mixed", is_flag=True, help="Skip the mixed-language pool.")
-@click.option("--centering", type=click.Choice(["language", "global", "none"]),
-              help="Score with this centring (default: the index default, language).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
-@_edge
-def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out_dir, cache_dir,
-          no_cache, labels_file, template, source_langs, no_related, fewshot_k, no_mixed,
-          centering, as_json):
-    """Measure retrieval per language pair and topic labels per language.
-
-    Builds real xsearch indexes (one per document language, plus one mixed), queries them
-    in every language and writes results.json, report.md and heatmaps to --out.
-
-    \b
-    Examples:
-        xsearch bench --languages eng_Latn,hin_Deva,mai_Deva --sample 100
-        xsearch bench --split all --out benchmarks/runs/sib200-e5
-        xsearch bench --model use-m3 --split all --out benchmarks/runs/sib200-use
-        xsearch bench --dataset generic --data my_eval/ --out runs/mine
-        xsearch bench --dataset generic --data beir/ar --split dev -l ar,en --sample 200
-    """
-    from .bench.datasets import (
-        default_sib200_root,
-        load_generic,
-        load_sib200,
-        resolve_languages,
-        sib200_languages,
-    )
-    from .bench.report import write_report
-    from .bench.runner import BenchOptions, run_benchmark
-
-    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
-    sib_root = None
-    if dataset == "sib200":
-        sib_root = data_dir or default_sib200_root()
-        if not sib_root.is_dir():
-            raise click.ClickException(f"SIB-200 not found at {sib_root}; pass --data or set "
-                                       "XSEARCH_SIB200")
-        if langs:
-            langs = resolve_languages(langs, sib200_languages(sib_root))
-        ds = load_sib200(sib_root, languages=langs, split=split, sample=sample)
-    else:
-        if data_dir is None:
-            raise click.UsageError("--dataset generic needs --data FOLDER")
-        ds = load_generic(data_dir, split=split, default_lang=data_lang, languages=langs,
-                          sample=sample)
-    labels = None
-    if labels_file:
-        labels = [ln.strip() for ln in labels_file.read_text(encoding="utf-8").splitlines()
-                  if ln.strip()]
-    opts = BenchOptions(
-        model=model, out_dir=out_dir, cache_dir=None if no_cache else cache_dir, ks=ks,
-        labels=labels, label_template=template,
-        sib_root=sib_root if split != "train" else None,
-        fewshot_k=fewshot_k, source_langs=tuple(source_langs), related_sources=not no_related,
-        mixed=not no_mixed, centering=centering,
-    )
-    log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
-    results = run_benchmark(ds, opts, log=log)
-    paths = write_report(results, out_dir)
-    if as_json:
-        _emit(results)
-        return
-    summ = results["retrieval"]["recall@5"]
-    click.echo(f"recall@5 mean {summ['mean']:.3f} over {len(summ['per_query_lang'])} query "
-               f"languages; worst pair {summ['worst_pairs'][0]['query_lang']}->"
-               f"{summ['worst_pairs'][0]['doc_lang']} {summ['worst_pairs'][0]['value']:.3f}")
-    for name, path in paths.items():
-        click.echo(f"{name}: {path}")
-
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-@cli.command(context_settings=CONTEXT)
-@_index_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Anything but 127.0.0.1/localhost exposes the index text "
-                   "to the network.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--bench-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks/runs"), show_default=True,
-              help="Folder of `xsearch bench` runs; the page shows the newest one.")
-@click.option("--allow-index", "allow_index",
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Enable POST /api/index, an incremental index run of this folder.")
-@click.option("--token", envvar="XSEARCH_TOKEN", show_envvar=True,
-              help="Token POST /api/index requires (Authorization: Bearer TOKEN).")
-@click.option("--max-batch", type=click.IntRange(1, 256), default=32, show_default=True,
-              help="Most queries embedded in one model call (1 = no micro-batching).")
-@click.option("--batch-window-ms", type=click.FloatRange(0, 1000), default=4.0,
-              show_default=True, help="How long a query waits for others to batch with.")
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
-                                                "debug"]), default="warning", show_default=True)
-@_edge
-def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batch_window_ms,
-          log_level):
-    """Serve the index over HTTP: a web page at / and a JSON API (schema at /docs).
-
-    Loads the model and the index once; picks up changes another `xsearch index` makes.
-    Read-only unless --allow-index ROOT and a token are given.
-
-    \b
-    Examples:
-        xsearch serve
-        xsearch serve --index ~/xsearch-index --port 8080
-        XSEARCH_TOKEN=s3cret xsearch serve --allow-index ./corpus
-    """
-    try:
-        import uvicorn
-
-        from .server.app import create_app
-    except ImportError as exc:
-        raise click.ClickException(
-            f"xsearch serve needs the serve extra ({exc.name} is missing): "
-            "pip install 'xsearch[serve]'") from exc
-    if allow_index is not None and not token:
-        raise click.UsageError("--allow-index needs --token or XSEARCH_TOKEN")
-    if host not in LOCAL_HOSTS:
-        click.echo(f"warning: binding {host}: the text of the index becomes reachable from "
-                   "the network", err=True)
-    app = create_app(index_path, bench_dir=bench_dir, max_batch=max_batch,
-                     window_ms=batch_window_ms, allow_index=allow_index, token=token)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"xsearch: serving {index_path} at http://{shown}:{port}/ (Ctrl-C stops)",
-               err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
-
-
 def main() -> None:  # pragma: no cover
     cli()
 
 
 # Commands that manage what is indexed live in their own module (registered on import).
 from .cli_manage import files, rm  # noqa: E402
+from .cli_tools import bench, check, serve  # noqa: E402
 
-cli.add_command(files)
-cli.add_command(rm)
+for _command in (files, rm, check, bench, serve):
+    cli.add_command(_command)

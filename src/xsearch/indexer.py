@@ -8,25 +8,22 @@ any point leaves the last committed state; see ``writer.py`` for the order of wr
 
 from __future__ import annotations
 
-import hashlib
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from . import langid
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
-from .chunking import chunk_text
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import IndexMismatchError, IngestError, SkippedFile
+from .errors import IndexMismatchError, IngestError
 from .index_dir import IndexConfig
-from .ingest import ReadOptions, WalkOptions, file_fingerprint, read_file, walk
-from .store import DocumentRow, PassageRow
+from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
+from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
+    IndexSummary,
+    ProgressFn,
+    _fail,
+    _pipeline,
+)
 from .topics import label_index
 from .writer import (
     IndexWriter,
@@ -41,73 +38,6 @@ DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_OVERLAP = 32
 #: Longest extracted text indexed from one file (about 2,000 passages); raise with --max-chars.
 DEFAULT_MAX_CHARS = 2_000_000
-#: Files read ahead of the embedder; bounds memory while keeping it fed.
-READ_AHEAD = 64
-
-ProgressFn = Callable[[str, dict], None]
-
-
-@dataclass
-class IndexSummary:
-    """What one `xsearch index` run did."""
-
-    files_seen: int = 0
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    renamed: int = 0
-    removed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    failed_before: int = 0
-    documents_written: int = 0
-    passages_embedded: int = 0
-    tokens_embedded: int = 0
-    passages_removed: int = 0
-    segments_merged: int = 0
-    repaired: int = 0
-    # Left out by the walk (see xsearch.ingest.walk): --exclude/--include, ignore files,
-    # hidden and build folders, FIFOs/devices, symlinks out of the roots, non-UTF-8 names.
-    excluded: int = 0
-    ignored: int = 0
-    hidden: int = 0
-    special: int = 0
-    links_skipped: int = 0
-    bad_names: int = 0
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-    labels: dict = field(default_factory=dict)
-    errors: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def passages_per_second(self) -> float:
-        return self.passages_embedded / self.seconds if self.seconds else 0.0
-
-    def as_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items()}
-        out["passages_per_second"] = round(self.passages_per_second, 2)
-        out["seconds"] = round(self.seconds, 3)
-        out["embed_seconds"] = round(self.embed_seconds, 3)
-        return out
-
-
-@dataclass
-class _Pending:
-    """A new or changed file, read and chunked, waiting for its vectors."""
-
-    path: str
-    fingerprint: tuple[str, int, float]
-    fmt: str
-    drop: list[int]  # document ids to delete
-    docs: list[DocumentRow]
-    texts: list[str] = field(default_factory=list)
-    tokens: int = 0
-
-
-def _hash_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
 
 def _known_under(store, roots: list[Path]) -> dict[str, dict]:
     """Indexed files at or below these roots, by a range on the path key: adding one file
@@ -119,17 +49,6 @@ def _known_under(store, roots: list[Path]) -> dict[str, dict]:
         rows = store.db.query("SELECT * FROM files WHERE path = ? OR (path >= ? AND path < ?)",
                               [str(root), base + os.sep, base + chr(ord(os.sep) + 1)])
         out.update((r["path"], r) for r in rows)
-    return out
-
-
-def _indexed(store, paths: list[str]) -> set[str]:
-    """Which of these paths the index already holds (O(len(paths)), not O(files))."""
-    out: set[str] = set()
-    for start in range(0, len(paths), 500):
-        part = paths[start:start + 500]
-        marks = ",".join("?" * len(part))
-        out.update(r[0] for r in store.db.execute(
-            f"SELECT path FROM files WHERE path IN ({marks})", part))
     return out
 
 
@@ -321,242 +240,3 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         summary.removed += len(gone)
     return todo
 
-
-def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: ProgressFn) -> None:
-    summary.failed += 1
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    summary.errors.append({"path": path, "error": message})
-    notify("error", {"path": path, "message": message})
-
-
-def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
-             options: ReadOptions, max_chars: int, summary: IndexSummary, notify: ProgressFn,
-             known: bool) -> _Pending | None:
-    """Read, chunk and identify one file (reader thread). None when there is nothing to do."""
-    key = str(f)
-    try:
-        result = read_file(f, options)
-        longest = max((len(d.text) for d in result.docs), default=0)
-        if longest > max_chars:
-            raise IngestError(f"text too long ({longest:,} characters, limit {max_chars:,}; "
-                              "raise it with --max-chars)")
-    except SkippedFile as exc:
-        summary.skipped += 1
-        summary.warnings.append(str(exc))
-        notify("warning", {"message": str(exc)})
-        return _Pending(path=key, fingerprint=fp, fmt="skipped:" + str(exc), drop=[], docs=[])
-    except IngestError as exc:
-        _fail(summary, key, exc, notify)
-        return _Pending(path=key, fingerprint=fp, fmt="failed:" + str(exc), drop=[], docs=[])
-    for w in result.warnings:
-        summary.warnings.append(w)
-        notify("warning", {"message": w})
-    config = writer.config
-    old_docs = writer.store.documents_of(key) if known else {}
-    item = _Pending(path=key, fingerprint=fp, fmt=f.suffix.lower().lstrip("."), drop=[],
-                    docs=[])
-    new_ids = set()
-    for src in result.docs:
-        h = _hash_text(src.text)
-        new_ids.add(src.record_id)
-        prev = old_docs.get(src.record_id)
-        if prev and prev["content_hash"] == h:
-            continue
-        if prev:
-            item.drop.append(prev["id"])
-        chunks = chunk_text(src.text, embedder.count_content_tokens, config.chunk_tokens,
-                            config.chunk_overlap)
-        if not chunks:
-            continue
-        guesses = langid.detect_many([c.text for c in chunks])
-        passages = [
-            PassageRow(ordinal=i, char_start=c.start, char_end=c.end, text=c.text,
-                       language=g.code or "und", language_score=float(g.score),
-                       n_tokens=c.n_tokens + embedder.token_overhead)
-            for i, (c, g) in enumerate(zip(chunks, guesses, strict=True))
-        ]
-        doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])
-        item.docs.append(DocumentRow(record_id=src.record_id, title=src.title, content_hash=h,
-                                     n_chars=len(src.text), language=doc_lang,
-                                     passages=passages))
-        item.texts.extend(c.text for c in chunks)
-        item.tokens += sum(p.n_tokens for p in passages)
-    item.drop.extend(d["id"] for rid, d in old_docs.items() if rid not in new_ids)
-    if known:
-        summary.changed += 1
-    else:
-        summary.new += 1
-    return item
-
-
-_DONE = object()
-
-
-def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
-            known: set[str], stop: threading.Event) -> None:
-    try:
-        for f, fp in todo:
-            if stop.is_set():
-                return
-            item = _prepare(writer, embedder, f, fp, options, max_chars, summary, notify,
-                            str(f) in known)
-            if item is not None:
-                out.put(item)
-    except BaseException as exc:  # handed to the embedding thread, which raises it
-        out.put(exc)
-    finally:
-        out.put(_DONE)
-
-
-def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
-    """Files from the reader, grouped until a group holds ``commit_every`` passages."""
-    group: list[_Pending] = []
-    n = 0
-    while True:
-        item = inbox.get()
-        if item is _DONE:
-            break
-        if isinstance(item, BaseException):
-            raise item
-        group.append(item)
-        n += len(item.texts)
-        if n >= commit_every:
-            yield group
-            group, n = [], 0
-    if group:
-        yield group
-
-
-def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOptions,
-              max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
-              notify: ProgressFn) -> None:
-    if not todo:
-        return
-    known = _indexed(writer.store, [str(f) for f, _ in todo])
-    # The reader thread uses its own read-only connection: SQLite objects stay in one thread.
-    inbox: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
-    outbox: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    reader_view = _ReaderView(writer)
-    reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
-                                                    max_chars, summary, notify, inbox,
-                                                    known, stop), daemon=True)
-    errors: list[BaseException] = []
-    committer = threading.Thread(target=_commit_loop, args=(writer, outbox, summary, notify,
-                                                            errors), daemon=True)
-    total_bytes = sum(fp[1] for _, fp in todo) or 1
-    notify("start", {"files": len(todo), "bytes": total_bytes})
-    reader.start()
-    committer.start()
-    sampled = {lang: row[0] for lang, row in reader_view.store.lang_offsets().items()}
-    try:
-        for group in _groups(inbox, commit_every):
-            if errors:
-                break
-            texts = [t for p in group for t in p.texts]
-            t0 = time.perf_counter()
-            vectors = embedder.embed_documents(texts) if texts else \
-                np.zeros((0, embedder.dim), dtype=np.float32)
-            offsets = _offset_samples(embedder, group, sampled)
-            summary.embed_seconds += time.perf_counter() - t0
-            outbox.put((group, vectors, offsets))
-    finally:
-        stop.set()
-        outbox.put(None)
-        committer.join()
-        while reader.is_alive():  # drain so the reader is never stuck on a full queue
-            try:
-                inbox.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        reader_view.close()
-    if errors:
-        raise errors[0]
-
-
-#: Passages per language also embedded in query mode (their first characters only), from
-#: which the index measures that language's query-minus-passage offset (centering.py).
-OFFSET_SAMPLES = 16
-OFFSET_CHARS = 160
-
-
-def _offset_samples(embedder: Embedder, group: list[_Pending], sampled: dict[str, int]
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Query- and passage-mode vectors of a few new passages of each under-sampled language."""
-    picks: dict[str, list[str]] = {}
-    for item in group:
-        for d in item.docs:
-            for p in d.passages:
-                lang = p.language or "und"
-                if sampled.get(lang, 0) + len(picks.get(lang, ())) < OFFSET_SAMPLES:
-                    picks.setdefault(lang, []).append(p.text[:OFFSET_CHARS])
-    if not picks:
-        return {}
-    texts = [t for ts in picks.values() for t in ts]
-    q = embedder.embed_queries(texts)
-    p = embedder.embed_documents(texts)
-    out, row = {}, 0
-    for lang, ts in picks.items():
-        out[lang] = (q[row:row + len(ts)], p[row:row + len(ts)])
-        sampled[lang] = sampled.get(lang, 0) + len(ts)
-        row += len(ts)
-    return out
-
-
-class _ReaderView:
-    """What the reader thread needs of the index, on its own read-only connection."""
-
-    def __init__(self, writer: IndexWriter) -> None:
-        from .store import Store
-
-        self.config = writer.config
-        self._db_path = writer.store.path
-        self._local = threading.local()
-        self._stores: list[Store] = []
-        self._store_cls = Store
-
-    @property
-    def store(self):
-        s = getattr(self._local, "store", None)
-        if s is None:
-            s = self._store_cls(self._db_path, readonly=True)
-            self._local.store = s
-            self._stores.append(s)
-        return s
-
-    def close(self) -> None:
-        for s in self._stores:
-            s.close()
-
-
-def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
-                 notify: ProgressFn, errors: list[BaseException]) -> None:
-    """Writer thread: one transaction per group; failures are remembered by content hash."""
-    while True:
-        job = outbox.get()
-        if job is None:
-            return
-        if errors:
-            continue
-        group, vectors, offsets = job
-        try:
-            files = []
-            for p in group:
-                if p.fmt.startswith(("failed:", "skipped:")):
-                    kind, _, reason = p.fmt.partition(":")
-                    with writer.store.transaction():
-                        writer.store.record_failure(p.path, p.fingerprint[0], kind, reason)
-                    continue
-                files.append((p.path, p.fingerprint, p.fmt, p.drop, p.docs))
-            done = writer.write_many(files, vectors, offsets)
-            n = len(done.added)
-            summary.passages_embedded += n
-            summary.passages_removed += done.removed
-            summary.documents_written += sum(len(p.docs) for p in group)
-            tokens = sum(p.tokens for p in group)
-            summary.tokens_embedded += tokens
-            notify("advance", {"n": n, "tokens": tokens,
-                               "bytes": sum(p.fingerprint[1] for p in group),
-                               "files": len(group)})
-        except BaseException as exc:
-            errors.append(exc)

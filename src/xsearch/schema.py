@@ -1,0 +1,138 @@
+"""The index database's schema as numbered migrations (sqlite-utils style): each runs once,
+in order, in its own transaction, recorded in ``_migrations``; ``Store`` applies them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+MigrationFn = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, MigrationFn]] = []
+
+
+def migration(fn: MigrationFn) -> MigrationFn:
+    """Register a schema step; steps run once each, in order, recorded in ``_migrations``."""
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime REAL NOT NULL,
+            format TEXT NOT NULL,
+            indexed_at REAL NOT NULL
+        )"""
+    )
+    # AUTOINCREMENT: passage ids are FAISS ids and must never be reused, or a stale FAISS
+    # file could point an old vector at a new passage.
+    db.execute(
+        """CREATE TABLE documents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL REFERENCES files(path) ON UPDATE CASCADE,
+            record_id TEXT NOT NULL DEFAULT '',
+            title TEXT NOT NULL DEFAULT '',
+            content_hash TEXT NOT NULL,
+            n_chars INTEGER NOT NULL,
+            language TEXT,
+            n_passages INTEGER NOT NULL DEFAULT 0,
+            topic TEXT,
+            topic_score REAL,
+            UNIQUE (path, record_id)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE passages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id),
+            ordinal INTEGER NOT NULL,
+            char_start INTEGER NOT NULL,
+            char_end INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            language TEXT,
+            language_score REAL,
+            n_tokens INTEGER NOT NULL,
+            topic TEXT,
+            topic_score REAL
+        )"""
+    )
+    db.execute("CREATE INDEX passages_document ON passages(document_id)")
+    db.execute("CREATE INDEX passages_language ON passages(language)")
+    db.execute(
+        "CREATE TABLE vectors (passage_id INTEGER PRIMARY KEY REFERENCES passages(id), "
+        "vector BLOB NOT NULL)"
+    )
+
+
+@migration
+def m002_labels(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "CREATE TABLE labels (name TEXT PRIMARY KEY, description TEXT NOT NULL, "
+        "position INTEGER NOT NULL)"
+    )
+    db.execute("CREATE INDEX passages_topic ON passages(topic)")
+
+
+@migration
+def m003_segments(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE passages ADD COLUMN segment INTEGER")
+    db.execute("CREATE INDEX passages_segment ON passages(segment)")
+    db.execute(
+        """CREATE TABLE segments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            language TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            fingerprint TEXT NOT NULL,
+            checksum TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE TABLE tombstones (passage_id INTEGER PRIMARY KEY, segment INTEGER NOT NULL)")
+    # Exact per-language sums, so means and covariances follow every write in O(changed).
+    db.execute(
+        "CREATE TABLE lang_stats (language TEXT PRIMARY KEY, n INTEGER NOT NULL, "
+        "sum BLOB NOT NULL, outer BLOB NOT NULL)"
+    )
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta (key, value) VALUES ('generation', '0')")
+    db.execute(
+        """CREATE TABLE failed_files (
+            path TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at REAL NOT NULL
+        )"""
+    )
+
+
+@migration
+def m004_lexical(db: sqlite_utils.Database) -> None:
+    """FTS5 over every passage (xsearch.lexical tokenisation), and the per-language sums of
+    query- and passage-mode vectors of a few passages, for the query offset per language."""
+    from . import lexical
+
+    lexical.create(db.conn)
+    last = 0
+    while True:
+        rows = db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT 2000",
+                          [last]).fetchall()
+        if not rows:
+            break
+        lexical.insert(db.conn, rows)
+        last = rows[-1][0]
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
+               [str(lexical.VERSION)])
+    db.execute("CREATE TABLE lang_offsets (language TEXT PRIMARY KEY, n INTEGER NOT NULL, "
+               "q_sum BLOB NOT NULL, p_sum BLOB NOT NULL)")
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
