@@ -115,12 +115,13 @@ def pick_queries(index: Path, ds, n: int, emb: Embedder, seed: int = 0) -> list[
     texts = [ds.corpus[i] for i in ids]
     s = Searcher(index, embedder=emb)
     try:
-        results = s.search_vectors(emb.embed_queries(texts), k=2)
+        # Scored as the server scores them: the text too (hybrid, the query's language).
+        results = s.search_vectors(emb.embed_queries(texts), k=2, texts=texts)
     finally:
         s.close()
     out = []
     for i, text, hits in zip(ids, texts, results, strict=True):
-        if len(hits) == 2 and hits[0].score - hits[1].score >= 0.01:
+        if len(hits) == 2 and hits[0].score - hits[1].score >= 0.05:
             out.append({"id": i, "q": text, "expect": hits[0].passage_id})
         if len(out) == n:
             break
