@@ -176,7 +176,7 @@ def renormalized_scores(
 def score_scale(q_prime: np.ndarray, cov: np.ndarray) -> np.ndarray | float:
     """``sqrt(q'^T Sigma q')``: the standard deviation of centred scores within a language."""
     q = np.asarray(q_prime, dtype=np.float64)
-    var = np.einsum("...i,ij,...j->...", q, np.asarray(cov, dtype=np.float64), q)
+    var = ((q @ np.asarray(cov, dtype=np.float64)) * q).sum(axis=-1)  # BLAS, not einsum
     return np.sqrt(np.maximum(var, 1e-12))
 
 

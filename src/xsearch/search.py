@@ -377,6 +377,7 @@ class Searcher:
         wanted = sorted({pid for row in ranked for pid, _, _ in row})
         rows = self.index.store.hits(wanted)
         out = []
+        shown: list[Hit] = []
         for qi, row in enumerate(ranked):
             terms = None
             if texts:
@@ -407,12 +408,15 @@ class Searcher:
                     text=r["text"], topic=r["topic"], topic_score=r["topic_score"],
                     document_language=r["doc_language"],
                 ))
-            if hits:
-                vecs = self.index.vectors.vectors_of([h.passage_id for h in hits],
-                                                     skip_damaged=True)
-                for h, v in zip(hits, vecs @ qv[qi], strict=True):
-                    h.cosine = round(float(v), 4)
+            shown += hits
             out.append(hits)
+        # Plain cosines of every hit shown, from one read of their vectors.
+        pids = sorted({h.passage_id for h in shown})
+        vecs = dict(zip(pids, self.index.vectors.vectors_of(pids, skip_damaged=True),
+                        strict=True))
+        for qi, hits in enumerate(out):
+            for h in hits:
+                h.cosine = round(float(vecs[h.passage_id] @ qv[qi]), 4)
         return out
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,

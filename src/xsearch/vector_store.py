@@ -106,20 +106,28 @@ class VectorStore:
         if not passage_ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
-        marks = ",".join("?" * len(passage_ids))
-        where = dict(self.store.db.execute(
-            f"SELECT id, segment FROM passages WHERE id IN ({marks})", passage_ids).fetchall())
+        where: dict[int, int] = {}
+        for start in range(0, len(passage_ids), 5000):
+            part = passage_ids[start:start + 5000]
+            marks = ",".join("?" * len(part))
+            where.update(self.store.db.execute(
+                f"SELECT id, segment FROM passages WHERE id IN ({marks})", part).fetchall())
         by_id = {r["id"]: r for r in self.rows}
         out = np.zeros((len(passage_ids), self.dim), dtype=np.float32)
+        groups: dict[int, list[int]] = {}
         for n, pid in enumerate(passage_ids):
-            row = by_id.get(where.get(pid))
+            groups.setdefault(where.get(pid, -1), []).append(n)
+        for seg_id, rows in groups.items():  # one batch read per segment
+            row = by_id.get(seg_id)
             seg = self.segment(row) if row else None
             if seg is None:
                 if skip_damaged:
-                    out[n] = np.nan
+                    out[rows] = np.nan
                     continue
-                raise CorruptIndexError(f"passage {pid} has no readable vector")
-            out[n] = seg.reconstruct(np.array([pid]))[0]
+                raise CorruptIndexError(f"passage {passage_ids[rows[0]]} has no readable "
+                                        "vector")
+            out[rows] = seg.reconstruct(np.array([passage_ids[n] for n in rows],
+                                                 dtype=np.int64))
         return out
 
     def _pmu(self, seg: Segment, mu: np.ndarray) -> np.ndarray:
