@@ -2,63 +2,24 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .cli_format import _Progress, _safe  # noqa: F401 - _safe is shared by the cli_* modules
+from .cli_format import (
+    CONTEXT,
+    EXIT_CODES,
+    RELEVANT_Z,
+    NoResults,
+    _edge,
+    _emit,
+    _index_option,
+    _Progress,
+    _safe,
+)
 from .errors import XsearchError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _index_option(f):
-    return click.option(
-        "--index", "-i", "index_path", type=click.Path(path_type=Path), envvar="XSEARCH_INDEX",
-        default="index", show_default=True, show_envvar=True,
-        help="Index directory.",
-    )(f)
-
-
-EXIT_CODES = """\b
-Exit codes (every command, text and --json alike):
-  0  done (query: at least one hit)      1  error, or no hits / problems found
-  2  usage error (bad option or value)   130  interrupted (Ctrl-C)"""
-
-
-#: Relevance (z) above which a hit counts as clearly relevant: on SIB-200 it leaves 9.7% false
-#: hits on off-topic queries and keeps 99.1% of on-topic recall@5 (ranking_probe.md).
-RELEVANT_Z = 4.75
-
-
-class NoResults(click.ClickException):
-    """Nothing matched: exit 1 with a message, in text and JSON modes alike."""
-
-    exit_code = 1
-
-
-def _edge(f):
-    """Turn library errors into click errors (one line, exit 1); Ctrl-C exits 130."""
-
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except XsearchError as exc:
-            raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
-
-
-def _emit(obj: dict) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False))
 
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)

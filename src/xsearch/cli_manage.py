@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .cli import CONTEXT, _edge, _emit, _index_option, _safe
+from .cli_format import CONTEXT, _edge, _emit, _index_option, _safe
 
 
 def _when(ts: float) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli import CONTEXT, NoResults, _edge, _emit, _index_option, _safe
+from .cli_format import CONTEXT, NoResults, _edge, _emit, _index_option, _safe
 
 
 @click.command(context_settings=CONTEXT)
