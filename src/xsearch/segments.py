@@ -18,6 +18,7 @@ import numpy as np
 
 from .errors import CorruptIndexError
 from .fileio import fsync_dir
+from .threads import search_threads
 
 FLAT = "flat"
 HNSW = "hnsw"
@@ -245,6 +246,8 @@ class Segment:
     def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
                     effort: int = 1):
         faiss = _faiss()
+        # One query gains nothing from OpenMP fan-out and loses much on a busy machine.
+        faiss.omp_set_num_threads(search_threads(len(q)))
         sel = None
         if exclude is not None and len(exclude):
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
