@@ -17,6 +17,14 @@ def _cell(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _scoring(options: dict) -> str:
+    """How a run scored: xsearch 0.1 runs record `center`, later ones `centering`."""
+    if "centering" in options:
+        value = options["centering"]
+        return "language-centred + hybrid (default)" if value in (None, "None") else value
+    return "global centring (0.1)" if options.get("center") == "True" else "plain cosine (0.1)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Compare benchmark runs per language.")
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with results.json")
@@ -27,7 +35,7 @@ def main() -> None:
     langs = runs[0]["languages"]["document"]
     lines = [f"# {' vs '.join(names)} on {runs[0]['dataset']}", "",
              "Runs: " + "; ".join(
-                 f"{n} = {r['model']}, centred layout: {r['options'].get('center', 'False')}"
+                 f"{n} = {r['model']}, scoring: {_scoring(r['options'])}"
                  for n, r in zip(names, runs, strict=True)), ""]
     head = ["metric"] + names
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
