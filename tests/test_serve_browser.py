@@ -79,24 +79,33 @@ def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
         d.save_screenshot(str(tmp_path / "1-search.png"))
 
         # Tick two language facets: only those languages remain.
-        for code in ("arb_Arab", "zho_Hans"):
-            d.find_element(By.ID, f"lang-{code}").send_keys(Keys.SPACE)
+        def tick(code: str):
+            def act(d):
+                box = d.find_element(By.ID, f"lang-{code}")
+                if not box.is_selected():
+                    box.send_keys(Keys.SPACE)
+                return d.find_element(By.ID, f"lang-{code}").is_selected()
+            return act
+
+        for code in ("arb_Arab", "zho_Hans"):  # the facets re-render as answers arrive
+            _wait(d, tick(code), f"facet {code} ticked")
         _wait(d, lambda d: "lang=zho_Hans" in d.current_url and "lang=arb_Arab"
               in d.current_url, "filter in the URL")
         _wait(d, lambda d: set(_hit_langs(d)) == {"arb_Arab", "zho_Hans"}, "filtered hits")
         d.save_screenshot(str(tmp_path / "2-filtered.png"))
 
         # The Arabic hit renders right to left; the Chinese one carries its language.
-        arabic = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=arb_Arab] p.snippet")
-        assert arabic.get_attribute("dir") == "rtl"
-        assert d.execute_script("return getComputedStyle(arguments[0]).direction",
-                                arabic) == "rtl"
-        chinese = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=zho_Hans] p.snippet")
-        assert chinese.get_attribute("lang") == "zh-Hans"
+        def scripts(d):
+            arabic = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=arb_Arab] p.snippet")
+            chinese = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=zho_Hans] p.snippet")
+            return (arabic.get_attribute("dir"),
+                    d.execute_script("return getComputedStyle(arguments[0]).direction", arabic),
+                    chinese.get_attribute("lang"))
+        assert _wait(d, scripts, "hits settled") == ("rtl", "rtl", "zh-Hans")
 
         # Open the Arabic passage from the keyboard: its document with the passage marked.
-        link = d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=arb_Arab] a.open")
-        link.send_keys(Keys.ENTER)
+        _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "li.hit[data-lang=arb_Arab] a.open"
+                                          ).send_keys(Keys.ENTER) or True, "open link")
         current = _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".passage.current"),
                         "passage view")[0]
         assert "/passage/" in d.current_url
