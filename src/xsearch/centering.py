@@ -122,6 +122,24 @@ class Centering:
             self._scale[lang] = np.atleast_1d(scale)
         return self._scale[lang]
 
+    def row_scores(self, qi: int, raw: np.ndarray, pmu: np.ndarray | None, lang: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`segment_scores` for one query ``qi`` only (``raw`` = q'_qi·p)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.pooled is None:
+            return raw, np.full_like(raw, np.nan)
+        q = np.asarray(self._qc[qi], dtype=np.float64)
+        mu = self.of(lang).mean
+        scale = float(self._scale_of(lang)[qi])
+        q_mu = float(q @ mu)
+        if self.mode == "language":
+            norm2 = 1.0 - 2.0 * np.asarray(pmu, dtype=np.float64) + float(mu @ mu)
+            z = (raw - q_mu) / np.sqrt(np.maximum(norm2, 1e-12)) / scale
+            return z, z
+        if self.mode == "global":
+            return raw - float(q @ self.pooled.mean), (raw - q_mu) / scale
+        return raw, (raw - q_mu) / scale
+
     def segment_scores(self, raw: np.ndarray, pmu: np.ndarray | None, lang: str
                        ) -> tuple[np.ndarray, np.ndarray]:
         """(ranking score, relevance z) for passages of ``lang``: ``raw`` = q'·p (queries x

@@ -339,16 +339,19 @@ class Searcher:
             lex = {pid: v for pid, v in lex.items() if pid in dense or pid in only_lex}
             if only_lex:
                 vecs = self.index.vectors.vectors_of(only_lex, skip_damaged=True)
-                for pid, vec in zip(only_lex, vecs, strict=True):
-                    if np.isnan(vec).any():  # its segment is damaged (see warnings())
-                        lex.pop(pid, None)
-                        continue
-                    lang = rows[pid]
+                ok = ~np.isnan(vecs).any(axis=1)  # a damaged segment: see warnings()
+                for pid in np.asarray(only_lex)[~ok]:
+                    lex.pop(int(pid), None)
+                pids, vecs = np.asarray(only_lex)[ok], vecs[ok]
+                raw = vecs @ centering._qc[qi]
+                langs_of = np.array([rows[int(p)] for p in pids])
+                for lang in set(langs_of.tolist()):
+                    sel = langs_of == lang
                     mu = centering.mean_for(lang)
-                    raw = (centering._qc @ vec)[:, None]
-                    pmu = None if mu is None else np.array([float(vec @ mu)])
-                    sc, z = centering.segment_scores(raw, pmu, lang)
-                    dense[pid] = (float(sc[qi, 0]), float(z[qi, 0]))
+                    pmu = None if mu is None else vecs[sel].astype(np.float64) @ mu
+                    sc, z = centering.row_scores(qi, raw[sel], pmu, lang)
+                    for pid, a, b in zip(pids[sel], sc, z, strict=True):
+                        dense[int(pid)] = (float(a), float(b))
         if mode == "dense":
             order = sorted(dense.items(), key=lambda kv: -kv[1][0])
             return [(pid, s, z) for pid, (s, z) in order]
