@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ranking import LangStats, pooled, query_transform, score_scale, shrunk
+from .priors import ModelPriors
+from .ranking import LangStats, pooled, score_scale, shrunk
 from .store import Store
 
 #: Pseudo-passages of the index-wide statistics added to every language's (ranking.shrunk).
@@ -58,14 +59,26 @@ class Centering:
     pooled: LangStats | None = None
     offset: np.ndarray | None = None
     lang_offsets: dict[str, np.ndarray] = field(default_factory=dict)
+    priors: ModelPriors | None = None
+    #: index mean minus the priors' mean over the languages both know (weighted like the
+    #: index): moves a prior language mean from the priors' domain into this index's
+    domain: np.ndarray | float = 0.0
 
     @classmethod
-    def load(cls, store: Store, mode: str, generation: int) -> Centering:
-        out = cls(mode=mode, generation=generation)
+    def load(cls, store: Store, mode: str, generation: int,
+             priors: ModelPriors | None = None) -> Centering:
+        out = cls(mode=mode, generation=generation, priors=priors)
         raw = store.lang_stats(with_outer=True)
         if not raw:
             return out
         stats = {lang: LangStats(n, s, o) for lang, (n, s, o) in raw.items()}
+        if priors is not None:
+            both = [lang for lang, st in stats.items() if lang in priors and st.n]
+            if both:
+                n = sum(stats[lang].n for lang in both)
+                idx = sum(stats[lang].total for lang in both) / n
+                pri = sum(stats[lang].n * priors.mean_of(lang) for lang in both) / n
+                out.domain = idx - pri
         out.pooled = pooled(stats)
         # Every language is pulled toward the index-wide statistics by a few pseudo-passages:
         # a language with a handful of passages gets a sensible mean and spread, one with
@@ -90,7 +103,30 @@ class Centering:
             return [None] * len(texts)
         from . import langid
 
-        return [g.code if g.code in self.stats else None for g in langid.detect_many(texts)]
+        known = self.stats.keys() | set(self.priors.langs if self.priors else ())
+        return [g.code if g.code in known else None for g in langid.detect_many(texts)]
+
+    def query_shift(self, lang: str | None) -> np.ndarray:
+        """What a query in ``lang`` loses in language mode: that language's passage mean
+        plus its query-minus-passage offset. From the index when it holds the language (the
+        offset from the model's priors, else the global one, until the index has sampled
+        enough of its own); from the model's priors, moved into this index's domain, for a
+        language the index lacks; else the index-wide mean and the global offset."""
+        pri = self.priors
+        st = self.stats.get(lang) if lang is not None else None
+        if st is not None and st.n:
+            off = self.lang_offsets.get(lang)  # type: ignore[arg-type]
+            if off is None and pri is not None and lang in pri:
+                off = pri.offset_of(lang)  # type: ignore[arg-type]
+            return st.mean + (off if off is not None else self._global_offset())
+        if pri is not None and lang in pri:
+            return pri.mean_of(lang) + pri.offset_of(lang) + self.domain  # type: ignore[arg-type]
+        return self.pooled.mean + self._global_offset()  # type: ignore[union-attr]
+
+    def _global_offset(self) -> np.ndarray | float:
+        if self.offset is not None:
+            return self.offset
+        return self.priors.global_offset if self.priors is not None else 0.0
 
     def transform(self, qv: np.ndarray, q_langs: Sequence[str | None]) -> np.ndarray:
         """q' for each query (rows), float32."""
@@ -102,8 +138,13 @@ class Centering:
             shift = self.pooled.mean + (self.offset if self.offset is not None else 0.0)
             self._qc = (qv - shift).astype(np.float32)
         else:
-            self._qc = query_transform(qv, list(q_langs), self.stats, self.offset,
-                                       self.lang_offsets)
+            shifts: dict[str | None, np.ndarray] = {}
+            out = np.empty_like(qv)
+            for i, lang in enumerate(q_langs):
+                if lang not in shifts:
+                    shifts[lang] = self.query_shift(lang)
+                out[i] = qv[i] - shifts[lang]
+            self._qc = out
         return self._qc
 
     def mean_for(self, lang: str) -> np.ndarray | None:
@@ -194,7 +235,15 @@ PROBE_SENTENCES = (
 
 
 def measure_model(embedder) -> tuple[np.ndarray, np.ndarray]:
-    """(query-minus-passage offset, fingerprint vector) of a model, from the probe sentences."""
+    """(query-minus-passage offset, fingerprint vector) of a model: the offset from the
+    model's shipped priors when its fingerprint matches them (one embedding), else measured
+    on the probe sentences (48 embeddings)."""
+    from .priors import for_model
+
+    fingerprint = np.asarray(embedder.embed_documents([PROBE_SENTENCES[0]])[0], np.float32)
+    table = for_model(getattr(embedder, "name", ""), fingerprint)
+    if table is not None:
+        return table.global_offset.astype(np.float32), fingerprint
     texts = list(PROBE_SENTENCES)
     q = np.asarray(embedder.embed_queries(texts), dtype=np.float64)
     p = np.asarray(embedder.embed_documents(texts), dtype=np.float64)

@@ -162,8 +162,12 @@ class Searcher:
 
     def centering(self) -> Centering:
         if self._centering is None or self._centering.generation != self._generation:
+            from .priors import for_model
+
+            table = for_model(self.index.config.model,
+                              decode_vector(self.index.store.meta(PROBE_KEY)))
             self._centering = Centering.load(self.index.store, self.index.config.centering,
-                                             self._generation)
+                                             self._generation, table)
         return self._centering
 
     def passage_vectors(self, passage_ids: list[int]) -> np.ndarray:
