@@ -173,3 +173,28 @@ def test_maithili_is_told_from_hindi_and_nepali() -> None:
     assert detect("ओ काल्हि बजार गेल छल आ ओतय सँ फल कीनलक।").code == "mai_Deva"
     assert detect("मेरे गाँव में सभी लोग खेती करते हैं।").code == "hin_Deva"
     assert detect("मेरो गाउँमा सबै मानिसहरू खेती गर्छन्।").code == "npi_Deva"
+
+
+def test_the_langid_model_is_unpacked_once_into_the_cache_and_rebuilt_when_damaged(
+        tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+    from py3langid.modelio import load_model
+
+    from xsearch import langid as L
+
+    monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path))
+    src = Path(MODEL_DIR) / MODEL_FILE
+    first = L._unpacked_model(src)
+    (cached,) = tmp_path.glob("langid-*.npz")
+    reference = load_model(src)
+    assert first[2] == reference[2] and list(first[4]) == list(reference[4])
+    assert (first[0] == reference[0]).all()
+    mtime = cached.stat().st_mtime_ns
+    L._unpacked_model(src)
+    assert cached.stat().st_mtime_ns == mtime  # read back, not unpacked again
+    cached.write_bytes(b"PK\x03\x04 damaged")
+    again = L._unpacked_model(src)
+    assert again[2] == reference[2] and cached.stat().st_size > 1_000_000
+    assert not list(tmp_path.glob("*.tmp"))

@@ -98,3 +98,14 @@ def test_search_filters_ids_drops_common_tokens_and_deletes():
     assert 0.5 < score < 2.0
     lexical.delete(conn, [(200, docs[200])])
     assert lexical.search(conn, "volcano", 5) == []
+
+
+def test_the_shipped_mark_table_is_what_a_scan_of_unicode_finds():
+    import unicodedata
+
+    from xsearch import lexical
+    from xsearch.unicode_marks import UNIDATA_VERSION
+
+    if unicodedata.unidata_version != UNIDATA_VERSION:
+        pytest.skip(f"the table is Unicode {UNIDATA_VERSION}; this Python scans instead")
+    assert lexical._marks() == lexical._scan_marks()

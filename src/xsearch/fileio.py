@@ -30,3 +30,12 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def cache_dir() -> Path:
+    """``$XSEARCH_CACHE``, else ``$XDG_CACHE_HOME/xsearch``, else ``~/.cache/xsearch``."""
+    if os.environ.get("XSEARCH_CACHE"):
+        return Path(os.environ["XSEARCH_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xsearch"
+    return Path.home() / ".cache" / "xsearch"

@@ -13,9 +13,11 @@ import bisect
 import functools
 import re
 import unicodedata
+import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 UNKNOWN = "und"
@@ -197,9 +199,57 @@ class LangGuess:
 @functools.cache
 def _identifier() -> Any:
     # Imported here so that importing xsearch does not load the model (~0.7 s).
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    src = Path(MODEL_FILE) if Path(MODEL_FILE).is_absolute() else Path(MODEL_DIR) / MODEL_FILE
+    try:
+        model = _unpacked_model(src)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        model = None
+    if model is None:
+        return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ptc, pc, classes, nextmove, row, output = model
+    return LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
+
+
+def _unpacked_model(src: Path) -> tuple | None:
+    """py3langid's model, read from an uncompressed copy in the user's cache: the package
+    ships it LZMA-compressed, and decompressing it was a fifth of a cold ``xsearch query``.
+    The copy is named by the source's size and mtime, written then renamed, and rebuilt when
+    it does not read back (None: no cache could be written, use the package's file)."""
+    import hashlib
+    import lzma
+    import os
+    import shutil
+
+    import numpy as np
+    from py3langid.modelio import _to_array
+
+    from .fileio import cache_dir
+
+    st = src.stat()
+    key = hashlib.sha256(f"{src}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    path = cache_dir() / f"langid-{key}.npz"
+    for attempt in range(2):
+        if not path.is_file():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+                with lzma.open(src) as fin, open(tmp, "wb") as fout:
+                    shutil.copyfileobj(fin, fout, length=1 << 20)
+                os.replace(tmp, path)
+            except OSError:
+                return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return (np.asarray(data["ptc"]), np.asarray(data["pc"]),
+                        data["classes"].tolist(), _to_array(data["nextmove"]),
+                        _to_array(data["nextmove_row"]), data["out_feat"].tolist())
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            if attempt:
+                raise
+            path.unlink(missing_ok=True)  # damaged: unpack it again
+    return None
 
 
 def _rank(text: str) -> list[tuple[str, float]]:

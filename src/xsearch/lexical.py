@@ -90,9 +90,17 @@ def _ranges(pred) -> str:
     return "".join(out)
 
 
+def _scan_marks() -> str:
+    return _ranges(lambda cp: unicodedata.category(chr(cp)).startswith("M"))
+
+
 @functools.cache
 def _marks() -> str:
-    return _ranges(lambda cp: unicodedata.category(chr(cp)).startswith("M"))
+    from .unicode_marks import MARK_RANGES, UNIDATA_VERSION
+
+    if unicodedata.unidata_version != UNIDATA_VERSION:
+        return _scan_marks()
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in MARK_RANGES)
 
 
 @functools.cache

@@ -34,20 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import sha256_file
+from ..fileio import cache_dir, sha256_file
 from .e5_weights import QK, E5File, read_e5_file
 
 FORMAT = 3
 NAME = f"e5-small-onnx-v{FORMAT}"
-
-
-def cache_dir() -> Path:
-    """``$XSEARCH_CACHE``, else ``$XDG_CACHE_HOME/xsearch``, else ``~/.cache/xsearch``."""
-    if os.environ.get("XSEARCH_CACHE"):
-        return Path(os.environ["XSEARCH_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xsearch"
-    return Path.home() / ".cache" / "xsearch"
 
 
 def graph_path() -> Path:
