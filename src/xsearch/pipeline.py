@@ -229,6 +229,10 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     reader.start()
     committer.start()
     sampled = {lang: row[0] for lang, row in reader_view.store.lang_offsets().items()}
+    # The model's shipped priors give these languages' offsets, measured on 700 sentences each
+    # of the length the samples are cut to: sampling them again would only add embedding work.
+    for lang in _prior_languages(writer, embedder):
+        sampled.setdefault(lang, OFFSET_SAMPLES)
     try:
         for group in _groups(inbox, commit_every):
             if errors:
@@ -258,6 +262,14 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
 #: which the index measures that language's query-minus-passage offset (centering.py).
 OFFSET_SAMPLES = 16
 OFFSET_CHARS = 160
+
+
+def _prior_languages(writer: IndexWriter, embedder: Embedder) -> tuple[str, ...]:
+    from .centering import PROBE_KEY, decode_vector
+    from .priors import for_model
+
+    table = for_model(getattr(embedder, "name", ""), decode_vector(writer.store.meta(PROBE_KEY)))
+    return table.langs if table is not None else ()
 
 
 def _offset_samples(embedder: Embedder, group: list[_Pending], sampled: dict[str, int]
