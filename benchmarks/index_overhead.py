@@ -4,7 +4,9 @@ Side by side in one run, each in a fresh process, alternating A B A B:
   A  `python -m xsearch index CORPUS --index NEW` on a cold (new) index;
   B  the same model loaded in a fresh process embedding exactly the passages A stored, in
      the same batches (the floor the pipeline tries to reach).
-Reports the median of each and the ratio A/B (issue #8 asks for at most 1.10).
+A is timed as a whole process; B both from inside (import, model load and embedding, what
+`ratio` divides by: the stricter figure) and as a whole process like A (`ratio_to_process`).
+Reports the median of each and the ratios A/B (issue #8 asks for at most 1.10).
 
     python benchmarks/index_overhead.py data/corpus
     python benchmarks/index_overhead.py --sib200 --runs 1     # 30 languages, 30k sentences
@@ -67,7 +69,7 @@ def main() -> None:
         if args.sib200:
             (work / "sib").mkdir(exist_ok=True)
             corpus = _sib_corpus(work / "sib")
-        index_s, embed_s, passages = [], [], 0
+        index_s, embed_s, embed_wall_s, passages = [], [], [], 0
         texts_file = work / "texts.json"
         for run in range(args.runs):
             index = work / f"index{run}"
@@ -82,16 +84,22 @@ def main() -> None:
                 con.close()
                 passages = len(texts)
                 texts_file.write_text(json.dumps(texts), encoding="utf-8")
+            t0 = time.perf_counter()
             out = subprocess.run([sys.executable, "-c", EMBED_ONLY, str(texts_file),
                                   str(args.batch_size)], check=True, capture_output=True,
                                  text=True)
+            embed_wall_s.append(time.perf_counter() - t0)
             embed_s.append(json.loads(out.stdout)["seconds"])
             shutil.rmtree(index)
         ratios = [a / b for a, b in zip(index_s, embed_s, strict=True)]
+        wall_ratios = [a / b for a, b in zip(index_s, embed_wall_s, strict=True)]
         result = {"corpus": "SIB-200 (30 languages, all splits)" if args.sib200 else
                   str(corpus), "passages": passages, "runs": args.runs,
-                  "index_seconds": index_s, "embed_only_seconds": embed_s,
-                  "ratio_median": statistics.median(ratios), "ratios": ratios}
+                  "index_seconds": index_s,
+                  "embed_only_seconds": embed_s, "embed_only_process_seconds": embed_wall_s,
+                  "ratio_median": statistics.median(ratios), "ratios": ratios,
+                  "ratio_to_process_median": statistics.median(wall_ratios),
+                  "ratios_to_process": wall_ratios}
         name = "index_overhead_sib200" if args.sib200 else "index_overhead_corpus"
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")

