@@ -45,18 +45,48 @@ def _pct(xs, p) -> float:
     return float(np.percentile(np.asarray(xs) * 1000.0, p))
 
 
-def exact_top_k(vectors: np.ndarray, langs: np.ndarray, qc: np.ndarray, bias,
+class Scorer:
+    """The product's exact scores for a batch of raw query vectors: the index's centring
+    (``Centering.transform`` + ``segment_scores``: per-language centred, re-normalised z)."""
+
+    def __init__(self, centering, qv: np.ndarray) -> None:
+        self.c, self.qv = centering, np.asarray(qv, dtype=np.float32)
+        self.qc = centering.transform(self.qv, [None] * len(self.qv))
+
+    def _ready(self) -> None:
+        if self.c._qc is not self.qc:  # another Scorer transformed other queries since
+            self.qc = self.c.transform(self.qv, [None] * len(self.qv))
+
+    def scores(self, block: np.ndarray, lang: str) -> np.ndarray:
+        """z of every query (rows) against passages ``block`` of language ``lang``."""
+        self._ready()
+        mu = self.c.mean_for(lang)
+        pmu = np.asarray(block, dtype=np.float64) @ mu if mu is not None else None
+        return self.c.segment_scores(self.qc @ np.asarray(block, np.float32).T, pmu, lang)[1]
+
+    def bias_scale(self, lang: str) -> tuple[np.ndarray, np.ndarray]:
+        """(-q'·mu_L, spread) per query: the centred score without the re-normalisation,
+        what FAISS alone can apply to its raw q'·p (for the raw-FAISS comparison)."""
+        self._ready()
+        mu = self.c.mean_for(lang)
+        bias = -(self.qc.astype(np.float64) @ mu) if mu is not None else np.zeros(len(self.qc))
+        return bias, self.c._scale_of(lang)
+
+
+def exact_top_k(vectors: np.ndarray, langs: np.ndarray, scorer: Scorer,
                 k: int = K, mask: np.ndarray | None = None) -> np.ndarray:
-    """Passage ids (1-based) of the k best centred scores, by brute force over every vector."""
-    nq = len(qc)
-    codes, inv = np.unique(langs, return_inverse=True)
-    b = np.stack([np.asarray(bias.get(c), dtype=np.float64) for c in codes], axis=1)  # nq x L
+    """Passage ids (1-based) of the k best scores, by brute force over every vector."""
+    nq = len(scorer.qv)
     best_s = np.full((nq, 0), -np.inf, dtype=np.float32)
     best_i = np.zeros((nq, 0), dtype=np.int64)
     step = 100_000
     for s in range(0, len(vectors), step):
         block = np.asarray(vectors[s:s + step], dtype=np.float32)
-        sc = (qc @ block.T + b[:, inv[s:s + step]]).astype(np.float32)
+        block_langs = langs[s:s + step]
+        sc = np.full((nq, len(block)), -np.inf, dtype=np.float32)
+        for code in np.unique(block_langs):
+            sel = block_langs == code
+            sc[:, sel] = scorer.scores(block[sel], str(code))
         if mask is not None:
             sc[:, ~mask[s:s + step]] = -np.inf
         ids = np.arange(s + 1, s + 1 + len(block))
@@ -196,7 +226,7 @@ def add_delete(path: Path, work: Path, key: str) -> dict:
             "add_delete_errors": errs}
 
 
-def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, bias,
+def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
               truth: np.ndarray, layout: str, global_max: int) -> dict:
     """FAISS alone on the same vectors: one global index, and the index's own segment files."""
     from xsearch import segments as S
@@ -247,7 +277,8 @@ def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, b
         out["raw_global_p99_ms"] = _pct(times, 99)
         out["raw_global_recall"] = recall(got, exact_i + 1)
     del flat
-    # The same per-language segment files, searched by FAISS directly (centred query + bias).
+    # The same per-language segment files, searched by FAISS directly: centred query,
+    # the centred score's per-language bias and spread (no re-normalisation: that needs p·mu).
     idx = IndexDir.open(path)
     rows = idx.store.segments()
     segs = []
@@ -265,7 +296,9 @@ def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, b
                                               -(-S.IVF_MIN_SCAN * ix.nlist // max(1, r["n"]))))
             segs.append((r, ix, None))
     idx.close()
+    qc = scorer.qc
     nq = min(len(qc), 300 if layout != "flat" else 50)
+    terms = {r["language"]: scorer.bias_scale(r["language"]) for r, _, _ in segs}
     times, got, cpu = [], [], []
     for qi in range(nq):
         q = qc[qi:qi + 1]
@@ -278,7 +311,8 @@ def raw_faiss(path: Path, vectors: np.ndarray, qc: np.ndarray, qv: np.ndarray, b
                 s, i = sc[top][None], np.asarray(ids)[top][None]
             else:
                 s, i = ix.search(q, K)
-            ss.append(s + bias.get(r["language"])[qi])
+            bias, scale = terms[r["language"]]
+            ss.append((s + bias[qi]) / scale[qi])
             ii.append(i)
         s = np.hstack(ss)
         order = np.argsort(-s[0])[:K]
@@ -325,9 +359,8 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
     searcher = Searcher(path)
     timed_searches(searcher, qv[:10])  # warm-up
     times, got = timed_searches(searcher, qv, cpu_key="warm")
-    centering = searcher.centering()
-    qc, bias = centering.transform(qv, [None] * len(qv))
-    truth = exact_top_k(vectors, langs, qc, bias)
+    scorer = Scorer(searcher.centering(), qv)
+    truth = exact_top_k(vectors, langs, scorer)
     res.update({"warm_cpu_p50_ms": _pct(CPU["warm"], 50), "warm_cpu_p99_ms":
                 _pct(CPU["warm"], 99)})
     res.update({"queries": len(qv), "warm_p50_ms": _pct(times, 50), "warm_p95_ms":
@@ -339,7 +372,7 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
     res.update(filters_part(searcher, vectors, langs, sources, qv, n))
     searcher.close()
 
-    res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, global_max))
+    res.update(raw_faiss(path, vectors, scorer, qv, truth, layout, global_max))
     res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
     res["cpu_overhead_vs_raw_segments"] = res["warm_cpu_p50_ms"] / res["raw_segments_cpu_p50_ms"]
     if "raw_global_p50_ms" in res:
@@ -363,14 +396,12 @@ def filters_part(searcher, vectors, langs, sources, qv, n: int) -> dict:
     centering = searcher.centering()
     one = sources.languages[len(sources.languages) // 2].code
     fq = qv[:50]
-    f_qc, f_bias = centering.transform(fq, [None] * len(fq))
     t_lang, got_lang = timed_searches(searcher, fq, Filters(languages=(one,)))
-    truth_lang = exact_top_k(vectors, langs, f_qc, f_bias, mask=langs == one)
+    truth_lang = exact_top_k(vectors, langs, Scorer(centering, fq), mask=langs == one)
     glob = f"/corpus/d{7:02d}/*"
     files = (np.arange(n) // D.PASSAGES_PER_FILE) % D.PATH_BUCKETS
     t_path, got_path = timed_searches(searcher, fq[:20], Filters(path_glob=glob))
-    truth_path = exact_top_k(vectors, langs, f_qc[:20], f_bias_slice(f_bias, 20),
-                             mask=files == 7)
+    truth_path = exact_top_k(vectors, langs, Scorer(centering, fq[:20]), mask=files == 7)
     return {"filter_lang": one, "filter_lang_p50_ms": _pct(t_lang, 50),
             "filter_lang_full_k_share": float(np.mean([len(g) == K for g in got_lang])),
             "filter_lang_recall": recall(got_lang, truth_lang),
@@ -392,15 +423,20 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
         searcher = Searcher(path)
         timed_searches(searcher, allq[300:] if warmup else qv[:10])  # other queries: warm-up
         times, got = timed_searches(searcher, qv, cpu_key="warm")
-        qc, bias = searcher.centering().transform(qv, [None] * len(qv))
+        scorer = Scorer(searcher.centering(), qv)
+        truth = exact_top_k(vectors, langs, scorer)
         searcher.close()
-        truth = exact_top_k(vectors, langs, qc, bias)
         res.update({"warm_cpu_p50_ms": _pct(CPU["warm"], 50), "warm_cpu_p99_ms":
                     _pct(CPU["warm"], 99), "warm_p50_ms": _pct(times, 50),
                     "warm_p95_ms": _pct(times, 95), "warm_p99_ms": _pct(times, 99),
                     "recall_at_10": recall(got, truth), "queries": len(qv),
                     "warmup_queries": warmup or 10})
-        res.update(raw_faiss(path, vectors, qc, qv, bias, truth, layout, 100_000))
+        searcher = Searcher(path)
+        timed_searches(searcher, qv[:10], per_document=1)
+        t_doc, _ = timed_searches(searcher, qv[:100], per_document=1)
+        res["warm_p50_ms_per_doc1"] = _pct(t_doc, 50)
+        searcher.close()
+        res.update(raw_faiss(path, vectors, scorer, qv, truth, layout, 100_000))
         res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
         res["cpu_overhead_vs_raw_segments"] = (res["warm_cpu_p50_ms"]
                                                / res["raw_segments_cpu_p50_ms"])
@@ -435,8 +471,7 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     searcher = Searcher(path)
     kinds = {r["kind"] for r in searcher.index.store.segments()}
     timed_searches(searcher, qv[:10])
-    qc, bias = searcher.centering().transform(qv, [None] * len(qv))
-    truth = exact_top_k(vectors, langs, qc, bias)
+    truth = exact_top_k(vectors, langs, Scorer(searcher.centering(), qv))
     del vectors
     name, values = (("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if "hnsw" in kinds else
                     ("IVF_NPROBE", [4, 8, 16, 24, 32, 48, 64, 96]))
@@ -497,12 +532,6 @@ def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> l
         out.append(point)
     shutil.rmtree(folder, ignore_errors=True)
     return out
-
-
-def f_bias_slice(bias, m: int):
-    from xsearch.centering import BiasMap
-
-    return BiasMap({k: v[:m] for k, v in bias.items()})
 
 
 def main(argv: list[str] | None = None) -> int:
