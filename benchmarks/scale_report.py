@@ -82,13 +82,16 @@ def write(results: dict, out: Path) -> None:
              "Sizes present: " + ", ".join(f"{n:,}" for n in sorted({r["n"] for r in runs}))
              + ". Flat at 1,000,000 was not built (the exact numbers at 1M are the brute-force "
              "ground truth and the raw `IndexFlatIP` row).", "",
-             "How to read it: the machine (2 cores) ran other engineers' jobs at a load "
-             "average of 9-16 during these runs, so wall times (cold query, add/delete, build, "
-             "wall percentiles) are inflated and noisy; `warm_cpu_*` (the search thread's CPU "
-             "time) is the load-insensitive figure, and ratios against raw FAISS are taken in "
-             "the same process, side by side. Parts of a run may have been re-measured later "
-             "with `--parts` (warm search, filters, RSS probe) after a fix or a retune; the JSON "
-             "keeps the latest value of each field.", "",
+             "How to read it: builds were timed once, on a machine shared with other jobs "
+             "(load average 9-16) and with the older code; the other figures (warm search, "
+             "filters, cold query, add/delete, RSS) were re-measured with `--parts "
+             "warm,filters,cold,add,probe` on a quiet 2-core machine (AMD EPYC, AVX-512) with "
+             "the current scoring (per-language centred, re-normalised z, checked against an "
+             "exact search with the same scores). The 1,000,000 IVF-SQ8 row is the exception: "
+             "its index was not kept, so all its figures are the older, loaded ones. "
+             "`warm_cpu_*` is the search thread's CPU time; ratios against raw FAISS are taken "
+             "in the same process, side by side. The JSON keeps the latest value of each "
+             "field.", "",
              "## Summary", "",
              "| N | layout | " + " | ".join(SUMMARY) + " |",
              "|---|---|" + "---|" * len(SUMMARY)]
