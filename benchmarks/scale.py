@@ -586,7 +586,9 @@ def main(argv: list[str] | None = None) -> int:
             key = f"{n}-{layout}"
             path = args.work / f"n{n}-{layout}"
             marker = args.work / f"n{n}-{layout}.build.json"
+            built = False
             if not marker.exists():
+                built = True
                 if path.exists():
                     shutil.rmtree(path)  # an unfinished build of ours
                 print(f"[{time.strftime('%H:%M:%S')}] build {key}", flush=True)
@@ -606,17 +608,19 @@ def main(argv: list[str] | None = None) -> int:
                     old[key] = tuned
                     tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
                 continue
-            if args.parts and key in results["runs"]:
+            if args.parts and key in results["runs"] and not built:
                 print(f"[{time.strftime('%H:%M:%S')}] remeasure {key}: {args.parts}", flush=True)
                 res = remeasure(path, n, layout, sources, args.work, set(args.parts.split(",")),
                                 results["runs"][key], args.warmup)
+                res.update(disk(path, n, sources.dim))  # cheap, and the index may be rebuilt
+                res.update({k: info[k] for k in ("build_s", "write_s", "merge_s") if k in info})
                 fresh = json.loads(out_json.read_text()) if out_json.exists() else results
                 fresh["runs"][key] = res
                 results = fresh
                 out_json.write_text(json.dumps(results, indent=1, sort_keys=True))
                 scale_report.write(results, args.out)
                 continue
-            if args.build_only or (key in results["runs"] and not args.remeasure):
+            if args.build_only or (key in results["runs"] and not args.remeasure and not built):
                 continue
             print(f"[{time.strftime('%H:%M:%S')}] measure {key}", flush=True)
             res = measure(path, n, layout, sources, args.work, args.queries,

@@ -87,8 +87,8 @@ def write(results: dict, out: Path) -> None:
              "filters, cold query, add/delete, RSS) were re-measured with `--parts "
              "warm,filters,cold,add,probe` on a quiet 2-core machine (AMD EPYC, AVX-512) with "
              "the current scoring (per-language centred, re-normalised z, checked against an "
-             "exact search with the same scores). The 1,000,000 IVF-SQ8 row is the exception: "
-             "its index was not kept, so all its figures are the older, loaded ones. "
+             "exact search with the same scores). The 1,000,000 IVF-SQ8 index was rebuilt then, "
+             "on the quiet machine, so its build time is the quiet one. "
              "`warm_cpu_*` is the search thread's CPU time; ratios against raw FAISS are taken "
              "in the same process, side by side. The JSON keeps the latest value of each "
              "field.", "",
