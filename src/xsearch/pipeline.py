@@ -188,33 +188,23 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
         out.put(_DONE)
 
 
-def _groups(inbox: queue.Queue, commit_every: int, batch: int
-            ) -> Iterator[tuple[list[_Pending], bool]]:
-    """Files from the reader, as ``(files, commit)``: the files to embed now, and whether the
-    passages embedded since the last commit make a group of ``commit_every`` to commit.
-
-    Files are embedded when a commit's worth is waiting, or, sooner, when at least a batch is
-    waiting and the reader has nothing more ready: the embedder would otherwise sit idle
-    while files are read (a small corpus was read whole before its first batch).
-    """
-    waiting: list[_Pending] = []
-    n_wait = n_group = 0
+def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
+    """Files from the reader, grouped until a group holds ``commit_every`` passages."""
+    group: list[_Pending] = []
+    n = 0
     while True:
         item = inbox.get()
         if item is _DONE:
             break
         if isinstance(item, BaseException):
             raise item
-        waiting.append(item)
-        n_wait += len(item.texts)
-        if n_group + n_wait >= commit_every or (n_wait >= batch and inbox.empty()):
-            n_group += n_wait
-            commit = n_group >= commit_every
-            yield waiting, commit
-            waiting, n_wait = [], 0
-            if commit:
-                n_group = 0
-    yield waiting, True
+        group.append(item)
+        n += len(item.texts)
+        if n >= commit_every:
+            yield group
+            group, n = [], 0
+    if group:
+        yield group
 
 
 def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOptions,
@@ -243,28 +233,17 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     # of the length the samples are cut to: sampling them again would only add embedding work.
     for lang in _prior_languages(writer, embedder):
         sampled.setdefault(lang, OFFSET_SAMPLES)
-    group: list[_Pending] = []
-    parts: list[np.ndarray] = []
-    offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     try:
-        for files, commit in _groups(inbox, commit_every, getattr(embedder, "batch_size", 32)):
+        for group in _groups(inbox, commit_every):
             if errors:
                 break
-            texts = [t for p in files for t in p.texts]
+            texts = [t for p in group for t in p.texts]
             t0 = time.perf_counter()
-            if texts:
-                parts.append(embedder.embed_documents(texts))
-            for lang, (q, p) in _offset_samples(embedder, files, sampled).items():
-                if lang in offsets:
-                    q, p = np.vstack([offsets[lang][0], q]), np.vstack([offsets[lang][1], p])
-                offsets[lang] = (q, p)
+            vectors = embedder.embed_documents(texts) if texts else \
+                np.zeros((0, embedder.dim), dtype=np.float32)
+            offsets = _offset_samples(embedder, group, sampled)
             summary.embed_seconds += time.perf_counter() - t0
-            group.extend(files)
-            if commit and group:
-                vectors = np.vstack(parts) if parts else \
-                    np.zeros((0, embedder.dim), dtype=np.float32)
-                outbox.put((group, vectors, offsets))
-                group, parts, offsets = [], [], {}
+            outbox.put((group, vectors, offsets))
     finally:
         stop.set()
         outbox.put(None)
