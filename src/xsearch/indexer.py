@@ -160,11 +160,6 @@ def build_index(
                                                        chunk_overlap, layout, centering)
             writer = IndexWriter.open(index_path, config)
             try:
-                if config is not None or writer.store.meta(PROBE_KEY) is None:
-                    offset, probe = measure_model(embedder)
-                    with writer.store.transaction():
-                        writer.store.set_meta(OFFSET_KEY, encode_vector(offset))
-                        writer.store.set_meta(PROBE_KEY, encode_vector(probe))
                 if existing is not None and existing.dim != embedder.dim:
                     raise IndexMismatchError(
                         f"index {index_path} holds {existing.dim}-d vectors but the model "
@@ -174,7 +169,7 @@ def build_index(
                 if options.max_chars is None:  # records longer than this are skipped alone
                     options = replace(options, max_chars=max_chars)
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size, commit_every,
-                          summary, notify)
+                          summary, notify, prepare=lambda: _measure(writer, embedder))
                 summary.segments_merged = writer.merge()
                 writer.finish()
             except BaseException:
@@ -186,6 +181,15 @@ def build_index(
                                      only_unlabelled=labels is None)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _measure(writer: IndexWriter, embedder: Embedder) -> None:
+    """Record the model's fingerprint and offset in a new index (one embedding)."""
+    if writer.store.meta(PROBE_KEY) is None:
+        offset, probe = measure_model(embedder)
+        with writer.store.transaction():
+            writer.store.set_meta(OFFSET_KEY, encode_vector(offset))
+            writer.store.set_meta(PROBE_KEY, encode_vector(probe))
 
 
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,

@@ -189,7 +189,9 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
 
 
 def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
-    """Files from the reader, grouped until a group holds ``commit_every`` passages."""
+    """Files from the reader, grouped until a group holds ``commit_every`` passages (not
+    sooner, even for the first: small groups are token-sorted apart and pad more, which
+    cost more than the reading it would overlap, on data/corpus and on SIB-200)."""
     group: list[_Pending] = []
     n = 0
     while True:
@@ -209,8 +211,12 @@ def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
 
 def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOptions,
               max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
-              notify: ProgressFn) -> None:
+              notify: ProgressFn, prepare: Callable[[], None] | None = None) -> None:
+    """Index ``todo``; ``prepare`` runs on this thread once the reader has started (work
+    that needs the model but not the files, overlapped with the first reads)."""
     if not todo:
+        if prepare is not None:
+            prepare()
         return
     known = _indexed(writer.store, [str(f) for f, _ in todo])
     # The reader thread uses its own read-only connection: SQLite objects stay in one thread.
@@ -228,12 +234,14 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     notify("start", {"files": len(todo), "bytes": total_bytes})
     reader.start()
     committer.start()
-    sampled = {lang: row[0] for lang, row in reader_view.store.lang_offsets().items()}
-    # The model's shipped priors give these languages' offsets, measured on 700 sentences each
-    # of the length the samples are cut to: sampling them again would only add embedding work.
-    for lang in _prior_languages(writer, embedder):
-        sampled.setdefault(lang, OFFSET_SAMPLES)
     try:
+        if prepare is not None:
+            prepare()
+        sampled = {lang: row[0] for lang, row in reader_view.store.lang_offsets().items()}
+        # The model's shipped priors give these languages' offsets, measured on 700 sentences
+        # each of the length the samples are cut to: sampling again would only add embedding.
+        for lang in _prior_languages(writer, embedder):
+            sampled.setdefault(lang, OFFSET_SAMPLES)
         for group in _groups(inbox, commit_every):
             if errors:
                 break
