@@ -181,7 +181,7 @@ def _hwm_mb() -> float:
     from the parent through fork and exec, so a child of a big process reports the parent."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
+            return int(line.split()[1]) * 1024 / 1e6  # kB (KiB) to MB, as payload_mb
     return float("nan")
 
 

@@ -42,3 +42,51 @@ def test_ann_segment_reconstructs_by_passage_id(tmp_path, kind):
     assert np.array_equal(seg.all_ids(), ids)
     got = seg.reconstruct(np.array([3, 4500], dtype=np.int64))
     assert np.allclose(got, vectors[[0, 1499]], atol=0.02)
+
+
+def test_ivf_segment_of_an_older_version_with_a_direct_map_reads_back(tmp_path, monkeypatch):
+    """IVF segments written by earlier versions carry FAISS's hash-table direct map; they
+    decode to the same vectors and candidates as today's, which carry none."""
+    vectors = _unit(1500, seed=2)
+    ids = np.arange(1, 1501, dtype=np.int64) * 7
+    new = S.write_segment(tmp_path, "s00000003-deu_Latn", ids, vectors, S.IVF_SQ8)
+    build = S._build_faiss
+
+    def with_map(kind, v, i):
+        index = build(kind, v, i)
+        index.set_direct_map_type(S._faiss().DirectMap.Hashtable)
+        return index
+
+    monkeypatch.setattr(S, "_build_faiss", with_map)
+    old = S.write_segment(tmp_path, "s00000004-deu_Latn", ids, vectors, S.IVF_SQ8)
+    a = S.Segment(tmp_path, new, "deu_Latn", 3)
+    b = S.Segment(tmp_path, old, "deu_Latn", 4)
+    assert a.index.direct_map.type == 0 and b.index.direct_map.type != 0
+    want = np.array([7, 70, 10500], dtype=np.int64)
+    assert np.array_equal(a.reconstruct(want), b.reconstruct(want))
+    assert np.allclose(a.reconstruct(want), vectors[[0, 9, 1499]], atol=0.02)
+    with pytest.raises(KeyError):
+        a.reconstruct(np.array([8], dtype=np.int64))
+    q = vectors[:2]
+    ids_a, vecs_a = a.candidates(q, 20)
+    ids_b, vecs_b = b.candidates(q, 20)
+    assert np.array_equal(ids_a, ids_b) and np.array_equal(vecs_a, vecs_b)
+    assert 7 in ids_a and len(ids_a) >= 20
+
+
+def test_ivf_candidates_with_tombstones_match_the_decoded_ones(tmp_path):
+    """FAISS cannot decode while a selector drops tombstones: that path looks vectors up by
+    id instead, and must give the very vectors the selector-free path decodes."""
+    vectors = _unit(1500, seed=3)
+    ids = np.arange(100, 1600, dtype=np.int64)
+    info = S.write_segment(tmp_path, "s00000005-ita_Latn", ids, vectors, S.IVF_SQ8)
+    seg = S.Segment(tmp_path, info, "ita_Latn", 5)
+    q = vectors[:3]
+    ids_all, vecs_all = seg.candidates(q, 30)
+    gone = ids_all[:2]
+    ids_t, vecs_t = seg.candidates(q, 30, exclude=gone)
+    assert not np.isin(gone, ids_t).any()
+    both = np.intersect1d(ids_all, ids_t)
+    assert len(both) >= 20
+    assert np.array_equal(vecs_all[np.searchsorted(ids_all, both)],
+                          vecs_t[np.searchsorted(ids_t, both)])

@@ -145,9 +145,9 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
         sample = vectors if len(vectors) <= 64 * nlist else vectors[
             np.random.default_rng(0).choice(len(vectors), 64 * nlist, replace=False)]
         index.train(sample)
+        # No direct map: its hash table held ~40 bytes a vector in RAM (40 MB at 1M), and
+        # Segment finds a passage's list and offset from the inverted lists themselves.
         index.add_with_ids(vectors, ids)
-        # Passage ids are not row numbers: reconstruct() needs the hashtable direct map.
-        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index
     raise CorruptIndexError(f"unknown segment kind {kind!r}")
 
@@ -188,14 +188,32 @@ class Segment:
         if getattr(self, "_ann_ids", None) is None:
             faiss = _faiss()
             if self.info.kind == HNSW:
-                ids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+                self._ann_ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
             else:
-                invlists = self.index.invlists
-                out = [faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-                       for i in range(self.index.nlist) if invlists.list_size(i)]
-                ids = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-            self._ann_ids = np.sort(ids)
+                self._ann_ids = self._ivf_where()[0]
         return self._ann_ids
+
+    def _ivf_where(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(sorted ids, inverted list, offset in it) of every vector of an IVF segment."""
+        if getattr(self, "_where", None) is None:
+            faiss = _faiss()
+            invlists = self.index.invlists
+            ids, lists, offsets = [], [], []
+            for i in range(self.index.nlist):
+                n = invlists.list_size(i)
+                if n:
+                    ids.append(faiss.rev_swig_ptr(invlists.get_ids(i), n).copy())
+                    lists.append(np.full(n, i, dtype=np.int32))
+                    offsets.append(np.arange(n, dtype=np.int32))
+            if not ids:
+                empty = np.zeros(0, dtype=np.int64)
+                self._where = (empty, empty.astype(np.int32), empty.astype(np.int32))
+            else:
+                all_ids = np.concatenate(ids)
+                order = np.argsort(all_ids, kind="stable")
+                self._where = (all_ids[order], np.concatenate(lists)[order],
+                               np.concatenate(offsets)[order])
+        return self._where
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of these passage ids (exact for flat and HNSW, decoded for IVF-SQ8)."""
@@ -208,10 +226,31 @@ class Segment:
             return np.asarray(self.vectors[rows], dtype=np.float32)
         if not len(ids):
             return np.zeros((0, self.index.d), dtype=np.float32)
+        if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
+            return self._ivf_decode(ids)
         try:
             return self.index.reconstruct_batch(np.ascontiguousarray(ids))
         except RuntimeError as exc:
             raise KeyError("passage id not in segment") from exc
+
+    def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:
+        """Decode IVF vectors by id: their codes, gathered list by list, through sa_decode."""
+        faiss = _faiss()
+        sorted_ids, lists, offsets = self._ivf_where()
+        rows = np.clip(np.searchsorted(sorted_ids, ids), 0, max(0, len(sorted_ids) - 1))
+        if not len(sorted_ids) or not np.array_equal(sorted_ids[rows], ids):
+            raise KeyError("passage id not in segment")
+        index, invlists = self.index, self.index.invlists
+        size, coarse = index.code_size, index.coarse_code_size()
+        codes = np.empty((len(ids), coarse + size), dtype=np.uint8)
+        want_lists, want_offsets = lists[rows], offsets[rows]
+        codes[:, :coarse] = want_lists.astype("<i8").view(np.uint8).reshape(-1, 8)[:, :coarse]
+        for i in np.unique(want_lists):
+            at = np.flatnonzero(want_lists == i)
+            n = invlists.list_size(int(i))
+            stored = faiss.rev_swig_ptr(invlists.get_codes(int(i)), n * size).reshape(n, size)
+            codes[at, coarse:] = stored[want_offsets[at]]
+        return index.sa_decode(codes)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self.all_ids()
@@ -235,6 +274,25 @@ class Segment:
             return _exact_top_k(q, mat, ids, k)
         return self._ann_search(q, k, exclude, effort)
 
+    def candidates(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
+                   allowed: np.ndarray | None = None, effort: int = 1
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the union of each query's k best rows, ids unique and sorted:
+        what a caller rescores exactly. IVF decodes them as it finds them (FAISS cannot
+        when a selector drops tombstones: then they are looked up by id)."""
+        no_tombs = exclude is None or not len(exclude)
+        if self.info.kind == IVF_SQ8 and allowed is None and no_tombs and self.index is not None:
+            q = np.ascontiguousarray(queries, dtype=np.float32)
+            k = max(1, min(k, self.info.n))
+            _, found, vecs = self._ann_search(q, k, exclude, effort, with_vectors=True)
+            flat = found.reshape(-1)
+            ids, first = np.unique(flat, return_index=True)
+            keep = ids >= 0
+            return ids[keep], vecs.reshape(len(flat), -1)[first[keep]]
+        _, found = self.search(queries, k, exclude=exclude, allowed=allowed, effort=effort)
+        ids = np.unique(found[found >= 0])
+        return ids, self.reconstruct(ids)
+
     def _candidates(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return np.asarray(self.ids), self.vectors
@@ -244,7 +302,7 @@ class Segment:
         return present, self.reconstruct(present)
 
     def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
-                    effort: int = 1):
+                    effort: int = 1, with_vectors: bool = False):
         faiss = _faiss()
         # One query gains nothing from OpenMP fan-out and loses much on a busy machine.
         faiss.omp_set_num_threads(search_threads(len(q)))
@@ -261,6 +319,8 @@ class Segment:
             nlist = self.index.nlist
             nprobe = effort * max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
             params = faiss.SearchParametersIVF(nprobe=min(nlist, nprobe), sel=sel)
+            if with_vectors:
+                return self.index.search_and_reconstruct(q, k, params=params)
         return self.index.search(q, k, params=params)
 
 

@@ -181,9 +181,8 @@ class VectorStore:
                     pmu = pmu if sel is None else pmu[sel]
             else:
                 fetch = min(len(seg), max(4 * k + 16, k))
-                _, found = seg.search(q, fetch, exclude=exclude, allowed=allowed, effort=effort)
-                cand = np.unique(found[found >= 0])
-                vecs = seg.reconstruct(cand)
+                cand, vecs = seg.candidates(q, fetch, exclude=exclude, allowed=allowed,
+                                            effort=effort)
                 raw = q @ vecs.T
                 pmu = None if mu is None else vecs.astype(np.float64) @ mu
             if not len(cand):
