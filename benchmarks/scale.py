@@ -534,6 +534,51 @@ def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> l
     return out
 
 
+def hnsw_m(sources, n: int = 55_560, ms=(16, 24, 32), efs=(48, 64, 96)) -> list[dict]:
+    """One language's segment of n vectors (a 1M index holds 18 of 55,560): HNSW's M against
+    disk (share of the vector payload), single-thread search time and recall of the 56 best
+    (what a segment hands the rescorer for k=10) and of the 10 best, vs exact search."""
+    import tempfile
+
+    from xsearch import segments as S
+
+    def overlap(got: np.ndarray, truth: np.ndarray) -> float:
+        return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(got, truth,
+                                                                         strict=True)]))
+
+    faiss = _faiss()
+    lang = sources.languages[0]
+    rng = np.random.default_rng(5)
+    v = D._unit(lang.vectors[rng.integers(0, len(lang.texts), n)]
+                + D.ALPHA * lang.noise(rng, n)).astype(np.float32)
+    qc = (D.queries(sources, 300)[0] - v.mean(axis=0)).astype(np.float32)
+    fetch = 4 * K + 16
+    exact = np.argsort(-(qc @ v.T), axis=1)[:, :fetch]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in ms:
+            index = faiss.index_factory(v.shape[1], f"IDMap,HNSW{m},Flat",
+                                        faiss.METRIC_INNER_PRODUCT)
+            faiss.downcast_index(index.index).hnsw.efConstruction = S.HNSW_EF_CONSTRUCTION
+            faiss.omp_set_num_threads(os.cpu_count() or 1)
+            index.add_with_ids(v, np.arange(n, dtype=np.int64))
+            faiss.write_index(index, f"{tmp}/h.faiss")
+            share = os.path.getsize(f"{tmp}/h.faiss") / v.nbytes
+            faiss.omp_set_num_threads(1)
+            for ef in efs:
+                params = faiss.SearchParametersHNSW(efSearch=max(ef, fetch))
+                t = time.perf_counter()
+                _, got = index.search(qc, fetch, params=params)
+                ms_q = (time.perf_counter() - t) / len(qc) * 1e3
+                point = {"M": m, "efSearch": ef, "disk_share_of_payload": share,
+                         "p_mean_ms": ms_q,
+                         f"recall_at_{fetch}": overlap(got, exact),
+                         "recall_at_10": overlap(got[:, :K], exact[:, :K])}
+                print(json.dumps(point), flush=True)
+                out.append(point)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -555,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
                     "warm,probe,filters,cold,add")
     ap.add_argument("--warmup", type=int, default=0,
                     help="with --parts warm: this many other queries first (default 10 of them)")
+    ap.add_argument("--hnsw-m", action="store_true",
+                    help="HNSW's M against disk, time and recall on one 1M-sized segment")
     ap.add_argument("--tune", action="store_true",
                     help="sweep efSearch / nprobe on the built ANN indexes instead")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
@@ -569,6 +616,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sources: {len(sources.languages)} languages, {len(sources.queries)} queries",
           flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.hnsw_m:
+        tfile = args.out / "scale_tuning.json"
+        points = hnsw_m(sources)
+        old = json.loads(tfile.read_text()) if tfile.exists() else {}
+        old["hnsw_m"] = points
+        tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+        return 0
     if args.crossover:
         tfile = args.out / "scale_tuning.json"
         points = crossover(sources, args.work)

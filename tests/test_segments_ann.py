@@ -90,3 +90,27 @@ def test_ivf_candidates_with_tombstones_match_the_decoded_ones(tmp_path):
     assert len(both) >= 20
     assert np.array_equal(vecs_all[np.searchsorted(ids_all, both)],
                           vecs_t[np.searchsorted(ids_t, both)])
+
+
+def test_hnsw_segment_of_an_older_version_with_idmap2_reads_back(tmp_path, monkeypatch):
+    """HNSW segments written by earlier versions are IDMap2,HNSW32 files; today's are
+    IDMap,HNSW24 read by bisection. Both give the stored vectors and the same neighbours."""
+    vectors = _unit(1200, seed=4)
+    ids = np.arange(1, 1201, dtype=np.int64) * 5
+    new = S.write_segment(tmp_path, "s00000006-spa_Latn", ids, vectors, S.HNSW)
+    monkeypatch.setitem(S.FACTORY, S.HNSW, "IDMap2,HNSW32,Flat")
+    old = S.write_segment(tmp_path, "s00000007-spa_Latn", ids, vectors, S.HNSW)
+    a = S.Segment(tmp_path, new, "spa_Latn", 6)
+    b = S.Segment(tmp_path, old, "spa_Latn", 7)
+    faiss = S._faiss()
+    assert not isinstance(a.index, faiss.IndexIDMap2) and isinstance(b.index, faiss.IndexIDMap2)
+    want = np.array([5000, 5, 3005], dtype=np.int64)  # any order
+    assert np.array_equal(a.reconstruct(want), vectors[[999, 0, 600]])
+    assert np.array_equal(b.reconstruct(want), vectors[[999, 0, 600]])
+    with pytest.raises(KeyError):
+        a.reconstruct(np.array([6], dtype=np.int64))
+    ids_a, vecs_a = a.candidates(vectors[:2], 10, exclude=np.array([5], dtype=np.int64))
+    assert 5 not in ids_a and 10 in ids_a
+    assert np.array_equal(vecs_a, vectors[(ids_a // 5) - 1])
+    ids_b, _ = b.candidates(vectors[:2], 10, exclude=np.array([5], dtype=np.int64))
+    assert len(np.intersect1d(ids_a, ids_b)) >= 15

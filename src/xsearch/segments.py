@@ -25,7 +25,11 @@ HNSW = "hnsw"
 IVF_SQ8 = "ivf-sq8"
 KINDS = (FLAT, HNSW, IVF_SQ8)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
-FACTORY = {HNSW: "IDMap2,HNSW32,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
+#: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x), the same recall at efSearch 64 on 55k
+#: e5-small-derived vectors (benchmarks/results/scale_tuning.json). IDMap, not IDMap2: the
+#: latter's reverse hash map held ~45 bytes a vector in RAM; rows are found by bisection
+#: instead, since a segment's ids are written in ascending order.
+FACTORY = {HNSW: "IDMap,HNSW24,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
 HNSW_EF_CONSTRUCTION = 80
 #: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
 #: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
@@ -228,10 +232,31 @@ class Segment:
             return np.zeros((0, self.index.d), dtype=np.float32)
         if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
             return self._ivf_decode(ids)
+        if self.info.kind == HNSW and not isinstance(self.index, _faiss().IndexIDMap2):
+            return self._hnsw_rows(ids)
         try:
             return self.index.reconstruct_batch(np.ascontiguousarray(ids))
         except RuntimeError as exc:
             raise KeyError("passage id not in segment") from exc
+
+    def _hnsw_rows(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of an HNSW segment by id: its id map, bisected, gives the rows of the
+        graph's (memory-mapped) vector storage; views, no copies of either."""
+        if getattr(self, "_hnsw_views", None) is None:
+            faiss = _faiss()
+            n, d = int(self.index.ntotal), int(self.index.d)
+            storage = faiss.downcast_index(faiss.downcast_index(self.index.index).storage)
+            row_ids = faiss.rev_swig_ptr(self.index.id_map.data(), n) if n else \
+                np.zeros(0, dtype=np.int64)
+            xb = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d) if n else \
+                np.zeros((0, d), dtype=np.float32)
+            order = None if np.all(row_ids[1:] > row_ids[:-1]) else np.argsort(row_ids)
+            self._hnsw_views = (row_ids if order is None else row_ids[order], order, xb)
+        row_ids, order, xb = self._hnsw_views
+        pos = np.clip(np.searchsorted(row_ids, ids), 0, max(0, len(row_ids) - 1))
+        if not len(row_ids) or not np.array_equal(row_ids[pos], ids):
+            raise KeyError("passage id not in segment")
+        return np.array(xb[pos if order is None else order[pos]], dtype=np.float32)
 
     def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:
         """Decode IVF vectors by id: their codes, gathered list by list, through sa_decode."""
@@ -311,7 +336,7 @@ class Segment:
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
         if self.info.kind == HNSW:
-            # Through the IDMap2: it maps the selector (passage ids) to the graph's row
+            # Through the IDMap: it maps the selector (passage ids) to the graph's row
             # numbers and the results back, in C++, without copying the id map per query.
             params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k),
                                                 sel=sel)
