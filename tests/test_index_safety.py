@@ -201,15 +201,42 @@ def test_ctrl_c_exits_130_and_keeps_the_index(copy, tmp_path):
     from conftest import CORPUS
 
     _, index = copy
-    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "index", str(CORPUS), "--index",
+    # Enough work that the run cannot end first (five copies of the sample corpus), and the
+    # signal sent once the run has committed something, not after a guessed delay.
+    docs = tmp_path / "many"
+    for i in range(5):
+        (docs / f"c{i}").mkdir(parents=True)
+        for f in sorted(CORPUS.rglob("*.txt")):
+            data = f.read_bytes()
+            if not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 stays as it is
+                data += f"\n\nCopy {i}.\n".encode()
+            (docs / f"c{i}" / f.name).write_bytes(data)
+    before = _file_count(index)
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
                              str(index), "-q", "--commit-every", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    deadline = time.monotonic() + 120
+    while _file_count(index) in (before, None) and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert run("check", "--index", str(index), "--no-model").exit_code == 0
+
+
+def _file_count(index: Path) -> int | None:
+    """Files the index's committed state holds (None while SQLite is busy)."""
+    try:
+        con = sqlite3.connect(f"file:{index / 'xsearch.db'}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT count(*) FROM files").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return None
 
 
 def _summary(result) -> dict:

@@ -185,7 +185,9 @@ class Centering:
         if stacked is None:
             langs = list(self.stats)
             dim = len(self.pooled.mean)  # type: ignore[union-attr]
-            joined = np.empty((dim, len(langs) * dim))
+            # float32: the product reads the whole matrix for every query (21 MB in float64
+            # at 18 languages, 0.6 ms a query; a spread needs no more than float32 digits).
+            joined = np.empty((dim, len(langs) * dim), dtype=np.float32)
             root_traces = np.empty(len(langs))
             for i, lang in enumerate(langs):
                 st = self.of(lang)
@@ -198,9 +200,10 @@ class Centering:
             stacked = (langs, joined, root_traces)
             self.__dict__["_stacked"] = stacked
         langs, joined, root_traces = stacked
-        q = np.asarray(self._qc, dtype=np.float64)
+        q = np.asarray(self._qc, dtype=np.float32)
         dim = q.shape[1]
-        var = ((q @ joined).reshape(len(q), len(langs), dim) * q[:, None, :]).sum(axis=-1)
+        var = ((q @ joined).reshape(len(q), len(langs), dim) * q[:, None, :]).sum(
+            axis=-1, dtype=np.float64)
         scale = np.sqrt(np.maximum(var, 1e-12))
         if self.mode == "language":
             scale = scale / root_traces[None, :]

@@ -241,7 +241,16 @@ class Segment:
 
     def _hnsw_rows(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of an HNSW segment by id: its id map, bisected, gives the rows of the
-        graph's (memory-mapped) vector storage; views, no copies of either."""
+        graph's (memory-mapped) vector storage."""
+        row_ids, order, xb = self._hnsw_view()
+        pos = np.clip(np.searchsorted(row_ids, ids), 0, max(0, len(row_ids) - 1))
+        if not len(row_ids) or not np.array_equal(row_ids[pos], ids):
+            raise KeyError("passage id not in segment")
+        return np.array(xb[pos if order is None else order[pos]], dtype=np.float32)
+
+    def _hnsw_view(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(ids in ascending order, the rows holding them or None when row r holds the r-th,
+        vectors by row): views of FAISS's own arrays, no copies."""
         if getattr(self, "_hnsw_views", None) is None:
             faiss = _faiss()
             n, d = int(self.index.ntotal), int(self.index.d)
@@ -252,11 +261,7 @@ class Segment:
                 np.zeros((0, d), dtype=np.float32)
             order = None if np.all(row_ids[1:] > row_ids[:-1]) else np.argsort(row_ids)
             self._hnsw_views = (row_ids if order is None else row_ids[order], order, xb)
-        row_ids, order, xb = self._hnsw_views
-        pos = np.clip(np.searchsorted(row_ids, ids), 0, max(0, len(row_ids) - 1))
-        if not len(row_ids) or not np.array_equal(row_ids[pos], ids):
-            raise KeyError("passage id not in segment")
-        return np.array(xb[pos if order is None else order[pos]], dtype=np.float32)
+        return self._hnsw_views
 
     def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:
         """Decode IVF vectors by id: their codes, gathered list by list, through sa_decode."""
@@ -314,6 +319,25 @@ class Segment:
             ids, first = np.unique(flat, return_index=True)
             keep = ids >= 0
             return ids[keep], vecs.reshape(len(flat), -1)[first[keep]]
+        if self.info.kind == HNSW and allowed is None and self.index is not None and \
+                not isinstance(self.index, _faiss().IndexIDMap2):
+            row_ids, order, xb = self._hnsw_view()
+            if order is None:  # ids ascending (as written): search rows, no id lookups
+                faiss = _faiss()
+                q = np.ascontiguousarray(queries, dtype=np.float32)
+                k = max(1, min(k, self.info.n))
+                faiss.omp_set_num_threads(search_threads(len(q)))
+                sel = None
+                if not no_tombs:
+                    at = np.clip(np.searchsorted(row_ids, exclude), 0, len(row_ids) - 1)
+                    gone = np.ascontiguousarray(at[row_ids[at] == exclude], dtype=np.int64)
+                    sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(gone)) if len(gone) \
+                        else None
+                params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k),
+                                                    sel=sel)
+                _, rows = self.index.index.search(q, k, params=params)
+                rows = np.unique(rows[rows >= 0])
+                return row_ids[rows], np.array(xb[rows], dtype=np.float32)
         _, found = self.search(queries, k, exclude=exclude, allowed=allowed, effort=effort)
         ids = np.unique(found[found >= 0])
         return ids, self.reconstruct(ids)
