@@ -141,3 +141,39 @@ def test_indexing_one_folder_reads_only_its_own_file_rows(tmp_path, monkeypatch)
     finally:
         idx.close()
     assert paths == ["a/new.txt", "a2/three.txt", "b/two.txt"]
+
+
+@pytest.mark.parametrize("layout", ["flat", "hnsw", "ivf-sq8"])
+def test_each_hit_reports_the_plain_cosine_of_its_stored_vector(tmp_path, layout):
+    """The cosine a hit reports is carried from the search (not read back by id): it must be
+    the query's dot product with the passage's stored vector (decoded, for IVF-SQ8), with and
+    without tombstones and filters."""
+    path = tmp_path / "idx"
+    vectors = _build(path, layout)
+    rng = np.random.default_rng(9)
+    q = vectors[123] + 0.03 * rng.normal(size=DIM).astype(np.float32)
+    q /= np.linalg.norm(q)
+
+    def check(s, **kw):
+        hits = s.search_vectors(q, k=10, per_document=0, **kw)[0]
+        assert len(hits) == 10
+        stored = s.index.vectors.vectors_of([h.passage_id for h in hits])
+        assert np.allclose([h.cosine for h in hits], stored @ q, atol=1e-4)
+        return hits
+
+    s = Searcher(path)
+    try:
+        assert check(s)[0].passage_id == 124
+        check(s, filters=Filters(path_glob="/data/d3/*"))
+    finally:
+        s.close()
+    with write_lock(path):
+        w = IndexWriter.open(path, None)
+        w.delete_files(["/data/d4/f24.txt"])  # passages 121-125, the best hit among them
+        w.merge()
+        w.finish()
+    s = Searcher(path)
+    try:
+        assert all(not 121 <= h.passage_id <= 125 for h in check(s))
+    finally:
+        s.close()

@@ -80,18 +80,40 @@ class Centering:
                 pri = sum(stats[lang].n * priors.mean_of(lang) for lang in both) / n
                 out.domain = idx - pri
         out.pooled = pooled(stats)
+        del raw
         # Every language is pulled toward the index-wide statistics by a few pseudo-passages:
         # a language with a handful of passages gets a sensible mean and spread, one with
-        # thousands hardly moves, and none is treated by a different rule.
-        out.stats = {lang: shrunk(st, out.pooled, SHRINK) for lang, st in stats.items()}
-        out.offset = decode_vector(store.meta(OFFSET_KEY))
+        # thousands hardly moves, and none is treated by a different rule. Its covariance
+        # goes straight into the float32 matrix the spreads are computed from, one language
+        # at a time: float64 sums and covariances of every language at once were 60 MB at
+        # 18 languages, the peak memory of a query on a compressed 1M-passage index.
+        if out.pooled.outer is None:  # sums without outer products: means only
+            out.stats = {lang: shrunk(st, out.pooled, SHRINK) for lang, st in stats.items()}
+            return out._with_offsets(store)
+        langs = list(stats)
+        dim = len(out.pooled.mean)
+        joined = np.empty((dim, len(langs) * dim), dtype=np.float32)
+        root_traces = np.empty(len(langs))
+        for i, lang in enumerate(langs):
+            st = shrunk(stats.pop(lang), out.pooled, SHRINK)
+            block = joined[:, i * dim:(i + 1) * dim]
+            block[...] = st.cov
+            root_traces[i] = np.sqrt(max(float(np.trace(block)), 1e-12))
+            st.outer = None
+            out.stats[lang] = st
+        out.__dict__["_stacked"] = (langs, joined, root_traces)
+        return out._with_offsets(store)
+
+    def _with_offsets(self, store: Store) -> Centering:
+        """Read the model's and each sampled language's query offset."""
+        self.offset = decode_vector(store.meta(OFFSET_KEY))
         try:
             samples = store.lang_offsets()
         except Exception:  # an index made before lang_offsets existed
             samples = {}
-        out.lang_offsets = {lang: (q - p) / n for lang, (n, q, p) in samples.items()
-                            if n >= MIN_OFFSET_SAMPLES}
-        return out
+        self.lang_offsets = {lang: (q - p) / n for lang, (n, q, p) in samples.items()
+                             if n >= MIN_OFFSET_SAMPLES}
+        return self
 
     def of(self, lang: str | None) -> LangStats | None:
         """A language's (shrunk) statistics, or the pooled ones for a language it lacks."""
@@ -168,7 +190,7 @@ class Centering:
         return covs[lang]
 
     def _scale_of(self, lang: str) -> np.ndarray:
-        if not self._scale and len(self.stats) > 1:
+        if not self._scale and len(self.stats) > 1 and "_stacked" in self.__dict__:
             self._all_scales()
         if lang not in self._scale:
             cov, root_trace = self._cov_of(lang)
@@ -181,25 +203,9 @@ class Centering:
     def _all_scales(self) -> None:
         """Every language's spread for the current queries in one product (a query searches
         every language's segment; one 384 x 384 product each cost 50 us apiece)."""
-        stacked = self.__dict__.get("_stacked")
-        if stacked is None:
-            langs = list(self.stats)
-            dim = len(self.pooled.mean)  # type: ignore[union-attr]
-            # float32: the product reads the whole matrix for every query (21 MB in float64
-            # at 18 languages, 0.6 ms a query; a spread needs no more than float32 digits).
-            joined = np.empty((dim, len(langs) * dim), dtype=np.float32)
-            root_traces = np.empty(len(langs))
-            for i, lang in enumerate(langs):
-                st = self.of(lang)
-                joined[:, i * dim:(i + 1) * dim] = st.cov
-                root_traces[i] = np.sqrt(max(float(np.trace(joined[:, i * dim:(i + 1) * dim])),
-                                             1e-12))
-                # Each language's covariance lives only here from now on: the outer products
-                # were a second copy (21 MB at 18 languages, a tenth of a compressed 1M index).
-                st.outer = None
-            stacked = (langs, joined, root_traces)
-            self.__dict__["_stacked"] = stacked
-        langs, joined, root_traces = stacked
+        # float32 (made in load): the product reads the whole matrix for every query (21 MB
+        # in float64 at 18 languages, 0.6 ms a query; a spread needs no more digits).
+        langs, joined, root_traces = self.__dict__["_stacked"]
         q = np.asarray(self._qc, dtype=np.float32)
         dim = q.shape[1]
         var = ((q @ joined).reshape(len(q), len(langs), dim) * q[:, None, :]).sum(

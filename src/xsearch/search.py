@@ -311,20 +311,24 @@ class Searcher:
             n_docs = sum(st.n for st in centering.stats.values()) or total
             while True:
                 ranked = []
+                cosines: list[dict[int, float]] = []
                 if mode != "lexical":
-                    scores, zs, ids = vectors.search(qc, fetch, langs, allowed, centering,
-                                                     missing_ok)
+                    scores, zs, ids, cos = vectors.search(qc, fetch, langs, allowed, centering,
+                                                          missing_ok, plain=qv)
                 for qi in range(len(qv)):
                     dense = {} if mode == "lexical" else {
                         int(i): (float(sc), float(z)) for sc, z, i in zip(
                             scores[qi], zs[qi], ids[qi], strict=True) if i >= 0}
+                    cosines.append({} if mode == "lexical" else {
+                        int(i): float(c) for c, i in zip(cos[qi], ids[qi], strict=True)
+                        if i >= 0})
                     lex = {} if mode == "dense" else dict(lexical.search(
                         self.index.store.db.conn, texts[qi], fetch,
                         allowed_ids=None if allowed is None else allowed.tolist(),
                         n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
                     ranked.append(self._fuse(qi, dense, lex, mode, langs, centering))
                 results = self._collect(qv, ranked, f, want, per_document,
-                                        texts if snippets else None, n_docs)
+                                        texts if snippets else None, n_docs, cosines)
                 short = any(len(r) < want for r in results)
                 if not short or fetch >= total or not per_document:
                     return results
@@ -382,11 +386,10 @@ class Searcher:
 
     def _collect(self, qv: np.ndarray, ranked: list[list[tuple[int, float, float]]],
                  f: Filters, want: int, per_document: int, texts: list[str] | None,
-                 n_docs: int) -> list[list[Hit]]:
+                 n_docs: int, cosines: list[dict[int, float]]) -> list[list[Hit]]:
         wanted = sorted({pid for row in ranked for pid, _, _ in row})
         rows = self.index.store.hits(wanted)
         out = []
-        shown: list[Hit] = []
         for qi, row in enumerate(ranked):
             terms = None
             if texts:
@@ -417,15 +420,18 @@ class Searcher:
                     text=r["text"], topic=r["topic"], topic_score=r["topic_score"],
                     document_language=r["doc_language"],
                 ))
-            shown += hits
             out.append(hits)
-        # Plain cosines of every hit shown, from one read of their vectors.
-        pids = sorted({h.passage_id for h in shown})
+        # Plain cosines: carried from the search; a hit only the lexical index found reads
+        # its vector (one read for all of them).
+        pids = sorted({h.passage_id for qi, hits in enumerate(out) for h in hits
+                       if not np.isfinite(cosines[qi].get(h.passage_id, np.nan))})
         vecs = dict(zip(pids, self.index.vectors.vectors_of(pids, skip_damaged=True),
                         strict=True))
         for qi, hits in enumerate(out):
             for h in hits:
-                h.cosine = round(float(vecs[h.passage_id] @ qv[qi]), 4)
+                c = cosines[qi].get(h.passage_id, np.nan)
+                h.cosine = round(float(c if np.isfinite(c) else vecs[h.passage_id] @ qv[qi]),
+                                 4)
         return out
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
