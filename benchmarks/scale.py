@@ -221,7 +221,10 @@ def add_delete(path: Path, work: Path, key: str) -> dict:
     t = time.perf_counter()
     dele = subprocess.run(cmd, capture_output=True, text=True, env=_env())
     t_del = time.perf_counter() - t
-    errs = [p.stderr.strip()[-300:] for p in (setup, add, dele) if p.returncode]
+    # Leave the index as it was built (ids 1..n), for the next measurement.
+    clean = subprocess.run([sys.executable, "-m", "xsearch", "rm", str(folder), "--index",
+                            str(path)], capture_output=True, text=True, env=_env())
+    errs = [p.stderr.strip()[-300:] for p in (setup, add, dele, clean) if p.returncode]
     return {"add_one_file_s": t_add, "delete_one_file_s": t_del,
             "add_delete_errors": errs}
 
