@@ -78,20 +78,18 @@ def write(results: dict, out: Path) -> None:
              f"synthetic passages derived from real e5-small SIB-200 vectors of "
              f"{len(src.get('languages', []))} languages (noise alpha {src.get('alpha')}); "
              "queries are real query-mode vectors of held-out sentences. Latencies are on a "
-             "2-core machine shared with other jobs: compare ratios within one run.", "",
+             "2-core machine: compare ratios within one run.", "",
              "Sizes present: " + ", ".join(f"{n:,}" for n in sorted({r["n"] for r in runs}))
-             + ". Flat at 1,000,000 was not built (the exact numbers at 1M are the brute-force "
-             "ground truth and the raw `IndexFlatIP` row).", "",
-             "How to read it: builds were timed once, on a machine shared with other jobs "
-             "(load average 9-16) and with the older code; the other figures (warm search, "
-             "filters, cold query, add/delete, RSS) were re-measured with `--parts "
-             "warm,filters,cold,add,probe` on a quiet 2-core machine (AMD EPYC, AVX-512) with "
-             "the current scoring (per-language centred, re-normalised z, checked against an "
-             "exact search with the same scores). The 1,000,000 IVF-SQ8 index was rebuilt then, "
-             "on the quiet machine, so its build time is the quiet one. "
-             "`warm_cpu_*` is the search thread's CPU time; ratios against raw FAISS are taken "
-             "in the same process, side by side. The JSON keeps the latest value of each "
-             "field.", "",
+             + ".", "",
+             "How to read it: every index was built and measured with the same code on a quiet "
+             "2-core machine (AMD EPYC, AVX-512): `--build-only` with `OMP_NUM_THREADS=2`, then "
+             "`--remeasure`, then `--parts warm --warmup 300` (300 other queries before the "
+             "300 timed ones, so the index's pages are mapped: a fresh process's first queries "
+             "fault them in and read higher). Recall is against an exact search with the "
+             "product's own scores (per-language centred, re-normalised z). `warm_cpu_*` is the "
+             "search thread's CPU time; ratios against raw FAISS are taken in the same process, "
+             "side by side. Peak RSS is in MB (10^6 bytes), like the payload, and counts the "
+             "memory-mapped index pages a process has touched.", "",
              "## Summary", "",
              "| N | layout | " + " | ".join(SUMMARY) + " |",
              "|---|---|" + "---|" * len(SUMMARY)]
