@@ -120,14 +120,15 @@ def _plot(runs: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    for layout in sorted({r["layout"] for r in runs}):
+    for i, layout in enumerate(sorted({r["layout"] for r in runs})):
         rs = [r for r in runs if r["layout"] == layout]
         ns = [r["n"] for r in rs]
+        color = f"C{i}"  # one colour per layout in both panels
         a.plot(ns, [r.get("warm_cpu_p50_ms", r["warm_p50_ms"]) for r in rs], "o-",
-               label=f"{layout} p50")
+               color=color, label=f"{layout} p50")
         a.plot(ns, [r.get("warm_cpu_p99_ms", r["warm_p99_ms"]) for r in rs], "x--",
-               label=f"{layout} p99")
-        b.plot(ns, [r["recall_at_10"] for r in rs], "o-", label=layout)
+               color=color, alpha=0.6, label=f"{layout} p99")
+        b.plot(ns, [r["recall_at_10"] for r in rs], "o-", color=color, label=layout)
     for ax in (a, b):
         ax.set_xscale("log")
         ax.set_xlabel("passages (N)")
