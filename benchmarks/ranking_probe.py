@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from bench_paths import EMBED_CACHE
 
 from xsearch import ranking
 from xsearch.bench.cache import _key
@@ -39,7 +40,7 @@ from xsearch.bench.datasets import SIB_SPLITS, default_sib200_root, load_sib200_
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CACHE = Path(os.environ.get("XSEARCH_BENCH_CACHE",
-                                   "/work/scratch/cache/embeddings.sqlite"))
+                                   str(EMBED_CACHE)))
 OWN_CACHE = ROOT / "benchmarks/cache/ranking_probe.sqlite"
 OUT = ROOT / "benchmarks/results/ranking_probe"
 MODEL = "e5-small"

@@ -29,6 +29,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import scale_data as D  # noqa: E402
 import scale_report  # noqa: E402
+from bench_paths import BENCH_HOME, EMBED_CACHE  # noqa: E402
 
 K = 10
 HERE = Path(__file__).resolve().parent
@@ -587,8 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--layouts", default="flat,auto,ivf-sq8")
     ap.add_argument("--out", type=Path, default=HERE / "results")
-    ap.add_argument("--work", type=Path, default=Path("/work/scratch/scale"))
-    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/cache/embeddings.sqlite"))
+    ap.add_argument("--work", type=Path, default=BENCH_HOME / "scale",
+                    help="where the indexes are built (GBs at 1M; outside the repository)")
+    ap.add_argument("--cache", type=Path, default=EMBED_CACHE,
+                    help="the SIB-200 embedding cache that `xsearch bench --split all "
+                    "--cache DIR` writes (DIR/embeddings.sqlite)")
     ap.add_argument("--sib200", type=Path, default=None)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--languages", type=int, default=18,

@@ -6,7 +6,7 @@ with micro-batching on and off, and once more while a separate `xsearch index` p
 files to the served index. Every answer is checked against a precomputed expected top hit.
 Each scenario stops after --requests requests or --seconds seconds, whichever comes first.
 
-    python benchmarks/serve_load.py --cache /work/scratch/cache/embeddings.sqlite
+    python benchmarks/serve_load.py --cache ~/.cache/xsearch-bench/cache/embeddings.sqlite
 
 With the embedding cache the index is built without re-embedding (as `xsearch bench` does).
 Writes benchmarks/results/serve_load.md and .json.

@@ -1,7 +1,7 @@
 """Topic-label transfer on SIB-200: zero-shot vs few-shot vs fine-tuned, the source x target
 matrix and the source ranker; writes benchmarks/results/transfer.{md,json} and two PNGs.
 
-    python benchmarks/transfer.py [--cache /work/scratch/cache/embeddings.sqlite]
+    python benchmarks/transfer.py [--cache ~/.cache/xsearch-bench/cache/embeddings.sqlite]
 
 Frozen experiments read the embedding cache (read-only) and take a minute; fine-tuning runs
 come from benchmarks/results/transfer_finetune.jsonl (benchmarks/transfer_finetune.py).
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_paths import EMBED_CACHE
 
 from xsearch.bench import transfer as T
 from xsearch.bench.datasets import default_sib200_root, load_sib200_labels
@@ -30,7 +31,7 @@ RETRIEVAL = ("eng_Latn", "hin_Deva", "rus_Cyrl", "zho_Hans", "swh_Latn")
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/cache/embeddings.sqlite"))
+    ap.add_argument("--cache", type=Path, default=EMBED_CACHE)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--n", default="8,32,100,500")
     ap.add_argument("--seeds", type=int, default=3)
