@@ -25,10 +25,11 @@ HNSW = "hnsw"
 IVF_SQ8 = "ivf-sq8"
 KINDS = (FLAT, HNSW, IVF_SQ8)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
-#: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x), the same recall at efSearch 64 on 55k
-#: e5-small-derived vectors (benchmarks/results/scale_tuning.json). IDMap, not IDMap2: the
-#: latter's reverse hash map held ~45 bytes a vector in RAM; rows are found by bisection
-#: instead, since a segment's ids are written in ascending order.
+#: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
+#: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
+#: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
+#: vector in RAM; rows are found by bisection, a segment's ids being written in ascending
+#: order. Segments written as IDMap2,HNSW32 by earlier versions read the same way.
 FACTORY = {HNSW: "IDMap,HNSW24,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
 HNSW_EF_CONSTRUCTION = 80
 #: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
@@ -189,13 +190,7 @@ class Segment:
         """Sorted passage ids (read once: a segment never changes)."""
         if self.ids is not None:
             return np.asarray(self.ids)
-        if getattr(self, "_ann_ids", None) is None:
-            faiss = _faiss()
-            if self.info.kind == HNSW:
-                self._ann_ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
-            else:
-                self._ann_ids = self._ivf_where()[0]
-        return self._ann_ids
+        return self._hnsw_view()[0] if self.info.kind == HNSW else self._ivf_where()[0]
 
     def _ivf_where(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sorted ids, inverted list, offset in it) of every vector of an IVF segment."""
@@ -232,7 +227,7 @@ class Segment:
             return np.zeros((0, self.index.d), dtype=np.float32)
         if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
             return self._ivf_decode(ids)
-        if self.info.kind == HNSW and not isinstance(self.index, _faiss().IndexIDMap2):
+        if self.info.kind == HNSW:
             return self._hnsw_rows(ids)
         try:
             return self.index.reconstruct_batch(np.ascontiguousarray(ids))
@@ -319,8 +314,7 @@ class Segment:
             ids, first = np.unique(flat, return_index=True)
             keep = ids >= 0
             return ids[keep], vecs.reshape(len(flat), -1)[first[keep]]
-        if self.info.kind == HNSW and allowed is None and self.index is not None and \
-                not isinstance(self.index, _faiss().IndexIDMap2):
+        if self.info.kind == HNSW and allowed is None and self.index is not None:
             row_ids, order, xb = self._hnsw_view()
             if order is None:  # ids ascending (as written): search rows, no id lookups
                 faiss = _faiss()
