@@ -177,3 +177,30 @@ def test_each_hit_reports_the_plain_cosine_of_its_stored_vector(tmp_path, layout
         assert all(not 121 <= h.passage_id <= 125 for h in check(s))
     finally:
         s.close()
+
+
+def test_path_globs_match_the_same_files_with_and_without_the_prefix_range(tmp_path,
+                                                                           monkeypatch):
+    """A --path glob with a literal folder prefix reads only the paths in that key range;
+    every kind of glob must still allow exactly the files a full pass matches."""
+    import os
+
+    from xsearch import search as search_mod
+
+    path = tmp_path / "idx"
+    _build(path, "flat")
+    monkeypatch.setattr(os, "getcwd", lambda: "/data")  # "d7/*" is then relative to /data
+    full = search_mod._paths_that_may_match("*", "/data/")
+    s = Searcher(path)
+    try:
+        for glob in ("/data/d7/*", "/data/d7/f7?.txt", "d7/*", "d7/f17.txt", "f7.txt",
+                     "*/d3/f1*", "/data/d[13]/*", "/data/d3*", "/nowhere/*", "*.txt"):
+            pruned = s._allowed_ids(Filters(path_glob=glob))
+            with monkeypatch.context() as m:
+                m.setattr(search_mod, "_paths_that_may_match", lambda g, h: full)
+                reference = s._allowed_ids(Filters(path_glob=glob))
+            assert np.array_equal(pruned, reference), glob
+        assert len(s._allowed_ids(Filters(path_glob="d7/*"))) == 30 * 5
+        assert search_mod._paths_that_may_match("/data/d7/*", "/x/")[0] != full[0]
+    finally:
+        s.close()

@@ -127,6 +127,20 @@ def language_matches(wanted: str, code: str) -> bool:
     return code == wanted or code.split("_")[0] == wanted
 
 
+def _paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
+    """SQL for the indexed paths a --path glob can match: every path, or, when the glob
+    starts with a literal part holding a "/", only paths starting with that part as given or
+    below the current directory (a range on the primary key, not a pass over every file;
+    a file name alone holds no "/", so it cannot match then)."""
+    prefix = re.split(r"[*?\[]", glob, maxsplit=1)[0]
+    if os.name != "posix" or "/" not in prefix:
+        return "SELECT path FROM files", []
+    starts = [prefix] if os.path.isabs(prefix) else [prefix, here + prefix]
+    sql = " OR ".join("(path >= ? AND path < ?)" for _ in starts)
+    bounds = [x for p in starts for x in (p, p + "\U0010ffff")]
+    return f"SELECT path FROM files WHERE {sql}", bounds
+
+
 class Searcher:
     """An index opened read-only for queries, with its embedder loaded once."""
 
@@ -197,7 +211,7 @@ class Searcher:
             match = re.compile(fnmatch.translate(os.path.normcase(f.path_glob))).match
             here = os.path.join(os.getcwd(), "")
             paths = []
-            for (p,) in db.execute("SELECT path FROM files"):
+            for (p,) in db.execute(*_paths_that_may_match(f.path_glob, here)):
                 c = os.path.normcase(p)
                 # the stored path, the path as shown (relative below the cwd), the file name
                 if match(c) or (c.startswith(here) and match(c[len(here):])) or \
