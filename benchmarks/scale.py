@@ -583,6 +583,14 @@ def hnsw_m(sources, n: int = 55_560, ms=(16, 24, 32), efs=(48, 64, 96)) -> list[
     return out
 
 
+def _save_tuning(out: Path, key: str, value) -> None:
+    """Set one entry of results/scale_tuning.json, keeping the others."""
+    tfile = out / "scale_tuning.json"
+    data = json.loads(tfile.read_text()) if tfile.exists() else {}
+    data[key] = value
+    tfile.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -624,18 +632,10 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.hnsw_m:
-        tfile = args.out / "scale_tuning.json"
-        points = hnsw_m(sources)
-        old = json.loads(tfile.read_text()) if tfile.exists() else {}
-        old["hnsw_m"] = points
-        tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+        _save_tuning(args.out, "hnsw_m", hnsw_m(sources))
         return 0
     if args.crossover:
-        tfile = args.out / "scale_tuning.json"
-        points = crossover(sources, args.work)
-        old = json.loads(tfile.read_text()) if tfile.exists() else {}
-        old["crossover"] = points
-        tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+        _save_tuning(args.out, "crossover", crossover(sources, args.work))
         return 0
     out_json = args.out / "scale.json"
     results = json.loads(out_json.read_text()) if out_json.exists() else {"runs": {}}
@@ -663,11 +663,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.tune:
                 if layout != "flat":
                     print(f"[{time.strftime('%H:%M:%S')}] tune {key}", flush=True)
-                    tuned = tune(path, n, layout, sources, args.work, args.queries)
-                    tfile = args.out / "scale_tuning.json"
-                    old = json.loads(tfile.read_text()) if tfile.exists() else {}
-                    old[key] = tuned
-                    tfile.write_text(json.dumps(old, indent=1, sort_keys=True))
+                    _save_tuning(args.out, key, tune(path, n, layout, sources, args.work,
+                                                     args.queries))
                 continue
             if args.parts and key in results["runs"] and not built:
                 print(f"[{time.strftime('%H:%M:%S')}] remeasure {key}: {args.parts}", flush=True)

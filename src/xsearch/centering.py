@@ -63,6 +63,11 @@ class Centering:
     #: index mean minus the priors' mean over the languages both know (weighted like the
     #: index): moves a prior language mean from the priors' domain into this index's
     domain: np.ndarray | float = 0.0
+    #: (languages, their covariances side by side as one float32 dim x (L*dim) matrix, the
+    #: square roots of their traces), made as the statistics load
+    stacked: tuple[list[str], np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    #: covariances of what ``stacked`` lacks (the pooled statistics), computed on first use
+    _covs: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, store: Store, mode: str, generation: int,
@@ -101,7 +106,7 @@ class Centering:
             root_traces[i] = np.sqrt(max(float(np.trace(block)), 1e-12))
             st.outer = None
             out.stats[lang] = st
-        out.__dict__["_stacked"] = (langs, joined, root_traces)
+        out.stacked = (langs, joined, root_traces)
         return out._with_offsets(store)
 
     def _with_offsets(self, store: Store) -> Centering:
@@ -178,19 +183,17 @@ class Centering:
     def _cov_of(self, lang: str) -> tuple[np.ndarray, float]:
         """(covariance, sqrt of its trace) of a language: fixed for a generation, so computed
         once, not per query (18 languages cost 2 ms a query at 1M passages)."""
-        stacked = self.__dict__.get("_stacked")
-        if stacked is not None and lang in stacked[0]:
-            i = stacked[0].index(lang)
-            dim = stacked[1].shape[0]
-            return stacked[1][:, i * dim:(i + 1) * dim], float(stacked[2][i])
-        covs = self.__dict__.setdefault("_covs", {})
-        if lang not in covs:
+        if self.stacked is not None and lang in self.stacked[0]:
+            langs, joined, root_traces = self.stacked
+            i, dim = langs.index(lang), joined.shape[0]
+            return joined[:, i * dim:(i + 1) * dim], float(root_traces[i])
+        if lang not in self._covs:
             cov = self.of(lang).cov
-            covs[lang] = (cov, float(np.sqrt(max(float(np.trace(cov)), 1e-12))))
-        return covs[lang]
+            self._covs[lang] = (cov, float(np.sqrt(max(float(np.trace(cov)), 1e-12))))
+        return self._covs[lang]
 
     def _scale_of(self, lang: str) -> np.ndarray:
-        if not self._scale and len(self.stats) > 1 and "_stacked" in self.__dict__:
+        if not self._scale and len(self.stats) > 1 and self.stacked is not None:
             self._all_scales()
         if lang not in self._scale:
             cov, root_trace = self._cov_of(lang)
@@ -205,7 +208,7 @@ class Centering:
         every language's segment; one 384 x 384 product each cost 50 us apiece)."""
         # float32 (made in load): the product reads the whole matrix for every query (21 MB
         # in float64 at 18 languages, 0.6 ms a query; a spread needs no more digits).
-        langs, joined, root_traces = self.__dict__["_stacked"]
+        langs, joined, root_traces = self.stacked
         q = np.asarray(self._qc, dtype=np.float32)
         dim = q.shape[1]
         var = ((q @ joined).reshape(len(q), len(langs), dim) * q[:, None, :]).sum(

@@ -438,14 +438,13 @@ class Searcher:
         # Plain cosines: carried from the search; a hit only the lexical index found reads
         # its vector (one read for all of them).
         pids = sorted({h.passage_id for qi, hits in enumerate(out) for h in hits
-                       if not np.isfinite(cosines[qi].get(h.passage_id, np.nan))})
+                       if h.passage_id not in cosines[qi]})
         vecs = dict(zip(pids, self.index.vectors.vectors_of(pids, skip_damaged=True),
                         strict=True))
         for qi, hits in enumerate(out):
             for h in hits:
-                c = cosines[qi].get(h.passage_id, np.nan)
-                h.cosine = round(float(c if np.isfinite(c) else vecs[h.passage_id] @ qv[qi]),
-                                 4)
+                c = cosines[qi].get(h.passage_id)
+                h.cosine = round(float(vecs[h.passage_id] @ qv[qi] if c is None else c), 4)
         return out
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,

@@ -237,25 +237,27 @@ class Segment:
     def _hnsw_rows(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of an HNSW segment by id: its id map, bisected, gives the rows of the
         graph's (memory-mapped) vector storage."""
-        row_ids, order, xb = self._hnsw_view()
+        row_ids, xb = self._hnsw_view()
         pos = np.clip(np.searchsorted(row_ids, ids), 0, max(0, len(row_ids) - 1))
         if not len(row_ids) or not np.array_equal(row_ids[pos], ids):
             raise KeyError("passage id not in segment")
-        return np.array(xb[pos if order is None else order[pos]], dtype=np.float32)
+        return np.array(xb[pos], dtype=np.float32)
 
-    def _hnsw_view(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """(ids in ascending order, the rows holding them or None when row r holds the r-th,
-        vectors by row): views of FAISS's own arrays, no copies."""
+    def _hnsw_view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(passage id of each row, vectors by row): views of FAISS's own arrays, no copies.
+        Rows hold ascending ids (write_segment sorts them), so row r holds the r-th id."""
         if getattr(self, "_hnsw_views", None) is None:
             faiss = _faiss()
             n, d = int(self.index.ntotal), int(self.index.d)
+            if not n:
+                self._hnsw_views = (np.zeros(0, dtype=np.int64), np.zeros((0, d), np.float32))
+                return self._hnsw_views
             storage = faiss.downcast_index(faiss.downcast_index(self.index.index).storage)
-            row_ids = faiss.rev_swig_ptr(self.index.id_map.data(), n) if n else \
-                np.zeros(0, dtype=np.int64)
-            xb = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d) if n else \
-                np.zeros((0, d), dtype=np.float32)
-            order = None if np.all(row_ids[1:] > row_ids[:-1]) else np.argsort(row_ids)
-            self._hnsw_views = (row_ids if order is None else row_ids[order], order, xb)
+            row_ids = faiss.rev_swig_ptr(self.index.id_map.data(), n)
+            if not np.all(row_ids[1:] > row_ids[:-1]):
+                raise CorruptIndexError(f"segment {self.info.name}: ids are not ascending")
+            xb = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+            self._hnsw_views = (row_ids, xb)
         return self._hnsw_views
 
     def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:
@@ -303,35 +305,23 @@ class Segment:
                    allowed: np.ndarray | None = None, effort: int = 1
                    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of the union of each query's k best rows, ids unique and sorted:
-        what a caller rescores exactly. IVF decodes them as it finds them (FAISS cannot
-        when a selector drops tombstones: then they are looked up by id)."""
-        no_tombs = exclude is None or not len(exclude)
-        if self.info.kind == IVF_SQ8 and allowed is None and no_tombs and self.index is not None:
+        what a caller rescores exactly. HNSW reads them from its storage by row, IVF decodes
+        them as it finds them (FAISS cannot while a selector drops tombstones: then they are
+        looked up by id)."""
+        if self.index is not None and allowed is None:
             q = np.ascontiguousarray(queries, dtype=np.float32)
             k = max(1, min(k, self.info.n))
-            _, found, vecs = self._ann_search(q, k, exclude, effort, with_vectors=True)
-            flat = found.reshape(-1)
-            ids, first = np.unique(flat, return_index=True)
-            keep = ids >= 0
-            return ids[keep], vecs.reshape(len(flat), -1)[first[keep]]
-        if self.info.kind == HNSW and allowed is None and self.index is not None:
-            row_ids, order, xb = self._hnsw_view()
-            if order is None:  # ids ascending (as written): search rows, no id lookups
-                faiss = _faiss()
-                q = np.ascontiguousarray(queries, dtype=np.float32)
-                k = max(1, min(k, self.info.n))
-                faiss.omp_set_num_threads(search_threads(len(q)))
-                sel = None
-                if not no_tombs:
-                    at = np.clip(np.searchsorted(row_ids, exclude), 0, len(row_ids) - 1)
-                    gone = np.ascontiguousarray(at[row_ids[at] == exclude], dtype=np.int64)
-                    sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(gone)) if len(gone) \
-                        else None
-                params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k),
-                                                    sel=sel)
-                _, rows = self.index.index.search(q, k, params=params)
+            if self.info.kind == HNSW:
+                _, rows = self._hnsw_search(q, k, exclude, effort)
                 rows = np.unique(rows[rows >= 0])
+                row_ids, xb = self._hnsw_view()
                 return row_ids[rows], np.array(xb[rows], dtype=np.float32)
+            if exclude is None or not len(exclude):
+                _, found, vecs = self._ann_search(q, k, None, effort, with_vectors=True)
+                flat = found.reshape(-1)
+                ids, first = np.unique(flat, return_index=True)
+                keep = ids >= 0
+                return ids[keep], vecs.reshape(len(flat), -1)[first[keep]]
         _, found = self.search(queries, k, exclude=exclude, allowed=allowed, effort=effort)
         ids = np.unique(found[found >= 0])
         return ids, self.reconstruct(ids)
@@ -346,6 +336,11 @@ class Segment:
 
     def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
                     effort: int = 1, with_vectors: bool = False):
+        """(scores, ids) of an approximate search; IVF ``with_vectors`` also gives the
+        vectors it decoded (n, k, dim; rows of id -1 are meaningless)."""
+        if self.info.kind == HNSW:
+            dist, rows = self._hnsw_search(q, k, exclude, effort)
+            return dist, np.where(rows >= 0, self._hnsw_view()[0][np.maximum(rows, 0)], -1)
         faiss = _faiss()
         # One query gains nothing from OpenMP fan-out and loses much on a busy machine.
         faiss.omp_set_num_threads(search_threads(len(q)))
@@ -353,18 +348,28 @@ class Segment:
         if exclude is not None and len(exclude):
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
-        if self.info.kind == HNSW:
-            # Through the IDMap: it maps the selector (passage ids) to the graph's row
-            # numbers and the results back, in C++, without copying the id map per query.
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k),
-                                                sel=sel)
-        else:
-            nlist = self.index.nlist
-            nprobe = effort * max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
-            params = faiss.SearchParametersIVF(nprobe=min(nlist, nprobe), sel=sel)
-            if with_vectors:
-                return self.index.search_and_reconstruct(q, k, params=params)
+        nlist = self.index.nlist
+        nprobe = effort * max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
+        params = faiss.SearchParametersIVF(nprobe=min(nlist, nprobe), sel=sel)
+        if with_vectors:
+            return self.index.search_and_reconstruct(q, k, params=params)
         return self.index.search(q, k, params=params)
+
+    def _hnsw_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
+                     effort: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of an HNSW search: the graph is searched by row (row r holds the
+        r-th id), so tombstones become rows and found rows index the storage directly."""
+        faiss = _faiss()
+        faiss.omp_set_num_threads(search_threads(len(q)))
+        sel = None
+        if exclude is not None and len(exclude):
+            row_ids = self._hnsw_view()[0]
+            gone = np.asarray(exclude, dtype=np.int64)
+            at = np.clip(np.searchsorted(row_ids, gone), 0, len(row_ids) - 1)
+            rows = np.ascontiguousarray(at[row_ids[at] == gone], dtype=np.int64)
+            sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(rows)) if len(rows) else None
+        params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH * effort, k), sel=sel)
+        return self.index.index.search(q, k, params=params)
 
 
 def _exact_top_k(q: np.ndarray, mat, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -140,10 +140,10 @@ class VectorStore:
 
     def search(self, queries: np.ndarray, k: int, languages: set[str] | None = None,
                allowed: np.ndarray | None = None, centering=None, missing_ok: bool = True,
-               plain: np.ndarray | None = None
+               *, plain: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(ranking scores, relevance, ids, cosines) of the k best live passages per query,
-        best first; the cosines are to ``plain`` (the queries before centring; NaN without).
+        best first; the cosines are to ``plain``, the queries before centring.
 
         ``queries`` are already transformed (q'); ``centering.segment_scores`` turns each
         segment's q'·p (and p·mu_L) into scores. Flat segments are scored exactly; an
@@ -154,7 +154,7 @@ class VectorStore:
         self.load()
         nq = len(queries)
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        plain = None if plain is None else np.asarray(plain, dtype=np.float32)
+        plain = np.asarray(plain, dtype=np.float32)
         parts_s, parts_z, parts_i, parts_c = [], [], [], []
         rows = [r for r in self.rows if languages is None or r["language"] in languages]
         # Fewer segments to search (a --lang filter): spend part of what that saves on a
@@ -202,9 +202,8 @@ class VectorStore:
             parts_i.append(cand[top])
             # The plain cosine each hit reports, from the vectors already at hand (reading
             # them again by id cost 0.3 ms a query at 1M, and IVF an id-to-list table).
-            parts_c.append(np.full(top.shape, np.nan) if plain is None else np.einsum(
-                "qd,qkd->qk", plain, np.asarray(vecs[top.reshape(-1)], dtype=np.float32)
-                .reshape(*top.shape, -1)))
+            parts_c.append(np.einsum("qd,qkd->qk", plain, np.asarray(
+                vecs[top.reshape(-1)], dtype=np.float32).reshape(*top.shape, -1)))
         if not parts_s:
             empty = np.zeros((nq, 0))
             return empty, empty, np.zeros((nq, 0), dtype=np.int64), empty
