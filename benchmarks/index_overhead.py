@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("corpus", nargs="?", type=Path, default=ROOT / "data" / "corpus")
     parser.add_argument("--sib200", action="store_true", help="use SIB-200 (30 languages)")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)  # the engines' default
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xsearch-overhead-"))

@@ -94,9 +94,7 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
     """
     if resolve_model_name(model) != "e5-small" or resolve_engine(engine) not in GRAPH_ENGINES:
         return False
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
+    if not _installed("onnx"):  # builds need it; both engines can run the graph without
         return False
     from .e5_graph import cached_graph, ensure_graph
 

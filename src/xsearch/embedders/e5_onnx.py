@@ -41,11 +41,6 @@ class E5OnnxEmbedder(Embedder):
 
     def __init__(self, model_path: os.PathLike | str, batch_size: int = BATCH,
                  threads: int | None = None, verify: Callable[[], Path] | None = None) -> None:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - a core dependency
-            raise ModelNotFoundError("the onnx engine needs onnxruntime: pip install "
-                                     "onnxruntime") from exc
         self._file = read_e5_file()
         self.dim = self._file.hidden
         self.batch_size = batch_size
