@@ -64,8 +64,8 @@ def compare(languages: list[str], split: str, cache: Path | None,
             if b is None:
                 b = c_engine.embed_queries(texts) if is_query else c_engine.embed_documents(texts)
             ref[is_query] = b
-        counts_ok = all(get_embedder("e5-small", engine=engines[0]).count_tokens(t)
-                        == c_engine.count_tokens(t) for t in texts)
+        first = fast[engines[0]]
+        counts_ok = all(first.count_tokens(t) == c_engine.count_tokens(t) for t in texts)
         for name, emb in fast.items():
             cos_all = np.concatenate([
                 ((emb.embed_queries(texts) if q else emb.embed_documents(texts)) * ref[q]).sum(1)

