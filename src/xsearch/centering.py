@@ -158,6 +158,7 @@ class Centering:
     def transform(self, qv: np.ndarray, q_langs: Sequence[str | None]) -> np.ndarray:
         """q' for each query (rows), float32."""
         self._scale: dict[str, np.ndarray] = {}
+        self._q_mu: dict[str, tuple[np.ndarray, float]] = {}
         qv = np.asarray(qv, dtype=np.float32)
         if self.mode == "none" or self.pooled is None:
             self._qc = qv
@@ -244,12 +245,15 @@ class Centering:
         raw = np.asarray(raw, dtype=np.float64)
         if self.pooled is None:
             return raw, np.full_like(raw, np.nan)
-        st = self.of(lang)
-        mu = st.mean
+        mu = self.of(lang).mean
         scale = self._scale_of(lang)[:, None]
-        q_mu = (np.asarray(self._qc, dtype=np.float64) @ mu)[:, None]
+        known = self._q_mu.get(lang)  # a segment of a language may come more than once
+        if known is None:
+            known = self._q_mu[lang] = (
+                (np.asarray(self._qc, dtype=np.float64) @ mu)[:, None], float(mu @ mu))
+        q_mu, mu2 = known
         if self.mode == "language":
-            norm2 = 1.0 - 2.0 * np.asarray(pmu, dtype=np.float64) + float(mu @ mu)
+            norm2 = 1.0 - 2.0 * np.asarray(pmu, dtype=np.float64) + mu2
             score = (raw - q_mu) / np.sqrt(np.maximum(norm2, 1e-12))[None, :]
             z = score / scale
             return z, z

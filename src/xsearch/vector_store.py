@@ -160,6 +160,7 @@ class VectorStore:
         # Fewer segments to search (a --lang filter): spend part of what that saves on a
         # wider approximate search of each, so one language alone keeps its recall.
         effort = min(MAX_EFFORT, max(1, len(self.rows) // max(1, len(rows))))
+        at = np.arange(nq)[:, None]
         for row in rows:
             lang = row["language"]
             seg = self.segment(row, missing_ok)
@@ -188,7 +189,8 @@ class VectorStore:
                 cand, vecs = seg.candidates(q, fetch, exclude=exclude, allowed=allowed,
                                             effort=effort)
                 raw = q @ vecs.T
-                pmu = None if mu is None else vecs.astype(np.float64) @ mu
+                # float32 like a flat segment's p·mu (_pmu), so both rank a passage alike
+                pmu = None if mu is None else (vecs @ mu.astype(np.float32)).astype(np.float64)
             if not len(cand):
                 continue
             if centering is not None:
@@ -197,8 +199,8 @@ class VectorStore:
                 score, z = raw, np.full_like(raw, np.nan)
             take = min(k, len(cand))
             top = np.argpartition(-score, take - 1, axis=1)[:, :take]
-            parts_s.append(np.take_along_axis(score, top, axis=1))
-            parts_z.append(np.take_along_axis(z, top, axis=1))
+            parts_s.append(score[at, top])  # not take_along_axis: 7 us each, 36 a query
+            parts_z.append(z[at, top])
             parts_i.append(cand[top])
             # The plain cosine each hit reports, from the vectors already at hand (reading
             # them again by id cost 0.3 ms a query at 1M, and IVF an id-to-list table).
