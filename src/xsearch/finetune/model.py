@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..embedders.e5_weights import E5File, get_e5_tokenizer, load_e5_weights, read_e5_file
+from ..embedders.e5_tokenizer import get_e5_tokenizer
+from ..embedders.e5_weights import E5File, load_e5_weights, read_e5_file
 
 
 def default_device() -> torch.device:
