@@ -123,6 +123,38 @@ def test_weights_and_tokenizer_are_reusable():
     assert sp.get_piece_size() == 250002 and sp.id_to_piece(6) == "\u2581"
 
 
+def test_sentencepiece_model_is_the_one_protobuf_would_write():
+    """The hand-written protobuf equals what the protobuf library serialises (field order,
+    varints, the unknown piece), and the numpy layout equals the plain loop."""
+    import struct
+
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    from xsearch.embedders import e5_tokenizer
+
+    f = read_e5_file()
+    m = pb.ModelProto()
+    m.trainer_spec.model_type = pb.TrainerSpec.UNIGRAM
+    m.trainer_spec.vocab_size = len(f.pieces)
+    m.trainer_spec.unk_id, m.trainer_spec.bos_id = f.unk, -1
+    m.trainer_spec.eos_id = m.trainer_spec.pad_id = -1
+    m.normalizer_spec.name = "identity"
+    m.normalizer_spec.add_dummy_prefix = False
+    m.normalizer_spec.remove_extra_whitespaces = m.normalizer_spec.escape_whitespaces = False
+    for i, (piece, score) in enumerate(zip(f.pieces, f.scores.tolist(), strict=True)):
+        sp = m.pieces.add()
+        sp.piece, sp.score = (piece, score) if i != f.unk else ("<unk>", score)
+        if i == f.unk:
+            sp.type = pb.ModelProto.SentencePiece.UNKNOWN
+    assert e5_tokenizer.spm_model_proto(f) == m.SerializeToString()
+    pieces, scores = ["a" * 130, "\u2581b"], np.array([-1.5, -2.0], dtype=np.float32)
+    field = e5_tokenizer._field
+    loop = b"".join(field(1, field(1, p.encode()) + b"\x15" + struct.pack("<f", s))
+                    for p, s in zip(pieces, scores, strict=True))
+    assert e5_tokenizer._pieces(pieces, scores) == loop  # two-byte lengths: the loop
+    assert e5_tokenizer._pieces(pieces[1:], scores[1:]) == loop[-13:]  # the numpy layout
+
+
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path / "cache"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
+import numpy as np
+
 from .e5_weights import PREFIXES, E5File, read_e5_file
 
 _UNKNOWN = 2  # SentencePiece.Type.UNKNOWN (NORMAL, 1, is the default and not written)
@@ -43,20 +45,42 @@ def spm_model_proto(f: E5File) -> bytes:
     unknown piece at ``f.unk``, no <s>/</s> of SentencePiece's own (the caller adds the
     model's), and an identity normaliser that neither adds a leading space nor collapses or
     escapes spaces (:meth:`E5Tokenizer.normalize` does all of that as e5.c does)."""
-    out = []
-    for i, (piece, score) in enumerate(zip(f.pieces, f.scores.tolist(), strict=True)):
-        body = _field(1, (piece if i != f.unk else "<unk>").encode()) + b"\x15" + \
-            struct.pack("<f", score)
-        if i == f.unk:
-            body += _int_field(3, _UNKNOWN)
-        out.append(_field(1, body))
+    unk = _field(1, _field(1, b"<unk>") + b"\x15" + struct.pack("<f", float(f.scores[f.unk]))
+                 + _int_field(3, _UNKNOWN))
     trainer = (_int_field(3, 1) + _int_field(4, len(f.pieces)) + _int_field(40, f.unk)
                + _int_field(41, -1) + _int_field(42, -1) + _int_field(43, -1))
     normalizer = (_field(1, b"identity") + _int_field(3, 0) + _int_field(4, 0)
                   + _int_field(5, 0))
-    out.append(_field(2, trainer))
-    out.append(_field(3, normalizer))
-    return b"".join(out)
+    return b"".join((_pieces(f.pieces[:f.unk], f.scores[:f.unk]), unk,
+                     _pieces(f.pieces[f.unk + 1:], f.scores[f.unk + 1:]),
+                     _field(2, trainer), _field(3, normalizer)))
+
+
+def _pieces(pieces: list[str], scores: np.ndarray) -> bytes:
+    """Repeated ``pieces`` fields (type NORMAL), laid out with numpy: a loop over 250k pieces
+    took 0.3 s of every index run, before the first file could be chunked."""
+    encoded = [p.encode() for p in pieces]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    if not len(encoded) or lengths.max() > 120:  # then some lengths need two-byte varints
+        return b"".join(_field(1, _field(1, e) + b"\x15" + struct.pack("<f", float(sc)))
+                        for e, sc in zip(encoded, scores.tolist(), strict=True))
+    # one piece: 0x0a body_len | 0x0a len piece... | 0x15 score(4, little-endian float)
+    body = lengths + 7
+    starts = np.concatenate(([0], np.cumsum(body + 2)[:-1]))
+    out = np.empty(int((body + 2).sum()), dtype=np.uint8)
+    out[starts] = 0x0A
+    out[starts + 1] = body
+    out[starts + 2] = 0x0A
+    out[starts + 3] = lengths
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    blob_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    out[np.arange(len(blob)) + np.repeat(starts + 4 - blob_starts, lengths)] = blob
+    at = starts + 4 + lengths
+    out[at] = 0x15
+    score_bytes = np.asarray(scores, dtype="<f4").view(np.uint8).reshape(-1, 4)
+    for j in range(4):
+        out[at + 1 + j] = score_bytes[:, j]
+    return out.tobytes()
 
 
 class E5Tokenizer:
