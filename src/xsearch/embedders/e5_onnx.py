@@ -55,7 +55,10 @@ class E5OnnxEmbedder(Embedder):
         self._path = Path(model_path)
         self._session = None
         self._load_error: BaseException | None = None
-        self._loader = threading.Thread(target=self._load, args=(verify,), daemon=True,
+        # Not a daemon: a run with nothing to embed can end while OpenVINO or ONNX Runtime is
+        # still compiling, and tearing the process down under that C++ code aborts it
+        # ("terminate called without an active exception"); the interpreter waits instead.
+        self._loader = threading.Thread(target=self._load, args=(verify,), daemon=False,
                                         name="xsearch-onnx-load")
         self._loader.start()
         self._tok = get_e5_tokenizer()
