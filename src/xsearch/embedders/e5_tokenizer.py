@@ -40,13 +40,17 @@ def _int_field(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
+def _piece(text: bytes, score: float, extra: bytes = b"") -> bytes:
+    """One ``pieces`` field: the piece, its score (field 2, a little-endian float32)."""
+    return _field(1, _field(1, text) + b"\x15" + struct.pack("<f", score) + extra)
+
+
 def spm_model_proto(f: E5File) -> bytes:
     """A serialised ``sentencepiece.ModelProto``: the file's Unigram pieces and scores, the
     unknown piece at ``f.unk``, no <s>/</s> of SentencePiece's own (the caller adds the
     model's), and an identity normaliser that neither adds a leading space nor collapses or
     escapes spaces (:meth:`E5Tokenizer.normalize` does all of that as e5.c does)."""
-    unk = _field(1, _field(1, b"<unk>") + b"\x15" + struct.pack("<f", float(f.scores[f.unk]))
-                 + _int_field(3, _UNKNOWN))
+    unk = _piece(b"<unk>", float(f.scores[f.unk]), _int_field(3, _UNKNOWN))
     trainer = (_int_field(3, 1) + _int_field(4, len(f.pieces)) + _int_field(40, f.unk)
                + _int_field(41, -1) + _int_field(42, -1) + _int_field(43, -1))
     normalizer = (_field(1, b"identity") + _int_field(3, 0) + _int_field(4, 0)
@@ -62,8 +66,7 @@ def _pieces(pieces: list[str], scores: np.ndarray) -> bytes:
     encoded = [p.encode() for p in pieces]
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     if not len(encoded) or lengths.max() > 120:  # then some lengths need two-byte varints
-        return b"".join(_field(1, _field(1, e) + b"\x15" + struct.pack("<f", float(sc)))
-                        for e, sc in zip(encoded, scores.tolist(), strict=True))
+        return b"".join(_piece(e, sc) for e, sc in zip(encoded, scores.tolist(), strict=True))
     # one piece: 0x0a body_len | 0x0a len piece... | 0x15 score(4, little-endian float)
     body = lengths + 7
     starts = np.concatenate(([0], np.cumsum(body + 2)[:-1]))
