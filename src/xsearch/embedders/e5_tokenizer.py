@@ -14,7 +14,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from .e5_weights import PREFIXES, E5File, read_e5_file
+from .e5_weights import E5File, read_e5_file
+
+#: e5's mode prefixes, part of every text it embeds.
+PREFIXES = {False: "passage: ", True: "query: "}
 
 _UNKNOWN = 2  # SentencePiece.Type.UNKNOWN (NORMAL, 1, is the default and not written)
 

@@ -21,7 +21,6 @@ from ..errors import ModelNotFoundError
 
 QK = 32
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
-PREFIXES = {False: "passage: ", True: "query: "}
 
 
 def weights_path() -> Path:
@@ -70,6 +69,11 @@ class E5File:
         out = self.raw(name) if dtype == 0 else dequantize(self.raw(name))
         out = np.asarray(out, dtype=np.float32)
         return out.reshape(-1, cols) if cols else out
+
+    def cols(self, name: str) -> int:
+        """Input features of a weight matrix (stored (out, in)): the FFN's output layer reads
+        the wide layer, every other matrix the hidden size."""
+        return self.ffn if name.endswith("fo.w") else self.hidden
 
     def word_rows(self, ids: np.ndarray) -> np.ndarray:
         """Word-embedding rows for ``ids`` (any shape), dequantised: shape ids.shape + (hidden,)."""
@@ -160,7 +164,7 @@ def load_e5_weights(path: str | os.PathLike | None = None) -> dict[str, np.ndarr
     out: dict[str, np.ndarray] = {}
     for name, (dtype, _n, _off) in f.tensors.items():
         cols = f.hidden if name in ("emb.word", "emb.pos", "emb.type") else None
-        if dtype == 1 and not cols:  # matrices are (out, in); only the FFN output reads ffn
-            cols = f.ffn if name.endswith("fo.w") else f.hidden
+        if dtype == 1 and not cols:
+            cols = f.cols(name)
         out[name] = f.tensor(name, cols)
     return out
