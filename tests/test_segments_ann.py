@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,41 @@ def test_hnsw_segment_of_an_older_version_with_idmap2_reads_back(tmp_path, monke
     assert np.array_equal(vecs_a, vectors[(ids_a // 5) - 1])
     ids_b, _ = b.candidates(vectors[:2], 10, exclude=np.array([5], dtype=np.int64))
     assert len(np.intersect1d(ids_a, ids_b)) >= 15
+
+
+def _resident_kib(path) -> int:
+    """Resident KiB of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    target, inside, total = str(path.resolve()), False, 0
+    with open("/proc/self/smaps", encoding="utf-8") as fh:
+        for line in fh:
+            fields = line.split(maxsplit=5)
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                inside = len(fields) == 6 and fields[5].rstrip("\n") == target
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="Linux /proc only")
+def test_opening_an_hnsw_segment_leaves_none_of_its_mapping_resident(tmp_path):
+    """FAISS's mmap read copies the graph's levels, offsets and ids out of the mapping; the
+    pages it read stay resident beside the copies unless released. After the release a
+    search faults back in what it touches and finds the same neighbours."""
+    from xsearch.fileio import release_mapped_pages
+
+    vectors = _unit(6000, dim=384, seed=7)  # 9.2 MB of vectors, a 1.2 MB graph
+    ids = np.arange(10, 6010, dtype=np.int64)
+    info = S.write_segment(tmp_path, "s00000009-hin_Deva", ids, vectors, S.HNSW)
+    faiss = S._faiss()
+    kept = faiss.read_index(str(tmp_path / (info.name + ".faiss")), faiss.IO_FLAG_MMAP_IFC)
+    held = _resident_kib(tmp_path / (info.name + ".faiss"))
+    assert held > 1000, held  # what opening leaves behind without the release
+    assert release_mapped_pages(tmp_path / (info.name + ".faiss")) > 9_000_000
+    assert _resident_kib(tmp_path / (info.name + ".faiss")) < 100
+    del kept
+
+    seg = S.Segment(tmp_path, info, "hin_Deva", 9)
+    assert _resident_kib(seg.paths[0]) < 100
+    _, top = seg.search(vectors[[5, 4000]], 3)
+    assert top[:, 0].tolist() == [15, 4010]
+    assert np.array_equal(seg.reconstruct(np.array([15, 4010])), vectors[[5, 4000]])

@@ -39,3 +39,31 @@ def cache_dir() -> Path:
     if os.environ.get("XDG_CACHE_HOME"):
         return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "xsearch"
     return Path.home() / ".cache" / "xsearch"
+
+
+def release_mapped_pages(path: Path) -> int:
+    """Drop this process's resident pages of every mapping of ``path`` (Linux; else a no-op)
+    and return the bytes advised. The file stays mapped: a later read faults its page back
+    in from the page cache. Worth it after FAISS opens a file with its mmap flag, which
+    copies the graph's levels, offsets and ids out of the mapping and leaves those pages
+    resident twice for the life of the process."""
+    try:
+        import ctypes  # noqa: PLC0415 - only Linux readers of big FAISS files need it
+        import mmap  # noqa: PLC0415
+
+        target = os.path.realpath(path)
+        ranges = []
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.rstrip("\n").split(maxsplit=5)
+                if len(fields) == 6 and fields[5] == target:
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    ranges.append((start, end - start))
+        if not ranges:
+            return 0
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return sum(size for start, size in ranges
+                   if libc.madvise(start, size, mmap.MADV_DONTNEED) == 0)
+    except (OSError, AttributeError, ValueError):
+        return 0

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
-from .fileio import fsync_dir
+from .fileio import fsync_dir, release_mapped_pages
 from .threads import search_threads
 
 FLAT = "flat"
@@ -175,6 +175,8 @@ class Segment:
                 faiss = _faiss()
                 # Memory-map the vector codes: opening costs the graph, not the vectors.
                 self.index = faiss.read_index(str(self.paths[0]), faiss.IO_FLAG_MMAP_IFC)
+                # Reading left the pages it copied resident: 1.1 MB a 55k HNSW segment.
+                release_mapped_pages(self.paths[0])
                 self.vectors = self.ids = None
         except FileNotFoundError:
             raise
