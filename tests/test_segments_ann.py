@@ -141,12 +141,13 @@ def test_opening_an_hnsw_segment_leaves_none_of_its_mapping_resident(tmp_path):
     vectors = _unit(6000, dim=384, seed=7)  # 9.2 MB of vectors, a 1.2 MB graph
     ids = np.arange(10, 6010, dtype=np.int64)
     info = S.write_segment(tmp_path, "s00000009-hin_Deva", ids, vectors, S.HNSW)
+    path = tmp_path / (info.name + ".faiss")
     faiss = S._faiss()
-    kept = faiss.read_index(str(tmp_path / (info.name + ".faiss")), faiss.IO_FLAG_MMAP_IFC)
-    held = _resident_kib(tmp_path / (info.name + ".faiss"))
+    kept = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+    held = _resident_kib(path)
     assert held > 1000, held  # what opening leaves behind without the release
-    assert release_mapped_pages(tmp_path / (info.name + ".faiss")) > 9_000_000
-    assert _resident_kib(tmp_path / (info.name + ".faiss")) < 100
+    assert release_mapped_pages(path) > 9_000_000
+    assert _resident_kib(path) < 100
     del kept
 
     seg = S.Segment(tmp_path, info, "hin_Deva", 9)
