@@ -17,23 +17,25 @@ from contextlib import contextmanager
 _DEFAULTS = {
     "OMP_WAIT_POLICY": "PASSIVE",  # libgomp and Intel OpenMP: sleep, don't spin, when idle
     "KMP_BLOCKTIME": "0",  # Intel OpenMP (MKL-linked builds): same, in its own terms
-    # numpy's OpenBLAS spins an idle worker for ~0.1 s after every threaded call (a whole
-    # core while indexing: 0.3 s CPU of a 5.4 s data/corpus run), and told to sleep sooner
-    # it takes 3-7 ms to wake (a 0.4 ms matmul became 3.6 ms). xsearch's numpy work is small
-    # (stats, rescoring, one-query GEMV), where one thread is as fast; batches of queries
-    # take every core (blas_batch).
-    "OPENBLAS_NUM_THREADS": "1",
 }
 
 
-#: whether OPENBLAS_NUM_THREADS is xsearch's default rather than the user's
+#: whether OpenBLAS's thread count is xsearch's default rather than the user's
 _blas_is_ours = False
 
 
 def configure() -> None:
     """Apply the defaults (idempotent)."""
     global _blas_is_ours
-    if "OPENBLAS_NUM_THREADS" not in os.environ:
+    # OpenBLAS also takes its thread count from these, in this order
+    if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+                                         "OMP_NUM_THREADS")):
+        # numpy's OpenBLAS spins an idle worker for ~0.1 s after every threaded call (a whole
+        # core while indexing: 0.3 s CPU of a 5.4 s data/corpus run), and told to sleep sooner
+        # it takes 3-7 ms to wake (a 0.4 ms matmul became 3.6 ms). xsearch's numpy work is small
+        # (stats, rescoring, one-query GEMV), where one thread is as fast; batches of queries
+        # take every core (blas_batch).
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
         _blas_is_ours = True
         if "numpy" in sys.modules:
             _limit_loaded_openblas()
