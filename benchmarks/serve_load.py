@@ -129,8 +129,9 @@ def pick_queries(index: Path, ds, n: int, emb: Embedder, seed: int = 0) -> list[
 
 
 def model_batching_gain(queries: list[dict], n: int = 64) -> dict:
-    """In-process: ms per query embedded one by one vs in batches of 32 (same texts)."""
-    emb = get_embedder("e5-small")
+    """In-process: ms per query embedded one by one vs in batches of 32 (same texts), by the
+    engine the server uses."""
+    emb = get_embedder("e5-small", purpose="serve")
     texts = [q["q"] for q in queries[:n]]
     emb.embed_queries(texts[:4])
     t0 = time.perf_counter()
@@ -233,6 +234,7 @@ def run_scenarios(args, index: Path, queries: list[dict]) -> list[dict]:
         server = Server(index, *extra)
         try:
             asyncio.run(load(server.base, queries, 4, 16, 60, args.k))  # warm up
+            engine = httpx.get(server.base + "/api/health", timeout=60).json().get("engine")
             for clients in args.clients:
                 before = server.stats()
                 row = asyncio.run(load(server.base, queries, clients, args.requests,
@@ -240,7 +242,7 @@ def run_scenarios(args, index: Path, queries: list[dict]) -> list[dict]:
                 after = server.stats()
                 embedded = after["queries_embedded"] - before["queries_embedded"]
                 calls = after["batches"] - before["batches"]
-                row.update(mode=mode, writer="none",
+                row.update(mode=mode, writer="none", engine=engine,
                            mean_batch=round(embedded / calls, 2) if calls else None)
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr)
@@ -300,7 +302,9 @@ def write(args, rows: list[dict], meta: dict) -> None:
         f"GET /api/search k={args.k}; an answer is wrong unless its top hit is the passage "
         "expected (precomputed in-process). Server and clients on one machine "
         f"({meta['machine']}), 127.0.0.1, OMP_NUM_THREADS=1; each scenario stops after "
-        f"{args.requests} requests or {args.seconds:.0f} s. Command: `{meta['command']}`.",
+        f"{args.requests} requests or {args.seconds:.0f} s. The server embedded queries with "
+        f"{', '.join(sorted({str(r.get('engine')) for r in rows if r.get('engine')})) or '?'}. "
+        f"Command: `{meta['command']}`.",
         "",
         "| mode | concurrent index run | clients | requests | queries/s | p50 ms | p95 ms | "
         "p99 ms | errors | wrong | mean batch |",

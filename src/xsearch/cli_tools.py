@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from .cli_format import CONTEXT, NoResults, _edge, _emit, _index_option, _safe
+from .cli_format import (
+    CONTEXT,
+    ENGINE_OPTION,
+    NoResults,
+    _edge,
+    _emit,
+    _index_option,
+    _safe,
+)
 
 
 @click.command(context_settings=CONTEXT)
@@ -187,9 +195,10 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
               show_default=True, help="How long a query waits for others to batch with.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
                                                 "debug"]), default="warning", show_default=True)
+@ENGINE_OPTION
 @_edge
 def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batch_window_ms,
-          log_level):
+          log_level, engine):
     """Serve the index over HTTP: a web page at / and a JSON API (schema at /docs).
 
     Loads the model and the index once; picks up changes another `xsearch index` makes.
@@ -215,7 +224,8 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
         click.echo(f"warning: binding {host}: the text of the index becomes reachable from "
                    "the network", err=True)
     app = create_app(index_path, bench_dir=bench_dir, max_batch=max_batch,
-                     window_ms=batch_window_ms, allow_index=allow_index, token=token)
+                     window_ms=batch_window_ms, allow_index=allow_index, token=token,
+                     engine=engine)
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"xsearch: serving {index_path} at http://{shown}:{port}/ (Ctrl-C stops)",
                err=True)

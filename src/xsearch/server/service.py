@@ -34,10 +34,12 @@ class IndexService:
     """Owns the searcher, the embedder and the micro-batcher of one served index."""
 
     def __init__(self, index_path: Path, max_batch: int = 32, window_ms: float = 4.0,
-                 allow_index: Path | None = None, token: str | None = None) -> None:
+                 allow_index: Path | None = None, token: str | None = None,
+                 engine: str | None = None) -> None:
         self.index_path = Path(index_path)
         self.allow_index = Path(allow_index) if allow_index else None
         self.token = token
+        self.engine = engine
         self._index_thread = ThreadPoolExecutor(1, thread_name_prefix="xsearch-index")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="xsearch-embed")
         self._searcher: Any = None  # xsearch.search.Searcher, touched only on the index thread
@@ -57,7 +59,8 @@ class IndexService:
         s = self._searcher
         if s is None:
             # Raises EmptyIndexError while there is no index yet (the API answers 503).
-            s = Searcher(self.index_path, embedder=self.embedder)
+            s = Searcher(self.index_path, embedder=self.embedder, engine=self.engine,
+                         purpose="serve")
             if self.embedder is None:
                 try:
                     # The index's own model, loaded once, checked against its dimension.
@@ -123,6 +126,7 @@ class IndexService:
         s = self._searcher
         return {"index": str(self.index_path), "writable": self.allow_index is not None,
                 "model": self.embedder.name if self.embedder is not None else None,
+                "engine": getattr(self.embedder, "engine", None) or None,
                 "status": "ok" if s is not None else "starting"}
 
     async def index_now(self) -> dict:
