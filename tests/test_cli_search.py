@@ -162,3 +162,28 @@ def test_topic_labels_are_stored_shown_and_filtered(small_corpus, tmp_path):
     assert relabel.exit_code == 0, relabel.output
     assert sum(json.loads(relabel.output)["per_label"].values()) == json.loads(
         runner.invoke(cli, ["stats", "--index", str(index), "--json"]).output)["passages"]
+
+
+def test_the_top_hits_do_not_depend_on_k(corpus_index):
+    # A passage's fused score once depended on whether k reached its lexical rank, and new
+    # candidates surfaced only at larger k: 34 of these 98 queries ranked differently at
+    # k=1..5 than the first hits at k=10 (a served query's top hit changed at k=5).
+    import sqlite3
+
+    from xsearch.search import Searcher
+
+    con = sqlite3.connect(corpus_index / "xsearch.db")
+    texts = [" ".join(r[0].split()[:10]) for r in con.execute(
+        "SELECT text FROM passages ORDER BY id")]
+    con.close()
+    s = Searcher(corpus_index)
+    try:
+        qv = s.embedder.embed_queries(texts)
+        for i, q in enumerate(texts):
+            got = {k: [(h.passage_id, round(h.score, 6)) for h in s.search_vectors(
+                qv[i:i + 1], k, per_document=0, texts=[q], snippets=False)[0]]
+                for k in (1, 2, 3, 5, 10)}
+            for k in (1, 2, 3, 5):
+                assert got[k] == got[10][:k], (q, k)
+    finally:
+        s.close()

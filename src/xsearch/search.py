@@ -33,6 +33,9 @@ MODES = ("dense", "lexical", "hybrid")
 #: Chosen by measurement (benchmarks/results/ranking_probe.md: entity-query recall@5 0.757
 #: dense, 0.960 hybrid; cross-language recall@1 0.958 either way).
 DEFAULT_MODE = "hybrid"
+#: Lexical candidates taken whatever k: a passage with a middling dense score and a strong
+#: lexical one may outrank the dense top k, and must do so at k=1 as at k=10.
+LEXICAL_DEPTH = 50
 CALIBRATED_PASSAGES = 500
 
 
@@ -339,10 +342,8 @@ class Searcher:
                     cosines.append({} if mode == "lexical" else {
                         int(i): float(c) for c, i in zip(cos[qi], ids[qi], strict=True)
                         if i >= 0})
-                    lex = {} if mode == "dense" else dict(lexical.search(
-                        self.index.store.db.conn, texts[qi], fetch,
-                        allowed_ids=None if allowed is None else allowed.tolist(),
-                        n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
+                    lex = {} if mode == "dense" else self._lexical(
+                        texts[qi], fetch, allowed, n_docs, dense if mode == "hybrid" else {})
                     ranked.append(self._fuse(qi, dense, lex, mode, langs, centering))
                 results = self._collect(qv, ranked, f, want, per_document,
                                         texts if snippets else None, n_docs, cosines)
@@ -350,6 +351,22 @@ class Searcher:
                 if not short or fetch >= total or not per_document:
                     return results
                 fetch = min(total, fetch * 4)
+
+    def _lexical(self, text: str, fetch: int, allowed: np.ndarray | None, n_docs: int,
+                 dense: dict) -> dict[int, float]:
+        """Normalised BM25 of the lexical top ``fetch`` (at least LEXICAL_DEPTH), and of every
+        dense candidate: a passage's fused score must not depend on whether k reached its
+        lexical rank (the top hit of a query changed between k=3 and k=5)."""
+        conn = self.index.store.db.conn
+        found = dict(lexical.search(conn, text, max(fetch, LEXICAL_DEPTH),
+                                    allowed_ids=None if allowed is None else allowed.tolist(),
+                                    n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
+        missing = [pid for pid in dense if pid not in found]
+        if missing:
+            found.update(lexical.search(conn, text, len(missing), allowed_ids=missing,
+                                        n_docs=n_docs, normalize=True,
+                                        max_share=_max_share(n_docs)))
+        return found
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
               mode: str, langs: set[str] | None, centering: Centering
