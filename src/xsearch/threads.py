@@ -38,15 +38,11 @@ def configure() -> None:
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
         _blas_is_ours = True
         if "numpy" in sys.modules:
-            _limit_loaded_openblas()
+            # numpy imported first has read the variable already: a program that searched
+            # once every 50 ms then kept a second core 100% busy. Limit it where it runs.
+            _openblas().limit(limits=1)
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
-
-
-def _limit_loaded_openblas() -> None:
-    """numpy imported before xsearch has read OpenBLAS's variable already: a program that
-    searched once every 50 ms then kept a second core 100% busy. Limit it where it runs."""
-    _openblas().limit(limits=1)
 
 
 def _openblas():
