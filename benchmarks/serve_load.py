@@ -108,8 +108,9 @@ def build(args) -> tuple[Path, dict]:
 
 
 def pick_queries(index: Path, ds, n: int, emb: Embedder, seed: int = 0) -> list[dict]:
-    """n sentences as queries with their expected top passage; near-ties left out, since a
-    batched embedding may differ from a single one in the last bits."""
+    """n sentences as queries with their expected top passage, the queries embedded by the
+    server's engine (``emb``); near-ties left out, since a batched embedding may differ from a
+    single one in the last bits."""
     rng = random.Random(seed)
     ids = rng.sample(sorted(ds.corpus), min(len(ds.corpus), n * 2))
     texts = [ds.corpus[i] for i in ids]
@@ -128,10 +129,14 @@ def pick_queries(index: Path, ds, n: int, emb: Embedder, seed: int = 0) -> list[
     return out
 
 
-def model_batching_gain(queries: list[dict], n: int = 64) -> dict:
+def server_embedder(args) -> Embedder:
+    """The engine ``xsearch serve`` embeds queries with (its --engine)."""
+    return get_embedder("e5-small", engine=args.engine, purpose="serve")
+
+
+def model_batching_gain(emb: Embedder, queries: list[dict], n: int = 64) -> dict:
     """In-process: ms per query embedded one by one vs in batches of 32 (same texts), by the
     engine the server uses."""
-    emb = get_embedder("e5-small", purpose="serve")
     texts = [q["q"] for q in queries[:n]]
     emb.embed_queries(texts[:4])
     t0 = time.perf_counter()
@@ -156,12 +161,13 @@ def free_port() -> int:
 class Server:
     """`python -m xsearch serve` on a free local port."""
 
-    def __init__(self, index: Path, *extra: str) -> None:
+    def __init__(self, index: Path, *extra: str, server_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "xsearch", "serve", "--index", str(index), "--port",
-             str(self.port), "--bench-dir", str(ROOT / "benchmarks" / "runs"), *extra],
+             str(self.port), "--bench-dir", str(ROOT / "benchmarks" / "runs"), *server_args,
+             *extra],
             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -228,10 +234,16 @@ async def load(base: str, queries: list[dict], clients: int, requests: int, seco
             "errors": len(errors), "wrong": wrong, "error_samples": errors[:3]}
 
 
+def server_args(args) -> tuple[str, ...]:
+    out = ("--engine", args.engine) if args.engine else ()
+    return out + (("--batch-window-ms", str(args.window_ms)) if args.window_ms is not None
+                  else ())
+
+
 def run_scenarios(args, index: Path, queries: list[dict]) -> list[dict]:
     rows = []
     for mode, extra in (("micro-batching", ()), ("no batching", ("--max-batch", "1"))):
-        server = Server(index, *extra)
+        server = Server(index, *extra, server_args=server_args(args))
         try:
             asyncio.run(load(server.base, queries, 4, 16, 60, args.k))  # warm up
             engine = httpx.get(server.base + "/api/health", timeout=60).json().get("engine")
@@ -257,7 +269,7 @@ def run_with_writer(args, base_index: Path, queries: list[dict]) -> dict:
     shutil.rmtree(live, ignore_errors=True)
     shutil.copytree(base_index, live)
     extra = ROOT / "data" / "corpus"
-    server = Server(live)
+    server = Server(live, server_args=server_args(args))
     try:
         asyncio.run(load(server.base, queries, 4, 16, 60, args.k))
         before = server.stats()
@@ -350,6 +362,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60, help="per scenario")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--engine", default=None, help="the server's --engine (default: its own)")
+    ap.add_argument("--window-ms", type=float, default=None,
+                    help="the server's --batch-window-ms (default: its own)")
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--build-only", action="store_true", help="build or grow the index, stop")
     args = ap.parse_args()
@@ -360,8 +375,8 @@ def main() -> None:
     index, ds = build(args)
     if args.build_only:
         return
-    queries = pick_queries(index, ds, args.queries, embedder(args))
-    gain = model_batching_gain(queries)
+    queries = pick_queries(index, ds, args.queries, server_embedder(args))
+    gain = model_batching_gain(server_embedder(args), queries)
     print(json.dumps(gain), file=sys.stderr)
     rows = run_scenarios(args, index, queries)
     rows.append(run_with_writer(args, index, queries))

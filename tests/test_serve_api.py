@@ -235,12 +235,15 @@ def test_the_server_embeds_queries_with_the_indexing_engine(corpus_index, monkey
         assert c.get("/api/search", params={"q": "volcano", "k": 3}).json()["hits"]
 
 
-def test_concurrent_queries_are_embedded_together(corpus_index):
+@pytest.mark.parametrize("window_ms", [200, None])
+def test_concurrent_queries_are_embedded_together(corpus_index, window_ms):
+    # None: the default, no wait; queries that arrive while the model works on the first are
+    # embedded together in its next call.
     import httpx
 
     queries = ["bread", "volcano", "coffee farming", "football final", "solar power",
                "vaccination of children", "pain au levain", "火山喷发"]
-    app = create_app(corpus_index, window_ms=200)
+    app = create_app(corpus_index, **({} if window_ms is None else {"window_ms": window_ms}))
     service = app.state.service
 
     async def go() -> list[dict]:

@@ -191,8 +191,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
               help="Token POST /api/index requires (Authorization: Bearer TOKEN).")
 @click.option("--max-batch", type=click.IntRange(1, 256), default=32, show_default=True,
               help="Most queries embedded in one model call (1 = no micro-batching).")
-@click.option("--batch-window-ms", type=click.FloatRange(0, 1000), default=4.0,
-              show_default=True, help="How long a query waits for others to batch with.")
+@click.option("--batch-window-ms", type=click.FloatRange(0, 1000), default=0.0,
+              show_default=True, help="How long a query waits for others to batch with (0: "
+              "none; queries that arrive while the model works are batched anyway).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
                                                 "debug"]), default="warning", show_default=True)
 @ENGINE_OPTION

@@ -61,7 +61,7 @@ def _clean_query(q: str) -> str:
 
 
 def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: int = 32,
-               window_ms: float = 4.0, allow_index: Path | None = None,
+               window_ms: float = 0.0, allow_index: Path | None = None,
                token: str | None = None, engine: str | None = None) -> FastAPI:
     """An app serving the index at ``index_path`` (it may not exist yet: 503 until it does).
 

@@ -1,7 +1,10 @@
 """Micro-batching: queries that arrive together are embedded in one model call.
 
-On a CPU one call for 16 queries costs far less than 16 calls, so under load the server
-waits a few milliseconds for company before embedding (benchmarks/serve_load.py).
+By default a query never waits for company: an idle model embeds what is queued at once, and
+the queries that arrive while it works are embedded together in its next call. A fixed wait
+(``window_ms``) added its length to every answer at low load and, with an engine that gains
+little from batching, kept clients in lockstep so that embedding and searching stopped
+overlapping (benchmarks/serve_load.py).
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
 
 class MicroBatcher:
-    """Collects texts for up to ``window_ms`` (or ``max_batch`` texts), embeds them at once.
+    """Embeds the texts queued when the model is free (up to ``max_batch``), after waiting up
+    to ``window_ms`` for more (0: no wait).
 
     ``embed`` runs in ``executor`` (one worker thread: the model is used by one thread at a
     time). With ``max_batch=1`` every text gets its own call (batching off).
     """
 
     def __init__(self, embed: EmbedFn, executor: Executor, max_batch: int = 32,
-                 window_ms: float = 4.0) -> None:
+                 window_ms: float = 0.0) -> None:
         self._embed = embed
         self._executor = executor
         self.max_batch = max(1, int(max_batch))

@@ -33,7 +33,7 @@ class IndexBusyError(IndexLockedError):
 class IndexService:
     """Owns the searcher, the embedder and the micro-batcher of one served index."""
 
-    def __init__(self, index_path: Path, max_batch: int = 32, window_ms: float = 4.0,
+    def __init__(self, index_path: Path, max_batch: int = 32, window_ms: float = 0.0,
                  allow_index: Path | None = None, token: str | None = None,
                  engine: str | None = None) -> None:
         self.index_path = Path(index_path)
