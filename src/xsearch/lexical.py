@@ -250,8 +250,10 @@ def search(
     max_share: float | None = MAX_SHARE,
     n_docs: int | None = None,
     normalize: bool = False,
+    also: Sequence[int] = (),
 ) -> list[tuple[int, float]]:
-    """Top ``k`` ``(passage_id, score)`` by BM25 (score = -bm25(), higher is better).
+    """Top ``k`` ``(passage_id, score)`` by BM25 (score = -bm25(), higher is better), then the
+    scores of the passages in ``also`` that match but are not among them.
 
     Query tokens found in more than ``max_share`` of the ``n_docs`` passages (counted when not
     given) are dropped: in any language these are function words, and OR-ing them pulls in
@@ -281,7 +283,13 @@ def search(
         args.append(json.dumps(sorted(int(i) for i in allowed_ids)))
     sql += " ORDER BY s LIMIT ?"
     args.append(int(k))
-    return [(int(pid), -float(s) / scale) for pid, s in conn.execute(sql, args)]
+    out = [(int(pid), -float(s) / scale) for pid, s in conn.execute(sql, args)]
+    rest = sorted({int(i) for i in also} - {pid for pid, _ in out})
+    if rest:
+        out += [(int(pid), -float(s) / scale) for pid, s in conn.execute(
+            f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ? "
+            "AND rowid IN (SELECT value FROM json_each(?))", [match, json.dumps(rest)])]
+    return out
 
 
 def informative_tokens(

@@ -357,16 +357,10 @@ class Searcher:
         """Normalised BM25 of the lexical top ``fetch`` (at least LEXICAL_DEPTH), and of every
         dense candidate: a passage's fused score must not depend on whether k reached its
         lexical rank (the top hit of a query changed between k=3 and k=5)."""
-        conn = self.index.store.db.conn
-        found = dict(lexical.search(conn, text, max(fetch, LEXICAL_DEPTH),
-                                    allowed_ids=None if allowed is None else allowed.tolist(),
-                                    n_docs=n_docs, normalize=True, max_share=_max_share(n_docs)))
-        missing = [pid for pid in dense if pid not in found]
-        if missing:
-            found.update(lexical.search(conn, text, len(missing), allowed_ids=missing,
-                                        n_docs=n_docs, normalize=True,
-                                        max_share=_max_share(n_docs)))
-        return found
+        return dict(lexical.search(
+            self.index.store.db.conn, text, max(fetch, LEXICAL_DEPTH),
+            allowed_ids=None if allowed is None else allowed.tolist(), n_docs=n_docs,
+            normalize=True, max_share=_max_share(n_docs), also=list(dense)))
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
               mode: str, langs: set[str] | None, centering: Centering
