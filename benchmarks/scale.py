@@ -293,8 +293,9 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
                          np.load(path / "segments" / (r["name"] + ".ids.npy"), mmap_mode="r")))
         else:
             ix = faiss.read_index(str(f), faiss.IO_FLAG_MMAP_IFC)
-            if r["kind"] == "hnsw":
-                faiss.downcast_index(ix.index).hnsw.efSearch = S.HNSW_EF_SEARCH
+            if r["kind"] in S.GRAPHS:
+                faiss.downcast_index(ix.index).hnsw.efSearch = (
+                    S.HNSW_C_EF_SEARCH if r["kind"] == S.HNSW_C else S.HNSW_EF_SEARCH)
             else:
                 ix.nprobe = min(ix.nlist, max(S.IVF_NPROBE,
                                               -(-S.IVF_MIN_SCAN * ix.nlist // max(1, r["n"]))))
@@ -303,6 +304,10 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
     qc = scorer.qc
     nq = min(len(qc), 300 if layout != "flat" else 50)
     terms = {r["language"]: scorer.bias_scale(r["language"]) for r, _, _ in segs}
+    # A centred graph's q'·u is already the re-normalised centred score (with the segment's
+    # own mean): it takes the spread alone.
+    terms.update({r["language"]: (0.0 * terms[r["language"]][0], terms[r["language"]][1])
+                  for r, _, _ in segs if r["kind"] == S.HNSW_C})
     times, got, cpu = [], [], []
     for qi in range(nq):
         q = qc[qi:qi + 1]
@@ -477,7 +482,8 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     timed_searches(searcher, qv[:10])
     truth = exact_top_k(vectors, langs, Scorer(searcher.centering(), qv))
     del vectors
-    name, values = (("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if "hnsw" in kinds else
+    name, values = (("HNSW_C_EF_SEARCH", [16, 24, 32, 40, 48, 64]) if S.HNSW_C in kinds else
+                    ("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if S.HNSW in kinds else
                     ("IVF_NPROBE", [4, 8, 16, 24, 32, 48, 64, 96]))
     old = getattr(S, name)
     out = {"knob": name, "default": old, "points": []}

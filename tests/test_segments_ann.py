@@ -15,7 +15,7 @@ def _unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", [S.HNSW, S.IVF_SQ8])
+@pytest.mark.parametrize("kind", [S.HNSW, S.HNSW_C, S.IVF_SQ8])
 def test_ann_segment_excludes_tombstoned_passage_ids(tmp_path, kind):
     vectors = _unit(2000)
     ids = np.arange(5000, 7000, dtype=np.int64)  # passage ids far from row numbers 0..1999
@@ -34,7 +34,7 @@ def test_ann_segment_excludes_tombstoned_passage_ids(tmp_path, kind):
     assert top[0, 0] == 5000
 
 
-@pytest.mark.parametrize("kind", [S.HNSW, S.IVF_SQ8])
+@pytest.mark.parametrize("kind", [S.HNSW, S.HNSW_C, S.IVF_SQ8])
 def test_ann_segment_reconstructs_by_passage_id(tmp_path, kind):
     """Deletes read vectors back by passage id (per-language sums); ids start at 1, not 0."""
     vectors = _unit(1500, seed=1)
@@ -166,3 +166,53 @@ def test_an_opened_hnsw_segment_asks_for_huge_pages_and_leaves_nothing_resident(
     ivf = S.write_segment(tmp_path, "s00000010-hin_Deva", ids, vectors, S.IVF_SQ8)
     seg = S.Segment(tmp_path, ivf, "hin_Deva", 10)
     assert "hg" not in _mapping_of(seg.paths[0])[1]
+
+
+def _embedding_like(n: int, dim: int = 32, seed: int = 11) -> np.ndarray:
+    """Unit vectors around a shared mean, with norms about it that vary (as e5's do)."""
+    rng = np.random.default_rng(seed)
+    mean = rng.normal(size=dim)
+    spread = rng.uniform(0.8, 1.2, size=(n, 1))  # ||p - mu|| varies passage to passage
+    v = 3 * mean / np.linalg.norm(mean) + spread * rng.normal(size=(n, dim)) / np.sqrt(dim)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_centred_hnsw_segment_proposes_the_best_by_the_centred_cosine(tmp_path):
+    """A centred segment stores u = (p - mu0) / n and [mu0, n...]: it reads p back to float32
+    rounding, and its 16 candidates hold the best passages by the score's own metric,
+    q·(p - mu) / ||p - mu||, which a raw graph's 56 miss (it ranks by q·p)."""
+    vectors = _embedding_like(4000)
+    ids = np.arange(1, 4001, dtype=np.int64) * 2
+    raw = S.Segment(tmp_path, S.write_segment(tmp_path, "s00000011-swh_Latn", ids, vectors,
+                                              S.HNSW), "swh_Latn", 11)
+    info = S.write_segment(tmp_path, "s00000012-swh_Latn", ids, vectors, S.HNSW_C)
+    assert [p.name for p in sorted(tmp_path.glob("s00000012-*"))] == [
+        "s00000012-swh_Latn.faiss", "s00000012-swh_Latn.norms.npy"]
+    assert info.nbytes == sum(p.stat().st_size for p in tmp_path.glob("s00000012-*"))
+    seg = S.Segment(tmp_path, info, "swh_Latn", 12)
+    assert np.allclose(seg.reconstruct(ids[[0, 1234, 3999]]), vectors[[0, 1234, 3999]],
+                       atol=1e-6)
+    ids_all, vecs_all = seg.all_vectors()
+    assert np.array_equal(ids_all, ids) and np.abs(vecs_all - vectors).max() < 1e-6
+
+    mu = vectors.mean(axis=0)
+    centred = vectors - mu
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    queries = np.random.default_rng(12).normal(size=(40, 32)).astype(np.float32)
+    got = {"raw": 0.0, "centred": 0.0}
+    for q in queries:
+        best = ids[np.argsort(-(centred @ q))[:10]]
+        for name, s in (("raw", raw), ("centred", seg)):
+            cand, vecs = s.candidates(q[None], s.fetch(10))
+            assert np.allclose(vecs, vectors[cand // 2 - 1], atol=1e-6)
+            got[name] += len(np.intersect1d(cand, best)) / 10 / len(queries)
+    assert seg.fetch(10) < raw.fetch(10) and got["centred"] >= 0.95 > got["raw"], got
+    # A plain search gives q·p, best first, like every other kind.
+    scores, top = seg.search(queries[:2], 5)
+    assert np.allclose(scores, np.take_along_axis(queries[:2] @ vectors.T, top // 2 - 1, 1),
+                       atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+    (tmp_path / "s00000012-swh_Latn.norms.npy").write_bytes(b"damaged")
+    with pytest.raises(S.CorruptIndexError):
+        S.Segment(tmp_path, info, "swh_Latn", 12)

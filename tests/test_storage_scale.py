@@ -48,7 +48,7 @@ def test_path_filter_and_tombstones_on_ann_segments(tmp_path, layout):
     s = Searcher(path)
     try:
         kinds = {r["kind"] for r in s.index.store.segments()}
-        assert kinds == {layout}
+        assert kinds == {{"hnsw": "hnsw-c"}.get(layout, layout)}  # HNSW graphs are centred
         q = vectors[7 * 5 + 2]  # a passage of /data/d7/f7.txt
         hits = s.search_vectors(q, k=10, filters=Filters(path_glob="/data/d7/*"),
                                 per_document=0)[0]
@@ -204,3 +204,48 @@ def test_path_globs_match_the_same_files_with_and_without_the_prefix_range(tmp_p
         assert search_mod._paths_that_may_match("/data/d7/*", "/x/")[0] != full[0]
     finally:
         s.close()
+
+
+def test_raw_hnsw_segments_of_an_earlier_version_search_and_check_repair_centres_them(
+        tmp_path, monkeypatch):
+    """Indexes whose HNSW graphs hold the raw vectors (before centred graphs) keep working;
+    `xsearch check` says they are older, and `check --repair` rewrites them as centred graphs
+    with the same passages, vectors and hits."""
+    from click.testing import CliRunner
+
+    from xsearch import segments as S
+    from xsearch.cli import cli
+
+    path = tmp_path / "idx"
+    monkeypatch.setattr(IndexWriter, "_target_kind",
+                        lambda self, n: S.HNSW if n >= 1000 else S.FLAT)
+    vectors = _build(path, "hnsw")
+    monkeypatch.undo()
+
+    def top_hits(want_kind):
+        s = Searcher(path)
+        try:
+            assert {r["kind"] for r in s.index.store.segments()} == {want_kind}
+            ids = [s.search_vectors(vectors[pid - 1], k=3, per_document=0)[0]
+                   for pid in (1, 700, 1500)]
+            stored = s.index.vectors.vectors_of(list(range(1, 1501)))
+            return [[h.passage_id for h in hits] for hits in ids], stored
+        finally:
+            s.close()
+
+    before, stored_before = top_hits(S.HNSW)
+    assert [hits[0] for hits in before] == [1, 700, 1500]
+    runner = CliRunner()
+    out = runner.invoke(cli, ["check", "--no-model", "--index", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "note: 1 HNSW segment(s) of an earlier version" in out.output
+    out = runner.invoke(cli, ["check", "--repair", "--no-model", "--index", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "repaired: rewrote 1 HNSW segment(s) of an earlier version" in out.output
+    after, stored_after = top_hits(S.HNSW_C)
+    assert after == before
+    assert np.abs(stored_after - stored_before).max() < 1e-6
+    files = sorted(p.name for p in (path / "segments").iterdir())
+    assert len(files) == 2 and files[1].endswith(".norms.npy")  # the raw graph was swept
+    out = runner.invoke(cli, ["check", "--no-model", "--index", str(path)])
+    assert out.exit_code == 0 and "note:" not in out.output, out.output

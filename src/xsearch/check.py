@@ -15,7 +15,7 @@ import numpy as np
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .index_dir import CONFIG, IndexDir
-from .segments import files_of, full_checksum
+from .segments import HNSW, files_of, full_checksum
 from .writer import IndexWriter, private_files, write_lock
 
 
@@ -120,7 +120,12 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
                                                                                      stored)):
             problems.append({"what": "model", "detail": f"{index.config.model} does not make "
                              "the vectors this index was built with; rebuild with --full"})
-    return {"index": str(index.path), "ok": not problems, "problems": problems,
+    notes = []
+    older = sum(r["kind"] == HNSW for r in index.store.segments())
+    if older:
+        notes.append(f"{older} HNSW segment(s) of an earlier version search more slowly than "
+                     "today's centred ones; xsearch check --repair rewrites them")
+    return {"index": str(index.path), "ok": not problems, "problems": problems, "notes": notes,
             "segments": len(index.store.segments()), **index.store.counts(),
             "_bad": [r["id"] for r in bad], "_orphans": len(orphans)}
 
@@ -171,6 +176,9 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
                                         [int(ids[0])]).fetchone()[0]
                 store.update_lang_stats(lang or "und", vecs, +1)
         done.append("recomputed the per-language statistics")
+    if report["notes"]:
+        n = writer.merge(upgrade=True)
+        done.append(f"rewrote {n} HNSW segment(s) of an earlier version as centred graphs")
     writer.config.write(writer.path / CONFIG)
     writer.sweep()
     return done

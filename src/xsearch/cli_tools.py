@@ -22,7 +22,8 @@ from .cli_format import (
 @_index_option
 @click.option("--repair", is_flag=True,
               help="Fix what can be fixed: re-embed passages of damaged segments, recompute "
-                   "statistics, rewrite config.json, upgrade an older index.")
+                   "statistics, rewrite config.json, upgrade an older index (and its HNSW "
+                   "segments).")
 @click.option("--no-model", is_flag=True, help="Skip loading the model (fingerprint check).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @_edge
@@ -50,6 +51,9 @@ def check(index_path, repair, no_model, as_json):
             click.echo(f"problem: {p['what']}: {_safe(p['detail'])}")
         for line in report.get("repaired", []):
             click.echo(f"repaired: {line}")
+        if not repair:
+            for line in report["notes"]:
+                click.echo(f"note: {line}")
         click.echo(f"{report['index']}: {report['passages']} passages in "
                    f"{report['segments']} segments; "
                    + ("ok" if not remaining else f"{len(remaining)} problem(s) remain"))

@@ -2,8 +2,13 @@
 
 A segment is either *flat* (``NAME.npy`` float32 rows + ``NAME.ids.npy`` sorted passage ids,
 memory-mapped at query time) or a FAISS file (``NAME.faiss``: HNSW or IVF-SQ8 with the ids
-inside). Segments are never modified: new passages make new segments, deletions are
-tombstones in SQLite, and merges write a new segment and drop the old ones.
+inside). A *centred* HNSW segment (``hnsw-c``) holds each vector p as the unit vector
+u = (p - mu0) / n in its graph, with mu0 (the segment's mean) and every n in ``NAME.norms.npy``
+(float32: mu0, then n by row), so p = mu0 + n u: the graph is then searched by the metric the
+ranking uses, q'·(p - mu_L) / ||p - mu_L||, not by raw q'·p (see HNSW_C_EF_SEARCH).
+
+Segments are never modified: new passages make new segments, deletions are tombstones in
+SQLite, and merges write a new segment and drop the old ones.
 """
 
 from __future__ import annotations
@@ -21,20 +26,27 @@ from .fileio import advise_mapped_file, fsync_dir
 from .threads import search_threads
 
 FLAT = "flat"
-HNSW = "hnsw"
+HNSW = "hnsw"  # a graph over the raw vectors: written by earlier versions, still read
+HNSW_C = "hnsw-c"
 IVF_SQ8 = "ivf-sq8"
-KINDS = (FLAT, HNSW, IVF_SQ8)
+KINDS = (FLAT, HNSW, HNSW_C, IVF_SQ8)
+GRAPHS = (HNSW, HNSW_C)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
 #: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
 #: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
 #: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
 #: vector in RAM; rows are found by bisection, a segment's ids being written in ascending
 #: order. Segments written as IDMap2,HNSW32 by earlier versions read the same way.
-FACTORY = {HNSW: "IDMap,HNSW24,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
+FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
 HNSW_EF_CONSTRUCTION = 80
 #: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
 #: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
 HNSW_EF_SEARCH = 64
+#: A centred graph ranks candidates as the scores do (a raw one ranks by q'·p, which the
+#: scores' division by ||p - mu_L||, spread ~5%, reorders): it needs a narrower search and
+#: fewer candidates, k + CENTRED_EXTRA where a raw graph proposes 4k + 16 (see Segment.fetch).
+HNSW_C_EF_SEARCH = 40
+CENTRED_EXTRA = 6
 #: A query that searches only a few segments (a --lang filter) may search each more widely.
 MAX_EFFORT = 4
 #: IVF lists probed per query: at least IVF_NPROBE, and enough to scan ~IVF_MIN_SCAN codes.
@@ -45,7 +57,7 @@ IVF_NPROBE = 16
 IVF_MIN_SCAN = 1000
 
 #: Every file a segment may leave behind; nothing else in ``segments/`` is ever deleted.
-NAME_RE = re.compile(r"^s\d{8}-[A-Za-z0-9_]{1,40}(\.ids)?\.(npy|faiss)(\.tmp-\d+)?$")
+NAME_RE = re.compile(r"^s\d{8}-[A-Za-z0-9_]{1,40}(\.ids|\.norms)?\.(npy|faiss)(\.tmp-\d+)?$")
 _PROBE_BYTES = 1 << 16
 
 
@@ -61,7 +73,9 @@ def segment_name(seq: int, language: str) -> str:
 
 
 def files_of(name: str, kind: str) -> list[str]:
-    return [name + ".npy", name + ".ids.npy"] if kind == FLAT else [name + ".faiss"]
+    if kind == FLAT:
+        return [name + ".npy", name + ".ids.npy"]
+    return [name + ".faiss", name + ".norms.npy"] if kind == HNSW_C else [name + ".faiss"]
 
 
 def quick_fingerprint(paths: list[Path]) -> str:
@@ -120,6 +134,9 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
         _write_atomic(folder / (name + ".npy"), lambda p: _save_npy(p, vectors))
         _write_atomic(folder / (name + ".ids.npy"), lambda p: _save_npy(p, ids))
     else:
+        if kind == HNSW_C:
+            vectors, norms = centre(vectors)
+            _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
         index = _build_faiss(kind, vectors, ids)
         faiss = _faiss()
         _write_atomic(folder / (name + ".faiss"), lambda p: faiss.write_index(index, str(p)))
@@ -130,6 +147,17 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
                        fingerprint=quick_fingerprint(paths), checksum=full_checksum(paths))
 
 
+def centre(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit rows u, [mu0, n...]) with vectors = mu0 + n u, mu0 their mean (float32). Read
+    back, a vector differs from the one given by float32 rounding (~1e-7): the per-language
+    sums, kept from the vectors as added, stay within their own float32 rounding."""
+    mu0 = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+    centred = vectors - mu0
+    norms = np.linalg.norm(centred, axis=1).astype(np.float32)
+    unit = centred / np.maximum(norms, np.float32(1e-12))[:, None]
+    return np.ascontiguousarray(unit, dtype=np.float32), np.concatenate([mu0, norms])
+
+
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     with open(path, "wb") as fh:
         np.save(fh, arr, allow_pickle=False)
@@ -138,8 +166,8 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
     faiss = _faiss()
     dim = vectors.shape[1]
-    if kind == HNSW:
-        index = faiss.index_factory(dim, FACTORY[HNSW], faiss.METRIC_INNER_PRODUCT)
+    if kind in GRAPHS:
+        index = faiss.index_factory(dim, FACTORY[kind], faiss.METRIC_INNER_PRODUCT)
         faiss.downcast_index(index.index).hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.add_with_ids(vectors, ids)
         return index
@@ -175,11 +203,18 @@ class Segment:
                 faiss = _faiss()
                 # Memory-map the vector codes: opening costs the graph, not the vectors.
                 self.index = faiss.read_index(str(self.paths[0]), faiss.IO_FLAG_MMAP_IFC)
+                if info.kind == HNSW_C:
+                    # A plain view of the mapping: indexing a np.memmap costs 5 us more.
+                    both = np.asarray(np.load(self.paths[1], mmap_mode="r", allow_pickle=False))
+                    if both.shape != (self.index.d + info.n,):
+                        raise CorruptIndexError(f"segment {info.name}: norms do not match")
+                    self._mu0 = np.array(both[:self.index.d], dtype=np.float32)
+                    self._norms = both[self.index.d:]
                 # Reading left the pages it copied resident (1.1 MB a 55k HNSW segment).
                 # HNSW then reads vectors at random all over the file: 2 MB pages spare TLB
                 # misses (warm search at 1M, page cache cold at open: 0.89-0.95x the time).
                 # Not IVF: it reads a few lists, and whole 2 MB pages held 8% more memory.
-                advise_mapped_file(self.paths[0], huge=info.kind == HNSW)
+                advise_mapped_file(self.paths[0], huge=info.kind in GRAPHS)
                 self.vectors = self.ids = None
         except FileNotFoundError:
             raise
@@ -196,7 +231,7 @@ class Segment:
         """Sorted passage ids (read once: a segment never changes)."""
         if self.ids is not None:
             return np.asarray(self.ids)
-        return self._hnsw_view()[0] if self.info.kind == HNSW else self._ivf_where()[0]
+        return self._hnsw_view()[0] if self.info.kind in GRAPHS else self._ivf_where()[0]
 
     def _ivf_where(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sorted ids, inverted list, offset in it) of every vector of an IVF segment."""
@@ -221,7 +256,8 @@ class Segment:
         return self._where
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        """Vectors of these passage ids (exact for flat and HNSW, decoded for IVF-SQ8)."""
+        """Vectors of these passage ids (exact for flat and HNSW, within float32 rounding for
+        centred HNSW, decoded for IVF-SQ8)."""
         ids = np.asarray(ids, dtype=np.int64)
         if self.ids is not None:
             all_ids = np.asarray(self.ids)
@@ -233,7 +269,7 @@ class Segment:
             return np.zeros((0, self.index.d), dtype=np.float32)
         if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
             return self._ivf_decode(ids)
-        if self.info.kind == HNSW:
+        if self.info.kind in GRAPHS:
             return self._hnsw_rows(ids)
         try:
             return self.index.reconstruct_batch(np.ascontiguousarray(ids))
@@ -246,7 +282,15 @@ class Segment:
         rows, found = self._hnsw_rows_of(ids)
         if not found.all():
             raise KeyError("passage id not in segment")
-        return np.array(self._hnsw_view()[1][rows], dtype=np.float32)
+        return self._row_vectors(rows)
+
+    def _row_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of these graph rows (a centred segment's as mu0 + n u)."""
+        xb = np.array(self._hnsw_view()[1][rows], dtype=np.float32)
+        if self.info.kind == HNSW_C:
+            xb *= self._norms[rows][:, None]
+            xb += self._mu0
+        return xb
 
     def _hnsw_rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row of each id, whether the segment holds it): the ascending id map, bisected."""
@@ -315,6 +359,11 @@ class Segment:
             return _exact_top_k(q, mat, ids, k)
         return self._ann_search(q, k, exclude, effort)
 
+    def fetch(self, k: int) -> int:
+        """How many candidates an approximate search proposes for a caller's k best: the
+        raw graph and IVF rank by q'·p, which the scores reorder (see HNSW_C_EF_SEARCH)."""
+        return min(self.info.n, k + CENTRED_EXTRA if self.info.kind == HNSW_C else 4 * k + 16)
+
     def candidates(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
                    allowed: np.ndarray | None = None, effort: int = 1
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -325,12 +374,11 @@ class Segment:
         if self.index is not None and allowed is None:
             q = np.ascontiguousarray(queries, dtype=np.float32)
             k = max(1, min(k, self.info.n))
-            if self.info.kind == HNSW:
+            if self.info.kind in GRAPHS:
                 _, rows = self._hnsw_search(q, k, exclude, effort)
                 # One query's rows are already distinct; np.unique costs 8 us a segment.
                 rows = rows[rows >= 0] if len(q) == 1 else np.unique(rows[rows >= 0])
-                row_ids, xb = self._hnsw_view()
-                return row_ids[rows], np.array(xb[rows], dtype=np.float32)
+                return self._hnsw_view()[0][rows], self._row_vectors(rows)
             if exclude is None or not len(exclude):
                 _, found, vecs = self._ann_search(q, k, None, effort, with_vectors=True)
                 flat = found.reshape(-1)
@@ -353,8 +401,10 @@ class Segment:
                     effort: int = 1, with_vectors: bool = False):
         """(scores, ids) of an approximate search; IVF ``with_vectors`` also gives the
         vectors it decoded (n, k, dim; rows of id -1 are meaningless)."""
-        if self.info.kind == HNSW:
+        if self.info.kind in GRAPHS:
             dist, rows = self._hnsw_search(q, k, exclude, effort)
+            if self.info.kind == HNSW_C:  # the graph's scores are q·u: give q·p, reordered
+                dist, rows = _rescored(q, rows, self._row_vectors)
             return dist, np.where(rows >= 0, self._hnsw_view()[0][np.maximum(rows, 0)], -1)
         faiss = _faiss()
         # One query gains nothing from OpenMP fan-out and loses much on a busy machine.
@@ -381,7 +431,8 @@ class Segment:
             at, found = self._hnsw_rows_of(exclude)
             rows = np.ascontiguousarray(at[found], dtype=np.int64)
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(rows)) if len(rows) else None
-        ef = max(HNSW_EF_SEARCH * effort, k)
+        ef = max((HNSW_C_EF_SEARCH if self.info.kind == HNSW_C else HNSW_EF_SEARCH) * effort,
+                 k)
         if sel is not None:
             params = faiss.SearchParametersHNSW(efSearch=ef, sel=sel)
         else:  # made once: building one through SWIG costs 10 us, a query makes 18
@@ -389,6 +440,16 @@ class Segment:
             if params is None:
                 params = self._params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
         return self.index.index.search(q, k, params=params)
+
+
+def _rescored(q: np.ndarray, rows: np.ndarray, vectors_of) -> tuple[np.ndarray, np.ndarray]:
+    """(q·p, rows) of each query's found rows, best first (-inf / -1 where none was found)."""
+    dist = np.full(rows.shape, -np.inf, dtype=np.float32)
+    for i in range(len(q)):
+        ok = rows[i] >= 0
+        dist[i, ok] = vectors_of(rows[i, ok]) @ q[i]
+    order = np.argsort(-dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(rows, order, axis=1)
 
 
 def _exact_top_k(q: np.ndarray, mat, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

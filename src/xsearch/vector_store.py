@@ -192,8 +192,7 @@ class VectorStore:
                     pmu = self._pmu(seg, mu)
                     pmu = pmu if sel is None else pmu[sel]
             else:
-                fetch = min(len(seg), max(4 * k + 16, k))
-                cand, vecs = seg.candidates(q, fetch, exclude=exclude, allowed=allowed,
+                cand, vecs = seg.candidates(q, seg.fetch(k), exclude=exclude, allowed=allowed,
                                             effort=effort)
                 raw = q @ vecs.T
                 # float32 like a flat segment's p·mu (_pmu), so both rank a passage alike

@@ -267,11 +267,12 @@ class IndexWriter:
         if layout == "flat" or n < 1000:
             return S.FLAT
         if layout == "auto":
-            return S.HNSW if n >= ANN_MIN_VECTORS else S.FLAT
-        return S.HNSW if layout == "hnsw" else S.IVF_SQ8
+            return S.HNSW_C if n >= ANN_MIN_VECTORS else S.FLAT
+        return S.HNSW_C if layout == "hnsw" else S.IVF_SQ8
 
-    def merge(self, force: bool = False) -> int:
-        """Apply the merge policy; returns how many segments were rewritten."""
+    def merge(self, force: bool = False, upgrade: bool = False) -> int:
+        """Apply the merge policy; returns how many segments were rewritten. ``upgrade`` also
+        rewrites graphs of an earlier version (raw HNSW) as the centred ones written today."""
         self.index.vectors._loaded_generation = None
         self.index.vectors.load()
         rows = self.index.vectors.rows
@@ -286,7 +287,8 @@ class IndexWriter:
             anns = [r for r in segs if r["kind"] != S.FLAT]
             if len(flats) > 1 or (flats and tombs.get(flats[0]["id"]) is not None):
                 groups.append(flats)
-            stale = [r for r in anns if len(tombs.get(r["id"], ())) > TOMBSTONE_SHARE * r["n"]]
+            stale = [r for r in anns if len(tombs.get(r["id"], ())) > TOMBSTONE_SHARE * r["n"]
+                     or (upgrade and r["kind"] == S.HNSW)]
             if len(anns) >= MAX_ANN_SEGMENTS:
                 groups.append(anns)
             elif stale:
