@@ -16,17 +16,18 @@ DIM = 32
 FILES = 300  # x 5 passages = 1500 vectors in one language: an ANN segment after the merge
 
 
-def _build(path, layout):
+def _build(path, layout, files_n=FILES, langs=("eng_Latn",)):
     rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(FILES * 5, DIM)).astype(np.float32)
+    vectors = rng.normal(size=(files_n * 5, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     files = []
-    for f in range(FILES):
+    for f in range(files_n):
+        lang = langs[f % len(langs)]
         passages = [PassageRow(ordinal=j, char_start=0, char_end=5, text=f"text {f} {j}",
-                               language="eng_Latn", language_score=1.0, n_tokens=3)
+                               language=lang, language_score=1.0, n_tokens=3)
                     for j in range(5)]
         doc = DocumentRow(record_id="", title=str(f), content_hash=str(f), n_chars=5,
-                          language="eng_Latn", passages=passages)
+                          language=lang, passages=passages)
         files.append((f"/data/d{f % 10}/f{f}.txt", (str(f), 5, 1.0), "text", [], [doc]))
     config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
                          layout=layout)
@@ -34,7 +35,7 @@ def _build(path, layout):
         prepare_folder(path)
         with write_lock(path):
             w = IndexWriter.open(path, config)
-            for s in range(0, FILES, 50):
+            for s in range(0, files_n, 50):
                 w.write_many(files[s:s + 50], vectors[s * 5:(s + 50) * 5])
             w.merge()
             w.finish()
@@ -249,3 +250,32 @@ def test_raw_hnsw_segments_of_an_earlier_version_search_and_check_repair_centres
     assert len(files) == 2 and files[1].endswith(".norms.npy")  # the raw graph was swept
     out = runner.invoke(cli, ["check", "--no-model", "--index", str(path)])
     assert out.exit_code == 0 and "note:" not in out.output, out.output
+
+
+def test_approximate_segments_of_several_languages_score_as_the_exact_search(tmp_path):
+    """The candidates of every language's HNSW segment are scored together (one matrix, each
+    column with its own language's mean and spread): the hits and their scores are those of
+    the same passages searched exactly (flat segments, scored one language at a time)."""
+    langs = ("eng_Latn", "fra_Latn", "swh_Latn")
+    vectors = _build(tmp_path / "flat", "flat", files_n=900, langs=langs)
+    _build(tmp_path / "hnsw", "hnsw", files_n=900, langs=langs)
+    flat, ann = Searcher(tmp_path / "flat"), Searcher(tmp_path / "hnsw")
+    try:
+        assert {r["kind"] for r in ann.index.store.segments()} == {"hnsw-c"}
+        assert len(ann.index.store.segments()) == 3
+        same = 0
+        for pid in range(1, 4500, 150):
+            q = vectors[pid - 1] + 0.5 * vectors[(pid * 7) % 4500]
+            a = flat.search_vectors(q[None], k=10, per_document=0)[0]
+            b = ann.search_vectors(q[None], k=10, per_document=0)[0]
+            assert len({h.language for h in a}) > 1
+            exact = {h.passage_id: (h.score, h.relevance) for h in a}
+            for h in b:
+                if h.passage_id in exact:
+                    same += 1
+                    assert abs(h.score - exact[h.passage_id][0]) < 2e-4
+                    assert abs(h.relevance - exact[h.passage_id][1]) < 2e-3
+        assert same >= 0.97 * 300
+    finally:
+        flat.close()
+        ann.close()

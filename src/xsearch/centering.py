@@ -242,16 +242,23 @@ class Centering:
                        ) -> tuple[np.ndarray, np.ndarray]:
         """(ranking score, relevance z) for passages of ``lang``: ``raw`` = q'·p (queries x
         passages), ``pmu`` = p·mu_L for each passage (language mode)."""
+        return self.span_scores(raw, pmu, [(lang, np.shape(raw)[1])])
+
+    def span_scores(self, raw: np.ndarray, pmu: np.ndarray | None,
+                    spans: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`segment_scores` of passages of several languages at once: ``spans`` gives
+        (language, number of columns) in column order."""
         raw = np.asarray(raw, dtype=np.float64)
         if self.pooled is None:
             return raw, np.full_like(raw, np.nan)
-        mu = self.of(lang).mean
-        scale = self._scale_of(lang)[:, None]
-        known = self._q_mu.get(lang)  # a segment of a language may come more than once
-        if known is None:
-            known = self._q_mu[lang] = (
-                (np.asarray(self._qc, dtype=np.float64) @ mu)[:, None], float(mu @ mu))
-        q_mu, mu2 = known
+        terms = [(self._scale_of(lang), *self._lang_terms(lang)) for lang, _ in spans]
+        if len(spans) == 1:  # broadcast, no copies
+            scale, q_mu, mu2 = terms[0][0][:, None], terms[0][1], terms[0][2]
+        else:
+            counts = [n for _, n in spans]
+            scale = np.repeat(np.column_stack([t[0] for t in terms]), counts, axis=1)
+            q_mu = np.repeat(np.hstack([t[1] for t in terms]), counts, axis=1)
+            mu2 = np.repeat([t[2] for t in terms], counts)
         if self.mode == "language":
             norm2 = 1.0 - 2.0 * np.asarray(pmu, dtype=np.float64) + mu2
             score = (raw - q_mu) / np.sqrt(np.maximum(norm2, 1e-12))[None, :]
@@ -262,6 +269,16 @@ class Centering:
             g = (np.asarray(self._qc, dtype=np.float64) @ self.pooled.mean)[:, None]
             return raw - g, (raw - q_mu) / scale
         return raw, (raw - q_mu) / scale
+
+    def _lang_terms(self, lang: str) -> tuple[np.ndarray, float]:
+        """(q'·mu_L as a column, mu_L·mu_L) for the current queries, kept per language (a
+        language's segment may come more than once)."""
+        known = self._q_mu.get(lang)
+        if known is None:
+            mu = self.of(lang).mean
+            known = self._q_mu[lang] = (
+                (np.asarray(self._qc, dtype=np.float64) @ mu)[:, None], float(mu @ mu))
+        return known
 
 
 #: Short sentences in many languages and scripts (written for xsearch) from which the model's

@@ -45,8 +45,11 @@ HNSW_EF_SEARCH = 64
 #: A centred graph ranks candidates as the scores do (a raw one ranks by q'·p, which the
 #: scores' division by ||p - mu_L||, spread ~5%, reorders): it needs a narrower search and
 #: fewer candidates, k + CENTRED_EXTRA where a raw graph proposes 4k + 16 (see Segment.fetch).
+#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 32 / 36
+#: / 40 / 48 gave recall@10 0.942 / 0.949 / 0.955 / 0.968; 2, 6 or 14 extra candidates the same
+#: recall (the raw graph at efSearch 64 with 4k + 16: 0.947, in 1.3x the time).
 HNSW_C_EF_SEARCH = 40
-CENTRED_EXTRA = 6
+CENTRED_EXTRA = 2
 #: A query that searches only a few segments (a --lang filter) may search each more widely.
 MAX_EFFORT = 4
 #: IVF lists probed per query: at least IVF_NPROBE, and enough to scan ~IVF_MIN_SCAN codes.

@@ -1,8 +1,11 @@
 """The vectors of an index as its committed segments: load the list, search them together.
 
 Each segment holds one language, so a per-language score offset (the centring bias) is a
-constant inside a segment: each segment is searched on its own and the offset is added
-before the per-segment lists are merged, which keeps approximate search exact about it.
+constant inside a segment: each segment is searched on its own, and its candidates are scored
+exactly with their language's terms before the lists are merged, which keeps approximate
+search exact about it. Flat segments are scored one by one; the candidates of every
+approximate segment are scored together, in one pass over one matrix (18 segments' small
+numpy steps cost 0.6 ms a query at 1M passages).
 """
 
 from __future__ import annotations
@@ -162,63 +165,76 @@ class VectorStore:
         nq = len(queries)
         q = np.ascontiguousarray(queries, dtype=np.float32)
         plain = np.asarray(plain, dtype=np.float32)
-        parts_s, parts_z, parts_i, parts_c = [], [], [], []
         rows = [r for r in self.rows if languages is None or r["language"] in languages]
         # Fewer segments to search (a --lang filter): spend part of what that saves on a
         # wider approximate search of each, so one language alone keeps its recall.
         effort = min(MAX_EFFORT, max(1, len(self.rows) // max(1, len(rows))))
-        at = np.arange(nq)[:, None]
+        parts: list[tuple[np.ndarray, ...]] = []
+        ann: list[tuple[str, np.ndarray, np.ndarray]] = []
         for row in rows:
             lang = row["language"]
             seg = self.segment(row, missing_ok)
             if seg is None:
                 continue
             exclude = self.tombs.get(row["id"])
-            mu = centering.mean_for(lang) if centering is not None else None
-            if seg.ids is not None:
-                ids = np.asarray(seg.ids)
-                keep = np.ones(len(ids), dtype=bool)
-                if exclude is not None and len(exclude):
-                    keep &= ~np.isin(ids, exclude)
-                if allowed is not None:
-                    keep &= np.isin(ids, allowed)
-                sel = None if keep.all() else np.flatnonzero(keep)
-                mat = seg.vectors if sel is None else np.asarray(seg.vectors[sel])
-                cand = ids if sel is None else ids[sel]
-                vecs = mat
-                raw = q @ np.asarray(mat).T
-                pmu = None
-                if mu is not None:
-                    pmu = self._pmu(seg, mu)
-                    pmu = pmu if sel is None else pmu[sel]
-            else:
+            if seg.ids is None:
+                # Approximate: candidates by the graph (or lists), scored below all at once
+                # (per segment, the small numpy steps cost more than the arithmetic).
                 cand, vecs = seg.candidates(q, seg.fetch(k), exclude=exclude, allowed=allowed,
                                             effort=effort)
-                raw = q @ vecs.T
-                # float32 like a flat segment's p·mu (_pmu), so both rank a passage alike
-                pmu = None if mu is None else (vecs @ mu.astype(np.float32)).astype(np.float64)
-            if not len(cand):
+                if len(cand):
+                    ann.append((lang, cand, vecs))
                 continue
-            if centering is not None:
-                score, z = centering.segment_scores(raw, pmu, lang)
-            else:
-                score, z = raw, np.full_like(raw, np.nan)
-            take = min(k, len(cand))
-            top = np.argpartition(-score, take - 1, axis=1)[:, :take]
-            parts_s.append(score[at, top])  # not take_along_axis: 7 us each, 36 a query
-            parts_z.append(z[at, top])
-            parts_i.append(cand[top])
-            # The plain cosine each hit reports, from the vectors already at hand (reading
-            # them again by id cost 0.3 ms a query at 1M, and IVF an id-to-list table).
-            parts_c.append(np.einsum("qd,qkd->qk", plain, np.asarray(
-                vecs[top.reshape(-1)], dtype=np.float32).reshape(*top.shape, -1)))
-        if not parts_s:
+            ids = np.asarray(seg.ids)
+            keep = np.ones(len(ids), dtype=bool)
+            if exclude is not None and len(exclude):
+                keep &= ~np.isin(ids, exclude)
+            if allowed is not None:
+                keep &= np.isin(ids, allowed)
+            sel = None if keep.all() else np.flatnonzero(keep)
+            mat = seg.vectors if sel is None else np.asarray(seg.vectors[sel])
+            cand = ids if sel is None else ids[sel]
+            mu = centering.mean_for(lang) if centering is not None else None
+            pmu = None
+            if mu is not None:
+                pmu = self._pmu(seg, mu)
+                pmu = pmu if sel is None else pmu[sel]
+            if len(cand):
+                parts.append(self._best(q, plain, cand, mat, pmu, [(lang, len(cand))],
+                                        centering, k))
+        if ann:
+            cand = np.concatenate([c for _, c, _ in ann])
+            vecs = np.vstack([v for _, _, v in ann])
+            pmu = None
+            if centering is not None and centering.mean_for(ann[0][0]) is not None:
+                # float32 like a flat segment's p·mu (_pmu), so both rank a passage alike
+                pmu = np.concatenate([(v @ centering.mean_for(lang).astype(np.float32))
+                                      for lang, _, v in ann]).astype(np.float64)
+            parts.append(self._best(q, plain, cand, vecs, pmu,
+                                    [(lang, len(c)) for lang, c, _ in ann], centering, k))
+        if not parts:
             empty = np.zeros((nq, 0))
             return empty, empty, np.zeros((nq, 0), dtype=np.int64), empty
-        s = np.hstack(parts_s)
-        z = np.hstack(parts_z)
-        i = np.hstack(parts_i)
-        c = np.hstack(parts_c)
+        s, z, i, c = (np.hstack(p) for p in zip(*parts, strict=True))
         order = np.argsort(-s, axis=1, kind="stable")[:, :k]
         return (np.take_along_axis(s, order, axis=1), np.take_along_axis(z, order, axis=1),
                 np.take_along_axis(i, order, axis=1), np.take_along_axis(c, order, axis=1))
+
+    @staticmethod
+    def _best(q: np.ndarray, plain: np.ndarray, cand: np.ndarray, vecs, pmu: np.ndarray | None,
+              spans: list[tuple[str, int]], centering, k: int) -> tuple[np.ndarray, ...]:
+        """(scores, z, ids, plain cosines) of each query's k best of ``cand``, whose columns
+        hold the languages ``spans`` in order."""
+        raw = q @ np.asarray(vecs).T
+        if centering is not None:
+            score, z = centering.span_scores(raw, pmu, spans)
+        else:
+            score, z = raw, np.full_like(raw, np.nan)
+        take = min(k, len(cand))
+        top = np.argpartition(-score, take - 1, axis=1)[:, :take]
+        at = np.arange(len(q))[:, None]  # not take_along_axis: 7 us each
+        # The plain cosine each hit reports, from the vectors already at hand (reading
+        # them again by id cost 0.3 ms a query at 1M, and IVF an id-to-list table).
+        cos = np.einsum("qd,qkd->qk", plain, np.asarray(
+            vecs[top.reshape(-1)], dtype=np.float32).reshape(*top.shape, -1))
+        return score[at, top], z[at, top], cand[top], cos
