@@ -68,6 +68,8 @@ class Centering:
     stacked: tuple[list[str], np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     #: covariances of what ``stacked`` lacks (the pooled statistics), computed on first use
     _covs: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, repr=False)
+    #: each language's mean, float64 and float32, kept (a query asks for each 2-3 times)
+    _means: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, store: Store, mode: str, generation: int,
@@ -175,11 +177,18 @@ class Centering:
             self._qc = out
         return self._qc
 
-    def mean_for(self, lang: str) -> np.ndarray | None:
+    def mean_for(self, lang: str, dtype=np.float64) -> np.ndarray | None:
         """The mean a segment of ``lang`` is centred on (None: scores need no p·mu)."""
         if self.mode != "language" or self.pooled is None:
             return None
-        return self.of(lang).mean
+        return self._mean(lang)[dtype is np.float32]
+
+    def _mean(self, lang: str) -> tuple[np.ndarray, np.ndarray]:
+        known = self._means.get(lang)
+        if known is None:
+            mu = self.of(lang).mean
+            known = self._means[lang] = (mu, mu.astype(np.float32))
+        return known
 
     def _cov_of(self, lang: str) -> tuple[np.ndarray, float]:
         """(covariance, sqrt of its trace) of a language: fixed for a generation, so computed
@@ -217,8 +226,15 @@ class Centering:
         scale = np.sqrt(np.maximum(var, 1e-12))
         if self.mode == "language":
             scale = scale / root_traces[None, :]
+        # q'·mu_L of every language too (_lang_terms), in one product
+        if "\0stacked" not in self._means:
+            means = np.vstack([self._mean(lang)[0] for lang in langs])
+            self._means["\0stacked"] = (means, np.einsum("ld,ld->l", means, means))
+        means, mu2 = self._means["\0stacked"]
+        q_mu = np.asarray(self._qc, dtype=np.float64) @ means.T
         for i, lang in enumerate(langs):
             self._scale[lang] = scale[:, i]
+            self._q_mu[lang] = (q_mu[:, i:i + 1], float(mu2[i]))
 
     def row_scores(self, qi: int, raw: np.ndarray, pmu: np.ndarray | None, lang: str
                    ) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +291,7 @@ class Centering:
         language's segment may come more than once)."""
         known = self._q_mu.get(lang)
         if known is None:
-            mu = self.of(lang).mean
+            mu = self._mean(lang)[0]
             known = self._q_mu[lang] = (
                 (np.asarray(self._qc, dtype=np.float64) @ mu)[:, None], float(mu @ mu))
         return known

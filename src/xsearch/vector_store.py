@@ -208,7 +208,7 @@ class VectorStore:
             pmu = None
             if centering is not None and centering.mean_for(ann[0][0]) is not None:
                 # float32 like a flat segment's p·mu (_pmu), so both rank a passage alike
-                pmu = np.concatenate([(v @ centering.mean_for(lang).astype(np.float32))
+                pmu = np.concatenate([v @ centering.mean_for(lang, np.float32)
                                       for lang, _, v in ann]).astype(np.float64)
             parts.append(self._best(q, plain, cand, vecs, pmu,
                                     [(lang, len(c)) for lang, c, _ in ann], centering, k))
