@@ -289,7 +289,7 @@ class Segment:
 
     def _row_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of these graph rows (a centred segment's as mu0 + n u)."""
-        xb = np.array(self._hnsw_view()[1][rows], dtype=np.float32)
+        xb = self._hnsw_view()[1][np.asarray(rows)]  # a copy: fancy indexing
         if self.info.kind == HNSW_C:
             xb *= self._norms[rows][:, None]
             xb += self._mu0
