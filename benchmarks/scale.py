@@ -482,7 +482,7 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     timed_searches(searcher, qv[:10])
     truth = exact_top_k(vectors, langs, Scorer(searcher.centering(), qv))
     del vectors
-    name, values = (("HNSW_C_EF_SEARCH", [16, 24, 32, 40, 48, 64]) if S.HNSW_C in kinds else
+    name, values = (("HNSW_C_EF_SEARCH", [16, 24, 32, 36, 40, 48, 64]) if S.HNSW_C in kinds else
                     ("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if S.HNSW in kinds else
                     ("IVF_NPROBE", [4, 8, 16, 24, 32, 48, 64, 96]))
     old = getattr(S, name)
