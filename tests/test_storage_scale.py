@@ -279,3 +279,59 @@ def test_approximate_segments_of_several_languages_score_as_the_exact_search(tmp
     finally:
         flat.close()
         ann.close()
+
+
+@pytest.mark.parametrize("point", ["segment:norms-written", "merge:written", "merge:committed"])
+def test_killed_while_merging_into_a_centred_hnsw_segment(tmp_path, point):
+    """SIGKILL while the merge writes a centred segment (after its norms file, after both
+    files, after the commit): the next writer sweeps what no committed state names, and the
+    index holds every passage, searches right and checks clean."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from xsearch.check import check_index
+
+    path = tmp_path / "idx"
+    merge = IndexWriter.merge
+    IndexWriter.merge = lambda self, *a, **k: 0  # six flat segments, merged below
+    try:
+        vectors = _build(path, "hnsw")
+    finally:
+        IndexWriter.merge = merge
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from xsearch.writer import IndexWriter, write_lock
+        with write_lock(Path({str(path)!r})):
+            w = IndexWriter.open(Path({str(path)!r}), None)
+            w.merge()
+            w.finish()
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "XSEARCH_FAULT": point}, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = {p.name for p in (path / "segments").glob("*.norms.npy")}
+    assert len(left) == 1  # the new segment's, named by SQLite only after "merge:committed"
+    with write_lock(path):
+        w = IndexWriter.open(path, None)  # sweeps what no committed state names
+        now = {p.name for p in (path / "segments").glob("*.npy")}
+        if point == "merge:committed":
+            assert now == left  # the merged flat segments are gone, the new one stays
+        else:
+            assert not now & left and len(now) == 12  # six flat segments, two files each
+        w.merge()
+        w.finish()
+    s = Searcher(path)
+    try:
+        rows = s.index.store.segments()
+        assert [r["kind"] for r in rows] == ["hnsw-c"] and len(s.index.vectors) == 1500
+        named = {f for r in rows for f in (r["name"] + ".faiss", r["name"] + ".norms.npy")}
+        assert {p.name for p in (path / "segments").iterdir()} == named
+        for pid in (1, 750, 1500):
+            assert s.search_vectors(vectors[pid - 1], k=1, per_document=0)[0][0].passage_id \
+                == pid
+    finally:
+        s.close()
+    assert check_index(path, model_check=False)["ok"]

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
+from .faults import point
 from .fileio import advise_mapped_file, fsync_dir
 from .threads import search_threads
 
@@ -140,6 +141,7 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
         if kind == HNSW_C:
             vectors, norms = centre(vectors)
             _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
+            point("segment:norms-written")
         index = _build_faiss(kind, vectors, ids)
         faiss = _faiss()
         _write_atomic(folder / (name + ".faiss"), lambda p: faiss.write_index(index, str(p)))
