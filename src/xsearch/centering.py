@@ -70,6 +70,8 @@ class Centering:
     _covs: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict, repr=False)
     #: each language's mean, float64 and float32, kept (a query asks for each 2-3 times)
     _means: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    #: the means of ``stacked``'s languages as rows, and their squared norms
+    _stacked_means: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, store: Store, mode: str, generation: int,
@@ -181,7 +183,8 @@ class Centering:
         """The mean a segment of ``lang`` is centred on (None: scores need no p·mu)."""
         if self.mode != "language" or self.pooled is None:
             return None
-        return self._mean(lang)[dtype is np.float32]
+        mean64, mean32 = self._mean(lang)
+        return mean32 if dtype is np.float32 else mean64
 
     def _mean(self, lang: str) -> tuple[np.ndarray, np.ndarray]:
         known = self._means.get(lang)
@@ -227,10 +230,10 @@ class Centering:
         if self.mode == "language":
             scale = scale / root_traces[None, :]
         # q'·mu_L of every language too (_lang_terms), in one product
-        if "\0stacked" not in self._means:
+        if self._stacked_means is None:
             means = np.vstack([self._mean(lang)[0] for lang in langs])
-            self._means["\0stacked"] = (means, np.einsum("ld,ld->l", means, means))
-        means, mu2 = self._means["\0stacked"]
+            self._stacked_means = (means, np.einsum("ld,ld->l", means, means))
+        means, mu2 = self._stacked_means
         q_mu = np.asarray(self._qc, dtype=np.float64) @ means.T
         for i, lang in enumerate(langs):
             self._scale[lang] = scale[:, i]
