@@ -178,16 +178,17 @@ def _embedding_like(n: int, dim: int = 32, seed: int = 11) -> np.ndarray:
 
 
 def test_centred_hnsw_segment_proposes_the_best_by_the_centred_cosine(tmp_path):
-    """A centred segment stores u = (p - mu0) / n and [mu0, n...]: it reads p back to float32
-    rounding, and its 16 candidates hold the best passages by the score's own metric,
-    q·(p - mu) / ||p - mu||, which a raw graph's 56 miss (it ranks by q·p)."""
+    """A centred segment stores u = (p - mu0) / n (float16 in the graph, the rest beside it)
+    and [mu0, n...]: it reads p back to float32 rounding, and its 16 candidates hold the best
+    passages by the score's own metric, q·(p - mu) / ||p - mu||, which a raw graph's 56 miss
+    (it ranks by q·p)."""
     vectors = _embedding_like(4000)
     ids = np.arange(1, 4001, dtype=np.int64) * 2
     raw = S.Segment(tmp_path, S.write_segment(tmp_path, "s00000011-swh_Latn", ids, vectors,
                                               S.HNSW), "swh_Latn", 11)
     info = S.write_segment(tmp_path, "s00000012-swh_Latn", ids, vectors, S.HNSW_C)
     assert [p.name for p in sorted(tmp_path.glob("s00000012-*"))] == [
-        "s00000012-swh_Latn.faiss", "s00000012-swh_Latn.norms.npy"]
+        "s00000012-swh_Latn.faiss", "s00000012-swh_Latn.lo.npy", "s00000012-swh_Latn.norms.npy"]
     assert info.nbytes == sum(p.stat().st_size for p in tmp_path.glob("s00000012-*"))
     seg = S.Segment(tmp_path, info, "swh_Latn", 12)
     assert np.allclose(seg.reconstruct(ids[[0, 1234, 3999]]), vectors[[0, 1234, 3999]],
@@ -213,6 +214,10 @@ def test_centred_hnsw_segment_proposes_the_best_by_the_centred_cosine(tmp_path):
                        atol=1e-5)
     assert (np.diff(scores, axis=1) <= 0).all()
 
-    (tmp_path / "s00000012-swh_Latn.norms.npy").write_bytes(b"damaged")
-    with pytest.raises(S.CorruptIndexError):
-        S.Segment(tmp_path, info, "swh_Latn", 12)
+    for part in ("norms", "lo"):
+        path = tmp_path / f"s00000012-swh_Latn.{part}.npy"
+        kept = path.read_bytes()
+        path.write_bytes(b"damaged")
+        with pytest.raises(S.CorruptIndexError):
+            S.Segment(tmp_path, info, "swh_Latn", 12)
+        path.write_bytes(kept)

@@ -247,7 +247,8 @@ def test_raw_hnsw_segments_of_an_earlier_version_search_and_check_repair_centres
     assert after == before
     assert np.abs(stored_after - stored_before).max() < 1e-6
     files = sorted(p.name for p in (path / "segments").iterdir())
-    assert len(files) == 2 and files[1].endswith(".norms.npy")  # the raw graph was swept
+    assert [f.split(".", 1)[1] for f in files] == ["faiss", "lo.npy", "norms.npy"]
+    assert len({f.split(".")[0] for f in files}) == 1  # the raw graph was swept
     out = runner.invoke(cli, ["check", "--no-model", "--index", str(path)])
     assert out.exit_code == 0 and "note:" not in out.output, out.output
 
@@ -312,22 +313,23 @@ def test_killed_while_merging_into_a_centred_hnsw_segment(tmp_path, point):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**os.environ, "XSEARCH_FAULT": point}, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    left = {p.name for p in (path / "segments").glob("*.norms.npy")}
-    assert len(left) == 1  # the new segment's, named by SQLite only after "merge:committed"
+    new = {p.name for p in (path / "segments").iterdir() if ".norms." in p.name or
+           ".lo." in p.name or p.suffix == ".faiss"}
+    assert len(new) == (1 if point == "segment:norms-written" else 3)  # the new segment's
     with write_lock(path):
         w = IndexWriter.open(path, None)  # sweeps what no committed state names
-        now = {p.name for p in (path / "segments").glob("*.npy")}
+        now = {p.name for p in (path / "segments").iterdir()}
         if point == "merge:committed":
-            assert now == left  # the merged flat segments are gone, the new one stays
+            assert now == new  # the merged flat segments are gone, the new one stays
         else:
-            assert not now & left and len(now) == 12  # six flat segments, two files each
+            assert not now & new and len(now) == 12  # six flat segments, two files each
         w.merge()
         w.finish()
     s = Searcher(path)
     try:
         rows = s.index.store.segments()
         assert [r["kind"] for r in rows] == ["hnsw-c"] and len(s.index.vectors) == 1500
-        named = {f for r in rows for f in (r["name"] + ".faiss", r["name"] + ".norms.npy")}
+        named = {r["name"] + ext for r in rows for ext in (".faiss", ".norms.npy", ".lo.npy")}
         assert {p.name for p in (path / "segments").iterdir()} == named
         for pid in (1, 750, 1500):
             assert s.search_vectors(vectors[pid - 1], k=1, per_document=0)[0][0].passage_id \

@@ -3,9 +3,11 @@
 A segment is either *flat* (``NAME.npy`` float32 rows + ``NAME.ids.npy`` sorted passage ids,
 memory-mapped at query time) or a FAISS file (``NAME.faiss``: HNSW or IVF-SQ8 with the ids
 inside). A *centred* HNSW segment (``hnsw-c``) holds each vector p as the unit vector
-u = (p - mu0) / n in its graph, with mu0 (the segment's mean) and every n in ``NAME.norms.npy``
-(float32: mu0, then n by row), so p = mu0 + n u: the graph is then searched by the metric the
-ranking uses, q'·(p - mu_L) / ||p - mu_L||, not by raw q'·p (see HNSW_C_EF_SEARCH).
+u = (p - mu0) / n, with mu0 the segment's mean: the graph is then searched by the metric the
+ranking uses, q'·(p - mu_L) / ||p - mu_L||, not by raw q'·p (see HNSW_C_EF_SEARCH). Its graph
+stores u in float16 (``hi``, half the bytes to read per distance); ``NAME.lo.npy`` holds what
+float16 lost, (u - hi) * LO_SCALE in float16, and ``NAME.norms.npy`` mu0 then every n
+(float32), so p = mu0 + n (hi + lo / LO_SCALE) reads back to float32 rounding.
 
 Segments are never modified: new passages make new segments, deletions are tombstones in
 SQLite, and merges write a new segment and drop the old ones.
@@ -13,7 +15,6 @@ SQLite, and merges write a new segment and drop the old ones.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import numpy as np
 
 from .errors import CorruptIndexError
 from .faults import point
-from .fileio import advise_mapped_file, fsync_dir
+from .fileio import advise_mapped_file, fsync_dir, full_checksum, quick_fingerprint
 from .threads import search_threads
 
 FLAT = "flat"
@@ -38,7 +39,11 @@ GRAPHS = (HNSW, HNSW_C)
 #: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
 #: vector in RAM; rows are found by bisection, a segment's ids being written in ascending
 #: order. Segments written as IDMap2,HNSW32 by earlier versions read the same way.
-FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,Flat", IVF_SQ8: "IVF{nlist},SQ8"}
+FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,SQfp16",
+           IVF_SQ8: "IVF{nlist},SQ8"}
+#: The low half of a centred segment's vectors is stored scaled into float16's normal range
+#: (u - hi is below 2^-11 |u|): read back, |p - p'| <= 2e-8 per component.
+LO_SCALE = 2048.0
 HNSW_EF_CONSTRUCTION = 80
 #: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
 #: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
@@ -61,8 +66,8 @@ IVF_NPROBE = 16
 IVF_MIN_SCAN = 1000
 
 #: Every file a segment may leave behind; nothing else in ``segments/`` is ever deleted.
-NAME_RE = re.compile(r"^s\d{8}-[A-Za-z0-9_]{1,40}(\.ids|\.norms)?\.(npy|faiss)(\.tmp-\d+)?$")
-_PROBE_BYTES = 1 << 16
+NAME_RE = re.compile(
+    r"^s\d{8}-[A-Za-z0-9_]{1,40}(\.ids|\.norms|\.lo)?\.(npy|faiss)(\.tmp-\d+)?$")
 
 
 def _faiss():
@@ -79,32 +84,9 @@ def segment_name(seq: int, language: str) -> str:
 def files_of(name: str, kind: str) -> list[str]:
     if kind == FLAT:
         return [name + ".npy", name + ".ids.npy"]
-    return [name + ".faiss", name + ".norms.npy"] if kind == HNSW_C else [name + ".faiss"]
-
-
-def quick_fingerprint(paths: list[Path]) -> str:
-    """Size plus the first and last 64 KiB of each file: O(1), catches a swapped file."""
-    h = hashlib.sha256()
-    for p in paths:
-        size = p.stat().st_size
-        h.update(str(size).encode())
-        with open(p, "rb") as fh:
-            h.update(fh.read(_PROBE_BYTES))
-            if size > _PROBE_BYTES:
-                fh.seek(max(_PROBE_BYTES, size - _PROBE_BYTES))
-                h.update(fh.read())
-    return h.hexdigest()[:32]
-
-
-def full_checksum(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
+    if kind == HNSW_C:
+        return [name + ".faiss", name + ".norms.npy", name + ".lo.npy"]
+    return [name + ".faiss"]
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -140,10 +122,14 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
     else:
         if kind == HNSW_C:
             vectors, norms = centre(vectors)
-            _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
-            point("segment:norms-written")
         index = _build_faiss(kind, vectors, ids)
         faiss = _faiss()
+        if kind == HNSW_C:
+            hi = _graph_vectors(index).astype(np.float32)
+            lo = ((vectors - hi) * np.float32(LO_SCALE)).astype(np.float16)
+            _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
+            point("segment:norms-written")
+            _write_atomic(folder / (name + ".lo.npy"), lambda p: _save_npy(p, lo))
         _write_atomic(folder / (name + ".faiss"), lambda p: faiss.write_index(index, str(p)))
     fsync_dir(folder)
     paths = [folder / f for f in files_of(name, kind)]
@@ -163,6 +149,18 @@ def centre(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(unit, dtype=np.float32), np.concatenate([mu0, norms])
 
 
+def _graph_vectors(index) -> np.ndarray:
+    """An HNSW segment's stored vectors by row, as FAISS keeps them: float32 rows of a raw
+    graph, float16 rows of a centred one (views of FAISS's own, maybe mapped, arrays)."""
+    faiss = _faiss()
+    n, d = int(index.ntotal), int(index.d)
+    storage = faiss.downcast_index(faiss.downcast_index(index.index).storage)
+    if isinstance(storage, faiss.IndexScalarQuantizer):
+        codes = faiss.rev_swig_ptr(storage.codes.data(), n * storage.code_size)
+        return codes.view(np.float16).reshape(n, d)
+    return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+
+
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     with open(path, "wb") as fh:
         np.save(fh, arr, allow_pickle=False)
@@ -174,6 +172,8 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
     if kind in GRAPHS:
         index = faiss.index_factory(dim, FACTORY[kind], faiss.METRIC_INNER_PRODUCT)
         faiss.downcast_index(index.index).hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        if not index.is_trained:  # float16 needs no training; a future codec might
+            index.train(vectors)
         index.add_with_ids(vectors, ids)
         return index
     if kind == IVF_SQ8:
@@ -209,12 +209,16 @@ class Segment:
                 # Memory-map the vector codes: opening costs the graph, not the vectors.
                 self.index = faiss.read_index(str(self.paths[0]), faiss.IO_FLAG_MMAP_IFC)
                 if info.kind == HNSW_C:
-                    # A plain view of the mapping: indexing a np.memmap costs 5 us more.
+                    # Plain views of the mappings: indexing a np.memmap costs 5 us more.
                     both = np.asarray(np.load(self.paths[1], mmap_mode="r", allow_pickle=False))
-                    if both.shape != (self.index.d + info.n,):
+                    self._lo = np.asarray(np.load(self.paths[2], mmap_mode="r",
+                                                  allow_pickle=False))
+                    d = self.index.d
+                    if both.shape != (d + info.n,) or self._lo.shape != (info.n, d) or \
+                            self._lo.dtype != np.float16:
                         raise CorruptIndexError(f"segment {info.name}: norms do not match")
-                    self._mu0 = np.array(both[:self.index.d], dtype=np.float32)
-                    self._norms = both[self.index.d:]
+                    self._mu0 = np.array(both[:d], dtype=np.float32)
+                    self._norms = both[d:]
                 # Reading left the pages it copied resident (1.1 MB a 55k HNSW segment).
                 # HNSW then reads vectors at random all over the file: 2 MB pages spare TLB
                 # misses (warm search at 1M, page cache cold at open: 0.89-0.95x the time).
@@ -291,10 +295,13 @@ class Segment:
 
     def _row_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of these graph rows (a centred segment's as mu0 + n u)."""
-        xb = self._hnsw_view()[1][np.asarray(rows)]  # a copy: fancy indexing
-        if self.info.kind == HNSW_C:
-            xb *= self._norms[rows][:, None]
-            xb += self._mu0
+        rows = np.asarray(rows)
+        if self.info.kind != HNSW_C:
+            return self._hnsw_view()[1][rows]  # a copy: fancy indexing
+        xb = self._hnsw_view()[1][rows].astype(np.float32)
+        xb += self._lo[rows].astype(np.float32) * np.float32(1.0 / LO_SCALE)
+        xb *= self._norms[rows][:, None]
+        xb += self._mu0
         return xb
 
     def _hnsw_rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -307,20 +314,19 @@ class Segment:
         return rows, row_ids[rows] == ids
 
     def _hnsw_view(self) -> tuple[np.ndarray, np.ndarray]:
-        """(passage id of each row, vectors by row): views of FAISS's own arrays, no copies.
-        Rows hold ascending ids (write_segment sorts them), so row r holds the r-th id."""
+        """(passage id of each row, stored vectors by row; see _graph_vectors): views of
+        FAISS's own arrays, no copies. Rows hold ascending ids (write_segment sorts them), so
+        row r holds the r-th id."""
         if getattr(self, "_hnsw_views", None) is None:
             faiss = _faiss()
             n, d = int(self.index.ntotal), int(self.index.d)
             if not n:
                 self._hnsw_views = (np.zeros(0, dtype=np.int64), np.zeros((0, d), np.float32))
                 return self._hnsw_views
-            storage = faiss.downcast_index(faiss.downcast_index(self.index.index).storage)
             row_ids = faiss.rev_swig_ptr(self.index.id_map.data(), n)
             if not np.all(row_ids[1:] > row_ids[:-1]):
                 raise CorruptIndexError(f"segment {self.info.name}: ids are not ascending")
-            xb = faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
-            self._hnsw_views = (row_ids, xb)
+            self._hnsw_views = (row_ids, _graph_vectors(self.index))
         return self._hnsw_views
 
     def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
-from .segments import MAX_EFFORT, Segment, SegmentInfo, files_of, quick_fingerprint
+from .fileio import quick_fingerprint
+from .segments import MAX_EFFORT, Segment, SegmentInfo, files_of
 from .store import Store
 from .threads import blas_batch
 
