@@ -52,8 +52,9 @@ HNSW_EF_SEARCH = 64
 #: scores' division by ||p - mu_L||, spread ~5%, reorders): it needs a narrower search and
 #: fewer candidates, k + CENTRED_EXTRA where a raw graph proposes 4k + 16 (see Segment.fetch).
 #: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 32 / 36
-#: / 40 / 48 gave recall@10 0.942 / 0.949 / 0.955 / 0.968; 2, 6 or 14 extra candidates the same
-#: recall (the raw graph at efSearch 64 with 4k + 16: 0.947, in 1.3x the time).
+#: / 40 / 48 gave recall@10 0.942 / 0.948 / 0.954 / 0.968; 2, 6 or 14 extra candidates the same
+#: recall (raw float32 graphs at efSearch 64 with 4k + 16: 0.947, and the whole search took
+#: 1.5-1.7x as long: benchmarks/scale_ab.py).
 HNSW_C_EF_SEARCH = 40
 CENTRED_EXTRA = 2
 #: A query that searches only a few segments (a --lang filter) may search each more widely.
