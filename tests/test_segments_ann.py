@@ -179,7 +179,7 @@ def _embedding_like(n: int, dim: int = 32, seed: int = 11) -> np.ndarray:
 
 def test_centred_hnsw_segment_proposes_the_best_by_the_centred_cosine(tmp_path):
     """A centred segment stores u = (p - mu0) / n (float16 in the graph, the rest beside it)
-    and [mu0, n...]: it reads p back to float32 rounding, and its 16 candidates hold the best
+    and [mu0, n...]: it reads p back to float32 rounding, and its 12 candidates hold the best
     passages by the score's own metric, q·(p - mu) / ||p - mu||, which a raw graph's 56 miss
     (it ranks by q·p)."""
     vectors = _embedding_like(4000)
