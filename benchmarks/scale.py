@@ -306,8 +306,10 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
     terms = {r["language"]: scorer.bias_scale(r["language"]) for r, _, _ in segs}
     # A centred graph's q'·u is already the re-normalised centred score (with the segment's
     # own mean): it takes the spread alone.
-    terms.update({r["language"]: (0.0 * terms[r["language"]][0], terms[r["language"]][1])
-                  for r, _, _ in segs if r["kind"] == S.HNSW_C})
+    for r, _, _ in segs:
+        if r["kind"] == S.HNSW_C:
+            bias, scale = terms[r["language"]]
+            terms[r["language"]] = (np.zeros_like(bias), scale)
     times, got, cpu = [], [], []
     for qi in range(nq):
         q = qc[qi:qi + 1]

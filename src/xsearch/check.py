@@ -177,7 +177,7 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
                                         [int(ids[0])]).fetchone()[0]
                 store.update_lang_stats(lang or "und", vecs, +1)
         done.append("recomputed the per-language statistics")
-    if report["notes"]:
+    if any(r["kind"] == HNSW for r in store.segments()):
         n = writer.merge(upgrade=True)
         done.append(f"rewrote {n} HNSW segment(s) of an earlier version as centred graphs")
     writer.config.write(writer.path / CONFIG)

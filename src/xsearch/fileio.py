@@ -9,11 +9,7 @@ from pathlib import Path
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return full_checksum([path])
 
 
 _PROBE_BYTES = 1 << 16
@@ -34,10 +30,11 @@ def quick_fingerprint(paths: list[Path]) -> str:
 
 
 def full_checksum(paths: list[Path]) -> str:
+    """sha256 of the files' bytes one after another."""
     h = hashlib.sha256()
     for p in paths:
         with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
+            for block in iter(lambda: fh.read(1 << 22), b""):
                 h.update(block)
     return h.hexdigest()
 

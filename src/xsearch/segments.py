@@ -120,18 +120,17 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
     if kind == FLAT:
         _write_atomic(folder / (name + ".npy"), lambda p: _save_npy(p, vectors))
         _write_atomic(folder / (name + ".ids.npy"), lambda p: _save_npy(p, ids))
+    elif kind == HNSW_C:
+        unit, norms = centre(vectors)
+        index = _build_faiss(kind, unit, ids)
+        # What float16 lost, taken from FAISS's own codes (its rounding is not numpy's).
+        lo = ((unit - _graph_vectors(index)) * np.float32(LO_SCALE)).astype(np.float16)
+        _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
+        point("segment:norms-written")
+        _write_atomic(folder / (name + ".lo.npy"), lambda p: _save_npy(p, lo))
+        _write_faiss(folder / (name + ".faiss"), index)
     else:
-        if kind == HNSW_C:
-            vectors, norms = centre(vectors)
-        index = _build_faiss(kind, vectors, ids)
-        faiss = _faiss()
-        if kind == HNSW_C:
-            hi = _graph_vectors(index).astype(np.float32)
-            lo = ((vectors - hi) * np.float32(LO_SCALE)).astype(np.float16)
-            _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
-            point("segment:norms-written")
-            _write_atomic(folder / (name + ".lo.npy"), lambda p: _save_npy(p, lo))
-        _write_atomic(folder / (name + ".faiss"), lambda p: faiss.write_index(index, str(p)))
+        _write_faiss(folder / (name + ".faiss"), _build_faiss(kind, vectors, ids))
     fsync_dir(folder)
     paths = [folder / f for f in files_of(name, kind)]
     return SegmentInfo(name=name, kind=kind, n=len(ids), nbytes=sum(p.stat().st_size
@@ -160,6 +159,10 @@ def _graph_vectors(index) -> np.ndarray:
         codes = faiss.rev_swig_ptr(storage.codes.data(), n * storage.code_size)
         return codes.view(np.float16).reshape(n, d)
     return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+
+
+def _write_faiss(path: Path, index) -> None:
+    _write_atomic(path, lambda p: _faiss().write_index(index, str(p)))
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -217,7 +220,7 @@ class Segment:
                     d = self.index.d
                     if both.shape != (d + info.n,) or self._lo.shape != (info.n, d) or \
                             self._lo.dtype != np.float16:
-                        raise CorruptIndexError(f"segment {info.name}: norms do not match")
+                        raise CorruptIndexError(f"segment {info.name}: side files do not match")
                     self._mu0 = np.array(both[:d], dtype=np.float32)
                     self._norms = both[d:]
                 # Reading left the pages it copied resident (1.1 MB a 55k HNSW segment).

@@ -136,11 +136,12 @@ class VectorStore:
         return out
 
     def _pmu(self, seg: Segment, mu: np.ndarray) -> np.ndarray:
-        """p·mu for every row of a flat segment, kept while the mean stays the same."""
+        """p·mu for every row of a flat segment (``mu`` float32), kept while the mean stays
+        the same."""
         key = (seg.info.name, mu.tobytes())
         if self._pmu_cache.get(seg.info.name, (None,))[0] != key:
-            self._pmu_cache[seg.info.name] = (key, np.asarray(seg.vectors @ mu.astype(
-                np.float32), dtype=np.float64))
+            self._pmu_cache[seg.info.name] = (key, np.asarray(seg.vectors @ mu,
+                                                              dtype=np.float64))
         return self._pmu_cache[seg.info.name][1]
 
     def search(self, queries: np.ndarray, k: int, languages: set[str] | None = None,
@@ -195,7 +196,7 @@ class VectorStore:
             sel = None if keep.all() else np.flatnonzero(keep)
             mat = seg.vectors if sel is None else np.asarray(seg.vectors[sel])
             cand = ids if sel is None else ids[sel]
-            mu = centering.mean_for(lang) if centering is not None else None
+            mu = centering.mean_for(lang, np.float32) if centering is not None else None
             pmu = None
             if mu is not None:
                 pmu = self._pmu(seg, mu)
