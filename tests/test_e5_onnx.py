@@ -222,6 +222,60 @@ def test_a_graph_damaged_in_place_is_caught_while_the_session_loads(tmp_cache):
     _cache.clear()
 
 
+def test_files_are_read_while_the_tokenizer_loads(tmp_path, monkeypatch):
+    """Indexing reads and decodes files while the engine's tokenizer loads in the background
+    (chunking waits for it): the tokenizer here is held back until every file was read."""
+    import threading
+
+    from xsearch import pipeline
+    from xsearch.indexer import build_index
+
+    get_embedder("e5-small", engine="onnx")  # the graph is built
+    names = ["bread/eng_Latn_bread.txt", "bread/hin_Deva_bread.txt",
+             "volcano/jpn_Jpan_volcano.txt", "volcano/fra_Latn_volcano.pdf"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in names:
+        (docs / Path(name).name).write_bytes((CORPUS / name).read_bytes())
+    all_read, released = threading.Event(), []
+    reads: list[str] = []
+    real_read = pipeline.read_file
+
+    def read_file(path, options):
+        reads.append(path.name)
+        if len(reads) == len(names):
+            all_read.set()
+        return real_read(path, options)
+
+    def held_tokenizer():
+        released.append(all_read.wait(60))
+        return get_e5_tokenizer()
+
+    monkeypatch.setattr(pipeline, "read_file", read_file)
+    monkeypatch.setattr(e5_onnx, "get_e5_tokenizer", held_tokenizer)
+    emb = E5OnnxEmbedder(e5_graph.cached_graph())
+    assert not emb.ready()
+    summary = build_index([docs], tmp_path / "idx", embedder=emb)
+    assert released == [True]  # released by the reads, not by the 60 s timeout
+    assert emb.ready() and summary.new == len(names) and summary.failed == 0
+    reference = build_index([docs], tmp_path / "ref", embedder=get_embedder("e5-small",
+                                                                            engine="onnx"))
+    assert summary.passages_embedded == reference.passages_embedded > len(names)
+
+
+def test_a_tokenizer_that_fails_to_load_is_a_clear_error(tmp_path, monkeypatch):
+    def broken():
+        raise OSError("weight file truncated")
+
+    get_embedder("e5-small", engine="onnx")
+    monkeypatch.setattr(e5_onnx, "get_e5_tokenizer", broken)
+    emb = E5OnnxEmbedder(e5_graph.cached_graph())
+    with pytest.raises(ModelNotFoundError, match="tokenizer: weight file truncated"):
+        emb.count_tokens("x")
+    with pytest.raises(ModelNotFoundError, match="tokenizer: weight file truncated"):
+        emb.embed_documents(["x"])
+
+
 def test_query_path_never_builds(tmp_cache):
     from xsearch.embedders import _cache
 
@@ -367,7 +421,10 @@ def test_a_batch_of_queries_gets_every_core_for_numpy(monkeypatch):
         pytest.skip("OPENBLAS_NUM_THREADS was set before xsearch loaded")
 
     def openblas_threads():  # numpy's, and any other OpenBLAS loaded (scipy's, torch's)
-        return {i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"}
+        # Not FAISS's: an OpenMP build of OpenBLAS runs on OpenMP's threads (FAISS sets their
+        # count per search; OMP_WAIT_POLICY makes them sleep), whatever it reports here.
+        return {i["num_threads"] for i in threadpool_info()
+                if i["internal_api"] == "openblas" and i.get("threading_layer") != "openmp"}
 
     monkeypatch.setenv("XSEARCH_THREADS", "2")
     assert openblas_threads() == {1}

@@ -85,3 +85,46 @@ def test_schema2_index_is_upgraded_by_check_repair(tmp_path):
     hits = run("query", "how to bake bread", "--index", str(index), "--json")
     assert hits.exit_code == 0, hits.output
     assert "bread" in json.loads(hits.output.splitlines()[0])["path"]
+
+
+def test_pending_migrations_apply_together_or_not_at_all(tmp_path, monkeypatch):
+    """An upgrade that fails half-way leaves the database at its old schema (one transaction),
+    and the next open applies every pending migration."""
+    import sqlite3
+    import time
+
+    import pytest
+    import sqlite_utils
+
+    from xsearch import store as store_mod
+    from xsearch.schema import MIGRATIONS
+    from xsearch.store import Store
+
+    path = tmp_path / "xsearch.db"
+    db = sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    for name, fn in MIGRATIONS[:2]:
+        fn(db)
+        db.execute("INSERT INTO _migrations VALUES (?, ?)", [name, time.time()])
+    db.conn.close()
+    before = {r[0] for r in sqlite3.connect(path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def broken(db):
+        db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [*MIGRATIONS, ("m999_broken", broken)])
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        Store(path)
+    conn = sqlite3.connect(path)
+    assert {r[0] for r in conn.execute("SELECT name FROM _migrations")} == \
+        {name for name, _ in MIGRATIONS[:2]}
+    assert {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")} == before  # no m003, m004
+    conn.close()
+    monkeypatch.undo()
+    s = Store(path)
+    assert [r[0] for r in s.db.execute("SELECT name FROM _migrations ORDER BY rowid")] == \
+        [name for name, _ in MIGRATIONS]
+    s.close()

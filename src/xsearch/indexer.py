@@ -66,8 +66,10 @@ def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
                 chunk_overlap: int | None, layout: str | None, centering: str | None
                 ) -> IndexConfig:
     tokens = chunk_tokens or DEFAULT_CHUNK_TOKENS
-    limit = embedder.max_tokens - embedder.token_overhead - 2
-    tokens = min(tokens, limit)
+    # The model's own tokens (prefix, specials: a handful) only matter for chunks near its
+    # limit; asking waits for a tokenizer that may still be loading in the background.
+    if tokens > embedder.max_tokens // 2:
+        tokens = min(tokens, embedder.max_tokens - embedder.token_overhead - 2)
     overlap = DEFAULT_OVERLAP if chunk_overlap is None else chunk_overlap
     if overlap >= tokens:
         raise IndexMismatchError(f"--overlap {overlap} must be below --chunk-tokens {tokens}")

@@ -212,6 +212,11 @@ def _identifier() -> Any:
     return LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
 
 
+def warm() -> None:
+    """Load the model now (~0.1 s), e.g. on a thread that would otherwise wait."""
+    _identifier()
+
+
 def _unpacked_model(src: Path) -> tuple | None:
     """py3langid's model, read from an uncompressed copy in the user's cache: the package
     ships it LZMA-compressed, and decompressing it was a fifth of a cold ``xsearch query``.

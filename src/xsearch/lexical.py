@@ -69,6 +69,7 @@ MAX_QUERY_TOKENS = 64
 """Distinct query tokens kept (bounds the cost of an OR over a pasted page of text)."""
 
 _JOINERS = "\u200c\u200d"
+_NO_JOINERS = {ord(c): None for c in _JOINERS}
 # Scripts without spaces between words (plus Hangul, see above): code point ranges.
 _PAIRED = (
     (0x1000, 0x109F), (0x0E00, 0x0EFF), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x2E80, 0x2FDF),
@@ -132,8 +133,7 @@ def _fold(token: str) -> str:
 
 def normalize(token: str, fold_diacritics: bool | None = None) -> str:
     """NFKC + casefold (+ accent folding when asked), joiners removed."""
-    text = unicodedata.normalize("NFKC", token).casefold()
-    text = text.translate({ord(c): None for c in _JOINERS})
+    text = unicodedata.normalize("NFKC", token).casefold().translate(_NO_JOINERS)
     fold = FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics
     return _fold(text) if fold else text
 

@@ -109,10 +109,10 @@ def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: Progress
     notify("error", {"path": path, "message": message})
 
 
-def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
-             options: ReadOptions, max_chars: int, summary: IndexSummary, notify: ProgressFn,
-             known: bool) -> _Pending | None:
-    """Read, chunk and identify one file (reader thread). None when there is nothing to do."""
+def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: int,
+          summary: IndexSummary, notify: ProgressFn):
+    """Read and decode one file (reader thread): its ReadResult, or a _Pending that records
+    why it was skipped or failed."""
     key = str(f)
     try:
         result = read_file(f, options)
@@ -128,6 +128,15 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     except IngestError as exc:
         _fail(summary, key, exc, notify)
         return _Pending(path=key, fingerprint=fp, fmt="failed:" + str(exc), drop=[], docs=[])
+    return result
+
+
+def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
+             result, summary: IndexSummary, notify: ProgressFn, known: bool) -> _Pending:
+    """Chunk and identify one file that was read (reader thread)."""
+    if isinstance(result, _Pending):
+        return result
+    key = str(f)
     for w in result.warnings:
         summary.warnings.append(w)
         notify("warning", {"message": w})
@@ -175,13 +184,20 @@ _DONE = object()
 def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
             known: set[str], stop: threading.Event) -> None:
     try:
-        for f, fp in todo:
+        if not embedder.ready():
+            langid.warm()  # while the tokenizer loads; the first chunk needs both
+        held: list[tuple] = []
+        for n, (f, fp) in enumerate(todo, 1):
             if stop.is_set():
                 return
-            item = _prepare(writer, embedder, f, fp, options, max_chars, summary, notify,
-                            str(f) in known)
-            if item is not None:
-                out.put(item)
+            held.append((f, fp, _read(f, fp, options, max_chars, summary, notify)))
+            # Read ahead while the tokenizer loads: chunking needs it, reading does not.
+            if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
+                continue
+            for f, fp, result in held:
+                out.put(_prepare(writer, embedder, f, fp, result, summary, notify,
+                                 str(f) in known))
+            held = []
     except BaseException as exc:  # handed to the embedding thread, which raises it
         out.put(exc)
     finally:

@@ -1,5 +1,5 @@
 """The index database's schema as numbered migrations (sqlite-utils style): each runs once,
-in order, in its own transaction, recorded in ``_migrations``; ``Store`` applies them."""
+in order, recorded in ``_migrations``; ``Store`` applies the pending ones in one transaction."""
 
 from __future__ import annotations
 

@@ -69,7 +69,9 @@ class Store:
         self.readonly = readonly
         try:
             conn = self._connect(readonly)
-            self.db = sqlite_utils.Database(conn)
+            # No sqlite-utils plugins: xsearch needs none, and finding them imports
+            # importlib.metadata and scans every installed package (~0.14 s a process).
+            self.db = sqlite_utils.Database(conn, execute_plugins=False)
             self.db.execute("PRAGMA foreign_keys = ON")
             if readonly:
                 self._check_migrations(apply=False)
@@ -103,9 +105,9 @@ class Store:
         if not self.db["_migrations"].exists():
             if not apply:
                 raise CorruptIndexError(f"{self.path} is not an xsearch database")
-            self.db.execute(
-                "CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-            )
+            with self.transaction():
+                self._migrate(MIGRATIONS, create=True)
+            return
         done = {r["name"] for r in self.db.query("SELECT name FROM _migrations")}
         unknown = done - {name for name, _ in MIGRATIONS}
         if unknown:
@@ -120,12 +122,22 @@ class Store:
                 f"this one uses {SCHEMA_VERSION}); upgrade it with: xsearch check --repair "
                 f"--index {self.path.parent}"
             )
-        for name, fn in pending:
+        if pending:
             with self.transaction():
-                fn(self.db)
-                self.db.execute(
-                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
-                )
+                self._migrate(pending)
+
+    def _migrate(self, pending: list, create: bool = False) -> None:
+        """Apply migrations inside the caller's transaction: an upgrade happens whole or not
+        at all, and a new database costs one commit (one fsync), not one per migration."""
+        if create:
+            self.db.execute(
+                "CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+        for name, fn in pending:
+            fn(self.db)
+            self.db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
+            )
 
     def check(self) -> list[str]:
         """Problems SQLite's quick check finds (empty when the database is sound)."""

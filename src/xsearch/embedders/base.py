@@ -34,6 +34,10 @@ class Embedder(ABC):
     def count_tokens(self, text: str) -> int:
         """Tokens the model reads for ``text`` as a passage (prefix and specials included)."""
 
+    def ready(self) -> bool:
+        """False while the tokenizer still loads in the background (counting would wait)."""
+        return True
+
     def count_content_tokens(self, text: str) -> int:
         """Tokens of ``text`` alone, without prefix and special tokens."""
         return max(0, self.count_tokens(text) - self.token_overhead)

@@ -61,7 +61,32 @@ class E5OnnxEmbedder(Embedder):
         self._loader = threading.Thread(target=self._load, args=(verify,), daemon=False,
                                         name="xsearch-onnx-load")
         self._loader.start()
-        self._tok = get_e5_tokenizer()
+        # The tokenizer too (SentencePiece builds it without the GIL): indexing reads and
+        # decodes files meanwhile, and waits for it only to chunk them.
+        self._tok_value = None
+        self._tok_error: BaseException | None = None
+        self._tok_ready = threading.Event()
+        threading.Thread(target=self._load_tokenizer, daemon=False,
+                         name="xsearch-tokenizer").start()
+
+    def _load_tokenizer(self) -> None:
+        try:
+            self._tok_value = get_e5_tokenizer()
+        except BaseException as exc:  # raised where the tokenizer is first needed
+            self._tok_error = exc
+        finally:
+            self._tok_ready.set()
+
+    def ready(self) -> bool:
+        return self._tok_ready.is_set()
+
+    @property
+    def _tok(self):
+        self._tok_ready.wait()
+        if self._tok_error is not None:
+            raise ModelNotFoundError("cannot load the e5-small tokenizer: "
+                                     f"{_first_line(self._tok_error)}") from self._tok_error
+        return self._tok_value
 
     def _load(self, verify: Callable[[], Path] | None) -> None:
         try:
