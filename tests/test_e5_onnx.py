@@ -151,8 +151,12 @@ def test_sentencepiece_model_is_the_one_protobuf_would_write():
     field = e5_tokenizer._field
     loop = b"".join(field(1, field(1, p.encode()) + b"\x15" + struct.pack("<f", s))
                     for p, s in zip(pieces, scores, strict=True))
-    assert e5_tokenizer._pieces(pieces, scores) == loop  # two-byte lengths: the loop
-    assert e5_tokenizer._pieces(pieces[1:], scores[1:]) == loop[-13:]  # the numpy layout
+    blob = b"head" + "".join(pieces).encode()  # pieces start anywhere in the file's blob
+    offsets = np.array([4, 134, 138])
+    assert e5_tokenizer._pieces(blob, offsets, scores) == loop  # two-byte lengths: the loop
+    assert e5_tokenizer._pieces(blob, offsets[1:], scores[1:]) == loop[-13:]  # numpy layout
+    assert f.pieces[f.unk + 1] == f.piece_bytes[
+        f.piece_offsets[f.unk + 1]:f.piece_offsets[f.unk + 2]].decode()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xsearch.bench.datasets import default_sib200_root
@@ -187,14 +188,22 @@ def test_the_langid_model_is_unpacked_once_into_the_cache_and_rebuilt_when_damag
     monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path))
     src = Path(MODEL_DIR) / MODEL_FILE
     first = L._unpacked_model(src)
-    (cached,) = tmp_path.glob("langid-*.npz")
+    (cached,) = tmp_path.glob("langid-*")
+    assert cached.is_dir()
     reference = load_model(src)
     assert first[2] == reference[2] and list(first[4]) == list(reference[4])
-    assert (first[0] == reference[0]).all()
-    mtime = cached.stat().st_mtime_ns
+    assert (first[0] == reference[0]).all() and (first[1] == reference[1]).all()
+    assert np.array_equal(np.asarray(first[3]), np.frombuffer(reference[3], dtype=np.uint32))
+    assert first[5] == list(reference[5])
+    nextmove = cached / "nextmove.npy"
+    mtime = nextmove.stat().st_mtime_ns
     L._unpacked_model(src)
-    assert cached.stat().st_mtime_ns == mtime  # read back, not unpacked again
-    cached.write_bytes(b"PK\x03\x04 damaged")
+    assert nextmove.stat().st_mtime_ns == mtime  # read back, not unpacked again
+    expected = np.asarray(first[3]).copy()
+    del first  # its mapping of the file cut short below would fault (SIGBUS) if read
+    with open(nextmove, "r+b") as fh:  # cut short, as by a full disk
+        fh.truncate(nextmove.stat().st_size // 2)
     again = L._unpacked_model(src)
-    assert again[2] == reference[2] and cached.stat().st_size > 1_000_000
+    assert again[2] == reference[2] and nextmove.stat().st_size > 1_000_000
+    assert np.array_equal(np.asarray(again[3]), expected)
     assert not list(tmp_path.glob("*.tmp"))

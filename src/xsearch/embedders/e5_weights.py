@@ -12,7 +12,7 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +51,18 @@ class E5File:
     eos: int
     pad: int
     unk: int
-    pieces: list[str]
+    piece_bytes: bytes  # every piece's UTF-8, concatenated
+    piece_offsets: np.ndarray  # piece i is piece_bytes[offsets[i]:offsets[i + 1]]
     scores: np.ndarray
     norm_map: dict[int, str]
     tensors: dict[str, tuple[int, int, int]]  # name -> (dtype 0=f32 1=q4, n values, offset)
     data: np.memmap
+
+    @cached_property
+    def pieces(self) -> list[str]:
+        """The tokenizer's pieces as text (250k strings: 0.08 s, so only when asked)."""
+        blob, offs = self.piece_bytes, self.piece_offsets.tolist()
+        return [blob[a:b].decode("utf-8") for a, b in zip(offs[:-1], offs[1:], strict=True)]
 
     def raw(self, name: str) -> np.ndarray:
         dtype, n, off = self.tensors[name]
@@ -128,8 +135,6 @@ def read_e5_file(path: str | os.PathLike | None = None) -> E5File:
     o += 4 * n_pieces
     blob = bytes(buf[o : o + blob_len])
     o += blob_len
-    bounds = zip(offs[:-1].tolist(), offs[1:].tolist(), strict=True)
-    pieces = [blob[a:b].decode("utf-8") for a, b in bounds]
     n_norm, norm_bytes = struct.unpack_from("<iI", buf, o)
     o += 8
     norm_map: dict[int, str] = {}
@@ -155,7 +160,7 @@ def read_e5_file(path: str | os.PathLike | None = None) -> E5File:
         o += 20
         tensors[name] = (dtype, n, off)
     return E5File(path, hidden, layers, heads, ffn, max_pos, float(eps), bos, eos, pad, unk,
-                  pieces, scores, norm_map, tensors, data)
+                  blob, offs.astype(np.int64), scores, norm_map, tensors, data)
 
 
 def load_e5_weights(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
