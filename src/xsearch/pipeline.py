@@ -19,7 +19,7 @@ from . import langid
 from .chunking import chunk_text
 from .embedders import Embedder
 from .errors import IngestError, SkippedFile
-from .ingest import ReadOptions, read_file
+from .ingest import ReadOptions, ReadResult, read_file
 from .store import DocumentRow, PassageRow
 from .writer import IndexWriter
 
@@ -110,7 +110,7 @@ def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: Progress
 
 
 def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: int,
-          summary: IndexSummary, notify: ProgressFn):
+          summary: IndexSummary, notify: ProgressFn) -> ReadResult | _Pending:
     """Read and decode one file (reader thread): its ReadResult, or a _Pending that records
     why it was skipped or failed."""
     key = str(f)
@@ -132,7 +132,8 @@ def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: 
 
 
 def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
-             result, summary: IndexSummary, notify: ProgressFn, known: bool) -> _Pending:
+             result: ReadResult | _Pending, summary: IndexSummary, notify: ProgressFn,
+             known: bool) -> _Pending:
     """Chunk and identify one file that was read (reader thread)."""
     if isinstance(result, _Pending):
         return result
