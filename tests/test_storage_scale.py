@@ -282,6 +282,102 @@ def test_approximate_segments_of_several_languages_score_as_the_exact_search(tmp
         ann.close()
 
 
+def _files(lang_of, start: int, n: int) -> list[tuple]:
+    out = []
+    for f in range(start, start + n):
+        lang = lang_of(f)
+        passages = [PassageRow(ordinal=j, char_start=0, char_end=5, text=f"text {f} {j}",
+                               language=lang, language_score=1.0, n_tokens=3)
+                    for j in range(5)]
+        doc = DocumentRow(record_id="", title=str(f), content_hash=str(f), n_chars=5,
+                          language=lang, passages=passages)
+        out.append((f"/data/f{f}.txt", (str(f), 5, 1.0), "text", [], [doc]))
+    return out
+
+
+def test_one_query_reads_only_the_centred_graphs_whose_rows_can_rank(tmp_path, monkeypatch):
+    """A single query reads the rows of only those centred graphs whose candidates can reach
+    its top k, judged from the graph's float16 scores (Centering.may_rank). The hits and their
+    scores are exactly those of reading every graph, also once new passages have moved the
+    languages' means away from the means the graphs were centred on."""
+    from xsearch.centering import Centering
+
+    langs = ("eng_Latn", "fra_Latn", "swh_Latn", "hin_Deva", "zho_Hans", "arb_Arab")
+    rng = np.random.default_rng(5)
+    offsets = {lang: rng.normal(size=DIM) * 0.15 for lang in langs}
+    topics = {lang: rng.normal(size=(30, DIM)) * 0.1 for lang in langs}  # 50 passages each
+
+    def vectors_of(files, shift=0.0):
+        v = np.vstack([rng.normal(size=(5, DIM)) * 0.03 + offsets[f[4][0].language] + shift
+                       + topics[f[4][0].language][int(f[4][0].title) % 30]
+                       for f in files]).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    path = tmp_path / "idx"
+    first = _files(lambda f: langs[f % 6], 0, 1800)  # 1,500 passages a language
+    later = _files(lambda f: langs[f % 2], 1800, 300)  # eng and fra only, elsewhere
+    v1, v2 = vectors_of(first), vectors_of(later, shift=rng.normal(size=DIM) * 0.05)
+    config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
+                         layout="hnsw")
+    with private_files():
+        prepare_folder(path)
+        with write_lock(path):
+            w = IndexWriter.open(path, config)
+            for at in range(0, len(first), 100):
+                w.write_many(first[at:at + 100], v1[at * 5:(at + 100) * 5])
+            w.merge()
+            w.write_many(later, v2)  # flat segments: eng's and fra's means move
+            w.finish()
+    s = Searcher(path)
+    seen: list[tuple[int, int]] = []
+    real = Centering.may_rank
+
+    def spy(self, k, groups):
+        keep = real(self, k, groups)
+        seen.append((len(groups), sum(keep)))
+        return keep
+
+    def hits(qs):
+        return [[(h.passage_id, h.score, h.relevance) for h in s.search_vectors(
+            q[None], k=10, per_document=0)[0]] for q in qs]
+
+    try:
+        kinds = sorted(r["kind"] for r in s.index.store.segments())
+        assert kinds.count("hnsw-c") == 6 and kinds.count("flat") == 2
+        s.index.vectors.load()
+        c = s.centering()
+        moved = [np.linalg.norm(c.mean_for(seg.language) - seg.mu0)
+                 for seg in (s.index.vectors.segment(r, False) for r in s.index.vectors.rows)
+                 if seg.info.kind == "hnsw-c"]
+        # Every language's mean (shrunk towards the pooled one) differs from its graph's own;
+        # eng's and fra's moved further with the passages written after the merge.
+        assert min(moved) > 1e-3 and max(moved) > 5 * min(moved)
+        qs = np.vstack([v1[::300], v2[::100]])
+        qs = qs + rng.normal(size=qs.shape).astype(np.float32) * 0.02
+        graphs = [seg for seg in (s.index.vectors.segment(r, False)
+                                  for r in s.index.vectors.rows) if seg.info.kind == "hnsw-c"]
+        for q in qs[::4]:  # the bounds hold every candidate's exact score
+            qc = c.transform(q[None], [None]).astype(np.float32)
+            groups, exact = [], []
+            for seg in graphs:
+                ids, rows, qhi, norms = seg.centred_candidates(qc, 40)
+                groups.append((seg.language, seg.mu0, qhi, norms))
+                p = seg.row_vectors(rows)
+                z, _ = c.span_scores(qc @ p.T, (p @ c.mean_for(seg.language, np.float32)
+                                                ).astype(np.float64), [(seg.language, len(p))])
+                exact.append(z[0])
+            lo, hi = c.z_bounds(groups)
+            z = np.concatenate(exact)
+            assert (lo <= z).all() and (z <= hi).all()  # fails if either mean term is dropped
+        monkeypatch.setattr(Centering, "may_rank", spy)
+        pruned = hits(qs)
+        monkeypatch.setattr(Centering, "may_rank", lambda self, k, groups: [True] * len(groups))
+        assert pruned == hits(qs)  # the same passages, scores and relevance, bit for bit
+        assert all(n == 6 for n, _ in seen) and sum(n - kept for n, kept in seen) >= 2 * len(qs)
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize("point", ["segment:norms-written", "merge:written", "merge:committed"])
 def test_killed_while_merging_into_a_centred_hnsw_segment(tmp_path, point):
     """SIGKILL while the merge writes a centred segment (after its norms file, after both

@@ -289,6 +289,50 @@ class Centering:
             return raw - g, (raw - q_mu) / scale
         return raw, (raw - q_mu) / scale
 
+    def may_rank(self, k: int, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+                 ) -> list[bool]:
+        """Which groups of one query's candidates from centred graphs can hold one of its k
+        best, judged from the graph's scores alone (so the others' rows are never read): a
+        group whose best upper bound (:meth:`z_bounds`) is below the k-th best lower bound
+        of all candidates cannot rank, since k candidates score at least that."""
+        lo, hi = self.z_bounds(groups)
+        if len(lo) <= k:
+            return [True] * len(groups)
+        tau = np.partition(lo, len(lo) - k)[len(lo) - k]  # the k-th largest lower bound
+        counts = [len(g[2]) for g in groups]
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        best = np.maximum.reduceat(hi, starts)
+        return [bool(c) and bool(b >= tau) for c, b in zip(counts, best, strict=True)]
+
+    def z_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) bounds of the first query's exact score (language mode) of every
+        candidate of centred graphs, in group order, from the graph's scores alone.
+
+        A group is (language, the segment's mean mu0, q'·hi of each candidate, its norm n =
+        ||p - mu0||), with p = mu0 + n u and hi = u in float16. The exact score is z =
+        (n q'·u - q'·d) / ||n u - d|| / scale, d = mu_L - mu0; the bounds follow from
+        |q'·u - q'·hi| <= ||q'|| 2^-11 (float16 rounds each component to 2^-11 of itself)
+        and |u·d| <= ||d||.
+        """
+        q = np.asarray(self._qc[0], dtype=np.float64)
+        err = float(np.linalg.norm(q)) * (2.0 ** -11 + 3e-5) + 1e-6
+        counts = [len(g[2]) for g in groups]
+        delta = np.vstack([self._mean(g[0])[0] for g in groups]) - np.vstack([g[1] for g in groups])
+        # one pass over every candidate (per group, the small numpy steps cost more)
+        dn = np.repeat(np.linalg.norm(delta, axis=1), counts)
+        qd = np.repeat(delta @ q, counts)
+        scale = np.repeat([float(self._scale_of(g[0])[0]) for g in groups], counts)
+        n = np.concatenate([g[3] for g in groups]).astype(np.float64)
+        qhi = np.concatenate([g[2] for g in groups]).astype(np.float64)
+        near, far = np.maximum(n - dn, 1e-12), n + dn
+        top, low = n * (qhi + err) - qd, n * (qhi - err) - qd
+        hi = np.where(top >= 0, top / near, top / far) / scale
+        lo = np.where(low >= 0, low / far, low / near) / scale
+        # float32 products and a norm taken as 1 in the exact path: room for their rounding
+        slack = 1e-5 + 1e-4 * np.maximum(np.abs(hi), np.abs(lo))
+        return lo - slack, hi + slack
+
     def _lang_terms(self, lang: str) -> tuple[np.ndarray, float]:
         """(q'·mu_L as a column, mu_L·mu_L) for the current queries, kept per language (a
         language's segment may come more than once)."""

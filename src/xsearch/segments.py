@@ -221,7 +221,7 @@ class Segment:
                     if both.shape != (d + info.n,) or self._lo.shape != (info.n, d) or \
                             self._lo.dtype != np.float16:
                         raise CorruptIndexError(f"segment {info.name}: side files do not match")
-                    self._mu0 = np.array(both[:d], dtype=np.float32)
+                    self.mu0 = np.array(both[:d], dtype=np.float32)
                     self._norms = both[d:]
                 # Reading left the pages it copied resident (1.1 MB a 55k HNSW segment).
                 # HNSW then reads vectors at random all over the file: 2 MB pages spare TLB
@@ -295,9 +295,9 @@ class Segment:
         rows, found = self._hnsw_rows_of(ids)
         if not found.all():
             raise KeyError("passage id not in segment")
-        return self._row_vectors(rows)
+        return self.row_vectors(rows)
 
-    def _row_vectors(self, rows: np.ndarray) -> np.ndarray:
+    def row_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The stored vectors of these graph rows (a centred segment's as mu0 + n u)."""
         rows = np.asarray(rows)
         if self.info.kind != HNSW_C:
@@ -305,8 +305,16 @@ class Segment:
         xb = self._hnsw_view()[1][rows].astype(np.float32)
         xb += self._lo[rows].astype(np.float32) * np.float32(1.0 / LO_SCALE)
         xb *= self._norms[rows][:, None]
-        xb += self._mu0
+        xb += self.mu0
         return xb
+
+    def centred_candidates(self, q: np.ndarray, k: int, exclude: np.ndarray | None = None,
+                           effort: int = 1) -> tuple[np.ndarray, ...]:
+        """(ids, rows, q·hi, ||p - mu0||) of one query's k best rows of a centred graph: the
+        search alone, for a caller that then reads only the rows worth it (row_vectors)."""
+        dist, rows = (a[0] for a in self._hnsw_search(q, k, exclude, effort))
+        dist, rows = dist[rows >= 0], rows[rows >= 0]
+        return self._hnsw_view()[0][rows], rows, dist, self._norms[rows]
 
     def _hnsw_rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row of each id, whether the segment holds it): the ascending id map, bisected."""
@@ -359,8 +367,7 @@ class Segment:
         return ids, self.reconstruct(ids)
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
-               allowed: np.ndarray | None = None,
-               effort: int = 1) -> tuple[np.ndarray, np.ndarray]:
+               allowed: np.ndarray | None = None, effort: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k best rows per query; ``exclude`` are tombstoned ids,
         ``allowed`` (sorted) restricts to those ids with an exact search; ``effort``
         multiplies the approximate search's breadth (efSearch / nprobe)."""
@@ -393,7 +400,7 @@ class Segment:
                 _, rows = self._hnsw_search(q, k, exclude, effort)
                 # One query's rows are already distinct; np.unique costs 8 us a segment.
                 rows = rows[rows >= 0] if len(q) == 1 else np.unique(rows[rows >= 0])
-                return self._hnsw_view()[0][rows], self._row_vectors(rows)
+                return self._hnsw_view()[0][rows], self.row_vectors(rows)
             if exclude is None or not len(exclude):
                 _, found, vecs = self._ann_search(q, k, None, effort, with_vectors=True)
                 flat = found.reshape(-1)
@@ -419,7 +426,7 @@ class Segment:
         if self.info.kind in GRAPHS:
             dist, rows = self._hnsw_search(q, k, exclude, effort)
             if self.info.kind == HNSW_C:  # the graph's scores are q·u: give q·p, reordered
-                dist, rows = _rescored(q, rows, self._row_vectors)
+                dist, rows = _rescored(q, rows, self.row_vectors)
             return dist, np.where(rows >= 0, self._hnsw_view()[0][np.maximum(rows, 0)], -1)
         faiss = _faiss()
         # One query gains nothing from OpenMP fan-out and loses much on a busy machine.
@@ -486,9 +493,8 @@ def sweep(folder: Path, referenced: set[str]) -> list[str]:
     if not folder.is_dir():
         return removed
     for entry in os.scandir(folder):
-        if not NAME_RE.match(entry.name) or not entry.is_file(follow_symlinks=False):
-            continue
-        if entry.name in referenced:
+        if not NAME_RE.match(entry.name) or entry.name in referenced or \
+                not entry.is_file(follow_symlinks=False):
             continue
         os.unlink(entry.path)
         removed.append(entry.name)

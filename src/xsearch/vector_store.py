@@ -5,7 +5,9 @@ constant inside a segment: each segment is searched on its own, and its candidat
 exactly with their language's terms before the lists are merged, which keeps approximate
 search exact about it. Flat segments are scored one by one; the candidates of every
 approximate segment are scored together, in one pass over one matrix (18 segments' small
-numpy steps cost 0.6 ms a query at 1M passages).
+numpy steps cost 0.6 ms a query at 1M passages). One query reads the rows of only those
+centred graphs whose candidates can rank (bounds from the graphs' own scores,
+``Centering.may_rank``): 5 of 18 on average at 1M, the same hits and scores.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from .errors import CorruptIndexError
 from .fileio import quick_fingerprint
-from .segments import MAX_EFFORT, Segment, SegmentInfo, files_of
+from .segments import HNSW_C, MAX_EFFORT, Segment, SegmentInfo, files_of
 from .store import Store
 from .threads import blas_batch
 
@@ -173,12 +175,22 @@ class VectorStore:
         effort = min(MAX_EFFORT, max(1, len(self.rows) // max(1, len(rows))))
         parts: list[tuple[np.ndarray, ...]] = []
         ann: list[tuple[str, np.ndarray, np.ndarray]] = []
+        # One query's centred graphs are searched first; only those whose candidates can
+        # rank have their rows read (centering.may_rank), the rest cost the search alone.
+        bound = nq == 1 and allowed is None and centering is not None and \
+            centering.mean_for(rows[0]["language"] if rows else "") is not None
+        graphs: list[tuple[str, Segment, tuple[np.ndarray, ...]]] = []
         for row in rows:
             lang = row["language"]
             seg = self.segment(row, missing_ok)
             if seg is None:
                 continue
             exclude = self.tombs.get(row["id"])
+            if bound and seg.info.kind == HNSW_C:
+                found = seg.centred_candidates(q, seg.fetch(k), exclude=exclude, effort=effort)
+                if len(found[0]):
+                    graphs.append((lang, seg, found))
+                continue
             if seg.ids is None:
                 # Approximate: candidates by the graph (or lists), scored below all at once
                 # (per segment, the small numpy steps cost more than the arithmetic).
@@ -204,6 +216,12 @@ class VectorStore:
             if len(cand):
                 parts.append(self._best(q, plain, cand, mat, pmu, [(lang, len(cand))],
                                         centering, k))
+        if graphs:
+            keep = centering.may_rank(k, [(lang, seg.mu0, qhi, norms)
+                                          for lang, seg, (_, _, qhi, norms) in graphs])
+            ann += [(lang, ids, seg.row_vectors(at))
+                    for (lang, seg, (ids, at, _, _)), kept in zip(graphs, keep, strict=True)
+                    if kept]
         if ann:
             cand = np.concatenate([c for _, c, _ in ann])
             vecs = np.vstack([v for _, _, v in ann])
