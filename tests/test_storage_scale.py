@@ -16,19 +16,27 @@ DIM = 32
 FILES = 300  # x 5 passages = 1500 vectors in one language: an ANN segment after the merge
 
 
-def _build(path, layout, files_n=FILES, langs=("eng_Latn",)):
-    rng = np.random.default_rng(3)
-    vectors = rng.normal(size=(files_n * 5, DIM)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    files = []
-    for f in range(files_n):
-        lang = langs[f % len(langs)]
+def _files(lang_of, start: int, n: int, path_of=lambda f: f"/data/f{f}.txt") -> list[tuple]:
+    """Files ``start``..``start + n`` of five passages each, as ``IndexWriter.write_many``
+    takes them; file f is in language ``lang_of(f)``."""
+    out = []
+    for f in range(start, start + n):
+        lang = lang_of(f)
         passages = [PassageRow(ordinal=j, char_start=0, char_end=5, text=f"text {f} {j}",
                                language=lang, language_score=1.0, n_tokens=3)
                     for j in range(5)]
         doc = DocumentRow(record_id="", title=str(f), content_hash=str(f), n_chars=5,
                           language=lang, passages=passages)
-        files.append((f"/data/d{f % 10}/f{f}.txt", (str(f), 5, 1.0), "text", [], [doc]))
+        out.append((path_of(f), (str(f), 5, 1.0), "text", [], [doc]))
+    return out
+
+
+def _build(path, layout, files_n=FILES, langs=("eng_Latn",)):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(files_n * 5, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    files = _files(lambda f: langs[f % len(langs)], 0, files_n,
+                   lambda f: f"/data/d{f % 10}/f{f}.txt")
     config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
                          layout=layout)
     with private_files():
@@ -280,19 +288,6 @@ def test_approximate_segments_of_several_languages_score_as_the_exact_search(tmp
     finally:
         flat.close()
         ann.close()
-
-
-def _files(lang_of, start: int, n: int) -> list[tuple]:
-    out = []
-    for f in range(start, start + n):
-        lang = lang_of(f)
-        passages = [PassageRow(ordinal=j, char_start=0, char_end=5, text=f"text {f} {j}",
-                               language=lang, language_score=1.0, n_tokens=3)
-                    for j in range(5)]
-        doc = DocumentRow(record_id="", title=str(f), content_hash=str(f), n_chars=5,
-                          language=lang, passages=passages)
-        out.append((f"/data/f{f}.txt", (str(f), 5, 1.0), "text", [], [doc]))
-    return out
 
 
 def test_one_query_reads_only_the_centred_graphs_whose_rows_can_rank(tmp_path, monkeypatch):
