@@ -178,7 +178,7 @@ class VectorStore:
         # One query's centred graphs are searched first; only those whose candidates can
         # rank have their rows read (centering.may_rank), the rest cost the search alone.
         bound = nq == 1 and allowed is None and centering is not None and \
-            centering.mean_for(rows[0]["language"] if rows else "") is not None
+            centering.mode == "language" and centering.pooled is not None
         graphs: list[tuple[str, Segment, tuple[np.ndarray, ...]]] = []
         for row in rows:
             lang = row["language"]
