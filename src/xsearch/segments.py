@@ -10,8 +10,7 @@ float16 lost, (u - hi) * LO_SCALE in float16, and ``NAME.norms.npy`` mu0 then ev
 (float32), so p = mu0 + n (hi + lo / LO_SCALE) reads back to float32 rounding.
 
 Segments are never modified: new passages make new segments, deletions are tombstones in
-SQLite, and merges write a new segment and drop the old ones.
-"""
+SQLite, and merges write a new segment and drop the old ones."""
 
 from __future__ import annotations
 
