@@ -24,7 +24,7 @@ PREFIX = "e5-small-openvino"
 
 def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[Any, str]:
     """(compiled model, "cache" or "compiled") for the graph at ``graph`` on the CPU."""
-    key = _key(core, graph, config)
+    key = _key(graph, config)
     blob = cache_dir() / f"{PREFIX}-t{threads}-{key}.blob" if key else None
     data = _read_verified(blob) if blob else None
     if data is not None:
@@ -45,7 +45,7 @@ def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[A
     return compiled, "compiled"
 
 
-def _key(core: Any, graph: Path, config: dict) -> str | None:
+def _key(graph: Path, config: dict) -> str | None:
     from .cpu_features import _numpy_features
 
     try:
