@@ -21,6 +21,12 @@ def _numpy_features() -> dict[str, bool]:
     return dict(__cpu_features__)
 
 
+def cpu_signature() -> list[str]:
+    """The features CPUID reports here (via numpy), sorted: what code compiled for this CPU
+    may depend on."""
+    return sorted(name for name, present in _numpy_features().items() if present)
+
+
 def _cpuinfo_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")

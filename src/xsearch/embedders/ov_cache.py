@@ -46,7 +46,7 @@ def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[A
 
 
 def _key(graph: Path, config: dict) -> str | None:
-    from .cpu_features import _numpy_features
+    from .cpu_features import cpu_signature
 
     try:
         graph_sha = json.loads(graph.with_suffix(".json").read_text(encoding="utf-8"))["sha256"]
@@ -56,7 +56,7 @@ def _key(graph: Path, config: dict) -> str | None:
 
     what = {"graph": graph_sha, "openvino": import_openvino().get_version(),
             "config": {k: str(v) for k, v in sorted(config.items())},
-            "cpu": sorted(k for k, on in _numpy_features().items() if on)}
+            "cpu": cpu_signature()}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
