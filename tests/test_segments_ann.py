@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from xsearch import segment_kinds as K
 from xsearch import segments as S
 
 
@@ -15,7 +16,7 @@ def _unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", [S.HNSW, S.HNSW_C, S.IVF_SQ8])
+@pytest.mark.parametrize("kind", [K.HNSW, K.HNSW_C, K.IVF_SQ8])
 def test_ann_segment_excludes_tombstoned_passage_ids(tmp_path, kind):
     vectors = _unit(2000)
     ids = np.arange(5000, 7000, dtype=np.int64)  # passage ids far from row numbers 0..1999
@@ -34,7 +35,7 @@ def test_ann_segment_excludes_tombstoned_passage_ids(tmp_path, kind):
     assert top[0, 0] == 5000
 
 
-@pytest.mark.parametrize("kind", [S.HNSW, S.HNSW_C, S.IVF_SQ8])
+@pytest.mark.parametrize("kind", [K.HNSW, K.HNSW_C, K.IVF_SQ8])
 def test_ann_segment_reconstructs_by_passage_id(tmp_path, kind):
     """Deletes read vectors back by passage id (per-language sums); ids start at 1, not 0."""
     vectors = _unit(1500, seed=1)
@@ -51,7 +52,7 @@ def test_ivf_segment_of_an_older_version_with_a_direct_map_reads_back(tmp_path, 
     decode to the same vectors and candidates as today's, which carry none."""
     vectors = _unit(1500, seed=2)
     ids = np.arange(1, 1501, dtype=np.int64) * 7
-    new = S.write_segment(tmp_path, "s00000003-deu_Latn", ids, vectors, S.IVF_SQ8)
+    new = S.write_segment(tmp_path, "s00000003-deu_Latn", ids, vectors, K.IVF_SQ8)
     build = S._build_faiss
 
     def with_map(kind, v, i):
@@ -60,7 +61,7 @@ def test_ivf_segment_of_an_older_version_with_a_direct_map_reads_back(tmp_path, 
         return index
 
     monkeypatch.setattr(S, "_build_faiss", with_map)
-    old = S.write_segment(tmp_path, "s00000004-deu_Latn", ids, vectors, S.IVF_SQ8)
+    old = S.write_segment(tmp_path, "s00000004-deu_Latn", ids, vectors, K.IVF_SQ8)
     a = S.Segment(tmp_path, new, "deu_Latn", 3)
     b = S.Segment(tmp_path, old, "deu_Latn", 4)
     assert a.index.direct_map.type == 0 and b.index.direct_map.type != 0
@@ -81,7 +82,7 @@ def test_ivf_candidates_with_tombstones_match_the_decoded_ones(tmp_path):
     id instead, and must give the very vectors the selector-free path decodes."""
     vectors = _unit(1500, seed=3)
     ids = np.arange(100, 1600, dtype=np.int64)
-    info = S.write_segment(tmp_path, "s00000005-ita_Latn", ids, vectors, S.IVF_SQ8)
+    info = S.write_segment(tmp_path, "s00000005-ita_Latn", ids, vectors, K.IVF_SQ8)
     seg = S.Segment(tmp_path, info, "ita_Latn", 5)
     q = vectors[:3]
     ids_all, vecs_all = seg.candidates(q, 30)
@@ -99,9 +100,9 @@ def test_hnsw_segment_of_an_older_version_with_idmap2_reads_back(tmp_path, monke
     IDMap,HNSW24 read by bisection. Both give the stored vectors and the same neighbours."""
     vectors = _unit(1200, seed=4)
     ids = np.arange(1, 1201, dtype=np.int64) * 5
-    new = S.write_segment(tmp_path, "s00000006-spa_Latn", ids, vectors, S.HNSW)
-    monkeypatch.setitem(S.FACTORY, S.HNSW, "IDMap2,HNSW32,Flat")
-    old = S.write_segment(tmp_path, "s00000007-spa_Latn", ids, vectors, S.HNSW)
+    new = S.write_segment(tmp_path, "s00000006-spa_Latn", ids, vectors, K.HNSW)
+    monkeypatch.setitem(K.FACTORY, K.HNSW, "IDMap2,HNSW32,Flat")
+    old = S.write_segment(tmp_path, "s00000007-spa_Latn", ids, vectors, K.HNSW)
     a = S.Segment(tmp_path, new, "spa_Latn", 6)
     b = S.Segment(tmp_path, old, "spa_Latn", 7)
     faiss = S._faiss()
@@ -144,7 +145,7 @@ def test_an_opened_hnsw_segment_asks_for_huge_pages_and_leaves_nothing_resident(
     thp = os.path.isdir("/sys/kernel/mm/transparent_hugepage")  # else no huge pages to ask for
     vectors = _unit(6000, dim=384, seed=7)  # 9.2 MB of vectors, a 1.2 MB graph
     ids = np.arange(10, 6010, dtype=np.int64)
-    info = S.write_segment(tmp_path, "s00000009-hin_Deva", ids, vectors, S.HNSW)
+    info = S.write_segment(tmp_path, "s00000009-hin_Deva", ids, vectors, K.HNSW)
     path = tmp_path / (info.name + ".faiss")
     faiss = S._faiss()
     kept = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
@@ -163,7 +164,7 @@ def test_an_opened_hnsw_segment_asks_for_huge_pages_and_leaves_nothing_resident(
     assert np.array_equal(seg.reconstruct(np.array([15, 4010])), vectors[[5, 4000]])
 
     # IVF reads a few lists per query: whole 2 MB pages would hold more memory for nothing.
-    ivf = S.write_segment(tmp_path, "s00000010-hin_Deva", ids, vectors, S.IVF_SQ8)
+    ivf = S.write_segment(tmp_path, "s00000010-hin_Deva", ids, vectors, K.IVF_SQ8)
     seg = S.Segment(tmp_path, ivf, "hin_Deva", 10)
     assert "hg" not in _mapping_of(seg.paths[0])[1]
 
@@ -185,8 +186,8 @@ def test_centred_hnsw_segment_proposes_the_best_by_the_centred_cosine(tmp_path):
     vectors = _embedding_like(4000)
     ids = np.arange(1, 4001, dtype=np.int64) * 2
     raw = S.Segment(tmp_path, S.write_segment(tmp_path, "s00000011-swh_Latn", ids, vectors,
-                                              S.HNSW), "swh_Latn", 11)
-    info = S.write_segment(tmp_path, "s00000012-swh_Latn", ids, vectors, S.HNSW_C)
+                                              K.HNSW), "swh_Latn", 11)
+    info = S.write_segment(tmp_path, "s00000012-swh_Latn", ids, vectors, K.HNSW_C)
     assert [p.name for p in sorted(tmp_path.glob("s00000012-*"))] == [
         "s00000012-swh_Latn.faiss", "s00000012-swh_Latn.lo.npy", "s00000012-swh_Latn.norms.npy"]
     assert info.nbytes == sum(p.stat().st_size for p in tmp_path.glob("s00000012-*"))

@@ -222,12 +222,12 @@ def test_raw_hnsw_segments_of_an_earlier_version_search_and_check_repair_centres
     with the same passages, vectors and hits."""
     from click.testing import CliRunner
 
-    from xsearch import segments as S
+    from xsearch import segment_kinds as K
     from xsearch.cli import cli
 
     path = tmp_path / "idx"
     monkeypatch.setattr(IndexWriter, "_target_kind",
-                        lambda self, n: S.HNSW if n >= 1000 else S.FLAT)
+                        lambda self, n: K.HNSW if n >= 1000 else K.FLAT)
     vectors = _build(path, "hnsw")
     monkeypatch.undo()
 
@@ -242,7 +242,7 @@ def test_raw_hnsw_segments_of_an_earlier_version_search_and_check_repair_centres
         finally:
             s.close()
 
-    before, stored_before = top_hits(S.HNSW)
+    before, stored_before = top_hits(K.HNSW)
     assert [hits[0] for hits in before] == [1, 700, 1500]
     runner = CliRunner()
     out = runner.invoke(cli, ["check", "--no-model", "--index", str(path)])
@@ -251,7 +251,7 @@ def test_raw_hnsw_segments_of_an_earlier_version_search_and_check_repair_centres
     out = runner.invoke(cli, ["check", "--repair", "--no-model", "--index", str(path)])
     assert out.exit_code == 0, out.output
     assert "repaired: rewrote 1 HNSW segment(s) of an earlier version" in out.output
-    after, stored_after = top_hits(S.HNSW_C)
+    after, stored_after = top_hits(K.HNSW_C)
     assert after == before
     assert np.abs(stored_after - stored_before).max() < 1e-6
     files = sorted(p.name for p in (path / "segments").iterdir())

@@ -16,7 +16,8 @@ from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .fileio import full_checksum
 from .index_dir import CONFIG, IndexDir
-from .segments import HNSW, files_of
+from .segment_kinds import HNSW
+from .segments import files_of
 from .writer import IndexWriter, private_files, write_lock
 
 

@@ -24,46 +24,20 @@ import numpy as np
 from .errors import CorruptIndexError
 from .faults import point
 from .fileio import advise_mapped_file, fsync_dir, full_checksum, quick_fingerprint
+from .segment_kinds import (
+    CENTRED_EXTRA,
+    FACTORY,
+    FLAT,
+    GRAPHS,
+    HNSW_C,
+    HNSW_C_EF_SEARCH,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    IVFS,
+    LO_SCALE,
+    ivf_nprobe,
+)
 from .threads import search_threads
-
-FLAT = "flat"
-HNSW = "hnsw"  # a graph over the raw vectors: written by earlier versions, still read
-HNSW_C = "hnsw-c"
-IVF_SQ8 = "ivf-sq8"
-KINDS = (FLAT, HNSW, HNSW_C, IVF_SQ8)
-GRAPHS = (HNSW, HNSW_C)
-#: FAISS factory strings of the approximate kinds (inner product on unit vectors).
-#: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
-#: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
-#: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
-#: vector in RAM; rows are found by bisection, a segment's ids being written in ascending
-#: order. Segments written as IDMap2,HNSW32 by earlier versions read the same way.
-FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,SQfp16",
-           IVF_SQ8: "IVF{nlist},SQ8"}
-#: The low half of a centred segment's vectors is stored scaled into float16's normal range
-#: (u - hi is below 2^-11 |u|): read back, |p - p'| <= 2e-8 per component.
-LO_SCALE = 2048.0
-HNSW_EF_CONSTRUCTION = 80
-#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
-#: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
-HNSW_EF_SEARCH = 64
-#: A centred graph ranks candidates as the scores do (a raw one ranks by q'·p, which the
-#: scores' division by ||p - mu_L||, spread ~5%, reorders): it needs a narrower search and
-#: fewer candidates, k + CENTRED_EXTRA where a raw graph proposes 4k + 16 (see Segment.fetch).
-#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 32 / 36
-#: / 40 / 48 gave recall@10 0.942 / 0.948 / 0.954 / 0.968; 2, 6 or 14 extra candidates the same
-#: recall (raw float32 graphs at efSearch 64 with 4k + 16: 0.947, and the whole search took
-#: 1.5-1.7x as long: benchmarks/scale_ab.py).
-HNSW_C_EF_SEARCH = 40
-CENTRED_EXTRA = 2
-#: A query that searches only a few segments (a --lang filter) may search each more widely.
-MAX_EFFORT = 4
-#: IVF lists probed per query: at least IVF_NPROBE, and enough to scan ~IVF_MIN_SCAN codes.
-#: Measured (benchmarks/scale.py --tune, e5-small-derived vectors): a fixed 24 gave recall@10
-#: 0.98 on 55k-vector segments (940 lists) but 0.93 on 5.5k-vector ones (298 lists, 19 codes
-#: per list); what recall follows is the number of codes scanned, not the share of lists.
-IVF_NPROBE = 16
-IVF_MIN_SCAN = 1000
 
 #: Every file a segment may leave behind; nothing else in ``segments/`` is ever deleted.
 NAME_RE = re.compile(
@@ -179,9 +153,9 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
             index.train(vectors)
         index.add_with_ids(vectors, ids)
         return index
-    if kind == IVF_SQ8:
+    if kind in IVFS:
         nlist = int(max(1, min(4096, round(4 * np.sqrt(len(ids))))))
-        index = faiss.index_factory(dim, FACTORY[IVF_SQ8].format(nlist=nlist),
+        index = faiss.index_factory(dim, FACTORY[kind].format(nlist=nlist),
                                     faiss.METRIC_INNER_PRODUCT)
         sample = vectors if len(vectors) <= 64 * nlist else vectors[
             np.random.default_rng(0).choice(len(vectors), 64 * nlist, replace=False)]
@@ -269,7 +243,7 @@ class Segment:
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of these passage ids (exact for flat and HNSW, within float32 rounding for
-        centred HNSW, decoded for IVF-SQ8)."""
+        centred HNSW, decoded for IVF)."""
         ids = np.asarray(ids, dtype=np.int64)
         if self.ids is not None:
             all_ids = np.asarray(self.ids)
@@ -279,7 +253,7 @@ class Segment:
             return np.asarray(self.vectors[rows], dtype=np.float32)
         if not len(ids):
             return np.zeros((0, self.index.d), dtype=np.float32)
-        if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
+        if self.info.kind in IVFS and self.index.direct_map.type == 0:  # NoMap
             return self._ivf_decode(ids)
         if self.info.kind in GRAPHS:
             return self._hnsw_rows(ids)
@@ -434,9 +408,8 @@ class Segment:
         if exclude is not None and len(exclude):
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
-        nlist = self.index.nlist
-        nprobe = effort * max(IVF_NPROBE, -(-IVF_MIN_SCAN * nlist // max(1, self.info.n)))
-        params = faiss.SearchParametersIVF(nprobe=min(nlist, nprobe), sel=sel)
+        nprobe = ivf_nprobe(self.info.kind, self.index.nlist, self.info.n, effort)
+        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
         if with_vectors:
             return self.index.search_and_reconstruct(q, k, params=params)
         return self.index.search(q, k, params=params)

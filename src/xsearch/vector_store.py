@@ -18,7 +18,8 @@ import numpy as np
 
 from .errors import CorruptIndexError
 from .fileio import quick_fingerprint
-from .segments import HNSW_C, MAX_EFFORT, Segment, SegmentInfo, files_of
+from .segment_kinds import HNSW_C, MAX_EFFORT
+from .segments import Segment, SegmentInfo, files_of
 from .store import Store
 from .threads import blas_batch
 

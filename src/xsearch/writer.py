@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import segment_kinds as K
 from . import segments as S
 from .errors import CorruptIndexError, IndexLockedError
 from .faults import point
@@ -190,7 +191,7 @@ class IndexWriter:
     # -- writing -------------------------------------------------------------------------
 
     def _add_segment(self, language: str, ids: np.ndarray, vectors: np.ndarray,
-                     kind: str = S.FLAT) -> int:
+                     kind: str = K.FLAT) -> int:
         """Write a segment and record it (inside a transaction); returns its id."""
         name = S.segment_name(self.store.next_segment_seq(), language)
         info = S.write_segment(self.folder, name, ids, vectors, kind)
@@ -265,10 +266,10 @@ class IndexWriter:
     def _target_kind(self, n: int) -> str:
         layout = self.config.layout
         if layout == "flat" or n < 1000:
-            return S.FLAT
+            return K.FLAT
         if layout == "auto":
-            return S.HNSW_C if n >= ANN_MIN_VECTORS else S.FLAT
-        return S.HNSW_C if layout == "hnsw" else S.IVF_SQ8
+            return K.HNSW_C if n >= ANN_MIN_VECTORS else K.FLAT
+        return K.HNSW_C if layout == "hnsw" else K.IVF_SQ8
 
     def merge(self, force: bool = False, upgrade: bool = False) -> int:
         """Apply the merge policy; returns how many segments were rewritten. ``upgrade`` also
@@ -283,12 +284,12 @@ class IndexWriter:
         rewritten = 0
         for lang, segs in sorted(by_lang.items()):
             groups = []
-            flats = [r for r in segs if r["kind"] == S.FLAT]
-            anns = [r for r in segs if r["kind"] != S.FLAT]
+            flats = [r for r in segs if r["kind"] == K.FLAT]
+            anns = [r for r in segs if r["kind"] != K.FLAT]
             if len(flats) > 1 or (flats and tombs.get(flats[0]["id"]) is not None):
                 groups.append(flats)
             stale = [r for r in anns if len(tombs.get(r["id"], ())) > TOMBSTONE_SHARE * r["n"]
-                     or (upgrade and r["kind"] == S.HNSW)]
+                     or (upgrade and r["kind"] == K.HNSW)]
             if len(anns) >= MAX_ANN_SEGMENTS:
                 groups.append(anns)
             elif stale:

@@ -1,0 +1,53 @@
+"""The kinds of vector segment, their FAISS factory strings, and how widely each is searched.
+
+Every figure below was measured on this project's scale benchmark (``benchmarks/scale.py``:
+1M passages, 18 languages x 55k, vectors derived from real e5-small embeddings)."""
+
+from __future__ import annotations
+
+FLAT = "flat"
+HNSW = "hnsw"  # a graph over the raw vectors: written by earlier versions, still read
+HNSW_C = "hnsw-c"
+IVF_SQ8 = "ivf-sq8"
+KINDS = (FLAT, HNSW, HNSW_C, IVF_SQ8)
+GRAPHS = (HNSW, HNSW_C)
+IVFS = (IVF_SQ8,)
+#: FAISS factory strings of the approximate kinds (inner product on unit vectors).
+#: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
+#: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
+#: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
+#: vector in RAM; rows are found by bisection, a segment's ids being written in ascending
+#: order. Segments written as IDMap2,HNSW32 by earlier versions read the same way.
+FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,SQfp16",
+           IVF_SQ8: "IVF{nlist},SQ8"}
+#: The low half of a centred segment's vectors is stored scaled into float16's normal range
+#: (u - hi is below 2^-11 |u|): read back, |p - p'| <= 2e-8 per component.
+LO_SCALE = 2048.0
+HNSW_EF_CONSTRUCTION = 80
+#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 48 / 64 /
+#: 96 gave recall@10 0.947 / 0.960 / 0.976 at 5.0 / 5.7 / 7.3 ms CPU per query.
+HNSW_EF_SEARCH = 64
+#: A centred graph ranks candidates as the scores do (a raw one ranks by q'·p, which the
+#: scores' division by ||p - mu_L||, spread ~5%, reorders): it needs a narrower search and
+#: fewer candidates, k + CENTRED_EXTRA where a raw graph proposes 4k + 16 (see Segment.fetch).
+#: Measured at 1M passages (18 languages x 55k, benchmarks/scale.py --tune): efSearch 32 / 36
+#: / 40 / 48 gave recall@10 0.942 / 0.948 / 0.954 / 0.968; 2, 6 or 14 extra candidates the same
+#: recall (raw float32 graphs at efSearch 64 with 4k + 16: 0.947, and the whole search took
+#: 1.5-1.7x as long: benchmarks/scale_ab.py).
+HNSW_C_EF_SEARCH = 40
+CENTRED_EXTRA = 2
+#: A query that searches only a few segments (a --lang filter) may search each more widely.
+MAX_EFFORT = 4
+#: IVF lists probed per query, per kind: at least the first number, and enough lists to scan
+#: about the second number of codes. Measured (benchmarks/scale.py --tune): a fixed 24 gave
+#: recall@10 0.98 on 55k-vector segments (940 lists) but 0.93 on 5.5k-vector ones (298 lists,
+#: 19 codes per list); what recall follows is the number of codes scanned, not the share of
+#: lists. A 6-bit codec (IVF,SQ6: 3/4 of SQ8's bytes, 309 MB of segments at 1M) was built and
+#: dropped: however many lists it probed, its recall@10 at 1M stopped at 0.943 (SQ8: 0.965).
+IVF_PROBES = {IVF_SQ8: (16, 1000)}
+
+
+def ivf_nprobe(kind: str, nlist: int, n: int, effort: int = 1) -> int:
+    """How many of a segment's ``nlist`` lists (holding ``n`` codes) a query probes."""
+    least, scan = IVF_PROBES[kind]
+    return min(nlist, effort * max(least, -(-scan * nlist // max(1, n))))
