@@ -154,7 +154,9 @@ def _tuning(path: Path) -> list[str]:
              "when the sweep ran). Chosen from these: `HNSW_EF_SEARCH` = 64 (recall@10 0.96 "
              "at 1M, 21% less CPU than 96), IVF nprobe = max(16, enough lists to scan ~1,000 "
              "codes) (a fixed 24 gave 0.93 at 100k but 0.98 at 1M), `ANN_MIN_VECTORS` = "
-             "5,000 (the crossover below)."]
+             "5,000 (the crossover below). `1000000-ivf-sq6` was a trial 6-bit codec (3/4 "
+             "of SQ8's bytes), built by a version that had it: its recall@10 stops at 0.943, "
+             "under the 0.95 target, so it is not a layout."]
     for key, t in sorted(data.items()):
         if key == "crossover":
             lines += ["", "One language's segment, flat vs HNSW (single-thread `Segment.search`, "
