@@ -233,7 +233,7 @@ def add_delete(path: Path, work: Path, key: str) -> dict:
 def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
               truth: np.ndarray, layout: str, global_max: int) -> dict:
     """FAISS alone on the same vectors: one global index, and the index's own segment files."""
-    from xsearch import segment_kinds as K
+    from xsearch import segment_kinds as SK
     from xsearch.index_dir import IndexDir
 
     faiss = _faiss()
@@ -250,24 +250,24 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
         raw_truth.append(i[0])
     out["raw_flat_p50_ms"] = _pct(times, 50)
     if layout != "flat" and n <= global_max:
-        if layout in K.IVFS:
+        if layout in SK.IVFS:
             nlist = int(max(1, min(4096, round(4 * np.sqrt(n)))))
-            index = faiss.index_factory(dim, K.FACTORY[layout].format(nlist=nlist),
+            index = faiss.index_factory(dim, SK.FACTORY[layout].format(nlist=nlist),
                                         faiss.METRIC_INNER_PRODUCT)
             sample = vectors[np.random.default_rng(0).choice(n, min(n, 64 * nlist),
                                                              replace=False)]
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             index.train(sample)
             index.add(vectors)
-            index.nprobe = K.ivf_nprobe(layout, nlist, n)
+            index.nprobe = SK.ivf_nprobe(layout, nlist, n)
         else:
             index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = K.HNSW_EF_CONSTRUCTION
+            index.hnsw.efConstruction = SK.HNSW_EF_CONSTRUCTION
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             t = time.perf_counter()
             index.add(vectors)
             out["raw_global_build_s"] = time.perf_counter() - t
-            index.hnsw.efSearch = K.HNSW_EF_SEARCH
+            index.hnsw.efSearch = SK.HNSW_EF_SEARCH
         faiss.omp_set_num_threads(1)
         times, got, cpu = [], [], []
         for q in qv[:300]:
@@ -294,11 +294,11 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
                          np.load(path / "segments" / (r["name"] + ".ids.npy"), mmap_mode="r")))
         else:
             ix = faiss.read_index(str(f), faiss.IO_FLAG_MMAP_IFC)
-            if r["kind"] in K.GRAPHS:
+            if r["kind"] in SK.GRAPHS:
                 faiss.downcast_index(ix.index).hnsw.efSearch = (
-                    K.HNSW_C_EF_SEARCH if r["kind"] == K.HNSW_C else K.HNSW_EF_SEARCH)
+                    SK.HNSW_C_EF_SEARCH if r["kind"] == SK.HNSW_C else SK.HNSW_EF_SEARCH)
             else:
-                ix.nprobe = K.ivf_nprobe(r["kind"], ix.nlist, r["n"])
+                ix.nprobe = SK.ivf_nprobe(r["kind"], ix.nlist, r["n"])
             segs.append((r, ix, None))
     idx.close()
     qc = scorer.qc
@@ -307,7 +307,7 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
     # A centred graph's q'·u is already the re-normalised centred score (with the segment's
     # own mean): it takes the spread alone.
     for r, _, _ in segs:
-        if r["kind"] == K.HNSW_C:
+        if r["kind"] == SK.HNSW_C:
             bias, scale = terms[r["language"]]
             terms[r["language"]] = (np.zeros_like(bias), scale)
     times, got, cpu = [], [], []
@@ -473,7 +473,7 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
 
 def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     """Warm p50/p99 and recall@10 for several HNSW efSearch / IVF nprobe values."""
-    from xsearch import segment_kinds as K
+    from xsearch import segment_kinds as SK
     from xsearch import segments as S
     from xsearch.search import Searcher
 
@@ -485,9 +485,9 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     timed_searches(searcher, qv[:10])
     truth = exact_top_k(vectors, langs, Scorer(searcher.centering(), qv))
     del vectors
-    ivf = next((k for k in K.IVFS if k in kinds), None)
-    name, values = (("HNSW_C_EF_SEARCH", [16, 24, 32, 36, 40, 48, 64]) if K.HNSW_C in kinds else
-                    ("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if K.HNSW in kinds else
+    ivf = next((k for k in SK.IVFS if k in kinds), None)
+    name, values = (("HNSW_C_EF_SEARCH", [16, 24, 32, 36, 40, 48, 64]) if SK.HNSW_C in kinds else
+                    ("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if SK.HNSW in kinds else
                     (f"IVF_PROBES[{ivf}]", [4, 8, 16, 24, 32, 48, 64, 96]))
     if ivf is None:
         old = getattr(S, name)
@@ -495,10 +495,10 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
         def knob(v):
             setattr(S, name, v)
     else:  # the least lists probed; the codes to scan keep their ratio to it
-        old = K.IVF_PROBES[ivf]
+        old = SK.IVF_PROBES[ivf]
 
         def knob(v):
-            K.IVF_PROBES[ivf] = v if isinstance(v, tuple) else (v, v * old[1] // old[0])
+            SK.IVF_PROBES[ivf] = v if isinstance(v, tuple) else (v, v * old[1] // old[0])
     out = {"knob": name, "default": old, "points": []}
     try:
         for v in values:
@@ -518,7 +518,7 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
 def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> list[dict]:
     """One language's segment, flat vs HNSW, at several sizes: where ANN starts to pay
     (single-thread Segment.search, k=10; recall of HNSW against the flat result)."""
-    from xsearch import segment_kinds as K
+    from xsearch import segment_kinds as SK
     from xsearch import segments as S
 
     faiss = _faiss()
@@ -534,8 +534,8 @@ def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> l
         ids = np.arange(1, n + 1, dtype=np.int64)
         point = {"n": n}
         got = {}
-        for kind in (K.FLAT, K.HNSW):
-            name = S.segment_name(n // 1000 * 10 + (kind == K.HNSW), lang.code)
+        for kind in (SK.FLAT, SK.HNSW):
+            name = S.segment_name(n // 1000 * 10 + (kind == SK.HNSW), lang.code)
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             t = time.perf_counter()
             info = S.write_segment(folder, name, ids, v, kind)
@@ -551,7 +551,7 @@ def crossover(sources, work: Path, sizes=(2000, 5000, 10000, 20000, 40000)) -> l
                 res.append([int(x) for x in i[0]])
             point[f"{kind}_p50_ms"] = _pct(times, 50)
             got[kind] = res
-        point["hnsw_recall"] = recall(got[K.HNSW], np.array(got[K.FLAT]))
+        point["hnsw_recall"] = recall(got[SK.HNSW], np.array(got[SK.FLAT]))
         print(json.dumps(point), flush=True)
         out.append(point)
     shutil.rmtree(folder, ignore_errors=True)
@@ -564,7 +564,7 @@ def hnsw_m(sources, n: int = 55_560, ms=(16, 24, 32), efs=(48, 64, 96)) -> list[
     (what a segment hands the rescorer for k=10) and of the 10 best, vs exact search."""
     import tempfile
 
-    from xsearch import segment_kinds as K
+    from xsearch import segment_kinds as SK
 
     def overlap(got: np.ndarray, truth: np.ndarray) -> float:
         return float(np.mean([len(set(g) & set(t)) / len(t) for g, t in zip(got, truth,
@@ -583,7 +583,7 @@ def hnsw_m(sources, n: int = 55_560, ms=(16, 24, 32), efs=(48, 64, 96)) -> list[
         for m in ms:
             index = faiss.index_factory(v.shape[1], f"IDMap,HNSW{m},Flat",
                                         faiss.METRIC_INNER_PRODUCT)
-            faiss.downcast_index(index.index).hnsw.efConstruction = K.HNSW_EF_CONSTRUCTION
+            faiss.downcast_index(index.index).hnsw.efConstruction = SK.HNSW_EF_CONSTRUCTION
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             index.add_with_ids(v, np.arange(n, dtype=np.int64))
             faiss.write_index(index, f"{tmp}/h.faiss")
