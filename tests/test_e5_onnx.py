@@ -216,15 +216,20 @@ def test_openvino_compilation_is_cached_checked_and_compiled_again_when_damaged(
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte: never imported
     blob.write_bytes(bytes(data))
-    stale = [tmp_cache / f"e5-small-openvino-t2-{'0' * 16}.{ext}" for ext in ("blob", "json")]
-    for path in stale:  # compiled by an older OpenVINO, say
+    own = blob.name[:blob.name.rindex("-")]  # e5-small-openvino-t2-c<this CPU>
+    stale = [tmp_cache / f"{name}-{'0' * 16}.{ext}" for ext in ("blob", "json")
+             for name in (own, "e5-small-openvino-t2")]  # an older OpenVINO; an older name
+    other_cpu = [tmp_cache / f"e5-small-openvino-t2-c{'f' * 8}-{'1' * 16}.{ext}"
+                 for ext in ("blob", "json")]  # another machine sharing this cache folder
+    for path in stale + other_cpu:
         path.write_bytes(b"old")
     third = _OpenVinoRunner(graph, 2)
     assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in other_cpu)
     assert third.source == "compiled" and np.array_equal(run(third), expected)
     assert _OpenVinoRunner(graph, 2).source == "cache"  # rewritten whole
     assert _OpenVinoRunner(graph, 1).source == "compiled"  # another setting, its own blob
-    assert len(list(tmp_cache.glob("e5-small-openvino-*.blob"))) == 2
+    assert len(list(tmp_cache.glob("e5-small-openvino-*.blob"))) == 3  # 2 here, 1 elsewhere
     assert not list(tmp_cache.glob("*.tmp"))
 
 

@@ -6,7 +6,10 @@ blob is keyed by what it was compiled from and for: the graph's sha256, OpenVINO
 the settings and the CPU's features (as numpy reads CPUID), so a change in any of them
 compiles again. It is written like the graph (temporary file, fsync, rename; size and
 sha256 in a ``.json`` beside it). A blob that is missing, damaged or refused by OpenVINO is
-never used: the graph is compiled again and the blob rewritten.
+never used: the graph is compiled again and the blob rewritten. Its name carries the thread
+count and a short hash of the CPU's features, so machines that share one cache folder (an
+NFS home) keep their own blobs; a new blob removes only older ones of its own CPU and thread
+count.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,8 @@ PREFIX = "e5-small-openvino"
 def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[Any, str]:
     """(compiled model, "cache" or "compiled") for the graph at ``graph`` on the CPU."""
     key = _key(graph, config)
-    blob = cache_dir() / f"{PREFIX}-t{threads}-{key}.blob" if key else None
+    own = f"{PREFIX}-t{threads}-c{_cpu_tag()}"
+    blob = cache_dir() / f"{own}-{key}.blob" if key else None
     data = _read_verified(blob) if blob else None
     if data is not None:
         try:
@@ -39,10 +44,20 @@ def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[A
         except (OSError, RuntimeError):  # a read-only cache, or nothing to export: no cache
             pass
         else:
-            for stale in blob.parent.glob(f"{PREFIX}-t{threads}-*"):  # older keys
-                if not stale.name.startswith(blob.stem) and not stale.name.endswith(".tmp"):
+            # Older keys of this CPU and thread count, and blobs named before names took the
+            # CPU (they cannot say whose they are, and are compiled again if still wanted).
+            older = re.compile(rf"^(?:{re.escape(own)}|{PREFIX}-t{threads})-[0-9a-f]{{16}}"
+                               r"\.(?:blob|json)$")
+            for stale in blob.parent.glob(f"{PREFIX}-t{threads}-*"):
+                if older.match(stale.name) and not stale.name.startswith(blob.stem):
                     stale.unlink(missing_ok=True)
     return compiled, "compiled"
+
+
+def _cpu_tag() -> str:
+    from .cpu_features import cpu_signature
+
+    return hashlib.sha256(json.dumps(cpu_signature(), sort_keys=True).encode()).hexdigest()[:8]
 
 
 def _key(graph: Path, config: dict) -> str | None:
