@@ -217,8 +217,9 @@ class _OpenVinoRunner:
     def __init__(self, path: Path, threads: int) -> None:
         from .ov_cache import load_compiled
 
-        core = import_openvino().Core()
-        compiled, self.source = load_compiled(core, path, openvino_config(threads), threads)
+        ov = import_openvino()
+        compiled, self.source = load_compiled(ov.Core(), ov.get_version(), path,
+                                              openvino_config(threads), threads)
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: one call at a time
 

@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import cache_dir, write_bytes_atomic
+from .cpu_features import cpu_signature
 
 PREFIX = "e5-small-openvino"
 
 
-def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[Any, str]:
-    """(compiled model, "cache" or "compiled") for the graph at ``graph`` on the CPU."""
-    key = _key(graph, config)
+def load_compiled(core: Any, version: str, graph: Path, config: dict, threads: int
+                  ) -> tuple[Any, str]:
+    """(compiled model, "cache" or "compiled") for the graph at ``graph`` on the CPU, by
+    OpenVINO ``core`` of this ``version``."""
+    key = _key(graph, version, config)
     own = f"{PREFIX}-t{threads}-c{_cpu_tag()}"
     blob = cache_dir() / f"{own}-{key}.blob" if key else None
     data = _read_verified(blob) if blob else None
@@ -55,21 +58,15 @@ def load_compiled(core: Any, graph: Path, config: dict, threads: int) -> tuple[A
 
 
 def _cpu_tag() -> str:
-    from .cpu_features import cpu_signature
-
     return hashlib.sha256(json.dumps(cpu_signature(), sort_keys=True).encode()).hexdigest()[:8]
 
 
-def _key(graph: Path, config: dict) -> str | None:
-    from .cpu_features import cpu_signature
-
+def _key(graph: Path, version: str, config: dict) -> str | None:
     try:
         graph_sha = json.loads(graph.with_suffix(".json").read_text(encoding="utf-8"))["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # a graph without its checksum is compiled, not cached
-    from .e5_onnx import import_openvino
-
-    what = {"graph": graph_sha, "openvino": import_openvino().get_version(),
+    what = {"graph": graph_sha, "openvino": version,
             "config": {k: str(v) for k, v in sorted(config.items())},
             "cpu": cpu_signature()}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
