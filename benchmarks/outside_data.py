@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from xsearch.bench.datasets import default_sib200_root, load_generic, load_sib200
+from xsearch.bench.datasets import default_sib200_root, load_sib200
+from xsearch.bench.generic import load_generic
 from xsearch.bench.runner import BenchOptions, run_benchmark
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ import pytest
 
 from xsearch.bench.datasets import (
     BenchDataset,
-    load_generic,
     load_sib200,
     load_sib200_split,
     pair_subset,
 )
+from xsearch.bench.generic import load_generic
 from xsearch.errors import DatasetError, UnknownLanguageError
 
 LANGS = ["eng_Latn", "fra_Latn", "zho_Hans"]

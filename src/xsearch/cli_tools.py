@@ -128,11 +128,11 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
     """
     from .bench.datasets import (
         default_sib200_root,
-        load_generic,
         load_sib200,
         resolve_languages,
         sib200_languages,
     )
+    from .bench.generic import load_generic
     from .bench.report import write_report
     from .bench.runner import BenchOptions, run_benchmark
 

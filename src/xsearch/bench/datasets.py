@@ -319,6 +319,3 @@ def pair_subset(ds: BenchDataset, query_lang: str, doc_lang: str) -> BenchDatase
         same_item={q: v & corpus.keys() for q, v in ds.same_item.items()
                    if q in qrels and v & corpus.keys()},
     )
-
-
-from .generic import load_generic  # noqa: E402,F401 - its public home was here
