@@ -75,7 +75,11 @@ def main() -> None:
         for name in FILES:
             shutil.copy(CORPUS / name, docs / Path(name).name)
         clean = work / "clean"
+        t0 = time.perf_counter()
         xs("index", str(docs), "--index", str(clean), "-q")
+        # Random moments fall inside a run: a fixed window missed every run once runs got
+        # faster than it (all ten "random kills" of one campaign found the run finished).
+        took = time.perf_counter() - t0
         reference = counts(clean)
         for point in POINTS:
             for full in (False, True):
@@ -97,11 +101,13 @@ def main() -> None:
                                      "--index", str(index), "-q", "--commit-every", "1",
                                      *(["--full"] if n % 2 else [])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.5, 8.0))
+            at = rng.uniform(0.1, 0.95) * took
+            time.sleep(at)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            rows.append(outcome(f"random kill {n} ({'--full' if n % 2 else 'new'})", index,
-                                docs, reference, proc.returncode))
+            rows.append(outcome(f"random kill {n} ({'--full' if n % 2 else 'new'}, at "
+                                f"{at:.1f} s of ~{took:.1f} s)", index, docs, reference,
+                                proc.returncode))
             print(rows[-1], flush=True)
         rows += folder_cases(work, docs)
     finally:
