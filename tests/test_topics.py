@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xsearch.classifiers import LogisticClassifier, PrototypeClassifier
 from xsearch.errors import XsearchError
-from xsearch.topics import (
-    Label,
-    LogisticClassifier,
-    PrototypeClassifier,
-    document_topics,
-    parse_labels,
-    zero_shot,
-)
+from xsearch.topics import Label, document_topics, parse_labels, zero_shot
 
 
 def test_parse_labels_names_descriptions_and_errors():

@@ -1,4 +1,5 @@
-"""Zero-shot topic labels from label names alone, and a few-shot classifier on embeddings.
+"""Zero-shot topic labels from label names alone, and labelling an index (zero-shot, or with a
+trained classifier: :mod:`xsearch.classifiers`, :mod:`xsearch.trained_labels`).
 
 Zero-shot: label descriptions are embedded in the model's *query* mode, passages are already
 embedded in *passage* mode; each passage takes the label of highest cosine similarity. The
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .classifiers import normalise_rows
 from .embedders import Embedder, get_embedder
 from .errors import XsearchError
 
@@ -75,49 +77,8 @@ def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.
     sorted_ids = doc_ids[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     sums = np.add.reduceat(np.asarray(vectors, dtype=np.float32)[order], starts, axis=0)
-    best, score = zero_shot(_normalise(sums), label_vectors)
+    best, score = zero_shot(normalise_rows(sums), label_vectors)
     return sorted_ids[starts], best, score
-
-
-def _normalise(mat: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(mat, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return mat / norms
-
-
-class PrototypeClassifier:
-    """Few-shot: one mean vector per label; predict the nearest prototype."""
-
-    def fit(self, vectors: np.ndarray, labels: Sequence[str]) -> PrototypeClassifier:
-        self.labels_ = sorted(set(labels))
-        y = np.array(labels)
-        self.prototypes_ = _normalise(np.vstack([vectors[y == lb].mean(axis=0)
-                                                 for lb in self.labels_]))
-        return self
-
-    def predict(self, vectors: np.ndarray) -> list[str]:
-        best = (np.asarray(vectors) @ self.prototypes_.T).argmax(axis=1)
-        return [self.labels_[i] for i in best]
-
-
-class LogisticClassifier:
-    """Few-shot: multinomial logistic regression on the embeddings (scikit-learn)."""
-
-    def __init__(self, c: float = 10.0) -> None:
-        self.c = c
-
-    def fit(self, vectors: np.ndarray, labels: Sequence[str]) -> LogisticClassifier:
-        try:
-            from sklearn.linear_model import LogisticRegression
-        except ImportError as exc:
-            raise XsearchError("few-shot logistic regression needs scikit-learn: "
-                               "pip install 'xsearch[bench]'") from exc
-        self.model_ = LogisticRegression(C=self.c, max_iter=2000)
-        self.model_.fit(vectors, list(labels))
-        return self
-
-    def predict(self, vectors: np.ndarray) -> list[str]:
-        return [str(x) for x in self.model_.predict(vectors)]
 
 
 def label_index(index_path: Path, labels: Sequence[Label] | None = None,

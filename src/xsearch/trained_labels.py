@@ -107,7 +107,7 @@ class FrozenClassifier:
 
     @classmethod
     def fit(cls, method: str, vectors: np.ndarray, labels: Sequence[str]) -> FrozenClassifier:
-        from .topics import LogisticClassifier, PrototypeClassifier
+        from .classifiers import LogisticClassifier, PrototypeClassifier
 
         if method == "prototype":
             p = PrototypeClassifier().fit(vectors, labels)

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from xsearch.classifiers import LogisticClassifier, PrototypeClassifier
 from xsearch.embedders import Embedder, get_embedder, resolve_model_name
 from xsearch.errors import DatasetError
 from xsearch.index_dir import IndexDir
 from xsearch.indexer import build_index
 from xsearch.langcodes import matches
 from xsearch.search import Searcher
-from xsearch.topics import Label, LogisticClassifier, PrototypeClassifier, parse_labels
+from xsearch.topics import Label, parse_labels
 
 from . import metrics as M
 from .cache import CachedEmbedder

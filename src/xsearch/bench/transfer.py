@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import sources as S
-from ..topics import LogisticClassifier, PrototypeClassifier
+from ..classifiers import LogisticClassifier, PrototypeClassifier
 from . import metrics as M
 from .datasets import load_sib200_split
 
