@@ -250,7 +250,7 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
         raw_truth.append(i[0])
     out["raw_flat_p50_ms"] = _pct(times, 50)
     if layout != "flat" and n <= global_max:
-        if layout in SK.IVFS:
+        if layout == SK.IVF_SQ8:
             nlist = int(max(1, min(4096, round(4 * np.sqrt(n)))))
             index = faiss.index_factory(dim, SK.FACTORY[layout].format(nlist=nlist),
                                         faiss.METRIC_INNER_PRODUCT)
@@ -259,7 +259,7 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
             faiss.omp_set_num_threads(os.cpu_count() or 1)
             index.train(sample)
             index.add(vectors)
-            index.nprobe = SK.ivf_nprobe(layout, nlist, n)
+            index.nprobe = SK.ivf_nprobe(nlist, n)
         else:
             index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = SK.HNSW_EF_CONSTRUCTION
@@ -298,7 +298,7 @@ def raw_faiss(path: Path, vectors: np.ndarray, scorer: Scorer, qv: np.ndarray,
                 faiss.downcast_index(ix.index).hnsw.efSearch = (
                     SK.HNSW_C_EF_SEARCH if r["kind"] == SK.HNSW_C else SK.HNSW_EF_SEARCH)
             else:
-                ix.nprobe = SK.ivf_nprobe(r["kind"], ix.nlist, r["n"])
+                ix.nprobe = SK.ivf_nprobe(ix.nlist, r["n"])
             segs.append((r, ix, None))
     idx.close()
     qc = scorer.qc
@@ -485,20 +485,19 @@ def tune(path: Path, n: int, layout: str, sources, work: Path, nq: int) -> dict:
     timed_searches(searcher, qv[:10])
     truth = exact_top_k(vectors, langs, Scorer(searcher.centering(), qv))
     del vectors
-    ivf = next((k for k in SK.IVFS if k in kinds), None)
     name, values = (("HNSW_C_EF_SEARCH", [16, 24, 32, 36, 40, 48, 64]) if SK.HNSW_C in kinds else
                     ("HNSW_EF_SEARCH", [16, 24, 32, 48, 64, 96, 128]) if SK.HNSW in kinds else
-                    (f"IVF_PROBES[{ivf}]", [4, 8, 16, 24, 32, 48, 64, 96]))
-    if ivf is None:
+                    ("IVF_PROBES", [4, 8, 16, 24, 32, 48, 64, 96]))
+    if name != "IVF_PROBES":
         old = getattr(S, name)
 
         def knob(v):
             setattr(S, name, v)
     else:  # the least lists probed; the codes to scan keep their ratio to it
-        old = SK.IVF_PROBES[ivf]
+        old = SK.IVF_PROBES
 
         def knob(v):
-            SK.IVF_PROBES[ivf] = v if isinstance(v, tuple) else (v, v * old[1] // old[0])
+            SK.IVF_PROBES = v if isinstance(v, tuple) else (v, v * old[1] // old[0])
     out = {"knob": name, "default": old, "points": []}
     try:
         for v in values:

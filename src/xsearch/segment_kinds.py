@@ -11,7 +11,6 @@ HNSW_C = "hnsw-c"
 IVF_SQ8 = "ivf-sq8"
 KINDS = (FLAT, HNSW, HNSW_C, IVF_SQ8)
 GRAPHS = (HNSW, HNSW_C)
-IVFS = (IVF_SQ8,)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
 #: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
 #: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
@@ -38,16 +37,16 @@ HNSW_C_EF_SEARCH = 40
 CENTRED_EXTRA = 2
 #: A query that searches only a few segments (a --lang filter) may search each more widely.
 MAX_EFFORT = 4
-#: IVF lists probed per query, per kind: at least the first number, and enough lists to scan
-#: about the second number of codes. Measured (benchmarks/scale.py --tune): a fixed 24 gave
+#: IVF lists probed per query: at least the first number, and enough lists to scan about the
+#: second number of codes. Measured (benchmarks/scale.py --tune): a fixed 24 gave
 #: recall@10 0.98 on 55k-vector segments (940 lists) but 0.93 on 5.5k-vector ones (298 lists,
 #: 19 codes per list); what recall follows is the number of codes scanned, not the share of
 #: lists. A 6-bit codec (IVF,SQ6: 3/4 of SQ8's bytes, 309 MB of segments at 1M) was built and
 #: dropped: however many lists it probed, its recall@10 at 1M stopped at 0.943 (SQ8: 0.965).
-IVF_PROBES = {IVF_SQ8: (16, 1000)}
+IVF_PROBES = (16, 1000)
 
 
-def ivf_nprobe(kind: str, nlist: int, n: int, effort: int = 1) -> int:
+def ivf_nprobe(nlist: int, n: int, effort: int = 1) -> int:
     """How many of a segment's ``nlist`` lists (holding ``n`` codes) a query probes."""
-    least, scan = IVF_PROBES[kind]
+    least, scan = IVF_PROBES
     return min(nlist, effort * max(least, -(-scan * nlist // max(1, n))))

@@ -33,7 +33,7 @@ from .segment_kinds import (
     HNSW_C_EF_SEARCH,
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
-    IVFS,
+    IVF_SQ8,
     LO_SCALE,
     ivf_nprobe,
 )
@@ -153,7 +153,7 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
             index.train(vectors)
         index.add_with_ids(vectors, ids)
         return index
-    if kind in IVFS:
+    if kind == IVF_SQ8:
         nlist = int(max(1, min(4096, round(4 * np.sqrt(len(ids))))))
         index = faiss.index_factory(dim, FACTORY[kind].format(nlist=nlist),
                                     faiss.METRIC_INNER_PRODUCT)
@@ -253,7 +253,7 @@ class Segment:
             return np.asarray(self.vectors[rows], dtype=np.float32)
         if not len(ids):
             return np.zeros((0, self.index.d), dtype=np.float32)
-        if self.info.kind in IVFS and self.index.direct_map.type == 0:  # NoMap
+        if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
             return self._ivf_decode(ids)
         if self.info.kind in GRAPHS:
             return self._hnsw_rows(ids)
@@ -408,7 +408,7 @@ class Segment:
         if exclude is not None and len(exclude):
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
-        nprobe = ivf_nprobe(self.info.kind, self.index.nlist, self.info.n, effort)
+        nprobe = ivf_nprobe(self.index.nlist, self.info.n, effort)
         params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
         if with_vectors:
             return self.index.search_and_reconstruct(q, k, params=params)
