@@ -186,6 +186,17 @@ def _hwm_mb() -> float:
     return float("nan")
 
 
+def _rss_parts_mb() -> dict[str, float]:
+    """This process's resident memory now, anonymous and file-backed (mapped segment files,
+    libraries) apart, in MB."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        for key, name in (("RssAnon:", "rss_anon_mb"), ("RssFile:", "rss_file_mb")):
+            if line.startswith(key):
+                out[name] = int(line.split()[1]) * 1024 / 1e6
+    return out
+
+
 def run_probe(path: Path, qfile: Path) -> None:
     from xsearch.search import Searcher
 
@@ -200,7 +211,7 @@ def run_probe(path: Path, qfile: Path) -> None:
     for q in qv[:200]:
         searcher.search_vectors(q[None], K, per_document=0)
     peak = _hwm_mb()
-    print(json.dumps({"rss_peak_mb": peak, "rss_before_open_mb": base,
+    print(json.dumps({"rss_peak_mb": peak, "rss_before_open_mb": base, **_rss_parts_mb(),
                       "read_on_open_mb": (r1 - r0) / 1e6,
                       "read_first_query_mb": (r2 - r1) / 1e6}))
 

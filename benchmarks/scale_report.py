@@ -44,6 +44,8 @@ ROWS = [
     ("filter_path_recall", "--path: recall@10 vs exact within the files", "{:.4f}"),
     ("rss_peak_mb", "query process peak RSS (MB; open + 200 searches)", "{:.0f}"),
     ("rss_before_open_mb", "  of which before opening (imports)", "{:.0f}"),
+    ("rss_anon_mb", "  after the searches: anonymous (heap, statistics)", "{:.0f}"),
+    ("rss_file_mb", "  after the searches: file-backed (mapped segments, libraries)", "{:.0f}"),
     ("rss_over_payload", "peak RSS / payload", "{:.2f}"),
     ("read_on_open_mb", "bytes read() by Searcher open (MB)", "{:.2f}"),
     ("read_first_query_mb", "bytes read() by the first query (MB)", "{:.2f}"),
