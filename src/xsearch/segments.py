@@ -33,6 +33,7 @@ from .segment_kinds import (
     HNSW_C_EF_SEARCH,
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
+    IVF_FETCH,
     IVF_SQ8,
     LO_SCALE,
     ivf_nprobe,
@@ -357,7 +358,9 @@ class Segment:
     def fetch(self, k: int) -> int:
         """How many candidates an approximate search proposes for a caller's k best: the
         raw graph and IVF rank by q'·p, which the scores reorder (see HNSW_C_EF_SEARCH)."""
-        return min(self.info.n, k + CENTRED_EXTRA if self.info.kind == HNSW_C else 4 * k + 16)
+        a, b = (1, CENTRED_EXTRA) if self.info.kind == HNSW_C else \
+            IVF_FETCH if self.info.kind == IVF_SQ8 else (4, 16)
+        return min(self.info.n, a * k + b)
 
     def candidates(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
                    allowed: np.ndarray | None = None, effort: int = 1
