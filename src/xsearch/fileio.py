@@ -63,6 +63,17 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def write_checked(path: Path, data: bytes, **extra) -> dict:
+    """``data`` at ``path`` and, beside it, ``path`` with suffix ``.json`` holding its size and
+    sha256 (and ``extra``), each written atomically; returns that record. Readers trust the
+    data only when both agree."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, data)
+    meta = {**extra, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    write_bytes_atomic(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    return meta
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)

