@@ -14,8 +14,8 @@ GRAPHS = (HNSW, HNSW_C)
 #: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
 #: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
 #: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
-#: vector in RAM; rows are found by bisection, a segment's ids being written in ascending
-#: order. Segments written as IDMap2,HNSW32 by earlier versions read the same way.
+#: vector in RAM; a row is found by bisecting the segment's sorted ids (graph_order.id_rows).
+#: Segments written as IDMap2,HNSW32 by earlier versions read the same way.
 FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,SQfp16",
            IVF_SQ8: "IVF{nlist},SQ8"}
 #: The low half of a centred segment's vectors is stored scaled into float16's normal range
