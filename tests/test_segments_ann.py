@@ -77,6 +77,30 @@ def test_ivf_segment_of_an_older_version_with_a_direct_map_reads_back(tmp_path, 
     assert 7 in ids_a and len(ids_a) >= 20
 
 
+def test_ivf_segments_keep_float16_centroids_and_read_float32_ones(tmp_path, monkeypatch):
+    """New IVF segments hold their coarse centroids in float16 (half the memory a query
+    reads); segments of earlier versions, with float32 centroids, search and decode alike."""
+    faiss = S._faiss()
+    vectors = _unit(3000, seed=5)
+    ids = np.arange(1, 3001, dtype=np.int64) * 2
+    new = S.write_segment(tmp_path, "s00000005-spa_Latn", ids, vectors, K.IVF_SQ8)
+    monkeypatch.setitem(K.FACTORY, K.IVF_SQ8, "IVF{nlist},SQ8")
+    old = S.write_segment(tmp_path, "s00000006-spa_Latn", ids, vectors, K.IVF_SQ8)
+    a = S.Segment(tmp_path, new, "spa_Latn", 5)
+    b = S.Segment(tmp_path, old, "spa_Latn", 6)
+    assert isinstance(faiss.downcast_index(a.index.quantizer), faiss.IndexScalarQuantizer)
+    assert isinstance(faiss.downcast_index(b.index.quantizer), faiss.IndexFlat)
+    want = ids[[0, 500, 2999]]
+    for seg in (a, b):
+        assert np.allclose(seg.reconstruct(want), vectors[[0, 500, 2999]], atol=0.02)
+        found, vecs = seg.candidates(vectors[:1], 10)
+        assert found[0] == 2 and len(set(found.tolist())) == len(found) == 10
+        assert np.allclose(vecs[0], vectors[0], atol=0.02)
+    _, top_a = a.search(vectors[10:30], 5)
+    _, top_b = b.search(vectors[10:30], 5)
+    assert np.array_equal(top_a[:, 0], ids[10:30]) and np.array_equal(top_b[:, 0], ids[10:30])
+
+
 def test_ivf_candidates_with_tombstones_match_the_decoded_ones(tmp_path):
     """FAISS cannot decode while a selector drops tombstones: that path looks vectors up by
     id instead, and must give the very vectors the selector-free path decodes."""

@@ -16,8 +16,11 @@ GRAPHS = (HNSW, HNSW_C)
 #: (scale.py --hnsw-m). IDMap, not IDMap2: the latter's reverse hash map held ~45 bytes a
 #: vector in RAM; a row is found by bisecting the segment's sorted ids (graph_order.id_rows).
 #: Segments written as IDMap2,HNSW32 by earlier versions read the same way.
+#: IVF's coarse centroids are kept in float16: a query reads every centroid of every segment
+#: (25 MB at 1M in float32), and the float16 scan is faster as well as half the memory
+#: (18 x 943 centroids: 0.60-0.74 against 0.95-1.18 ms a query; float32 segments still read).
 FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,SQfp16",
-           IVF_SQ8: "IVF{nlist},SQ8"}
+           IVF_SQ8: "IVF{nlist}(SQfp16),SQ8"}
 #: The low half of a centred segment's vectors is stored scaled into float16's normal range
 #: (u - hi is below 2^-11 |u|): read back, |p - p'| <= 2e-8 per component.
 LO_SCALE = 2048.0

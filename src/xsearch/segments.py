@@ -379,8 +379,8 @@ class Segment:
     def candidates(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
                    allowed: np.ndarray | None = None, effort: int = 1
                    ) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of the union of each query's k best rows, ids unique (one HNSW
-        query's best first, else sorted): what a caller rescores exactly. HNSW reads them from
+        """(ids, vectors) of the union of each query's k best rows, ids unique (one query's
+        best first, else sorted): what a caller rescores exactly. HNSW reads them from
         its storage by row, IVF decodes them as it finds them (FAISS cannot while a selector
         drops tombstones: then they are looked up by id)."""
         if self.index is not None and allowed is None:
@@ -393,10 +393,13 @@ class Segment:
                 return self._hnsw_view()[0][rows], self.row_vectors(rows)
             if exclude is None or not len(exclude):
                 _, found, vecs = self._ann_search(q, k, None, effort, with_vectors=True)
-                flat = found.reshape(-1)
+                flat, vecs = found.reshape(-1), vecs.reshape(found.size, -1)
+                if len(q) == 1:  # distinct already (np.unique cost 5 us a segment)
+                    keep = flat >= 0
+                    return flat[keep], vecs[keep]
                 ids, first = np.unique(flat, return_index=True)
                 keep = ids >= 0
-                return ids[keep], vecs.reshape(len(flat), -1)[first[keep]]
+                return ids[keep], vecs[first[keep]]
         _, found = self.search(queries, k, exclude=exclude, allowed=allowed, effort=effort)
         ids = np.unique(found[found >= 0])
         return ids, self.reconstruct(ids)
@@ -426,7 +429,12 @@ class Segment:
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
                                                                                   dtype=np.int64)))
         nprobe = ivf_nprobe(self.index.nlist, self.info.n, effort)
-        params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+        if sel is not None:
+            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
+        else:  # made once, as for graphs below
+            params = self._params.get(nprobe)
+            if params is None:
+                params = self._params[nprobe] = faiss.SearchParametersIVF(nprobe=nprobe)
         if with_vectors:
             return self.index.search_and_reconstruct(q, k, params=params)
         return self.index.search(q, k, params=params)
