@@ -16,6 +16,14 @@ def _unit(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def _today_and_older(tmp_path, monkeypatch, kind: str, older_factory: str, ids, vectors):
+    """The same vectors as a segment of today's factory string and of an earlier version's."""
+    today = S.write_segment(tmp_path, "s00000001-spa_Latn", ids, vectors, kind)
+    monkeypatch.setitem(K.FACTORY, kind, older_factory)
+    older = S.write_segment(tmp_path, "s00000002-spa_Latn", ids, vectors, kind)
+    return S.Segment(tmp_path, today, "spa_Latn", 1), S.Segment(tmp_path, older, "spa_Latn", 2)
+
+
 @pytest.mark.parametrize("kind", [K.HNSW, K.HNSW_C, K.IVF_SQ8])
 def test_ann_segment_excludes_tombstoned_passage_ids(tmp_path, kind):
     vectors = _unit(2000)
@@ -83,11 +91,7 @@ def test_ivf_segments_keep_float16_centroids_and_read_float32_ones(tmp_path, mon
     faiss = S._faiss()
     vectors = _unit(3000, seed=5)
     ids = np.arange(1, 3001, dtype=np.int64) * 2
-    new = S.write_segment(tmp_path, "s00000005-spa_Latn", ids, vectors, K.IVF_SQ8)
-    monkeypatch.setitem(K.FACTORY, K.IVF_SQ8, "IVF{nlist},SQ8")
-    old = S.write_segment(tmp_path, "s00000006-spa_Latn", ids, vectors, K.IVF_SQ8)
-    a = S.Segment(tmp_path, new, "spa_Latn", 5)
-    b = S.Segment(tmp_path, old, "spa_Latn", 6)
+    a, b = _today_and_older(tmp_path, monkeypatch, K.IVF_SQ8, "IVF{nlist},SQ8", ids, vectors)
     assert isinstance(faiss.downcast_index(a.index.quantizer), faiss.IndexScalarQuantizer)
     assert isinstance(faiss.downcast_index(b.index.quantizer), faiss.IndexFlat)
     want = ids[[0, 500, 2999]]
@@ -124,11 +128,7 @@ def test_hnsw_segment_of_an_older_version_with_idmap2_reads_back(tmp_path, monke
     IDMap,HNSW24 read by bisection. Both give the stored vectors and the same neighbours."""
     vectors = _unit(1200, seed=4)
     ids = np.arange(1, 1201, dtype=np.int64) * 5
-    new = S.write_segment(tmp_path, "s00000006-spa_Latn", ids, vectors, K.HNSW)
-    monkeypatch.setitem(K.FACTORY, K.HNSW, "IDMap2,HNSW32,Flat")
-    old = S.write_segment(tmp_path, "s00000007-spa_Latn", ids, vectors, K.HNSW)
-    a = S.Segment(tmp_path, new, "spa_Latn", 6)
-    b = S.Segment(tmp_path, old, "spa_Latn", 7)
+    a, b = _today_and_older(tmp_path, monkeypatch, K.HNSW, "IDMap2,HNSW32,Flat", ids, vectors)
     faiss = S._faiss()
     assert not isinstance(a.index, faiss.IndexIDMap2) and isinstance(b.index, faiss.IndexIDMap2)
     want = np.array([5000, 5, 3005], dtype=np.int64)  # any order
