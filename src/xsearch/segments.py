@@ -307,7 +307,7 @@ class Segment:
     def _id_rows(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(sorted ids, the row of each; None where row r holds the r-th id, as in segments
         written before graph_order): computed on the first lookup by id (3 ms a 55k
-        segment), which a plain search never makes."""
+        segment: tombstones, deletes, filters, merges), which a plain search never makes."""
         if getattr(self, "_by_id", None) is None:
             try:
                 self._by_id = id_rows(self._hnsw_view()[0])
