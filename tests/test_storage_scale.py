@@ -57,7 +57,7 @@ def test_path_filter_and_tombstones_on_ann_segments(tmp_path, layout):
     s = Searcher(path)
     try:
         kinds = {r["kind"] for r in s.index.store.segments()}
-        assert kinds == {{"hnsw": "hnsw-c"}.get(layout, layout)}  # HNSW graphs are centred
+        assert kinds == {{"hnsw": "hnsw-c", "ivf-sq8": "ivf-sq8-n"}[layout]}  # today's kinds
         q = vectors[7 * 5 + 2]  # a passage of /data/d7/f7.txt
         hits = s.search_vectors(q, k=10, filters=Filters(path_glob="/data/d7/*"),
                                 per_document=0)[0]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import ivf_lists
 from .priors import ModelPriors
 from .ranking import LangStats, pooled, score_scale, shrunk
 from .store import Store
@@ -303,6 +304,21 @@ class Centering:
         starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
         best = np.maximum.reduceat(hi, starts)
         return [bool(c) and bool(b >= tau) for c, b in zip(counts, best, strict=True)]
+
+    def list_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(lower, upper) bounds of the first query's exact score (language mode) of IVF
+        candidates, per group (language, the segment's mean mu0, q'·p of each candidate,
+        its denominator against mu0, the codes' error): see ivf_lists.z_bounds."""
+        q = np.asarray(self._qc[0], dtype=np.float64)
+        q_norm = float(np.linalg.norm(q))
+        out = []
+        for lang, mu0, qp, dens, slack in groups:
+            mu = self._mean(lang)[0]
+            out.append(ivf_lists.z_bounds(qp, dens, float(q @ mu), q_norm,
+                                          float(np.linalg.norm(mu - mu0)), slack,
+                                          float(self._scale_of(lang)[0])))
+        return out
 
     def z_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
                  ) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,11 @@ from __future__ import annotations
 FLAT = "flat"
 HNSW = "hnsw"  # a graph over the raw vectors: written by earlier versions, still read
 HNSW_C = "hnsw-c"
-IVF_SQ8 = "ivf-sq8"
+IVF_SQ8 = "ivf-sq8"  # written by earlier versions, still read
+#: IVF-SQ8 with each vector's denominator against the segment mean (ivf_lists)
+IVF_SQ8_N = "ivf-sq8-n"
 GRAPHS = (HNSW, HNSW_C)
+IVFS = (IVF_SQ8, IVF_SQ8_N)
 #: FAISS factory strings of the approximate kinds (inner product on unit vectors).
 #: HNSW24: 1.14x the vectors on disk (HNSW32: 1.18x); at efSearch 64 on a 55k segment of
 #: e5-small-derived vectors it finds 0.708 of the 56 best (HNSW32: 0.720) in the same time
@@ -21,7 +24,7 @@ GRAPHS = (HNSW, HNSW_C)
 #: less query RSS, the same warm p50 (B/A 0.96-1.04), recall@10 0.964 against 0.965.
 #: Segments with float32 centroids still read.
 FACTORY = {HNSW: "IDMap,HNSW24,Flat", HNSW_C: "IDMap,HNSW24,SQfp16",
-           IVF_SQ8: "IVF{nlist}(SQfp16),SQ8"}
+           IVF_SQ8: "IVF{nlist}(SQfp16),SQ8", IVF_SQ8_N: "IVF{nlist}(SQfp16),SQ8"}
 #: The low half of a centred segment's vectors is stored scaled into float16's normal range
 #: (u - hi is below 2^-11 |u|): read back, |p - p'| <= 2e-8 per component.
 LO_SCALE = 2048.0

@@ -25,6 +25,16 @@ from .errors import CorruptIndexError
 from .faults import point
 from .fileio import advise_mapped_file, fsync_dir, full_checksum, quick_fingerprint
 from .graph_order import id_rows, locality_order, permute_graph
+from .ivf_lists import (
+    code_error,
+    decode_ids,
+    denominators,
+    list_starts,
+    rows_of_pairs,
+    search_pairs,
+    search_params,
+    where,
+)
 from .segment_kinds import (
     CENTRED_EXTRA,
     FACTORY,
@@ -35,7 +45,8 @@ from .segment_kinds import (
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     IVF_FETCH,
-    IVF_SQ8,
+    IVF_SQ8_N,
+    IVFS,
     LO_SCALE,
     ivf_nprobe,
 )
@@ -62,6 +73,8 @@ def files_of(name: str, kind: str) -> list[str]:
         return [name + ".npy", name + ".ids.npy"]
     if kind == HNSW_C:
         return [name + ".faiss", name + ".norms.npy", name + ".lo.npy"]
+    if kind == IVF_SQ8_N:
+        return [name + ".faiss", name + ".norms.npy"]
     return [name + ".faiss"]
 
 
@@ -107,6 +120,12 @@ def write_segment(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
         _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, norms))
         point("segment:norms-written")
         _write_atomic(folder / (name + ".lo.npy"), lambda p: _save_npy(p, lo))
+        _write_faiss(folder / (name + ".faiss"), index)
+    elif kind == IVF_SQ8_N:
+        index = _build_faiss(kind, vectors, ids)
+        mu0 = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        both = np.concatenate([mu0, denominators(index, mu0)])
+        _write_atomic(folder / (name + ".norms.npy"), lambda p: _save_npy(p, both))
         _write_faiss(folder / (name + ".faiss"), index)
     else:
         _write_faiss(folder / (name + ".faiss"), _build_faiss(kind, vectors, ids))
@@ -159,7 +178,7 @@ def _build_faiss(kind: str, vectors: np.ndarray, ids: np.ndarray):
             index.train(vectors)
         index.add_with_ids(vectors, ids)
         return index
-    if kind == IVF_SQ8:
+    if kind in IVFS:
         nlist = int(max(1, min(4096, round(4 * np.sqrt(len(ids))))))
         index = faiss.index_factory(dim, FACTORY[kind].format(nlist=nlist),
                                     faiss.METRIC_INNER_PRODUCT)
@@ -191,13 +210,14 @@ class Segment:
                 faiss = _faiss()
                 # Memory-map the vector codes: opening costs the graph, not the vectors.
                 self.index = faiss.read_index(str(self.paths[0]), faiss.IO_FLAG_MMAP_IFC)
-                if info.kind == HNSW_C:
+                if info.kind in (HNSW_C, IVF_SQ8_N):
                     # Plain views of the mappings: indexing a np.memmap costs 5 us more.
                     both = np.asarray(np.load(self.paths[1], mmap_mode="r", allow_pickle=False))
                     self._lo = np.asarray(np.load(self.paths[2], mmap_mode="r",
-                                                  allow_pickle=False))
+                                                  allow_pickle=False)) \
+                        if info.kind == HNSW_C else np.zeros((info.n, 0), np.float16)
                     d = self.index.d
-                    if both.shape != (d + info.n,) or self._lo.shape != (info.n, d) or \
+                    if both.shape != (d + info.n,) or self._lo.shape[0] != info.n or \
                             self._lo.dtype != np.float16:
                         raise CorruptIndexError(f"segment {info.name}: side files do not match")
                     self.mu0 = np.array(both[:d], dtype=np.float32)
@@ -228,23 +248,7 @@ class Segment:
     def _ivf_where(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(sorted ids, inverted list, offset in it) of every vector of an IVF segment."""
         if getattr(self, "_where", None) is None:
-            faiss = _faiss()
-            invlists = self.index.invlists
-            ids, lists, offsets = [], [], []
-            for i in range(self.index.nlist):
-                n = invlists.list_size(i)
-                if n:
-                    ids.append(faiss.rev_swig_ptr(invlists.get_ids(i), n).copy())
-                    lists.append(np.full(n, i, dtype=np.int32))
-                    offsets.append(np.arange(n, dtype=np.int32))
-            if not ids:
-                empty = np.zeros(0, dtype=np.int64)
-                self._where = (empty, empty.astype(np.int32), empty.astype(np.int32))
-            else:
-                all_ids = np.concatenate(ids)
-                order = np.argsort(all_ids, kind="stable")
-                self._where = (all_ids[order], np.concatenate(lists)[order],
-                               np.concatenate(offsets)[order])
+            self._where = where(self.index)
         return self._where
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
@@ -259,7 +263,7 @@ class Segment:
             return np.asarray(self.vectors[rows], dtype=np.float32)
         if not len(ids):
             return np.zeros((0, self.index.d), dtype=np.float32)
-        if self.info.kind == IVF_SQ8 and self.index.direct_map.type == 0:  # NoMap
+        if self.info.kind in IVFS and self.index.direct_map.type == 0:  # NoMap
             return self._ivf_decode(ids)
         if self.info.kind in GRAPHS:
             return self._hnsw_rows(ids)
@@ -330,23 +334,25 @@ class Segment:
         return self._hnsw_views
 
     def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:
-        """Decode IVF vectors by id: their codes, gathered list by list, through sa_decode."""
-        faiss = _faiss()
-        sorted_ids, lists, offsets = self._ivf_where()
-        rows = np.clip(np.searchsorted(sorted_ids, ids), 0, max(0, len(sorted_ids) - 1))
-        if not len(sorted_ids) or not np.array_equal(sorted_ids[rows], ids):
-            raise KeyError("passage id not in segment")
-        index, invlists = self.index, self.index.invlists
-        size, coarse = index.code_size, index.coarse_code_size()
-        codes = np.empty((len(ids), coarse + size), dtype=np.uint8)
-        want_lists, want_offsets = lists[rows], offsets[rows]
-        codes[:, :coarse] = want_lists.astype("<i8").view(np.uint8).reshape(-1, 8)[:, :coarse]
-        for i in np.unique(want_lists):
-            at = np.flatnonzero(want_lists == i)
-            n = invlists.list_size(int(i))
-            stored = faiss.rev_swig_ptr(invlists.get_codes(int(i)), n * size).reshape(n, size)
-            codes[at, coarse:] = stored[want_offsets[at]]
-        return index.sa_decode(codes)
+        """Decode IVF vectors by id (their list and offset from _ivf_where)."""
+        return decode_ids(self.index, self._ivf_where(), ids)
+
+    def ivf_candidates(self, q: np.ndarray, k: int, effort: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(q·p, list/offset pairs, denominators against mu0, code error) of one query's k
+        best of an ivf-sq8-n segment without tombstones: the search alone, for a caller that
+        then decodes only the candidates worth it (ivf_rows; see ivf_lists)."""
+        k = max(1, min(k, self.info.n))
+        dist, pairs = search_pairs(self.index, q, k, self._ivf_params(None, effort))
+        dist, pairs = dist[pairs >= 0], pairs[pairs >= 0]
+        if getattr(self, "_starts", None) is None:
+            self._starts, self._slack = list_starts(self.index), code_error(self.index)
+        dens = self._norms[self._starts[pairs >> 32] + (pairs & 0xFFFFFFFF)]
+        return dist, pairs, dens, self._slack
+
+    def ivf_rows(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(passage ids, decoded vectors) of ivf_candidates' pairs."""
+        return rows_of_pairs(self.index, pairs)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self.all_ids()
@@ -373,7 +379,7 @@ class Segment:
         """How many candidates an approximate search proposes for a caller's k best: the
         raw graph and IVF rank by q'·p, which the scores reorder (see HNSW_C_EF_SEARCH)."""
         a, b = (1, CENTRED_EXTRA) if self.info.kind == HNSW_C else \
-            IVF_FETCH if self.info.kind == IVF_SQ8 else (4, 16)
+            IVF_FETCH if self.info.kind in IVFS else (4, 16)
         return min(self.info.n, a * k + b)
 
     def candidates(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
@@ -421,23 +427,16 @@ class Segment:
             if self.info.kind == HNSW_C:  # the graph's scores are q·u: give q·p, reordered
                 dist, rows = _rescored(q, rows, self.row_vectors)
             return dist, np.where(rows >= 0, self._hnsw_view()[0][np.maximum(rows, 0)], -1)
-        faiss = _faiss()
         # One query gains nothing from OpenMP fan-out and loses much on a busy machine.
-        faiss.omp_set_num_threads(search_threads(len(q)))
-        sel = None
-        if exclude is not None and len(exclude):
-            sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.ascontiguousarray(exclude,
-                                                                                  dtype=np.int64)))
-        nprobe = ivf_nprobe(self.index.nlist, self.info.n, effort)
-        if sel is not None:
-            params = faiss.SearchParametersIVF(nprobe=nprobe, sel=sel)
-        else:  # made once, as for graphs below
-            params = self._params.get(nprobe)
-            if params is None:
-                params = self._params[nprobe] = faiss.SearchParametersIVF(nprobe=nprobe)
+        _faiss().omp_set_num_threads(search_threads(len(q)))
+        params = self._ivf_params(exclude, effort)
         if with_vectors:
             return self.index.search_and_reconstruct(q, k, params=params)
         return self.index.search(q, k, params=params)
+
+    def _ivf_params(self, exclude: np.ndarray | None, effort: int):
+        nprobe = ivf_nprobe(self.index.nlist, self.info.n, effort)
+        return search_params(nprobe, exclude, self._params)
 
     def _hnsw_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,
                      effort: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import CorruptIndexError
 from .fileio import quick_fingerprint
-from .segment_kinds import HNSW_C, MAX_EFFORT
+from .segment_kinds import HNSW_C, IVF_SQ8_N, MAX_EFFORT
 from .segments import Segment, SegmentInfo, files_of
 from .store import Store
 from .threads import blas_batch
@@ -181,6 +181,7 @@ class VectorStore:
         bound = nq == 1 and allowed is None and centering is not None and \
             centering.mode == "language" and centering.pooled is not None
         graphs: list[tuple[str, Segment, tuple[np.ndarray, ...]]] = []
+        lists: list[tuple[str, Segment, tuple[np.ndarray, ...]]] = []
         for row in rows:
             lang = row["language"]
             seg = self.segment(row, missing_ok)
@@ -191,6 +192,12 @@ class VectorStore:
                 found = seg.centred_candidates(q, seg.fetch(k), exclude=exclude, effort=effort)
                 if len(found[0]):
                     graphs.append((lang, seg, found))
+                continue
+            # (FAISS cannot give list/offset pairs while a selector drops tombstones)
+            if bound and seg.info.kind == IVF_SQ8_N and (exclude is None or not len(exclude)):
+                found = seg.ivf_candidates(q, seg.fetch(k), effort=effort)
+                if len(found[0]):
+                    lists.append((lang, seg, found))
                 continue
             if seg.ids is None:
                 # Approximate: candidates by the graph (or lists), scored below all at once
@@ -223,6 +230,8 @@ class VectorStore:
             ann += [(lang, ids, seg.row_vectors(at))
                     for (lang, seg, (ids, at, _, _)), kept in zip(graphs, keep, strict=True)
                     if kept]
+        if lists:
+            ann += self._decode_rankable(k, lists, centering)
         if ann:
             cand = np.concatenate([c for _, c, _ in ann])
             vecs = np.vstack([v for _, _, v in ann])
@@ -240,6 +249,23 @@ class VectorStore:
         order = np.argsort(-s, axis=1, kind="stable")[:, :k]
         return (np.take_along_axis(s, order, axis=1), np.take_along_axis(z, order, axis=1),
                 np.take_along_axis(i, order, axis=1), np.take_along_axis(c, order, axis=1))
+
+    @staticmethod
+    def _decode_rankable(k: int, lists: list[tuple[str, Segment, tuple]], centering
+                         ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(language, ids, vectors) of the IVF candidates of one query that can still be among
+        its k best, bounded from the search's own scores (Centering.list_bounds), so only
+        those are decoded."""
+        bounds = centering.list_bounds([(lang, seg.mu0, dist, dens, slack)
+                                        for lang, seg, (dist, _, dens, slack) in lists])
+        lo = np.concatenate([b[0] for b in bounds])
+        tau = np.partition(lo, len(lo) - k)[len(lo) - k] if len(lo) > k else -np.inf
+        out = []
+        for (lang, seg, (_, pairs, _, _)), (_, hi) in zip(lists, bounds, strict=True):
+            keep = pairs[hi >= tau]
+            if len(keep):
+                out.append((lang, *seg.ivf_rows(keep)))
+        return out
 
     @staticmethod
     def _best(q: np.ndarray, plain: np.ndarray, cand: np.ndarray, vecs, pmu: np.ndarray | None,

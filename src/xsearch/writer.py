@@ -269,7 +269,7 @@ class IndexWriter:
             return K.FLAT
         if layout == "auto":
             return K.HNSW_C if n >= ANN_MIN_VECTORS else K.FLAT
-        return K.HNSW_C if layout == "hnsw" else K.IVF_SQ8
+        return K.HNSW_C if layout == "hnsw" else K.IVF_SQ8_N
 
     def merge(self, force: bool = False, upgrade: bool = False) -> int:
         """Apply the merge policy; returns how many segments were rewritten. ``upgrade`` also
