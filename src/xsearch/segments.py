@@ -343,6 +343,7 @@ class Segment:
         best of an ivf-sq8-n segment without tombstones: the search alone, for a caller that
         then decodes only the candidates worth it (ivf_rows; see ivf_lists)."""
         k = max(1, min(k, self.info.n))
+        _faiss().omp_set_num_threads(search_threads(1))
         dist, pairs = search_pairs(self.index, q, k, self._ivf_params(None, effort))
         dist, pairs = dist[pairs >= 0], pairs[pairs >= 0]
         if getattr(self, "_starts", None) is None:
