@@ -4,14 +4,12 @@ real FAISS files written through IndexWriter, searched through Searcher."""
 from __future__ import annotations
 
 import numpy as np
-from test_storage_scale import DIM, _files
+from test_storage_scale import DIM, _files, _merged_then_more
 
 from xsearch import vector_store
 from xsearch.centering import Centering
-from xsearch.index_dir import IndexConfig
 from xsearch.search import Searcher
 from xsearch.segments import Segment
-from xsearch.writer import IndexWriter, prepare_folder, private_files, write_lock
 
 LANGS = ("eng_Latn", "fra_Latn", "swh_Latn", "hin_Deva", "zho_Hans", "arb_Arab")
 
@@ -32,17 +30,7 @@ def _index(path):
     first = _files(lambda f: LANGS[f % 6], 0, 1800)
     later = _files(lambda f: LANGS[f % 2], 1800, 300)
     v1, v2 = vectors_of(first), vectors_of(later, shift=rng.normal(size=DIM) * 0.05)
-    config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
-                         layout="ivf-sq8")
-    with private_files():
-        prepare_folder(path)
-        with write_lock(path):
-            w = IndexWriter.open(path, config)
-            for at in range(0, len(first), 100):
-                w.write_many(first[at:at + 100], v1[at * 5:(at + 100) * 5])
-            w.merge()
-            w.write_many(later, v2)
-            w.finish()
+    _merged_then_more(path, "ivf-sq8", first, v1, later, v2)
     qs = np.vstack([v1[::300], v2[::100]])
     return qs + rng.normal(size=qs.shape).astype(np.float32) * 0.02
 

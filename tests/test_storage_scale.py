@@ -37,17 +37,25 @@ def _build(path, layout, files_n=FILES, langs=("eng_Latn",)):
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     files = _files(lambda f: langs[f % len(langs)], 0, files_n,
                    lambda f: f"/data/d{f % 10}/f{f}.txt")
+    _merged_then_more(path, layout, files, vectors, chunk=50)
+    return vectors
+
+
+def _merged_then_more(path, layout, first, v1, later=(), v2=None, chunk=100):
+    """``first`` written ``chunk`` files at a time and merged into ANN segments, then
+    ``later`` in flat segments."""
     config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
                          layout=layout)
     with private_files():
         prepare_folder(path)
         with write_lock(path):
             w = IndexWriter.open(path, config)
-            for s in range(0, files_n, 50):
-                w.write_many(files[s:s + 50], vectors[s * 5:(s + 50) * 5])
+            for at in range(0, len(first), chunk):
+                w.write_many(first[at:at + chunk], v1[at * 5:(at + chunk) * 5])
             w.merge()
+            if later:
+                w.write_many(later, v2)
             w.finish()
-    return vectors
 
 
 @pytest.mark.parametrize("layout", ["hnsw", "ivf-sq8"])
@@ -312,17 +320,7 @@ def test_one_query_reads_only_the_centred_graphs_whose_rows_can_rank(tmp_path, m
     first = _files(lambda f: langs[f % 6], 0, 1800)  # 1,500 passages a language
     later = _files(lambda f: langs[f % 2], 1800, 300)  # eng and fra only, elsewhere
     v1, v2 = vectors_of(first), vectors_of(later, shift=rng.normal(size=DIM) * 0.05)
-    config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
-                         layout="hnsw")
-    with private_files():
-        prepare_folder(path)
-        with write_lock(path):
-            w = IndexWriter.open(path, config)
-            for at in range(0, len(first), 100):
-                w.write_many(first[at:at + 100], v1[at * 5:(at + 100) * 5])
-            w.merge()
-            w.write_many(later, v2)  # flat segments: eng's and fra's means move
-            w.finish()
+    _merged_then_more(path, "hnsw", first, v1, later, v2)  # eng's and fra's means move
     s = Searcher(path)
     seen: list[tuple[int, int]] = []
     real = Centering.may_rank
