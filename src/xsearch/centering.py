@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ivf_lists
 from .priors import ModelPriors
 from .ranking import LangStats, pooled, score_scale, shrunk
 from .store import Store
@@ -299,25 +298,46 @@ class Centering:
         lo, hi = self.z_bounds(groups)
         if len(lo) <= k:
             return [True] * len(groups)
-        tau = np.partition(lo, len(lo) - k)[len(lo) - k]  # the k-th largest lower bound
+        tau = _kth_largest(lo, k)
         counts = [len(g[2]) for g in groups]
         starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
         best = np.maximum.reduceat(hi, starts)
         return [bool(c) and bool(b >= tau) for c, b in zip(counts, best, strict=True)]
 
+    def rankable(self, k: int, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]
+                 ) -> list[np.ndarray]:
+        """Which of one query's IVF candidates, group by group (as :meth:`list_bounds`), can
+        be among its k best: upper bound at least the k-th best lower bound of them all."""
+        bounds = self.list_bounds(groups)
+        tau = _kth_largest(np.concatenate([lo for lo, _ in bounds]), k)
+        return [hi >= tau for _, hi in bounds]
+
     def list_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """(lower, upper) bounds of the first query's exact score (language mode) of IVF
-        candidates, per group (language, the segment's mean mu0, q'·p of each candidate,
-        its denominator against mu0, the codes' error): see ivf_lists.z_bounds."""
+        candidates, per group: (language, the segment's mean mu0, q'·p of each candidate as
+        the search gave it, its denominator n = sqrt(1 - 2 p·mu0 + |mu0|^2), the codes'
+        error on |p|; see ivf_lists).
+
+        With d = mu_L - mu0 the exact squared denominator is n^2 - 2 (p - mu0)·d + |d|^2, and
+        |(p - mu0)·d| <= m |d| with m^2 = n^2 + |p|^2 - 1, |p| within the codes' error of 1.
+        FAISS's float32 q'·p is within 1e-5 |q'| of numpy's.
+        """
         q = np.asarray(self._qc[0], dtype=np.float64)
-        q_norm = float(np.linalg.norm(q))
+        err = 1e-5 * float(np.linalg.norm(q)) + 1e-7
         out = []
-        for lang, mu0, qp, dens, slack in groups:
+        for lang, mu0, qp, dens, code_err in groups:
             mu = self._mean(lang)[0]
-            out.append(ivf_lists.z_bounds(qp, dens, float(q @ mu), q_norm,
-                                          float(np.linalg.norm(mu - mu0)), slack,
-                                          float(self._scale_of(lang)[0])))
+            dn = float(np.linalg.norm(mu - mu0))
+            qp, n = np.asarray(qp, dtype=np.float64), np.asarray(dens, dtype=np.float64)
+            q_mu = float(q @ mu)
+            m = np.sqrt(n * n + 2.0 * code_err + code_err * code_err)
+            near = np.sqrt(np.maximum(n * n - 2.0 * m * dn + dn * dn, 1e-12))
+            far = np.sqrt(n * n + 2.0 * m * dn + dn * dn)
+            lo, hi = _ratio_bounds(qp + err - q_mu, qp - err - q_mu, near, far,
+                                   float(self._scale_of(lang)[0]))
+            # the scores' own float32 p·mu_L moves them by ~1e-6 of themselves
+            out.append((lo - 1e-5 * np.abs(lo) - 1e-7, hi + 1e-5 * np.abs(hi) + 1e-7))
         return out
 
     def z_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
@@ -341,10 +361,8 @@ class Centering:
         scale = np.repeat([float(self._scale_of(g[0])[0]) for g in groups], counts)
         n = np.concatenate([g[3] for g in groups]).astype(np.float64)
         qhi = np.concatenate([g[2] for g in groups]).astype(np.float64)
-        near, far = np.maximum(n - dn, 1e-12), n + dn
-        top, low = n * (qhi + err) - qd, n * (qhi - err) - qd
-        hi = np.where(top >= 0, top / near, top / far) / scale
-        lo = np.where(low >= 0, low / far, low / near) / scale
+        lo, hi = _ratio_bounds(n * (qhi + err) - qd, n * (qhi - err) - qd,
+                               np.maximum(n - dn, 1e-12), n + dn, scale)
         # float32 products and a norm taken as 1 in the exact path: room for their rounding
         slack = 1e-5 + 1e-4 * np.maximum(np.abs(hi), np.abs(lo))
         return lo - slack, hi + slack
@@ -411,3 +429,17 @@ def fingerprint_matches(embedder, stored: np.ndarray, tolerance: float = 1e-3) -
     v = np.asarray(embedder.embed_documents([PROBE_SENTENCES[0]])[0], dtype=np.float64)
     cos = float(v @ stored) / (np.linalg.norm(v) * np.linalg.norm(stored) or 1.0)
     return cos >= 1.0 - tolerance
+
+
+def _ratio_bounds(top, low, near, far, scale) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) bounds of x / y / scale for x in [low, top] and y in [near, far] > 0."""
+    hi = np.where(top >= 0, top / near, top / far) / scale
+    lo = np.where(low >= 0, low / far, low / near) / scale
+    return lo, hi
+
+
+def _kth_largest(values: np.ndarray, k: int) -> float:
+    """The k-th largest of ``values`` (-inf when there are no more than k)."""
+    if len(values) <= k:
+        return -np.inf
+    return float(np.partition(values, len(values) - k)[len(values) - k])

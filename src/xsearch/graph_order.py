@@ -1,4 +1,5 @@
-"""Rows of a graph segment laid out for locality: neighbours near each other in memory.
+"""Rows of a graph segment laid out for locality (neighbours near each other in memory), and
+finding a segment's row by passage id.
 
 An HNSW search at 1M passages is bound by memory latency: it reads a few hundred vectors at
 random from files of ~40 MB a language, far beyond the cache. Rows grouped by k-means cluster
@@ -73,3 +74,12 @@ def id_rows(row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if not np.all(ids[1:] > ids[:-1]):
         raise ValueError("a passage id appears twice")
     return ids, rows.astype(np.int32 if len(rows) < 2**31 else np.int64)
+
+
+def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position of each id in ``sorted_ids``, whether it is there), by bisection."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+    return at, sorted_ids[at] == ids

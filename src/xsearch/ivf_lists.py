@@ -6,8 +6,8 @@ decoding them all cost 1.2 ms of a 4.5-6.5 ms query: FAISS decodes one vector at
 segment of kind ``ivf-sq8-n`` keeps, beside its lists, the mean mu0 of its vectors and for each
 decoded vector p (in list order) n = sqrt(1 - 2 p·mu0 + |mu0|^2), the denominator the scores
 use (centering.span_scores). With the search's own q'·p, that bounds every candidate's exact
-score (:func:`z_bounds`), and only those whose upper bound reaches the k-th best lower bound
-are decoded.
+score (Centering.list_bounds), and only those whose upper bound reaches the k-th best lower
+bound are decoded.
 """
 
 from __future__ import annotations
@@ -53,16 +53,6 @@ def decode(index, lists: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         stored = faiss.rev_swig_ptr(invlists.get_codes(int(i)), n * size).reshape(n, size)
         codes[at, coarse:] = stored[np.asarray(offsets)[at]]
     return index.sa_decode(codes)
-
-
-def decode_ids(index, where_: tuple[np.ndarray, np.ndarray, np.ndarray], ids: np.ndarray
-               ) -> np.ndarray:
-    """Vectors of these passage ids, their lists and offsets found in :func:`where`'s table."""
-    sorted_ids, lists, offsets = where_
-    rows = np.clip(np.searchsorted(sorted_ids, ids), 0, max(0, len(sorted_ids) - 1))
-    if not len(sorted_ids) or not np.array_equal(sorted_ids[rows], ids):
-        raise KeyError("passage id not in segment")
-    return decode(index, lists[rows], offsets[rows])
 
 
 def search_params(nprobe: int, exclude: np.ndarray | None, cache: dict):
@@ -127,26 +117,3 @@ def code_error(index) -> float:
     every dimension): the stored vectors' norms are within it of 1."""
     trained = _faiss().vector_to_array(index.sq.trained)
     return float(np.linalg.norm(trained[index.d:] / 255.0) / 2.0) + 1e-6
-
-
-def z_bounds(qp: np.ndarray, n: np.ndarray, q_mu: float, q_norm: float, dn: float,
-             slack: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) bounds of candidates' exact z = (q'·p - q'·mu_L) / sqrt(1 - 2 p·mu_L +
-    |mu_L|^2) / scale, from the search's q'·p, each candidate's n (the same denominator
-    against the segment's mean mu0), q'·mu_L and |mu_L - mu0| = ``dn``.
-
-    With d = mu_L - mu0 the squared denominator is n^2 - 2 (p - mu0)·d + |d|^2, and
-    |(p - mu0)·d| <= (n + slack) |d|: |p - mu0|^2 = n^2 + |p|^2 - 1, |p| within ``slack`` of 1.
-    q'·p is FAISS's float32 sum, within 1e-5 |q'| of numpy's.
-    """
-    qp = np.asarray(qp, dtype=np.float64)
-    n = np.asarray(n, dtype=np.float64)
-    err = 1e-5 * q_norm + 1e-7
-    top, low = qp + err - q_mu, qp - err - q_mu
-    m = np.sqrt(n * n + 2.0 * slack + slack * slack)
-    near = np.sqrt(np.maximum(n * n - 2.0 * m * dn + dn * dn, 1e-12))
-    far = np.sqrt(n * n + 2.0 * m * dn + dn * dn)
-    hi = np.where(top >= 0, top / near, top / far) / scale
-    lo = np.where(low >= 0, low / far, low / near) / scale
-    # the scores' own float32 p·mu_L moves them by ~1e-6 of themselves
-    return lo - 1e-5 * np.abs(lo) - 1e-7, hi + 1e-5 * np.abs(hi) + 1e-7

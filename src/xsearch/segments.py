@@ -24,10 +24,10 @@ import numpy as np
 from .errors import CorruptIndexError
 from .faults import point
 from .fileio import advise_mapped_file, fsync_dir, full_checksum, quick_fingerprint
-from .graph_order import id_rows, locality_order, permute_graph
+from .graph_order import id_rows, locality_order, locate, permute_graph
 from .ivf_lists import (
     code_error,
-    decode_ids,
+    decode,
     denominators,
     list_starts,
     rows_of_pairs,
@@ -213,12 +213,12 @@ class Segment:
                 if info.kind in (HNSW_C, IVF_SQ8_N):
                     # Plain views of the mappings: indexing a np.memmap costs 5 us more.
                     both = np.asarray(np.load(self.paths[1], mmap_mode="r", allow_pickle=False))
-                    self._lo = np.asarray(np.load(self.paths[2], mmap_mode="r",
-                                                  allow_pickle=False)) \
-                        if info.kind == HNSW_C else np.zeros((info.n, 0), np.float16)
-                    d = self.index.d
-                    if both.shape != (d + info.n,) or self._lo.shape[0] != info.n or \
-                            self._lo.dtype != np.float16:
+                    d, lo_ok = self.index.d, True
+                    if info.kind == HNSW_C:
+                        self._lo = np.asarray(np.load(self.paths[2], mmap_mode="r",
+                                                      allow_pickle=False))
+                        lo_ok = self._lo.shape == (info.n, d) and self._lo.dtype == np.float16
+                    if not lo_ok or both.shape != (d + info.n,):
                         raise CorruptIndexError(f"segment {info.name}: side files do not match")
                     self.mu0 = np.array(both[:d], dtype=np.float32)
                     self._norms = both[d:]
@@ -256,9 +256,8 @@ class Segment:
         centred HNSW, decoded for IVF)."""
         ids = np.asarray(ids, dtype=np.int64)
         if self.ids is not None:
-            all_ids = np.asarray(self.ids)
-            rows = np.clip(np.searchsorted(all_ids, ids), 0, max(0, len(all_ids) - 1))
-            if len(ids) and not np.array_equal(all_ids[rows], ids):
+            rows, found = locate(np.asarray(self.ids), ids)
+            if not found.all():
                 raise KeyError("passage id not in segment")
             return np.asarray(self.vectors[rows], dtype=np.float32)
         if not len(ids):
@@ -302,11 +301,8 @@ class Segment:
     def _hnsw_rows_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row of each id, whether the segment holds it): the sorted ids, bisected."""
         sorted_ids, rows_of = self._id_rows()
-        ids = np.asarray(ids, dtype=np.int64)
-        if not len(sorted_ids):
-            return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
-        at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
-        return at if rows_of is None else rows_of[at].astype(np.int64), sorted_ids[at] == ids
+        at, found = locate(sorted_ids, ids)
+        return at if rows_of is None else rows_of[at].astype(np.int64), found
 
     def _id_rows(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(sorted ids, the row of each; None where row r holds the r-th id, as in segments
@@ -335,7 +331,11 @@ class Segment:
 
     def _ivf_decode(self, ids: np.ndarray) -> np.ndarray:
         """Decode IVF vectors by id (their list and offset from _ivf_where)."""
-        return decode_ids(self.index, self._ivf_where(), ids)
+        sorted_ids, lists, offsets = self._ivf_where()
+        at, found = locate(sorted_ids, ids)
+        if not found.all():
+            raise KeyError("passage id not in segment")
+        return decode(self.index, lists[at], offsets[at])
 
     def ivf_candidates(self, q: np.ndarray, k: int, effort: int = 1
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -414,9 +414,7 @@ class Segment:
     def _candidates(self, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if allowed is None:
             return np.asarray(self.ids), self.vectors
-        own = self.all_ids()
-        rows = np.clip(np.searchsorted(own, allowed), 0, max(0, len(own) - 1))
-        present = allowed[own[rows] == allowed] if len(own) else allowed[:0]
+        present = allowed[locate(self.all_ids(), allowed)[1]]
         return present, self.reconstruct(present)
 
     def _ann_search(self, q: np.ndarray, k: int, exclude: np.ndarray | None,

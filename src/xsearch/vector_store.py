@@ -254,18 +254,13 @@ class VectorStore:
     def _decode_rankable(k: int, lists: list[tuple[str, Segment, tuple]], centering
                          ) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(language, ids, vectors) of the IVF candidates of one query that can still be among
-        its k best, bounded from the search's own scores (Centering.list_bounds), so only
-        those are decoded."""
-        bounds = centering.list_bounds([(lang, seg.mu0, dist, dens, slack)
-                                        for lang, seg, (dist, _, dens, slack) in lists])
-        lo = np.concatenate([b[0] for b in bounds])
-        tau = np.partition(lo, len(lo) - k)[len(lo) - k] if len(lo) > k else -np.inf
-        out = []
-        for (lang, seg, (_, pairs, _, _)), (_, hi) in zip(lists, bounds, strict=True):
-            keep = pairs[hi >= tau]
-            if len(keep):
-                out.append((lang, *seg.ivf_rows(keep)))
-        return out
+        its k best (Centering.rankable, from the search's own scores): only those are
+        decoded."""
+        keep = centering.rankable(k, [(lang, seg.mu0, dist, dens, err)
+                                      for lang, seg, (dist, _, dens, err) in lists])
+        return [(lang, *seg.ivf_rows(pairs[kept]))
+                for (lang, seg, (_, pairs, _, _)), kept in zip(lists, keep, strict=True)
+                if kept.any()]
 
     @staticmethod
     def _best(q: np.ndarray, plain: np.ndarray, cand: np.ndarray, vecs, pmu: np.ndarray | None,
