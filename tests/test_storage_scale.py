@@ -298,8 +298,8 @@ def test_approximate_segments_of_several_languages_score_as_the_exact_search(tmp
         ann.close()
 
 
-def test_one_query_reads_only_the_centred_graphs_whose_rows_can_rank(tmp_path, monkeypatch):
-    """A single query reads the rows of only those centred graphs whose candidates can reach
+def test_one_query_reads_only_the_centred_graph_rows_that_can_rank(tmp_path, monkeypatch):
+    """A single query reads the rows of only those candidates of centred graphs that can reach
     its top k, judged from the graph's float16 scores (Centering.may_rank). The hits and their
     scores are exactly those of reading every graph, also once new passages have moved the
     languages' means away from the means the graphs were centred on."""
@@ -322,12 +322,14 @@ def test_one_query_reads_only_the_centred_graphs_whose_rows_can_rank(tmp_path, m
     v1, v2 = vectors_of(first), vectors_of(later, shift=rng.normal(size=DIM) * 0.05)
     _merged_then_more(path, "hnsw", first, v1, later, v2)  # eng's and fra's means move
     s = Searcher(path)
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, ...]] = []
     real = Centering.may_rank
 
     def spy(self, k, groups):
         keep = real(self, k, groups)
-        seen.append((len(groups), sum(keep)))
+        seen.append((sum(len(g[2]) for g in groups), int(sum(m.sum() for m in keep)),
+                     sum(bool(m.any()) for m in keep),
+                     sum(len(m) for m in keep if m.any())))
         return keep
 
     def hits(qs):
@@ -364,9 +366,14 @@ def test_one_query_reads_only_the_centred_graphs_whose_rows_can_rank(tmp_path, m
             assert (lo <= z).all() and (z <= hi).all()  # fails if either mean term is dropped
         monkeypatch.setattr(Centering, "may_rank", spy)
         pruned = hits(qs)
-        monkeypatch.setattr(Centering, "may_rank", lambda self, k, groups: [True] * len(groups))
+        monkeypatch.setattr(Centering, "may_rank", lambda self, k, groups: [
+            np.ones(len(g[2]), dtype=bool) for g in groups])
         assert pruned == hits(qs)  # the same passages, scores and relevance, bit for bit
-        assert all(n == 6 for n, _ in seen) and sum(n - kept for n, kept in seen) >= 2 * len(qs)
+        # whole graphs are skipped...
+        assert sum(6 - graphs for _, _, graphs, _ in seen) >= 2 * len(qs)
+        # ... and of the graphs read, only the candidates that can rank (1,138 of their 1,824
+        # here, of 3,240 in all)
+        assert sum(kept for _, kept, _, _ in seen) < 0.7 * sum(read for *_, read in seen)
     finally:
         s.close()
 
@@ -426,3 +433,41 @@ def test_killed_while_merging_into_a_centred_hnsw_segment(tmp_path, point):
     finally:
         s.close()
     assert check_index(path, model_check=False)["ok"]
+
+
+def test_one_hit_per_document_reads_rows_only_as_far_as_it_walks(tmp_path, monkeypatch):
+    """One hit per document (the CLI default) walks down the ranking past passages of
+    documents already shown; it reads passage rows as it goes, so a ranking whose first k
+    passages are all from different documents reads only those k, and one whose passages
+    cluster by document still gives k documents, the best passage of each, in order."""
+    from xsearch.store import Store
+
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(200, DIM))
+    # documents 0-99: five near copies of one vector; 100-199: five unrelated vectors
+    vectors = np.vstack([centres[f] + rng.normal(size=(5, DIM)) * 0.02 if f < 100 else
+                         rng.normal(size=(5, DIM)) for f in range(200)]).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    path = tmp_path / "idx"
+    _merged_then_more(path, "flat", _files(lambda f: "eng_Latn", 0, 200), vectors)
+    read: list[int] = []
+    real = Store.hits
+    monkeypatch.setattr(Store, "hits", lambda self, ids: read.extend(ids) or real(self, ids))
+    s = Searcher(path)
+    try:
+        for f in (3, 150):
+            q = vectors[f * 5]
+            every = s.search_vectors(q, k=1000, per_document=0)[0]
+            read.clear()
+            hits = s.search_vectors(q, k=6, per_document=1)[0]
+            best_of_each = list({h.document_id: h.passage_id for h in reversed(every)}.items())
+            expected = [pid for _, pid in sorted(best_of_each, key=lambda dp: -next(
+                h.score for h in every if h.passage_id == dp[1]))][:6]
+            assert [h.passage_id for h in hits] == expected
+            assert len({h.document_id for h in hits}) == 6
+            if f == 150:  # unclustered: the first six passages are six documents
+                assert len(read) == 6
+            else:  # document 3's other four passages come next: read, skipped
+                assert 10 <= len(read) <= 6 + 2 * 6
+    finally:
+        s.close()

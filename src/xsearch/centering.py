@@ -290,19 +290,14 @@ class Centering:
         return raw, (raw - q_mu) / scale
 
     def may_rank(self, k: int, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
-                 ) -> list[bool]:
-        """Which groups of one query's candidates from centred graphs can hold one of its k
-        best, judged from the graph's scores alone (so the others' rows are never read): a
-        group whose best upper bound (:meth:`z_bounds`) is below the k-th best lower bound
-        of all candidates cannot rank, since k candidates score at least that."""
+                 ) -> list[np.ndarray]:
+        """Which of one query's candidates from centred graphs, group by group, can be among
+        its k best, judged from the graph's scores alone (so the others' rows are never
+        read): a candidate whose upper bound (:meth:`z_bounds`) is below the k-th best lower
+        bound of all candidates cannot rank, since k candidates score at least that."""
         lo, hi = self.z_bounds(groups)
-        if len(lo) <= k:
-            return [True] * len(groups)
-        tau = _kth_largest(lo, k)
-        counts = [len(g[2]) for g in groups]
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-        best = np.maximum.reduceat(hi, starts)
-        return [bool(c) and bool(b >= tau) for c, b in zip(counts, best, strict=True)]
+        keep = hi >= _kth_largest(lo, k)
+        return np.split(keep, np.cumsum([len(g[2]) for g in groups])[:-1])
 
     def rankable(self, k: int, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]
                  ) -> list[np.ndarray]:

@@ -6,8 +6,8 @@ exactly with their language's terms before the lists are merged, which keeps app
 search exact about it. Flat segments are scored one by one; the candidates of every
 approximate segment are scored together, in one pass over one matrix (18 segments' small
 numpy steps cost 0.6 ms a query at 1M passages). One query reads the rows of only those
-centred graphs whose candidates can rank (bounds from the graphs' own scores,
-``Centering.may_rank``): 5 of 18 on average at 1M, the same hits and scores.
+candidates of centred graphs that can rank (bounds from the graphs' own scores,
+``Centering.may_rank``), the same hits and scores.
 """
 
 from __future__ import annotations
@@ -227,9 +227,9 @@ class VectorStore:
         if graphs:
             keep = centering.may_rank(k, [(lang, seg.mu0, qhi, norms)
                                           for lang, seg, (_, _, qhi, norms) in graphs])
-            ann += [(lang, ids, seg.row_vectors(at))
+            ann += [(lang, ids[kept], seg.row_vectors(at[kept]))
                     for (lang, seg, (ids, at, _, _)), kept in zip(graphs, keep, strict=True)
-                    if kept]
+                    if kept.any()]
         if lists:
             ann += self._decode_rankable(k, lists, centering)
         if ann:
