@@ -320,20 +320,23 @@ class Centering:
         """
         q = np.asarray(self._qc[0], dtype=np.float64)
         err = 1e-5 * float(np.linalg.norm(q)) + 1e-7
-        out = []
-        for lang, mu0, qp, dens, code_err in groups:
-            mu = self._mean(lang)[0]
-            dn = float(np.linalg.norm(mu - mu0))
-            qp, n = np.asarray(qp, dtype=np.float64), np.asarray(dens, dtype=np.float64)
-            q_mu = float(q @ mu)
-            m = np.sqrt(n * n + 2.0 * code_err + code_err * code_err)
-            near = np.sqrt(np.maximum(n * n - 2.0 * m * dn + dn * dn, 1e-12))
-            far = np.sqrt(n * n + 2.0 * m * dn + dn * dn)
-            lo, hi = _ratio_bounds(qp + err - q_mu, qp - err - q_mu, near, far,
-                                   float(self._scale_of(lang)[0]))
-            # the scores' own float32 p·mu_L moves them by ~1e-6 of themselves
-            out.append((lo - 1e-5 * np.abs(lo) - 1e-7, hi + 1e-5 * np.abs(hi) + 1e-7))
-        return out
+        counts = [len(g[2]) for g in groups]
+        # one pass over every candidate (per group, the small numpy steps cost 0.5 ms at 1M)
+        means = np.vstack([self._mean(g[0])[0] for g in groups])
+        dn = np.repeat(np.linalg.norm(means - np.vstack([g[1] for g in groups]), axis=1), counts)
+        q_mu = np.repeat(means @ q, counts)
+        code_err = np.repeat([g[4] for g in groups], counts)
+        scale = np.repeat([float(self._scale_of(g[0])[0]) for g in groups], counts)
+        qp = np.concatenate([g[2] for g in groups]).astype(np.float64)
+        n = np.concatenate([g[3] for g in groups]).astype(np.float64)
+        m = np.sqrt(n * n + 2.0 * code_err + code_err * code_err)
+        near = np.sqrt(np.maximum(n * n - 2.0 * m * dn + dn * dn, 1e-12))
+        far = np.sqrt(n * n + 2.0 * m * dn + dn * dn)
+        lo, hi = _ratio_bounds(qp + err - q_mu, qp - err - q_mu, near, far, scale)
+        # the scores' own float32 p·mu_L moves them by ~1e-6 of themselves
+        lo, hi = lo - 1e-5 * np.abs(lo) - 1e-7, hi + 1e-5 * np.abs(hi) + 1e-7
+        cuts = np.cumsum(counts)[:-1]
+        return list(zip(np.split(lo, cuts), np.split(hi, cuts), strict=True))
 
     def z_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
                  ) -> tuple[np.ndarray, np.ndarray]:

@@ -103,13 +103,27 @@ def search_pairs(index, q: np.ndarray, k: int, params) -> tuple[np.ndarray, np.n
     return dist[0], pairs[0]
 
 
-def rows_of_pairs(index, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(passage ids, decoded vectors) at these (list << 32) | offset pairs."""
+def rows_of_pairs(index, pairs: np.ndarray, views: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(passage ids, decoded vectors) at these (list << 32) | offset pairs. ``views`` keeps,
+    per list, numpy views of its ids and codes (the segment's lists never change): gathering
+    a query's few candidates through them costs 2 us each, where unique lists and per-list
+    masks cost 0.2 ms a query at 1M passages."""
+    faiss = _faiss()
+    size, coarse = index.code_size, index.coarse_code_size()
     lists, offsets = pairs >> 32, pairs & 0xFFFFFFFF
-    ids = np.array([index.invlists.get_single_id(int(i), int(o))
-                    for i, o in zip(lists, offsets, strict=True)], dtype=np.int64)
-    return ids, decode(index, lists, offsets) if len(pairs) else \
-        np.zeros((0, index.d), dtype=np.float32)
+    ids = np.empty(len(pairs), dtype=np.int64)
+    codes = np.empty((len(pairs), coarse + size), dtype=np.uint8)
+    codes[:, :coarse] = lists.astype("<i8").view(np.uint8).reshape(-1, 8)[:, :coarse]
+    invlists = index.invlists
+    for j, (i, o) in enumerate(zip(lists.tolist(), offsets.tolist(), strict=True)):
+        view = views.get(i)
+        if view is None:
+            n = invlists.list_size(i)
+            view = views[i] = (faiss.rev_swig_ptr(invlists.get_ids(i), n),
+                               faiss.rev_swig_ptr(invlists.get_codes(i), n * size).reshape(n, size))
+        ids[j] = view[0][o]
+        codes[j, coarse:] = view[1][o]
+    return ids, index.sa_decode(codes) if len(pairs) else np.zeros((0, index.d), np.float32)
 
 
 def code_error(index) -> float:

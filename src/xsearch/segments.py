@@ -353,7 +353,9 @@ class Segment:
 
     def ivf_rows(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(passage ids, decoded vectors) of ivf_candidates' pairs."""
-        return rows_of_pairs(self.index, pairs)
+        if getattr(self, "_list_views", None) is None:
+            self._list_views = {}
+        return rows_of_pairs(self.index, pairs, self._list_views)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         ids = self.all_ids()
