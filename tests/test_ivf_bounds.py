@@ -57,9 +57,7 @@ def test_the_bounds_hold_every_candidates_exact_score(tmp_path):
                 z, _ = c.span_scores(qc @ p.T, (p @ c.mean_for(seg.language, np.float32)
                                                 ).astype(np.float64), [(seg.language, len(p))])
                 exact.append(z[0])
-            bounds = c.list_bounds(groups)
-            lo = np.concatenate([b[0] for b in bounds])
-            hi = np.concatenate([b[1] for b in bounds])
+            lo, hi = c.list_bounds(groups)
             z = np.concatenate(exact)
             assert (lo <= z).all() and (z <= hi).all()
             assert np.median(hi - lo) < 0.2 * np.median(np.abs(z))  # tight enough to prune
@@ -85,8 +83,9 @@ def test_one_query_decodes_only_what_can_rank_and_finds_the_same_hits(tmp_path, 
         monkeypatch.setattr(Segment, "ivf_rows", spy)
         pruned = hits()
         per_query = sum(decoded) / len(qs)
-        monkeypatch.setattr(Centering, "list_bounds", lambda self, groups: [
-            (np.full(len(g[2]), -np.inf), np.full(len(g[2]), np.inf)) for g in groups])
+        monkeypatch.setattr(Centering, "list_bounds", lambda self, groups: (
+            np.full(sum(len(g[2]) for g in groups), -np.inf),
+            np.full(sum(len(g[2]) for g in groups), np.inf)))
         decoded.clear()
         assert hits() == pruned  # every candidate decoded: the same hits, bit for bit
         assert per_query < 0.5 * sum(decoded) / len(qs)

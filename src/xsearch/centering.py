@@ -292,27 +292,23 @@ class Centering:
     def may_rank(self, k: int, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
                  ) -> list[np.ndarray]:
         """Which of one query's candidates from centred graphs, group by group, can be among
-        its k best, judged from the graph's scores alone (so the others' rows are never
-        read): a candidate whose upper bound (:meth:`z_bounds`) is below the k-th best lower
-        bound of all candidates cannot rank, since k candidates score at least that."""
-        lo, hi = self.z_bounds(groups)
-        keep = hi >= _kth_largest(lo, k)
-        return np.split(keep, np.cumsum([len(g[2]) for g in groups])[:-1])
+        its k best, judged from the graph's scores alone (:meth:`z_bounds`), so the others'
+        rows are never read."""
+        return _can_rank(*self.z_bounds(groups), k, [len(g[2]) for g in groups])
 
     def rankable(self, k: int, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]
                  ) -> list[np.ndarray]:
-        """Which of one query's IVF candidates, group by group (as :meth:`list_bounds`), can
-        be among its k best: upper bound at least the k-th best lower bound of them all."""
-        bounds = self.list_bounds(groups)
-        tau = _kth_largest(np.concatenate([lo for lo, _ in bounds]), k)
-        return [hi >= tau for _, hi in bounds]
+        """Which of one query's IVF candidates, group by group, can be among its k best,
+        judged from the search's own scores (:meth:`list_bounds`), so the others are never
+        decoded."""
+        return _can_rank(*self.list_bounds(groups), k, [len(g[2]) for g in groups])
 
     def list_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]
-                    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(lower, upper) bounds of the first query's exact score (language mode) of IVF
-        candidates, per group: (language, the segment's mean mu0, q'·p of each candidate as
-        the search gave it, its denominator n = sqrt(1 - 2 p·mu0 + |mu0|^2), the codes'
-        error on |p|; see ivf_lists).
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) bounds of the first query's exact score (language mode) of every
+        IVF candidate, in group order; a group is (language, the segment's mean mu0, q'·p of
+        each candidate as the search gave it, its denominator n = sqrt(1 - 2 p·mu0 +
+        |mu0|^2), the codes' error on |p|; see ivf_lists).
 
         With d = mu_L - mu0 the exact squared denominator is n^2 - 2 (p - mu0)·d + |d|^2, and
         |(p - mu0)·d| <= m |d| with m^2 = n^2 + |p|^2 - 1, |p| within the codes' error of 1.
@@ -320,13 +316,8 @@ class Centering:
         """
         q = np.asarray(self._qc[0], dtype=np.float64)
         err = 1e-5 * float(np.linalg.norm(q)) + 1e-7
-        counts = [len(g[2]) for g in groups]
-        # one pass over every candidate (per group, the small numpy steps cost 0.5 ms at 1M)
-        means = np.vstack([self._mean(g[0])[0] for g in groups])
-        dn = np.repeat(np.linalg.norm(means - np.vstack([g[1] for g in groups]), axis=1), counts)
-        q_mu = np.repeat(means @ q, counts)
-        code_err = np.repeat([g[4] for g in groups], counts)
-        scale = np.repeat([float(self._scale_of(g[0])[0]) for g in groups], counts)
+        dn, q_mu, _, scale = self._group_terms(groups)
+        code_err = np.repeat([g[4] for g in groups], [len(g[2]) for g in groups])
         qp = np.concatenate([g[2] for g in groups]).astype(np.float64)
         n = np.concatenate([g[3] for g in groups]).astype(np.float64)
         m = np.sqrt(n * n + 2.0 * code_err + code_err * code_err)
@@ -334,9 +325,7 @@ class Centering:
         far = np.sqrt(n * n + 2.0 * m * dn + dn * dn)
         lo, hi = _ratio_bounds(qp + err - q_mu, qp - err - q_mu, near, far, scale)
         # the scores' own float32 p·mu_L moves them by ~1e-6 of themselves
-        lo, hi = lo - 1e-5 * np.abs(lo) - 1e-7, hi + 1e-5 * np.abs(hi) + 1e-7
-        cuts = np.cumsum(counts)[:-1]
-        return list(zip(np.split(lo, cuts), np.split(hi, cuts), strict=True))
+        return lo - 1e-5 * np.abs(lo) - 1e-7, hi + 1e-5 * np.abs(hi) + 1e-7
 
     def z_bounds(self, groups: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -351,12 +340,8 @@ class Centering:
         """
         q = np.asarray(self._qc[0], dtype=np.float64)
         err = float(np.linalg.norm(q)) * (2.0 ** -11 + 3e-5) + 1e-6
-        counts = [len(g[2]) for g in groups]
-        delta = np.vstack([self._mean(g[0])[0] for g in groups]) - np.vstack([g[1] for g in groups])
-        # one pass over every candidate (per group, the small numpy steps cost more)
-        dn = np.repeat(np.linalg.norm(delta, axis=1), counts)
-        qd = np.repeat(delta @ q, counts)
-        scale = np.repeat([float(self._scale_of(g[0])[0]) for g in groups], counts)
+        dn, q_mu, q_mu0, scale = self._group_terms(groups)
+        qd = q_mu - q_mu0
         n = np.concatenate([g[3] for g in groups]).astype(np.float64)
         qhi = np.concatenate([g[2] for g in groups]).astype(np.float64)
         lo, hi = _ratio_bounds(n * (qhi + err) - qd, n * (qhi - err) - qd,
@@ -364,6 +349,18 @@ class Centering:
         # float32 products and a norm taken as 1 in the exact path: room for their rounding
         slack = 1e-5 + 1e-4 * np.maximum(np.abs(hi), np.abs(lo))
         return lo - slack, hi + slack
+
+    def _group_terms(self, groups: list[tuple]) -> tuple[np.ndarray, ...]:
+        """(||mu_L - mu0||, q'·mu_L, q'·mu0, spread of L) of each group (language, mu0,
+        candidates, ...), repeated for each of its candidates: the bounds take one pass over
+        every candidate (per group, the small numpy steps cost 0.5 ms a query at 1M)."""
+        q = np.asarray(self._qc[0], dtype=np.float64)
+        counts = [len(g[2]) for g in groups]
+        means = np.vstack([self._mean(g[0])[0] for g in groups])
+        mu0 = np.vstack([g[1] for g in groups]).astype(np.float64)
+        scale = [float(self._scale_of(g[0])[0]) for g in groups]
+        return tuple(np.repeat(x, counts) for x in (
+            np.linalg.norm(means - mu0, axis=1), means @ q, mu0 @ q, scale))
 
     def _lang_terms(self, lang: str) -> tuple[np.ndarray, float]:
         """(q'·mu_L as a column, mu_L·mu_L) for the current queries, kept per language (a
@@ -434,6 +431,12 @@ def _ratio_bounds(top, low, near, far, scale) -> tuple[np.ndarray, np.ndarray]:
     hi = np.where(top >= 0, top / near, top / far) / scale
     lo = np.where(low >= 0, low / far, low / near) / scale
     return lo, hi
+
+
+def _can_rank(lo: np.ndarray, hi: np.ndarray, k: int, counts: list[int]) -> list[np.ndarray]:
+    """Per group of ``counts`` candidates: which can be among the k best. One whose upper bound
+    is below the k-th best lower bound cannot, since k candidates score at least that."""
+    return np.split(hi >= _kth_largest(lo, k), np.cumsum(counts)[:-1])
 
 
 def _kth_largest(values: np.ndarray, k: int) -> float:
