@@ -207,15 +207,24 @@ def match_expression(toks: Sequence[str]) -> str | None:
 
 
 def document_frequency(
-    conn: sqlite3.Connection, toks: Sequence[str], table: str = TABLE
+    conn: sqlite3.Connection, toks: Sequence[str], table: str = TABLE,
+    cache: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Passages containing each token (0 for tokens the index has never seen)."""
+    """Passages containing each token (0 for tokens the index has never seen). ``cache``
+    keeps the counts between calls for one committed state of the index: ``fts5vocab``
+    counts a token by reading its whole posting list (0.35 ms a token at 1M passages)."""
     out = dict.fromkeys(toks, 0)
-    for start in range(0, len(toks), 500):
-        part = list(toks[start : start + 500])
+    missing = list(out) if cache is None else [t for t in out if t not in cache]
+    for start in range(0, len(missing), 500):
+        part = missing[start : start + 500]
         marks = ",".join("?" * len(part))
         out.update(conn.execute(
             f"SELECT term, doc FROM {table}_vocab WHERE term IN ({marks})", part))
+    if cache is not None:
+        if len(cache) > 100_000:
+            cache.clear()
+        cache.update((t, out[t]) for t in missing)
+        out.update((t, cache[t]) for t in out if t not in missing)
     return out
 
 
@@ -251,6 +260,7 @@ def search(
     n_docs: int | None = None,
     normalize: bool = False,
     also: Sequence[int] = (),
+    df_cache: dict[str, int] | None = None,
 ) -> list[tuple[int, float]]:
     """Top ``k`` ``(passage_id, score)`` by BM25 (score = -bm25(), higher is better), then the
     scores of the passages in ``also`` that match but are not among them.
@@ -262,13 +272,14 @@ def search(
     the score by the sum of the query tokens' idf: about the share of the query's (idf-weighted)
     tokens the passage holds, ~1 for a passage of average length holding each once, whatever
     the query; fused with a calibrated dense score by :func:`xsearch.ranking.hybrid_scores`.
+    ``df_cache``: see :func:`document_frequency`.
     """
     toks = query_tokens(query)
     scale = 1.0
     if (max_share is not None or normalize) and toks:
         if n_docs is None:
             n_docs = _count(conn, table)
-        df = document_frequency(conn, toks, table)
+        df = document_frequency(conn, toks, table, df_cache)
         if max_share is not None:
             toks = [t for t in toks if df[t] <= max_share * n_docs]
         if normalize:
@@ -298,6 +309,7 @@ def informative_tokens(
     table: str = TABLE,
     max_share: float = MAX_SHARE,
     n_docs: int | None = None,
+    df_cache: dict[str, int] | None = None,
 ) -> list[str]:
     """The query tokens :func:`search` matches on (those in at most ``max_share`` of the
     passages): what a snippet should highlight."""
@@ -305,7 +317,7 @@ def informative_tokens(
     if not toks:
         return []
     n = _count(conn, table) if n_docs is None else n_docs
-    df = document_frequency(conn, toks, table)
+    df = document_frequency(conn, toks, table, df_cache)
     return [t for t in toks if df[t] <= max_share * n]
 
 

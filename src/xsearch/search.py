@@ -155,6 +155,9 @@ class Searcher:
         self._embedder: Embedder | None = embedder
         self._centering: Centering | None = None
         self._generation = self.index.store.generation()
+        #: document frequency of query tokens, for the committed state ``_df_generation``
+        self._df: dict[str, int] = {}
+        self._df_generation = self._generation
         self.last_info: list[QueryInfo] = []
         self._engine = engine
         self._purpose = purpose  # "serve" for a process that embeds many queries
@@ -313,6 +316,8 @@ class Searcher:
         """One read transaction: segment list, tombstones, statistics and hit rows."""
         with self.index.store.snapshot():
             self._generation = self.index.store.generation()
+            if self._df_generation != self._generation:
+                self._df, self._df_generation = {}, self._generation
             vectors = self.index.vectors
             vectors.load()
             langs = self._segment_languages(f)
@@ -360,7 +365,7 @@ class Searcher:
         return dict(lexical.search(
             self.index.store.db.conn, text, max(fetch, LEXICAL_DEPTH),
             allowed_ids=None if allowed is None else allowed.tolist(), n_docs=n_docs,
-            normalize=True, max_share=_max_share(n_docs), also=list(dense)))
+            normalize=True, max_share=_max_share(n_docs), also=list(dense), df_cache=self._df))
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
               mode: str, langs: set[str] | None, centering: Centering
@@ -431,7 +436,8 @@ class Searcher:
             terms = None
             if texts:
                 terms = lexical.informative_tokens(self.index.store.db.conn, texts[qi],
-                                                   n_docs=n_docs, max_share=_max_share(n_docs))
+                                                   n_docs=n_docs, max_share=_max_share(n_docs),
+                                                   df_cache=self._df)
             hits: list[Hit] = []
             per_doc: dict[int, int] = {}
             for n, (pid, score, rel) in enumerate(row):
