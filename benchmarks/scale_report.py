@@ -23,6 +23,10 @@ ROWS = [
      "{:.2f}"),
     ("warm_cpu_p99_ms", "warm p99 CPU time (ms)", "{:.2f}"),
     ("warm_p50_ms_per_doc1", "warm p50 with --per-doc 1, the CLI default (ms)", "{:.2f}"),
+    ("warm_p50_ms_text_dense", "  and with the query's text, dense (ms)", "{:.2f}"),
+    ("warm_p50_ms_hybrid", "  and with the query's text, hybrid, the CLI default mode (ms)",
+     "{:.2f}"),
+    ("warm_p99_ms_hybrid", "  hybrid p99 (ms)", "{:.2f}"),
     ("recall_at_10", "recall@10 vs exact centred search", "{:.4f}"),
     ("queries", "queries timed", "{}"),
     ("warmup_queries", "warm-up queries before timing", "{}"),
@@ -53,7 +57,7 @@ ROWS = [
     ("delete_one_file_s", "delete it: `xsearch index FOLDER` again (s)", "{:.2f}"),
 ]
 SUMMARY = ["build_s", "total_mb", "open_s", "cold_query_s", "warm_p50_ms", "warm_p99_ms",
-           "warm_cpu_p50_ms",
+           "warm_cpu_p50_ms", "warm_p50_ms_hybrid",
            "recall_at_10", "rss_peak_mb", "add_one_file_s", "delete_one_file_s"]
 
 
