@@ -109,3 +109,22 @@ def test_the_shipped_mark_table_is_what_a_scan_of_unicode_finds():
     if unicodedata.unidata_version != UNIDATA_VERSION:
         pytest.skip(f"the table is Unicode {UNIDATA_VERSION}; this Python scans instead")
     assert lexical._marks() == lexical._scan_marks()
+
+
+def test_search_scores_the_also_passages_in_the_same_statement():
+    """Beyond its top k, ``search`` scores the ``also`` passages that match (those the dense
+    search found), best first then by id, with the scores a deeper search gives them; the
+    top k is the same whichever ``also`` is asked, and ties are broken by passage id."""
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    docs = {i: "volcano " * (1 + i % 4) + f"ash cloud number {i}" for i in range(1, 41)}
+    docs[99] = "a recipe for bread"
+    lexical.insert(conn, docs.items())
+    every = dict(lexical.search(conn, "volcano ash", 100, max_share=None))
+    top = lexical.search(conn, "volcano ash", 3, max_share=None)
+    assert [p for p, _ in top] == sorted(every, key=lambda p: (-every[p], p))[:3]
+    also = [38, 5, 99, 12, top[0][0]]  # 99 does not match; top[0] is already in the top
+    got = lexical.search(conn, "volcano ash", 3, max_share=None, also=also)
+    assert got[:3] == top
+    assert got[3:] == [(p, every[p]) for p in sorted({5, 12, 38} - {p for p, _ in top})]
+    assert all(abs(s - every[p]) < 1e-12 for p, s in got)

@@ -287,19 +287,26 @@ def search(
     match = match_expression(toks)
     if match is None or k <= 0 or (allowed_ids is not None and not allowed_ids):
         return []
-    sql = f"SELECT rowid, bm25({table}) AS s FROM {table} WHERE {table} MATCH ?"
-    args: list = [match]
+    # One statement: FTS5 scores every match before any ORDER BY ... LIMIT, and bm25()
+    # counts each token's passages for its idf once per statement. The matches are kept in a
+    # table (SQLite materialises a CTE used twice), the top k and the ``also`` passages are
+    # read from it: a second statement for ``also`` cost 15 ms a query at 10k passages and
+    # 35 ms at 1M, and handing every match to Python 7 ms at 1M.
+    where, args = f"{table} MATCH ?", [match]
     if allowed_ids is not None:
-        sql += " AND rowid IN (SELECT value FROM json_each(?))"
+        where += " AND rowid IN (SELECT value FROM json_each(?))"
         args.append(json.dumps(sorted(int(i) for i in allowed_ids)))
-    sql += " ORDER BY s LIMIT ?"
-    args.append(int(k))
-    out = [(int(pid), -float(s) / scale) for pid, s in conn.execute(sql, args)]
-    rest = sorted({int(i) for i in also} - {pid for pid, _ in out})
-    if rest:
-        out += [(int(pid), -float(s) / scale) for pid, s in conn.execute(
-            f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ? "
-            "AND rowid IN (SELECT value FROM json_each(?))", [match, json.dumps(rest)])]
+    rest = sorted({int(i) for i in also})
+    rows = conn.execute(
+        f"WITH m AS (SELECT rowid AS id, bm25({table}) AS s FROM {table} WHERE {where}) "
+        "SELECT id, s, 0 FROM (SELECT id, s FROM m ORDER BY s, id LIMIT ?) UNION ALL "
+        "SELECT id, s, 1 FROM m WHERE id IN (SELECT value FROM json_each(?))",
+        [*args, int(k), json.dumps(rest)]).fetchall()
+    top = sorted((r for r in rows if not r[2]), key=lambda r: (r[1], r[0]))
+    out = [(int(pid), -float(s) / scale) for pid, s, _ in top]
+    seen = {pid for pid, _ in out}
+    out += [(int(pid), -float(s) / scale) for pid, s, _ in sorted(rows, key=lambda r: r[0])
+            if _ and pid not in seen]
     return out
 
 
