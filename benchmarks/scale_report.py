@@ -22,6 +22,8 @@ ROWS = [
     ("warm_cpu_p50_ms", "warm p50 CPU time (ms, thread_time: insensitive to machine load)",
      "{:.2f}"),
     ("warm_cpu_p99_ms", "warm p99 CPU time (ms)", "{:.2f}"),
+    ("warm_major_faults", "  pages read from disk while timing (major faults)", "{}"),
+    ("warm_preemptions", "  times the search thread was preempted while timing", "{}"),
     ("warm_p50_ms_per_doc1", "warm p50 with --per-doc 1, the CLI default (ms)", "{:.2f}"),
     ("warm_p50_ms_text_dense", "  and with the query's text, dense (ms)", "{:.2f}"),
     ("warm_p50_ms_hybrid", "  and with the query's text, hybrid, the CLI default mode (ms)",
@@ -91,7 +93,8 @@ def write(results: dict, out: Path) -> None:
              "2-core machine (AMD EPYC, AVX-512): `--build-only` with `OMP_NUM_THREADS=2`, then "
              "`--remeasure`, then `--parts warm --warmup 300` (300 other queries before the "
              "300 timed ones, so the index's pages are mapped: a fresh process's first queries "
-             "fault them in and read higher). Recall is against an exact search with the "
+             "fault them in and read higher; every file of the index is read once before, so "
+             "the page cache holds it). Recall is against an exact search with the "
              "product's own scores (per-language centred, re-normalised z). `warm_cpu_*` is the "
              "search thread's CPU time; ratios against raw FAISS are taken in the same process, "
              "side by side. Peak RSS is in MB (10^6 bytes), like the payload, and counts the "
