@@ -305,8 +305,8 @@ def search(
     top = sorted((r for r in rows if not r[2]), key=lambda r: (r[1], r[0]))
     out = [(int(pid), -float(s) / scale) for pid, s, _ in top]
     seen = {pid for pid, _ in out}
-    out += [(int(pid), -float(s) / scale) for pid, s, _ in sorted(rows, key=lambda r: r[0])
-            if _ and pid not in seen]
+    out += [(int(pid), -float(s) / scale) for pid, s, extra in sorted(rows, key=lambda r: r[0])
+            if extra and pid not in seen]
     return out
 
 
