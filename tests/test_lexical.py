@@ -128,3 +128,21 @@ def test_search_scores_the_also_passages_in_the_same_statement():
     assert got[:3] == top
     assert got[3:] == [(p, every[p]) for p in sorted({5, 12, 38} - {p for p, _ in top})]
     assert all(abs(s - every[p]) < 1e-12 for p, s in got)
+
+
+def test_document_frequency_cache_is_read_first_and_survives_being_emptied():
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    lexical.insert(conn, {1: "volcano ash", 2: "volcano bread", 3: "bread"}.items())
+    plain = lexical.document_frequency(conn, ["volcano", "bread", "ash", "nowhere"])
+    assert plain == {"volcano": 2, "bread": 2, "ash": 1, "nowhere": 0}
+    cache: dict[str, int] = {}
+    assert lexical.document_frequency(conn, list(plain), cache=cache) == plain
+    assert cache == plain
+    cache["volcano"] = 7  # a count the cache holds is not read again
+    assert lexical.document_frequency(conn, ["volcano", "ash"], cache=cache)["volcano"] == 7
+    # a full cache is emptied after the counts it held were used
+    full = {f"t{i}": 1 for i in range(100_001)} | {"bread": 2}
+    assert lexical.document_frequency(conn, ["bread", "ash"], cache=full) == {"bread": 2,
+                                                                             "ash": 1}
+    assert full == {"ash": 1}

@@ -23,15 +23,13 @@ def _faiss():
 
 def where(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(sorted ids, inverted list, offset in it) of every vector of an IVF index."""
-    faiss = _faiss()
-    invlists = index.invlists
     ids, lists, offsets = [], [], []
     for i in range(index.nlist):
-        n = invlists.list_size(i)
-        if n:
-            ids.append(faiss.rev_swig_ptr(invlists.get_ids(i), n).copy())
-            lists.append(np.full(n, i, dtype=np.int32))
-            offsets.append(np.arange(n, dtype=np.int32))
+        list_ids = _list_view(index, i)[0]
+        if len(list_ids):
+            ids.append(list_ids.copy())
+            lists.append(np.full(len(list_ids), i, dtype=np.int32))
+            offsets.append(np.arange(len(list_ids), dtype=np.int32))
     if not ids:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty.astype(np.int32), empty.astype(np.int32)
@@ -40,18 +38,37 @@ def where(index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return all_ids[order], np.concatenate(lists)[order], np.concatenate(offsets)[order]
 
 
+def _list_view(index, i: int, views: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, codes) of inverted list ``i``: numpy views of FAISS's own arrays, no copies;
+    kept in ``views`` when given (a segment's lists never change)."""
+    view = None if views is None else views.get(i)
+    if view is None:
+        faiss = _faiss()
+        invlists, n = index.invlists, index.invlists.list_size(i)
+        view = (faiss.rev_swig_ptr(invlists.get_ids(i), n),
+                faiss.rev_swig_ptr(invlists.get_codes(i), n * index.code_size)
+                .reshape(n, index.code_size))
+        if views is not None:
+            views[i] = view
+    return view
+
+
+def _code_rows(index, lists: np.ndarray) -> np.ndarray:
+    """Room for the codes of vectors of these lists, as sa_decode takes them: each row
+    starts with its list number (the coarse code)."""
+    coarse = index.coarse_code_size()
+    codes = np.empty((len(lists), coarse + index.code_size), dtype=np.uint8)
+    codes[:, :coarse] = np.asarray(lists).astype("<i8").view(np.uint8).reshape(-1, 8)[:, :coarse]
+    return codes
+
+
 def decode(index, lists: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Vectors at (list, offset): their codes, gathered list by list, through sa_decode."""
-    faiss = _faiss()
-    invlists = index.invlists
-    size, coarse = index.code_size, index.coarse_code_size()
-    codes = np.empty((len(lists), coarse + size), dtype=np.uint8)
-    codes[:, :coarse] = np.asarray(lists).astype("<i8").view(np.uint8).reshape(-1, 8)[:, :coarse]
+    codes = _code_rows(index, lists)
+    coarse = index.coarse_code_size()
     for i in np.unique(lists):
         at = np.flatnonzero(lists == i)
-        n = invlists.list_size(int(i))
-        stored = faiss.rev_swig_ptr(invlists.get_codes(int(i)), n * size).reshape(n, size)
-        codes[at, coarse:] = stored[np.asarray(offsets)[at]]
+        codes[at, coarse:] = _list_view(index, int(i))[1][np.asarray(offsets)[at]]
     return index.sa_decode(codes)
 
 
@@ -104,25 +121,17 @@ def search_pairs(index, q: np.ndarray, k: int, params) -> tuple[np.ndarray, np.n
 
 
 def rows_of_pairs(index, pairs: np.ndarray, views: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(passage ids, decoded vectors) at these (list << 32) | offset pairs. ``views`` keeps,
-    per list, numpy views of its ids and codes (the segment's lists never change): gathering
-    a query's few candidates through them costs 2 us each, where unique lists and per-list
-    masks cost 0.2 ms a query at 1M passages."""
-    faiss = _faiss()
-    size, coarse = index.code_size, index.coarse_code_size()
+    """(passage ids, decoded vectors) at these (list << 32) | offset pairs. ``views`` keeps
+    each list's views (_list_view): gathering a query's few candidates through them costs
+    2 us each, where unique lists and per-list masks (decode) cost 0.2 ms a query at 1M."""
     lists, offsets = pairs >> 32, pairs & 0xFFFFFFFF
     ids = np.empty(len(pairs), dtype=np.int64)
-    codes = np.empty((len(pairs), coarse + size), dtype=np.uint8)
-    codes[:, :coarse] = lists.astype("<i8").view(np.uint8).reshape(-1, 8)[:, :coarse]
-    invlists = index.invlists
+    codes = _code_rows(index, lists)
+    coarse = index.coarse_code_size()
     for j, (i, o) in enumerate(zip(lists.tolist(), offsets.tolist(), strict=True)):
-        view = views.get(i)
-        if view is None:
-            n = invlists.list_size(i)
-            view = views[i] = (faiss.rev_swig_ptr(invlists.get_ids(i), n),
-                               faiss.rev_swig_ptr(invlists.get_codes(i), n * size).reshape(n, size))
-        ids[j] = view[0][o]
-        codes[j, coarse:] = view[1][o]
+        list_ids, list_codes = _list_view(index, i, views)
+        ids[j] = list_ids[o]
+        codes[j, coarse:] = list_codes[o]
     return ids, index.sa_decode(codes) if len(pairs) else np.zeros((0, index.d), np.float32)
 
 

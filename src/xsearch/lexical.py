@@ -214,7 +214,9 @@ def document_frequency(
     keeps the counts between calls for one committed state of the index: ``fts5vocab``
     counts a token by reading its whole posting list (0.35 ms a token at 1M passages)."""
     out = dict.fromkeys(toks, 0)
-    missing = list(out) if cache is None else [t for t in out if t not in cache]
+    if cache is not None:
+        out.update((t, cache[t]) for t in out if t in cache)
+    missing = [t for t in out if cache is None or t not in cache]
     for start in range(0, len(missing), 500):
         part = missing[start : start + 500]
         marks = ",".join("?" * len(part))
@@ -224,7 +226,6 @@ def document_frequency(
         if len(cache) > 100_000:
             cache.clear()
         cache.update((t, out[t]) for t in missing)
-        out.update((t, cache[t]) for t in out if t not in missing)
     return out
 
 
