@@ -27,6 +27,21 @@ def test_spans_point_into_the_original_text():
     assert [t for t, _, _ in lexical.tokens(text)] == ["the", "café", "in", "東京"]
 
 
+def test_words_only_text_tokenises_as_the_paired_script_path_does():
+    """Text without Han/kana/Thai... takes a shorter path; a paired-script character appended
+    sends the same words through the general one: both must give the same tokens and spans,
+    "_" included (it splits words; one regex class runs over it)."""
+    texts = ["snake_case_name and __dunder__ x_1", "Ｔｈｅ ﬁne Café, ＡＢＣ — Straße!",
+             "हिन्दी में वैक्सीन_टीका", "می\u200cخواهم ۱۲۳", "ቡና በኢትዮጵያ፡ ይጠጣል።", "_", "", " \t\n"]
+    for text in texts:
+        words = lexical.tokens(text)
+        general = lexical.tokens(text + " 東")
+        assert general[-1][0] == "東"
+        assert words == general[:-1], text
+    assert [t for t, _, _ in lexical.tokens("snake_case_name")] == ["snake", "case", "name"]
+    assert lexical.tokens("a_b") == [("a", 0, 1), ("b", 2, 3)]
+
+
 def test_nfkc_casefold_joiners_and_diacritics():
     assert lexical.normalize("ＡＢＣ") == "abc"
     assert lexical.normalize("Straße") == "strasse"

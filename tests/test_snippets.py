@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import random
+
 import click
 import numpy as np
 from conftest import CORPUS
 
 from xsearch import snippets
+from xsearch.search import flatten
 
 LONG = (
     "Bread needs flour, water and salt. Most loaves also need yeast. "
@@ -87,3 +90,34 @@ def test_a_stray_character_pair_is_not_highlighted():
     text = "ต้นกาแฟออกดอก ปลูกอาราบิกาใต้ร่มไม้"
     snip, hl = snippets.best_snippet(text, "กาแฟ")
     assert _marked(snip, hl) == ["กาแฟ"]  # not the กา inside อาราบิกา
+
+
+def _flatten_by_character(text: str, highlights: list) -> tuple[str, list[list[int]]]:
+    """The reference: walk the text once, noting where each character lands."""
+    out, where, prev_space = [], [], False
+    for ch in text:
+        where.append(len(out))
+        if ch.isspace():
+            if not prev_space and out:
+                out.append(" ")
+            prev_space = True
+        else:
+            out.append(ch)
+            prev_space = False
+    where.append(len(out))
+    flat = "".join(out).rstrip()
+    return flat, [[where[a], min(where[b], len(flat))] for a, b in highlights
+                  if where[a] < min(where[b], len(flat))]
+
+
+def test_flatten_moves_highlights_with_the_collapsed_white_space():
+    rng = random.Random(7)
+    alphabet = "ab \t\n\u00a0\u3000\u2028x.é"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        marks = []
+        for _ in range(rng.randint(0, 4)):
+            a = rng.randint(0, len(text))
+            marks.append((a, rng.randint(a, len(text))))
+        assert flatten(text, marks) == _flatten_by_character(text, marks), (text, marks)
+    assert flatten("  a \n\n b  ", [(2, 3), (7, 8)]) == ("a b", [[0, 1], [2, 3]])

@@ -31,7 +31,7 @@ import re
 import sqlite3
 import sys
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 VERSION = 1
 """Tokenisation version: store it with the index, rebuild passages_fts when it changes."""
@@ -106,8 +106,22 @@ def _marks() -> str:
 
 @functools.cache
 def _word_re() -> re.Pattern[str]:
-    # letters and digits (\w without "_"), marks, joiners
-    return re.compile(rf"(?:[^\W_]|[{_marks()}{_JOINERS}])+")
+    # letters, digits and "_" (\w), marks, joiners: one class runs twice as fast as
+    # (?:[^\W_]|[marks]); :func:`_word_spans` splits the runs at "_"
+    return re.compile(rf"[\w{_marks()}{_JOINERS}]+")
+
+
+def _word_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of the maximal runs of letters, digits, marks and joiners (not "_")."""
+    for run in _word_re().finditer(text):
+        start, end = run.span()
+        if "_" not in run.group():
+            yield start, end
+            continue
+        for piece in run.group().split("_"):
+            if piece:
+                yield start, start + len(piece)
+            start += len(piece) + 1
 
 
 @functools.cache
@@ -133,8 +147,14 @@ def _fold(token: str) -> str:
 
 def normalize(token: str, fold_diacritics: bool | None = None) -> str:
     """NFKC + casefold (+ accent folding when asked), joiners removed."""
-    text = unicodedata.normalize("NFKC", token).casefold().translate(_NO_JOINERS)
     fold = FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics
+    return _normalized(token, bool(fold))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _normalized(token: str, fold: bool) -> str:
+    # Cached: the same words come back in every passage (indexing, snippets).
+    text = unicodedata.normalize("NFKC", token).casefold().translate(_NO_JOINERS)
     return _fold(text) if fold else text
 
 
@@ -142,8 +162,12 @@ def tokens(text: str, fold_diacritics: bool | None = None) -> list[tuple[str, in
     """``(token, start, end)`` for every token of ``text``; spans index into ``text``."""
     out: list[tuple[str, int, int]] = []
     paired = _paired_re()
-    for run in _word_re().finditer(text):
-        start, end = run.span()
+    if paired.search(text) is None and "_" not in text:  # words only: the common case
+        fold = bool(FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics)
+        out = [(_normalized(run.group(), fold), *run.span())
+               for run in _word_re().finditer(text)]
+        return [t for t in out if t[0]]
+    for start, end in _word_spans(text):
         pos = start
         units = list(paired.finditer(text, start, end))
         if not units:

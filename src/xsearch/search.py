@@ -99,22 +99,22 @@ def _max_share(n_docs: int) -> float:
     return max(lexical.MAX_SHARE, 20 / max(1, n_docs))
 
 
+_SPACES = re.compile(r"\s+")
+
+
 def flatten(text: str, highlights: list) -> tuple[str, list[list[int]]]:
     """Runs of white space as one space, with the highlight offsets moved to match."""
-    out, where, prev_space = [], [], False
-    for ch in text:
-        where.append(len(out))
-        if ch.isspace():
-            if not prev_space and out:
-                out.append(" ")
-            prev_space = True
-        else:
-            out.append(ch)
-            prev_space = False
-    where.append(len(out))
-    flat = "".join(out).rstrip()
-    return flat, [[where[a], min(where[b], len(flat))] for a, b in highlights
-                  if where[a] < min(where[b], len(flat))]
+    flat = _SPACES.sub(" ", text).strip()
+
+    def where(p: int) -> int:  # where text[p] lands: the length of text[:p] flattened
+        return len(_SPACES.sub(" ", text[:p]).lstrip())
+
+    out = []
+    for a, b in highlights:
+        lo, hi = where(a), min(where(b), len(flat))
+        if lo < hi:
+            out.append([lo, hi])
+    return flat, out
 
 
 def display_path(path: str) -> str:
