@@ -471,3 +471,54 @@ def test_one_hit_per_document_reads_rows_only_as_far_as_it_walks(tmp_path, monke
                 assert 10 <= len(read) <= 6 + 2 * 6
     finally:
         s.close()
+
+
+def test_snippets_read_word_frequencies_only_for_query_words_their_passage_holds(
+        tmp_path, monkeypatch):
+    """A hit's snippet marks the query's informative words it holds. Their document
+    frequencies are read for those words only (each read walks a posting list), plus the
+    query's Thai-like pairs, which decide whether a lone matched pair counts: the marks are
+    the same as with every query word's frequency read first."""
+    from xsearch import lexical
+    from xsearch.search import _max_share, flatten
+    from xsearch.snippets import best_snippet
+
+    texts = ["ต้นกาแฟออกดอก ปลูกอาราบิกาใต้ร่มไม้", "ปลูกอาราบิกาใต้ร่มไม้",
+             "volcanic ash closed the airport", "the volcano near the airport erupted"]
+    rows = [(f"/data/t{i}.txt", (str(i), 5, 1.0), "text", [], [DocumentRow(
+        record_id="", title=str(i), content_hash=str(i), n_chars=len(t), language="und",
+        passages=[PassageRow(ordinal=0, char_start=0, char_end=len(t), text=t,
+                             language="und", language_score=1.0, n_tokens=8)])])
+            for i, t in enumerate(texts)]
+    filler = _files(lambda f: "und", 10, 60)  # 300 more passages: "text f j"
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(len(texts) + 300, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    path = tmp_path / "idx"
+    _merged_then_more(path, "flat", rows + filler, vectors, chunk=1000)
+    asked: list[str] = []
+    real = lexical.document_frequency
+    monkeypatch.setattr(lexical, "document_frequency",
+                        lambda conn, toks, *a, **k: asked.extend(toks) or real(conn, toks, *a, **k))
+    s = Searcher(path)
+    try:
+        conn = s.index.store.db.conn
+        n = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
+        for query, pid in (("กาแฟ", 2), ("กาแฟ", 1), ("the volcano airport text", 4),
+                           ("ash airport", 3)):
+            asked.clear()
+            hits = s.search_vectors(vectors[pid - 1], k=3, per_document=0, texts=[query],
+                                    mode="dense")[0]
+            assert hits[0].passage_id == pid
+            qtoks = lexical.query_tokens(query)
+            held = set().union(*(lexical.token_set(h.text) for h in hits))
+            assert set(asked) <= held | {t for t in qtoks if "\u0e00" <= t[0] <= "\u0e7f"}
+            terms = lexical.informative_tokens(conn, query, n_docs=n, max_share=_max_share(n))
+            for h in hits:
+                assert (h.snippet, h.highlights) == flatten(*best_snippet(h.text, query,
+                                                                          terms=terms))
+        # the stray pair กา of อาราบิกา is not marked for the query กาแฟ
+        top = s.search_vectors(vectors[1], k=1, per_document=0, texts=["กาแฟ"])[0][0]
+        assert top.passage_id == 2 and top.highlights == []
+    finally:
+        s.close()

@@ -345,7 +345,19 @@ def informative_tokens(
 ) -> list[str]:
     """The query tokens :func:`search` matches on (those in at most ``max_share`` of the
     passages): what a snippet should highlight."""
-    toks = query_tokens(query)
+    return informative(conn, query_tokens(query), table, max_share, n_docs, df_cache)
+
+
+def informative(
+    conn: sqlite3.Connection,
+    toks: Sequence[str],
+    table: str = TABLE,
+    max_share: float = MAX_SHARE,
+    n_docs: int | None = None,
+    df_cache: dict[str, int] | None = None,
+) -> list[str]:
+    """Those of ``toks`` in at most ``max_share`` of the passages (their document frequency
+    is read only for them: a snippet asks only for the query tokens its passage holds)."""
     if not toks:
         return []
     n = _count(conn, table) if n_docs is None else n_docs

@@ -88,18 +88,19 @@ def _cut(text: str, a: int, b: int, limit: int, focus: int) -> tuple[int, int]:
 _SYLLABIC = re.compile(r"^[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]+$")
 
 
-def _paired(token: str) -> bool:
+def syllable_pair(token: str) -> bool:
+    """A Thai, Lao, Myanmar or Khmer character pair (a piece of a syllable)."""
     return bool(_SYLLABIC.match(token))
 
 
 def _real_matches(matches: list[tuple[str, int, int]], qtoks: set[str]) -> list:
     """Drop a lone Thai/Lao/Khmer/Myanmar pair that shares no character with another matched
     pair when the query has several pairs: 'กา' of กาแฟ inside อาราบิกา is not a match."""
-    if sum(1 for t in qtoks if _paired(t)) <= 1:
+    if sum(1 for t in qtoks if syllable_pair(t)) <= 1:
         return matches
     out = []
     for i, (tok, s, e) in enumerate(matches):
-        if not _paired(tok):
+        if not syllable_pair(tok):
             out.append((tok, s, e))
             continue
         near = [m for j, m in enumerate(matches) if j != i and m[1] < e and s < m[2]]
@@ -115,16 +116,19 @@ def best_snippet(
     sentence_vectors: Callable[[Sequence[str]], np.ndarray] | None = None,
     query_vector: np.ndarray | None = None,
     terms: Collection[str] | None = None,
+    tokens: list[tuple[str, int, int]] | None = None,
 ) -> tuple[str, Highlights]:
     """``(snippet, highlights)``: the best window of ``text`` for ``query``, at most ``limit``
     characters (an ellipsis marks a cut), and ``[start, end]`` offsets into the snippet of
     the query's tokens found there (overlapping CJK pairs merged into one range). ``terms``
     replaces the query's tokens, e.g. without the ones too common to count
-    (:func:`xsearch.lexical.informative_tokens`)."""
+    (:func:`xsearch.lexical.informative_tokens`); ``tokens`` are ``lexical.tokens(text)`` when
+    the caller has them already."""
     if limit <= 2:
         raise ValueError(f"limit must be > 2, not {limit}")
     qtoks = set(lexical.query_tokens(query)) if terms is None else set(terms)
-    ptoks = _real_matches([t for t in lexical.tokens(text) if t[0] in qtoks], qtoks)
+    toks = lexical.tokens(text) if tokens is None else tokens
+    ptoks = _real_matches([t for t in toks if t[0] in qtoks], qtoks)
     windows = _windows(text, limit) or [(0, len(text))]
     best, best_score = windows[0], 0.0
     for a, b in windows:
