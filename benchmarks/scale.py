@@ -149,6 +149,37 @@ def timed_searches(searcher, qv: np.ndarray, filters=None, per_document: int = 0
     return times, got
 
 
+def keyword_queries(texts: list[str], n_tokens: int = 3, seed: int = 2) -> list[str]:
+    """A run of ``n_tokens`` consecutive words (lexical tokens: character pairs in Chinese or
+    Japanese) from each query sentence, cut from its text: what a user types into a search
+    box, where the sentences are what one pastes."""
+    from xsearch import lexical
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for text in texts:
+        toks = lexical.tokens(text)
+        if len(toks) <= n_tokens:
+            out.append(text)
+            continue
+        i = int(rng.integers(0, len(toks) - n_tokens + 1))
+        out.append(text[toks[i][1]:toks[i + n_tokens - 1][2]])
+    return out
+
+
+def text_timings(searcher, qv: np.ndarray, texts: list[str]) -> dict:
+    """One hit per document with the query's text too: its language and snippets, dense and
+    hybrid (the CLI's default mode: the lexical index's top passages fused in), for the
+    whole query sentences and for three-word queries cut from them."""
+    t_text, _ = timed_searches(searcher, qv, per_document=1, texts=texts)
+    t_hyb, _ = timed_searches(searcher, qv, per_document=1, texts=texts, mode="hybrid")
+    t_short, _ = timed_searches(searcher, qv, per_document=1, texts=keyword_queries(texts),
+                                mode="hybrid")
+    return {"warm_p50_ms_text_dense": _pct(t_text, 50), "warm_p50_ms_hybrid": _pct(t_hyb, 50),
+            "warm_p99_ms_hybrid": _pct(t_hyb, 99), "warm_p50_ms_hybrid_3words":
+            _pct(t_short, 50), "warm_p99_ms_hybrid_3words": _pct(t_short, 99)}
+
+
 def disk(path: Path, n: int, dim: int) -> dict:
     db = sum((path / f).stat().st_size for f in ("xsearch.db", "xsearch.db-wal")
              if (path / f).exists())
@@ -411,11 +442,8 @@ def measure(path: Path, n: int, layout: str, sources, work: Path, nq: int,
                 recall(got, truth)})
     t_doc, _ = timed_searches(searcher, qv, per_document=1)  # the CLI's default, same queries
     res["warm_p50_ms_per_doc1"] = _pct(t_doc, 50)
-    t_text, _ = timed_searches(searcher, qv, per_document=1, texts=qtexts[:nq])
-    t_hyb, _ = timed_searches(searcher, qv, per_document=1, texts=qtexts[:nq], mode="hybrid")
-    res.update({"warm_p50_ms_text_dense": _pct(t_text, 50), "warm_p50_ms_hybrid":
-                _pct(t_hyb, 50), "warm_p99_ms_hybrid": _pct(t_hyb, 99),
-                "warm_major_faults": CPU["warm_waits"][0],
+    res.update(text_timings(searcher, qv, qtexts[:nq]))
+    res.update({"warm_major_faults": CPU["warm_waits"][0],
                 "warm_preemptions": CPU["warm_waits"][1]})
 
     res.update(filters_part(searcher, vectors, langs, sources, qv, n))
@@ -475,11 +503,7 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
         times, got = timed_searches(searcher, qv, cpu_key="warm")
         # the CLI's default, one hit per document, on the same warm process and queries
         t_doc, _ = timed_searches(searcher, qv, per_document=1)
-        # with the query's text too: its language, snippets, and (hybrid, the CLI's default
-        # mode) the lexical index's top passages fused in
-        t_text, _ = timed_searches(searcher, qv, per_document=1, texts=alltexts[:300])
-        t_hyb, _ = timed_searches(searcher, qv, per_document=1, texts=alltexts[:300],
-                                  mode="hybrid")
+        text_times = text_timings(searcher, qv, alltexts[:300])
         scorer = Scorer(searcher.centering(), qv)
         truth = exact_top_k(vectors, langs, scorer)
         searcher.close()
@@ -490,8 +514,7 @@ def remeasure(path: Path, n: int, layout: str, sources, work: Path, parts: set[s
                     "recall_at_10": recall(got, truth), "queries": len(qv),
                     "warmup_queries": warmup or 10})
         res["warm_p50_ms_per_doc1"] = _pct(t_doc, 50)
-        res.update({"warm_p50_ms_text_dense": _pct(t_text, 50),
-                    "warm_p50_ms_hybrid": _pct(t_hyb, 50), "warm_p99_ms_hybrid": _pct(t_hyb, 99)})
+        res.update(text_times)
         res.update(raw_faiss(path, vectors, scorer, qv, truth, layout, 100_000))
         res["overhead_vs_raw_segments"] = res["warm_p50_ms"] / res["raw_segments_p50_ms"]
         res["cpu_overhead_vs_raw_segments"] = (res["warm_cpu_p50_ms"]
