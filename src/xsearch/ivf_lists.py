@@ -62,13 +62,19 @@ def _code_rows(index, lists: np.ndarray) -> np.ndarray:
     return codes
 
 
-def decode(index, lists: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Vectors at (list, offset): their codes, gathered list by list, through sa_decode."""
+def decode(index, lists: np.ndarray, offsets: np.ndarray, views: dict | None = None
+           ) -> np.ndarray:
+    """Vectors at (list, offset): their codes, gathered list by list (one sort groups them;
+    ``views`` keeps each list's views, see _list_view), through sa_decode."""
+    lists, offsets = np.asarray(lists), np.asarray(offsets)
     codes = _code_rows(index, lists)
     coarse = index.coarse_code_size()
-    for i in np.unique(lists):
-        at = np.flatnonzero(lists == i)
-        codes[at, coarse:] = _list_view(index, int(i))[1][np.asarray(offsets)[at]]
+    order = np.argsort(lists, kind="stable")
+    heads = np.flatnonzero(np.r_[True, lists[order][1:] != lists[order][:-1]]) \
+        if len(lists) else np.zeros(0, dtype=np.int64)
+    for a, b in zip(heads.tolist(), [*heads[1:].tolist(), len(lists)], strict=True):
+        at = order[a:b]
+        codes[at, coarse:] = _list_view(index, int(lists[at[0]]), views)[1][offsets[at]]
     return index.sa_decode(codes)
 
 

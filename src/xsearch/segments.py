@@ -201,6 +201,7 @@ class Segment:
         self.id = seg_id
         self.paths = [folder / f for f in files_of(info.name, info.kind)]
         self._params: dict[int, object] = {}
+        self._list_views: dict = {}  # an IVF segment's list views (ivf_lists._list_view)
         try:
             if info.kind == FLAT:
                 self.vectors = np.load(self.paths[0], mmap_mode="r", allow_pickle=False)
@@ -335,7 +336,7 @@ class Segment:
         at, found = locate(sorted_ids, ids)
         if not found.all():
             raise KeyError("passage id not in segment")
-        return decode(self.index, lists[at], offsets[at])
+        return decode(self.index, lists[at], offsets[at], self._list_views)
 
     def ivf_candidates(self, q: np.ndarray, k: int, effort: int = 1
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -353,8 +354,6 @@ class Segment:
 
     def ivf_rows(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(passage ids, decoded vectors) of ivf_candidates' pairs."""
-        if getattr(self, "_list_views", None) is None:
-            self._list_views = {}
         return rows_of_pairs(self.index, pairs, self._list_views)
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
