@@ -70,11 +70,11 @@ def decode(index, lists: np.ndarray, offsets: np.ndarray, views: dict | None = N
     codes = _code_rows(index, lists)
     coarse = index.coarse_code_size()
     order = np.argsort(lists, kind="stable")
-    heads = np.flatnonzero(np.r_[True, lists[order][1:] != lists[order][:-1]]) \
-        if len(lists) else np.zeros(0, dtype=np.int64)
-    for a, b in zip(heads.tolist(), [*heads[1:].tolist(), len(lists)], strict=True):
+    grouped = lists[order]
+    heads = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]]) if len(lists) else []
+    for a, b in zip(list(heads), [*list(heads)[1:], len(lists)], strict=True):
         at = order[a:b]
-        codes[at, coarse:] = _list_view(index, int(lists[at[0]]), views)[1][offsets[at]]
+        codes[at, coarse:] = _list_view(index, int(grouped[a]), views)[1][offsets[at]]
     return index.sa_decode(codes)
 
 

@@ -147,8 +147,11 @@ def _fold(token: str) -> str:
 
 def normalize(token: str, fold_diacritics: bool | None = None) -> str:
     """NFKC + casefold (+ accent folding when asked), joiners removed."""
-    fold = FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics
-    return _normalized(token, bool(fold))
+    return _normalized(token, _folding(fold_diacritics))
+
+
+def _folding(fold_diacritics: bool | None) -> bool:
+    return bool(FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -163,7 +166,7 @@ def tokens(text: str, fold_diacritics: bool | None = None) -> list[tuple[str, in
     out: list[tuple[str, int, int]] = []
     paired = _paired_re()
     if paired.search(text) is None and "_" not in text:  # words only: the common case
-        fold = bool(FOLD_DIACRITICS if fold_diacritics is None else fold_diacritics)
+        fold = _folding(fold_diacritics)
         out = [(_normalized(run.group(), fold), *run.span())
                for run in _word_re().finditer(text)]
         return [t for t in out if t[0]]
