@@ -227,6 +227,26 @@ def test_ctrl_c_exits_130_and_keeps_the_index(copy, tmp_path):
     assert run("check", "--index", str(index), "--no-model").exit_code == 0
 
 
+def test_the_index_process_closes_its_database_before_it_ends(tmp_path):
+    """`xsearch index` as a process skips freeing its objects on the way out (main() freezes
+    them), so it must close its database itself: a connection left to the interpreter would
+    leave its write-ahead log behind. Its summary is printed whole, its JSON parses."""
+    from conftest import CORPUS
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for f in sorted((CORPUS / "bread").glob("*.txt"))[:2]:
+        shutil.copy(f, docs / f.name)
+    index = tmp_path / "idx"
+    proc = subprocess.run([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+                           str(index), "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["new"] == 2 and summary["passages_embedded"] > 0
+    assert sorted(p.name for p in index.iterdir() if p.name.startswith("xsearch.db")) == \
+        ["xsearch.db"]
+
+
 def _file_count(index: Path) -> int | None:
     """Files the index's committed state holds (None while SQLite is busy)."""
     try:

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from .cli import cli
+from .cli import main
 
-cli(prog_name="xsearch")
+main()
