@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -446,8 +447,6 @@ def main() -> None:  # pragma: no cover - the console script; tests run cli() or
         # not walked and freed one by one on the way out: that took 0.2 s after `xsearch
         # index` (half of it freeing OpenVINO's buffers), on a run of 4 s. atexit handlers
         # still run and the standard streams are still flushed.
-        import gc
-
         gc.freeze()
 
 

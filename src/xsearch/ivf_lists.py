@@ -128,8 +128,9 @@ def search_pairs(index, q: np.ndarray, k: int, params) -> tuple[np.ndarray, np.n
 
 def rows_of_pairs(index, pairs: np.ndarray, views: dict) -> tuple[np.ndarray, np.ndarray]:
     """(passage ids, decoded vectors) at these (list << 32) | offset pairs. ``views`` keeps
-    each list's views (_list_view): gathering a query's few candidates through them costs
-    2 us each, where unique lists and per-list masks (decode) cost 0.2 ms a query at 1M."""
+    each list's views (_list_view). One pair at a time: a query's few candidates cost 2 us
+    each; grouping them by list first, as :func:`decode` does for many, measured 0.28-0.32
+    against 0.16-0.18 ms a query at 1M."""
     lists, offsets = pairs >> 32, pairs & 0xFFFFFFFF
     ids = np.empty(len(pairs), dtype=np.int64)
     codes = _code_rows(index, lists)

@@ -309,7 +309,7 @@ def search(
             n_docs = _count(conn, table)
         df = document_frequency(conn, toks, table, df_cache)
         if max_share is not None:
-            toks = [t for t in toks if df[t] <= max_share * n_docs]
+            toks = _rare_enough(toks, df, max_share, n_docs)
         if normalize:
             scale = sum(_idf(n_docs, df[t]) for t in toks) or 1.0
     match = match_expression(toks)
@@ -365,7 +365,14 @@ def informative(
         return []
     n = _count(conn, table) if n_docs is None else n_docs
     df = document_frequency(conn, toks, table, df_cache)
-    return [t for t in toks if df[t] <= max_share * n]
+    return _rare_enough(toks, df, max_share, n)
+
+
+def _rare_enough(toks: Sequence[str], df: dict[str, int], max_share: float, n_docs: int
+                 ) -> list[str]:
+    """The tokens in at most ``max_share`` of the ``n_docs`` passages: the one rule for what a
+    search matches on and what a snippet marks."""
+    return [t for t in toks if df[t] <= max_share * n_docs]
 
 
 def _count(conn: sqlite3.Connection, table: str) -> int:
