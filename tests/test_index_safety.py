@@ -292,3 +292,26 @@ def test_control_characters_in_names_are_escaped_on_the_terminal(tmp_path):
     assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
     out = run("query", "bread flour", "--index", str(index)).output
     assert "\x1b" not in out and "evil\\x1b[31mred.txt" in out
+
+
+def test_wrong_passage_lengths_are_found_by_check_and_rewritten_by_repair(copy):
+    """The lengths BM25 reads (xsearch.bm25) are checked against FTS5's own sizes."""
+    from xsearch import bm25, lexical
+
+    _, index = copy
+    db = sqlite3.connect(index / "xsearch.db")
+    good = db.execute(f"SELECT lengths FROM {bm25.LENGTHS} WHERE chunk = 0").fetchone()[0]
+    wrong = np.frombuffer(good, dtype="<u4").copy()
+    wrong[wrong > 0] += 3
+    with db:
+        db.execute(f"UPDATE {bm25.LENGTHS} SET lengths = ? WHERE chunk = 0", [wrong.tobytes()])
+    db.close()
+    found = run("check", "--index", str(index), "--no-model", "--json")
+    assert found.exit_code == 1
+    assert "lexical lengths" in found.output
+    fixed = run("check", "--repair", "--index", str(index), "--no-model")
+    assert fixed.exit_code == 0, fixed.output
+    db = sqlite3.connect(index / "xsearch.db")
+    assert db.execute(f"SELECT lengths FROM {bm25.LENGTHS} WHERE chunk = 0").fetchone()[0] \
+        == good
+    assert bm25.mismatches(db, lexical.TABLE) == 0

@@ -1,7 +1,8 @@
 """``xsearch check``: the full integrity checks that opening an index no longer does.
 
 Checks SQLite, every segment file against its recorded checksum and passage ids, the
-per-language statistics, the config mirror and the model fingerprint. ``repair`` re-embeds
+per-language statistics, the passage lengths BM25 reads (against FTS5's own), the config
+mirror and the model fingerprint. ``repair`` re-embeds
 the passages of a damaged or missing segment from the text SQLite keeps, recomputes the
 statistics and rewrites the config mirror; it also upgrades an index of an older schema.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import bm25, lexical
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .fileio import full_checksum
@@ -107,6 +109,10 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
     if orphans:
         problems.append({"what": "passages without vectors", "detail": f"{len(orphans)} passages"})
     problems += _stats_problems(index)
+    wrong = bm25.mismatches(index.store.db.conn, lexical.TABLE)
+    if wrong:
+        problems.append({"what": "lexical lengths", "detail": f"{wrong} passages' lengths "
+                         "differ from the full-text index's"})
     try:
         on_disk = (index.path / CONFIG).read_text(encoding="utf-8")
     except OSError:
@@ -178,6 +184,10 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
                                         [int(ids[0])]).fetchone()[0]
                 store.update_lang_stats(lang or "und", vecs, +1)
         done.append("recomputed the per-language statistics")
+    if any(p["what"] == "lexical lengths" for p in report["problems"]):
+        with store.transaction():
+            bm25.rebuild(store.db.conn, lexical.TABLE)
+        done.append("rewrote the passage lengths from the full-text index")
     if any(r["kind"] == HNSW for r in store.segments()):
         n = writer.merge(upgrade=True)
         done.append(f"rewrote {n} HNSW segment(s) of an earlier version as centred graphs")

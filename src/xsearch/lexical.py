@@ -32,6 +32,10 @@ import sqlite3
 import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from . import bm25
 
 VERSION = 1
 """Tokenisation version: store it with the index, rebuild passages_fts when it changes."""
@@ -289,6 +293,7 @@ def search(
     normalize: bool = False,
     also: Sequence[int] = (),
     df_cache: dict[str, int] | None = None,
+    corpus: bm25.Corpus | None = None,
 ) -> list[tuple[int, float]]:
     """Top ``k`` ``(passage_id, score)`` by BM25 (score = -bm25(), higher is better), then the
     scores of the passages in ``also`` that match but are not among them.
@@ -300,10 +305,12 @@ def search(
     the score by the sum of the query tokens' idf: about the share of the query's (idf-weighted)
     tokens the passage holds, ~1 for a passage of average length holding each once, whatever
     the query; fused with a calibrated dense score by :func:`xsearch.ranking.hybrid_scores`.
-    ``df_cache``: see :func:`document_frequency`.
+    ``df_cache``: see :func:`document_frequency`. ``corpus`` (:meth:`bm25.Corpus.load`):
+    the same scores computed in numpy, without FTS5's ``bm25()`` per matching passage.
     """
     toks = query_tokens(query)
     scale = 1.0
+    df: dict[str, int] | None = None
     if (max_share is not None or normalize) and toks:
         if n_docs is None:
             n_docs = _count(conn, table)
@@ -315,6 +322,14 @@ def search(
     match = match_expression(toks)
     if match is None or k <= 0 or (allowed_ids is not None and not allowed_ids):
         return []
+    if corpus is not None:
+        from . import bm25
+
+        got = bm25.search(conn, table, toks,
+                          df or document_frequency(conn, toks, table, df_cache), int(k),
+                          corpus, allowed_ids, also)
+        if got is not None:
+            return [(pid, score / scale) for pid, score, _ in got]
     # One statement: FTS5 scores every match before any ORDER BY ... LIMIT, and bm25()
     # counts each token's passages for its idf once per statement. The matches are kept in a
     # table (SQLite materialises a CTE used twice), the top k and the ``also`` passages are

@@ -135,4 +135,14 @@ def m004_lexical(db: sqlite_utils.Database) -> None:
                "q_sum BLOB NOT NULL, p_sum BLOB NOT NULL)")
 
 
+@migration
+def m005_lexical_lengths(db: sqlite_utils.Database) -> None:
+    """Every passage's length in FTS5 tokens, and FTS5's instance vocabulary: BM25 computed
+    in numpy (xsearch.bm25), not by ``bm25()`` once per matching passage."""
+    from . import bm25, lexical
+
+    bm25.create(db.conn, lexical.TABLE)
+    bm25.rebuild(db.conn, lexical.TABLE)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)

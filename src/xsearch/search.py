@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import lexical
+from . import bm25, lexical
 from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, XsearchError
@@ -158,6 +158,7 @@ class Searcher:
         #: document frequency of query tokens, for the committed state ``_df_generation``
         self._df: dict[str, int] = {}
         self._df_generation = self._generation
+        self._corpus: bm25.Corpus | None | bool = False  # loaded on first use (False: not yet)
         self.last_info: list[QueryInfo] = []
         self._engine = engine
         self._purpose = purpose  # "serve" for a process that embeds many queries
@@ -318,6 +319,7 @@ class Searcher:
             self._generation = self.index.store.generation()
             if self._df_generation != self._generation:
                 self._df, self._df_generation = {}, self._generation
+                self._corpus = False
             vectors = self.index.vectors
             vectors.load()
             langs = self._segment_languages(f)
@@ -365,7 +367,14 @@ class Searcher:
         return dict(lexical.search(
             self.index.store.db.conn, text, max(fetch, LEXICAL_DEPTH),
             allowed_ids=None if allowed is None else allowed.tolist(), n_docs=n_docs,
-            normalize=True, max_share=_max_share(n_docs), also=list(dense), df_cache=self._df))
+            normalize=True, max_share=_max_share(n_docs), also=list(dense), df_cache=self._df,
+            corpus=self._bm25_corpus()))
+
+    def _bm25_corpus(self) -> bm25.Corpus | None:
+        """Passage lengths and counts for BM25 in numpy, for the current committed state."""
+        if self._corpus is False:
+            self._corpus = bm25.Corpus.load(self.index.store.db.conn, lexical.TABLE)
+        return self._corpus
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
               mode: str, langs: set[str] | None, centering: Centering

@@ -67,6 +67,7 @@ class Store:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._lexical_new: list[int] = []  # passages given to FTS5 in this transaction
         try:
             conn = self._connect(readonly)
             # No sqlite-utils plugins: xsearch needs none, and finding them imports
@@ -151,8 +152,13 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """One write transaction; bumps the generation that readers compare."""
         self.db.execute("BEGIN IMMEDIATE")
+        self._lexical_new: list[int] = []
         try:
             yield
+            if self._lexical_new:
+                from . import bm25, lexical
+
+                bm25.record(self.db.conn, self._lexical_new, lexical.TABLE)
             if self.db["meta"].exists():
                 self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                 "WHERE key = 'generation'")
@@ -287,6 +293,7 @@ class Store:
 
         lexical.insert(self.db.conn, [(pid, p.text) for pid, p in zip(pids, doc.passages,
                                                                       strict=True)])
+        self._lexical_new += pids  # their lengths (xsearch.bm25), when the transaction ends
         return doc_id, pids
 
     def assign_segment(self, passage_ids: list[int], segment_id: int) -> None:
