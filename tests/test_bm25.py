@@ -111,6 +111,15 @@ def test_a_word_fts5_folds_otherwise_is_scored_by_fts5(tmp_path):
                        []) is None
     assert bm25.search(conn, lexical.TABLE, ["volcano"], {"volcano": 1}, 5, corpus, None,
                        [])[0][0] == 1
+    # a word in no passage (as FTS5 would store it too) costs no statement
+    asked: list[str] = []
+    conn.set_trace_callback(asked.append)
+    got = bm25.search(conn, lexical.TABLE, ["volcano", "nowhere"], {"volcano": 1, "nowhere": 0},
+                      5, corpus, None, [])
+    conn.set_trace_callback(None)
+    assert [p for p, _, _ in got] == [1]
+    assert len([q for q in asked if not q.startswith("--")]) == 1  # (FTS5's own: "-- ...")
+    assert bm25.stored_as_written("nowhere") and not bm25.stored_as_written("Nowhere")
 
 
 def test_an_index_before_the_lengths_table_is_upgraded_with_every_length(tmp_path):

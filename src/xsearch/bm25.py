@@ -13,8 +13,10 @@ in the order of the query's phrases, in float64, so it equals ``bm25()`` to the 
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -109,6 +111,28 @@ def _varint(blob: bytes, i: int) -> tuple[int, int]:
     raise AssertionError("unreachable")
 
 
+_SCRATCH = threading.local()
+
+
+@functools.lru_cache(maxsize=65536)
+def stored_as_written(token: str) -> bool:
+    """Whether FTS5 keeps ``token`` as the very term it indexes (its tokenizer folds case
+    by tables of its own): asked once per word of an empty in-memory table made like the
+    index's (``lexical.ddl``), so a word missing from the vocabulary costs no query."""
+    from . import lexical
+
+    conn = getattr(_SCRATCH, "conn", None)
+    if conn is None:
+        conn = _SCRATCH.conn = sqlite3.connect(":memory:", check_same_thread=False)
+        for stmt in lexical.ddl("t"):
+            conn.execute(stmt)
+    with conn:
+        conn.execute("INSERT INTO t(rowid, body) VALUES (1, ?)", [token])
+        terms = [r[0] for r in conn.execute("SELECT term FROM t_vocab")]
+        conn.execute("INSERT INTO t(t, rowid, body) VALUES ('delete', 1, ?)", [token])
+    return terms == [token]
+
+
 @dataclass
 class Corpus:
     """What BM25 needs of the whole table for one committed state."""
@@ -137,16 +161,18 @@ def search(conn: sqlite3.Connection, table: str, toks: Sequence[str], df: dict[s
            ) -> list[tuple[int, float, bool]] | None:
     """``(passage id, BM25, is_extra)``: the top ``k`` best first (ties by id), then the
     ``also`` passages that match but are not among them, by id. ``toks`` in the order of the
-    MATCH expression's phrases; ``df`` their document frequencies. None when a word is not
-    stored as FTS5 stores it (a case folding of FTS5's own): the caller asks FTS5 then."""
+    MATCH expression's phrases; ``df`` their document frequencies (from the same committed
+    state). None when a word is not a term as FTS5 stores it (a case folding of FTS5's own
+    would match it to another): the caller asks FTS5 then."""
     per: list[tuple[float, np.ndarray, np.ndarray]] = []
     for t in toks:
+        if not df[t]:  # in no passage as written (a query word the index lacks)
+            if not stored_as_written(t):
+                return None
+            continue
         got = conn.execute(f"SELECT group_concat(doc) FROM {table}_instance WHERE term = ?",
                            [t]).fetchone()[0]
         if not got:
-            if conn.execute(f"SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT 1",
-                            ['"' + t.replace('"', '""') + '"']).fetchone():
-                return None
             continue
         docs = np.fromstring(got, dtype=np.int64, sep=",")
         if len(docs) > 1 and (np.diff(docs) < 0).any():
