@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from unittest import mock
 
 import pytest
 from conftest import CORPUS, manifest
 
 from xsearch import bm25, lexical
+from xsearch import store as store_mod
 from xsearch.store import DocumentRow, NeedsUpgradeError, PassageRow, Store
 
 
@@ -122,18 +124,27 @@ def test_a_word_fts5_folds_otherwise_is_scored_by_fts5(tmp_path):
     assert bm25.stored_as_written("nowhere") and not bm25.stored_as_written("Nowhere")
 
 
-def test_an_index_before_the_lengths_table_is_upgraded_with_every_length(tmp_path):
-    store, _ = _written_store(tmp_path)
+def test_an_index_before_the_lengths_table_is_read_as_it_is_and_upgraded_by_a_writer(tmp_path):
+    """A reader opens an index that lacks only the lengths (FTS5 scores, the same hits); a
+    writer adds every length."""
+    store, sentences = _written_store(tmp_path)
     path = store.path
     conn = store.db.conn
     live = [r[0] for r in conn.execute("SELECT id FROM passages")]
     want = bm25.lengths_of(conn)[live]
+    query = sentences[3]
+    hits = lexical.search(conn, query, 5, corpus=bm25.Corpus.load(conn, lexical.TABLE))
     conn.execute(f"DROP TABLE {bm25.LENGTHS}")
     conn.execute(f"DROP TABLE {lexical.TABLE}_instance")
     conn.execute("DELETE FROM _migrations WHERE name = 'm005_lexical_lengths'")
     store.close()
-    with pytest.raises(NeedsUpgradeError):
-        Store(path, readonly=True)
+    reader = Store(path, readonly=True)
+    assert bm25.Corpus.load(reader.db.conn, lexical.TABLE) is None
+    assert lexical.search(reader.db.conn, query, 5) == hits
+    reader.close()
+    with pytest.raises(NeedsUpgradeError), mock.patch.object(
+            store_mod, "READERS_MAY_SKIP", frozenset()):
+        Store(path, readonly=True)  # a migration readers cannot skip is still asked for
     upgraded = Store(path)
     assert (bm25.lengths_of(upgraded.db.conn)[live] == want).all() and want.sum() > 1000
     assert sqlite3.connect(path).execute(

@@ -61,6 +61,13 @@ def record(conn: sqlite3.Connection, ids: Iterable[int], table: str) -> None:
             part).fetchall())
 
 
+def has_lengths(conn: sqlite3.Connection) -> bool:
+    """Whether the index has its lengths table (migration m005; a reader may open one
+    without it)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [LENGTHS]).fetchone() \
+        is not None
+
+
 def mismatches(conn: sqlite3.Connection, table: str) -> int:
     """How many passages' stored lengths differ from FTS5's sizes (reads them all: for
     ``xsearch check``)."""
@@ -143,9 +150,8 @@ class Corpus:
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, table: str) -> Corpus | None:
-        """None when the index has no lengths table (then FTS5 scores)."""
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", [LENGTHS]).fetchone() \
-                is None:
+        """None when the index has no lengths table yet (then FTS5 scores)."""
+        if not has_lengths(conn):
             return None
         row = conn.execute(f"SELECT block FROM {table}_data WHERE id = 1").fetchone()
         rows = tokens = 0

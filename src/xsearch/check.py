@@ -109,7 +109,8 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
     if orphans:
         problems.append({"what": "passages without vectors", "detail": f"{len(orphans)} passages"})
     problems += _stats_problems(index)
-    wrong = bm25.mismatches(index.store.db.conn, lexical.TABLE)
+    wrong = bm25.mismatches(index.store.db.conn, lexical.TABLE) \
+        if bm25.has_lengths(index.store.db.conn) else 0
     if wrong:
         problems.append({"what": "lexical lengths", "detail": f"{wrong} passages' lengths "
                          "differ from the full-text index's"})
@@ -129,6 +130,9 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
             problems.append({"what": "model", "detail": f"{index.config.model} does not make "
                              "the vectors this index was built with; rebuild with --full"})
     notes = []
+    if not bm25.has_lengths(index.store.db.conn):
+        notes.append("the index predates the passage lengths that make hybrid search faster; "
+                     "xsearch check --repair (or the next xsearch index) adds them")
     older = sum(r["kind"] == HNSW for r in index.store.segments())
     if older:
         notes.append(f"{older} HNSW segment(s) of an earlier version search more slowly than "

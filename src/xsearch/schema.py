@@ -146,3 +146,7 @@ def m005_lexical_lengths(db: sqlite_utils.Database) -> None:
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+READERS_MAY_SKIP = frozenset({"m005_lexical_lengths"})
+"""Migrations a reader does without (it takes the slower way until a writer applies them): a
+query on an index that lacks only these does not ask for an upgrade."""

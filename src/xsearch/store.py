@@ -19,7 +19,11 @@ import numpy as np
 import sqlite_utils
 
 from .errors import CorruptIndexError
-from .schema import MIGRATIONS, SCHEMA_VERSION  # noqa: F401 - SCHEMA_VERSION re-exported
+from .schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
+    MIGRATIONS,
+    READERS_MAY_SKIP,
+    SCHEMA_VERSION,
+)
 
 
 @dataclass
@@ -117,6 +121,8 @@ class Store:
                 f"(unknown migrations: {', '.join(sorted(unknown))}); upgrade xsearch"
             )
         pending = [(name, fn) for name, fn in MIGRATIONS if name not in done]
+        if pending and not apply and {name for name, _ in pending} <= READERS_MAY_SKIP:
+            return
         if pending and not apply:
             raise NeedsUpgradeError(
                 f"index {self.path.parent} was made by an older xsearch (schema {len(done)}, "
