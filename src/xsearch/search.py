@@ -363,18 +363,16 @@ class Searcher:
                  dense: dict) -> dict[int, float]:
         """Normalised BM25 of the lexical top ``fetch`` (at least LEXICAL_DEPTH), and of every
         dense candidate: a passage's fused score must not depend on whether k reached its
-        lexical rank (the top hit of a query changed between k=3 and k=5)."""
+        lexical rank (the top hit of a query changed between k=3 and k=5). The passage
+        lengths BM25 reads are loaded once per committed state."""
+        conn = self.index.store.db.conn
+        if self._corpus is False:
+            self._corpus = bm25.Corpus.load(conn, lexical.TABLE)
         return dict(lexical.search(
-            self.index.store.db.conn, text, max(fetch, LEXICAL_DEPTH),
+            conn, text, max(fetch, LEXICAL_DEPTH),
             allowed_ids=None if allowed is None else allowed.tolist(), n_docs=n_docs,
             normalize=True, max_share=_max_share(n_docs), also=list(dense), df_cache=self._df,
-            corpus=self._bm25_corpus()))
-
-    def _bm25_corpus(self) -> bm25.Corpus | None:
-        """Passage lengths and counts for BM25 in numpy, for the current committed state."""
-        if self._corpus is False:
-            self._corpus = bm25.Corpus.load(self.index.store.db.conn, lexical.TABLE)
-        return self._corpus
+            corpus=self._corpus))
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
               mode: str, langs: set[str] | None, centering: Centering
