@@ -17,7 +17,7 @@ import functools
 import math
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,25 +40,21 @@ def create(conn: sqlite3.Connection, table: str) -> None:
 def rebuild(conn: sqlite3.Connection, table: str) -> None:
     """Write every passage's length again from FTS5's own per-row sizes."""
     conn.execute(f"DELETE FROM {LENGTHS}")
-    last = 0
-    while True:
-        rows = conn.execute(f"SELECT id, sz FROM {table}_docsize WHERE id > ? ORDER BY id "
-                            "LIMIT 50000", [last]).fetchall()
-        if not rows:
-            return
+    for rows in _size_pages(conn, table):
         _store(conn, rows)
-        last = rows[-1][0]
 
 
 def record(conn: sqlite3.Connection, ids: Iterable[int], table: str) -> None:
     """Store the lengths of the newly indexed passages ``ids`` (in their transaction: FTS5
     writes a row's size when the row is inserted, its postings only at commit)."""
     ids = sorted(set(int(i) for i in ids))
+    rows: list[tuple[int, bytes]] = []
     for start in range(0, len(ids), 500):
         part = ids[start:start + 500]
-        _store(conn, conn.execute(
+        rows += conn.execute(
             f"SELECT id, sz FROM {table}_docsize WHERE id IN ({','.join('?' * len(part))})",
-            part).fetchall())
+            part).fetchall()
+    _store(conn, rows)
 
 
 def has_lengths(conn: sqlite3.Connection) -> bool:
@@ -72,14 +68,16 @@ def mismatches(conn: sqlite3.Connection, table: str) -> int:
     """How many passages' stored lengths differ from FTS5's sizes (reads them all: for
     ``xsearch check``)."""
     lengths = lengths_of(conn)
-    wrong = last = 0
-    while True:
-        rows = conn.execute(f"SELECT id, sz FROM {table}_docsize WHERE id > ? ORDER BY id "
-                            "LIMIT 50000", [last]).fetchall()
-        if not rows:
-            return wrong
-        wrong += sum(i >= len(lengths) or int(lengths[i]) != _varint(sz, 0)[0]
-                     for i, sz in rows)
+    return sum(i >= len(lengths) or int(lengths[i]) != _varint(sz, 0)[0]
+               for rows in _size_pages(conn, table) for i, sz in rows)
+
+
+def _size_pages(conn: sqlite3.Connection, table: str) -> Iterator[list[tuple[int, bytes]]]:
+    """FTS5's per-row size records ``(id, record)``, 50,000 at a time in id order."""
+    last = 0
+    while rows := conn.execute(f"SELECT id, sz FROM {table}_docsize WHERE id > ? ORDER BY id "
+                               "LIMIT 50000", [last]).fetchall():
+        yield rows
         last = rows[-1][0]
 
 
@@ -94,6 +92,8 @@ def lengths_of(conn: sqlite3.Connection) -> np.ndarray:
 
 def _store(conn: sqlite3.Connection, rows: Sequence[tuple[int, bytes]]) -> None:
     """Write ``(id, FTS5 size record)`` rows into their chunks."""
+    if not rows:
+        return
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     sizes = np.array([_varint(r[1], 0)[0] for r in rows], dtype=np.uint32)
     for chunk in np.unique(ids // CHUNK).tolist():
