@@ -315,3 +315,26 @@ def test_wrong_passage_lengths_are_found_by_check_and_rewritten_by_repair(copy):
     assert db.execute(f"SELECT lengths FROM {bm25.LENGTHS} WHERE chunk = 0").fetchone()[0] \
         == good
     assert bm25.mismatches(db, lexical.TABLE) == 0
+
+
+def test_an_index_made_before_the_passage_lengths_is_queried_and_then_upgraded(copy):
+    """Schema 4 (no lengths table): a query reads it as it is, with the same hits; `check`
+    notes it; `check --repair` adds the lengths."""
+    from xsearch import bm25, lexical
+
+    _, index = copy
+    before = run("query", "how to bake bread", "--index", str(index), "--json")
+    db = sqlite3.connect(index / "xsearch.db")
+    with db:
+        db.execute(f"DROP TABLE {bm25.LENGTHS}")
+        db.execute(f"DROP TABLE {lexical.TABLE}_instance")
+        db.execute("DELETE FROM _migrations WHERE name = 'm005_lexical_lengths'")
+    db.close()
+    old = run("query", "how to bake bread", "--index", str(index), "--json")
+    assert old.exit_code == 0, old.output
+    assert old.output == before.output
+    checked = json.loads(run("check", "--index", str(index), "--no-model", "--json").output)
+    assert checked["ok"] and any("passage lengths" in n for n in checked["notes"])
+    assert run("check", "--repair", "--index", str(index), "--no-model").exit_code == 0
+    db = sqlite3.connect(index / "xsearch.db")
+    assert bm25.has_lengths(db) and bm25.mismatches(db, lexical.TABLE) == 0

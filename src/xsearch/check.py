@@ -109,8 +109,8 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
     if orphans:
         problems.append({"what": "passages without vectors", "detail": f"{len(orphans)} passages"})
     problems += _stats_problems(index)
-    wrong = bm25.mismatches(index.store.db.conn, lexical.TABLE) \
-        if bm25.has_lengths(index.store.db.conn) else 0
+    has_lengths = bm25.has_lengths(index.store.db.conn)
+    wrong = bm25.mismatches(index.store.db.conn, lexical.TABLE) if has_lengths else 0
     if wrong:
         problems.append({"what": "lexical lengths", "detail": f"{wrong} passages' lengths "
                          "differ from the full-text index's"})
@@ -130,7 +130,7 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
             problems.append({"what": "model", "detail": f"{index.config.model} does not make "
                              "the vectors this index was built with; rebuild with --full"})
     notes = []
-    if not bm25.has_lengths(index.store.db.conn):
+    if not has_lengths:
         notes.append("the index predates the passage lengths that make hybrid search faster; "
                      "xsearch check --repair (or the next xsearch index) adds them")
     older = sum(r["kind"] == HNSW for r in index.store.segments())

@@ -158,7 +158,7 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """One write transaction; bumps the generation that readers compare."""
         self.db.execute("BEGIN IMMEDIATE")
-        self._lexical_new: list[int] = []
+        self._lexical_new = []
         try:
             yield
             if self._lexical_new:
