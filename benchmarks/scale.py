@@ -744,6 +744,11 @@ def main(argv: list[str] | None = None) -> int:
                 info["languages"] = [lang.code for lang in sources.languages]
                 marker.write_text(json.dumps(info))
             info = json.loads(marker.read_text())
+            # An index cached by an older xsearch is brought to this schema, as the next
+            # `xsearch index` would (a reader would search it the older, slower way).
+            from xsearch.store import Store
+
+            Store(path / "xsearch.db").close()
             if info["languages"] != [lang.code for lang in sources.languages]:
                 raise SystemExit(f"{path} was built from other languages; remove it or pass "
                                  f"--languages {len(info['languages'])}")

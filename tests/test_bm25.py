@@ -149,3 +149,27 @@ def test_an_index_before_the_lengths_table_is_read_as_it_is_and_upgraded_by_a_wr
     assert (bm25.lengths_of(upgraded.db.conn)[live] == want).all() and want.sum() > 1000
     assert sqlite3.connect(path).execute(
         f"SELECT count(*) FROM {lexical.TABLE}_instance").fetchone()[0] > 0
+
+
+def test_ties_at_the_cut_are_broken_by_passage_id_as_fts5_breaks_them(tmp_path):
+    """Passages with equal scores on both sides of k: numpy keeps FTS5's order (score, then
+    id), and ``also`` gets the scores of those cut off; a filter that leaves none gives none."""
+    store = Store(tmp_path / "xsearch.db")
+    conn = store.db.conn
+    with store.transaction():
+        for n in range(70):
+            store.upsert_file(f"/c/{n}.txt", str(n), 1, 0.0, "txt")
+            store.insert_document(f"/c/{n}.txt", _doc(n, [
+                "a loaf of bread" if n >= 30 else "volcano ash cloud" if n % 3
+                else "volcano volcano ash cloud over the sea"]))
+    corpus = bm25.Corpus.load(conn, lexical.TABLE)
+    ids = [r[0] for r in conn.execute("SELECT id FROM passages ORDER BY id")]
+    for k in (1, 4, 19, 20, 21, 22, 40):
+        for kwargs in ({}, {"allowed_ids": set(ids[5:25])}, {"also": ids[::4]},
+                       {"allowed_ids": {10_000}}):
+            want = lexical.search(conn, "volcano ash", k, max_share=None, **kwargs)
+            assert lexical.search(conn, "volcano ash", k, max_share=None, corpus=corpus,
+                                  **kwargs) == want
+    top = lexical.search(conn, "volcano ash", 22, max_share=None, corpus=corpus)
+    assert len({s for _, s in top}) == 2 and [p for p, _ in top] == sorted(
+        (p for p, _ in top), key=lambda p: (-dict(top)[p], p))
