@@ -46,15 +46,12 @@ def rebuild(conn: sqlite3.Connection, table: str) -> None:
 
 def record(conn: sqlite3.Connection, ids: Iterable[int], table: str) -> None:
     """Store the lengths of the newly indexed passages ``ids`` (in their transaction: FTS5
-    writes a row's size when the row is inserted, its postings only at commit)."""
-    ids = sorted(set(int(i) for i in ids))
-    rows: list[tuple[int, bytes]] = []
-    for start in range(0, len(ids), 500):
-        part = ids[start:start + 500]
-        rows += conn.execute(
-            f"SELECT id, sz FROM {table}_docsize WHERE id IN ({','.join('?' * len(part))})",
-            part).fetchall()
-    _store(conn, rows)
+    writes a row's size when the row is inserted, its postings only at commit). New ids are
+    above every older one (AUTOINCREMENT), so their range is read, not a list of them."""
+    new = {int(i) for i in ids}
+    if new:
+        _store(conn, [r for rows in _size_pages(conn, table, min(new) - 1, max(new))
+                      for r in rows if r[0] in new])
 
 
 def has_lengths(conn: sqlite3.Connection) -> bool:
@@ -72,13 +69,14 @@ def mismatches(conn: sqlite3.Connection, table: str) -> int:
                for rows in _size_pages(conn, table) for i, sz in rows)
 
 
-def _size_pages(conn: sqlite3.Connection, table: str) -> Iterator[list[tuple[int, bytes]]]:
-    """FTS5's per-row size records ``(id, record)``, 50,000 at a time in id order."""
-    last = 0
-    while rows := conn.execute(f"SELECT id, sz FROM {table}_docsize WHERE id > ? ORDER BY id "
-                               "LIMIT 50000", [last]).fetchall():
+def _size_pages(conn: sqlite3.Connection, table: str, after: int = 0, upto: int = 2 ** 62
+                ) -> Iterator[list[tuple[int, bytes]]]:
+    """FTS5's per-row size records ``(id, record)`` for ids in (after, upto], 50,000 at a
+    time in id order."""
+    while rows := conn.execute(f"SELECT id, sz FROM {table}_docsize WHERE id > ? AND id <= ? "
+                               "ORDER BY id LIMIT 50000", [after, upto]).fetchall():
         yield rows
-        last = rows[-1][0]
+        after = rows[-1][0]
 
 
 def lengths_of(conn: sqlite3.Connection) -> np.ndarray:
