@@ -247,6 +247,25 @@ def test_the_index_process_closes_its_database_before_it_ends(tmp_path):
         ["xsearch.db"]
 
 
+def test_the_process_exits_with_the_documented_codes_and_its_whole_output(tmp_path):
+    """main() ends the process itself (without the interpreter's object-by-object shutdown):
+    the status is still sys.exit's, and what was printed to a pipe still arrives whole."""
+    def xsearch(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "xsearch", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    missing = xsearch("index", str(tmp_path / "nowhere"), "--index", str(tmp_path / "idx"))
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip().splitlines() == [f"Error: path not found: {tmp_path}/nowhere"]
+    assert xsearch("query", "bread", "--no-such-option").returncode == 2
+    helped = xsearch("index", "--help")
+    assert helped.returncode == 0
+    expected = CliRunner().invoke(cli, ["index", "--help"], prog_name="xsearch").output
+    # Piped, several kB, all of it (the terminal width may wrap it differently).
+    assert helped.stdout.split() == expected.split() and len(expected) > 2000
+    assert not (tmp_path / "idx").exists()
+
+
 def _file_count(index: Path) -> int | None:
     """Files the index's committed state holds (None while SQLite is busy)."""
     try:
