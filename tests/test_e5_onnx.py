@@ -305,6 +305,65 @@ def test_files_are_read_while_the_tokenizer_loads(tmp_path, monkeypatch):
     assert summary.passages_embedded == reference.passages_embedded > len(names)
 
 
+def test_languages_identified_while_the_tokenizer_loads_are_those_of_the_passages(
+        tmp_path, monkeypatch):
+    """While the tokenizer loads, the reader identifies the language of each short document
+    it has read; a document that becomes one passage keeps that guess instead of a second
+    identification. Held back until those guesses are made, the run must store for every
+    passage exactly the language identified from the passage's own text."""
+    import sqlite3
+    import threading
+
+    from xsearch import langid
+    from xsearch.indexer import build_index
+
+    get_embedder("e5-small", engine="onnx")  # the graph is built
+    names = ["bread/eng_Latn_bread.txt", "bread/hin_Deva_bread.txt", "bread/mai_Deva_bread.txt",
+             "bread/zho_Hans_bread.txt", "bread/amh_Ethi_bread.txt",
+             "long/eng_Latn_renewable_energy_guide.md"]
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in names:
+        (docs / Path(name).name).write_bytes((CORPUS / name).read_bytes())
+    short = len(names) - 1  # the guide is longer than identification reads
+    guessed_all, released = threading.Event(), threading.Event()
+    calls: list[tuple[bool, str]] = []  # (tokenizer released yet?, text), reader thread only
+    real_detect = langid.detect
+
+    def detect(text):
+        if "_reader" in threading.current_thread().name:
+            calls.append((released.is_set(), text))
+            if sum(not after for after, _ in calls) == short:
+                guessed_all.set()
+        return real_detect(text)
+
+    def held_tokenizer():
+        assert guessed_all.wait(60)
+        released.set()
+        return get_e5_tokenizer()
+
+    monkeypatch.setattr(langid, "detect", detect)
+    monkeypatch.setattr(e5_onnx, "get_e5_tokenizer", held_tokenizer)
+    summary = build_index([docs], tmp_path / "idx", embedder=E5OnnxEmbedder(
+        e5_graph.cached_graph()))
+    assert summary.new == len(names) and summary.failed == 0
+    con = sqlite3.connect(tmp_path / "idx" / "xsearch.db")
+    stored = con.execute("SELECT text, language, language_score FROM passages").fetchall()
+    con.close()
+    for text, language, score in stored:
+        guess = real_detect(text)
+        assert (language, score) == (guess.code, pytest.approx(guess.score)), text[:60]
+    assert {"mai_Deva", "amh_Ethi", "zho_Hans"} <= {row[1] for row in stored}
+    ahead = {text for after, text in calls if not after}
+    assert len(ahead) == short and all(len(t) <= langid.MAX_CHARS for t in ahead)
+    # After the tokenizer was ready, only passages that are not a whole short document were
+    # identified (the guide's, and those of a short document that became two passages).
+    after = [text for was_after, text in calls if was_after]
+    reused = [text for text, _, _ in stored if text in ahead]
+    assert sorted(after) == sorted(text for text, _, _ in stored if text not in ahead)
+    assert len(reused) >= 3 and len(after) > 10
+
+
 def test_a_tokenizer_that_fails_to_load_is_a_clear_error(tmp_path, monkeypatch):
     def broken():
         raise OSError("weight file truncated")

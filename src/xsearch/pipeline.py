@@ -133,8 +133,9 @@ def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: 
 
 def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
              result: ReadResult | _Pending, summary: IndexSummary, notify: ProgressFn,
-             known: bool) -> _Pending:
-    """Chunk and identify one file that was read (reader thread)."""
+             known: bool, guessed: dict[str, langid.LangGuess]) -> _Pending:
+    """Chunk and identify one file that was read (reader thread); ``guessed`` holds
+    languages already identified (:func:`_guess_ahead`)."""
     if isinstance(result, _Pending):
         return result
     key = str(f)
@@ -158,7 +159,8 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
                             config.chunk_overlap)
         if not chunks:
             continue
-        guesses = langid.detect_many([c.text for c in chunks])
+        guesses = [guessed.get(c.text[:langid.MAX_CHARS]) or langid.detect(c.text)
+                   for c in chunks]
         passages = [
             PassageRow(ordinal=i, char_start=c.start, char_end=c.end, text=c.text,
                        language=g.code or "und", language_score=float(g.score),
@@ -195,14 +197,37 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             # Read ahead while the tokenizer loads: chunking needs it, reading does not.
             if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
                 continue
+            guessed = _guess_ahead(held, embedder)
             for f, fp, result in held:
                 out.put(_prepare(writer, embedder, f, fp, result, summary, notify,
-                                 str(f) in known))
+                                 str(f) in known, guessed))
             held = []
     except BaseException as exc:  # handed to the embedding thread, which raises it
         out.put(exc)
     finally:
         out.put(_DONE)
+
+
+def _guess_ahead(held: list[tuple], embedder: Embedder) -> dict[str, langid.LangGuess]:
+    """Languages of the documents read so far, identified while the tokenizer still loads.
+
+    A document short enough to be read whole by language identification usually becomes
+    one passage, its text stripped: its language is the same (``langid.detect`` reads only
+    a text's first ``MAX_CHARS`` characters, so the key is exact, not a guess). On
+    data/corpus this takes most of the identifying out of the time between the tokenizer
+    being ready and the first group being embedded. Stops as soon as the tokenizer is ready.
+    """
+    out: dict[str, langid.LangGuess] = {}
+    for _f, _fp, result in held:
+        if isinstance(result, _Pending):  # a file that failed or was skipped
+            continue
+        for doc in result.docs:
+            if embedder.ready():
+                return out
+            text = doc.text.strip()
+            if text and len(text) <= langid.MAX_CHARS and text not in out:
+                out[text] = langid.detect(text)
+    return out
 
 
 def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
