@@ -27,7 +27,8 @@ HEURISTIC_SCORE = 0.5
 """Score of a decision made from letters alone (script default, Tigrinya letters), not the model."""
 
 MAX_CHARS = 2000
-"""Only this many leading characters are looked at: plenty of evidence, bounded cost."""
+"""Only this many leading characters are looked at: plenty of evidence, bounded cost. Texts
+that share them share their guess (indexing relies on it: ``pipeline._guess_ahead``)."""
 
 # A script must hold this share of the letters for a language written in it to be accepted, so
 # a Chinese sentence with English terms can stay zho_Hans but a stray name does not count.
