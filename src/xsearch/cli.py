@@ -158,7 +158,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
     meter = _Progress() if show_bar else None
 
     def progress(event: str, info: dict) -> None:
-        if meter is not None and event in ("start", "advance"):
+        if meter is not None and event in ("start", "embedded", "advance"):
             meter.update(event, info)
         elif event == "error" and not quiet:
             meter and meter.clear()

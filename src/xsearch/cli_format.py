@@ -7,6 +7,7 @@ import functools
 import json
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,24 +26,33 @@ def _safe(text: object) -> str:
 
 
 class _Progress:
-    """One status line on stderr: passages, tokens, rate and ETA, updated per batch."""
+    """One status line on stderr: passages, tokens, rate and ETA, updated per batch (told by
+    the embedding thread) and per commit (the writer thread)."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.total_bytes = 1
         self.bytes = self.passages = self.tokens = self.files = self.total_files = 0
         self.shown = False
+        self._lock = threading.Lock()
 
     def update(self, event: str, info: dict) -> None:
+        with self._lock:
+            self._update(event, info)
+
+    def _update(self, event: str, info: dict) -> None:
         if event == "start":
             self.total_bytes = max(1, info["bytes"])
             self.total_files = info["files"]
             self.started = time.monotonic()
             return
-        self.bytes += info["bytes"]
-        self.passages += info["n"]
-        self.tokens += info["tokens"]
-        self.files += info["files"]
+        if event == "embedded":  # a batch: its passages, tokens and share of the bytes
+            self.passages += info["n"]
+            self.tokens += info["tokens"]
+            self.bytes += info["bytes"]
+        else:  # "advance": a group committed; its exact bytes replace the shares told
+            self.files += info["files"]
+            self.bytes += info["bytes"] - info.get("bytes_told", 0)
         elapsed = max(1e-6, time.monotonic() - self.started)
         share = min(1.0, self.bytes / self.total_bytes)
         eta = elapsed * (1 - share) / share if share > 0 else float("nan")
@@ -53,9 +63,10 @@ class _Progress:
         self.shown = True
 
     def clear(self) -> None:
-        if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
-            self.shown = False
+        with self._lock:
+            if self.shown:
+                click.echo("\r\033[K", err=True, nl=False)
+                self.shown = False
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -289,11 +289,12 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
                 break
             texts = [t for p in group for t in p.texts]
             t0 = time.perf_counter()
-            vectors = embedder.embed_documents(texts) if texts else \
+            told = _BatchReport(group, notify)
+            vectors = embedder.embed_documents_with_progress(texts, told) if texts else \
                 np.zeros((0, embedder.dim), dtype=np.float32)
             offsets = _offset_samples(embedder, group, sampled)
             summary.embed_seconds += time.perf_counter() - t0
-            outbox.put((group, vectors, offsets))
+            outbox.put((group, vectors, offsets, told.bytes))
     finally:
         stop.set()
         outbox.put(None)
@@ -312,6 +313,28 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
 #: which the index measures that language's query-minus-passage offset (centering.py).
 OFFSET_SAMPLES = 16
 OFFSET_CHARS = 160
+
+
+class _BatchReport:
+    """Tells ``notify`` of each embedded batch of a group ("embedded": passages, tokens, and
+    the group's bytes in proportion to its tokens, for a rate and an ETA from the first batch
+    on); the group's "advance" later carries the exact bytes and ``bytes`` told here."""
+
+    def __init__(self, group: list[_Pending], notify: ProgressFn) -> None:
+        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.passages]
+        total = sum(self.tokens) or 1
+        self.per_token = sum(item.fingerprint[1] for item in group) / total
+        self.notify = notify
+        self.done: set[int] = set()
+        self.bytes = 0.0
+
+    def __call__(self, indices) -> None:
+        new = set(indices) - self.done  # a text embedded in windows is told once
+        self.done |= new
+        tokens = sum(self.tokens[i] for i in new)
+        self.bytes += tokens * self.per_token
+        self.notify("embedded", {"n": len(new), "tokens": tokens,
+                                 "bytes": tokens * self.per_token})
 
 
 def _prior_languages(writer: IndexWriter, embedder: Embedder) -> tuple[str, ...]:
@@ -380,7 +403,7 @@ def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary
             return
         if errors:
             continue
-        group, vectors, offsets = job
+        group, vectors, offsets, bytes_told = job
         try:
             files = []
             for p in group:
@@ -399,7 +422,7 @@ def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary
             summary.tokens_embedded += tokens
             notify("advance", {"n": n, "tokens": tokens,
                                "bytes": sum(p.fingerprint[1] for p in group),
-                               "files": len(group)})
+                               "bytes_told": bytes_told, "files": len(group)})
         except BaseException as exc:
             errors.append(exc)
 

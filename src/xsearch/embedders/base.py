@@ -7,6 +7,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+#: Told the indices (into the texts given) of each batch once it is embedded.
+BatchFn = Callable[[Sequence[int]], None]
+
 
 class Embedder(ABC):
     """Turns passages and queries into L2-normalised float32 vectors."""
@@ -29,6 +32,16 @@ class Embedder(ABC):
     @abstractmethod
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed search queries; returns an (n, dim) float32 array."""
+
+    def embed_documents_with_progress(self, texts: Sequence[str],
+                                      on_batch: BatchFn | None = None) -> np.ndarray:
+        """:meth:`embed_documents`, calling ``on_batch`` with the indices of ``texts`` in each
+        batch once it is embedded (an engine that batches reports each batch; this default,
+        the whole call)."""
+        out = self.embed_documents(texts)
+        if on_batch is not None and len(texts):
+            on_batch(range(len(texts)))
+        return out
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:
@@ -56,7 +69,8 @@ class Embedder(ABC):
 
 def length_sorted(texts: Sequence[str], batch_size: int, dim: int,
                   embed: Callable[[list[str]], np.ndarray],
-                  length: Callable[[str], int] = len) -> np.ndarray:
+                  length: Callable[[str], int] = len,
+                  on_batch: BatchFn | None = None) -> np.ndarray:
     """Embed in batches of similar ``length`` (less padding, even work), in the caller's order.
 
     Pass the model's token count as ``length``: characters are a poor proxy across scripts.
@@ -68,6 +82,8 @@ def length_sorted(texts: Sequence[str], batch_size: int, dim: int,
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         out[idx] = embed([texts[i] for i in idx])
+        if on_batch is not None:
+            on_batch(idx)
     return as_matrix(out, dim)
 
 

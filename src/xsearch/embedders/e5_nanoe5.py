@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ModelNotFoundError
-from .base import Embedder, length_sorted
+from .base import BatchFn, Embedder, length_sorted
 
 
 class E5Embedder(Embedder):
@@ -26,17 +26,22 @@ class E5Embedder(Embedder):
         self.dim = int(self._model.dim)
         self.batch_size = batch_size
 
-    def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+    def _embed(self, texts: Sequence[str], is_query: bool,
+               on_batch: BatchFn | None = None) -> np.ndarray:
         def run(batch: list[str]) -> np.ndarray:
             return self._model.encode(batch, is_query).reshape(len(batch), self.dim)
 
         def length(text: str) -> int:
             return self._model.token_count(text, is_query)
 
-        return length_sorted(texts, self.batch_size, self.dim, run, length)
+        return length_sorted(texts, self.batch_size, self.dim, run, length, on_batch)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(texts, is_query=False)
+
+    def embed_documents_with_progress(self, texts: Sequence[str],
+                                      on_batch: BatchFn | None = None) -> np.ndarray:
+        return self._embed(texts, False, on_batch)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(texts, is_query=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelNotFoundError
 from ..threads import cpu_threads
-from .base import Embedder, as_matrix
+from .base import BatchFn, Embedder, as_matrix
 from .e5_tokenizer import get_e5_tokenizer
 from .e5_weights import read_e5_file
 
@@ -131,7 +131,12 @@ class E5OnnxEmbedder(Embedder):
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed(texts, True)
 
-    def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+    def embed_documents_with_progress(self, texts: Sequence[str],
+                                      on_batch: BatchFn | None = None) -> np.ndarray:
+        return self._embed(texts, False, on_batch)
+
+    def _embed(self, texts: Sequence[str], is_query: bool,
+               on_batch: BatchFn | None = None) -> np.ndarray:
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -153,6 +158,8 @@ class E5OnnxEmbedder(Embedder):
             for w, vec in zip(batch, pooled, strict=True):
                 text, ids = windows[w]
                 out[text] += max(len(ids), 1) * vec
+            if on_batch is not None:  # a text in windows is told once per window's batch
+                on_batch([windows[w][0] for w in batch])
             start += n
         return as_matrix(out, self.dim)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import ModelNotFoundError
-from .base import Embedder, length_sorted
+from .base import BatchFn, Embedder, length_sorted
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -86,7 +86,8 @@ class SentenceTransformerEmbedder(Embedder):
         self._query_prompt = prompts.get("query", "")
         self._doc_prompt = prompts.get("document", prompts.get("passage", ""))
 
-    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], prompt: str,
+                on_batch: BatchFn | None = None) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -99,7 +100,8 @@ class SentenceTransformerEmbedder(Embedder):
                                       normalize_embeddings=True, convert_to_numpy=True,
                                       show_progress_bar=False)
 
-        return length_sorted(texts, self.batch_size, self.dim, run, lengths.__getitem__)
+        return length_sorted(texts, self.batch_size, self.dim, run, lengths.__getitem__,
+                             on_batch)
 
     def _token_lengths(self, texts: list[str], prompt: str) -> list[int]:
         enc = self._model.tokenizer([prompt + t for t in texts], add_special_tokens=True,
@@ -108,6 +110,10 @@ class SentenceTransformerEmbedder(Embedder):
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self._doc_prompt)
+
+    def embed_documents_with_progress(self, texts: Sequence[str],
+                                      on_batch: BatchFn | None = None) -> np.ndarray:
+        return self._encode(texts, self._doc_prompt, on_batch)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self._query_prompt)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ModelNotFoundError
-from .base import Embedder, length_sorted
+from .base import BatchFn, Embedder, length_sorted
 
 
 class USEEmbedder(Embedder):
@@ -30,8 +30,12 @@ class USEEmbedder(Embedder):
         self.batch_size = batch_size
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_documents_with_progress(texts)
+
+    def embed_documents_with_progress(self, texts: Sequence[str],
+                                      on_batch: BatchFn | None = None) -> np.ndarray:
         return length_sorted(texts, self.batch_size, self.dim, self._model.encode,
-                             self.count_tokens)
+                             self.count_tokens, on_batch)
 
     embed_documents = _embed
     embed_queries = _embed
