@@ -106,7 +106,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, show_default=True,
               help="Passages embedded per model call (default: the engine's best, 16).")
 @ENGINE_OPTION
-@click.option("--commit-every", type=click.IntRange(1), default=256, hidden=True,
+@click.option("--commit-every", type=click.IntRange(1), default=None, hidden=True,
               help="Passages per SQLite transaction.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False,
                                                           path_type=Path),

@@ -19,6 +19,7 @@ from .errors import IndexMismatchError, IngestError
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
 from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
+    COMMIT_EVERY,
     IndexSummary,
     ProgressFn,
     _fail,
@@ -105,7 +106,7 @@ def build_index(
     chunk_overlap: int | None = None,
     read_options: ReadOptions | None = None,
     batch_size: int | None = None,
-    commit_every: int = 256,
+    commit_every: int | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     progress: ProgressFn | None = None,
     labels: list | None = None,
@@ -119,7 +120,8 @@ def build_index(
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``.
 
-    ``prune`` also removes indexed files that no longer exist outside ``paths``.
+    ``prune`` also removes indexed files that no longer exist outside ``paths``;
+    ``commit_every`` passages go in one transaction (default ``COMMIT_EVERY``).
     """
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
@@ -170,7 +172,8 @@ def build_index(
                 options = read_options or ReadOptions()
                 if options.max_chars is None:  # records longer than this are skipped alone
                     options = replace(options, max_chars=max_chars)
-                _pipeline(writer, embedder, todo, options, max_chars, batch_size, commit_every,
+                _pipeline(writer, embedder, todo, options, max_chars, batch_size,
+                          commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder))
                 summary.segments_merged = writer.merge()
                 writer.finish()

@@ -26,6 +26,14 @@ from .writer import IndexWriter
 #: Files read ahead of the embedder; bounds memory while keeping it fed.
 READ_AHEAD = 64
 
+#: Passages in one write transaction (``commit_every``, the default): the engine sorts each
+#: group's passages by tokens before batching them, and on SIB-200 groups of 256 pad 3.3%
+#: more tokens than one sort over all 6,321 passages, groups of 1,024 0.9%. An interrupted
+#: run re-embeds at most one group.
+COMMIT_EVERY = 1024
+#: The first group closes sooner, so that embedding starts soon after reading does.
+FIRST_GROUP = 256
+
 
 def _indexed(store, paths: list[str]) -> set[str]:
     """Which of these paths the index already holds (O(len(paths)), not O(files))."""
@@ -231,11 +239,12 @@ def _guess_ahead(held: list[tuple], embedder: Embedder) -> dict[str, langid.Lang
 
 
 def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
-    """Files from the reader, grouped until a group holds ``commit_every`` passages (not
-    sooner, even for the first: small groups are token-sorted apart and pad more, which
-    cost more than the reading it would overlap, on data/corpus and on SIB-200)."""
+    """Files from the reader, grouped until a group holds ``commit_every`` passages; the first
+    at ``min(commit_every, FIRST_GROUP)`` (not sooner: small groups are token-sorted apart and
+    pad more, which cost more than the reading it would overlap, on data/corpus and SIB-200)."""
     group: list[_Pending] = []
     n = 0
+    target = min(commit_every, FIRST_GROUP)
     while True:
         item = inbox.get()
         if item is _DONE:
@@ -244,9 +253,9 @@ def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
             raise item
         group.append(item)
         n += len(item.texts)
-        if n >= commit_every:
+        if n >= target:
             yield group
-            group, n = [], 0
+            group, n, target = [], 0, commit_every
     if group:
         yield group
 
