@@ -341,9 +341,9 @@ class _BatchReport:
         new = set(indices) - self.done  # a text embedded in windows is told once
         self.done |= new
         tokens = sum(self.tokens[i] for i in new)
-        self.bytes += tokens * self.per_token
-        self.notify("embedded", {"n": len(new), "tokens": tokens,
-                                 "bytes": tokens * self.per_token})
+        share = tokens * self.per_token
+        self.bytes += share
+        self.notify("embedded", {"n": len(new), "tokens": tokens, "bytes": share})
 
 
 def _prior_languages(writer: IndexWriter, embedder: Embedder) -> tuple[str, ...]:

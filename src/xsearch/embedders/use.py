@@ -29,16 +29,15 @@ class USEEmbedder(Embedder):
         self.dim = 512
         self.batch_size = batch_size
 
-    def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.embed_documents_with_progress(texts)
-
     def embed_documents_with_progress(self, texts: Sequence[str],
                                       on_batch: BatchFn | None = None) -> np.ndarray:
         return length_sorted(texts, self.batch_size, self.dim, self._model.encode,
                              self.count_tokens, on_batch)
 
-    embed_documents = _embed
-    embed_queries = _embed
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_documents_with_progress(texts)
+
+    embed_queries = embed_documents  # the model has no query and passage modes
 
     def count_tokens(self, text: str) -> int:
         return len(self._model._tokenizer.encode(text)) + 2
