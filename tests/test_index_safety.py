@@ -247,6 +247,20 @@ def test_the_index_process_closes_its_database_before_it_ends(tmp_path):
         ["xsearch.db"]
 
 
+def test_the_process_ends_with_an_idle_thread_pool_still_open():
+    """The end of `main` wakes idle concurrent.futures workers (not daemons) as the
+    interpreter does, instead of waiting for them forever."""
+    code = ("import sys\n"
+            "from concurrent.futures import ThreadPoolExecutor\n"
+            "ThreadPoolExecutor(1).submit(lambda: None).result()\n"
+            "from xsearch import cli\n"
+            "sys.argv = ['xsearch', '--version']\n"
+            "cli.main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("xsearch, version"), done
+
+
 def test_the_process_exits_with_the_documented_codes_and_its_whole_output(tmp_path):
     """main() ends the process itself (without the interpreter's object-by-object shutdown):
     the status is still sys.exit's, and what was printed to a pipe still arrives whole."""

@@ -467,9 +467,9 @@ def _end_process(code: object) -> NoReturn:  # pragma: no cover - ends the proce
     else:
         print(code, file=sys.stderr)
         status = 1
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # The interpreter's own first steps: wake what registered with threading (idle
+    # concurrent.futures workers wait for it), then join the threads that are not daemons.
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
