@@ -29,7 +29,7 @@ ALPHA = 0.8  # noise scale, in units of the language's own spread (cosine to sou
 QUERY_ALPHA = 0.15
 PASSAGES_PER_FILE = 10
 FILES_PER_CHUNK = 1000  # 10,000 passages per generated chunk
-COMMIT_FILES = 256  # files per write transaction, as xsearch index --commit-every
+COMMIT_FILES = 256  # files per write transaction (xsearch index groups 1,024 passages)
 PATH_BUCKETS = 100  # files spread over /corpus/dNN/: one bucket is 1% of the files
 
 

@@ -52,7 +52,7 @@ class _Progress:
             self.bytes += info["bytes"]
         else:  # "advance": a group committed; its exact bytes replace the shares told
             self.files += info["files"]
-            self.bytes += info["bytes"] - info.get("bytes_told", 0)
+            self.bytes += info["bytes"] - info["bytes_told"]
         elapsed = max(1e-6, time.monotonic() - self.started)
         share = min(1.0, self.bytes / self.total_bytes)
         eta = elapsed * (1 - share) / share if share > 0 else float("nan")

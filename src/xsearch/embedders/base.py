@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-#: Told the indices (into the texts given) of each batch once it is embedded.
+#: Told the indices (into the texts given) of each batch once it is embedded; a text too long
+#: for the model, embedded in windows, may be told once per window.
 BatchFn = Callable[[Sequence[int]], None]
 
 
