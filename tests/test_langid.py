@@ -134,9 +134,10 @@ def test_majority_language_needs_one_weight_per_guess() -> None:
 
 
 def test_every_model_label_has_a_code() -> None:
-    from xsearch.langid import _LABELS, _NON_LANGUAGE, _identifier
+    from xsearch.langid import _LABELS, _NON_LANGUAGE
+    from xsearch.langid_model import identifier
 
-    labels = set(_identifier().labels) - {_NON_LANGUAGE}
+    labels = set(identifier().labels) - {_NON_LANGUAGE}
     assert labels <= set(_LABELS)
     for lang, scripts in _LABELS.values():
         assert re.fullmatch(r"[a-z]{3}", lang)
@@ -183,11 +184,12 @@ def test_the_langid_model_is_unpacked_once_into_the_cache_and_rebuilt_when_damag
     from py3langid.langid import MODEL_DIR, MODEL_FILE
     from py3langid.modelio import load_model
 
-    from xsearch import langid as L
+    from xsearch import langid_model as L
 
     monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path))
     src = Path(MODEL_DIR) / MODEL_FILE
-    first = L._unpacked_model(src)
+    first = L.unpacked_model(src)
+    first_depth = first[6]
     (cached,) = tmp_path.glob("langid-*")
     assert cached.is_dir()
     reference = load_model(src)
@@ -197,13 +199,53 @@ def test_the_langid_model_is_unpacked_once_into_the_cache_and_rebuilt_when_damag
     assert first[5] == list(reference[5])
     nextmove = cached / "nextmove.npy"
     mtime = nextmove.stat().st_mtime_ns
-    L._unpacked_model(src)
+    L.unpacked_model(src)
     assert nextmove.stat().st_mtime_ns == mtime  # read back, not unpacked again
     expected = np.asarray(first[3]).copy()
     del first  # its mapping of the file cut short below would fault (SIGBUS) if read
     with open(nextmove, "r+b") as fh:  # cut short, as by a full disk
         fh.truncate(nextmove.stat().st_size // 2)
-    again = L._unpacked_model(src)
+    again = L.unpacked_model(src)
     assert again[2] == reference[2] and nextmove.stat().st_size > 1_000_000
     assert np.array_equal(np.asarray(again[3]), expected)
     assert not list(tmp_path.glob("*.tmp"))
+    assert first_depth == again[6] == 6
+    (cached / "dfa_depth.npy").unlink()  # a copy made before the depth was kept
+    assert L.unpacked_model(src)[6] == 6 and (cached / "dfa_depth.npy").is_file()
+
+
+def _corpus_texts() -> list[str]:
+    root = Path(__file__).resolve().parents[1] / "data" / "corpus"
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(root.rglob("*.txt"))]
+    rng = np.random.default_rng(7)
+    noise = [bytes(rng.integers(0, 256, n)).decode("latin-1") for n in (0, 1, 5, 6, 7, 700)]
+    return texts + noise + ["", "a", "ab", "12345", "\U0001F600" * 3]
+
+
+def test_the_vector_walk_counts_the_features_py3langid_counts() -> None:
+    from py3langid.langid import visit_counts
+
+    from xsearch.langid_model import feature_counts, identifier
+
+    ident = identifier()
+    assert ident._depth == 6
+    shallower = 0
+    for text in _corpus_texts():
+        raw = ident._encode(text[:2000])
+        expected = visit_counts(ident.tk_nextmove, ident._rowbase, ident.tk_output, raw) or {}
+        got = feature_counts(raw, ident._next, ident._base, ident._out, ident._depth)
+        assert list(got.items()) == list(expected.items())  # same counts, same order
+        shallower += feature_counts(raw, ident._next, ident._base, ident._out, 5) != got
+    assert shallower  # a window one byte short is wrong: the texts can tell
+
+
+def test_identifier_scores_long_texts_as_py3langid_does() -> None:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from xsearch.langid_model import VECTOR_WALK_BYTES, identifier
+
+    fast, plain = identifier(), LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    long_texts = [t[:2000] for t in _corpus_texts() if len(t.encode()) >= VECTOR_WALK_BYTES]
+    assert len(long_texts) >= 20
+    for text in long_texts:
+        assert fast.rank(text) == plain.rank(text)

@@ -13,12 +13,9 @@ import bisect
 import functools
 import re
 import unicodedata
-import zipfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 UNKNOWN = "und"
 """Code for text with no letters or no linguistic content; always paired with score 0.0."""
@@ -197,103 +194,19 @@ class LangGuess:
         return self.code.partition("_")[2]
 
 
-@functools.cache
-def _identifier() -> Any:
-    # Imported here so that importing xsearch does not load the model (~0.7 s).
-    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
-
-    src = Path(MODEL_FILE) if Path(MODEL_FILE).is_absolute() else Path(MODEL_DIR) / MODEL_FILE
-    try:
-        model = _unpacked_model(src)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        model = None
-    if model is None:
-        return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-    ptc, pc, classes, nextmove, row, output = model
-    return LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
-
-
 def warm() -> None:
     """Load the model now (0.02 s from the cache once numpy is loaded), e.g. on a thread
     that would otherwise wait."""
-    _identifier()
+    from .langid_model import identifier
 
-
-def _unpacked_model(src: Path) -> tuple | None:
-    """py3langid's model, memory-mapped from an uncompressed copy in the user's cache: the
-    package ships it LZMA-compressed (decompressing it was a fifth of a cold ``xsearch
-    query``), and reading even the uncompressed 68 MB took 0.13 s of every index run. The
-    copy is a folder of .npy files named by the source's size and mtime, written then
-    renamed, and rebuilt when it does not read back (None: no cache could be written, use the
-    package's file)."""
-    import hashlib
-
-    import numpy as np
-    from py3langid.modelio import _to_array
-
-    from .fileio import cache_dir
-
-    st = src.stat()
-    key = hashlib.sha256(f"{src}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    folder = cache_dir() / f"langid-{key}"
-    for attempt in range(2):
-        if not folder.is_dir():
-            try:
-                _unpack(src, folder)
-            except OSError:
-                return None
-        try:
-            arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                      for name in _LANGID_ARRAYS}
-            # The DFA walk indexes nextmove one state at a time: a memoryview of the mapping
-            # gives it Python ints as fast as an array('I') copy would, without the copy.
-            nextmove = memoryview(arrays["nextmove"])
-            return (arrays["ptc"], np.array(arrays["pc"]), arrays["classes"].tolist(),
-                    nextmove, _to_array(arrays["nextmove_row"]), arrays["out_feat"].tolist())
-        except (OSError, ValueError, KeyError, TypeError):
-            if attempt:
-                raise
-            _remove_cache(folder)  # damaged: unpack it again
-    return None
-
-
-_LANGID_ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
-
-
-def _unpack(src: Path, folder: Path) -> None:
-    """The model's arrays as .npy files in ``folder``, which appears whole or not at all."""
-    import lzma
-    import os
-
-    import numpy as np
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
-    _remove_cache(tmp)
-    tmp.mkdir()
-    try:
-        with lzma.open(src) as fin, np.load(fin, allow_pickle=False) as data:
-            for name in _LANGID_ARRAYS:
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(data[name]))
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not folder.is_dir():  # else another process unpacked it first
-                raise
-    finally:
-        _remove_cache(tmp)
-    folder.with_name(folder.name + ".npz").unlink(missing_ok=True)  # this version's old copy
-
-
-def _remove_cache(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
+    identifier()
 
 
 def _rank(text: str) -> list[tuple[str, float]]:
     """Model labels with probabilities, best first."""
-    return _identifier().rank(text)
+    from .langid_model import identifier  # numpy and the model load on first use
+
+    return identifier().rank(text)
 
 
 @functools.lru_cache(maxsize=65536)
