@@ -154,3 +154,31 @@ def test_shrunk_stats_pull_a_small_language_toward_the_prior():
     # full rank again (3 samples alone give a rank-2 covariance)
     assert np.linalg.matrix_rank(small.cov) < 4 <= np.linalg.matrix_rank(s.cov)
     assert ranking.shrunk(small, prior, 0) is small
+
+
+def test_lang_stats_keep_half_the_matrix_and_read_whole_ones_written_before(tmp_path):
+    from xsearch.store import Store
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(50, 16)).astype(np.float32)
+    store = Store(tmp_path / "xsearch.db")
+    with store.transaction():
+        store.update_lang_stats("fra_Latn", v[:30])
+        store.update_lang_stats("fra_Latn", v[30:])
+    (blob,) = store.db.execute("SELECT outer FROM lang_stats").fetchone()
+    assert len(blob) == 4 * 16 * 17 // 2
+    n, total, outer = store.lang_stats(with_outer=True)["fra_Latn"]
+    exact = v.astype(np.float64).T @ v.astype(np.float64)
+    assert n == 50 and np.allclose(total, v.sum(axis=0), atol=1e-5)
+    assert np.array_equal(outer, outer.T) and np.allclose(outer, exact, rtol=1e-6, atol=1e-5)
+    # An index written before keeps the whole float32 matrix: it reads, and updates, the same.
+    with store.transaction():
+        store.db.execute("UPDATE lang_stats SET outer = ?",
+                         [outer.astype(np.float32).tobytes()])
+    assert np.array_equal(store.lang_stats(with_outer=True)["fra_Latn"][2], outer)
+    with store.transaction():
+        store.update_lang_stats("fra_Latn", v[:10], -1)
+    later = store.lang_stats(with_outer=True)["fra_Latn"]
+    assert later[0] == 40 and np.allclose(later[2], v[10:].astype(np.float64).T @ v[10:],
+                                          rtol=1e-5, atol=1e-4)
+    store.close()

@@ -7,6 +7,7 @@ when a committed ``segments`` row names it.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -354,9 +355,7 @@ class Store:
         for row in self.db.execute(f"SELECT {cols} FROM lang_stats"):
             vec = np.frombuffer(row[2], dtype=np.float64)
             if with_outer:
-                dim = len(vec)
-                out[row[0]] = (row[1], vec, np.frombuffer(row[3], dtype=np.float32)
-                               .astype(np.float64).reshape(dim, dim))
+                out[row[0]] = (row[1], vec, unpack_outer(row[3], len(vec)))
             else:
                 out[row[0]] = (row[1], vec)
         return out
@@ -371,7 +370,7 @@ class Store:
                               [language]).fetchone()
         if row:
             n, total = row[0], np.frombuffer(row[1], dtype=np.float64).copy()
-            outer = np.frombuffer(row[2], dtype=np.float32).astype(np.float64).reshape(dim, dim)
+            outer = unpack_outer(row[2], dim)
         else:
             n, total, outer = 0, np.zeros(dim), np.zeros((dim, dim))
         n += sign * len(v)
@@ -384,7 +383,7 @@ class Store:
             "INSERT INTO lang_stats (language, n, sum, outer) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(language) DO UPDATE SET n=excluded.n, sum=excluded.sum, "
             "outer=excluded.outer",
-            [language, n, total.tobytes(), outer.astype(np.float32).tobytes()],
+            [language, n, total.tobytes(), pack_outer(outer)],
         )
 
     def lang_offsets(self) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
@@ -448,3 +447,29 @@ class Store:
             "documents": q("SELECT count(*) FROM documents").fetchone()[0],
             "passages": q("SELECT count(*) FROM passages").fetchone()[0],
         }
+
+
+def pack_outer(outer: np.ndarray) -> bytes:
+    """A symmetric sum of outer products as its upper triangle, row by row, in float32 (half
+    the bytes of the whole matrix: 13 languages were 7.7 MB of data/corpus's 8.2 MB index)."""
+    return np.ascontiguousarray(outer[_upper(len(outer))], dtype=np.float32).tobytes()
+
+
+def unpack_outer(blob: bytes, dim: int) -> np.ndarray:
+    """The (dim, dim) float64 matrix from :func:`pack_outer`'s bytes, or from the whole float32
+    matrix that indexes written before it hold."""
+    flat = np.frombuffer(blob, dtype=np.float32)
+    if len(flat) == dim * dim:
+        return flat.astype(np.float64).reshape(dim, dim)
+    if len(flat) != dim * (dim + 1) // 2:
+        raise ValueError(f"a sum of outer products of {len(flat)} values is not {dim}-d")
+    out = np.empty((dim, dim))
+    rows, cols = _upper(dim)
+    out[rows, cols] = flat
+    out[cols, rows] = flat
+    return out
+
+
+@functools.cache
+def _upper(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(dim)
