@@ -142,16 +142,6 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         from .manage import prune_missing
 
         return report_removal(prune_missing(index_path), as_json)
-    labels = None
-    if labels_file:
-        from .topics import read_labels
-
-        labels = read_labels(labels_file)
-    from .embedders import prepare_engine
-    from .preload import start_index_model
-
-    prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
-    start_index_model(list(paths), index_path, model, full, batch_size, engine)
     from .indexer import build_index
     from .ingest import ReadOptions, WalkOptions
 
@@ -180,6 +170,14 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             meter and meter.clear()
             click.echo(f"warning: {_safe(info['message'])}", err=True)
 
+    labels = None
+    if labels_file:
+        from .topics import read_labels
+
+        labels = read_labels(labels_file)
+    from .embedders import prepare_engine
+
+    prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
     try:
         summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
                               chunk_tokens=chunk_tokens, chunk_overlap=overlap,
