@@ -4,12 +4,11 @@ done in numpy.
 The package ships the model LZMA-compressed (decompressing it was a fifth of a cold
 ``xsearch query``, and reading even the uncompressed 68 MB took 0.13 s of every index run), so
 the model's arrays are kept as memory-mapped .npy files in the cache. py3langid counts a text's
-byte n-gram features by walking an Aho-Corasick automaton one byte at a time in Python (half of
-language identification's time). In such an automaton the state after a byte depends only on
-the last ``depth`` bytes (its deepest state's distance from the root: 6 here), so every
-position's state is found at once by ``depth`` vectorised steps over the whole text; the
-features, their counts and their order are the same, and so are the scores. The walk is a
-third of identifying a 1 KB passage, two thirds of a 6 KB one (2,000 characters of Hindi).
+byte n-gram features by walking an Aho-Corasick automaton one byte at a time in Python, about
+half the time of identifying a 1 KB passage. In such an automaton the state after a byte
+depends only on the last ``depth`` bytes (its deepest state's distance from the root: 6
+here), so every position's state is found at once by ``depth`` vectorised steps over the whole
+text; the features, their counts and their order are the same, and so are the scores.
 """
 
 from __future__ import annotations
@@ -158,9 +157,10 @@ def _unpack(src: Path, folder: Path) -> None:
     tmp.mkdir()
     try:
         with lzma.open(src) as fin, np.load(fin, allow_pickle=False) as data:
-            for name in _LANGID_ARRAYS:
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(data[name]))
-            depth = dfa_depth(data["nextmove"], data["nextmove_row"])
+            arrays = {name: np.ascontiguousarray(data[name]) for name in _LANGID_ARRAYS}
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        depth = dfa_depth(arrays["nextmove"], arrays["nextmove_row"])
         np.save(tmp / f"{_DEPTH}.npy", np.array(depth, dtype=np.int64))
         try:
             os.replace(tmp, folder)
