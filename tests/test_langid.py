@@ -233,9 +233,9 @@ def test_the_vector_walk_counts_the_features_py3langid_counts() -> None:
     for text in _corpus_texts():
         raw = ident._encode(text[:2000])
         expected = visit_counts(ident.tk_nextmove, ident._rowbase, ident.tk_output, raw) or {}
-        got = feature_counts(raw, ident._next, ident._base, ident._out, ident._depth)
+        got = feature_counts(raw, *ident._tables, ident._depth)
         assert list(got.items()) == list(expected.items())  # same counts, same order
-        shallower += feature_counts(raw, ident._next, ident._base, ident._out, 5) != got
+        shallower += feature_counts(raw, *ident._tables, 5) != got
     assert shallower  # a window one byte short is wrong: the texts can tell
 
 

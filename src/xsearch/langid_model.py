@@ -57,14 +57,17 @@ def _walker_class() -> type:
         def __init__(self, *args: Any, depth: int, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._depth = depth
-            self._next = np.asarray(self.tk_nextmove)
-            self._base = np.asarray(self.tk_row, dtype=np.int64) << 8
-            self._out = np.asarray(self.tk_output, dtype=np.int64)
+
+        @functools.cached_property
+        def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # Made on the first long text: a query (short) never pays for them (~3 ms).
+            return (np.asarray(self.tk_nextmove), np.asarray(self.tk_row, dtype=np.int64) << 8,
+                    np.asarray(self.tk_output, dtype=np.int64))
 
         def _raw_score(self, text: bytes) -> np.ndarray:
             if len(text) < VECTOR_WALK_BYTES:
                 return super()._raw_score(text)
-            visits = feature_counts(text, self._next, self._base, self._out, self._depth)
+            visits = feature_counts(text, *self._tables, self._depth)
             if not visits:  # py3langid's own score for a text without features
                 return super()._raw_score(text)
             return self._sparse_score(visits, self.nb_ptc)
