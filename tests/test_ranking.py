@@ -175,10 +175,36 @@ def test_lang_stats_keep_half_the_matrix_and_read_whole_ones_written_before(tmp_
     with store.transaction():
         store.db.execute("UPDATE lang_stats SET outer = ?",
                          [outer.astype(np.float32).tobytes()])
+        store.db.execute("DELETE FROM _migrations WHERE name = 'm006_lang_stats_triangles'")
     assert np.array_equal(store.lang_stats(with_outer=True)["fra_Latn"][2], outer)
     with store.transaction():
         store.update_lang_stats("fra_Latn", v[:10], -1)
     later = store.lang_stats(with_outer=True)["fra_Latn"]
     assert later[0] == 40 and np.allclose(later[2], v[10:].astype(np.float64).T @ v[10:],
                                           rtol=1e-5, atol=1e-4)
+    with store.transaction():  # back to a whole matrix, as an older xsearch left it
+        store.db.execute("UPDATE lang_stats SET outer = ?",
+                         [later[2].astype(np.float32).tobytes()])
     store.close()
+    reader = Store(tmp_path / "xsearch.db", readonly=True)  # reads it as it is
+    assert np.array_equal(reader.lang_stats(with_outer=True)["fra_Latn"][2], later[2])
+    reader.close()
+    writer = Store(tmp_path / "xsearch.db")  # a writer migrates it to the triangle
+    (blob,) = writer.db.execute("SELECT outer FROM lang_stats").fetchone()
+    assert len(blob) == 4 * 16 * 17 // 2
+    assert np.array_equal(writer.lang_stats(with_outer=True)["fra_Latn"][2], later[2])
+    writer.close()
+
+
+def test_an_xsearch_that_reads_whole_matrices_refuses_an_index_with_triangles(tmp_path,
+                                                                             monkeypatch):
+    from xsearch import store as store_mod
+    from xsearch.errors import CorruptIndexError
+    from xsearch.schema import MIGRATIONS
+    from xsearch.store import Store
+
+    Store(tmp_path / "xsearch.db").close()
+    older = [m for m in MIGRATIONS if m[0] != "m006_lang_stats_triangles"]
+    monkeypatch.setattr(store_mod, "MIGRATIONS", older)
+    with pytest.raises(CorruptIndexError, match="newer xsearch"):
+        Store(tmp_path / "xsearch.db", readonly=True)

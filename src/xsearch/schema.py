@@ -145,8 +145,24 @@ def m005_lexical_lengths(db: sqlite_utils.Database) -> None:
     bm25.rebuild(db.conn, lexical.TABLE)
 
 
+@migration
+def m006_lang_stats_triangles(db: sqlite_utils.Database) -> None:
+    """Each language's sum of outer products as its upper triangle (half the bytes). The
+    migration's name is what keeps an older xsearch, which reads whole matrices, from
+    opening an index written this way ("made by a newer xsearch")."""
+    from .store import pack_outer, unpack_outer
+
+    rows = db.execute("SELECT language, sum, outer FROM lang_stats").fetchall()
+    for language, total, outer in rows:
+        dim = len(total) // 8  # the sum is float64
+        db.execute("UPDATE lang_stats SET outer = ? WHERE language = ?",
+                   [pack_outer(unpack_outer(outer, dim)), language])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
-READERS_MAY_SKIP = frozenset({"m005_lexical_lengths"})
+#: Migrations a read-only opener may find pending and still read the index as it is: the
+#: lengths are only a faster path, and whole outer-product matrices still read.
+READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles"})
 """Migrations a reader does without (it takes the slower way until a writer applies them): a
 query on an index that lacks only these does not ask for an upgrade."""
