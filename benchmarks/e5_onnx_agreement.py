@@ -67,14 +67,12 @@ def _float_activations():
     from xsearch.embedders.e5_onnx import E5OnnxEmbedder
     from xsearch.embedders.e5_weights import read_e5_file
 
-    model = make_model(read_e5_file())
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "MatMulNBits" and attr.name == "accuracy_level":
-                attr.i = 0
-    path = Path(tempfile.mkdtemp(prefix="xsearch-agreement-")) / "e5-float-activations.onnx"
-    onnx.save(model, str(path))
-    return E5OnnxEmbedder(path)
+    folder = tempfile.TemporaryDirectory(prefix="xsearch-agreement-")
+    path = Path(folder.name) / "e5-float-activations.onnx"
+    onnx.save(make_model(read_e5_file(), accuracy_level=0), str(path))
+    emb = E5OnnxEmbedder(path)
+    emb.graph_folder = folder  # removed with the embedder, not left in /tmp
+    return emb
 
 
 class _Nudged:

