@@ -7,7 +7,7 @@ import numpy as np
 from conftest import CORPUS
 
 from xsearch import snippets
-from xsearch.search import flatten
+from xsearch.search import flatten, snippet
 
 LONG = (
     "Bread needs flour, water and salt. Most loaves also need yeast. "
@@ -43,6 +43,25 @@ def test_cjk_pairs_highlight_as_one_range():
     marked = _marked(snip, hl)
     assert "发酵" in marked or "面团" in marked
     assert all(m in ("面团", "发酵") for m in marked)
+
+
+def test_wide_characters_count_two_columns_so_cjk_snippets_are_as_wide_as_latin_ones():
+    zho = (CORPUS / "bread" / "zho_Hans_bread.txt").read_text(encoding="utf-8")
+    fra = (CORPUS / "bread" / "fra_Latn_bread.txt").read_text(encoding="utf-8")
+    assert snippets.columns("ab面团") == [0, 1, 2, 4, 6]
+    snip, hl = snippets.best_snippet(zho, "面团发酵", limit=80)
+    assert snippets.columns(snip)[-1] <= 80 and len(snip) <= 41
+    assert len(snip) >= 30, "a window of whole sentences up to the width"
+    assert {snip[a:b] for a, b in hl} <= {"面团", "发酵"}
+    # one long sentence is cut to the width, around the match
+    snip, hl = snippets.best_snippet("发酵" * 30 + "面团" + "发酵" * 30, "面团", limit=60)
+    assert snippets.columns(snip)[-1] <= 60 and len(snip) >= 28
+    assert [snip[a:b] for a, b in hl] == ["面团"]
+    # the plain start-of-passage snippet too
+    flat = snippet(zho, limit=60)
+    assert snippets.columns(flat)[-1] <= 60 and flat.endswith(snippets.ELLIPSIS)
+    assert len(flat) >= 28
+    assert snippet(fra, limit=60) == " ".join(fra.split())[:59].rstrip() + snippets.ELLIPSIS
 
 
 def test_long_sentence_is_cut_around_the_match():

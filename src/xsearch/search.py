@@ -25,10 +25,9 @@ from .errors import EmptyIndexError, IndexMismatchError, XsearchError
 from .index_dir import IndexDir
 from .langcodes import resolve_filters
 from .ranking import hybrid_scores
-from .snippets import best_snippet, syllable_pair
+from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, syllable_pair
 from .vector_store import SegmentGoneError
 
-SNIPPET_CHARS = 240
 MODES = ("dense", "lexical", "hybrid")
 #: Chosen by measurement (benchmarks/results/ranking_probe.md: entity-query recall@5 0.757
 #: dense, 0.960 hybrid; cross-language recall@1 0.958 either way).
@@ -89,8 +88,8 @@ class QueryInfo:
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    """The start of ``text`` on one line, at most ``limit`` columns."""
+    return cut_to_columns(re.sub(r"\s+", " ", text).strip(), limit)
 
 
 def _max_share(n_docs: int) -> float:

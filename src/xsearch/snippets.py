@@ -1,6 +1,6 @@
 """Snippets from the part of a passage that matched, with the matched terms marked.
 
-:func:`best_snippet` picks the window of whole sentences (at most ``limit`` characters) that
+:func:`best_snippet` picks the window of whole sentences (at most ``limit`` columns) that
 holds the most distinct query tokens (:mod:`xsearch.lexical` tokens, so Chinese/Japanese/Thai
 pairs match too). A cross-lingual hit usually shares no token with the query: then, if the
 caller passes ``sentence_vectors`` (embeds texts) and ``query_vector``, the window closest to
@@ -10,7 +10,10 @@ the query is chosen; the caller does this for its top hits only. Otherwise the p
 from __future__ import annotations
 
 import re
+import unicodedata
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Sequence
+from itertools import accumulate
 
 import numpy as np
 
@@ -44,14 +47,32 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _windows(text: str, limit: int) -> list[tuple[int, int]]:
-    """Runs of consecutive sentences that fit in ``limit``; a longer sentence alone."""
+def columns(text: str) -> list[int]:
+    """Display width before each character of ``text`` (``len(text) + 1`` prefix sums): East
+    Asian wide and fullwidth characters take two columns, as terminals and browsers set them,
+    so a Chinese snippet is not twice as long on screen as a French one."""
+    if text.isascii():
+        return list(range(len(text) + 1))
+    return [0, *accumulate(2 if unicodedata.east_asian_width(ch) in "WF" else 1
+                           for ch in text)]
+
+
+def cut_to_columns(text: str, limit: int) -> str:
+    """``text`` if it fits in ``limit`` columns, else its start and an ellipsis."""
+    cols = columns(text)
+    if cols[-1] <= limit:
+        return text
+    return text[:bisect_right(cols, limit - 1) - 1].rstrip() + ELLIPSIS
+
+
+def _windows(text: str, limit: int, cols: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive sentences that fit in ``limit`` columns; a longer sentence alone."""
     sents = sentence_spans(text)
     out = []
     for i, (a, b) in enumerate(sents):
         end = b
         for _, b2 in sents[i + 1 :]:
-            if b2 - a > limit:
+            if cols[b2] - cols[a] > limit:
                 break
             end = b2
         out.append((a, end))
@@ -68,12 +89,13 @@ def _merge(spans: list[tuple[int, int]]) -> Highlights:
     return out
 
 
-def _cut(text: str, a: int, b: int, limit: int, focus: int) -> tuple[int, int]:
-    """A sub-span of [a, b) at most ``limit`` long around ``focus``, cut at spaces if any."""
-    if b - a <= limit:
+def _cut(text: str, a: int, b: int, limit: int, focus: int, cols: list[int]
+         ) -> tuple[int, int]:
+    """A sub-span of [a, b) at most ``limit`` columns around ``focus``, cut at spaces if any."""
+    if cols[b] - cols[a] <= limit:
         return a, b
-    lo = max(a, min(focus - limit // 3, b - limit))
-    hi = lo + limit
+    lo = bisect_left(cols, max(cols[a], min(cols[focus] - limit // 3, cols[b] - limit)), a, b)
+    hi = bisect_right(cols, cols[lo] + limit, lo, b + 1) - 1
     if lo > a:
         sp = text.find(" ", lo, lo + 20)
         lo = sp + 1 if sp != -1 else lo
@@ -119,9 +141,9 @@ def best_snippet(
     tokens: list[tuple[str, int, int]] | None = None,
 ) -> tuple[str, Highlights]:
     """``(snippet, highlights)``: the best window of ``text`` for ``query``, at most ``limit``
-    characters (an ellipsis marks a cut), and ``[start, end]`` offsets into the snippet of
-    the query's tokens found there (overlapping CJK pairs merged into one range). ``terms``
-    replaces the query's tokens, e.g. without the ones too common to count
+    columns (:func:`columns`; an ellipsis marks a cut), and ``[start, end]`` offsets into the
+    snippet of the query's tokens found there (overlapping CJK pairs merged into one range).
+    ``terms`` replaces the query's tokens, e.g. without the ones too common to count
     (:func:`xsearch.lexical.informative_tokens`); ``tokens`` are ``lexical.tokens(text)`` when
     the caller has them already."""
     if limit <= 2:
@@ -129,7 +151,8 @@ def best_snippet(
     qtoks = set(lexical.query_tokens(query)) if terms is None else set(terms)
     toks = lexical.tokens(text) if tokens is None else tokens
     ptoks = _real_matches([t for t in toks if t[0] in qtoks], qtoks)
-    windows = _windows(text, limit) or [(0, len(text))]
+    cols = columns(text)
+    windows = _windows(text, limit, cols) or [(0, len(text))]
     best, best_score = windows[0], 0.0
     for a, b in windows:
         found = {t for t, s, e in ptoks if s >= a and e <= b}
@@ -141,7 +164,7 @@ def best_snippet(
         best = windows[int(np.argmax(vecs @ np.asarray(query_vector)))]
     a, b = best
     focus = next((s for _, s, e in ptoks if s >= a and e <= b), a)
-    a, b = _cut(text, a, b, limit - 2, focus)
+    a, b = _cut(text, a, b, limit - 2, focus, cols)
     prefix = ELLIPSIS if a > 0 else ""
     suffix = ELLIPSIS if b < len(text.rstrip()) else ""
     snippet = prefix + text[a:b] + suffix
