@@ -187,3 +187,27 @@ def test_the_top_hits_do_not_depend_on_k(corpus_index):
                 assert got[k] == got[10][:k], (q, k)
     finally:
         s.close()
+
+
+def test_text_output_fits_the_terminal_in_every_script(corpus_index):
+    """Snippets are cut and wrapped by display columns: a Chinese or Japanese hit (two columns
+    a character) stays inside the 96 columns a Latin one does, and takes as few lines."""
+    import unicodedata
+
+    def columns(line: str) -> list[int]:  # measured here, not with the code under test
+        return [sum(2 if unicodedata.east_asian_width(c) in "WF" else
+                    0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else 1 for c in line)]
+
+    result = CliRunner().invoke(cli, ["query", "how do I bake bread at home?", "-k", "10",
+                                      "--index", str(corpus_index)])
+    assert result.exit_code == 0, result.output
+    bodies, current = {}, None
+    for line in result.output.splitlines():
+        if not line.startswith("    "):
+            current = line.split()[4]  # the hit's language
+            continue
+        assert columns(line)[-1] <= 96, line
+        bodies.setdefault(current, []).append(line)
+    wide = [lang for lang in bodies if lang.split("_")[1] in ("Hans", "Jpan")]
+    assert wide, f"no Chinese or Japanese hit in {list(bodies)}"
+    assert all(len(bodies[lang]) <= 3 for lang in bodies), bodies

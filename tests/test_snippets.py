@@ -49,6 +49,8 @@ def test_wide_characters_count_two_columns_so_cjk_snippets_are_as_wide_as_latin_
     zho = (CORPUS / "bread" / "zho_Hans_bread.txt").read_text(encoding="utf-8")
     fra = (CORPUS / "bread" / "fra_Latn_bread.txt").read_text(encoding="utf-8")
     assert snippets.columns("ab面团") == [0, 1, 2, 4, 6]
+    assert snippets.columns("कि") == [0, 1, 2]  # a spacing vowel sign takes a column
+    assert snippets.columns("e\u0301\u200d") == [0, 1, 1, 1]  # a combining accent, a ZWJ
     snip, hl = snippets.best_snippet(zho, "面团发酵", limit=80)
     assert snippets.columns(snip)[-1] <= 80 and len(snip) <= 41
     assert len(snip) >= 30, "a window of whole sentences up to the width"

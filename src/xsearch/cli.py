@@ -23,6 +23,7 @@ from .cli_format import (
     _index_option,
     _Progress,
     _safe,
+    wrap,
 )
 from .errors import XsearchError
 
@@ -323,8 +324,7 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         click.echo(f"{h.rank:>2}. {h.relevance:5.1f}σ cos {h.cosine:.3f}  {h.language:<9} "
                    f"{_safe(where)}:{h.char_start}-{h.char_end}{topic}")
         body = _safe(h.text) if full_text else render(_safe(h.snippet), h.highlights, color)
-        click.echo(click.wrap_text(body, width=96, initial_indent="    ",
-                                   subsequent_indent="    ", preserve_paragraphs=False))
+        click.echo(wrap(body))
     if (not as_json and offset == 0 and hits[0].relevance < RELEVANT_Z
             and calibrated):
         click.echo(f"note: nothing stands out: the best hit is {hits[0].relevance:.1f}σ above "

@@ -25,6 +25,44 @@ def _safe(text: object) -> str:
                         else f"\\u{ord(m.group()):04x}", s)
 
 
+_WIDE = ("\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900-\ufaff"
+         "\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\U00020000-\U0003fffd")
+# What a line is made of: a terminal escape (no columns), spaces, one wide character (a line
+# may break before any), or a word.
+_PIECES = re.compile(rf"\x1b\[[0-9;]*m|\s+|[{_WIDE}]|[^\s\x1b{_WIDE}]+")
+
+
+def wrap(text: str, width: int = 96, indent: str = "    ") -> str:
+    """``text`` wrapped to ``width`` columns under ``indent``, as ``click.wrap_text`` does.
+    When it holds East Asian wide characters, they take two columns and a line may break
+    before any of them (``click`` counts characters, so a Chinese snippet ran past the
+    terminal's edge); highlight escapes take none."""
+    if not re.search(f"[{_WIDE}]", text):
+        return click.wrap_text(text, width=width, initial_indent=indent,
+                               subsequent_indent=indent, preserve_paragraphs=False)
+    from .snippets import columns
+
+    room = width - len(indent)
+    lines: list[str] = []
+    line, used = "", 0
+    for piece in _PIECES.findall(text):
+        if piece.startswith("\x1b"):
+            line += piece
+            continue
+        if piece.isspace():
+            piece = " "
+        cols = columns(piece)[-1]
+        if used + cols > room and used:
+            lines.append(line.rstrip(" "))
+            line, used = "", 0
+        if piece == " " and not used:
+            continue
+        line += piece
+        used += cols
+    lines.append(line.rstrip(" "))
+    return "\n".join(indent + ln for ln in lines if ln)
+
+
 class _Progress:
     """One status line on stderr: passages, tokens, rate and ETA, updated per batch (told by
     the embedding thread) and per commit (the writer thread)."""

@@ -47,14 +47,20 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _width(ch: str) -> int:
+    if unicodedata.east_asian_width(ch) in "WF":
+        return 2
+    return 0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") else 1
+
+
 def columns(text: str) -> list[int]:
-    """Display width before each character of ``text`` (``len(text) + 1`` prefix sums): East
-    Asian wide and fullwidth characters take two columns, as terminals and browsers set them,
-    so a Chinese snippet is not twice as long on screen as a French one."""
+    """Display width before each character of ``text`` (``len(text) + 1`` prefix sums), as
+    terminals set it: East Asian wide and fullwidth characters take two columns, combining
+    marks and joiners none. So a Chinese snippet is not twice as long on screen as a French
+    one, nor a Hindi one shorter."""
     if text.isascii():
         return list(range(len(text) + 1))
-    return [0, *accumulate(2 if unicodedata.east_asian_width(ch) in "WF" else 1
-                           for ch in text)]
+    return [0, *accumulate(map(_width, text))]
 
 
 def cut_to_columns(text: str, limit: int) -> str:
