@@ -211,3 +211,13 @@ def test_text_output_fits_the_terminal_in_every_script(corpus_index):
     wide = [lang for lang in bodies if lang.split("_")[1] in ("Hans", "Jpan")]
     assert wide, f"no Chinese or Japanese hit in {list(bodies)}"
     assert all(len(bodies[lang]) <= 3 for lang in bodies), bodies
+
+
+def test_a_cross_lingual_hit_marks_the_query_word_written_with_accents(corpus_index):
+    """"volcanic eruption" marks "Éruption" in the French volcano text: the mark ignores
+    accents on Latin letters (ranking keeps them)."""
+    hits = _query(corpus_index, "volcanic eruption", "-k", "10")
+    fra = [h for h in hits if h["path"].endswith("fra_Latn_volcano.pdf")]
+    assert fra, [h["path"] for h in hits]
+    marked = {fra[0]["snippet"][a:b].casefold() for a, b in fra[0]["highlights"]}
+    assert "éruption" in marked, (fra[0]["snippet"], fra[0]["highlights"])

@@ -66,6 +66,18 @@ def test_wide_characters_count_two_columns_so_cjk_snippets_are_as_wide_as_latin_
     assert snippet(fra, limit=60) == " ".join(fra.split())[:59].rstrip() + snippets.ELLIPSIS
 
 
+def test_accents_do_not_stop_a_mark():
+    snip, hl = snippets.best_snippet("Éruption volcanique : les habitants évacués.",
+                                     "volcanic eruption")
+    assert _marked(snip, hl) == ["Éruption"]
+    snip, hl = snippets.best_snippet("The eruption forced thousands to leave.",
+                                     "éruption volcanique")
+    assert _marked(snip, hl) == ["eruption"]
+    # only Latin and Greek accents go: a Devanagari vowel sign is part of the word
+    snip, hl = snippets.best_snippet("कि की", "क")
+    assert hl == []
+
+
 def test_long_sentence_is_cut_around_the_match():
     text = " ".join(["filler"] * 200 + ["Krakatoa"] + ["filler"] * 200)
     snip, hl = snippets.best_snippet(text, "Krakatoa", limit=60)

@@ -25,7 +25,7 @@ from .errors import EmptyIndexError, IndexMismatchError, XsearchError
 from .index_dir import IndexDir
 from .langcodes import resolve_filters
 from .ranking import hybrid_scores
-from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, syllable_pair
+from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, folded, syllable_pair
 from .vector_store import SegmentGoneError
 
 MODES = ("dense", "lexical", "hybrid")
@@ -430,8 +430,8 @@ class Searcher:
         posting list: 0.35 ms a token at 1M passages), and for the query's Thai-like pairs,
         which decide whether a lone matched pair counts (``snippets._real_matches``)."""
         toks = lexical.tokens(text)
-        held = {t for t, _, _ in toks}
-        asked = [t for t in qtoks if t in held or syllable_pair(t)]
+        held = {folded(t) for t, _, _ in toks}
+        asked = [t for t in qtoks if folded(t) in held or syllable_pair(t)]
         terms = lexical.informative(self.index.store.db.conn, asked,
                                     n_docs=n_docs, max_share=_max_share(n_docs),
                                     df_cache=self._df)

@@ -71,6 +71,12 @@ def cut_to_columns(text: str, limit: int) -> str:
     return text[:bisect_right(cols, limit - 1) - 1].rstrip() + ELLIPSIS
 
 
+def folded(token: str) -> str:
+    """A token without accents on Latin and Greek letters: what a match is marked by, so
+    "eruption" marks "éruption" (ranking keeps accents, :data:`lexical.FOLD_DIACRITICS`)."""
+    return lexical.normalize(token, fold_diacritics=True)
+
+
 def _windows(text: str, limit: int, cols: list[int]) -> list[tuple[int, int]]:
     """Runs of consecutive sentences that fit in ``limit`` columns; a longer sentence alone."""
     sents = sentence_spans(text)
@@ -148,15 +154,15 @@ def best_snippet(
 ) -> tuple[str, Highlights]:
     """``(snippet, highlights)``: the best window of ``text`` for ``query``, at most ``limit``
     columns (:func:`columns`; an ellipsis marks a cut), and ``[start, end]`` offsets into the
-    snippet of the query's tokens found there (overlapping CJK pairs merged into one range).
-    ``terms`` replaces the query's tokens, e.g. without the ones too common to count
-    (:func:`xsearch.lexical.informative_tokens`); ``tokens`` are ``lexical.tokens(text)`` when
-    the caller has them already."""
+    snippet of the query's tokens found there, accents aside (overlapping CJK pairs merged into
+    one range). ``terms`` replaces the query's tokens, e.g. without the ones too common to
+    count (:func:`xsearch.lexical.informative_tokens`); ``tokens`` are ``lexical.tokens(text)``
+    when the caller has them already."""
     if limit <= 2:
         raise ValueError(f"limit must be > 2, not {limit}")
-    qtoks = set(lexical.query_tokens(query)) if terms is None else set(terms)
+    qtoks = {folded(t) for t in (lexical.query_tokens(query) if terms is None else terms)}
     toks = lexical.tokens(text) if tokens is None else tokens
-    ptoks = _real_matches([t for t in toks if t[0] in qtoks], qtoks)
+    ptoks = _real_matches([(folded(t), s, e) for t, s, e in toks if folded(t) in qtoks], qtoks)
     cols = columns(text)
     windows = _windows(text, limit, cols) or [(0, len(text))]
     best, best_score = windows[0], 0.0
