@@ -429,8 +429,8 @@ class Searcher:
         are read only for the query tokens the passage holds (each read walks the token's
         posting list: 0.35 ms a token at 1M passages), and for the query's Thai-like pairs,
         which decide whether a lone matched pair counts (``snippets._real_matches``)."""
-        toks = lexical.tokens(text)
-        held = {folded(t) for t, _, _ in toks}
+        toks = lexical.tokens(text, fold_diacritics=True)
+        held = {t for t, _, _ in toks}
         asked = [t for t in qtoks if folded(t) in held or syllable_pair(t)]
         terms = lexical.informative(self.index.store.db.conn, asked,
                                     n_docs=n_docs, max_share=_max_share(n_docs),

@@ -156,13 +156,13 @@ def best_snippet(
     columns (:func:`columns`; an ellipsis marks a cut), and ``[start, end]`` offsets into the
     snippet of the query's tokens found there, accents aside (overlapping CJK pairs merged into
     one range). ``terms`` replaces the query's tokens, e.g. without the ones too common to
-    count (:func:`xsearch.lexical.informative_tokens`); ``tokens`` are ``lexical.tokens(text)``
-    when the caller has them already."""
+    count (:func:`xsearch.lexical.informative_tokens`); ``tokens`` are
+    ``lexical.tokens(text, fold_diacritics=True)`` when the caller has them already."""
     if limit <= 2:
         raise ValueError(f"limit must be > 2, not {limit}")
     qtoks = {folded(t) for t in (lexical.query_tokens(query) if terms is None else terms)}
-    toks = lexical.tokens(text) if tokens is None else tokens
-    ptoks = _real_matches([(folded(t), s, e) for t, s, e in toks if folded(t) in qtoks], qtoks)
+    toks = lexical.tokens(text, fold_diacritics=True) if tokens is None else tokens
+    ptoks = _real_matches([t for t in toks if t[0] in qtoks], qtoks)
     cols = columns(text)
     windows = _windows(text, limit, cols) or [(0, len(text))]
     best, best_score = windows[0], 0.0
