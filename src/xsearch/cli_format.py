@@ -28,7 +28,8 @@ def _safe(text: object) -> str:
 _WIDE = ("\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900-\ufaff"
          "\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\U00020000-\U0003fffd")
 # What a line is made of: a terminal escape (no columns), spaces, one wide character (a line
-# may break before any), or a word.
+# may break before any), or a word. The ranges only say where lines may break; widths come
+# from snippets.columns.
 _PIECES = re.compile(rf"\x1b\[[0-9;]*m|\s+|[{_WIDE}]|[^\s\x1b{_WIDE}]+")
 
 
