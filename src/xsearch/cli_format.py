@@ -25,41 +25,56 @@ def _safe(text: object) -> str:
                         else f"\\u{ord(m.group()):04x}", s)
 
 
-_WIDE = ("\u1100-\u115f\u2e80-\u303e\u3041-\ua4cf\uac00-\ud7a3\uf900-\ufaff"
-         "\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\U00020000-\U0003fffd")
-# What a line is made of: a terminal escape (no columns), spaces, one wide character (a line
-# may break before any), or a word. The ranges only say where lines may break; widths come
-# from snippets.columns.
-_PIECES = re.compile(rf"\x1b\[[0-9;]*m|\s+|[{_WIDE}]|[^\s\x1b{_WIDE}]+")
+def _pieces(text: str, cols: list[int]) -> list[tuple[str, int]]:
+    """``text`` as (piece, columns): terminal escapes (none), runs of spaces (one), single
+    wide characters (a line may break before any) and words."""
+    out: list[tuple[str, int]] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\x1b":
+            j = text.find("m", i) + 1 or n
+            out.append((text[i:j], 0))
+        elif ch.isspace():
+            j = i + 1
+            while j < n and text[j].isspace():
+                j += 1
+            out.append((" ", 1))
+        elif cols[i + 1] - cols[i] == 2:
+            j = i + 1
+            out.append((ch, 2))
+        else:
+            j = i + 1
+            while j < n and not (text[j].isspace() or text[j] == "\x1b"
+                                 or cols[j + 1] - cols[j] == 2):
+                j += 1
+            out.append((text[i:j], cols[j] - cols[i]))
+        i = j
+    return out
 
 
 def wrap(text: str, width: int = 96, indent: str = "    ") -> str:
     """``text`` wrapped to ``width`` columns under ``indent``, as ``click.wrap_text`` does.
-    When it holds East Asian wide characters, they take two columns and a line may break
-    before any of them (``click`` counts characters, so a Chinese snippet ran past the
-    terminal's edge); highlight escapes take none."""
-    if not re.search(f"[{_WIDE}]", text):
-        return click.wrap_text(text, width=width, initial_indent=indent,
-                               subsequent_indent=indent, preserve_paragraphs=False)
+    When it holds East Asian wide characters, they take two columns (snippets.columns) and a
+    line may break before any of them (``click`` counts characters, so a Chinese snippet ran
+    past the terminal's edge); highlight escapes take none."""
     from .snippets import columns
 
+    cols = None if text.isascii() else columns(text)
+    if cols is None or all(b - a < 2 for a, b in zip(cols, cols[1:], strict=False)):
+        return click.wrap_text(text, width=width, initial_indent=indent,
+                               subsequent_indent=indent, preserve_paragraphs=False)
     room = width - len(indent)
     lines: list[str] = []
     line, used = "", 0
-    for piece in _PIECES.findall(text):
-        if piece.startswith("\x1b"):
-            line += piece
-            continue
-        if piece.isspace():
-            piece = " "
-        cols = columns(piece)[-1]
-        if used + cols > room and used:
+    for piece, n in _pieces(text, cols):
+        if n and used + n > room and used:
             lines.append(line.rstrip(" "))
             line, used = "", 0
         if piece == " " and not used:
             continue
         line += piece
-        used += cols
+        used += n
     lines.append(line.rstrip(" "))
     return "\n".join(indent + ln for ln in lines if ln)
 

@@ -141,6 +141,8 @@ def _is_mark(ch: str) -> bool:
 
 def _fold(token: str) -> str:
     # accents off Latin/Greek letters only: Indic vowel signs are marks too and must stay
+    if token.isascii():
+        return token
     out = []
     for ch in unicodedata.normalize("NFD", token):
         if _is_mark(ch) and out and (ord(out[-1]) < 0x0400 or 0x1E00 <= ord(out[-1]) < 0x2000):

@@ -52,17 +52,9 @@ def _width(ch: str) -> int:
     return 0 if unicodedata.category(ch) in ("Mn", "Me", "Cf") else 1
 
 
-#: Display width of every code point, filled 256 code points at a time as texts need them
-#: (``unicodedata`` per character costs ~0.2 us; a text's widths are then one numpy gather).
-_TABLE = np.ones(0x110000, dtype=np.uint8)
-_FILLED = np.zeros(0x110000 >> 8, dtype=bool)
-
-
-def _fill(blocks: np.ndarray) -> None:
-    for block in blocks.tolist():
-        start = block << 8
-        _TABLE[start:start + 256] = [_width(chr(cp)) for cp in range(start, start + 256)]
-        _FILLED[block] = True
+#: Display width + 1 of each code point seen so far (0: not looked up yet). ``unicodedata``
+#: costs ~0.2 us a character, so each is looked up once; a text's widths are a numpy gather.
+_TABLE = np.zeros(0x110000, dtype=np.uint8)
 
 
 def columns(text: str) -> list[int]:
@@ -73,10 +65,12 @@ def columns(text: str) -> list[int]:
     if text.isascii():
         return list(range(len(text) + 1))
     cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    blocks = cps >> 8
-    if not _FILLED[blocks].all():
-        _fill(np.unique(blocks[~_FILLED[blocks]]))
-    return [0, *np.cumsum(_TABLE[cps]).tolist()]
+    widths = _TABLE[cps]
+    if not widths.all():
+        new = np.unique(cps[widths == 0])
+        _TABLE[new] = [_width(chr(cp)) + 1 for cp in new.tolist()]
+        widths = _TABLE[cps]
+    return [0, *np.cumsum(widths - 1).tolist()]
 
 
 def cut_to_columns(text: str, limit: int) -> str:
