@@ -145,3 +145,85 @@ def test_killed_at_a_random_moment_then_finished(tmp_path, corpus_index):
     _xsearch("index", str(CORPUS), "--index", str(index), "-q")
     assert _counts(index) == _counts(corpus_index)
     assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
+
+
+def _unfinished(index: Path) -> list[Path]:
+    return sorted(p for p in index.glob("xsearch.db.new-*") if p.name[15:].isdigit())
+
+
+def _index_json(docs: Path, index: Path, *extra: str) -> dict:
+    out = _xsearch("index", str(docs), "--index", str(index), "--json", *extra)
+    return json.loads(out.stdout)
+
+
+def test_a_new_index_killed_mid_build_is_taken_up_where_it_stopped(reference, tmp_path):
+    """Hours of a first build are not thrown away by a kill: the next run keeps the files the
+    killed one committed and embeds only the rest, and the result is the clean build's."""
+    docs, _, counts = reference
+    index = tmp_path / "index"
+    _run_fault("write:after-commit@2", docs, index)
+    assert not (index / "xsearch.db").exists() and len(_unfinished(index)) == 1
+    done = _index_json(docs, index)
+    assert done["resumed"] == 2 and done["unchanged"] == 2 and done["new"] == 3
+    assert 0 < done["passages_embedded"] < counts[2]
+    assert not _unfinished(index)
+    _assert_sound(index, counts)
+
+
+def test_ctrl_c_in_a_first_build_keeps_its_commits_for_the_next_run(reference, tmp_path):
+    docs, _, counts = reference
+    index = tmp_path / "index"
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+                             str(index), "-q", "--commit-every", "1", "--batch-size", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        dbs = _unfinished(index) if index.is_dir() else []
+        if dbs and _files_in(dbs[0]) >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    if (index / "xsearch.db").exists():  # it finished in the meantime: nothing to take up
+        pytest.skip("the run completed before the signal arrived")
+    kept = _files_in(_unfinished(index)[0])
+    done = _index_json(docs, index)
+    assert done["resumed"] == kept >= 1 and done["new"] == counts[0] - kept
+    _assert_sound(index, counts)
+
+
+def _files_in(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM files").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_killed_build_with_other_settings_is_not_taken_up(reference, tmp_path):
+    docs, _, _ = reference
+    index = tmp_path / "index"
+    _run_fault("write:after-commit@2", docs, index)
+    done = _index_json(docs, index, "--chunk-tokens", "128")
+    assert done["resumed"] == 0 and done["new"] == 5
+    assert not _unfinished(index)
+    assert json.loads((index / "config.json").read_text())["chunk_tokens"] == 128
+
+
+def test_an_interrupted_full_rebuild_is_taken_up_by_the_next_full(reference, tmp_path):
+    """The old index answers until the rebuild is done; a second --full goes on from the
+    first one's commits (a plain run instead drops them: test_kill_at_named_point_of_full)."""
+    docs, built, counts = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    _run_fault("write:after-commit@3", docs, index, "--full")
+    assert _counts(index) == counts and len(_unfinished(index)) == 1
+    done = _index_json(docs, index, "--full")
+    assert done["resumed"] == 3 and done["new"] == 2
+    assert not _unfinished(index)
+    _assert_sound(index, counts)

@@ -195,6 +195,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         _emit(summary.as_dict())
     else:
         s = summary
+        if s.resumed:
+            click.echo(f"resumed: the interrupted run's {s.resumed} file(s) were kept; "
+                       "the rest were indexed now")
         click.echo(
             f"files: {s.files_seen} seen, {s.new} new, {s.changed} changed, "
             f"{s.unchanged} unchanged, {s.renamed} renamed, {s.removed} removed, "

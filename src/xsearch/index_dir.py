@@ -208,7 +208,8 @@ class IndexDir:
                 if is_own_folder(path):
                     raise EmptyIndexError(
                         f"no index at {path.resolve()} yet: an `xsearch index` run was "
-                        "interrupted before its first commit; run it again")
+                        "interrupted before it finished; run it again (it keeps what was "
+                        "committed)")
                 raise CorruptIndexError(f"{path} is not an xsearch index (no {DATABASE})")
             raise EmptyIndexError(
                 f"no index at {path.resolve()}; build one with: xsearch index PATH "

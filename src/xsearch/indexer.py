@@ -146,7 +146,7 @@ def build_index(
     with private_files():
         prepare_folder(index_path)  # refuses a foreign folder before anything is written
         with write_lock(index_path):
-            recover(index_path)
+            recover(index_path, keep_unfinished=True)  # IndexWriter.open may take it up
             fresh = needs_fresh_database(index_path, full)
             existing = None
             if not fresh:
@@ -163,6 +163,7 @@ def build_index(
             config = None if existing else _new_config(model, embedder, chunk_tokens,
                                                        chunk_overlap, layout, centering)
             writer = IndexWriter.open(index_path, config)
+            summary.resumed = writer.resumed_files
             try:
                 if existing is not None and existing.dim != embedder.dim:
                     raise IndexMismatchError(

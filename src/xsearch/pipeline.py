@@ -67,6 +67,8 @@ class IndexSummary:
     passages_removed: int = 0
     segments_merged: int = 0
     repaired: int = 0
+    #: Files an interrupted fresh build had committed, taken up by this run.
+    resumed: int = 0
     # Left out by the walk (see xsearch.ingest.walk): --exclude/--include, ignore files,
     # hidden and build folders, FIFOs/devices, symlinks out of the roots, non-UTF-8 names.
     excluded: int = 0

@@ -123,13 +123,19 @@ class IndexWriter:
         self.config = index.config
         self._new_db = new_db  # a fresh database to rename over the live one in finish()
         self.folder = path / SEGMENTS
+        #: Files an interrupted run had already committed to the fresh database taken up.
+        self.resumed_files = 0
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: Path, new_config: IndexConfig | None) -> IndexWriter:
-        """Open the live index, or start a fresh one when ``new_config`` is given."""
-        _recover_or_sweep_new_dbs(path)
+        """Open the live index, or start a fresh one when ``new_config`` is given: the fresh
+        database an interrupted run left with the same config is taken up where it stopped
+        (:attr:`resumed_files` tells how many files it held), any other is removed."""
+        unfinished = _recover_or_sweep_new_dbs(path, resume=new_config)
+        if unfinished is not None:
+            return cls._resume(path, unfinished)
         if new_config is None:
             index = IndexDir.open(path, readonly=False)
             writer = cls(path, index, None)
@@ -150,6 +156,25 @@ class IndexWriter:
             store.close()
             raise
         return cls(path, IndexDir(path, new_config, store, readonly=False), new_db)
+
+    @classmethod
+    def _resume(cls, path: Path, new_db: Path) -> IndexWriter:
+        store = Store(new_db)
+        try:
+            config = IndexConfig.from_dict(json.loads(store.meta("config")), str(new_db))
+            with store.transaction():
+                # A killed run may have renamed a segment file into place without committing
+                # it: new names start above every file, and finish() sweeps the strays.
+                store.db.execute(
+                    "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('segments', "
+                    "max(?, coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
+                    "'segments'), 0)))", [_highest_segment_seq(path / SEGMENTS)])
+            writer = cls(path, IndexDir(path, config, store, readonly=False), new_db)
+            writer.resumed_files = store.db.execute("SELECT count(*) FROM files").fetchone()[0]
+        except BaseException:
+            store.close()
+            raise
+        return writer
 
     def _upgrade_legacy(self) -> None:
         """Schema 2 kept vectors in SQLite and one FAISS file: move them into segments."""
@@ -391,13 +416,30 @@ def _swap_in(path: Path, new_db: Path) -> None:
     os.replace(new_db, live)
 
 
-def recover(path: Path) -> None:
-    """Finish or discard what a killed writer left (call with the write lock held)."""
-    _recover_or_sweep_new_dbs(path)
+def recover(path: Path, keep_unfinished: bool = False) -> None:
+    """Finish what a killed writer left (call with the write lock held); an unfinished fresh
+    database is removed unless ``keep_unfinished`` (:meth:`IndexWriter.open` decides)."""
+    _recover_or_sweep_new_dbs(path, keep_unfinished=keep_unfinished)
 
 
-def _recover_or_sweep_new_dbs(path: Path) -> None:
-    """A finished fresh database left by a kill mid-swap is swapped in; others are removed."""
+def _same_build(raw: str, config: IndexConfig) -> bool:
+    """Whether an unfinished fresh database was begun with ``config`` (its time aside)."""
+    try:
+        mine = json.loads(raw)
+    except ValueError:
+        return False
+    wanted = json.loads(config.to_json())
+    return isinstance(mine, dict) and \
+        {k: v for k, v in mine.items() if k != "created_at"} == \
+        {k: v for k, v in wanted.items() if k != "created_at"}
+
+
+def _recover_or_sweep_new_dbs(path: Path, resume: IndexConfig | None = None,
+                              keep_unfinished: bool = False) -> Path | None:
+    """A finished fresh database left by a kill mid-swap is swapped in. Of the unfinished
+    ones, the newest begun with ``resume``'s config is kept and returned; the rest are
+    removed (all of them kept with ``keep_unfinished``)."""
+    unfinished: list[tuple[float, Path, str | None]] = []
     for entry in sorted(path.glob(NEW_DB_RE + "*")):
         if not entry.name[len(NEW_DB_RE):].isdigit():
             continue
@@ -416,8 +458,17 @@ def _recover_or_sweep_new_dbs(path: Path) -> None:
             _swap_in(path, entry)
             IndexConfig.from_dict(json.loads(raw[0]), str(path)).write(path / CONFIG)
             continue
+        unfinished.append((entry.stat().st_mtime, entry, raw[0] if raw else None))
+    if keep_unfinished:
+        return None
+    kept = None
+    for _, entry, raw in sorted(unfinished, reverse=True):
+        if kept is None and resume is not None and raw is not None and _same_build(raw, resume):
+            kept = entry
+            continue
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(entry) + suffix).unlink(missing_ok=True)
+    return kept
 
 
 def needs_fresh_database(path: Path, full: bool) -> bool:
