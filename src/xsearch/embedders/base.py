@@ -12,6 +12,19 @@ import numpy as np
 BatchFn = Callable[[Sequence[int]], None]
 
 
+class PartialEmbedding(KeyboardInterrupt):
+    """Ctrl-C during a batched embedding, with what was done: the rows of ``vectors`` where
+    ``done`` is true are whole (normalised); the others are not to be used. ``interrupt`` is
+    the original exception (a SIGTERM turned into one, say), for the caller to raise on."""
+
+    def __init__(self, vectors: np.ndarray, done: np.ndarray,
+                 interrupt: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.vectors = vectors
+        self.done = done
+        self.interrupt = interrupt
+
+
 class Embedder(ABC):
     """Turns passages and queries into L2-normalised float32 vectors."""
 
@@ -80,11 +93,18 @@ def length_sorted(texts: Sequence[str], batch_size: int, dim: int,
     out = np.zeros((len(texts), dim), dtype=np.float32)
     keys = [length(t) for t in texts]
     order = sorted(range(len(texts)), key=keys.__getitem__)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        out[idx] = embed([texts[i] for i in idx])
-        if on_batch is not None:
-            on_batch(idx)
+    done = np.zeros(len(texts), dtype=bool)
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = embed([texts[i] for i in idx])
+            done[idx] = True
+            if on_batch is not None:
+                on_batch(idx)
+    except PartialEmbedding:
+        raise
+    except KeyboardInterrupt as exc:
+        raise PartialEmbedding(as_matrix(out, dim), done, exc) from None
     return as_matrix(out, dim)
 
 

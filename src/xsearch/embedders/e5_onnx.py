@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelNotFoundError
 from ..threads import cpu_threads
-from .base import BatchFn, Embedder, as_matrix
+from .base import BatchFn, Embedder, PartialEmbedding, as_matrix
 from .e5_tokenizer import get_e5_tokenizer
 from .e5_weights import read_e5_file
 
@@ -148,19 +148,26 @@ class E5OnnxEmbedder(Embedder):
             for a in range(0, max(len(ids), 1), span):
                 windows.append((i, ids[a : a + span]))
         order = sorted(range(len(windows)), key=lambda w: len(windows[w][1]))
+        left = np.bincount([w[0] for w in windows], minlength=len(texts))  # windows to go
         start = 0
-        while start < len(order):
-            n = min(self.batch_size, len(order) - start)
-            while n > 1 and n * (len(windows[order[start + n - 1]][1]) + 2) > TOKEN_BUDGET:
-                n -= 1  # the batch's longest window (sorted: its last) sets its padded size
-            batch = order[start : start + n]
-            pooled = self._run([windows[w][1] for w in batch])
-            for w, vec in zip(batch, pooled, strict=True):
-                text, ids = windows[w]
-                out[text] += max(len(ids), 1) * vec
-            if on_batch is not None:  # a text in windows is told once per window's batch
-                on_batch([windows[w][0] for w in batch])
-            start += n
+        try:
+            while start < len(order):
+                n = min(self.batch_size, len(order) - start)
+                while n > 1 and n * (len(windows[order[start + n - 1]][1]) + 2) > TOKEN_BUDGET:
+                    n -= 1  # the batch's longest window (sorted: its last) sets its padded size
+                batch = order[start : start + n]
+                pooled = self._run([windows[w][1] for w in batch])
+                for w, vec in zip(batch, pooled, strict=True):
+                    text, ids = windows[w]
+                    out[text] += max(len(ids), 1) * vec
+                    left[text] -= 1
+                start += n
+                if on_batch is not None:  # a text in windows is told once per window's batch
+                    on_batch([windows[w][0] for w in batch])
+        except PartialEmbedding:
+            raise
+        except KeyboardInterrupt as exc:
+            raise PartialEmbedding(as_matrix(out, self.dim), left == 0, exc) from None
         return as_matrix(out, self.dim)
 
     def _run(self, contents: list[list[int]]) -> np.ndarray:
