@@ -94,6 +94,28 @@ def test_filters_language_path_and_min_score(corpus_index):
     assert result.exit_code == 1 and "no hits" in result.output
 
 
+def test_hits_below_their_languages_average_are_named(corpus_index):
+    """A language filter fills the list with off-topic passages too: the text output names
+    the ranks that are no closer to the query than an average passage of their language
+    (relevance <= 0), and no others."""
+    hits = _query(corpus_index, "volcanic eruption and evacuation", "--lang", "arb", "-k", "5")
+    weak = [h["rank"] for h in hits if h["relevance"] <= 0]
+    assert weak and hits[0]["relevance"] > 0
+    result = CliRunner().invoke(cli, ["query", "volcanic eruption and evacuation", "--lang",
+                                      "arb", "-k", "5", "--index", str(corpus_index)])
+    assert result.exit_code == 0
+    note = [x for x in result.stderr.splitlines() if "no closer to the query" in x]
+    assert len(note) == 1
+    named = set()
+    for part in note[0].split(" are ")[0].split(" is ")[0].split("#")[1:]:
+        a, _, b = part.strip(", ").partition("-")
+        named |= set(range(int(a), int(b or a) + 1))
+    assert named == set(weak)
+    strong = CliRunner().invoke(cli, ["query", "volcanic eruption", "-k", "3", "--index",
+                                      str(corpus_index)])
+    assert "no closer to the query" not in strong.stderr
+
+
 def test_many_queries_from_stdin_one_json_line_each(corpus_index):
     result = CliRunner().invoke(cli, ["query", "-f", "-", "-k", "2", "--index",
                                       str(corpus_index)], input="bread\n\ncoffee harvest\n")

@@ -93,6 +93,20 @@ def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
               in d.current_url, "filter in the URL")
         _wait(d, lambda d: set(_hit_langs(d)) == {"arb_Arab", "zho_Hans"}, "filtered hits")
         d.save_screenshot(str(tmp_path / "2-filtered.png"))
+        # Two languages of ~8 passages each fill ten places with off-topic passages too: those
+        # no closer to the query than their language's average are marked, the volcano
+        # passages are not, and the status line counts them.
+        marks = d.execute_script(
+            "return [...document.querySelectorAll('li.hit')].map(e => [+e.dataset.relevance, "
+            "e.classList.contains('weak'), !!e.querySelector('.weak-note')])")
+        assert [w for _, w, _ in marks] == [r <= 0 for r, _, _ in marks]
+        assert all(w == note for _, w, note in marks)
+        assert not marks[0][1] and sum(w for _, w, _ in marks) >= 3, marks
+        top = d.find_elements(By.CSS_SELECTOR, "li.hit")[:2]
+        assert all("volcan" in h.text.lower() or "火山" in h.text or "بركان" in h.text
+                   for h in top), [h.text for h in top]
+        assert f"({sum(w for _, w, _ in marks)} no closer than" in \
+            d.find_element(By.ID, "status").text
 
         # The Arabic hit renders right to left; the Chinese one carries its language.
         def scripts(d):

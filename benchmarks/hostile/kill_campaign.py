@@ -48,14 +48,18 @@ def counts(index: Path) -> tuple | None:
 def outcome(case: str, index: Path, docs: Path, reference: tuple, killed_rc: int) -> dict:
     q = xs("query", "bread and flour", "--index", str(index), "--json")
     answers = q.returncode == 0
-    rerun = xs("index", str(docs), "--index", str(index), "-q")
+    rerun = xs("index", str(docs), "--index", str(index), "--json")
     chk = xs("check", "--index", str(index), "--no-model")
     got = counts(index)
+    summary = json.loads(rerun.stdout) if rerun.returncode == 0 else {}
     return {"case": case, "killed": killed_rc == -signal.SIGKILL,
             "answers_after_kill": answers,
             "after_kill": (q.stderr.strip().splitlines() or [""])[-1][:80] if not answers else "",
             "rerun_ok": rerun.returncode == 0, "check_ok": chk.returncode == 0,
-            "same_as_clean": got == reference,
+            # What the next run kept of a killed fresh build, and what it still embedded.
+            "taken_up": summary.get("resumed", 0),
+            "rerun_embedded": summary.get("passages_embedded"),
+            "same_as_clean": got == reference, "reference": list(reference),
             "traceback": "Traceback" in (q.stderr + rerun.stderr + chk.stderr)}
 
 
@@ -146,6 +150,10 @@ def folder_cases(work: Path, docs: Path) -> list[dict]:
     return out
 
 
+def reference_passages(rows: list[dict]) -> int:
+    return next((r["reference"][2] for r in rows if r.get("reference")), 0)
+
+
 def write(rows: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "kill_campaign.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
@@ -158,11 +166,16 @@ def write(rows: list[dict], out: Path) -> None:
              f"{sum(r['rerun_ok'] and r['check_ok'] and r['same_as_clean'] for r in kills)} "
              "were whole again after one plain `xsearch index`; "
              f"{sum(r['traceback'] for r in kills)} tracebacks.", "",
-             "| case | killed | answers after kill | next index ok | check ok | same as clean "
-             "build | traceback |", "|---|---|---|---|---|---|---|"]
+             f"The next run took up the killed run's fresh database in "
+             f"{sum(bool(r['taken_up']) for r in kills)} cases (files it kept / passages it "
+             f"still embedded, of {reference_passages(rows)} in a clean build).", "",
+             "| case | killed | answers after kill | next index ok | files taken up / passages "
+             "embedded | check ok | same as clean build | traceback |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in kills:
         lines.append(f"| {r['case']} | {r['killed']} | {r['answers_after_kill']} "
-                     f"{r['after_kill']} | {r['rerun_ok']} | {r['check_ok']} | "
+                     f"{r['after_kill']} | {r['rerun_ok']} | {r['taken_up']} / "
+                     f"{r['rerun_embedded']} | {r['check_ok']} | "
                      f"{r['same_as_clean']} | {r['traceback']} |")
     lines += ["", "| folder case | exit | message | data lost | traceback |",
               "|---|---|---|---|---|"]

@@ -231,6 +231,17 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         )
 
 
+def _ranks(ranks: list[int]) -> str:
+    """[3, 5, 6, 7] -> '#3, #5-7'."""
+    runs: list[list[int]] = []
+    for r in ranks:
+        if runs and r == runs[-1][1] + 1:
+            runs[-1][1] = r
+        else:
+            runs.append([r, r])
+    return ", ".join(f"#{a}" if a == b else f"#{a}-{b}" for a, b in runs)
+
+
 def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     if query is not None and queries_file is None:
         if not query.strip():
@@ -333,6 +344,11 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
                    f"{_safe(where)}:{h.char_start}-{h.char_end}{topic}")
         body = _safe(h.text) if full_text else render(_safe(h.snippet), h.highlights, color)
         click.echo(wrap(body))
+    weak = [h.rank for h in hits if h.relevance <= 0]
+    if weak and not as_json:
+        click.echo(f"note: {'hit' if len(weak) == 1 else 'hits'} {_ranks(weak)} "
+                   f"{'is' if len(weak) == 1 else 'are'} no closer to the query than an "
+                   "average passage of their language.", err=True)
     if (not as_json and offset == 0 and hits[0].relevance < RELEVANT_Z
             and calibrated):
         click.echo(f"note: nothing stands out: the best hit is {hits[0].relevance:.1f}σ above "

@@ -104,8 +104,14 @@ function fileName(hit) {
   return base + (hit.record_id ? "#" + hit.record_id : "");
 }
 
-function hitItem(hit, query) {
-  return el("li", { class: "hit", "data-lang": hit.language },
+// At or below 0 a hit is no closer to the query than an average passage of its language: with a
+// language filter or few on-topic passages these fill the list, and are shown as such.
+function isWeak(hit) { return typeof hit.relevance === "number" && hit.relevance <= 0; }
+
+function hitItem(hit, query, markWeak = false) {
+  const weak = markWeak && isWeak(hit);
+  return el("li", { class: "hit" + (weak ? " weak" : ""), "data-lang": hit.language,
+    "data-relevance": hit.relevance },
     el("article", {},
       el("h3", langAttrs(hit.language),
         el("a", { href: "#/passage/" + hit.passage_id, class: "open" },
@@ -113,7 +119,11 @@ function hitItem(hit, query) {
       el("div", { class: "meta" },
         el("span", { class: "badge lang", title: "language_script" }, hit.language || "?"),
         el("span", { class: "badge" }, (script(hit.language) || "?") + " script"),
-        el("span", { class: "score", title: "score" }, "score " + Number(hit.score).toFixed(3)),
+        el("span", { class: "score", title: "relevance: standard deviations above this " +
+          "query's scores over the passages of the hit's language; cosine similarity" },
+          Number(hit.relevance).toFixed(1) + "σ · cos " + Number(hit.cosine).toFixed(3)),
+        weak ? el("span", { class: "badge weak-note" }, "no closer than its language's average")
+          : null,
         el("span", { class: "path", title: hit.path }, fileName(hit) +
           " · chars " + hit.char_start + "–" + hit.char_end),
         hit.topic ? el("span", { class: "badge" }, hit.topic) : null),
@@ -171,11 +181,13 @@ async function searchView(params, seq) {
   try {
     const res = await api("/api/search?" + url);
     const nl = Object.keys(res.languages).length;
+    const weak = res.hits.filter(isWeak).length;
     setStatus(res.hits.length + (res.hits.length === 1 ? " hit" : " hits") + " in " + nl +
-      (nl === 1 ? " language" : " languages"));
+      (nl === 1 ? " language" : " languages") +
+      (weak ? " (" + weak + " no closer than an average passage of their language)" : ""));
     out.replaceChildren(
       el("h2", { class: "sr-only" }, "Results"),
-      res.hits.length ? el("ol", { class: "hits" }, res.hits.map((h) => hitItem(h, q)))
+      res.hits.length ? el("ol", { class: "hits" }, res.hits.map((h) => hitItem(h, q, true)))
         : el("p", { class: "empty" }, "No hits."));
   } catch (e) {
     if (stale(seq)) return;
