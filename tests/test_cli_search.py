@@ -243,3 +243,19 @@ def test_a_cross_lingual_hit_marks_the_query_word_written_with_accents(corpus_in
     assert fra, [h["path"] for h in hits]
     marked = {fra[0]["snippet"][a:b].casefold() for a, b in fra[0]["highlights"]}
     assert "éruption" in marked, (fra[0]["snippet"], fra[0]["highlights"])
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(corpus_index, tmp_path):
+    """`xsearch query -f ... | head -1`: the pipe (64 KB) closes under the writer with 200
+    answers to go; no error line and no traceback on stderr (click's own handling, which the
+    CLI's error edge lets through)."""
+    questions = tmp_path / "q.txt"
+    questions.write_text("".join(f"bread {i}\n" for i in range(200)), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "query", "-f", str(questions),
+                             "--index", str(corpus_index)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert json.loads(proc.stdout.readline())["query"] == "bread 0"
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1
+    assert "Error" not in err and "Traceback" not in err, err

@@ -371,3 +371,73 @@ def test_an_index_made_before_the_passage_lengths_is_queried_and_then_upgraded(c
     assert run("check", "--repair", "--index", str(index), "--no-model").exit_code == 0
     db = sqlite3.connect(index / "xsearch.db")
     assert bm25.has_lengths(db) and bm25.mismatches(db, lexical.TABLE) == 0
+
+
+def _index_process(docs: Path, index: Path, *extra: str, limit: int | None = None
+                   ) -> subprocess.CompletedProcess:
+    """`xsearch index` in its own process; ``limit`` caps the size of any file it writes
+    (RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk; Python ignores
+    SIGXFSZ), so a write fails midway without root or a small filesystem."""
+    import resource
+
+    def cap():
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+                           str(index), *extra], capture_output=True, text=True, timeout=600,
+                          preexec_fn=cap)
+
+
+def _error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def test_a_write_that_fails_midway_is_one_line_and_loses_nothing(copy, tmp_path):
+    """Adding the whole sample corpus to an index when no file may grow past 64 KB: one
+    line naming the index, exit 1; the index answers and checks as before, and once writes
+    work again the same command adds everything."""
+    from conftest import CORPUS
+
+    _, index = copy
+    before = _file_count(index)
+    top = run("query", "bread", "--index", str(index), "--json").output.splitlines()[0]
+    line = _error_line(_index_process(CORPUS, index, limit=64 * 1024))
+    assert f"could not write index {index}" in line and "committed before is kept" in line
+    assert _file_count(index) == before
+    assert run("query", "bread", "--index", str(index), "--json").output.splitlines()[0] == top
+    assert run("check", "--index", str(index), "--no-model").exit_code == 0
+    done = _index_process(CORPUS, index, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["new"] == 60 and _file_count(index) == before + 60
+
+
+def test_a_full_disk_is_one_line_and_the_next_run_goes_on(tmp_path):
+    """A real full filesystem (a 5 MB tmpfs; needs root to mount, else skipped) under a new
+    index: one line saying the disk is full, what was committed kept; with room again, the
+    next run takes the build up and finishes it."""
+    from conftest import CORPUS
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5M", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        index = mnt / "index"
+        line = _error_line(_index_process(CORPUS, index, "--commit-every", "16"))
+        assert "database or disk is full" in line or "No space left on device" in line, line
+        assert "free some space and run it again" in line
+        kept = index / "xsearch.db.new-"  # the build stopped, not thrown away
+        assert any(str(p).startswith(str(kept)) for p in index.iterdir())
+        subprocess.run(["mount", "-o", "remount,size=24M", str(mnt)], check=True)
+        done = _index_process(CORPUS, index, "--json")
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["resumed"] > 0 and summary["resumed"] + summary["new"] == 60
+        assert run("check", "--index", str(index), "--no-model").exit_code == 0
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -196,6 +196,11 @@ def _edge(f):
             return f(*args, **kwargs)
         except XsearchError as exc:
             raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
+        except BrokenPipeError:  # `xsearch query ... | head`: click ends it quietly
+            raise
+        except OSError as exc:  # the machine said no (permissions, a full disk...): one line
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(_safe(f"{exc.strerror or exc}{where}")) from exc
         except Terminated:
             click.echo("terminated", err=True)
             sys.exit(143)

@@ -35,6 +35,11 @@ class IndexLockedError(XsearchError):
     """Another process is writing the index."""
 
 
+class IndexWriteError(XsearchError):
+    """The index could not be written (disk full, read-only, I/O error); what was committed
+    before stays as it was."""
+
+
 class DatasetError(XsearchError):
     """A benchmark dataset is missing or malformed."""
 

@@ -169,10 +169,16 @@ class Store:
             if self.db["meta"].exists():
                 self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                 "WHERE key = 'generation'")
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # A full disk or an I/O error may have rolled it back already (SQLite does, for
+            # some errors): the error to report is the first one, not ROLLBACK's.
+            if self.db.conn.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
-        self.db.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:

@@ -8,6 +8,7 @@ names are swept by the next writer. Nothing outside the index's own name pattern
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -22,7 +23,7 @@ import numpy as np
 
 from . import segment_kinds as K
 from . import segments as S
-from .errors import CorruptIndexError, IndexLockedError
+from .errors import CorruptIndexError, IndexLockedError, IndexWriteError
 from .faults import point
 from .fileio import fsync_dir
 from .index_dir import (
@@ -90,7 +91,8 @@ def prepare_folder(path: Path) -> None:
 
 @contextmanager
 def write_lock(path: Path) -> Iterator[None]:
-    """One writer per index; a second one fails at once instead of interleaving."""
+    """One writer per index; a second one fails at once instead of interleaving. A failed
+    write inside (disk full, I/O error) comes out as one :class:`IndexWriteError`."""
     try:
         fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -100,9 +102,34 @@ def write_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise IndexLockedError(f"index {path} is being written by another process") from exc
-        yield
+        with write_errors(path):
+            yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def write_errors(path: Path) -> Iterator[None]:
+    """OSError and SQLite's operational errors inside become one :class:`IndexWriteError`
+    naming the index, the cause and what is kept (every write is a transaction)."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise IndexWriteError(write_failure(path, exc)) from exc
+
+
+def write_failure(path: Path, exc: BaseException) -> str:
+    """``could not write index X: No space left on device (FILE); ...`` in one line."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename else ""
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    else:
+        what, where = str(exc) or type(exc).__name__, ""
+        full = "full" in what
+    then = ("free some space and run it again: it keeps what was committed and goes on from "
+            "there" if full else "what was committed before is kept")
+    return f"could not write index {path}: {what}{where}; {then}"
 
 
 @dataclass
