@@ -215,6 +215,21 @@ def test_a_killed_build_with_other_settings_is_not_taken_up(reference, tmp_path)
     assert json.loads((index / "config.json").read_text())["chunk_tokens"] == 128
 
 
+def test_a_killed_build_of_other_paths_is_not_taken_up(reference, tmp_path):
+    """A fresh build is one run's: given other folders, the next run starts its own, so the
+    index holds what it was asked for and nothing of the stopped run's paths."""
+    docs, _, _ = reference
+    index = tmp_path / "index"
+    _run_fault("write:after-commit@2", docs, index)
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in sorted(docs.iterdir())[:2]:
+        shutil.copy(f, other / f.name)
+    done = _index_json(other, index)
+    assert done["resumed"] == 0 and done["new"] == 2 and _counts(index)[0] == 2
+    assert not _unfinished(index)
+
+
 def test_an_interrupted_full_rebuild_is_taken_up_by_the_next_full(reference, tmp_path):
     """The old index answers until the rebuild is done; a second --full goes on from the
     first one's commits (a plain run instead drops them: test_kill_at_named_point_of_full)."""

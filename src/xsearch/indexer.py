@@ -8,6 +8,7 @@ any point leaves the last committed state; see ``writer.py`` for the order of wr
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import replace
@@ -162,7 +163,8 @@ def build_index(
                                         batch_size=batch_size, engine=engine)
             config = None if existing else _new_config(model, embedder, chunk_tokens,
                                                        chunk_overlap, layout, centering)
-            writer = IndexWriter.open(index_path, config)
+            writer = IndexWriter.open(index_path, config,
+                                      build=json.dumps(sorted(str(r) for r in roots)))
             summary.resumed = writer.resumed_files
             try:
                 if existing is not None and existing.dim != embedder.dim:

@@ -122,7 +122,9 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
         doc_of = dict(store.db.execute("SELECT id, document_id FROM passages").fetchall())
         doc_ids = np.array([doc_of[int(i)] for i in ids], dtype=np.int64)
         started = time.perf_counter()
-        with store.transaction():
+        from .writer import write_errors
+
+        with write_errors(Path(index_path)), store.transaction():
             store.db.execute("DELETE FROM labels")
             for pos, lb in enumerate(labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "
@@ -186,7 +188,9 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
             vecs = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, index.config.dim))
             names, score = clf.predict_vectors(vecs)
         started = time.perf_counter()
-        with store.transaction():
+        from .writer import write_errors
+
+        with write_errors(Path(index_path)), store.transaction():
             store.db.execute("DELETE FROM labels")
             for pos, name in enumerate(clf.labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "

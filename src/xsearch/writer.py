@@ -51,6 +51,9 @@ TOMBSTONE_SHARE = 0.2
 #: Approximate segments of one language merged once there are this many.
 MAX_ANN_SEGMENTS = 4
 NEW_DB_RE = "xsearch.db.new-"
+#: Meta key of a fresh database: what its run was asked to index (the roots), so that only a
+#: run asked the same takes it up.
+BUILD_KEY = "build"
 
 
 
@@ -156,11 +159,12 @@ class IndexWriter:
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, new_config: IndexConfig | None) -> IndexWriter:
+    def open(cls, path: Path, new_config: IndexConfig | None, build: str = "") -> IndexWriter:
         """Open the live index, or start a fresh one when ``new_config`` is given: the fresh
-        database an interrupted run left with the same config is taken up where it stopped
-        (:attr:`resumed_files` tells how many files it held), any other is removed."""
-        unfinished = _recover_or_sweep_new_dbs(path, resume=new_config)
+        database an interrupted run left with the same config and ``build`` (what it was
+        asked to index) is taken up where it stopped (:attr:`resumed_files` tells how many
+        files it held), any other is removed."""
+        unfinished = _recover_or_sweep_new_dbs(path, resume=new_config, build=build)
         if unfinished is not None:
             return cls._resume(path, unfinished)
         if new_config is None:
@@ -176,6 +180,7 @@ class IndexWriter:
             with store.transaction():
                 store.set_meta("config", new_config.to_json())
                 store.set_meta("complete", "0")
+                store.set_meta(BUILD_KEY, build)
                 store.db.execute("DROP TABLE IF EXISTS vectors")
                 store.db.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES "
                                  "('segments', ?)", [_highest_segment_seq(path / SEGMENTS)])
@@ -467,10 +472,10 @@ def _same_build(raw: str, config: IndexConfig) -> bool:
 
 
 def _recover_or_sweep_new_dbs(path: Path, resume: IndexConfig | None = None,
-                              keep_unfinished: bool = False) -> Path | None:
+                              keep_unfinished: bool = False, build: str = "") -> Path | None:
     """A finished fresh database left by a kill mid-swap is swapped in. Of the unfinished
-    ones, the newest begun with ``resume``'s config is kept and returned; the rest are
-    removed (all of them kept with ``keep_unfinished``)."""
+    ones, the newest begun with ``resume``'s config and the same ``build`` is kept and
+    returned; the rest are removed (all of them kept with ``keep_unfinished``)."""
     unfinished: list[tuple[float, Path, str | None]] = []
     for entry in sorted(path.glob(NEW_DB_RE + "*")):
         if not entry.name[len(NEW_DB_RE):].isdigit():
@@ -482,15 +487,18 @@ def _recover_or_sweep_new_dbs(path: Path, resume: IndexConfig | None = None,
                 row = con.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone()
                 complete = bool(row and row[0] == "1")
                 raw = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+                asked = con.execute("SELECT value FROM meta WHERE key = ?",
+                                    [BUILD_KEY]).fetchone()
             finally:
                 con.close()
         except sqlite3.Error:
-            raw = None
+            raw = asked = None
         if complete and raw:
             _swap_in(path, entry)
             IndexConfig.from_dict(json.loads(raw[0]), str(path)).write(path / CONFIG)
             continue
-        unfinished.append((entry.stat().st_mtime, entry, raw[0] if raw else None))
+        same_paths = asked is not None and asked[0] == build
+        unfinished.append((entry.stat().st_mtime, entry, raw[0] if raw and same_paths else None))
     if keep_unfinished:
         return None
     kept = None
