@@ -163,6 +163,8 @@ def test_a_new_index_killed_mid_build_is_taken_up_where_it_stopped(reference, tm
     index = tmp_path / "index"
     _run_fault("write:after-commit@2", docs, index)
     assert not (index / "xsearch.db").exists() and len(_unfinished(index)) == 1
+    asked = _xsearch("query", "bread", "--index", str(index), check=False)
+    assert asked.returncode == 1 and "stopped after committing 2 file(s)" in asked.stderr
     done = _index_json(docs, index)
     assert done["resumed"] == 2 and done["unchanged"] == 2 and done["new"] == 3
     assert 0 < done["passages_embedded"] < counts[2]
@@ -238,6 +240,11 @@ def test_an_interrupted_full_rebuild_is_taken_up_by_the_next_full(reference, tmp
     shutil.copytree(built, index)
     _run_fault("write:after-commit@3", docs, index, "--full")
     assert _counts(index) == counts and len(_unfinished(index)) == 1
+    waiting = json.loads(_xsearch("stats", "--index", str(index), "--json").stdout)
+    assert waiting["unfinished_build"]["files"] == 3
+    assert waiting["unfinished_build"]["paths"] == [str(docs)]
+    assert f"index --full {docs}` goes on with it" in \
+        _xsearch("stats", "--index", str(index)).stdout.replace("\n", " ")
     done = _index_json(docs, index, "--full")
     assert done["resumed"] == 3 and done["new"] == 2
     assert not _unfinished(index)

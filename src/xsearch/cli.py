@@ -368,6 +368,8 @@ def stats(index_path, as_json):
         xsearch stats
         xsearch stats --index ~/xsearch-index --json
     """
+    import shlex
+
     from .stats import index_stats
 
     info = index_stats(index_path)
@@ -393,6 +395,12 @@ def stats(index_path, as_json):
                    "xsearch index --prune drops them")
     sizes = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in info["disk"].items())
     click.echo(f"on disk:  {sizes}")
+    left = info.get("unfinished_build")
+    if left:
+        paths = shlex.join(left["paths"]) or "PATHS"
+        click.echo(f"stopped:  a --full rebuild holds {left['files']} file(s) in "
+                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {_safe(paths)}` "
+                   "goes on with it, a plain `xsearch index` drops it")
 
 
 @cli.command(context_settings=CONTEXT)

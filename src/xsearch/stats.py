@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from .index_dir import IndexDir
+from .index_dir import IndexDir, unfinished_builds
 from .manage import missing_files
 
 
@@ -41,6 +41,8 @@ def index_stats(index_path: Path) -> dict:
             "languages": languages,
             "topics": topics,
             "disk": index.disk_usage(),
+            # A stopped --full rebuild: `xsearch index --full` with its paths goes on with it.
+            "unfinished_build": next(iter(unfinished_builds(index.path)), None),
         }
     finally:
         index.close()
