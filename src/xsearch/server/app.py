@@ -20,6 +20,7 @@ from ..errors import (
     EmptyIndexError,
     IndexLockedError,
     IndexMismatchError,
+    IndexWriteError,
     NotFoundError,
     XsearchError,
 )
@@ -34,7 +35,8 @@ MAX_ID = 2**62
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 _STATUS = [(NotFoundError, 404), (EmptyIndexError, 503), (CorruptIndexError, 503),
-           (IndexLockedError, 409), (IndexMismatchError, 500)]
+           (IndexLockedError, 409), (IndexMismatchError, 500),
+           (IndexWriteError, 507)]  # 507 Insufficient Storage: a full disk, mostly
 
 
 def _status(exc: XsearchError) -> int:
