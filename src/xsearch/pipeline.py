@@ -22,6 +22,7 @@ from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile
 from .faults import point
 from .ingest import ReadOptions, ReadResult, read_file
+from .offset_samples import group_samples, sample_what_is_owed, sampled_so_far
 from .store import DocumentRow, PassageRow
 from .writer import IndexWriter
 
@@ -272,6 +273,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     if not todo:
         if prepare is not None:
             prepare()
+        sample_what_is_owed(writer, embedder, sampled_so_far(writer.store, writer, embedder))
         return
     known = _indexed(writer.store, [str(f) for f, _ in todo])
     # The reader thread uses its own read-only connection: SQLite objects stay in one thread.
@@ -293,11 +295,8 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     try:
         if prepare is not None:
             prepare()
-        sampled = {lang: row[0] for lang, row in reader_view.store.lang_offsets().items()}
-        # The model's shipped priors give these languages' offsets, measured on 700 sentences
-        # each of the length the samples are cut to: sampling again would only add embedding.
-        for lang in _prior_languages(writer, embedder):
-            sampled.setdefault(lang, OFFSET_SAMPLES)
+        sampled = sampled_so_far(reader_view.store, writer, embedder)
+        sample_what_is_owed(writer, embedder, sampled)  # the writer thread is idle yet
         for group in _groups(inbox, commit_every):
             if errors:
                 break
@@ -308,7 +307,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
             try:
                 vectors = embedder.embed_documents_with_progress(texts, told) if texts else \
                     np.zeros((0, embedder.dim), dtype=np.float32)
-                offsets = _offset_samples(embedder, group, sampled)
+                offsets = group_samples(embedder, group, sampled)
             except KeyboardInterrupt as exc:
                 salvage = _whole_files(group, vectors, exc, told.bytes, notify)
                 if isinstance(exc, PartialEmbedding):
@@ -337,7 +336,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
 def _whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: KeyboardInterrupt,
                  bytes_told: float, notify: ProgressFn) -> tuple | None:
     """The files of an interrupted group whose passages were all embedded, as a job for the
-    writer (without offset samples: a later run takes them)."""
+    writer (without offset samples: the next run takes them, ``sample_what_is_owed``)."""
     if vectors is not None:  # embedded whole, interrupted after
         done = np.ones(len(vectors), dtype=bool)
     elif isinstance(exc, PartialEmbedding):
@@ -361,12 +360,6 @@ def _whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: Keyboar
     return keep, vectors[rows], {}, bytes_told
 
 
-#: Passages per language also embedded in query mode (their first characters only), from
-#: which the index measures that language's query-minus-passage offset (centering.py).
-OFFSET_SAMPLES = 16
-OFFSET_CHARS = 160
-
-
 class _BatchReport:
     """Tells ``notify`` of each embedded batch of a group ("embedded": passages, tokens, and
     the group's bytes in proportion to its tokens, for a rate and an ETA from the first batch
@@ -388,37 +381,6 @@ class _BatchReport:
         self.bytes += share
         self.notify("embedded", {"n": len(new), "tokens": tokens, "bytes": share})
         point("embed:batch")
-
-
-def _prior_languages(writer: IndexWriter, embedder: Embedder) -> tuple[str, ...]:
-    from .centering import PROBE_KEY, decode_vector
-    from .priors import for_model
-
-    table = for_model(getattr(embedder, "name", ""), decode_vector(writer.store.meta(PROBE_KEY)))
-    return table.langs if table is not None else ()
-
-
-def _offset_samples(embedder: Embedder, group: list[_Pending], sampled: dict[str, int]
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Query- and passage-mode vectors of a few new passages of each under-sampled language."""
-    picks: dict[str, list[str]] = {}
-    for item in group:
-        for d in item.docs:
-            for p in d.passages:
-                lang = p.language or "und"
-                if sampled.get(lang, 0) + len(picks.get(lang, ())) < OFFSET_SAMPLES:
-                    picks.setdefault(lang, []).append(p.text[:OFFSET_CHARS])
-    if not picks:
-        return {}
-    texts = [t for ts in picks.values() for t in ts]
-    q = embedder.embed_queries(texts)
-    p = embedder.embed_documents(texts)
-    out, row = {}, 0
-    for lang, ts in picks.items():
-        out[lang] = (q[row:row + len(ts)], p[row:row + len(ts)])
-        sampled[lang] = sampled.get(lang, 0) + len(ts)
-        row += len(ts)
-    return out
 
 
 class _ReaderView:
