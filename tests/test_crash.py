@@ -114,11 +114,12 @@ def test_kill_at_more_points(point, reference, tmp_path):
     _fault_on_full(point, reference, tmp_path)
 
 
-def _passages(db) -> int:
+def _rows(db, table: str = "passages") -> int:
+    """Rows of ``table`` committed in the database file ``db`` (0 while it cannot be read)."""
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
-            return con.execute("SELECT count(*) FROM passages").fetchone()[0]
+            return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         finally:
             con.close()
     except sqlite3.Error:
@@ -132,9 +133,9 @@ def test_killed_at_a_random_moment_then_finished(tmp_path, corpus_index):
         [sys.executable, "-m", "xsearch", "index", str(CORPUS), "--index", str(index),
          "--commit-every", "4", "--batch-size", "4", "-q"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    before = _passages(index / "xsearch.db")
+    before = _rows(index / "xsearch.db")
     deadline = time.monotonic() + 300
-    while _passages(index / "xsearch.db") < before + 8:
+    while _rows(index / "xsearch.db") < before + 8:
         assert proc.poll() is None, "indexer finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -181,7 +182,7 @@ def test_ctrl_c_in_a_first_build_keeps_its_commits_for_the_next_run(reference, t
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         dbs = _unfinished(index) if index.is_dir() else []
-        if dbs and _files_in(dbs[0]) >= 1:
+        if dbs and _rows(dbs[0], "files") >= 1:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the build ended before it could be interrupted"
@@ -190,21 +191,10 @@ def test_ctrl_c_in_a_first_build_keeps_its_commits_for_the_next_run(reference, t
     assert proc.returncode == 130 and "Traceback" not in err, err
     if (index / "xsearch.db").exists():  # it finished in the meantime: nothing to take up
         pytest.skip("the run completed before the signal arrived")
-    kept = _files_in(_unfinished(index)[0])
+    kept = _rows(_unfinished(index)[0], "files")
     done = _index_json(docs, index)
     assert done["resumed"] == kept >= 1 and done["new"] == counts[0] - kept
     _assert_sound(index, counts)
-
-
-def _files_in(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return con.execute("SELECT count(*) FROM files").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
 
 
 def test_a_killed_build_with_other_settings_is_not_taken_up(reference, tmp_path):
@@ -269,7 +259,7 @@ def test_ctrl_c_mid_group_commits_the_files_already_embedded(engine, sig, code, 
     note = [line for line in proc.stderr.splitlines() if line.startswith("stopping: ")]
     kept_passages, kept_files = (int(w) for w in note[0].split() if w.isdigit())
     assert 4 <= kept_files < counts[0] and kept_passages < counts[2]
-    assert _files_in(_unfinished(index)[0]) == kept_files
+    assert _rows(_unfinished(index)[0], "files") == kept_files
     done = _index_json(docs, index)
     assert done["resumed"] == kept_files
     assert done["passages_embedded"] == counts[2] - kept_passages
