@@ -296,3 +296,31 @@ def test_a_language_committed_on_ctrl_c_gets_its_offset_samples_next_run(tmp_pat
     again = _index_json(docs, index)  # nothing owed any more: nothing embedded
     assert again["passages_embedded"] == 0
     assert _offset_samples(index / "xsearch.db").get("cym_Latn") == 1
+
+
+def test_rm_and_repair_keep_a_stopped_rebuild_and_a_plain_run_says_it_drops_it(reference,
+                                                                              tmp_path):
+    """Hours of an interrupted --full are not thrown away by `xsearch rm` or `check
+    --repair` on the live index (their segments are not swept, their names do not collide);
+    `index --full` then takes the rebuild up. A plain `xsearch index` drops one, and says so."""
+    docs, built, counts = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    _run_fault("write:after-commit@3", docs, index, "--full")
+    one = sorted(docs.iterdir())[0]
+    _xsearch("rm", str(one), "--index", str(index))
+    _xsearch("check", "--repair", "--index", str(index), "--no-model")
+    assert _counts(index)[0] == counts[0] - 1
+    stats = json.loads(_xsearch("stats", "--index", str(index), "--json").stdout)
+    assert stats["unfinished_build"]["files"] == 3
+    assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
+    done = _index_json(docs, index, "--full")
+    assert done["resumed"] == 3 and done["new"] == counts[0] - 3
+    _assert_sound(index, counts)
+
+    _run_fault("write:after-commit@2", docs, index, "--full")
+    plain = _xsearch("index", str(docs), "--index", str(index), "--json")
+    assert "dropped a stopped --full rebuild of 2 file(s)" in plain.stderr
+    assert any("dropped a stopped" in w for w in json.loads(plain.stdout)["warnings"])
+    assert not _unfinished(index)
+    _assert_sound(index, counts)

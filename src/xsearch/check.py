@@ -83,7 +83,8 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
     path = Path(path)
     if repair:
         with private_files(), write_lock(path):
-            writer = IndexWriter.open(path, None)  # migrates an older schema
+            # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
+            writer = IndexWriter.open(path, None, keep_unfinished=True)
             try:
                 report = _check(writer.index, embedder, model_check)
                 report["repaired"] = _repair(writer, report, embedder)

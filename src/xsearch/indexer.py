@@ -166,6 +166,15 @@ def build_index(
             writer = IndexWriter.open(index_path, config,
                                       build=json.dumps(sorted(str(r) for r in roots)))
             summary.resumed = writer.resumed_files
+            for b in writer.dropped_builds:
+                msg = (f"dropped a stopped fresh build of {b['files']} file(s) "
+                       f"({b['bytes'] / 1048576:.1f} MiB): this run was given other "
+                       "paths or settings" if config is not None else
+                       f"dropped a stopped --full rebuild of {b['files']} file(s) "
+                       f"({b['bytes'] / 1048576:.1f} MiB): a run without --full updates "
+                       "the live index instead")
+                summary.warnings.append(msg)
+                notify("warning", {"message": msg})
             try:
                 if existing is not None and existing.dim != embedder.dim:
                     raise IndexMismatchError(

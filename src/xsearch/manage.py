@@ -152,7 +152,7 @@ def prune_missing(index_path: Path, dry_run: bool = False) -> dict:
 def _delete(path: Path, files: list[str], also_failed: list[str]) -> tuple[int, int]:
     """(passages removed, segments merged); one transaction, then the merge policy."""
     with private_files(), write_lock(path):
-        writer = IndexWriter.open(path, None)
+        writer = IndexWriter.open(path, None, keep_unfinished=True)
         try:
             # The write lock is held: the set may have changed since it was read.
             live = set(writer.store.files())

@@ -332,6 +332,17 @@ class Store:
                               ).fetchone()
         return (row[0] if row else 0) + 1
 
+    def segment_seq_at_least(self, seq: int) -> None:
+        """New segments are numbered above ``seq`` (inside a transaction). sqlite_sequence
+        has no unique key: INSERT OR REPLACE would add a second row, not replace the first."""
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'segments'"
+                              ).fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('segments', ?)",
+                            [seq])
+        elif row[0] < seq:
+            self.db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'segments'", [seq])
+
     def replace_segments(self, old_ids: list[int], new_id: int) -> None:
         """Point the passages of ``old_ids`` at ``new_id`` and drop the old rows (a merge)."""
         for part, marks in _in_chunks(old_ids):

@@ -37,6 +37,7 @@ from .index_dir import (
     ReadOnlyIndexError,
     is_own_folder,
     looks_like_index,
+    unfinished_builds,
 )
 from .store import SCHEMA_VERSION, Store
 
@@ -155,24 +156,41 @@ class IndexWriter:
         self.folder = path / SEGMENTS
         #: Files an interrupted run had already committed to the fresh database taken up.
         self.resumed_files = 0
+        #: Stopped fresh builds removed on opening (``unfinished_builds`` rows).
+        self.dropped_builds: list[dict] = []
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, new_config: IndexConfig | None, build: str = "") -> IndexWriter:
+    def open(cls, path: Path, new_config: IndexConfig | None, build: str = "",
+             keep_unfinished: bool = False) -> IndexWriter:
         """Open the live index, or start a fresh one when ``new_config`` is given: the fresh
         database an interrupted run left with the same config and ``build`` (what it was
         asked to index) is taken up where it stopped (:attr:`resumed_files` tells how many
-        files it held), any other is removed."""
-        unfinished = _recover_or_sweep_new_dbs(path, resume=new_config, build=build)
+        files it held), any other is removed (:attr:`dropped_builds` says what) unless
+        ``keep_unfinished`` (a live writer that is not an index run: rm, check --repair)."""
+        keep = keep_unfinished and new_config is None
+        before = [] if keep else unfinished_builds(path)
+        unfinished = _recover_or_sweep_new_dbs(path, resume=new_config, build=build,
+                                               keep_unfinished=keep)
+        left = {_build_key(b) for b in unfinished_builds(path)} if before else set()
+        dropped = [b for b in before if _build_key(b) not in left]
         if unfinished is not None:
-            return cls._resume(path, unfinished)
-        if new_config is None:
+            writer = cls._resume(path, unfinished)
+        elif new_config is None:
             index = IndexDir.open(path, readonly=False)
             writer = cls(path, index, None)
             writer._upgrade_legacy()
+            if keep:
+                writer._name_above_every_file()
             writer.sweep()
-            return writer
+        else:
+            writer = cls._create(path, new_config, build)
+        writer.dropped_builds = dropped
+        return writer
+
+    @classmethod
+    def _create(cls, path: Path, new_config: IndexConfig, build: str) -> IndexWriter:
         new_db = path / f"{NEW_DB_RE}{os.getpid()}"
         store = Store(new_db)
         point("create:db")
@@ -182,8 +200,7 @@ class IndexWriter:
                 store.set_meta("complete", "0")
                 store.set_meta(BUILD_KEY, build)
                 store.db.execute("DROP TABLE IF EXISTS vectors")
-                store.db.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES "
-                                 "('segments', ?)", [_highest_segment_seq(path / SEGMENTS)])
+                store.segment_seq_at_least(_highest_segment_seq(path / SEGMENTS))
         except BaseException:
             store.close()
             raise
@@ -197,10 +214,7 @@ class IndexWriter:
             with store.transaction():
                 # A killed run may have renamed a segment file into place without committing
                 # it: new names start above every file, and finish() sweeps the strays.
-                store.db.execute(
-                    "INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('segments', "
-                    "max(?, coalesce((SELECT seq FROM sqlite_sequence WHERE name = "
-                    "'segments'), 0)))", [_highest_segment_seq(path / SEGMENTS)])
+                store.segment_seq_at_least(_highest_segment_seq(path / SEGMENTS))
             writer = cls(path, IndexDir(path, config, store, readonly=False), new_db)
             writer.resumed_files = store.db.execute("SELECT count(*) FROM files").fetchone()[0]
         except BaseException:
@@ -235,7 +249,8 @@ class IndexWriter:
             (self.path / name).unlink(missing_ok=True)
 
     def sweep(self) -> list[str]:
-        """Delete segment files that the committed state does not name.
+        """Delete segment files that the committed state does not name (nor a stopped fresh
+        build kept for the run that takes it up).
 
         While a fresh database is being built the live one still names its own segments, so
         nothing is swept until :meth:`finish` has swapped the fresh one in.
@@ -243,7 +258,18 @@ class IndexWriter:
         if self._new_db is not None:
             return []
         names = {f for r in self.store.segments() for f in S.files_of(r["name"], r["kind"])}
-        return S.sweep(self.folder, names)
+        kept = _unfinished_segment_files(self.path)
+        if kept is None:  # a stopped build that cannot be read: sweep nothing rather than its
+            return []
+        return S.sweep(self.folder, names | kept)
+
+    def _name_above_every_file(self) -> None:
+        """New segments of the live index get names above every file, a kept stopped fresh
+        build's included, so that neither writes over the other's."""
+        highest = _highest_segment_seq(self.folder)
+        if highest >= self.store.next_segment_seq():
+            with self.store.transaction():
+                self.store.segment_seq_at_least(highest)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -413,6 +439,28 @@ class IndexWriter:
 
     def abort(self) -> None:
         self.index.close()
+
+
+def _build_key(build: dict) -> tuple:
+    return build["started"], tuple(build["paths"]), build["files"]
+
+
+def _unfinished_segment_files(path: Path) -> set[str] | None:
+    """Segment files the stopped fresh builds beside the live index name (None: unreadable)."""
+    names: set[str] = set()
+    for entry in path.glob(NEW_DB_RE + "*"):
+        if not entry.name[len(NEW_DB_RE):].isdigit():
+            continue
+        try:
+            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
+            try:
+                rows = con.execute("SELECT name, kind FROM segments").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return None
+        names |= {f for name, kind in rows for f in S.files_of(name, kind)}
+    return names
 
 
 def _highest_segment_seq(folder: Path) -> int:
