@@ -17,6 +17,7 @@ from pathlib import Path
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError
+from .fresh_builds import needs_fresh_database, recover
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
 from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
@@ -27,14 +28,7 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     _pipeline,
 )
 from .topics import label_index
-from .writer import (
-    IndexWriter,
-    needs_fresh_database,
-    prepare_folder,
-    private_files,
-    recover,
-    write_lock,
-)
+from .writer import IndexWriter, prepare_folder, private_files, write_lock
 
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_OVERLAP = 32

@@ -1,5 +1,6 @@
-"""The write side of an index: the lock, atomic creation and ``--full``, the schema-2 upgrade,
-write transactions that add segments, and merges.
+"""The write side of an index: the lock, atomic creation and ``--full`` (what stopped runs
+leave: ``fresh_builds.py``), the schema-2 upgrade, write transactions that add segments, and
+merges.
 
 Order inside every write, for crash safety: segment files are written, fsync'd and renamed
 into place *before* the SQLite transaction that names them commits; files that no commit
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import fresh_builds as FB
 from . import segment_kinds as K
 from . import segments as S
 from .errors import CorruptIndexError, IndexLockedError, IndexWriteError
@@ -36,7 +38,6 @@ from .index_dir import (
     IndexDir,
     ReadOnlyIndexError,
     is_own_folder,
-    looks_like_index,
     unfinished_builds,
 )
 from .store import SCHEMA_VERSION, Store
@@ -51,10 +52,6 @@ ANN_MIN_VECTORS = 5_000
 TOMBSTONE_SHARE = 0.2
 #: Approximate segments of one language merged once there are this many.
 MAX_ANN_SEGMENTS = 4
-NEW_DB_RE = "xsearch.db.new-"
-#: Meta key of a fresh database: what its run was asked to index (the roots), so that only a
-#: run asked the same takes it up.
-BUILD_KEY = "build"
 
 
 
@@ -171,10 +168,10 @@ class IndexWriter:
         ``keep_unfinished`` (a live writer that is not an index run: rm, check --repair)."""
         keep = keep_unfinished and new_config is None
         before = [] if keep else unfinished_builds(path)
-        unfinished = _recover_or_sweep_new_dbs(path, resume=new_config, build=build,
+        unfinished = FB.recover_or_sweep(path, resume=new_config, build=build,
                                                keep_unfinished=keep)
-        left = {_build_key(b) for b in unfinished_builds(path)} if before else set()
-        dropped = [b for b in before if _build_key(b) not in left]
+        left = {FB.build_key(b) for b in unfinished_builds(path)} if before else set()
+        dropped = [b for b in before if FB.build_key(b) not in left]
         if unfinished is not None:
             writer = cls._resume(path, unfinished)
         elif new_config is None:
@@ -191,16 +188,16 @@ class IndexWriter:
 
     @classmethod
     def _create(cls, path: Path, new_config: IndexConfig, build: str) -> IndexWriter:
-        new_db = path / f"{NEW_DB_RE}{os.getpid()}"
+        new_db = path / f"{FB.NEW_DB_RE}{os.getpid()}"
         store = Store(new_db)
         point("create:db")
         try:
             with store.transaction():
                 store.set_meta("config", new_config.to_json())
                 store.set_meta("complete", "0")
-                store.set_meta(BUILD_KEY, build)
+                store.set_meta(FB.BUILD_KEY, build)
                 store.db.execute("DROP TABLE IF EXISTS vectors")
-                store.segment_seq_at_least(_highest_segment_seq(path / SEGMENTS))
+                store.segment_seq_at_least(FB.highest_segment_seq(path / SEGMENTS))
         except BaseException:
             store.close()
             raise
@@ -214,7 +211,7 @@ class IndexWriter:
             with store.transaction():
                 # A killed run may have renamed a segment file into place without committing
                 # it: new names start above every file, and finish() sweeps the strays.
-                store.segment_seq_at_least(_highest_segment_seq(path / SEGMENTS))
+                store.segment_seq_at_least(FB.highest_segment_seq(path / SEGMENTS))
             writer = cls(path, IndexDir(path, config, store, readonly=False), new_db)
             writer.resumed_files = store.db.execute("SELECT count(*) FROM files").fetchone()[0]
         except BaseException:
@@ -258,7 +255,7 @@ class IndexWriter:
         if self._new_db is not None:
             return []
         names = {f for r in self.store.segments() for f in S.files_of(r["name"], r["kind"])}
-        kept = _unfinished_segment_files(self.path)
+        kept = FB.unfinished_segment_files(self.path)
         if kept is None:  # a stopped build that cannot be read: sweep nothing rather than its
             return []
         return S.sweep(self.folder, names | kept)
@@ -266,7 +263,7 @@ class IndexWriter:
     def _name_above_every_file(self) -> None:
         """New segments of the live index get names above every file, a kept stopped fresh
         build's included, so that neither writes over the other's."""
-        highest = _highest_segment_seq(self.folder)
+        highest = FB.highest_segment_seq(self.folder)
         if highest >= self.store.next_segment_seq():
             with self.store.transaction():
                 self.store.segment_seq_at_least(highest)
@@ -423,7 +420,7 @@ class IndexWriter:
         self.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.store.db.execute("PRAGMA journal_mode = DELETE")
         self.index.close()
-        _swap_in(self.path, self._new_db)
+        FB.swap_in(self.path, self._new_db)
         point("finish:swapped")
         self.config.write(self.path / CONFIG)
         fsync_dir(self.path)
@@ -439,125 +436,3 @@ class IndexWriter:
 
     def abort(self) -> None:
         self.index.close()
-
-
-def _build_key(build: dict) -> tuple:
-    return build["started"], tuple(build["paths"]), build["files"]
-
-
-def _unfinished_segment_files(path: Path) -> set[str] | None:
-    """Segment files the stopped fresh builds beside the live index name (None: unreadable)."""
-    names: set[str] = set()
-    for entry in path.glob(NEW_DB_RE + "*"):
-        if not entry.name[len(NEW_DB_RE):].isdigit():
-            continue
-        try:
-            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
-            try:
-                rows = con.execute("SELECT name, kind FROM segments").fetchall()
-            finally:
-                con.close()
-        except sqlite3.Error:
-            return None
-        names |= {f for name, kind in rows for f in S.files_of(name, kind)}
-    return names
-
-
-def _highest_segment_seq(folder: Path) -> int:
-    best = 0
-    if folder.is_dir():
-        for entry in os.scandir(folder):
-            if S.NAME_RE.match(entry.name):
-                best = max(best, int(entry.name[1:9]))
-    return best
-
-
-def _swap_in(path: Path, new_db: Path) -> None:
-    live = path / DATABASE
-    if live.exists():
-        try:  # fold the old WAL in, so removing it below can lose nothing
-            con = sqlite3.connect(str(live), timeout=30)
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            con.close()
-        except sqlite3.Error:
-            pass
-    for suffix in ("-wal", "-shm", "-journal"):
-        (path / (DATABASE + suffix)).unlink(missing_ok=True)
-    # Fold the new database's own WAL in first: after a kill its last commits live there.
-    con = sqlite3.connect(str(new_db), timeout=30)
-    try:
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        con.execute("PRAGMA journal_mode = DELETE")
-    finally:
-        con.close()
-    for suffix in ("-wal", "-shm", "-journal"):
-        Path(str(new_db) + suffix).unlink(missing_ok=True)
-    point("finish:old-wal-removed")
-    os.replace(new_db, live)
-
-
-def recover(path: Path, keep_unfinished: bool = False) -> None:
-    """Finish what a killed writer left (call with the write lock held); an unfinished fresh
-    database is removed unless ``keep_unfinished`` (:meth:`IndexWriter.open` decides)."""
-    _recover_or_sweep_new_dbs(path, keep_unfinished=keep_unfinished)
-
-
-#: Config keys that may differ between a stopped fresh build and the run taking it up: the
-#: start time, and the engine (every e5-small engine's vectors go in one index).
-_RESUME_MAY_DIFFER = ("created_at", "engine")
-
-
-def _same_build(raw: str, config: IndexConfig) -> bool:
-    """Whether an unfinished fresh database was begun with ``config``'s settings."""
-    try:
-        mine = json.loads(raw)
-    except ValueError:
-        return False
-    wanted = json.loads(config.to_json())
-    return isinstance(mine, dict) and \
-        {k: v for k, v in mine.items() if k not in _RESUME_MAY_DIFFER} == \
-        {k: v for k, v in wanted.items() if k not in _RESUME_MAY_DIFFER}
-
-
-def _recover_or_sweep_new_dbs(path: Path, resume: IndexConfig | None = None,
-                              keep_unfinished: bool = False, build: str = "") -> Path | None:
-    """A finished fresh database left by a kill mid-swap is swapped in. Of the unfinished
-    ones, the newest begun with ``resume``'s config and the same ``build`` is kept and
-    returned; the rest are removed (all of them kept with ``keep_unfinished``)."""
-    unfinished: list[tuple[float, Path, str | None]] = []
-    for entry in sorted(path.glob(NEW_DB_RE + "*")):
-        if not entry.name[len(NEW_DB_RE):].isdigit():
-            continue
-        complete = False
-        try:
-            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
-            try:
-                row = con.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone()
-                complete = bool(row and row[0] == "1")
-                raw = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
-                asked = con.execute("SELECT value FROM meta WHERE key = ?",
-                                    [BUILD_KEY]).fetchone()
-            finally:
-                con.close()
-        except sqlite3.Error:
-            raw = asked = None
-        if complete and raw:
-            _swap_in(path, entry)
-            IndexConfig.from_dict(json.loads(raw[0]), str(path)).write(path / CONFIG)
-            continue
-        same_paths = asked is not None and asked[0] == build
-        unfinished.append((entry.stat().st_mtime, entry, raw[0] if raw and same_paths else None))
-    if keep_unfinished:
-        return None
-    kept = None
-    for _, entry, raw in sorted(unfinished, reverse=True):
-        if kept is None and resume is not None and raw is not None and _same_build(raw, resume):
-            kept = entry
-            continue
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(entry) + suffix).unlink(missing_ok=True)
-    return kept
-
-
-def needs_fresh_database(path: Path, full: bool) -> bool:
-    return full or not looks_like_index(path) or not (path / DATABASE).exists()

@@ -1,0 +1,145 @@
+"""Fresh databases: a new index or ``--full`` is built as ``xsearch.db.new-PID`` beside the
+live database and renamed over it when complete. What a stopped run leaves: a complete one
+is swapped in; an unfinished one is taken up by the next fresh run with the same settings and
+paths, kept by writers that are not index runs, and dropped by the others (docs/design.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from . import segments as S
+from .faults import point
+from .index_dir import CONFIG, DATABASE, IndexConfig, looks_like_index
+
+NEW_DB_RE = "xsearch.db.new-"
+#: Meta key of a fresh database: what its run was asked to index (the roots), so that only a
+#: run asked the same takes it up.
+BUILD_KEY = "build"
+
+
+def build_key(build: dict) -> tuple:
+    """Identifies one ``index_dir.unfinished_builds`` row."""
+    return build["started"], tuple(build["paths"]), build["files"]
+
+
+def unfinished_segment_files(path: Path) -> set[str] | None:
+    """Segment files the stopped fresh builds beside the live index name (None: unreadable)."""
+    names: set[str] = set()
+    for entry in path.glob(NEW_DB_RE + "*"):
+        if not entry.name[len(NEW_DB_RE):].isdigit():
+            continue
+        try:
+            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
+            try:
+                rows = con.execute("SELECT name, kind FROM segments").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return None
+        names |= {f for name, kind in rows for f in S.files_of(name, kind)}
+    return names
+
+
+def highest_segment_seq(folder: Path) -> int:
+    """The highest sequence number of any segment file in ``folder`` (0 if none)."""
+    best = 0
+    if folder.is_dir():
+        for entry in os.scandir(folder):
+            if S.NAME_RE.match(entry.name):
+                best = max(best, int(entry.name[1:9]))
+    return best
+
+
+def swap_in(path: Path, new_db: Path) -> None:
+    """Rename a complete fresh database over the live one, their WALs folded in first."""
+    live = path / DATABASE
+    if live.exists():
+        try:  # fold the old WAL in, so removing it below can lose nothing
+            con = sqlite3.connect(str(live), timeout=30)
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            con.close()
+        except sqlite3.Error:
+            pass
+    for suffix in ("-wal", "-shm", "-journal"):
+        (path / (DATABASE + suffix)).unlink(missing_ok=True)
+    # Fold the new database's own WAL in first: after a kill its last commits live there.
+    con = sqlite3.connect(str(new_db), timeout=30)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        con.close()
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(str(new_db) + suffix).unlink(missing_ok=True)
+    point("finish:old-wal-removed")
+    os.replace(new_db, live)
+
+
+def recover(path: Path, keep_unfinished: bool = False) -> None:
+    """Finish what a killed writer left (call with the write lock held); an unfinished fresh
+    database is removed unless ``keep_unfinished`` (``IndexWriter.open`` decides)."""
+    recover_or_sweep(path, keep_unfinished=keep_unfinished)
+
+
+#: Config keys that may differ between a stopped fresh build and the run taking it up: the
+#: start time, and the engine (every e5-small engine's vectors go in one index).
+_RESUME_MAY_DIFFER = ("created_at", "engine")
+
+
+def _same_build(raw: str, config: IndexConfig) -> bool:
+    """Whether an unfinished fresh database was begun with ``config``'s settings."""
+    try:
+        mine = json.loads(raw)
+    except ValueError:
+        return False
+    wanted = json.loads(config.to_json())
+    return isinstance(mine, dict) and \
+        {k: v for k, v in mine.items() if k not in _RESUME_MAY_DIFFER} == \
+        {k: v for k, v in wanted.items() if k not in _RESUME_MAY_DIFFER}
+
+
+def recover_or_sweep(path: Path, resume: IndexConfig | None = None,
+                              keep_unfinished: bool = False, build: str = "") -> Path | None:
+    """A finished fresh database left by a kill mid-swap is swapped in. Of the unfinished
+    ones, the newest begun with ``resume``'s config and the same ``build`` is kept and
+    returned; the rest are removed (all of them kept with ``keep_unfinished``)."""
+    unfinished: list[tuple[float, Path, str | None]] = []
+    for entry in sorted(path.glob(NEW_DB_RE + "*")):
+        if not entry.name[len(NEW_DB_RE):].isdigit():
+            continue
+        complete = False
+        try:
+            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
+            try:
+                row = con.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone()
+                complete = bool(row and row[0] == "1")
+                raw = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+                asked = con.execute("SELECT value FROM meta WHERE key = ?",
+                                    [BUILD_KEY]).fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            raw = asked = None
+        if complete and raw:
+            swap_in(path, entry)
+            IndexConfig.from_dict(json.loads(raw[0]), str(path)).write(path / CONFIG)
+            continue
+        same_paths = asked is not None and asked[0] == build
+        unfinished.append((entry.stat().st_mtime, entry, raw[0] if raw and same_paths else None))
+    if keep_unfinished:
+        return None
+    kept = None
+    for _, entry, raw in sorted(unfinished, reverse=True):
+        if kept is None and resume is not None and raw is not None and _same_build(raw, resume):
+            kept = entry
+            continue
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(entry) + suffix).unlink(missing_ok=True)
+    return kept
+
+
+def needs_fresh_database(path: Path, full: bool) -> bool:
+    return full or not looks_like_index(path) or not (path / DATABASE).exists()
