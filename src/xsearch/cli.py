@@ -357,53 +357,6 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
 
 
 @cli.command(context_settings=CONTEXT)
-@_index_option
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_edge
-def stats(index_path, as_json):
-    """Describe an index: documents and passages per language, model, sizes.
-
-    \b
-    Examples:
-        xsearch stats
-        xsearch stats --index ~/xsearch-index --json
-    """
-    import shlex
-
-    from .stats import index_stats
-
-    info = index_stats(index_path)
-    if as_json:
-        _emit(info)
-        return
-    click.echo(f"index:    {info['index']}")
-    click.echo(f"model:    {info['model']} ({info['dim']}-d, layout {info['layout']}, "
-               f"centering {info['centering']})")
-    click.echo(f"chunking: {info['chunk_tokens']} tokens, overlap {info['chunk_overlap']}")
-    click.echo(f"files: {info['files']}  documents: {info['documents']}  "
-               f"passages: {info['passages']}  segments: {info['segments']}  "
-               f"vectors: {info['vectors']}")
-    click.echo("language    documents  passages")
-    for row in info["languages"]:
-        click.echo(f"{row['language']:<11} {row['documents']:>9}  {row['passages']:>8}")
-    if info.get("topics"):
-        click.echo("topic            passages")
-        for row in info["topics"]:
-            click.echo(f"{row['topic']:<16} {row['passages']:>8}")
-    if info.get("missing_files"):
-        click.echo(f"missing:  {info['missing_files']} indexed file(s) no longer exist; "
-                   "xsearch index --prune drops them")
-    sizes = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in info["disk"].items())
-    click.echo(f"on disk:  {sizes}")
-    left = info.get("unfinished_build")
-    if left:
-        paths = shlex.join(left["paths"]) or "PATHS"
-        click.echo(f"stopped:  a --full rebuild holds {left['files']} file(s) in "
-                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {_safe(paths)}` "
-                   "goes on with it, a plain `xsearch index` drops it")
-
-
-@cli.command(context_settings=CONTEXT)
 @click.argument("labels_file", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_index_option
@@ -512,8 +465,8 @@ def _end_process(code: object) -> NoReturn:  # pragma: no cover - ends the proce
 
 
 # Commands that manage what is indexed live in their own module (registered on import).
-from .cli_manage import files, rm  # noqa: E402
+from .cli_manage import files, rm, stats  # noqa: E402
 from .cli_tools import bench, check, serve  # noqa: E402
 
-for _command in (files, rm, check, bench, serve):
+for _command in (stats, files, rm, check, bench, serve):
     cli.add_command(_command)

@@ -1,5 +1,6 @@
-"""CLI commands that manage what an index holds: ``files`` and ``rm`` (``index --prune`` uses
-:func:`report_removal`). Registered on the group by ``cli.py``; the logic is in ``manage.py``."""
+"""CLI commands that manage what an index holds: ``stats``, ``files`` and ``rm`` (``index
+--prune`` uses :func:`report_removal`). Registered on the group by ``cli.py``; the logic is
+in ``manage.py`` and ``stats.py``."""
 
 from __future__ import annotations
 
@@ -101,3 +102,50 @@ def rm(paths, index_path, missing_ok, dry_run, as_json):
 
     report_removal(remove_files(index_path, list(paths), missing_ok=missing_ok,
                                  dry_run=dry_run), as_json)
+
+
+@click.command(context_settings=CONTEXT)
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_edge
+def stats(index_path, as_json):
+    """Describe an index: documents and passages per language, model, sizes.
+
+    \b
+    Examples:
+        xsearch stats
+        xsearch stats --index ~/xsearch-index --json
+    """
+    import shlex
+
+    from .stats import index_stats
+
+    info = index_stats(index_path)
+    if as_json:
+        _emit(info)
+        return
+    click.echo(f"index:    {info['index']}")
+    click.echo(f"model:    {info['model']} ({info['dim']}-d, layout {info['layout']}, "
+               f"centering {info['centering']})")
+    click.echo(f"chunking: {info['chunk_tokens']} tokens, overlap {info['chunk_overlap']}")
+    click.echo(f"files: {info['files']}  documents: {info['documents']}  "
+               f"passages: {info['passages']}  segments: {info['segments']}  "
+               f"vectors: {info['vectors']}")
+    click.echo("language    documents  passages")
+    for row in info["languages"]:
+        click.echo(f"{row['language']:<11} {row['documents']:>9}  {row['passages']:>8}")
+    if info.get("topics"):
+        click.echo("topic            passages")
+        for row in info["topics"]:
+            click.echo(f"{row['topic']:<16} {row['passages']:>8}")
+    if info.get("missing_files"):
+        click.echo(f"missing:  {info['missing_files']} indexed file(s) no longer exist; "
+                   "xsearch index --prune drops them")
+    sizes = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in info["disk"].items())
+    click.echo(f"on disk:  {sizes}")
+    left = info.get("unfinished_build")
+    if left:
+        paths = shlex.join(left["paths"]) or "PATHS"
+        click.echo(f"stopped:  a --full rebuild holds {left['files']} file(s) in "
+                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {_safe(paths)}` "
+                   "goes on with it, a plain `xsearch index` drops it")
