@@ -20,26 +20,59 @@ NEW_DB_RE = "xsearch.db.new-"
 BUILD_KEY = "build"
 
 
+def _fresh_dbs(path: Path) -> list[Path]:
+    return sorted(e for e in Path(path).glob(NEW_DB_RE + "*")
+                  if e.name[len(NEW_DB_RE):].isdigit())
+
+
+def _read(db: Path, *queries: str) -> tuple[dict, list] | None:
+    """A fresh database's meta (complete, config, build) and the rows of ``queries``, read
+    without writing; None if it cannot be read."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN "
+                                    "('complete', 'config', ?)", [BUILD_KEY]).fetchall())
+            return meta, [con.execute(q).fetchall() for q in queries]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+
+
+def unfinished_builds(path: Path) -> list[dict]:
+    """Fresh databases a stopped `xsearch index` left to take up (a new index or --full),
+    newest first: ``{"files", "bytes", "paths", "started"}``."""
+    out = []
+    for db in _fresh_dbs(path):
+        got = _read(db, "SELECT count(*) FROM files")
+        if got is None or got[0].get("complete") == "1":
+            continue
+        meta, files = got[0], got[1][0][0][0]
+        try:
+            started = json.loads(meta.get("config") or "{}").get("created_at")
+            paths = json.loads(meta.get(BUILD_KEY) or "[]")
+        except (ValueError, AttributeError):
+            continue
+        size = sum(Path(str(db) + x).stat().st_size for x in ("", "-wal")
+                   if Path(str(db) + x).exists())
+        out.append({"files": files, "bytes": size, "paths": paths, "started": started})
+    return sorted(out, key=lambda b: b["started"] or 0, reverse=True)
+
+
 def build_key(build: dict) -> tuple:
-    """Identifies one ``index_dir.unfinished_builds`` row."""
+    """Identifies one :func:`unfinished_builds` row."""
     return build["started"], tuple(build["paths"]), build["files"]
 
 
 def unfinished_segment_files(path: Path) -> set[str] | None:
     """Segment files the stopped fresh builds beside the live index name (None: unreadable)."""
     names: set[str] = set()
-    for entry in path.glob(NEW_DB_RE + "*"):
-        if not entry.name[len(NEW_DB_RE):].isdigit():
-            continue
-        try:
-            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
-            try:
-                rows = con.execute("SELECT name, kind FROM segments").fetchall()
-            finally:
-                con.close()
-        except sqlite3.Error:
+    for db in _fresh_dbs(path):
+        got = _read(db, "SELECT name, kind FROM segments")
+        if got is None:
             return None
-        names |= {f for name, kind in rows for f in S.files_of(name, kind)}
+        names |= {f for name, kind in got[1][0] for f in S.files_of(name, kind)}
     return names
 
 
@@ -107,28 +140,15 @@ def recover_or_sweep(path: Path, resume: IndexConfig | None = None,
     ones, the newest begun with ``resume``'s config and the same ``build`` is kept and
     returned; the rest are removed (all of them kept with ``keep_unfinished``)."""
     unfinished: list[tuple[float, Path, str | None]] = []
-    for entry in sorted(path.glob(NEW_DB_RE + "*")):
-        if not entry.name[len(NEW_DB_RE):].isdigit():
-            continue
-        complete = False
-        try:
-            con = sqlite3.connect(f"file:{entry}?mode=ro", uri=True, timeout=5)
-            try:
-                row = con.execute("SELECT value FROM meta WHERE key = 'complete'").fetchone()
-                complete = bool(row and row[0] == "1")
-                raw = con.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
-                asked = con.execute("SELECT value FROM meta WHERE key = ?",
-                                    [BUILD_KEY]).fetchone()
-            finally:
-                con.close()
-        except sqlite3.Error:
-            raw = asked = None
-        if complete and raw:
+    for entry in _fresh_dbs(path):
+        meta = (_read(entry) or ({}, []))[0]
+        raw = meta.get("config")
+        if meta.get("complete") == "1" and raw:
             swap_in(path, entry)
-            IndexConfig.from_dict(json.loads(raw[0]), str(path)).write(path / CONFIG)
+            IndexConfig.from_dict(json.loads(raw), str(path)).write(path / CONFIG)
             continue
-        same_paths = asked is not None and asked[0] == build
-        unfinished.append((entry.stat().st_mtime, entry, raw[0] if raw and same_paths else None))
+        same_paths = meta.get(BUILD_KEY) == build
+        unfinished.append((entry.stat().st_mtime, entry, raw if same_paths else None))
     if keep_unfinished:
         return None
     kept = None

@@ -150,33 +150,6 @@ def _our_database(path: Path) -> bool:
         return False
 
 
-def unfinished_builds(path: Path) -> list[dict]:
-    """Fresh databases a stopped `xsearch index` left to take up (a new index or --full),
-    newest first: ``{"files", "bytes", "paths", "started"}``, read without writing."""
-    out = []
-    for db in Path(path).glob("xsearch.db.new-*"):
-        if not db.name[len("xsearch.db.new-"):].isdigit():
-            continue
-        try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-            try:
-                meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN "
-                                        "('complete', 'config', 'build')").fetchall())
-                files = con.execute("SELECT count(*) FROM files").fetchone()[0]
-            finally:
-                con.close()
-            started = json.loads(meta.get("config") or "{}").get("created_at")
-            paths = json.loads(meta.get("build") or "[]")
-        except (sqlite3.Error, ValueError, AttributeError):
-            continue
-        if meta.get("complete") == "1":
-            continue
-        size = sum(Path(str(db) + x).stat().st_size for x in ("", "-wal")
-                   if Path(str(db) + x).exists())
-        out.append({"files": files, "bytes": size, "paths": paths, "started": started})
-    return sorted(out, key=lambda b: b["started"] or 0, reverse=True)
-
-
 def is_own_folder(path: Path) -> bool:
     """True for a folder that is empty, an xsearch index, or only what a killed xsearch left.
 
@@ -233,6 +206,8 @@ class IndexDir:
         if not looks_like_index(path):
             if path.is_dir() and any(path.iterdir()):
                 if is_own_folder(path):
+                    from .fresh_builds import unfinished_builds
+
                     left = unfinished_builds(path)
                     done = f" after committing {left[0]['files']} file(s)" if left else ""
                     raise EmptyIndexError(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from .index_dir import IndexDir, unfinished_builds
+from .fresh_builds import unfinished_builds
+from .index_dir import IndexDir
 from .manage import missing_files
 
 
