@@ -40,29 +40,30 @@ def _read(db: Path, *queries: str) -> tuple[dict, list] | None:
         return None
 
 
+def _describe(db: Path, meta: dict, files: int) -> dict | None:
+    """One :func:`unfinished_builds` row (None if its meta is unreadable)."""
+    try:
+        started = json.loads(meta.get("config") or "{}").get("created_at")
+        paths = json.loads(meta.get(BUILD_KEY) or "[]")
+    except (ValueError, AttributeError):
+        return None
+    size = sum(Path(str(db) + x).stat().st_size for x in ("", "-wal")
+               if Path(str(db) + x).exists())
+    return {"files": files, "bytes": size, "paths": paths, "started": started}
+
+
+def _about(db: Path) -> dict | None:
+    got = _read(db, "SELECT count(*) FROM files")
+    if got is None or got[0].get("complete") == "1":
+        return None
+    return _describe(db, got[0], got[1][0][0][0])
+
+
 def unfinished_builds(path: Path) -> list[dict]:
     """Fresh databases a stopped `xsearch index` left to take up (a new index or --full),
     newest first: ``{"files", "bytes", "paths", "started"}``."""
-    out = []
-    for db in _fresh_dbs(path):
-        got = _read(db, "SELECT count(*) FROM files")
-        if got is None or got[0].get("complete") == "1":
-            continue
-        meta, files = got[0], got[1][0][0][0]
-        try:
-            started = json.loads(meta.get("config") or "{}").get("created_at")
-            paths = json.loads(meta.get(BUILD_KEY) or "[]")
-        except (ValueError, AttributeError):
-            continue
-        size = sum(Path(str(db) + x).stat().st_size for x in ("", "-wal")
-                   if Path(str(db) + x).exists())
-        out.append({"files": files, "bytes": size, "paths": paths, "started": started})
+    out = [row for row in map(_about, _fresh_dbs(path)) if row is not None]
     return sorted(out, key=lambda b: b["started"] or 0, reverse=True)
-
-
-def build_key(build: dict) -> tuple:
-    """Identifies one :func:`unfinished_builds` row."""
-    return build["started"], tuple(build["paths"]), build["files"]
 
 
 def unfinished_segment_files(path: Path) -> set[str] | None:
@@ -135,10 +136,12 @@ def _same_build(raw: str, config: IndexConfig) -> bool:
 
 
 def recover_or_sweep(path: Path, resume: IndexConfig | None = None,
-                              keep_unfinished: bool = False, build: str = "") -> Path | None:
+                     keep_unfinished: bool = False, build: str = ""
+                     ) -> tuple[Path | None, list[dict]]:
     """A finished fresh database left by a kill mid-swap is swapped in. Of the unfinished
-    ones, the newest begun with ``resume``'s config and the same ``build`` is kept and
-    returned; the rest are removed (all of them kept with ``keep_unfinished``)."""
+    ones, the newest begun with ``resume``'s config and the same ``build`` is kept; the rest
+    are removed (all of them kept with ``keep_unfinished``). Returns the one kept and what
+    was removed (:func:`unfinished_builds` rows, for a warning)."""
     unfinished: list[tuple[float, Path, str | None]] = []
     for entry in _fresh_dbs(path):
         meta = (_read(entry) or ({}, []))[0]
@@ -150,15 +153,18 @@ def recover_or_sweep(path: Path, resume: IndexConfig | None = None,
         same_paths = meta.get(BUILD_KEY) == build
         unfinished.append((entry.stat().st_mtime, entry, raw if same_paths else None))
     if keep_unfinished:
-        return None
-    kept = None
+        return None, []
+    kept, dropped = None, []
     for _, entry, raw in sorted(unfinished, reverse=True):
         if kept is None and resume is not None and raw is not None and _same_build(raw, resume):
             kept = entry
             continue
+        about = _about(entry)
+        if about is not None:
+            dropped.append(about)
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(entry) + suffix).unlink(missing_ok=True)
-    return kept
+    return kept, dropped
 
 
 def needs_fresh_database(path: Path, full: bool) -> bool:

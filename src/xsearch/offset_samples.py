@@ -16,22 +16,17 @@ OFFSET_SAMPLES = 16
 OFFSET_CHARS = 160
 
 
-def sampled_so_far(store, writer: IndexWriter, embedder: Embedder) -> dict[str, int]:
-    """Offset samples each language has (``store``: a connection of the calling thread)."""
+def settle(writer: IndexWriter, embedder: Embedder) -> dict[str, int]:
+    """Offset samples each language has, after sampling what is owed: languages with fewer
+    samples than committed passages (up to OFFSET_SAMPLES) get them from their newest
+    passages, in a transaction of their own. A stopped run commits the files it had embedded
+    without sampling them (``pipeline._whole_files``). Call it while no other thread writes."""
+    store = writer.store
     sampled = {lang: row[0] for lang, row in store.lang_offsets().items()}
     # The model's shipped priors give these languages' offsets, measured on 700 sentences
     # each of the length the samples are cut to: sampling again would only add embedding.
     for lang in prior_languages(writer, embedder):
         sampled.setdefault(lang, OFFSET_SAMPLES)
-    return sampled
-
-
-def sample_what_is_owed(writer: IndexWriter, embedder: Embedder,
-                        sampled: dict[str, int]) -> None:
-    """Languages with fewer offset samples than committed passages (up to OFFSET_SAMPLES) get
-    them from their newest passages, in a transaction of their own: a stopped run commits
-    the files it had embedded without sampling them (``pipeline._whole_files``)."""
-    store = writer.store
     owed: dict[str, list[str]] = {}
     for lang, (n, _) in store.lang_stats().items():
         need = min(OFFSET_SAMPLES, n) - sampled.get(lang, 0)
@@ -42,7 +37,7 @@ def sample_what_is_owed(writer: IndexWriter, embedder: Embedder,
             owed[lang] = [r[0][:OFFSET_CHARS] for r in rows]
     texts = [t for ts in owed.values() for t in ts]
     if not texts:
-        return
+        return sampled
     q = embedder.embed_queries(texts)
     p = embedder.embed_documents(texts)
     row = 0
@@ -51,6 +46,7 @@ def sample_what_is_owed(writer: IndexWriter, embedder: Embedder,
             store.add_lang_offset(lang, q[row:row + len(ts)], p[row:row + len(ts)])
             sampled[lang] = sampled.get(lang, 0) + len(ts)
             row += len(ts)
+    return sampled
 
 
 def prior_languages(writer: IndexWriter, embedder: Embedder) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile
 from .faults import point
 from .ingest import ReadOptions, ReadResult, read_file
-from .offset_samples import group_samples, sample_what_is_owed, sampled_so_far
+from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow
 from .writer import IndexWriter
 
@@ -273,7 +273,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     if not todo:
         if prepare is not None:
             prepare()
-        sample_what_is_owed(writer, embedder, sampled_so_far(writer.store, writer, embedder))
+        settle(writer, embedder)
         return
     known = _indexed(writer.store, [str(f) for f, _ in todo])
     # The reader thread uses its own read-only connection: SQLite objects stay in one thread.
@@ -295,8 +295,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     try:
         if prepare is not None:
             prepare()
-        sampled = sampled_so_far(reader_view.store, writer, embedder)
-        sample_what_is_owed(writer, embedder, sampled)  # the writer thread is idle yet
+        sampled = settle(writer, embedder)  # the writer thread has nothing to write yet
         for group in _groups(inbox, commit_every):
             if errors:
                 break
@@ -336,7 +335,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
 def _whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: KeyboardInterrupt,
                  bytes_told: float, notify: ProgressFn) -> tuple | None:
     """The files of an interrupted group whose passages were all embedded, as a job for the
-    writer (without offset samples: the next run takes them, ``sample_what_is_owed``)."""
+    writer (without offset samples: the next run takes them, ``offset_samples.settle``)."""
     if vectors is not None:  # embedded whole, interrupted after
         done = np.ones(len(vectors), dtype=bool)
     elif isinstance(exc, PartialEmbedding):

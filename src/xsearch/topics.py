@@ -9,7 +9,8 @@ index keeps its vectors, so labelling an index never re-embeds a passage.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,15 @@ def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.
     return sorted_ids[starts], best, score
 
 
+@contextmanager
+def _writing(index_path: Path, store) -> Iterator[None]:
+    """The labels' write transaction; a failed write is one IndexWriteError, as in writers."""
+    from .writer import write_errors
+
+    with write_errors(Path(index_path)), store.transaction():
+        yield
+
+
 def label_index(index_path: Path, labels: Sequence[Label] | None = None,
                 embedder: Embedder | None = None, only_unlabelled: bool = False) -> dict:
     """Give passages and documents of an index a zero-shot topic and score.
@@ -122,9 +132,7 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
         doc_of = dict(store.db.execute("SELECT id, document_id FROM passages").fetchall())
         doc_ids = np.array([doc_of[int(i)] for i in ids], dtype=np.int64)
         started = time.perf_counter()
-        from .writer import write_errors
-
-        with write_errors(Path(index_path)), store.transaction():
+        with _writing(index_path, store):
             store.db.execute("DELETE FROM labels")
             for pos, lb in enumerate(labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "
@@ -188,9 +196,7 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
             vecs = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, index.config.dim))
             names, score = clf.predict_vectors(vecs)
         started = time.perf_counter()
-        from .writer import write_errors
-
-        with write_errors(Path(index_path)), store.transaction():
+        with _writing(index_path, store):
             store.db.execute("DELETE FROM labels")
             for pos, name in enumerate(clf.labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "

@@ -166,11 +166,8 @@ class IndexWriter:
         files it held), any other is removed (:attr:`dropped_builds` says what) unless
         ``keep_unfinished`` (a live writer that is not an index run: rm, check --repair)."""
         keep = keep_unfinished and new_config is None
-        before = [] if keep else FB.unfinished_builds(path)
-        unfinished = FB.recover_or_sweep(path, resume=new_config, build=build,
-                                               keep_unfinished=keep)
-        left = {FB.build_key(b) for b in FB.unfinished_builds(path)} if before else set()
-        dropped = [b for b in before if FB.build_key(b) not in left]
+        unfinished, dropped = FB.recover_or_sweep(path, resume=new_config, build=build,
+                                                  keep_unfinished=keep)
         if unfinished is not None:
             writer = cls._resume(path, unfinished)
         elif new_config is None:
