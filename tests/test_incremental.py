@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 
 import numpy as np
 
+from xsearch import lexical
 from xsearch.check import check_index
 from xsearch.index_dir import IndexDir
 from xsearch.indexer import build_index
@@ -14,9 +16,11 @@ from xsearch.search import Searcher
 
 
 def _ids_agree(index_path) -> tuple[int, int]:
-    """Every SQLite passage has exactly one live vector in a segment; the index checks clean."""
+    """Every SQLite passage has exactly one live vector in a segment and its tokens in the
+    lexical index, which holds nothing else; the index checks clean."""
     report = check_index(index_path, model_check=False)
     assert report["ok"], report["problems"]
+    _lexical_agrees(index_path)
     idx = IndexDir.open(index_path)
     try:
         sql_ids = idx.store.passage_ids()
@@ -26,6 +30,20 @@ def _ids_agree(index_path) -> tuple[int, int]:
         return len(sql_ids), idx.store.counts()["documents"]
     finally:
         idx.close()
+
+
+def _lexical_agrees(index_path) -> None:
+    """The FTS5 table's document frequencies are those of the live passages' tokens: what the
+    reader thread put in matches what a later delete takes out (both ``fts_text``)."""
+    con = sqlite3.connect(index_path / "xsearch.db")
+    try:
+        want: Counter = Counter()
+        for (text,) in con.execute("SELECT text FROM passages"):
+            want.update(set(lexical.fts_text(text).split()))
+        have = dict(con.execute(f"SELECT term, doc FROM {lexical.TABLE}_vocab"))
+    finally:
+        con.close()
+    assert want and have == dict(want)
 
 
 def _passages_of(index_path, name: str) -> list[int]:
