@@ -59,3 +59,52 @@ def test_document_never_vanishes_while_another_process_reindexes_it(tmp_path):
     assert writer.returncode == 0
     assert queries > 50 and len(generations) > 3  # the reader really saw the writes happen
     assert missing == 0, f"the re-indexed document was missing from {missing}/{queries} results"
+
+
+def test_one_writer_at_a_time_labelling_included(small_corpus, tmp_path):
+    # `xsearch label` once wrote without the write lock: an index run ending meanwhile put
+    # the old labels back over the new topics. Every writer takes the lock; a second one
+    # fails at once, in one line, and changes nothing.
+    import fcntl
+    import json
+    import os
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from xsearch.cli import cli
+
+    index = tmp_path / "index"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", str(small_corpus), "--index", str(index),
+                               "-q"]).exit_code == 0
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread: baking bread\nvolcano: lava and ash\n", encoding="utf-8")
+    (small_corpus / "late.txt").write_text("Lava flowed down the side of the volcano.",
+                                           encoding="utf-8")
+
+    def state() -> tuple:
+        con = sqlite3.connect(index / "xsearch.db")
+        try:
+            return (con.execute("SELECT COUNT(*), COUNT(topic) FROM passages").fetchone(),
+                    con.execute("SELECT name FROM labels").fetchall())
+        finally:
+            con.close()
+
+    before = state()
+    holder = os.open(index / ".lock", os.O_RDWR)  # another writer, as far as flock can tell
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        for args in (["label", str(labels)], ["index", str(small_corpus)],
+                     ["rm", str(small_corpus / sorted(os.listdir(small_corpus))[0])]):
+            res = runner.invoke(cli, [*args, "--index", str(index)])
+            assert res.exit_code == 1, (args, res.output)
+            assert res.output.strip().splitlines() == [
+                f"Error: index {index} is being written by another process"], args
+        assert state() == before
+    finally:
+        os.close(holder)
+    res = runner.invoke(cli, ["label", str(labels), "--index", str(index), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["passages"] == before[0][0]
+    assert state() == ((before[0][0], before[0][0]), [("bread",), ("volcano",)])

@@ -398,7 +398,7 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
         raise click.UsageError("give either LABELS_FILE (zero-shot) or --train EXAMPLES")
     if examples_file:
         from .topics import label_with_classifier
-        from .trained_labels import read_examples, save_classifier, train_classifier
+        from .trained_labels import read_examples, train_classifier
 
         def say(msg: str) -> None:
             if not as_json:
@@ -406,10 +406,9 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
 
         examples = read_examples(examples_file)
         clf, info = train_classifier(index_path, examples, method, source, notify=say)
-        out = label_with_classifier(index_path, clf, notify=say)
-        record = save_classifier(index_path, clf)
+        out = label_with_classifier(index_path, clf, notify=say, save=True)
         out.update({"sources": info["sources"], "examples": info["examples"],
-                    "auto": info["auto"], "saved": record["file"], "sha256": record["sha256"]})
+                    "auto": info["auto"]})
     else:
         from .topics import label_index, read_labels
 

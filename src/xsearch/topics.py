@@ -83,11 +83,14 @@ def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.
 
 
 @contextmanager
-def _writing(index_path: Path, store) -> Iterator[None]:
-    """The labels' write transaction; a failed write is one IndexWriteError, as in writers."""
-    from .writer import write_errors
+def _locked(index_path: Path) -> Iterator[None]:
+    """Labelling writes the index: it takes the one writer's lock (``writer.write_lock``), so an
+    index run and a label run never interleave (labels of one with the topics of the other)."""
+    from .index_dir import IndexDir
+    from .writer import private_files, write_lock
 
-    with write_errors(Path(index_path)), store.transaction():
+    IndexDir.open(Path(index_path)).close()  # no index, or a foreign folder: its own error
+    with private_files(), write_lock(Path(index_path)):
         yield
 
 
@@ -99,16 +102,22 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
     ``only_unlabelled`` only passages without a topic (new ones) and their documents are
     labelled, so an incremental run costs what it added. Returns a small summary.
     """
+    with _locked(index_path):
+        return _label_index(Path(index_path), labels, embedder, only_unlabelled)
+
+
+def _label_index(index_path: Path, labels: Sequence[Label] | None, embedder: Embedder | None,
+                 only_unlabelled: bool) -> dict:
     from .index_dir import IndexDir
 
     if labels is None:
         from .trained_labels import load_classifier
 
-        clf = load_classifier(Path(index_path))
+        clf = load_classifier(index_path)
         if clf is not None:  # a trained classifier labels the new passages
-            return label_with_classifier(index_path, clf, only_new=True)
+            return _label_with_classifier(index_path, clf, only_new=True)
     labels_given = labels is not None
-    index = IndexDir.open(Path(index_path), readonly=False)
+    index = IndexDir.open(index_path, readonly=False)
     try:
         store = index.store
         if labels is None:
@@ -132,7 +141,7 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
         doc_of = dict(store.db.execute("SELECT id, document_id FROM passages").fetchall())
         doc_ids = np.array([doc_of[int(i)] for i in ids], dtype=np.int64)
         started = time.perf_counter()
-        with _writing(index_path, store):
+        with store.transaction():
             store.db.execute("DELETE FROM labels")
             for pos, lb in enumerate(labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "
@@ -152,7 +161,7 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
         if labels_given:  # zero-shot labels replace a trained classifier
             from .trained_labels import remove_classifier
 
-            remove_classifier(Path(index_path))
+            remove_classifier(index_path)
         counts: dict[str, int] = {}
         for b in best:
             counts[labels[b].name] = counts.get(labels[b].name, 0) + 1
@@ -164,17 +173,30 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
 
 
 def label_with_classifier(index_path: Path, clf, only_new: bool = False,
-                          notify=None) -> dict:
+                          notify=None, save: bool = False) -> dict:
     """Label passages with a trained classifier (``xsearch.trained_labels``); store its
     confidence in ``topic_score``. A document takes the label with the largest summed passage
     confidence. ``only_new``: passages without a topic yet (after indexing new files).
 
     A classifier with ``needs_text`` (fine-tuned encoder) runs its own forward pass over the
-    passages; ``notify`` hears the estimated time first.
+    passages; ``notify`` hears the estimated time first. ``save`` also makes ``clf`` the
+    index's classifier (``trained_labels.save_classifier``), under the same lock.
     """
+    with _locked(index_path):
+        out = _label_with_classifier(Path(index_path), clf, only_new, notify)
+        if save:
+            from .trained_labels import save_classifier
+
+            record = save_classifier(Path(index_path), clf)
+            out.update(saved=record["file"], sha256=record["sha256"])
+        return out
+
+
+def _label_with_classifier(index_path: Path, clf, only_new: bool = False,
+                           notify=None) -> dict:
     from .index_dir import IndexDir
 
-    index = IndexDir.open(Path(index_path), readonly=False)
+    index = IndexDir.open(index_path, readonly=False)
     try:
         store = index.store
         where = " WHERE topic IS NULL" if only_new else ""
@@ -196,7 +218,7 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
             vecs = np.vstack([p[1] for p in parts]) if parts else np.zeros((0, index.config.dim))
             names, score = clf.predict_vectors(vecs)
         started = time.perf_counter()
-        with _writing(index_path, store):
+        with store.transaction():
             store.db.execute("DELETE FROM labels")
             for pos, name in enumerate(clf.labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "
