@@ -270,13 +270,10 @@ def create(conn: sqlite3.Connection, table: str = TABLE) -> None:
 
 def insert(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]], table: str = TABLE) -> None:
     """Index ``(passage_id, text)`` rows (inside the caller's transaction)."""
-    insert_bodies(conn, ((pid, fts_text(text)) for pid, text in rows), table)
-
-
-def insert_bodies(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]],
-                  table: str = TABLE) -> None:
-    """Index ``(passage_id, fts_text(text))`` rows whose bodies were made ahead."""
-    conn.executemany(f"INSERT INTO {table}(rowid, body) VALUES (?, ?)", rows)
+    conn.executemany(
+        f"INSERT INTO {table}(rowid, body) VALUES (?, ?)",
+        ((pid, fts_text(text)) for pid, text in rows),
+    )
 
 
 def delete(conn: sqlite3.Connection, rows: Iterable[tuple[int, str]], table: str = TABLE) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import langid, lexical
+from . import langid
 from .chunking import chunk_text
 from .embedders import Embedder
 from .embedders.base import PartialEmbedding
@@ -177,9 +177,7 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
         passages = [
             PassageRow(ordinal=i, char_start=c.start, char_end=c.end, text=c.text,
                        language=g.code or "und", language_score=float(g.score),
-                       n_tokens=c.n_tokens + embedder.token_overhead,
-                       # here, not in the write that the end of the run waits for
-                       lexical=lexical.fts_text(c.text))
+                       n_tokens=c.n_tokens + embedder.token_overhead)
             for i, (c, g) in enumerate(zip(chunks, guesses, strict=True))
         ]
         doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])

@@ -39,8 +39,6 @@ class PassageRow:
     language_score: float
     n_tokens: int
     vector: np.ndarray | None = None
-    #: Its FTS5 body (``lexical.fts_text``) when the reader thread made it ahead of the write.
-    lexical: str | None = None
 
 
 @dataclass
@@ -306,9 +304,8 @@ class Store:
             pids.append(cur.lastrowid)
         from . import lexical
 
-        lexical.insert_bodies(self.db.conn, [
-            (pid, lexical.fts_text(p.text) if p.lexical is None else p.lexical)
-            for pid, p in zip(pids, doc.passages, strict=True)])
+        lexical.insert(self.db.conn, [(pid, p.text) for pid, p in zip(pids, doc.passages,
+                                                                      strict=True)])
         self._lexical_new += pids  # their lengths (xsearch.bm25), when the transaction ends
         return doc_id, pids
 
