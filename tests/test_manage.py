@@ -344,3 +344,18 @@ def test_shell_completion_script_and_completions():
         "_XSEARCH_COMPLETE": "bash_complete", "COMP_WORDS": "xsearch query --off",
         "COMP_CWORD": "2"})
     assert "plain,--offset" in result.output.splitlines()
+
+
+def test_no_writing_command_leaves_anything_in_a_folder_that_is_not_an_index(tmp_path):
+    # `check --repair` once left its lock file in a folder of the user's own files.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious", encoding="utf-8")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread\nvolcano\n", encoding="utf-8")
+    for args in (["check", "--repair"], ["check"], ["label", str(labels)],
+                 ["rm", str(mine / "thesis.tex")], ["index", "--prune"], ["stats"], ["files"]):
+        res = run(*args, "--index", str(mine), ok=False)
+        assert res.exit_code == 1, (args, res.output)
+        assert "not an xsearch index" in res.output, (args, res.output)
+        assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"], args

@@ -82,6 +82,7 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
     """Report (and with ``repair`` fix) what is wrong with the index at ``path``."""
     path = Path(path)
     if repair:
+        IndexDir.open(path).close()  # not an index: its error, and no lock file left there
         with private_files(), write_lock(path):
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
             writer = IndexWriter.open(path, None, keep_unfinished=True)
