@@ -29,7 +29,8 @@ def _read(db: Path, *queries: str) -> tuple[dict, list] | None:
     """A fresh database's meta (complete, config, build) and the rows of ``queries``, read
     without writing; None if it cannot be read."""
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        # as_uri: a '#' or '?' in the folder's name would end a bare "file:" path
+        con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
             meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN "
                                     "('complete', 'config', ?)", [BUILD_KEY]).fetchall())

@@ -50,7 +50,7 @@ def _key(mode: str, text: str) -> str:
 def read_cached(cache: Path, texts: Sequence[str], mode: str = "passage",
                 model: str = "e5-small") -> np.ndarray | None:
     """Vectors of ``texts`` from the cache (read-only), or None if any is missing."""
-    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{Path(cache).resolve().as_uri()}?mode=ro", uri=True)
     try:
         keys = [_key(mode, t) for t in texts]
         found: dict[str, np.ndarray] = {}
