@@ -133,3 +133,32 @@ def test_full_rebuild_and_model_change_needs_full(small_corpus, tmp_path):
     rebuilt = build_index([small_corpus], index, full=True)
     assert rebuilt.new == len(list(small_corpus.iterdir()))
     assert _ids_agree(index)[0] == n_passages
+
+
+def test_full_rebuild_keeps_the_topic_labels(small_corpus, tmp_path):
+    # --full once dropped labels given with `xsearch label` (a trained classifier survived:
+    # it lives beside the database); the rebuilt passages had no topic and --topic failed.
+    from xsearch.topics import Label, label_index
+
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    labels = [Label("bread", "baking bread, flour and dough"),
+              Label("volcano", "a volcanic eruption, lava and ash")]
+    label_index(index, labels)
+
+    def topics() -> tuple[list, dict]:
+        con = sqlite3.connect(index / "xsearch.db")
+        try:
+            return (con.execute("SELECT name, description FROM labels ORDER BY position")
+                    .fetchall(),
+                    dict(con.execute("SELECT d.path || '#' || p.ordinal, p.topic FROM passages p "
+                                     "JOIN documents d ON d.id = p.document_id")))
+        finally:
+            con.close()
+
+    before = topics()
+    assert before[0] == [(lb.name, lb.description) for lb in labels]
+    assert set(before[1].values()) == {"bread", "volcano"}
+    rebuilt = build_index([small_corpus], index, full=True)
+    assert rebuilt.labels["passages"] == len(before[1])
+    assert topics() == before

@@ -140,6 +140,22 @@ class Written:
     removed: int
 
 
+def _live_labels(path: Path) -> list[tuple[str, str, int]]:
+    """(name, description, position) of the live index's topic labels; none when there is no
+    live index or it cannot be read (a rebuild is also how a damaged index is mended)."""
+    if not (path / DATABASE).is_file():
+        return []
+    try:
+        con = sqlite3.connect(f"{(path / DATABASE).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT name, description, position FROM labels "
+                               "ORDER BY position").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+
+
 class IndexWriter:
     """An index opened for writing (inside :func:`write_lock`)."""
 
@@ -194,6 +210,11 @@ class IndexWriter:
                 store.set_meta(FB.BUILD_KEY, build)
                 store.db.execute("DROP TABLE IF EXISTS vectors")
                 store.segment_seq_at_least(FB.highest_segment_seq(path / SEGMENTS))
+                # A --full rebuild keeps the topic labels (the index run applies them again),
+                # as it keeps a trained classifier, which lives beside the database.
+                store.db.conn.executemany(
+                    "INSERT INTO labels (name, description, position) VALUES (?, ?, ?)",
+                    _live_labels(path))
         except BaseException:
             store.close()
             raise
