@@ -359,3 +359,30 @@ def test_no_writing_command_leaves_anything_in_a_folder_that_is_not_an_index(tmp
         assert res.exit_code == 1, (args, res.output)
         assert "not an xsearch index" in res.output, (args, res.output)
         assert sorted(p.name for p in mine.iterdir()) == ["thesis.tex"], args
+
+
+def test_index_settings_from_the_file_or_environment_shape_new_indexes_only(small_corpus,
+                                                                           tmp_path):
+    # They once made every update of an existing index fail ("was built with --layout auto;
+    # use --full"), although the user had passed no flag.
+    index, fresh = tmp_path / "index", tmp_path / "fresh"
+    run("index", str(small_corpus), "--index", str(index), "-q")
+    toml = tmp_path / "xsearch.toml"
+    toml.write_text('layout = "flat"\ncentering = "global"\n\n[command.index]\n'
+                    "chunk-tokens = 64\noverlap = 8\n", encoding="utf-8")
+    (small_corpus / "late.txt").write_text("Lava flowed down the side of the volcano.",
+                                           encoding="utf-8")
+    env = {"XSEARCH_CONFIG": str(toml), "XSEARCH_MODEL": "all-minilm-l6-v2"}
+    before = json.loads((index / "config.json").read_text())
+    done = run_json("index", str(small_corpus), "--index", str(index), env=env)
+    assert (done["new"], done["passages_embedded"]) == (1, 1)
+    assert json.loads((index / "config.json").read_text()) == before
+    # A flag still asks, and is refused without --full.
+    res = run("index", str(small_corpus), "--index", str(index), "--layout", "flat", env=env,
+              ok=False)
+    assert res.exit_code == 1 and "use --full" in res.output
+    # A new index takes them (the model from the environment, the rest from the file).
+    run("index", str(small_corpus), "--index", str(fresh), "-q", env=env)
+    made = json.loads((fresh / "config.json").read_text())
+    assert (made["model"], made["layout"], made["centering"], made["chunk_tokens"],
+            made["chunk_overlap"]) == ("all-minilm-l6-v2", "flat", "global", 64, 8)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .cli_format import (
@@ -183,6 +184,13 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
     from .embedders import prepare_engine
 
     prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
+    # Settings from xsearch.toml or the environment are defaults for new indexes; only a flag
+    # on the command line asks an existing index to differ (and is refused without --full).
+    ctx = click.get_current_context()
+    soft = frozenset(lib for lib, opt in (("model", "model"), ("chunk_tokens", "chunk_tokens"),
+                                          ("chunk_overlap", "overlap"), ("layout", "layout"),
+                                          ("centering", "centering"))
+                     if ctx.get_parameter_source(opt) is not ParameterSource.COMMANDLINE)
     try:
         with sigterm_interrupts():
             summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
@@ -191,7 +199,8 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                                   commit_every=commit_every, max_chars=max_chars,
                                   progress=progress, labels=labels, layout=layout,
                                   centering=centering, retry_failed=retry_failed,
-                                  walk_options=walk_options, engine=engine)
+                                  walk_options=walk_options, engine=engine,
+                                  new_index_only=soft)
     finally:
         if meter is not None:
             meter.clear()

@@ -112,11 +112,15 @@ def build_index(
     retry_failed: bool = False,
     walk_options: WalkOptions | None = None,
     engine: str | None = None,
+    new_index_only: frozenset[str] = frozenset(),
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``.
 
     ``prune`` also removes indexed files that no longer exist outside ``paths``;
     ``commit_every`` passages go in one transaction (default ``COMMIT_EVERY``).
+    ``new_index_only`` names settings (model, chunk_tokens, chunk_overlap, layout, centering)
+    given as defaults for new indexes (a config file, the environment): they shape a new
+    index or a --full rebuild and are not asked of an existing one.
     """
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
@@ -150,6 +154,12 @@ def build_index(
                 probe = IndexDir.open(index_path)
                 existing = probe.config
                 probe.close()
+                soft = new_index_only
+                model = None if "model" in soft else model
+                chunk_tokens = None if "chunk_tokens" in soft else chunk_tokens
+                chunk_overlap = None if "chunk_overlap" in soft else chunk_overlap
+                layout = None if "layout" in soft else layout
+                centering = None if "centering" in soft else centering
                 _check_options(existing, index_path, model, chunk_tokens, chunk_overlap, layout,
                                centering)
             if embedder is None:
