@@ -4,6 +4,7 @@ holds. Named points cover creation, every write, merges, the `--full` swap."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -327,3 +328,45 @@ def test_rm_and_repair_keep_a_stopped_rebuild_and_a_plain_run_says_it_drops_it(r
     assert any("dropped a stopped" in w for w in json.loads(plain.stdout)["warnings"])
     assert not _unfinished(index)
     _assert_sound(index, counts)
+
+
+def test_a_build_under_way_is_not_called_stopped(reference, tmp_path):
+    """A reader asking while a run builds the index is told so, not that the run stopped and
+    should be run again (which the lock would refuse)."""
+    docs, built, _ = reference
+    new, full = tmp_path / "new", tmp_path / "full"
+    _run_fault("write:after-commit@2", docs, new)
+    shutil.copytree(built, full)
+    _run_fault("write:after-commit@3", docs, full, "--full")
+
+    def as_if_this_process_built(index: Path) -> int:
+        """The stopped build renamed to this process's PID, and the lock taken: what a live
+        run looks like from outside."""
+        [db] = _unfinished(index)
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{db}{suffix}").exists():
+                os.rename(f"{db}{suffix}", f"{index}/xsearch.db.new-{os.getpid()}{suffix}")
+        fd = os.open(index / ".lock", os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    for index in (new, full):
+        fd = as_if_this_process_built(index)
+        try:
+            if index == new:
+                asked = _xsearch("query", "bread", "--index", str(index), check=False)
+                assert asked.returncode == 1 and "run is building it (2 file(s) so far); " \
+                    "try again when it is done" in asked.stderr, asked.stderr
+            else:
+                shown = _xsearch("stats", "--index", str(index)).stdout.replace("\n", " ")
+                assert "building: a --full rebuild is under way (3 file(s) so far)" in shown
+                assert "stopped" not in shown
+                info = json.loads(_xsearch("stats", "--index", str(index), "--json").stdout)
+                assert info["unfinished_build"]["running"] is True
+        finally:
+            os.close(fd)
+    # The lock released (the run gone), the same builds are stopped ones to take up.
+    asked = _xsearch("query", "bread", "--index", str(new), check=False)
+    assert "stopped after committing 2 file(s)" in asked.stderr
+    assert "stopped:  a --full rebuild holds 3 file(s)" in \
+        _xsearch("stats", "--index", str(full)).stdout

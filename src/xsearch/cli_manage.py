@@ -144,7 +144,10 @@ def stats(index_path, as_json):
     sizes = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in info["disk"].items())
     click.echo(f"on disk:  {sizes}")
     left = info.get("unfinished_build")
-    if left:
+    if left and left.get("running"):
+        click.echo(f"building: a --full rebuild is under way ({left['files']} file(s) so far); "
+                   "this index answers until it is done")
+    elif left:
         paths = shlex.join(left["paths"]) or "PATHS"
         click.echo(f"stopped:  a --full rebuild holds {left['files']} file(s) in "
                    f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {_safe(paths)}` "

@@ -5,6 +5,7 @@ paths, kept by writers that are not index runs, and dropped by the others (docs/
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from . import segments as S
 from .faults import point
-from .index_dir import CONFIG, DATABASE, IndexConfig, looks_like_index
+from .index_dir import CONFIG, DATABASE, LOCK, IndexConfig, looks_like_index
 
 NEW_DB_RE = "xsearch.db.new-"
 #: Meta key of a fresh database: what its run was asked to index (the roots), so that only a
@@ -61,10 +62,42 @@ def _about(db: Path) -> dict | None:
 
 
 def unfinished_builds(path: Path) -> list[dict]:
-    """Fresh databases a stopped `xsearch index` left to take up (a new index or --full),
-    newest first: ``{"files", "bytes", "paths", "started"}``."""
-    out = [row for row in map(_about, _fresh_dbs(path)) if row is not None]
+    """Fresh databases not yet complete (a new index or --full), newest first: ``{"files",
+    "bytes", "paths", "started", "running"}``; ``running`` is the one a live `xsearch index`
+    is building now, the others a stopped run left to take up."""
+    out = []
+    writing = being_written(path)
+    for db in _fresh_dbs(path):
+        row = _about(db)
+        if row is not None:
+            row["running"] = writing and _alive(int(db.name[len(NEW_DB_RE):]))
+            out.append(row)
     return sorted(out, key=lambda b: b["started"] or 0, reverse=True)
+
+
+def being_written(path: Path) -> bool:
+    """Whether a writer holds the index's lock now (tried without waiting, creating nothing)."""
+    try:
+        fd = os.open(Path(path) / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the shared lock, if it was taken
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def unfinished_segment_files(path: Path) -> set[str] | None:

@@ -206,9 +206,14 @@ class IndexDir:
         if not looks_like_index(path):
             if path.is_dir() and any(path.iterdir()):
                 if is_own_folder(path):
-                    from .fresh_builds import unfinished_builds
+                    from .fresh_builds import being_written, unfinished_builds
 
                     left = unfinished_builds(path)
+                    if being_written(path):
+                        so_far = f" ({left[0]['files']} file(s) so far)" if left else ""
+                        raise EmptyIndexError(
+                            f"no index at {path.resolve()} yet: an `xsearch index` run is "
+                            f"building it{so_far}; try again when it is done")
                     done = f" after committing {left[0]['files']} file(s)" if left else ""
                     raise EmptyIndexError(
                         f"no index at {path.resolve()} yet: an `xsearch index` run was "
