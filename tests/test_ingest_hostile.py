@@ -128,6 +128,71 @@ def test_bomless_utf16_in_any_script(tmp_path: Path, case: str, text: str) -> No
     assert read_file(big_endian).encoding == "utf-16-be"
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding", "nuls_at"),
+    [
+        ("Quokkas live near Perth.\n", "utf-8", (11,)),
+        ("Кофе растёт на склонах.\n", "utf-8", (13,)),
+        ("沿岸的农民依靠季节性洪水获得肥沃的土壤。\n", "utf-8", (6, 30)),
+        ("किसान बाढ़ पर निर्भर हैं।\n", "utf-8", (10, 21)),
+        ("Le café pousse à l'ombre.\n", "cp1252", (4, 20)),
+    ],
+)
+def test_short_file_utf16_without_bom_or_8bit_with_stray_nuls(
+    tmp_path: Path, text: str, encoding: str, nuls_at: tuple[int, ...]
+) -> None:
+    # The same short text both ways: as BOM-less UTF-16 (42-52 bytes) it is UTF-16; as 8-bit
+    # text with one or two stray NULs it is that text with the NULs removed (was read as
+    # UTF-16 into CJK-looking garbage, or refused as binary).
+    for utf16 in ("utf-16-le", "utf-16-be"):
+        path = tmp_path / f"{utf16}.txt"
+        path.write_bytes(text.encode(utf16))
+        assert 20 <= path.stat().st_size <= 60
+        result = read_file(path)
+        assert result.encoding == utf16
+        assert result.docs[0].text == normalize_text(text).strip()
+    damaged = bytearray(text.encode(encoding))
+    for at in reversed(nuls_at):
+        damaged.insert(at, 0)
+    path = tmp_path / "damaged.txt"
+    path.write_bytes(bytes(damaged))
+    result = read_file(path)
+    assert result.encoding == encoding
+    assert result.docs[0].text == normalize_text(text).strip()
+    removed = f"{len(nuls_at)} NUL byte{'s' if len(nuls_at) > 1 else ''} removed"
+    assert result.warnings[0] == f"{path}: {removed}"
+    assert not any("byte order mark" in w for w in result.warnings)
+
+
+def test_cyrillic_utf8_with_a_nul_byte_is_not_utf16(tmp_path: Path) -> None:
+    # Not only short files: two-byte UTF-8 read as UTF-16 is Hangul and CJK that scores as text.
+    text = "Кофе растёт на тенистых склонах гор Эфиопии и Кении, где фермеры собирают ягоды.\n"
+    data = (text * 6).encode("utf-8")
+    path = tmp_path / "ru.txt"
+    path.write_bytes(data[:400] + b"\x00" + data[400:])
+    result = read_file(path)
+    assert result.encoding == "utf-8"
+    assert result.docs[0].text == (text * 6).strip()
+    assert result.warnings == [f"{path}: 1 NUL byte removed"]
+
+
+def test_reported_short_file_with_a_nul_is_indexed_as_english(tmp_path: Path) -> None:
+    corpus = tmp_path / "cn"
+    corpus.mkdir()
+    (corpus / "n.txt").write_bytes(
+        b"text with \x00 NUL bytes about coffee farming in the highlands"
+    )
+    index = tmp_path / "index"
+    result = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "n.txt: 1 NUL byte removed" in result.output
+    assert "byte order mark" not in result.output
+    hits = CliRunner().invoke(cli, ["query", "coffee", "--index", str(index), "--json"])
+    hit = json.loads(hits.output.splitlines()[0])
+    assert hit["language"] == "eng_Latn"
+    assert "about coffee farming in the highlands" in hit["snippet"]
+
+
 def test_invalid_utf8_in_english_warns_with_a_count(tmp_path: Path) -> None:
     result = read_file(make("invalid-utf8-english", tmp_path))
     assert result.docs[0].text.startswith("Rivers carry sediment")

@@ -23,8 +23,9 @@ _SNIFF_BYTES = 8192
 # per candidate code page, which is far too slow for tens of megabytes.
 _DETECT_BYTES = 256 * 1024
 # A few NUL bytes in text are damage (a bad copy, a padded record); more than this share of
-# the sample means the file is binary.
+# the sample, plus _STRAY_NULS, means the file is binary or UTF-16.
 _MAX_NUL_SHARE = 0.01
+_STRAY_NULS = 2
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     # UTF-32 first: its LE BOM starts with the UTF-16 LE BOM.
@@ -165,6 +166,45 @@ def _bomless_utf16(sample: bytes) -> str | None:
     return max(scores, key=lambda e: scores[e])
 
 
+def _one_byte_fills_a_parity(sample: bytes) -> bool:
+    """Does one ASCII byte value fill half of the even or of the odd positions of ``sample``?
+
+    In UTF-16 text of an alphabetic script nearly every high byte is 0x00 (ASCII) or the
+    script's block (0x09 for Devanagari, 0x30 for kana); in 8-bit text no ASCII byte is that
+    common. UTF-8 lead bytes can be, and so can the spaces of a padded table; neither counts
+    (no script is written in the punctuation block U+20xx).
+    """
+    for half in (sample[0::2], sample[1::2]):
+        if len(half) >= 4:
+            value, count = Counter(half).most_common(1)[0]
+            if value < 0x80 and value != 0x20 and 2 * count >= len(half):
+                return True
+    return False
+
+
+def _stray_nuls(sample: bytes) -> bool:
+    """Are the NUL bytes of ``sample`` damage in 8-bit text, not half of UTF-16 without BOM?
+
+    Yes when they are few, the other bytes hold no control byte and are UTF-8 (or nearly all
+    ASCII, as in a Latin code page), and no byte value fills a parity. This is decided before
+    any UTF-16 guess: 8-bit text read two bytes at a time is a string of CJK ideographs or
+    Hangul that the text score cannot tell from real text, least of all in a short file.
+    Real UTF-16 with this few NULs is CJK text, whose bytes are neither UTF-8 nor mostly
+    ASCII, or a few words of an alphabetic script, whose block byte fills a parity.
+    """
+    nuls = sample.count(0)
+    if not nuls or nuls > _MAX_NUL_SHARE * len(sample) + _STRAY_NULS:
+        return False
+    rest = sample.replace(b"\x00", b"")
+    if any(b in _CONTROL_BYTES for b in rest) or _one_byte_fills_a_parity(sample):
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(rest)  # the sample may cut a character
+    except UnicodeDecodeError:
+        return sum(1 for b in rest if b < 0x80) >= 0.9 * len(rest)
+    return True
+
+
 def _strip_nuls(data: bytes) -> tuple[bytes, int]:
     count = data.count(0)
     return (data.replace(b"\x00", b""), count) if count else (data, 0)
@@ -250,7 +290,7 @@ def decode(data: bytes, path: Path | str) -> Decoded:
         return decoded
     sample = data[:_SNIFF_BYTES]
     notes: list[str] = []
-    if b"\x00" in sample or _is_binary(sample):
+    if (b"\x00" in sample or _is_binary(sample)) and not _stray_nuls(sample):
         encoding16 = _bomless_utf16(sample)
         if encoding16 is not None:
             decoded = _decode_lossy(data, encoding16)
@@ -259,7 +299,7 @@ def decode(data: bytes, path: Path | str) -> Decoded:
         # Stray NULs in otherwise clean text are damage; NULs among other control bytes
         # (random or compressed data has about 10%) mean binary.
         nuls = sample.count(0)
-        if nuls > _MAX_NUL_SHARE * len(sample) + 1 or _control_share(
+        if nuls > _MAX_NUL_SHARE * len(sample) + _STRAY_NULS or _control_share(
             sample.replace(b"\x00", b"")
         ) > 0.01:
             raise err(path, "binary file, skipped")
@@ -317,8 +357,9 @@ def normalize_text(text: str) -> str:
 def read_bytes_as_text(data: bytes, path: Path | str) -> str:
     """Decode file bytes to normalised text; ``path`` is only used in error messages.
 
-    Order: BOM (UTF-8, UTF-16, UTF-32), UTF-16 without BOM, strict UTF-8 (stray NUL bytes
-    removed), mostly-UTF-8 with replacement characters, then charset-normalizer's guess.
-    Binary data (many NUL or control bytes) raises IngestError.
+    Order: BOM (UTF-8, UTF-16, UTF-32), UTF-16 without BOM (unless the NUL bytes are a few
+    strays in 8-bit text), strict UTF-8 (stray NUL bytes removed), mostly-UTF-8 with
+    replacement characters, then charset-normalizer's guess. Binary data (many NUL or control
+    bytes) raises IngestError.
     """
     return normalize_text(decode(data, path).text)
