@@ -154,6 +154,26 @@ def test_bad_requests_are_json_errors(client, url, status):
     assert res.json()["error"]
 
 
+def test_a_language_or_topic_the_index_lacks_is_a_bad_request(client, corpus_index):
+    # These were 500s: the errors reached the app untyped or unmapped.
+    wrong = [({"lang": "klingon"}, "unknown language 'klingon'; known: "),
+             ({"lang": "pt"}, "no passages in language 'pt' (Portuguese, por); known: "),
+             ({"topic": "sports"}, "unknown topic 'sports'; known topics: none")]
+    for params, message in wrong:
+        res = client.get("/api/search", params={"q": "bread", **params})
+        assert res.status_code == 400 and res.json()["error"].startswith(message), res.text
+    for body in ({"languages": ["klingon"]}, {"languages": ["pt"]}, {"topics": ["sports"]}):
+        res = client.post("/api/search", json={"queries": ["bread"], **body})
+        assert res.status_code == 400 and res.json()["error"], res.text
+    # The CLI still says it in one line and exits 1.
+    for args, message in ((["--lang", "klingon"], wrong[0][1]), (["--lang", "pt"], wrong[1][1]),
+                          (["--topic", "sports"], wrong[2][1])):
+        out = CliRunner().invoke(cli, ["query", "bread", "--index", str(corpus_index), *args])
+        assert out.exit_code == 1 and out.stdout == "", out.output
+        assert len(out.stderr.splitlines()) == 1
+        assert out.stderr.startswith("Error: " + message), out.stderr
+
+
 def test_batch_limits_and_read_only(client):
     too_many = client.post("/api/search", json={"queries": ["x"] * 65})
     assert too_many.status_code == 400 and "queries" in too_many.json()["error"]

@@ -48,6 +48,10 @@ class UnknownLanguageError(XsearchError):
     """A language code or name that is not recognised, or that the index holds no text in."""
 
 
+class UnknownTopicError(XsearchError):
+    """A topic label that the index does not hold."""
+
+
 class NotIndexedError(XsearchError):
     """A path given to ``xsearch rm`` names no indexed file."""
 

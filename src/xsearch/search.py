@@ -21,7 +21,7 @@ import numpy as np
 from . import bm25, lexical
 from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import EmptyIndexError, IndexMismatchError, XsearchError
+from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
 from .index_dir import IndexDir
 from .langcodes import resolve_filters
 from .ranking import hybrid_scores
@@ -248,7 +248,7 @@ class Searcher:
         for t in wanted:
             if t.casefold() not in by_fold:
                 listed = ", ".join(known) if known else "none (label the index with xsearch label)"
-                raise XsearchError(f"unknown topic {t!r}; known topics: {listed}")
+                raise UnknownTopicError(f"unknown topic {t!r}; known topics: {listed}")
             out.append(by_fold[t.casefold()])
         return out
 

@@ -22,6 +22,8 @@ from ..errors import (
     IndexMismatchError,
     IndexWriteError,
     NotFoundError,
+    UnknownLanguageError,
+    UnknownTopicError,
     XsearchError,
 )
 from ..search import Filters
@@ -34,7 +36,10 @@ MAX_ID = 2**62
 # Ids name indexed rows only; they are never turned into file paths.
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
-_STATUS = [(NotFoundError, 404), (EmptyIndexError, 503), (CorruptIndexError, 503),
+# A language or topic the index does not hold is a bad parameter, like a malformed one: 404
+# is kept for ids that name nothing.
+_STATUS = [(NotFoundError, 404), (UnknownLanguageError, 400), (UnknownTopicError, 400),
+           (EmptyIndexError, 503), (CorruptIndexError, 503),
            (IndexLockedError, 409), (IndexMismatchError, 500),
            (IndexWriteError, 507)]  # 507 Insufficient Storage: a full disk, mostly
 
