@@ -147,3 +147,30 @@ def test_unknown_model_and_foreign_or_broken_index(tmp_path, small_corpus):
     msg = one_line_error(run("stats", "--index", str(broken)))
     assert "unreadable" in msg or "no xsearch.db" in msg
     assert "no index" in one_line_error(run("query", "x", "--index", str(tmp_path / "none")))
+
+
+def test_records_without_id_are_indexed_next_to_explicit_ids(tmp_path):
+    docs = tmp_path / "c8"
+    docs.mkdir()
+    (docs / "a.jsonl").write_text(
+        '{"id":"2","text":"Coffee grows on shaded hillsides."}\n'
+        '{"text":"Quokkas live on Rottnest Island near Perth."}\n', encoding="utf-8")
+    (docs / "b.csv").write_text(
+        "id,text\n3,Coffee grows.\n,Quokkas live on Rottnest Island.\n", encoding="utf-8")
+    (docs / "c.jsonl").write_text(  # no ids at all: line numbers, as before
+        '{"text":"Tea is picked by hand."}\n{"text":"Cocoa pods grow on the trunk."}\n',
+        encoding="utf-8")
+    index = tmp_path / "index"
+    result = run("index", str(docs), "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert "duplicate id" not in result.output
+    files = json.loads(run("files", "--index", str(index), "--json").output)["files"]
+    assert {Path(f["path"]).name: f["documents"] for f in files} == {
+        "a.jsonl": 2, "b.csv": 2, "c.jsonl": 2}
+    hits = run("query", "quokkas on Rottnest", "-k", "20", "--index", str(index), "--json")
+    hit_list = [json.loads(line) for line in hits.output.splitlines()]
+    ids = {(Path(h["path"]).name, h["record_id"]) for h in hit_list}
+    assert ids == {("a.jsonl", "2"), ("a.jsonl", "line 2"), ("b.csv", "3"), ("b.csv", "line 3"),
+                   ("c.jsonl", "1"), ("c.jsonl", "2")}
+    again = run("index", str(docs), "--index", str(index))
+    assert "0 changed, 3 unchanged" in again.output and "0 embedded" in again.output

@@ -351,6 +351,37 @@ def test_jsonl_custom_fields_missing_text_duplicates_and_fallback_ids(tmp_path: 
     assert "line 6: expected a JSON object" in joined
 
 
+def test_jsonl_record_without_id_never_takes_another_records_id(tmp_path: Path) -> None:
+    # A line number that is also an explicit id, before (line 2) or after (lines 3, 4) the
+    # record without one, gives way; so does "line 4". Only line 8 is a duplicate, and an id
+    # of a skipped record (line 10) takes nothing.
+    rows = [
+        {"id": "2", "text": "Coffee grows on shaded hillsides."},
+        {"text": "Quokkas live on Rottnest Island near Perth."},
+        {"text": "Tea is picked by hand in Darjeeling."},
+        {"text": "Pepper vines climb trees."},
+        {"id": "3", "text": "Cocoa pods grow on the trunk."},
+        {"id": "line 4", "text": "Vanilla is an orchid."},
+        {"id": 4, "text": "Cloves are dried flower buds."},
+        {"id": "3", "text": "a real duplicate id"},
+        {"text": "Saffron is the stigma of a crocus."},
+        {"id": "11", "text": "  "},
+        {"text": "Ginger is a rhizome."},
+    ]
+    path = write(tmp_path / "ids.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    result = read_file(path)
+    assert [(d.record_id, d.text.split()[0]) for d in result.docs] == [
+        ("2", "Coffee"), ("line 2", "Quokkas"), ("line 3", "Tea"), ("line 4 (2)", "Pepper"),
+        ("3", "Cocoa"), ("line 4", "Vanilla"), ("4", "Cloves"), ("9", "Saffron"),
+        ("11", "Ginger"),
+    ]  # fmt: skip
+    assert result.warnings == [
+        f"{path}: line 8: duplicate id '3' (first at line 5), skipped",
+        f"{path}: line 10: empty text, skipped",
+    ]
+    assert read_file(path) == result  # the same file always gets the same ids
+
+
 def test_jsonl_raw_line_separator_inside_string(tmp_path: Path) -> None:
     path = write(tmp_path / "sep.jsonl", '{"id": 1, "text": "a\u2028b"}\n')
     assert only_doc(path).text == "a\nb"
@@ -386,6 +417,27 @@ def test_csv_semicolon_cp1252_and_fallback_ids(tmp_path: Path) -> None:
     content = "text;note\nCafé crème;a\nDéjà vu;b\n"
     result = read_file(write(tmp_path / "semi.csv", content.encode("cp1252")))
     assert [(d.record_id, d.text) for d in result.docs] == [("2", "Café crème"), ("3", "Déjà vu")]
+
+
+def test_csv_row_without_id_never_takes_another_rows_id(tmp_path: Path) -> None:
+    rows = [
+        "id,text",
+        "3,Coffee grows on shaded hillsides.",
+        ",Quokkas live on Rottnest Island.",  # line 3: "3" is taken before it
+        ",Tea is picked by hand.",  # line 4: "4" is taken after it
+        "4,Cocoa pods grow on the trunk.",
+        "3,a real duplicate id",
+        ',"Pepper vines,\nclimbing trees."',  # a row starting on line 7
+        ",Saffron is the stigma of a crocus.",
+    ]
+    path = write(tmp_path / "ids.csv", "\n".join(rows) + "\n")
+    result = read_file(path)
+    assert [(d.record_id, d.text.split()[0]) for d in result.docs] == [
+        ("3", "Coffee"), ("line 3", "Quokkas"), ("line 4", "Tea"), ("4", "Cocoa"),
+        ("7", "Pepper"), ("9", "Saffron"),
+    ]  # fmt: skip
+    assert result.warnings == [f"{path}: line 6: duplicate id '3' (first at line 2), skipped"]
+    assert read_file(path) == result
 
 
 def test_csv_without_text_column(tmp_path: Path) -> None:

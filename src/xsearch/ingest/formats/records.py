@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,17 +51,28 @@ def _scrub(value: Any) -> tuple[Any, int]:
 
 
 class _Records:
-    """Collects records of a .jsonl/.csv file, dropping empty texts and duplicate ids."""
+    """Collects records of a .jsonl/.csv file, dropping empty texts and duplicate ids.
+
+    A record's id is its id field; a record without one is named by its line number ("7").
+    Explicit ids come first: when a line number is also the id of another kept record of the
+    file, before or after it, the record without an id is named "line 7" instead ("line 7
+    (2)", ... if that is taken too). Ids are stored in the index and compared on every run,
+    so a file without such a clash keeps its line numbers, and the same file always gets the
+    same ids. Only records with the same explicit id are duplicates: the first is kept.
+    """
 
     def __init__(self, path: Path, options: ReadOptions, budget: Budget) -> None:
         self.max_chars = options.max_chars
         self.budget = budget
         self.seen = 0
         self.docs: list[SourceDoc] = []
-        self.ids: dict[str, str] = {}  # record id -> where it was first seen
+        self.ids: dict[str, str] = {}  # explicit record id -> where it was first seen
+        self.unnamed: list[tuple[int, int]] = []  # (index in docs, line) of records without id
         self.warnings = Warnings(path)
 
-    def add(self, where: str, record_id: str, text: Any, title: Any, meta: dict[str, Any]) -> None:
+    def add(self, line: int, record_id: str, text: Any, title: Any, meta: dict[str, Any]) -> None:
+        """Keep one record found at ``line``; ``record_id`` is "" when it has none."""
+        where = f"line {line}"
         self.seen += 1
         if self.seen % _CHECK_EVERY == 0:
             self.budget.check_time()
@@ -78,16 +90,34 @@ class _Records:
             self.warnings.add(f"{where}: text too long ({len(text):,} characters, limit "
                               f"{self.max_chars:,}; raise it with --max-chars), skipped")
             return
-        if record_id in self.ids:
+        if not record_id:
+            self.unnamed.append((len(self.docs), line))
+        elif record_id in self.ids:
             self.warnings.add(
                 f"{where}: duplicate id {record_id!r} (first at {self.ids[record_id]}), skipped"
             )
             return
-        self.ids[record_id] = where
+        else:
+            self.ids[record_id] = where
         title = clip_title(normalize_text(title)) if isinstance(title, str) else ""
         self.docs.append(SourceDoc(record_id, text, title, meta))
 
+    def _name_unnamed(self) -> None:
+        """Give each record without an id its line number, or "line N" if that is taken."""
+        taken = set(self.ids)
+        for index, line in self.unnamed:
+            record_id = str(line)
+            if record_id in taken:
+                record_id = f"line {line}"
+                suffix = 2
+                while record_id in taken:
+                    record_id = f"line {line} ({suffix})"
+                    suffix += 1
+            taken.add(record_id)
+            self.docs[index] = replace(self.docs[index], record_id=record_id)
+
     def result(self, path: Path, encoding: str, note: str) -> ReadResult:
+        self._name_unnamed()
         if not self.docs:
             first = self.warnings.reasons[0] if self.warnings.reasons else ""
             detail = f" ({len(self.warnings)} problems; first: {first})" if first else ""
@@ -98,11 +128,12 @@ class _Records:
         return ReadResult(self.docs, warnings, encoding)
 
 
-def _record_id(value: Any, fallback: str) -> str | None:
+def _record_id(value: Any) -> str | None:
+    """The id in a JSON id field, "" for none, None when it is not a string or integer."""
     if value is None:
-        return fallback
+        return ""
     if isinstance(value, str):
-        return value.strip() or fallback
+        return value.strip()
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
@@ -145,14 +176,14 @@ def read_jsonl(data: bytes, path: Path, options: ReadOptions, budget: Budget) ->
         if options.text_field not in obj:
             records.warnings.add(f"{where}: no {options.text_field!r} field, skipped")
             continue
-        record_id = _record_id(obj.get(options.id_field), str(number))
+        record_id = _record_id(obj.get(options.id_field))
         if record_id is None:
             records.warnings.add(f"{where}: {options.id_field!r} is not a string or integer")
             continue
         meta = {
             k: v for k, v in obj.items() if k not in (options.text_field, options.id_field, "title")
         }
-        records.add(where, record_id, obj[options.text_field], obj.get("title"), meta)
+        records.add(number, record_id, obj[options.text_field], obj.get("title"), meta)
     return records.result(path, decoded.encoding, decoded.note)
 
 
@@ -222,9 +253,9 @@ def read_csv(data: bytes, path: Path, options: ReadOptions, budget: Budget) -> R
             row_start = start + 1  # 1-based physical line where the current row begins
             try:
                 for row in reader:
-                    where = f"line {row_start}"
+                    line = row_start
                     row_start = start + reader.line_num + 1
-                    _csv_row(records, where, row, names, text_col, id_col, title_col, options)
+                    _csv_row(records, line, row, names, text_col, id_col, title_col, options)
                 break
             except csv.Error as exc:
                 restarts += 1
@@ -240,7 +271,7 @@ def read_csv(data: bytes, path: Path, options: ReadOptions, budget: Budget) -> R
 
 def _csv_row(
     records: _Records,
-    where: str,
+    line: int,
     row: list[str],
     names: list[str],
     text_col: int,
@@ -248,6 +279,7 @@ def _csv_row(
     title_col: int | None,
     options: ReadOptions,
 ) -> None:
+    where = f"line {line}"
     if not row or not any(cell.strip() for cell in row):
         return
     if len(row) > len(names) and any(cell.strip() for cell in row[len(names) :]):
@@ -259,11 +291,8 @@ def _csv_row(
     if text_col >= len(row):
         records.warnings.add(f"{where}: no {options.text_field!r} value, skipped")
         return
-    fallback = where.removeprefix("line ")
-    record_id = fallback
-    if id_col is not None and id_col < len(row) and row[id_col].strip():
-        record_id = row[id_col].strip()
+    record_id = row[id_col].strip() if id_col is not None and id_col < len(row) else ""
     title = row[title_col] if title_col is not None and title_col < len(row) else ""
     skip = {text_col, id_col, title_col}
     meta = {names[i]: row[i] for i in range(min(len(row), len(names))) if i not in skip}
-    records.add(where, record_id, row[text_col], title, meta)
+    records.add(line, record_id, row[text_col], title, meta)
