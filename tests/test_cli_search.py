@@ -94,6 +94,35 @@ def test_filters_language_path_and_min_score(corpus_index):
     assert result.exit_code == 1 and "no hits" in result.output
 
 
+def test_path_globs_are_read_as_rm_reads_them(corpus_index, tmp_path, monkeypatch):
+    """`--path './bread/*'` found nothing where `rm -n './bread/*'` named every file: a glob
+    is folded (`./`, `..`, `//`, `~`) and read from the working directory, as rm reads it."""
+    def queried(glob: str) -> set[str]:
+        return {h["path"] for h in _query(corpus_index, "bread", "-k", "50", "--path", glob)}
+
+    def removed(glob: str) -> set[str]:
+        out = CliRunner().invoke(cli, ["rm", glob, "--dry-run", "--json", "--index",
+                                       str(corpus_index)])
+        assert out.exit_code == 0, out.output
+        return set(json.loads(out.stdout)["removed"])
+
+    bread = {str(p) for p in (CORPUS / "bread").iterdir()}
+    monkeypatch.chdir(CORPUS)
+    monkeypatch.setenv("HOME", str(CORPUS.parent))
+    for glob in ("bread/*", "./bread/*", "bread//*", "./bread/./*", "../corpus/bread/*",
+                 "~/corpus/bread/*", f"{CORPUS}//bread/*"):
+        assert queried(glob) == removed(glob) == bread, glob
+    monkeypatch.chdir(CORPUS / "bread")
+    assert queried("./*.md") == removed("./*.md") == {str(CORPUS / "bread/deu_Latn_bread.md")}
+    # A glob without a folder still matches file names anywhere; one anchored with ./ does not.
+    monkeypatch.chdir(tmp_path)
+    assert {Path(p).name for p in queried("eng_Latn_bread.txt")} == {"eng_Latn_bread.txt"}
+    assert len(queried("*.md")) > 1
+    out = CliRunner().invoke(cli, ["query", "bread", "--path", "./*.md", "--index",
+                                   str(corpus_index)])
+    assert out.exit_code == 1 and "no hits" in out.stderr
+
+
 def test_hits_below_their_languages_average_are_named(corpus_index):
     """A language filter fills the list with off-topic passages too: the text output names
     the ranks that are no closer to the query than an average passage of their language

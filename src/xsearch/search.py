@@ -14,6 +14,7 @@ import fnmatch
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -129,15 +130,27 @@ def language_matches(wanted: str, code: str) -> bool:
     return code == wanted or code.split("_")[0] == wanted
 
 
+def path_globs(glob: str, here: str) -> tuple[list[str], str | None]:
+    """(globs over the stored absolute path, glob over the file name or None) for --path,
+    read as ``xsearch rm`` reads a path: ``~``, ``.``, ``..`` and ``//`` folded, relative to
+    ``here``; a glob starting with a wildcard also matches anywhere, a bare one by name."""
+    g = os.path.expanduser(glob)
+    if os.path.isabs(g):
+        return [os.path.normpath(g)], None
+    globs = [os.path.normpath(os.path.join(glob_escape(here), g))]
+    if re.search(r"[*?\[]", g.split(os.sep)[0]):
+        globs.append(os.path.normpath(g))
+    return globs, None if os.sep in g else os.path.normpath(g)
+
+
 def _paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
-    """SQL for the indexed paths a --path glob can match: every path, or, when the glob
-    starts with a literal part holding a "/", only paths starting with that part as given or
-    below the current directory (a range on the primary key, not a pass over every file;
-    a file name alone holds no "/", so it cannot match then)."""
-    prefix = re.split(r"[*?\[]", glob, maxsplit=1)[0]
-    if os.name != "posix" or "/" not in prefix:
+    """SQL for the indexed paths a --path glob can match: every path, or, when each of its
+    forms (``path_globs``) starts with a literal part holding a "/", only paths starting with
+    one of those parts (a range on the primary key, not a pass over every file)."""
+    globs, name = path_globs(glob, here)
+    starts = [re.split(r"[*?\[]", g, maxsplit=1)[0] for g in globs]
+    if os.name != "posix" or name is not None or any("/" not in p for p in starts):
         return "SELECT path FROM files", []
-    starts = [prefix] if os.path.isabs(prefix) else [prefix, here + prefix]
     sql = " OR ".join("(path >= ? AND path < ?)" for _ in starts)
     bounds = [x for p in starts for x in (p, p + "\U0010ffff")]
     return f"SELECT path FROM files WHERE {sql}", bounds
@@ -217,14 +230,15 @@ class Searcher:
         db = self.index.store.db
         if f.path_glob:
             # Match the glob once per file, not once per passage (a file has many passages).
-            match = re.compile(fnmatch.translate(os.path.normcase(f.path_glob))).match
-            here = os.path.join(os.getcwd(), "")
+            here = os.getcwd()
+            globs, name = path_globs(f.path_glob, here)
+            matchers = [re.compile(fnmatch.translate(os.path.normcase(g))).match
+                        for g in globs]
+            by_name = name and re.compile(fnmatch.translate(os.path.normcase(name))).match
             paths = []
             for (p,) in db.execute(*_paths_that_may_match(f.path_glob, here)):
                 c = os.path.normcase(p)
-                # the stored path, the path as shown (relative below the cwd), the file name
-                if match(c) or (c.startswith(here) and match(c[len(here):])) or \
-                        match(os.path.basename(c)):
+                if any(m(c) for m in matchers) or (by_name and by_name(os.path.basename(c))):
                     paths.append(p)
             if not paths:
                 return np.zeros(0, dtype=np.int64)
