@@ -16,6 +16,18 @@ import httpx
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
+def child_env() -> dict:
+    """The environment a child xsearch process runs in: this checkout's sources, one thread."""
+    return {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get(
+        "PYTHONPATH", ""), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive"}
+
+
+def run_xsearch(*args: str) -> subprocess.CompletedProcess:
+    """``xsearch ARGS`` as its own process, as a user beside the server would run it."""
+    return subprocess.run([sys.executable, "-m", "xsearch", *args], env=child_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -27,8 +39,7 @@ def running_server(index: Path, *args: str, env: dict | None = None,
                    host: str = "127.0.0.1", wait_s: float = 180) -> Iterator[tuple[str, list]]:
     """Start the server, wait until /api/health answers, yield (base url, stderr lines)."""
     port = free_port()
-    full_env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get(
-        "PYTHONPATH", ""), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive", **(env or {})}
+    full_env = {**child_env(), **(env or {})}
     cmd = [sys.executable, "-m", "xsearch", "serve", "--index", str(index), "--host", host,
            "--port", str(port), *args]
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

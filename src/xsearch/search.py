@@ -23,7 +23,7 @@ from . import bm25, lexical
 from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
-from .index_dir import IndexDir
+from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
 from .ranking import hybrid_scores
 from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, folded, syllable_pair
@@ -156,24 +156,48 @@ def _paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
     return f"SELECT path FROM files WHERE {sql}", bounds
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Which file a path names now (None: none)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class Searcher:
     """An index opened read-only for queries, with its embedder loaded once."""
 
     def __init__(self, index_path: Path, model: str | None = None,
                  embedder: Embedder | None = None, engine: str | None = None,
                  purpose: str = "query") -> None:
-        wanted = resolve_model_name(model) if model else None
-        self.index = IndexDir.open(Path(index_path), model=wanted)
+        self._path = Path(index_path)
+        self._wanted = resolve_model_name(model) if model else None
         self._embedder: Embedder | None = embedder
+        self.last_info: list[QueryInfo] = []
+        self._engine = engine
+        self._purpose = purpose  # "serve" for a process that embeds many queries
+        self._open()
+
+    def _open(self) -> None:
+        """Search the index as it is now, nothing cached from an earlier state; refuse one
+        the loaded embedder cannot query (the state searched until then stays)."""
+        file_id = _file_id(self._path / DATABASE)  # first: a swap after it reopens once more
+        index = IndexDir.open(self._path, model=self._wanted)
+        old = getattr(self, "index", None)
+        if old is not None and self._embedder is not None and (
+                index.config.model, index.config.dim) != (old.config.model, old.config.dim):
+            index.close()
+            raise IndexMismatchError(
+                f"index {index.path} was rebuilt with model {index.config.model} while open "
+                f"with {old.config.model}; open it again (restart xsearch serve)")
+        self.index, self._db_id = index, file_id
         self._centering: Centering | None = None
-        self._generation = self.index.store.generation()
+        self._generation = index.store.generation()
         #: document frequency of query tokens, for the committed state ``_df_generation``
         self._df: dict[str, int] = {}
         self._df_generation = self._generation
         self._corpus: bm25.Corpus | None | bool = False  # loaded on first use (False: not yet)
-        self.last_info: list[QueryInfo] = []
-        self._engine = engine
-        self._purpose = purpose  # "serve" for a process that embeds many queries
 
     @property
     def embedder(self) -> Embedder:
@@ -212,7 +236,14 @@ class Searcher:
             return self.index.vectors.vectors_of([int(i) for i in passage_ids])
 
     def refresh(self) -> bool:
-        """Pick up what another process committed since; True when something changed."""
+        """Pick up what another process committed since; True when something changed. A
+        database replaced by a rename (a new index, ``--full``) is opened anew and the old
+        one's files let go; otherwise this costs one stat and one read of the generation."""
+        if _file_id(self.index.store.path) != self._db_id:
+            old = self.index
+            self._open()
+            old.close()
+            return True
         gen = self.index.store.generation()
         if gen == self._generation:
             return False

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import EmptyIndexError, IndexLockedError, XsearchError
+from ..errors import EmptyIndexError, IndexLockedError, IndexMismatchError, XsearchError
 from .batching import MicroBatcher
 
 log = logging.getLogger("xsearch.server")
@@ -74,6 +74,8 @@ class IndexService:
         try:
             if s.refresh():
                 self.reloads += 1
+        except IndexMismatchError:
+            raise  # rebuilt for another model: the old state would be stale for good
         except (XsearchError, sqlite3.Error, OSError) as exc:
             # Half-way through a rebuild: keep answering from the state we have.
             log.warning("index refresh failed, serving the previous state: %s", exc)
