@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from xsearch.cli import cli
 
 pytest.importorskip("uvicorn", reason="needs the serve extra")
 httpx = pytest.importorskip("httpx", reason="needs the serve extra")
-from serve_util import run_xsearch, running_server  # noqa: E402
+from serve_util import child_env, run_xsearch, running_server  # noqa: E402
 
 
 def test_real_server_answers_searches_page_and_schema(corpus_index):
@@ -107,3 +108,19 @@ def test_a_full_rebuild_is_served_at_once_and_the_replaced_files_let_go(tmp_path
         assert run_xsearch("index", str(docs), "--index", str(index), "-q").returncode == 0
         assert "wombat.txt" in _found(base, "wombat burrows")
         assert httpx.get(base + "/api/stats", timeout=30).json()["reloads"] == 2
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path):
+    # uvicorn found the port taken only after the "serving" line and the model's load, logged
+    # it in its own format and exited 3.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "xsearch", "serve", "--index",
+                              str(tmp_path / "none"), "--port", str(port)], env=child_env(),
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: address already in use"]
+    assert out.stdout == ""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from .cli_format import (
     _index_option,
     _safe,
 )
+
+if TYPE_CHECKING:
+    import socket
 
 
 @click.command(context_settings=CONTEXT)
@@ -228,10 +232,31 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
     if host not in LOCAL_HOSTS:
         click.echo(f"warning: binding {host}: the text of the index becomes reachable from "
                    "the network", err=True)
+    shown = f"[{host}]" if ":" in host else host
+    sock = _listen(host, shown, port)
     app = create_app(index_path, bench_dir=bench_dir, max_batch=max_batch,
                      window_ms=batch_window_ms, allow_index=allow_index, token=token,
                      engine=engine)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"xsearch: serving {index_path} at http://{shown}:{port}/ (Ctrl-C stops)",
-               err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    click.echo(f"xsearch: serving {index_path} at http://{shown}:{sock.getsockname()[1]}/ "
+               "(Ctrl-C stops)", err=True)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, shown: str, port: int) -> socket.socket:
+    """A socket bound to host:port, so that a port in use is one line before anything is
+    announced (uvicorn would log it and exit 3, after loading the model)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    try:
+        # As uvicorn binds: a port left in TIME_WAIT by a server just stopped is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = str(exc.strerror or exc)
+        raise click.ClickException(
+            f"cannot listen on {shown}:{port}: {why[:1].lower()}{why[1:]}") from exc
+    return sock
