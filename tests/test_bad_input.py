@@ -174,3 +174,26 @@ def test_records_without_id_are_indexed_next_to_explicit_ids(tmp_path):
                    ("c.jsonl", "1"), ("c.jsonl", "2")}
     again = run("index", str(docs), "--index", str(index))
     assert "0 changed, 3 unchanged" in again.output and "0 embedded" in again.output
+
+
+def test_exit_codes_are_the_documented_ones(built, tmp_path):
+    # README's table and `xsearch --help` name them; each row, through the real commands.
+    docs, index = built
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes", 1)[1].split("###", 1)[0]
+    assert [line.split("|")[1].strip() for line in table.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()] == \
+        ["0", "1", "2", "130", "143"]
+    assert "Exit codes: 0 done" in run("--help").output
+    assert run("stats", "--index", str(index)).exit_code == 0
+    assert run("check", "--index", str(index), "--no-model").exit_code == 0
+    for args in (["query", "bread", "--index", str(tmp_path / "nothing")],  # no index
+                 ["query", "bread", "--lang", "klingon", "--index", str(index)],  # refused value
+                 ["query", "bread", "--index", str(index), "--min-score", "50"],  # no hits
+                 ["rm", str(tmp_path / "never-indexed.txt"), "--index", str(index)],
+                 ["index", str(docs), "--index", str(index), "--layout", "hnsw"]):  # needs --full
+        assert one_line_error(run(*args)) and run(*args).exit_code == 1, args
+    for args in (["query"], ["query", "x", "--top-k", "0"], ["index", "--nope"],
+                 ["query", "x", "--mode", "sideways"]):
+        res = run(*args)
+        assert res.exit_code == 2 and "Traceback" not in res.output, (args, res.output)

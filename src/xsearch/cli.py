@@ -48,6 +48,9 @@ def cli(ctx: click.Context) -> None:
 
     Defaults for any option can come from xsearch.toml (here, or in ~/.config/xsearch/, or
     $XSEARCH_CONFIG); a flag or environment variable overrides them.
+
+    Exit codes: 0 done; 1 could not do it (one line says why), or nothing found; 2 a wrong
+    command line; 130 Ctrl-C; 143 SIGTERM.
     """
     from .settings import load_defaults
 
