@@ -202,23 +202,23 @@ def test_path_globs_match_the_same_files_with_and_without_the_prefix_range(tmp_p
     every kind of glob must still allow exactly the files a full pass matches."""
     import os
 
-    from xsearch import search as search_mod
+    from xsearch import path_filter
 
     path = tmp_path / "idx"
     _build(path, "flat")
     monkeypatch.setattr(os, "getcwd", lambda: "/data")  # "d7/*" is then relative to /data
-    full = search_mod._paths_that_may_match("*", "/data/")
+    full = path_filter.paths_that_may_match("*", "/data/")
     s = Searcher(path)
     try:
         for glob in ("/data/d7/*", "/data/d7/f7?.txt", "d7/*", "d7/f17.txt", "f7.txt",
                      "*/d3/f1*", "/data/d[13]/*", "/data/d3*", "/nowhere/*", "*.txt"):
             pruned = s._allowed_ids(Filters(path_glob=glob))
             with monkeypatch.context() as m:
-                m.setattr(search_mod, "_paths_that_may_match", lambda g, h: full)
+                m.setattr(path_filter, "paths_that_may_match", lambda g, h: full)
                 reference = s._allowed_ids(Filters(path_glob=glob))
             assert np.array_equal(pruned, reference), glob
         assert len(s._allowed_ids(Filters(path_glob="d7/*"))) == 30 * 5
-        assert search_mod._paths_that_may_match("/data/d7/*", "/x/")[0] != full[0]
+        assert path_filter.paths_that_may_match("/data/d7/*", "/x/")[0] != full[0]
     finally:
         s.close()
 

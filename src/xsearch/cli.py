@@ -318,7 +318,8 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         xsearch query -f questions.txt > answers.jsonl
         printf 'bread\\ncoffee\\n' | xsearch query -f -
     """
-    from .search import Filters, Searcher, display_path
+    from .path_filter import display_path
+    from .search import Filters, Searcher
 
     queries, batch = _read_queries(query, queries_file)
     filters = Filters(languages=tuple(languages), path_glob=path_glob, topics=tuple(topics),

@@ -37,7 +37,7 @@ def files(index_path, languages, missing, as_json):
         xsearch files --missing          # what xsearch index --prune would drop
     """
     from .manage import list_files
-    from .search import display_path
+    from .path_filter import display_path
 
     info = list_files(index_path, tuple(languages), missing_only=missing)
     if as_json:
@@ -61,7 +61,7 @@ def files(index_path, languages, missing, as_json):
 
 
 def report_removal(out: dict, as_json: bool) -> None:
-    from .search import display_path
+    from .path_filter import display_path
 
     if as_json:
         _emit(out)

@@ -10,11 +10,9 @@ query's scores over all passages of that language, which is comparable across qu
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from glob import escape as glob_escape
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
 from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
+from .path_filter import matching_paths
 from .ranking import hybrid_scores
 from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, folded, syllable_pair
 from .vector_store import SegmentGoneError
@@ -117,43 +116,9 @@ def flatten(text: str, highlights: list) -> tuple[str, list[list[int]]]:
     return flat, out
 
 
-def display_path(path: str) -> str:
-    """Path relative to the working directory when it lies below it."""
-    try:
-        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
-    except ValueError:
-        return path
-
-
 def language_matches(wanted: str, code: str) -> bool:
     """``hin`` matches every script of Hindi (``hin_Deva``); a full code matches itself."""
     return code == wanted or code.split("_")[0] == wanted
-
-
-def path_globs(glob: str, here: str) -> tuple[list[str], str | None]:
-    """(globs over the stored absolute path, glob over the file name or None) for --path,
-    read as ``xsearch rm`` reads a path: ``~``, ``.``, ``..`` and ``//`` folded, relative to
-    ``here``; a glob starting with a wildcard also matches anywhere, a bare one by name."""
-    g = os.path.expanduser(glob)
-    if os.path.isabs(g):
-        return [os.path.normpath(g)], None
-    globs = [os.path.normpath(os.path.join(glob_escape(here), g))]
-    if re.search(r"[*?\[]", g.split(os.sep)[0]):
-        globs.append(os.path.normpath(g))
-    return globs, None if os.sep in g else os.path.normpath(g)
-
-
-def _paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
-    """SQL for the indexed paths a --path glob can match: every path, or, when each of its
-    forms (``path_globs``) starts with a literal part holding a "/", only paths starting with
-    one of those parts (a range on the primary key, not a pass over every file)."""
-    globs, name = path_globs(glob, here)
-    starts = [re.split(r"[*?\[]", g, maxsplit=1)[0] for g in globs]
-    if os.name != "posix" or name is not None or any("/" not in p for p in starts):
-        return "SELECT path FROM files", []
-    sql = " OR ".join("(path >= ? AND path < ?)" for _ in starts)
-    bounds = [x for p in starts for x in (p, p + "\U0010ffff")]
-    return f"SELECT path FROM files WHERE {sql}", bounds
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -260,17 +225,7 @@ class Searcher:
             args += topics
         db = self.index.store.db
         if f.path_glob:
-            # Match the glob once per file, not once per passage (a file has many passages).
-            here = os.getcwd()
-            globs, name = path_globs(f.path_glob, here)
-            matchers = [re.compile(fnmatch.translate(os.path.normcase(g))).match
-                        for g in globs]
-            by_name = name and re.compile(fnmatch.translate(os.path.normcase(name))).match
-            paths = []
-            for (p,) in db.execute(*_paths_that_may_match(f.path_glob, here)):
-                c = os.path.normcase(p)
-                if any(m(c) for m in matchers) or (by_name and by_name(os.path.basename(c))):
-                    paths.append(p)
+            paths = matching_paths(db.conn, f.path_glob, os.getcwd())
             if not paths:
                 return np.zeros(0, dtype=np.int64)
             db.execute("CREATE TEMP TABLE IF NOT EXISTS _path_filter (path TEXT PRIMARY KEY)")

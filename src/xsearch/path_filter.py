@@ -1,0 +1,59 @@
+"""Which indexed files a path or glob names (``query --path``), read as ``xsearch rm`` reads a
+path, and how a stored path is shown."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import sqlite3
+from glob import escape as glob_escape
+from pathlib import Path
+
+
+def display_path(path: str) -> str:
+    """Path relative to the working directory when it lies below it."""
+    try:
+        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+    except ValueError:
+        return path
+
+
+def path_globs(glob: str, here: str) -> tuple[list[str], str | None]:
+    """(globs over the stored absolute path, glob over the file name or None) for --path,
+    read as ``xsearch rm`` reads a path: ``~``, ``.``, ``..`` and ``//`` folded, relative to
+    ``here``; a glob starting with a wildcard also matches anywhere, a bare one by name."""
+    g = os.path.expanduser(glob)
+    if os.path.isabs(g):
+        return [os.path.normpath(g)], None
+    globs = [os.path.normpath(os.path.join(glob_escape(here), g))]
+    if re.search(r"[*?\[]", g.split(os.sep)[0]):
+        globs.append(os.path.normpath(g))
+    return globs, None if os.sep in g else os.path.normpath(g)
+
+
+def paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
+    """SQL for the indexed paths a --path glob can match: every path, or, when each of its
+    forms (``path_globs``) starts with a literal part holding a "/", only paths starting with
+    one of those parts (a range on the primary key, not a pass over every file)."""
+    globs, name = path_globs(glob, here)
+    starts = [re.split(r"[*?\[]", g, maxsplit=1)[0] for g in globs]
+    if os.name != "posix" or name is not None or any("/" not in p for p in starts):
+        return "SELECT path FROM files", []
+    sql = " OR ".join("(path >= ? AND path < ?)" for _ in starts)
+    bounds = [x for p in starts for x in (p, p + "\U0010ffff")]
+    return f"SELECT path FROM files WHERE {sql}", bounds
+
+
+def matching_paths(conn: sqlite3.Connection, glob: str, here: str) -> list[str]:
+    """Indexed paths (``files.path``) that ``glob`` names, relative to ``here``; the glob is
+    matched once per file, not once per passage."""
+    globs, name = path_globs(glob, here)
+    matchers = [re.compile(fnmatch.translate(os.path.normcase(g))).match for g in globs]
+    by_name = name and re.compile(fnmatch.translate(os.path.normcase(name))).match
+    out = []
+    for (p,) in conn.execute(*paths_that_may_match(glob, here)):
+        c = os.path.normcase(p)
+        if any(m(c) for m in matchers) or (by_name and by_name(os.path.basename(c))):
+            out.append(p)
+    return out
