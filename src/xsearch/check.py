@@ -17,7 +17,7 @@ from . import bm25, lexical
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .fileio import full_checksum
-from .index_dir import CONFIG, IndexDir
+from .index_dir import CONFIG, IndexDir, require_index
 from .segment_kinds import HNSW
 from .segments import files_of
 from .writer import IndexWriter, private_files, write_lock
@@ -82,7 +82,7 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
     """Report (and with ``repair`` fix) what is wrong with the index at ``path``."""
     path = Path(path)
     if repair:
-        IndexDir.open(path).close()  # not an index: its error, and no lock file left there
+        require_index(path)
         with private_files(), write_lock(path):
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
             writer = IndexWriter.open(path, None, keep_unfinished=True)

@@ -179,6 +179,14 @@ def looks_like_index(path: Path) -> bool:
     return (path / DATABASE).is_file() or (path / CONFIG).is_file()
 
 
+def require_index(path: Path) -> None:
+    """Refuse, with the error :meth:`IndexDir.open` gives, a path that holds no index of
+    ours, before a writer takes its lock there (the lock file would be left among the user's
+    files); an index of an older schema passes, for the writer to upgrade."""
+    if not (looks_like_index(path) and is_own_folder(path)):
+        IndexDir.open(path).close()
+
+
 class IndexDir:
     """An open index: its config, its SQLite store and its vector segments."""
 

@@ -125,7 +125,7 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     """Which file a path names now (None: none)."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except OSError:  # none there, or a file where the index folder should be
         return None
     return st.st_dev, st.st_ino
 

@@ -86,10 +86,10 @@ def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.
 def _locked(index_path: Path) -> Iterator[None]:
     """Labelling writes the index: it takes the one writer's lock (``writer.write_lock``), so an
     index run and a label run never interleave (labels of one with the topics of the other)."""
-    from .index_dir import IndexDir
+    from .index_dir import require_index
     from .writer import private_files, write_lock
 
-    IndexDir.open(Path(index_path)).close()  # no index, or a foreign folder: its own error
+    require_index(Path(index_path))
     with private_files(), write_lock(Path(index_path)):
         yield
 
