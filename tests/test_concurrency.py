@@ -3,13 +3,19 @@ vanishes from a reader's results, and a merge that removes segments mid-query is
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
 
+from click.testing import CliRunner
 from conftest import CORPUS
 
+from xsearch.cli import cli
 from xsearch.search import Searcher
 
 VERSIONS = (
@@ -65,15 +71,6 @@ def test_one_writer_at_a_time_labelling_included(small_corpus, tmp_path):
     # `xsearch label` once wrote without the write lock: an index run ending meanwhile put
     # the old labels back over the new topics. Every writer takes the lock; a second one
     # fails at once, in one line, and changes nothing.
-    import fcntl
-    import json
-    import os
-    import sqlite3
-
-    from click.testing import CliRunner
-
-    from xsearch.cli import cli
-
     index = tmp_path / "index"
     runner = CliRunner()
     assert runner.invoke(cli, ["index", str(small_corpus), "--index", str(index),
