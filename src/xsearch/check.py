@@ -17,10 +17,10 @@ from . import bm25, lexical
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .fileio import full_checksum
-from .index_dir import CONFIG, IndexDir, require_index
+from .index_dir import CONFIG, IndexDir
 from .segment_kinds import HNSW
 from .segments import files_of
-from .writer import IndexWriter, private_files, write_lock
+from .writer import IndexWriter, lock_existing
 
 
 def _segment_problems(index: IndexDir) -> tuple[list[dict], list[dict]]:
@@ -82,8 +82,7 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
     """Report (and with ``repair`` fix) what is wrong with the index at ``path``."""
     path = Path(path)
     if repair:
-        require_index(path)
-        with private_files(), write_lock(path):
+        with lock_existing(path):
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
             writer = IndexWriter.open(path, None, keep_unfinished=True)
             try:

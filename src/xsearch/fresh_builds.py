@@ -26,20 +26,36 @@ def _fresh_dbs(path: Path) -> list[Path]:
                   if e.name[len(NEW_DB_RE):].isdigit())
 
 
-def _read(db: Path, *queries: str) -> tuple[dict, list] | None:
-    """A fresh database's meta (complete, config, build) and the rows of ``queries``, read
-    without writing; None if it cannot be read."""
+def _rows(db: Path, *queries: str) -> list[list] | None:
+    """The rows of each query, read from ``db`` without writing; None if it cannot be read."""
     try:
         # as_uri: a '#' or '?' in the folder's name would end a bare "file:" path
         con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
-            meta = dict(con.execute("SELECT key, value FROM meta WHERE key IN "
-                                    "('complete', 'config', ?)", [BUILD_KEY]).fetchall())
-            return meta, [con.execute(q).fetchall() for q in queries]
+            return [con.execute(q).fetchall() for q in queries]
         finally:
             con.close()
     except sqlite3.Error:
         return None
+
+
+def _read(db: Path, *queries: str) -> tuple[dict, list] | None:
+    """A fresh database's meta (complete, config, build) and the rows of ``queries``, read
+    without writing; None if it cannot be read."""
+    got = _rows(db, "SELECT key, value FROM meta WHERE key IN "
+                    f"('complete', 'config', '{BUILD_KEY}')", *queries)
+    return None if got is None else (dict(got[0]), got[1:])
+
+
+def live_labels(path: Path) -> list[tuple[str, str, int]]:
+    """(name, description, position) of the live index's topic labels, which a --full
+    rebuild keeps; none when there is no live index or it cannot be read (a rebuild is also
+    how a damaged index is mended)."""
+    if not (path / DATABASE).is_file():
+        return []
+    got = _rows(path / DATABASE, "SELECT name, description, position FROM labels "
+                                 "ORDER BY position")
+    return [tuple(r) for r in got[0]] if got is not None else []
 
 
 def _describe(db: Path, meta: dict, files: int) -> dict | None:

@@ -179,14 +179,6 @@ def looks_like_index(path: Path) -> bool:
     return (path / DATABASE).is_file() or (path / CONFIG).is_file()
 
 
-def require_index(path: Path) -> None:
-    """Refuse, with the error :meth:`IndexDir.open` gives, a path that holds no index of
-    ours, before a writer takes its lock there (the lock file would be left among the user's
-    files); an index of an older schema passes, for the writer to upgrade."""
-    if not (looks_like_index(path) and is_own_folder(path)):
-        IndexDir.open(path).close()
-
-
 class IndexDir:
     """An open index: its config, its SQLite store and its vector segments."""
 
@@ -216,8 +208,8 @@ class IndexDir:
                 if is_own_folder(path):
                     from .fresh_builds import being_written, unfinished_builds
 
-                    left = unfinished_builds(path)
-                    if being_written(path):
+                    left = unfinished_builds(path)  # each says whether it is being built
+                    if left[0]["running"] if left else being_written(path):
                         so_far = f" ({left[0]['files']} file(s) so far)" if left else ""
                         raise EmptyIndexError(
                             f"no index at {path.resolve()} yet: an `xsearch index` run is "

@@ -154,14 +154,10 @@ def build_index(
                 probe = IndexDir.open(index_path)
                 existing = probe.config
                 probe.close()
-                soft = new_index_only
-                model = None if "model" in soft else model
-                chunk_tokens = None if "chunk_tokens" in soft else chunk_tokens
-                chunk_overlap = None if "chunk_overlap" in soft else chunk_overlap
-                layout = None if "layout" in soft else layout
-                centering = None if "centering" in soft else centering
-                _check_options(existing, index_path, model, chunk_tokens, chunk_overlap, layout,
-                               centering)
+                asked = dict(model=model, chunk_tokens=chunk_tokens,
+                             chunk_overlap=chunk_overlap, layout=layout, centering=centering)
+                _check_options(existing, index_path, **{
+                    k: None if k in new_index_only else v for k, v in asked.items()})
             if embedder is None:
                 embedder = get_embedder(existing.model if existing else model,
                                         batch_size=batch_size, engine=engine)

@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import NotIndexedError
 from .index_dir import IndexDir
 from .langcodes import matches, resolve_filters
-from .writer import IndexWriter, private_files, write_lock
+from .writer import IndexWriter, lock_existing
 
 _GLOB_CHARS = set("*?[")
 
@@ -151,7 +151,7 @@ def prune_missing(index_path: Path, dry_run: bool = False) -> dict:
 
 def _delete(path: Path, files: list[str], also_failed: list[str]) -> tuple[int, int]:
     """(passages removed, segments merged); one transaction, then the merge policy."""
-    with private_files(), write_lock(path):
+    with lock_existing(path):
         writer = IndexWriter.open(path, None, keep_unfinished=True)
         try:
             # The write lock is held: the set may have changed since it was read.

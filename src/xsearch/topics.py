@@ -9,8 +9,7 @@ index keeps its vectors, so labelling an index never re-embeds a passage.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,18 +81,6 @@ def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.
     return sorted_ids[starts], best, score
 
 
-@contextmanager
-def _locked(index_path: Path) -> Iterator[None]:
-    """Labelling writes the index: it takes the one writer's lock (``writer.write_lock``), so an
-    index run and a label run never interleave (labels of one with the topics of the other)."""
-    from .index_dir import require_index
-    from .writer import private_files, write_lock
-
-    require_index(Path(index_path))
-    with private_files(), write_lock(Path(index_path)):
-        yield
-
-
 def label_index(index_path: Path, labels: Sequence[Label] | None = None,
                 embedder: Embedder | None = None, only_unlabelled: bool = False) -> dict:
     """Give passages and documents of an index a zero-shot topic and score.
@@ -102,7 +89,9 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
     ``only_unlabelled`` only passages without a topic (new ones) and their documents are
     labelled, so an incremental run costs what it added. Returns a small summary.
     """
-    with _locked(index_path):
+    from .writer import lock_existing
+
+    with lock_existing(Path(index_path)):
         return _label_index(Path(index_path), labels, embedder, only_unlabelled)
 
 
@@ -182,7 +171,9 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
     passages; ``notify`` hears the estimated time first. ``save`` also makes ``clf`` the
     index's classifier (``trained_labels.save_classifier``), under the same lock.
     """
-    with _locked(index_path):
+    from .writer import lock_existing
+
+    with lock_existing(Path(index_path)):
         out = _label_with_classifier(Path(index_path), clf, only_new, notify)
         if save:
             from .trained_labels import save_classifier

@@ -38,6 +38,7 @@ from .index_dir import (
     IndexDir,
     ReadOnlyIndexError,
     is_own_folder,
+    looks_like_index,
 )
 from .store import SCHEMA_VERSION, Store
 
@@ -109,6 +110,18 @@ def write_lock(path: Path) -> Iterator[None]:
 
 
 @contextmanager
+def lock_existing(path: Path) -> Iterator[None]:
+    """:func:`write_lock` for a writer of an index that must exist (rm, check --repair,
+    label): a path holding no index of ours is refused, with the error opening it gives,
+    before the lock file is made among the user's files; an older schema passes (the writer
+    upgrades it)."""
+    if not (looks_like_index(path) and is_own_folder(path)):
+        IndexDir.open(path).close()
+    with private_files(), write_lock(path):
+        yield
+
+
+@contextmanager
 def write_errors(path: Path) -> Iterator[None]:
     """OSError and SQLite's operational errors inside become one :class:`IndexWriteError`
     naming the index, the cause and what is kept (every write is a transaction)."""
@@ -138,22 +151,6 @@ class Written:
 
     added: list[int]
     removed: int
-
-
-def _live_labels(path: Path) -> list[tuple[str, str, int]]:
-    """(name, description, position) of the live index's topic labels; none when there is no
-    live index or it cannot be read (a rebuild is also how a damaged index is mended)."""
-    if not (path / DATABASE).is_file():
-        return []
-    try:
-        con = sqlite3.connect(f"{(path / DATABASE).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            return con.execute("SELECT name, description, position FROM labels "
-                               "ORDER BY position").fetchall()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return []
 
 
 class IndexWriter:
@@ -214,7 +211,7 @@ class IndexWriter:
                 # as it keeps a trained classifier, which lives beside the database.
                 store.db.conn.executemany(
                     "INSERT INTO labels (name, description, position) VALUES (?, ?, ?)",
-                    _live_labels(path))
+                    FB.live_labels(path))
         except BaseException:
             store.close()
             raise

@@ -182,6 +182,11 @@ def _one_byte_fills_a_parity(sample: bytes) -> bool:
     return False
 
 
+def _too_many_nuls(sample: bytes) -> bool:
+    """More NUL bytes than damage leaves in text: binary, or UTF-16."""
+    return sample.count(0) > _MAX_NUL_SHARE * len(sample) + _STRAY_NULS
+
+
 def _stray_nuls(sample: bytes) -> bool:
     """Are the NUL bytes of ``sample`` damage in 8-bit text, not half of UTF-16 without BOM?
 
@@ -192,8 +197,7 @@ def _stray_nuls(sample: bytes) -> bool:
     Real UTF-16 with this few NULs is CJK text, whose bytes are neither UTF-8 nor mostly
     ASCII, or a few words of an alphabetic script, whose block byte fills a parity.
     """
-    nuls = sample.count(0)
-    if not nuls or nuls > _MAX_NUL_SHARE * len(sample) + _STRAY_NULS:
+    if not sample.count(0) or _too_many_nuls(sample):
         return False
     rest = sample.replace(b"\x00", b"")
     if any(b in _CONTROL_BYTES for b in rest) or _one_byte_fills_a_parity(sample):
@@ -298,8 +302,7 @@ def decode(data: bytes, path: Path | str) -> Decoded:
             return decoded
         # Stray NULs in otherwise clean text are damage; NULs among other control bytes
         # (random or compressed data has about 10%) mean binary.
-        nuls = sample.count(0)
-        if nuls > _MAX_NUL_SHARE * len(sample) + _STRAY_NULS or _control_share(
+        if _too_many_nuls(sample) or _control_share(
             sample.replace(b"\x00", b"")
         ) > 0.01:
             raise err(path, "binary file, skipped")
