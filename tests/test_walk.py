@@ -147,3 +147,13 @@ def test_index_command_options_and_summary(tmp_path: Path) -> None:
     with sqlite3.connect(index / "xsearch.db") as con:
         names = sorted(Path(r[0]).name for r in con.execute("SELECT path FROM files"))
     assert names == [".hidden.txt", "bread.txt", "ignored.md", "out.txt", "volcano.txt"]
+    # Left out by this run but still on disk: kept (and said so); deleted: dropped.
+    (root / "skip" / "volcano.txt").unlink()
+    result = runner.invoke(cli, ["index", str(root), "--index", str(index),
+                                 "--include", "*.txt", "--exclude", "skip/"])
+    assert result.exit_code == 0, result.output
+    assert "1 removed" in result.output
+    assert "kept: 3 indexed file(s) this run left out are still on disk" in result.output
+    with sqlite3.connect(index / "xsearch.db") as con:
+        names = sorted(Path(r[0]).name for r in con.execute("SELECT path FROM files"))
+    assert names == [".hidden.txt", "bread.txt", "ignored.md", "out.txt"]

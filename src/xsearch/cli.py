@@ -228,6 +228,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                     (s.bad_names, "non-UTF-8 names")]
         if any(n for n, _ in left_out):
             click.echo("left out: " + ", ".join(f"{n} {what}" for n, what in left_out if n))
+        if s.kept:
+            click.echo(f"kept: {s.kept} indexed file(s) this run left out are still on disk "
+                       "and stay indexed (xsearch rm removes them)")
         click.echo(
             f"passages: {s.passages_embedded} embedded, {s.passages_removed} removed in "
             f"{s.seconds:.1f}s ({s.passages_per_second:.1f} passages/s)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -209,6 +210,16 @@ def _measure(writer: IndexWriter, embedder: Embedder) -> None:
             writer.store.set_meta(PROBE_KEY, encode_vector(probe))
 
 
+def _still_a_file(path: str) -> bool:
+    """Whether ``path`` is still a file (or a link to one); unknown (no permission) is yes."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+
+
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
           notify: ProgressFn, retry_failed: bool, prune: bool = False
           ) -> list[tuple[Path, tuple[str, int, float]]]:
@@ -239,8 +250,12 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             continue
         fresh.append((f, fp))
 
-    gone = {p: row for p, row in known.items() if p not in seen
-            and (_under(p, roots) or (prune and not os.path.lexists(p)))}
+    # A file this walk left out but still on disk (another --include, a new ignore rule) is
+    # kept: only files that are gone are dropped, as rsync --delete spares excluded ones.
+    unseen = {p: row for p, row in known.items() if p not in seen
+              and (_under(p, roots) or (prune and not os.path.lexists(p)))}
+    gone = {p: row for p, row in unseen.items() if not _still_a_file(p)}
+    summary.kept += len(unseen) - len(gone)
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
         if not os.path.lexists(p):

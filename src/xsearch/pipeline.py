@@ -61,6 +61,8 @@ class IndexSummary:
     unchanged: int = 0
     renamed: int = 0
     removed: int = 0
+    #: Indexed files under the roots that this run's walk left out but are still on disk.
+    kept: int = 0
     failed: int = 0
     skipped: int = 0
     failed_before: int = 0
