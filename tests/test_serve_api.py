@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from http import HTTPStatus
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +154,22 @@ def test_bad_requests_are_json_errors(client, url, status):
     assert res.status_code == status, res.text
     assert res.headers["content-type"].startswith("application/json")
     assert res.json()["error"]
+
+
+@pytest.mark.parametrize("method, url, status", [
+    ("GET", "/api/nope", 404),
+    ("GET", "/nope", 404),
+    ("GET", "/static/nope.js", 404),
+    ("DELETE", "/api/search", 405),
+    ("PUT", "/api/passages/1", 405),
+])
+def test_unknown_routes_and_methods_are_json_errors_too(client, method, url, status):
+    # Starlette answers these itself; they were {"detail": "Not Found"}.
+    res = client.request(method, url)
+    assert res.status_code == status
+    assert res.json() == {"error": f"{HTTPStatus(status).phrase}: {method} {url}"}
+    if status == 405:
+        assert "GET" in res.headers["allow"]
 
 
 def test_a_language_or_topic_the_index_lacks_is_a_bad_request(client, corpus_index):

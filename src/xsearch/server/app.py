@@ -5,14 +5,17 @@ from __future__ import annotations
 import hmac
 from collections import Counter
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, browse
 from ..errors import (
@@ -48,8 +51,8 @@ def _status(exc: XsearchError) -> int:
     return next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _filters(languages: list[str] | None, path: str | None, topics: list[str] | None,
@@ -102,9 +105,14 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     async def _xsearch_error(request: Request, exc: XsearchError) -> JSONResponse:
         return _error(_status(exc), str(exc).splitlines()[0])
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    # Starlette's class, not FastAPI's subclass: unknown routes (404), wrong methods (405) and
+    # missing static files are raised by Starlette and would answer {"detail": ...}.
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if message == HTTPStatus(exc.status_code).phrase:  # Starlette's bare default
+            message += f": {request.method} {quote(request.url.path)}"
+        return _error(exc.status_code, message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
