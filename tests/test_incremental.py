@@ -162,3 +162,77 @@ def test_full_rebuild_keeps_the_topic_labels(small_corpus, tmp_path):
     rebuilt = build_index([small_corpus], index, full=True)
     assert rebuilt.labels["passages"] == len(before[1])
     assert topics() == before
+
+
+def test_record_fields_are_remembered_per_file_and_a_new_one_rereads(tmp_path):
+    # --text-field on a re-run once did nothing (the file was unchanged); a later plain run
+    # read an edited file with the default field; a CSV that failed for want of a 'text'
+    # column stayed "failed before" when re-run with the right --text-field.
+    from click.testing import CliRunner
+
+    from xsearch.cli import cli
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = [{"id": 1, "uid": "a", "text": "short note", "body": "Sourdough bread rises slowly."},
+            {"id": 2, "uid": "b", "text": "other note", "body": "Le volcan a projeté des cendres."}]
+    jsonl = docs / "news.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    csv = docs / "table.csv"
+    csv.write_text("uid,body\nx,Die Mannschaft gewann das Finale.\n", encoding="utf-8")
+    index = tmp_path / "index"
+    runner = CliRunner()
+
+    def run(*args: str) -> dict:
+        result = runner.invoke(cli, ["index", str(docs), "--index", str(index), "--json",
+                                     "-q", *args])
+        assert result.exit_code in (0, 1), result.output
+        return json.loads(result.output.splitlines()[0])
+
+    def stored() -> tuple[dict, dict]:
+        con = sqlite3.connect(index / "xsearch.db")
+        try:
+            texts = dict(con.execute("SELECT d.path || '#' || d.record_id, p.text FROM passages p "
+                                     "JOIN documents d ON d.id = p.document_id"))
+            fields = dict(con.execute("SELECT path, record_fields FROM files"))
+            return ({k.rsplit("/", 1)[1]: v for k, v in texts.items()},
+                    {k.rsplit("/", 1)[1]: json.loads(v) if v else v for k, v in fields.items()})
+        finally:
+            con.close()
+
+    first = run()
+    assert first["failed"] == 1  # the CSV has no 'text' column
+    assert stored()[0] == {"news.jsonl#1": "short note", "news.jsonl#2": "other note"}
+
+    second = run("--text-field", "body", "--id-field", "uid")
+    assert second["failed_before"] == 0 and second["failed"] == 0
+    texts, fields = stored()
+    assert texts == {"news.jsonl#a": "Sourdough bread rises slowly.",
+                     "news.jsonl#b": "Le volcan a projeté des cendres.",
+                     "table.csv#x": "Die Mannschaft gewann das Finale."}
+    assert fields["table.csv"] == {"text_field": "body", "id_field": "uid"}
+    assert fields["news.jsonl"] == {"text_field": "body", "id_field": "uid"}
+
+    third = run()  # unchanged files, no flags: nothing is read again
+    assert (third["unchanged"], third["changed"], third["passages_embedded"]) == (2, 0, 0)
+
+    rows.append({"id": 3, "uid": "c", "text": "third", "body": "Coffee cherries are hand-picked."})
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    fourth = run()  # a changed file is read with the fields it was read with
+    assert fourth["changed"] == 1 and fourth["passages_embedded"] == 1
+    assert stored()[0]["news.jsonl#c"] == "Coffee cherries are hand-picked."
+
+    fifth = run("--id-field", "id")  # only the id field differs: the text field stays
+    assert (fifth["changed"], fifth["unchanged"]) == (2, 0)
+    texts, fields = stored()
+    assert texts == {"news.jsonl#1": "Sourdough bread rises slowly.",
+                     "news.jsonl#2": "Le volcan a projeté des cendres.",
+                     "news.jsonl#3": "Coffee cherries are hand-picked.",
+                     "table.csv#2": "Die Mannschaft gewann das Finale."}  # no 'id': its line
+    assert fields["news.jsonl"] == {"text_field": "body", "id_field": "id"}
+    assert fields["table.csv"] == {"text_field": "body", "id_field": "id"}
+
+    full = run("--full")  # a rebuild reads each file as it was read before
+    assert full["failed"] == 0
+    assert stored() == (texts, fields)
+    _ids_agree(index)

@@ -203,7 +203,10 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                                   progress=progress, labels=labels, layout=layout,
                                   centering=centering, retry_failed=retry_failed,
                                   walk_options=walk_options, engine=engine,
-                                  new_index_only=soft)
+                                  new_index_only=soft, record_fields_given=frozenset(
+                                      name for name in ("text_field", "id_field")
+                                      if ctx.get_parameter_source(name)
+                                      is ParameterSource.COMMANDLINE))
     finally:
         if meter is not None:
             meter.clear()

@@ -58,6 +58,17 @@ def live_labels(path: Path) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in got[0]] if got is not None else []
 
 
+def live_record_fields(path: Path) -> dict[str, str]:
+    """path -> the record fields (files.record_fields) each .jsonl/.csv file of the live index
+    was read with, which a --full rebuild reads it with again; empty when there is no live
+    index, it cannot be read, or it predates them."""
+    if not (path / DATABASE).is_file():
+        return {}
+    got = _rows(path / DATABASE, "SELECT path, record_fields FROM files "
+                                 "WHERE record_fields IS NOT NULL")
+    return dict(got[0]) if got is not None else {}
+
+
 def _describe(db: Path, meta: dict, files: int) -> dict | None:
     """One :func:`unfinished_builds` row (None if its meta is unreadable)."""
     try:

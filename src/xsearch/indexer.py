@@ -18,7 +18,7 @@ from pathlib import Path
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError
-from .fresh_builds import needs_fresh_database, recover
+from .fresh_builds import live_record_fields, needs_fresh_database, recover
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
 from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
@@ -27,6 +27,8 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     ProgressFn,
     _fail,
     _pipeline,
+    record_fields,
+    with_record_fields,
 )
 from .topics import label_index
 from .writer import IndexWriter, prepare_folder, private_files, write_lock
@@ -114,6 +116,7 @@ def build_index(
     walk_options: WalkOptions | None = None,
     engine: str | None = None,
     new_index_only: frozenset[str] = frozenset(),
+    record_fields_given: frozenset[str] = frozenset(),
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``.
 
@@ -122,6 +125,9 @@ def build_index(
     ``new_index_only`` names settings (model, chunk_tokens, chunk_overlap, layout, centering)
     given as defaults for new indexes (a config file, the environment): they shape a new
     index or a --full rebuild and are not asked of an existing one.
+    ``record_fields_given`` names the record fields of ``read_options`` asked for ("text_field",
+    "id_field"); a .jsonl/.csv file indexed before is read with the fields it was read with
+    then for the others, and read again if that differs.
     """
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
@@ -181,13 +187,19 @@ def build_index(
                     raise IndexMismatchError(
                         f"index {index_path} holds {existing.dim}-d vectors but the model "
                         f"makes {embedder.dim}-d ones")
-                todo = _plan(writer, files, roots, summary, notify, retry_failed, prune)
                 options = read_options or ReadOptions()
+                todo, recorded = _plan(writer, files, roots, summary, notify, retry_failed,
+                                       prune, options, record_fields_given)
+                if fresh:  # a --full rebuild reads each record file as before
+                    recorded = {**live_record_fields(index_path), **recorded}
                 if options.max_chars is None:  # records longer than this are skipped alone
                     options = replace(options, max_chars=max_chars)
+                per_file = {path: with_record_fields(options, stored, record_fields_given)
+                            for path, stored in recorded.items()}
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
-                          summary, notify, prepare=lambda: _measure(writer, embedder))
+                          summary, notify, prepare=lambda: _measure(writer, embedder),
+                          per_file=per_file)
                 summary.segments_merged = writer.merge()
                 writer.finish()
             except BaseException:
@@ -221,9 +233,15 @@ def _still_a_file(path: str) -> bool:
 
 
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
-          notify: ProgressFn, retry_failed: bool, prune: bool = False
-          ) -> list[tuple[Path, tuple[str, int, float]]]:
-    """Decide what changed; apply removals and renames; return the files to read."""
+          notify: ProgressFn, retry_failed: bool, prune: bool = False,
+          options: ReadOptions | None = None, given: frozenset[str] = frozenset(),
+          ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, str]]:
+    """Decide what changed; apply removals and renames; return the files to read and the
+    record fields each known .jsonl/.csv file among them was read with.
+
+    ``given`` names the record fields of ``options`` asked for in this run; a record file
+    read with other ones is read again even if unchanged (its documents whose text is the
+    same keep their vectors)."""
     store = writer.store
     # --prune looks at every indexed file (it is O(files) by nature); a plain run only at
     # those below the roots, so adding one file to a big index stays cheap.
@@ -241,11 +259,13 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             _fail(summary, key, exc, notify)
             continue
         old = known.get(key)
-        if old and old["content_hash"] == fp[0]:
+        if old and old["content_hash"] == fp[0] and not _other_fields(key, old, options,
+                                                                      given):
             summary.unchanged += 1
             continue
         bad = failed.get(key)
-        if bad and bad["content_hash"] == fp[0] and not retry_failed:
+        if (bad and bad["content_hash"] == fp[0] and not retry_failed
+                and not _other_fields(key, bad, options, given)):
             summary.failed_before += 1
             continue
         fresh.append((f, fp))
@@ -274,5 +294,20 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     if gone:
         summary.passages_removed += writer.delete_files(sorted(gone))
         summary.removed += len(gone)
-    return todo
+    recorded = {}
+    for f, _fp in todo:
+        row = known.get(str(f)) or failed.get(str(f))
+        if row and row.get("record_fields"):
+            recorded[str(f)] = row["record_fields"]
+    return todo, recorded
+
+
+def _other_fields(path: str, row: dict, options: ReadOptions | None,
+                  given: frozenset[str]) -> bool:
+    """Whether this run asks for record fields other than the ones ``row``'s file was read
+    with (unknown, for a file indexed before they were recorded, counts as other)."""
+    if not given or options is None:
+        return False
+    wanted = record_fields(path, with_record_fields(options, row.get("record_fields"), given))
+    return wanted is not None and wanted != row.get("record_fields")
 

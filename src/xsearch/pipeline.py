@@ -6,11 +6,12 @@ overlap the embedding)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile
 from .faults import point
 from .ingest import ReadOptions, ReadResult, read_file
+from .ingest.formats.records import RECORD_SUFFIXES
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow
 from .writer import IndexWriter
@@ -111,6 +113,26 @@ class _Pending:
     docs: list[DocumentRow]
     texts: list[str] = field(default_factory=list)
     tokens: int = 0
+    fields: str | None = None  # files.record_fields: how a .jsonl/.csv file was read
+
+
+def record_fields(path: Path | str, options: ReadOptions) -> str | None:
+    """The record fields a file is read with, as ``files.record_fields`` stores them (JSON);
+    None for formats that have no records."""
+    if Path(path).suffix.lower() not in RECORD_SUFFIXES:
+        return None
+    return json.dumps({"text_field": options.text_field, "id_field": options.id_field})
+
+
+def with_record_fields(options: ReadOptions, stored: str | None,
+                       given: frozenset[str] = frozenset()) -> ReadOptions:
+    """``options`` for a file last read with the fields ``stored`` by :func:`record_fields`:
+    each field not ``given`` for this run ("text_field", "id_field") is the stored one."""
+    if not stored:
+        return options
+    got = json.loads(stored)
+    return replace(options, **{k: got[k] for k in ("text_field", "id_field")
+                               if k not in given and k in got})
 
 
 def _hash_text(text: str) -> str:
@@ -200,7 +222,8 @@ _DONE = object()
 
 
 def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
-            known: set[str], stop: threading.Event) -> None:
+            known: set[str], stop: threading.Event, per_file: dict[str, ReadOptions]
+            ) -> None:
     try:
         if not embedder.ready():
             langid.warm()  # while the tokenizer loads; the first chunk needs both
@@ -208,14 +231,17 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
         for n, (f, fp) in enumerate(todo, 1):
             if stop.is_set():
                 return
-            held.append((f, fp, _read(f, fp, options, max_chars, summary, notify)))
+            opts = per_file.get(str(f), options)
+            held.append((f, fp, opts, _read(f, fp, opts, max_chars, summary, notify)))
             # Read ahead while the tokenizer loads: chunking needs it, reading does not.
             if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
                 continue
             guessed = _guess_ahead(held, embedder)
-            for f, fp, result in held:
-                out.put(_prepare(writer, embedder, f, fp, result, summary, notify,
-                                 str(f) in known, guessed))
+            for f, fp, opts, result in held:
+                item = _prepare(writer, embedder, f, fp, result, summary, notify,
+                                str(f) in known, guessed)
+                item.fields = record_fields(f, opts)
+                out.put(item)
             held = []
     except BaseException as exc:  # handed to the embedding thread, which raises it
         out.put(exc)
@@ -233,7 +259,7 @@ def _guess_ahead(held: list[tuple], embedder: Embedder) -> dict[str, langid.Lang
     being ready and the first group being embedded. Stops as soon as the tokenizer is ready.
     """
     out: dict[str, langid.LangGuess] = {}
-    for _f, _fp, result in held:
+    for _f, _fp, _opts, result in held:
         if isinstance(result, _Pending):  # a file that failed or was skipped
             continue
         for doc in result.docs:
@@ -269,9 +295,11 @@ def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
 
 def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOptions,
               max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
-              notify: ProgressFn, prepare: Callable[[], None] | None = None) -> None:
+              notify: ProgressFn, prepare: Callable[[], None] | None = None,
+              per_file: dict[str, ReadOptions] | None = None) -> None:
     """Index ``todo``; ``prepare`` runs on this thread once the reader has started (work
-    that needs the model but not the files, overlapped with the first reads)."""
+    that needs the model but not the files, overlapped with the first reads); ``per_file``
+    maps a file to the options it is read with instead of ``options``."""
     if not todo:
         if prepare is not None:
             prepare()
@@ -285,7 +313,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     reader_view = _ReaderView(writer)
     reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
                                                     max_chars, summary, notify, inbox,
-                                                    known, stop), daemon=True)
+                                                    known, stop, per_file or {}), daemon=True)
     errors: list[BaseException] = []
     committer = threading.Thread(target=_commit_loop, args=(writer, outbox, summary, notify,
                                                             errors), daemon=True)
@@ -426,9 +454,10 @@ def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary
                 if p.fmt.startswith(("failed:", "skipped:")):
                     kind, _, reason = p.fmt.partition(":")
                     with writer.store.transaction():
-                        writer.store.record_failure(p.path, p.fingerprint[0], kind, reason)
+                        writer.store.record_failure(p.path, p.fingerprint[0], kind, reason,
+                                                    p.fields)
                     continue
-                files.append((p.path, p.fingerprint, p.fmt, p.drop, p.docs))
+                files.append((p.path, p.fingerprint, p.fmt, p.drop, p.docs, p.fields))
             done = writer.write_many(files, vectors, offsets)
             n = len(done.added)
             summary.passages_embedded += n

@@ -159,9 +159,20 @@ def m006_lang_stats_triangles(db: sqlite_utils.Database) -> None:
                    [pack_outer(unpack_outer(outer, dim)), language])
 
 
+
+@migration
+def m007_record_fields(db: sqlite_utils.Database) -> None:
+    """The record fields (--text-field, --id-field) each .jsonl/.csv file was read with, as
+    JSON: a later run reads a changed file the same way, and reads a file again when it is
+    given other fields. NULL for other formats and for files indexed before this step."""
+    db.execute("ALTER TABLE files ADD COLUMN record_fields TEXT")
+    db.execute("ALTER TABLE failed_files ADD COLUMN record_fields TEXT")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
-READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles"})
+READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles",
+                               "m007_record_fields"})
 """Migrations a reader does without (it takes the slower way until a writer applies them: the
-lengths are a faster path, and whole outer-product matrices still read): a query on an index
-that lacks only these does not ask for an upgrade."""
+lengths are a faster path, and whole outer-product matrices still read; record fields matter
+only to indexing): a query on an index that lacks only these does not ask for an upgrade."""

@@ -221,13 +221,15 @@ class Store:
         return [r[0] for part, marks in _in_chunks(list(doc_ids)) for r in self.db.execute(
             f"SELECT id FROM passages WHERE document_id IN ({marks})", part)]
 
-    def upsert_file(self, path: str, content_hash: str, size: int, mtime: float, fmt: str) -> None:
+    def upsert_file(self, path: str, content_hash: str, size: int, mtime: float, fmt: str,
+                    record_fields: str | None = None) -> None:
         self.db.execute(
-            "INSERT INTO files (path, content_hash, size, mtime, format, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+            "INSERT INTO files (path, content_hash, size, mtime, format, indexed_at, "
+            "record_fields) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
             "content_hash=excluded.content_hash, size=excluded.size, mtime=excluded.mtime, "
-            "format=excluded.format, indexed_at=excluded.indexed_at",
-            [path, content_hash, size, mtime, fmt, time.time()],
+            "format=excluded.format, indexed_at=excluded.indexed_at, "
+            "record_fields=excluded.record_fields",
+            [path, content_hash, size, mtime, fmt, time.time(), record_fields],
         )
         self.db.execute("DELETE FROM failed_files WHERE path = ?", [path])
 
@@ -241,12 +243,14 @@ class Store:
     def failed_files(self) -> dict[str, dict]:
         return {r["path"]: r for r in self.db.query("SELECT * FROM failed_files")}
 
-    def record_failure(self, path: str, content_hash: str, kind: str, reason: str) -> None:
+    def record_failure(self, path: str, content_hash: str, kind: str, reason: str,
+                       record_fields: str | None = None) -> None:
         self.db.execute(
-            "INSERT INTO failed_files (path, content_hash, kind, reason, at) VALUES "
-            "(?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET content_hash=excluded.content_hash,"
-            " kind=excluded.kind, reason=excluded.reason, at=excluded.at",
-            [path, content_hash, kind, reason, time.time()],
+            "INSERT INTO failed_files (path, content_hash, kind, reason, at, record_fields) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+            "content_hash=excluded.content_hash, kind=excluded.kind, reason=excluded.reason, "
+            "at=excluded.at, record_fields=excluded.record_fields",
+            [path, content_hash, kind, reason, time.time(), record_fields],
         )
 
     def forget_failure(self, path: str) -> None:

@@ -316,7 +316,8 @@ class IndexWriter:
 
     def write_many(self, files: list[tuple], vectors: np.ndarray,
                    offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Written:
-        """Several files in one transaction; ``vectors`` row order = passages in order.
+        """Several files in one transaction; ``vectors`` row order = passages in order. Each
+        file is (path, fingerprint, format, document ids to drop, documents[, record fields]).
 
         ``offsets`` adds query- and passage-mode vectors of sample texts per language (the
         query offset of that language, see centering.py)."""
@@ -324,8 +325,8 @@ class IndexWriter:
         langs: list[str] = []
         removed_total = 0
         with self.store.transaction():
-            for path, fingerprint, fmt, drop, docs in files:
-                self.store.upsert_file(path, *fingerprint, fmt)
+            for path, fingerprint, fmt, drop, docs, *fields in files:
+                self.store.upsert_file(path, *fingerprint, fmt, *fields)
                 removed = self.store.delete_documents(drop)
                 self._forget(removed)
                 removed_total += len(removed)

@@ -25,6 +25,9 @@ from . import register
 
 _CHECK_EVERY = 1000  # records between time-budget checks
 
+#: The formats read as records: their --text-field and --id-field matter.
+RECORD_SUFFIXES = frozenset({".jsonl", ".csv"})
+
 
 def _scrub(value: Any) -> tuple[Any, int]:
     """``value`` (a JSON value) with lone surrogates in every string replaced by U+FFFD."""
