@@ -172,6 +172,34 @@ def test_unknown_routes_and_methods_are_json_errors_too(client, method, url, sta
         assert "GET" in res.headers["allow"]
 
 
+SEARCH_PARAMS = "q, k, lang, path, topic, min_score, per_doc, offset"
+
+
+@pytest.mark.parametrize("url, error", [
+    ("/api/search?q=bread&kk=3", f"unknown parameter 'kk'; accepted: {SEARCH_PARAMS}"),
+    ("/api/search?q=bread&langauge=fr",
+     f"unknown parameter 'langauge'; accepted: {SEARCH_PARAMS}"),
+    ("/api/search?q=bread&kk=3&lang=fr&x=1",
+     f"unknown parameters 'kk', 'x'; accepted: {SEARCH_PARAMS}"),
+    ("/api/passages/1?neighbour=1", "unknown parameter 'neighbour'; accepted: neighbours"),
+    ("/api/passages/1/translations?kk=2", "unknown parameter 'kk'; accepted: k"),
+    ("/api/bench?metrics=mrr@10", "unknown parameter 'metrics'; accepted: metric, run"),
+    ("/api/bench/png/heat.png?runs=old", "unknown parameter 'runs'; accepted: run"),
+])
+def test_unknown_query_parameters_are_refused(client, url, error):
+    res = client.get(url)
+    assert res.status_code == 400 and res.json() == {"error": error}
+
+
+def test_the_parameters_the_page_sends_are_accepted(client):
+    # What static/app.js asks for; routes without parameters take any (a cache buster).
+    for url in ("/api/search?q=bread&k=5&lang=fra&lang=deu", "/api/passages/1?neighbours=2",
+                "/api/passages/1/translations?k=1", "/api/languages?_=1", "/api/health?_=1"):
+        assert client.get(url).status_code == 200, url
+    bench = client.get("/api/bench?metric=recall@1&run=x")
+    assert bench.status_code == 404 and "no xsearch bench results" in bench.json()["error"]
+
+
 def test_a_language_or_topic_the_index_lacks_is_a_bad_request(client, corpus_index):
     # These were 500s: the errors reached the app untyped or unmapped.
     wrong = [({"lang": "klingon"}, "unknown language 'klingon'; known: "),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -53,6 +53,16 @@ def _status(exc: XsearchError) -> int:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _known_params(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a typo would be ignored)."""
+    accepted = [p.alias for p in request.scope["route"].dependant.query_params]
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in accepted]
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise HTTPException(400, f"unknown parameter{'s' if len(unknown) > 1 else ''} {names}; "
+                                 f"accepted: {', '.join(accepted)}")
 
 
 def _filters(languages: list[str] | None, path: str | None, topics: list[str] | None,
@@ -100,6 +110,9 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     app.state.service = service
     errors = {400: {"model": m.ErrorModel}, 404: {"model": m.ErrorModel},
               503: {"model": m.ErrorModel}}
+    # Routes that take query parameters refuse ones they do not know; the others (health,
+    # stats...) take anything, so a monitor's cache-busting parameter keeps working.
+    known = [Depends(_known_params)]
 
     @app.exception_handler(XsearchError)
     async def _xsearch_error(request: Request, exc: XsearchError) -> JSONResponse:
@@ -123,7 +136,8 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     # -- search ----------------------------------------------------------------------------
 
-    @app.get("/api/search", response_model=m.SearchResponse, responses=errors, tags=["search"])
+    @app.get("/api/search", response_model=m.SearchResponse, responses=errors, tags=["search"],
+             dependencies=known)
     async def search(
         q: Annotated[str, Query(description="the query, in any language")],
         k: Annotated[int, Query(ge=1, le=m.MAX_K)] = 5,
@@ -159,14 +173,14 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     # -- browse ----------------------------------------------------------------------------
 
     @app.get("/api/passages/{passage_id}", response_model=m.PassageWithNeighbours,
-             responses=errors, tags=["browse"])
+             responses=errors, tags=["browse"], dependencies=known)
     async def passage(passage_id: Id,
                       neighbours: Annotated[int, Query(ge=0, le=20)] = 2) -> dict:
         """A passage with its neighbouring passages in the same document."""
         return await service.run(lambda s: browse.passage(s.index, passage_id, neighbours))
 
     @app.get("/api/passages/{passage_id}/translations", response_model=m.TranslationsResponse,
-             responses=errors, tags=["browse"])
+             responses=errors, tags=["browse"], dependencies=known)
     async def translations(passage_id: Id, k: Annotated[int, Query(ge=1, le=10)] = 1) -> dict:
         """This passage in other languages: its nearest passages in each other language."""
         return await service.translations(passage_id, k)
@@ -212,7 +226,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     # -- bench -----------------------------------------------------------------------------
 
-    @app.get("/api/bench", tags=["bench"], responses=errors)
+    @app.get("/api/bench", tags=["bench"], responses=errors, dependencies=known)
     async def bench(
         metric: Annotated[str, Query(pattern=r"^(recall@\d+|mrr@\d+)$")] = "recall@1",
         run: Annotated[str | None, Query(max_length=200, description="a name from runs")] = None,
@@ -223,7 +237,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
             raise HTTPException(404, f"no xsearch bench results {run or ''} under {bench_root}")
         return found
 
-    @app.get("/api/bench/png/{name}", tags=["bench"], responses=errors)
+    @app.get("/api/bench/png/{name}", tags=["bench"], responses=errors, dependencies=known)
     async def bench_png(name: str, run: Annotated[str | None, Query(max_length=200)] = None
                         ) -> FileResponse:
         """A heatmap PNG of a run (only names that run's folder lists)."""
