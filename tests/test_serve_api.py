@@ -200,6 +200,26 @@ def test_the_parameters_the_page_sends_are_accepted(client):
     assert bench.status_code == 404 and "no xsearch bench results" in bench.json()["error"]
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_non_finite_min_score_is_refused(client, value):
+    # NaN kept no hit and -inf every one, silently.
+    res = client.get("/api/search", params={"q": "bread", "min_score": value})
+    assert res.status_code == 400
+    assert res.json() == {"error": "min_score: Input should be a finite number"}
+    as_json = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[value]
+    res = client.post("/api/search", headers={"content-type": "application/json"},
+                      content=f'{{"queries": ["bread"], "min_score": {as_json}}}')
+    assert res.status_code == 400
+    assert res.json() == {"error": "min_score: Input should be a finite number"}
+    # The integers refuse them already.
+    res = client.post("/api/search", headers={"content-type": "application/json"},
+                      content=f'{{"queries": ["bread"], "k": {as_json}, "offset": {as_json}}}')
+    assert res.status_code == 400 and res.json()["error"].startswith("k: ")
+    for name in ("k", "offset", "per_doc"):
+        res = client.get("/api/search", params={"q": "bread", name: value})
+        assert res.status_code == 400 and res.json()["error"].startswith(f"{name}: ")
+
+
 def test_a_language_or_topic_the_index_lacks_is_a_bad_request(client, corpus_index):
     # These were 500s: the errors reached the app untyped or unmapped.
     wrong = [({"lang": "klingon"}, "unknown language 'klingon'; known: "),

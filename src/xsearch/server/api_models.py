@@ -60,7 +60,7 @@ class BatchRequest(BaseModel):
     languages: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     path: str | None = Field(None, max_length=500, description="glob on the file path")
     topics: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    min_score: float | None = None
+    min_score: float | None = Field(None, allow_inf_nan=False)
     per_doc: int = Field(1, ge=0, le=MAX_K)
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="skip this many hits (paging)")
 

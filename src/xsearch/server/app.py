@@ -146,7 +146,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         ] = None,
         path: Annotated[str | None, Query(max_length=500, description="file glob")] = None,
         topic: Annotated[list[str] | None, Query(max_length=m.MAX_FILTER_VALUES)] = None,
-        min_score: float | None = None,
+        min_score: Annotated[float | None, Query(allow_inf_nan=False)] = None,
         per_doc: Annotated[int, Query(ge=0, le=m.MAX_K)] = 1,
         offset: Annotated[int, Query(ge=0, le=m.MAX_OFFSET,
                                      description="skip this many hits (paging)")] = 0,
