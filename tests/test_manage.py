@@ -99,6 +99,42 @@ def test_files_unknown_language_is_refused(collection):
     assert result.exit_code == 1 and "Klingon" in result.output
 
 
+def test_names_with_line_breaks_are_listed_escaped_one_per_line(tmp_path, monkeypatch):
+    # A raw newline or tab in a name broke the one-file-per-line listing.
+    root = tmp_path / "docs"
+    root.mkdir()
+    texts = {"two\nlines.txt": "Sourdough bread needs flour, water and salt.",
+             "tab\there.txt": "Coffee grows on the slopes of the mountains.",
+             "रोटी.txt": "रोटी आटे, पानी और नमक से बनती है।"}
+    for name, text in texts.items():
+        (root / name).write_text(text, encoding="utf-8")
+    shutil.copy(BAD / "fake.pdf", root / "bad\rname.pdf")
+    index = tmp_path / "index"
+    monkeypatch.chdir(tmp_path)
+    result = run("index", "docs", "-i", str(index), "-q", ok=False)
+    assert result.exit_code == 1 and "1 file(s) could not be indexed" in result.output
+
+    lines = run("files", "-i", str(index)).output.splitlines()
+    assert len(lines) == 6, lines  # header, three files, one failure, the total
+    assert lines[1].endswith("  eng_Latn  docs/tab\\there.txt")
+    assert lines[2].endswith("  eng_Latn  docs/two\\nlines.txt")
+    assert lines[3].endswith("  hin_Deva  docs/रोटी.txt")
+    assert lines[4].startswith("failed ") and "  docs/bad\\rname.pdf: " in lines[4]
+    info = run_json("files", "-i", str(index))
+    assert [f["path"] for f in info["files"]] == [str(root / n) for n in sorted(texts)]
+    assert [f["path"] for f in info["failed"]] == [str(root / "bad\rname.pdf")]
+
+    dry = run("rm", "docs", "-i", str(index), "--dry-run").output.splitlines()
+    assert dry == ["would remove: docs/tab\\there.txt", "would remove: docs/two\\nlines.txt",
+                   "would remove: docs/रोटी.txt",
+                   "would remove failure record: docs/bad\\rname.pdf",
+                   "3 file(s), 3 passages would be removed"]
+    gone = run("rm", "docs/no\nsuch.txt", "-i", str(index), "--missing-ok", "--dry-run")
+    assert gone.stderr == "not indexed: docs/no\\nsuch.txt\n"
+    assert run_json("rm", "docs/two\nlines.txt", "-i", str(index))["removed"] == [
+        str(root / "two\nlines.txt")]
+
+
 # -- xsearch rm ------------------------------------------------------------------------------
 
 def test_rm_file_folder_and_glob(collection, monkeypatch):

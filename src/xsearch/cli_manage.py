@@ -10,6 +10,16 @@ import click
 
 from .cli_format import CONTEXT, _edge, _emit, _index_option, _safe
 
+# _safe keeps tabs and line breaks (query snippets hold them); a file name holding one would
+# break a one-file-per-line listing.
+_LINE_BREAKS = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _one_line(text: object) -> str:
+    """``text`` for one line of a listing: control characters and line breaks escaped."""
+    return _safe(str(text).translate(_LINE_BREAKS))
+
 
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
@@ -48,12 +58,12 @@ def files(index_path, languages, missing, as_json):
         langs = ",".join(f["languages"]) or "-"
         click.echo(f"{f['format']:<6} {f['documents']:>5} {f['passages']:>9}  "
                    f"{_size(f['size']):<10} {_when(f['indexed_at'])}  {langs}  "
-                   f"{_safe(display_path(f['path']))}"
+                   f"{_one_line(display_path(f['path']))}"
                    + ("  (missing)" if not f["exists"] else ""))
     for f in info["failed"]:
         reason = f["reason"].removeprefix(f"{f['path']}: ")  # readers often start with the path
-        click.echo(f"{f['kind']:<7} {_when(f['at'])}  {_safe(display_path(f['path']))}: "
-                   f"{_safe(reason)}")
+        click.echo(f"{f['kind']:<7} {_when(f['at'])}  {_one_line(display_path(f['path']))}: "
+                   f"{_one_line(reason)}")
     click.echo(f"{len(info['files'])} files, {sum(f['passages'] for f in info['files'])} "
                f"passages; {len(info['failed'])} failed or skipped"
                + (f"; {info['missing']} missing (xsearch index --prune drops them)"
@@ -69,11 +79,11 @@ def report_removal(out: dict, as_json: bool) -> None:
     verb = "would remove" if out["dry_run"] else "removed"
     done = "would be removed" if out["dry_run"] else "removed"
     for p in out["removed"]:
-        click.echo(f"{verb}: {_safe(display_path(p))}")
+        click.echo(f"{verb}: {_one_line(display_path(p))}")
     for p in out["failed_records"]:
-        click.echo(f"{verb} failure record: {_safe(display_path(p))}")
+        click.echo(f"{verb} failure record: {_one_line(display_path(p))}")
     for p in out["unmatched"]:
-        click.echo(f"not indexed: {_safe(p)}", err=True)
+        click.echo(f"not indexed: {_one_line(p)}", err=True)
     click.echo(f"{len(out['removed'])} file(s), {out['passages']} passages {done}"
                + (f"; {out['segments_merged']} segments merged" if out["segments_merged"]
                   else ""))
