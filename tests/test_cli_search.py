@@ -92,6 +92,10 @@ def test_filters_language_path_and_min_score(corpus_index):
     result = CliRunner().invoke(cli, ["query", "football", "--min-score", "50",
                                       "--index", str(corpus_index)])
     assert result.exit_code == 1 and "no hits" in result.output
+    for bad in ("nan", "inf", "-inf"):  # nan once dropped every hit in silence
+        result = CliRunner().invoke(cli, ["query", "football", "--min-score", bad,
+                                          "--index", str(corpus_index)])
+        assert result.exit_code == 2 and "is not a finite number" in result.output
 
 
 def test_path_globs_are_read_as_rm_reads_them(corpus_index, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import sys
 import threading
@@ -249,6 +250,13 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         )
 
 
+def _finite(param: click.Parameter, value: float | None) -> float | None:
+    """A float option's value, refusing nan and inf (nan would silently drop every hit)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number", param=param)
+    return value
+
+
 def _ranks(ranks: list[int]) -> str:
     """[3, 5, 6, 7] -> '#3, #5-7'."""
     runs: list[list[int]] = []
@@ -293,7 +301,7 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
                    "script, zh-Hant... Repeatable; unknown languages are refused.")
 @click.option("--path", "path_glob", help="Only files matching this glob (e.g. '*.pdf').")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
-@click.option("--min-score", type=float,
+@click.option("--min-score", type=float, callback=lambda ctx, param, v: _finite(param, v),
               help="Drop hits whose relevance (standard deviations above the language's "
                    "background) is below this.")
 @click.option("--file", "-f", "queries_file", type=click.File("r", encoding="utf-8"),
