@@ -232,6 +232,10 @@ def test_record_fields_are_remembered_per_file_and_a_new_one_rereads(tmp_path):
     assert fields["news.jsonl"] == {"text_field": "body", "id_field": "id"}
     assert fields["table.csv"] == {"text_field": "body", "id_field": "id"}
 
+    listed = runner.invoke(cli, ["files", "--index", str(index), "--json"])
+    assert {f["path"].rsplit("/", 1)[1]: f["record_fields"]
+            for f in json.loads(listed.output)["files"]} == fields
+
     full = run("--full")  # a rebuild reads each file as it was read before
     assert full["failed"] == 0
     assert stored() == (texts, fields)

@@ -8,6 +8,7 @@ between.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 from pathlib import Path
 
@@ -36,8 +37,7 @@ def list_files(index_path: Path, languages: tuple[str, ...] | list[str] = (),
         db = index.store.db
         with index.store.snapshot():
             files = {r["path"]: r for r in db.query(
-                "SELECT path, format, size, mtime, indexed_at, content_hash FROM files "
-                "ORDER BY path")}
+                "SELECT * FROM files ORDER BY path")}  # record_fields: from schema 7
             docs = dict(db.execute(
                 "SELECT path, count(*) FROM documents GROUP BY path").fetchall())
             per_lang: dict[str, dict[str, int]] = {}
@@ -64,6 +64,9 @@ def list_files(index_path: Path, languages: tuple[str, ...] | list[str] = (),
                 "path": path, "format": row["format"], "documents": docs.get(path, 0),
                 "passages": sum(langs.values()), "languages": langs, "size": row["size"],
                 "mtime": row["mtime"], "indexed_at": row["indexed_at"], "exists": exists,
+                # .jsonl/.csv: the --text-field/--id-field it was read with
+                "record_fields": json.loads(row["record_fields"])
+                if row.get("record_fields") else None,
             })
         if wanted is not None or missing_only:
             failed = []  # failures hold no passages and name no language
