@@ -239,4 +239,15 @@ def test_record_fields_are_remembered_per_file_and_a_new_one_rereads(tmp_path):
     full = run("--full")  # a rebuild reads each file as it was read before
     assert full["failed"] == 0
     assert stored() == (texts, fields)
+
+    jsonl.rename(docs / "moved.jsonl")  # a move is a rename, then read with the new field
+    moved = run("--text-field", "text")
+    assert (moved["renamed"], moved["passages_embedded"]) == (1, 3)
+    texts, fields = stored()
+    assert {k: v for k, v in texts.items() if k.startswith("moved")} == {
+        "moved.jsonl#1": "short note", "moved.jsonl#2": "other note", "moved.jsonl#3": "third"}
+    assert fields["moved.jsonl"] == {"text_field": "text", "id_field": "id"}
+    # table.csv has no 'text' column: it fails, and keeps what it had indexed
+    assert moved["failed"] == 1 and texts["table.csv#2"] == "Die Mannschaft gewann das Finale."
+    assert fields["table.csv"] == {"text_field": "body", "id_field": "id"}
     _ids_agree(index)

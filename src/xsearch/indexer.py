@@ -281,14 +281,17 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         if not os.path.lexists(p):
             by_hash.setdefault(row["content_hash"], p)
     todo = []
+    moved: dict[str, dict] = {}
     for f, fp in fresh:
         key = str(f)
         old_path = by_hash.pop(fp[0], None) if key not in known else None
         if old_path:
             with store.transaction():
                 store.rename_file(old_path, key, fp[1], fp[2])
-            gone.pop(old_path, None)
+            moved[key] = gone.pop(old_path)
             summary.renamed += 1
+            if _other_fields(key, moved[key], options, given):
+                todo.append((f, fp))  # moved, then read with the fields asked for
             continue
         todo.append((f, fp))
     if gone:
@@ -296,7 +299,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         summary.removed += len(gone)
     recorded = {}
     for f, _fp in todo:
-        row = known.get(str(f)) or failed.get(str(f))
+        row = known.get(str(f)) or moved.get(str(f)) or failed.get(str(f))
         if row and row.get("record_fields"):
             recorded[str(f)] = row["record_fields"]
     return todo, recorded
