@@ -250,7 +250,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         )
 
 
-def _finite(param: click.Parameter, value: float | None) -> float | None:
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     """A float option's value, refusing nan and inf (nan would silently drop every hit)."""
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a finite number", param=param)
@@ -301,7 +301,7 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
                    "script, zh-Hant... Repeatable; unknown languages are refused.")
 @click.option("--path", "path_glob", help="Only files matching this glob (e.g. '*.pdf').")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
-@click.option("--min-score", type=float, callback=lambda ctx, param, v: _finite(param, v),
+@click.option("--min-score", type=float, callback=_finite,
               help="Drop hits whose relevance (standard deviations above the language's "
                    "background) is below this.")
 @click.option("--file", "-f", "queries_file", type=click.File("r", encoding="utf-8"),

@@ -27,6 +27,17 @@ def _safe(text: object) -> str:
                         else f"\\u{ord(m.group()):04x}", s)
 
 
+# _safe keeps tabs and line breaks (query snippets hold them); a file name holding one would
+# break a one-file-per-line listing.
+_LINE_BREAKS = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r",
+                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def _one_line(text: object) -> str:
+    """``text`` for one line of a listing: control characters and line breaks escaped."""
+    return _safe(str(text).translate(_LINE_BREAKS))
+
+
 def _pieces(text: str, cols: list[int]) -> list[tuple[str, int]]:
     """``text`` as (piece, columns): terminal escapes (none), runs of spaces (one), single
     wide characters (a line may break before any) and words."""

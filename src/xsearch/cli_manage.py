@@ -8,17 +8,7 @@ import time
 
 import click
 
-from .cli_format import CONTEXT, _edge, _emit, _index_option, _safe
-
-# _safe keeps tabs and line breaks (query snippets hold them); a file name holding one would
-# break a one-file-per-line listing.
-_LINE_BREAKS = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r",
-                              "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def _one_line(text: object) -> str:
-    """``text`` for one line of a listing: control characters and line breaks escaped."""
-    return _safe(str(text).translate(_LINE_BREAKS))
+from .cli_format import CONTEXT, _edge, _emit, _index_option, _one_line, _safe
 
 
 def _when(ts: float) -> str:

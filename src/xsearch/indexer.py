@@ -188,14 +188,12 @@ def build_index(
                         f"index {index_path} holds {existing.dim}-d vectors but the model "
                         f"makes {embedder.dim}-d ones")
                 options = read_options or ReadOptions()
-                todo, recorded = _plan(writer, files, roots, summary, notify, retry_failed,
-                                       prune, options, record_fields_given)
-                if fresh:  # a --full rebuild reads each record file as before
-                    recorded = {**live_record_fields(index_path), **recorded}
                 if options.max_chars is None:  # records longer than this are skipped alone
                     options = replace(options, max_chars=max_chars)
-                per_file = {path: with_record_fields(options, stored, record_fields_given)
-                            for path, stored in recorded.items()}
+                # a --full rebuild reads each record file as the live index read it
+                earlier = live_record_fields(index_path) if fresh else {}
+                todo, per_file = _plan(writer, files, roots, summary, notify, retry_failed,
+                                       prune, options, record_fields_given, earlier)
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
@@ -235,13 +233,16 @@ def _still_a_file(path: str) -> bool:
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
           notify: ProgressFn, retry_failed: bool, prune: bool = False,
           options: ReadOptions | None = None, given: frozenset[str] = frozenset(),
-          ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, str]]:
+          earlier: dict[str, str] | None = None,
+          ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, ReadOptions]]:
     """Decide what changed; apply removals and renames; return the files to read and the
-    record fields each known .jsonl/.csv file among them was read with.
+    options of those read before as .jsonl/.csv files (with the record fields they were read
+    with, except the ones ``given``).
 
     ``given`` names the record fields of ``options`` asked for in this run; a record file
     read with other ones is read again even if unchanged (its documents whose text is the
-    same keep their vectors)."""
+    same keep their vectors). ``earlier``: the record fields of files this index does not
+    hold yet (a --full rebuild: the live index's)."""
     store = writer.store
     # --prune looks at every indexed file (it is O(files) by nature); a plain run only at
     # those below the roots, so adding one file to a big index stays cheap.
@@ -297,12 +298,13 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     if gone:
         summary.passages_removed += writer.delete_files(sorted(gone))
         summary.removed += len(gone)
-    recorded = {}
+    per_file = {}
     for f, _fp in todo:
         row = known.get(str(f)) or moved.get(str(f)) or failed.get(str(f))
-        if row and row.get("record_fields"):
-            recorded[str(f)] = row["record_fields"]
-    return todo, recorded
+        stored = row.get("record_fields") if row else (earlier or {}).get(str(f))
+        if stored and options is not None:
+            per_file[str(f)] = with_record_fields(options, stored, given)
+    return todo, per_file
 
 
 def _other_fields(path: str, row: dict, options: ReadOptions | None,
