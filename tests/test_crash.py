@@ -370,3 +370,23 @@ def test_a_build_under_way_is_not_called_stopped(reference, tmp_path):
     assert "stopped after committing 2 file(s)" in asked.stderr
     assert "stopped:  a --full rebuild holds 3 file(s)" in \
         _xsearch("stats", "--index", str(full)).stdout
+
+
+def test_the_stopped_rebuild_hint_is_one_line_a_shell_reads_back(reference, tmp_path):
+    """`xsearch stats` names the command that takes a stopped --full rebuild up; a folder name
+    holding a line break or a terminal escape stays on that one line, quoted so that a shell
+    reads back the very path."""
+    docs, built, _ = reference
+    odd = tmp_path / "notes\nof 'May'\x1b[31m"
+    shutil.copytree(docs, odd)
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    _run_fault("write:after-commit@2", odd, index, "--full")
+    shown = _xsearch("stats", "--index", str(index)).stdout
+    [line] = [x for x in shown.splitlines() if x.startswith("stopped:")]
+    assert "\x1b" not in line
+    command = line.split("`")[1]
+    assert command.startswith("xsearch index --full ")
+    words = subprocess.run(["bash", "-c", 'printf "%s\\0" ' + command[len("xsearch "):]],
+                           capture_output=True, check=True).stdout.decode().split("\0")[:-1]
+    assert words == ["index", "--full", str(odd)]

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import re
+import shlex
 import sys
 import threading
 import time
@@ -36,6 +37,27 @@ _LINE_BREAKS = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r",
 def _one_line(text: object) -> str:
     """``text`` for one line of a listing: control characters and line breaks escaped."""
     return _safe(str(text).translate(_LINE_BREAKS))
+
+
+def _ansi_c(ch: str) -> str:
+    """One character inside bash's ``$'...'``."""
+    if ch in "\\'":
+        return "\\" + ch
+    if ch in "\n\t\r":
+        return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}[ch]
+    if _CONTROL.match(ch) or ch in "\u2028\u2029":
+        # \xHH writes a raw byte: valid UTF-8 only below 0x80; \uHHHH writes the character.
+        return f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}"
+    return ch
+
+
+def shell_words(args: list[str]) -> str:
+    """``args`` as one line a POSIX shell reads back as those words: shlex's quoting, and
+    bash's ``$'...'`` for a word holding a control character or line break (shlex keeps them
+    raw, breaking the line and letting a file name drive the terminal)."""
+    return " ".join(
+        shlex.quote(a) if _CONTROL.search(a) is None and a == a.translate(_LINE_BREAKS)
+        else "$'" + "".join(map(_ansi_c, a)) + "'" for a in args)
 
 
 def _pieces(text: str, cols: list[int]) -> list[tuple[str, int]]:

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from .cli_format import CONTEXT, _edge, _emit, _index_option, _one_line, _safe
+from .cli_format import CONTEXT, _edge, _emit, _index_option, _one_line, shell_words
 
 
 def _when(ts: float) -> str:
@@ -116,15 +116,13 @@ def stats(index_path, as_json):
         xsearch stats
         xsearch stats --index ~/xsearch-index --json
     """
-    import shlex
-
     from .stats import index_stats
 
     info = index_stats(index_path)
     if as_json:
         _emit(info)
         return
-    click.echo(f"index:    {info['index']}")
+    click.echo(f"index:    {_one_line(info['index'])}")
     click.echo(f"model:    {info['model']} ({info['dim']}-d, layout {info['layout']}, "
                f"centering {info['centering']})")
     click.echo(f"chunking: {info['chunk_tokens']} tokens, overlap {info['chunk_overlap']}")
@@ -137,7 +135,7 @@ def stats(index_path, as_json):
     if info.get("topics"):
         click.echo("topic            passages")
         for row in info["topics"]:
-            click.echo(f"{row['topic']:<16} {row['passages']:>8}")
+            click.echo(f"{_one_line(row['topic']):<16} {row['passages']:>8}")
     if info.get("missing_files"):
         click.echo(f"missing:  {info['missing_files']} indexed file(s) no longer exist; "
                    "xsearch index --prune drops them")
@@ -148,7 +146,7 @@ def stats(index_path, as_json):
         click.echo(f"building: a --full rebuild is under way ({left['files']} file(s) so far); "
                    "this index answers until it is done")
     elif left:
-        paths = shlex.join(left["paths"]) or "PATHS"
+        paths = shell_words(left["paths"]) or "PATHS"
         click.echo(f"stopped:  a --full rebuild holds {left['files']} file(s) in "
-                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {_safe(paths)}` "
+                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {paths}` "
                    "goes on with it, a plain `xsearch index` drops it")
