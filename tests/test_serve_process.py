@@ -184,6 +184,13 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
         (cache / langid.name).symlink_to(langid)
     docs = _docs(tmp_path)
     index = tmp_path / "index"
+    _rebuild(docs, index)
+    # Started on it: the same 503 (it was a 500), not a server error.
+    with running_server(index, "--engine", "onnx", env={"XSEARCH_CACHE": str(cache)}) as (
+            base, _):
+        res = httpx.get(base + "/api/search", params={"q": "lava"}, timeout=60)
+        assert res.status_code == 503 and "not built yet" in res.json()["error"], res.text
+        assert len(res.json()["error"].splitlines()) == 1
     _rebuild(docs, index, "--model", "use-m3")
     with running_server(index, "--engine", "onnx", env={"XSEARCH_CACHE": str(cache)}) as (
             base, _):

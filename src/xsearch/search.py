@@ -155,7 +155,7 @@ class Searcher:
             index.close()
             raise IndexMismatchError(
                 f"index {index.path} was rebuilt with model {index.config.model} while open "
-                f"with {old.config.model}; open it again (restart xsearch serve)")
+                f"with {old.config.model}; open it again with that model")
         self.index, self._db_id = index, file_id
         self._centering: Centering | None = None
         self._generation = index.store.generation()

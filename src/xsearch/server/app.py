@@ -24,6 +24,7 @@ from ..errors import (
     IndexLockedError,
     IndexMismatchError,
     IndexWriteError,
+    ModelNotFoundError,
     NotFoundError,
     UnknownLanguageError,
     UnknownTopicError,
@@ -43,6 +44,7 @@ Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 # is kept for ids that name nothing.
 _STATUS = [(NotFoundError, 404), (UnknownLanguageError, 400), (UnknownTopicError, 400),
            (EmptyIndexError, 503), (CorruptIndexError, 503), (ModelChangedError, 503),
+           (ModelNotFoundError, 503),
            (IndexLockedError, 409), (IndexMismatchError, 500),
            (IndexWriteError, 507)]  # 507 Insufficient Storage: a full disk, mostly
 
