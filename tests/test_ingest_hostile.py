@@ -27,6 +27,7 @@ from xsearch.ingest import (
     read_bytes_as_text,
     read_file,
 )
+from xsearch.ingest.decode import decode
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
@@ -191,6 +192,182 @@ def test_reported_short_file_with_a_nul_is_indexed_as_english(tmp_path: Path) ->
     hit = json.loads(hits.output.splitlines()[0])
     assert hit["language"] == "eng_Latn"
     assert "about coffee farming in the highlands" in hit["snippet"]
+
+
+def _with_nuls_at(data: bytes, offsets: tuple[int, ...]) -> bytes:
+    """``data`` with NUL bytes inserted so that they end up at ``offsets``."""
+    damaged = bytearray(data)
+    for at in sorted(offsets):
+        damaged.insert(at, 0)
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "nuls_at"),
+    [
+        # The reported file: b"Hello\x00 world\x00, this is\x00 a note.\n" was UTF-16-BE.
+        ("Hello world, this is a note.\n", "utf-8", (5, 12, 22)),
+        ("Quokkas live near Perth.\n", "utf-8", (2, 6, 10, 14, 18)),  # all at even offsets
+        ("déjà vu\n", "utf-8", (0, 4, 8)),  # a third of the file, all at even offsets
+        ("Le café pousse à l'ombre.\n", "utf-8", (2, 9, 17, 24)),
+        ("Кофе растёт на склонах.\n", "utf-8", (3, 14, 27, 40)),
+        ("沿岸的农民依靠季节性洪水获得肥沃的土壤。\n", "utf-8", (6, 21, 33)),
+        ("Le café pousse à l'ombre.\n", "cp1252", (1, 8, 15)),
+        ("Zażółć gęślą jaźń.\n", "cp1250", (4, 9, 13)),
+    ],
+)
+def test_short_text_with_three_or_more_stray_nuls(
+    tmp_path: Path, text: str, encoding: str, nuls_at: tuple[int, ...]
+) -> None:
+    # Stray NULs fall at either parity, or by chance at one, but the bytes around them are
+    # 8-bit text and do not read as UTF-16 text; a NUL share over 1% (3 in 32 bytes) is no
+    # evidence of UTF-16 (was read as UTF-16 into CJK-looking garbage, or refused as binary).
+    path = tmp_path / "damaged.txt"
+    path.write_bytes(_with_nuls_at(text.encode(encoding), nuls_at))
+    result = read_file(path)
+    assert result.encoding == encoding
+    assert result.docs[0].text == normalize_text(text).strip()
+    assert result.warnings[0] == f"{path}: {len(nuls_at)} NUL bytes removed"
+    assert len(result.warnings) == (1 if encoding == "utf-8" else 2)
+    assert not any("byte order mark" in w for w in result.warnings)
+    decoded = decode(_with_nuls_at(text.encode(encoding), nuls_at), path)
+    assert decoded.text == text
+    assert decoded.notes[0] == f"{len(nuls_at)} NUL bytes removed"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย",  # Thai: no space; block byte 0x0E is a control
+        "ภาษาไทย",
+        "สวัสดีครับ",
+        "שלום עולם",
+        "مرحبا",
+        "Привет",
+        "ሰላም",
+        "გამარჯობა",
+        "こんにちは",  # no NUL, no control byte: only UTF-8 fails
+        "我们明天见。",
+        "안녕하세요",
+    ],
+)
+def test_short_bomless_utf16_in_scripts_without_ascii(tmp_path: Path, text: str) -> None:
+    # 6-76 bytes with no NUL, or NULs only from one space; Thai, Hebrew, Cyrillic ... look
+    # binary (their block byte is a control byte). Was skipped as binary or misread.
+    for encoding in ("utf-16-le", "utf-16-be"):
+        path = tmp_path / f"{encoding}.txt"
+        path.write_bytes(text.encode(encoding))
+        result = read_file(path)
+        assert result.encoding == encoding
+        assert result.docs[0].text == normalize_text(text)
+        assert result.warnings == [f"{path}: no byte order mark; read as {encoding}"]
+
+
+def test_bomless_utf16_decode_names_the_byte_order() -> None:
+    decoded = decode("東京は日本の首都です。".encode("utf-16-le"), "x.txt")
+    assert (decoded.encoding, decoded.text) == ("utf-16-le", "東京は日本の首都です。")
+    assert decoded.notes == ["no byte order mark; read as utf-16-le"]  # was charset-normalizer's
+
+
+@pytest.mark.parametrize(
+    ("data", "text", "encoding"),
+    [
+        # Even-length ASCII and UTF-8 are UTF-16 too ("ab" is one CJK character in UTF-16-LE).
+        (b"ab", "ab", "utf-8"),
+        (b"abcd", "abcd", "utf-8"),
+        ("Zoë\n".encode(), "Zoë\n", "utf-8"),
+        (b"\x1b[31mError\x1b[0m: disk full\n", "\x1b[31mError\x1b[0m: disk full\n", "utf-8"),
+        # Even-length cp1252 (was UTF-16: 瑓慲旟, 慍懱慮, 䝲ﳟ攠慵猠䯶汮)
+        ("Straße".encode("cp1252"), "Straße", "cp1252"),
+        ("Mañana".encode("cp1252"), "Mañana", "cp1252"),
+        ("Grüße aus Köln".encode("cp1252"), "Grüße aus Köln", "cp1252"),
+        # Shift_JIS katakana read as UTF-16-BE are common ideographs (荊荞荊荩): not UTF-16.
+        ("カタカナ".encode("shift_jis"), "カタカナ", "cp932"),
+    ],
+)
+def test_short_8bit_text_is_not_utf16(data: bytes, text: str, encoding: str) -> None:
+    decoded = decode(data, "x.txt")
+    assert (decoded.encoding, decoded.text) == (encoding, text)
+    assert not any("byte order mark" in note for note in decoded.notes)
+
+
+def test_binary_files_are_still_skipped(tmp_path: Path) -> None:
+    import random
+
+    noise = random.Random(0).randbytes
+    samples = {
+        "image.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + noise(300),
+        "program.txt": b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x02\x00>\x00" + noise(300),
+        "archive.txt": b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + noise(300),
+        "noise64.txt": noise(64),  # no NUL: was cp1252 "by guess"
+        "noise128.txt": noise(128),
+        "noise4k.txt": noise(4096),
+        "thai-block.txt": bytes(b for i in range(200) for b in (i % 256, 0x0E)),  # U+0E00-0EC7
+    }
+    for name, data in samples.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(SkippedFile, match="binary file, skipped"):
+            read_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Ďakujem, môžeme ísť.", "cp1250"),
+        ("Árvíztűrő tükörfúrógép", "cp1250"),
+        ("Ő és ű betűk", "cp1250"),  # was UTF-16
+        ("Dobrý deň", "cp1250"),  # was cp1006 (Urdu)
+        ("Ľúbim ťa", "cp1250"),
+        ("Žaba skače", "cp1250"),
+        ("Čestitke in lep pozdrav", "cp1250"),  # cp1252 "Èestitke": è before a vowel
+        ("Děkuji", "cp1250"),  # cp1252 "Dìkuji": ì ends Italian words
+        ("Kůň", "cp1250"),
+        ("Łódź", "cp1250"),  # cp1252 "£ódŸ": a pound sign glued to a word, Ÿ inside one
+        ("Cześć!", "cp1250"),  # cp1252 "Czeœæ!": no language spells œ with æ
+        ("Noël à Paris", "cp1252"),
+        ("déjà vu", "cp1252"),
+        ("Ça va très bien, merci.", "cp1252"),
+        ("¿Dónde está el baño?", "cp1252"),  # cp1250 "żDónde": upper case inside a word
+        ("Ação", "cp1252"),
+        ("Hyvää päivää!", "cp1252"),
+        ("Één ijsje, alstublieft", "cp1252"),
+        ("Price: 100€", "cp1252"),
+    ],
+)
+def test_short_cp1250_and_cp1252_lines(tmp_path: Path, text: str, encoding: str) -> None:
+    # One line, one to a few accented letters: charset-normalizer has too little to go on
+    # (it said cp1006, big5hkscs, cp949, UTF-16); the page whose reading has the accented
+    # letters of one language wins, cp1252 first.
+    path = tmp_path / "line.txt"
+    path.write_bytes(text.encode(encoding))
+    result = read_file(path)
+    assert (result.encoding, result.docs[0].text) == (encoding, text)
+    invalid = path.read_bytes().decode("utf-8", errors="replace").count("\ufffd")
+    assert result.warnings == [
+        f"{path}: not valid UTF-8 ({invalid} invalid byte sequences); decoded as {encoding} "
+        "by guess, check the text"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "read_as"),
+    [
+        # Polish whose only Polish letters are ę and ś: French ê and œ in cp1252. Both pages
+        # spell words; letter frequencies over a whole sentence say cp1250.
+        (
+            "Narciarstwo alpejskie jako dyscyplina sportowa sięga przynajmniej XVII wieku, a w "
+            "1861 roku Norwegowie otworzyli w Australii pierwszy rekreacyjny ośrodek narciarski.",
+            "cp1250",
+            "cp1250",
+        ),
+        ("Alaşımlar karışımıdır.", "cp1254", "cp1254"),  # not Icelandic "Alaþýmlar"
+        ("Dobrý den, pane.", "cp1250", "cp1252"),  # the same text in both: cp1252 first
+    ],
+)
+def test_latin_pages_that_both_spell_words(text: str, encoding: str, read_as: str) -> None:
+    decoded = decode(text.encode(encoding), "x.txt")
+    assert (decoded.encoding, decoded.text) == (read_as, text)
 
 
 def test_invalid_utf8_in_english_warns_with_a_count(tmp_path: Path) -> None:

@@ -11,19 +11,19 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import err
+from .utf16 import bomless_utf16, byte_fills_a_parity, reads_as_cjk_legacy
 
 _SNIFF_BYTES = 8192
 # Encoding detection runs on a bounded sample: charset-normalizer decodes its whole input once
 # per candidate code page, which is far too slow for tens of megabytes.
 _DETECT_BYTES = 256 * 1024
-# A few NUL bytes in text are damage (a bad copy, a padded record); more than this share of
-# the sample, plus _STRAY_NULS, means the file is binary or UTF-16.
+# NULs that are not strays in 8-bit text nor part of UTF-16 mean binary data when they are
+# more than this share of the sample plus _STRAY_NULS (or come with other control bytes).
 _MAX_NUL_SHARE = 0.01
 _STRAY_NULS = 2
 
@@ -85,6 +85,54 @@ _RIVAL_LETTERS: dict[str, Callable[[str], bool]] = {
     "cp1254": _looks_cp1254,
 }
 
+# The non-ASCII letters of the languages written in each single-byte Latin page (lower case;
+# æ and ÿ left out of French, whose words hardly use them). Short text gives charset-normalizer
+# too little to go on; a decoding whose accented letters all belong to one language does.
+_ALPHABETS: dict[str, tuple[str, ...]] = {
+    "cp1252": (
+        "àâçéèêëîïôœùûü",  # French
+        "äöüß",  # German
+        "áéíñóúü¿¡",  # Spanish (no other language opens with ¿ or ¡)
+        "áâãàçéêíóôõú",  # Portuguese
+        "àèéìíîòóùú",  # Italian
+        "àçéèíïòóúü",  # Catalan
+        "áéèëïóöü",  # Dutch
+        "åæøéó",  # Danish, Norwegian
+        "åäöé",  # Swedish, Finnish
+        "áðéíóúýþæö",  # Icelandic
+        "çë",  # Albanian
+    ),
+    "cp1250": (
+        "áčďéěíňóřšťúůýž",  # Czech
+        "áäčďéíĺľňóôŕšťúýž",  # Slovak
+        "ąćęłńóśźż",  # Polish
+        "áéíóöőúüű",  # Hungarian
+        "čćđšž",  # Croatian, Bosnian, Slovene
+        "ăâîşţ",  # Romanian
+    ),
+    "cp1254": ("çğıöşüâîû",),  # Turkish
+    "cp1257": ("ąčęėįšųūž", "āčēģīķļņšūž", "äõöüšž"),  # Lithuanian, Latvian, Estonian
+}
+# Letters of cp1252's languages with a fixed place in a word, where the cp1250 letters read
+# as them (č ě ů ď đ) stand anywhere: è is followed by no vowel but i (Catalan vèiem), ì and
+# ù end a word (Italian, French où), ï follows a vowel (naïve, maïs, ruïne), ð starts none
+# (Icelandic), õ comes before e (Portuguese põe, lições).
+_MISPLACED_CP1252_RE = re.compile(
+    r"è[aeouy]|[ìù][^\W\d_]|(?<![aeiouy])ï|\bð|õ(?!e)", re.IGNORECASE
+)
+# Non-letters that may follow or precede a word: quotes, dashes and ellipsis either way;
+# units (m², 20°C) and marks after one, ¿¡ before one.
+_QUOTES = "“”‘’„‚«»‹›–—…·´\u00a0"
+_AFTER_WORD = frozenset(_QUOTES + "²³°®™")
+_BEFORE_WORD = frozenset(_QUOTES + "¿¡")
+_NEUTRAL_LETTERS = frozenset("ªºµ")  # ordinal indicators and micro sign: any language
+_TOKEN_RE = re.compile(r"[^\W_]+")
+_STRAY_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# Prose keeps these off its words (CJK read as a Latin page: "s*d:^&‹ĺuľ", "‚Yśg`Oó`f[").
+_SYMBOLS = r"[`^*&\[\]{}|\\~@#<>=+$%_]"
+_GLUED_SYMBOL_RE = re.compile(rf"[^\W\d_]{_SYMBOLS}|{_SYMBOLS}[^\W\d_]")
+_WORD_RE = re.compile(rb"[A-Za-z\x80-\xff]{2,}")
+
 
 @dataclass
 class Decoded:
@@ -107,106 +155,41 @@ def _is_binary(sample: bytes) -> bool:
     return _control_share(sample) > 0.10
 
 
-_COMMON = frozenset(" \t\n\r")
-
-
-def _text_score(text: str) -> tuple[float, int]:
-    """How much ``text`` reads as text: (share in its main scripts plus spaces, digits and
-    punctuation; number of ASCII characters).
-
-    Real text in any script (or a mix) scores near 1 and holds ASCII spaces and newlines;
-    bytes read with the wrong UTF-16 byte order hit control, unassigned or private-use code
-    points, or many unrelated blocks, and ASCII turns into U+xx00 characters.
-    """
-    if not text:
-        return 0.0, 0
-    scripts: Counter[str] = Counter()
-    common = 0
-    for ch in text:
-        if ch in _COMMON:
-            common += 1
-            continue
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cn", "Co", "Cs"):
-            return 0.0, 0  # control, unassigned, private-use or surrogate: not text
-        if category[0] in "NPZS" and (ord(ch) < 0x3040 or 0xFF00 <= ord(ch) <= 0xFFEF):
-            common += 1
-            continue
-        scripts[unicodedata.name(ch, "?").split(" ")[0].split("-")[0]] += 1
-    if common < 0.02 * len(text) or len(set(text)) < 8:
-        return 0.0, 0  # no spaces or punctuation at all, or a short repeated pattern
-    letters = sum(scripts.values())
-    main = sum(n for n in scripts.values() if n >= 0.03 * letters)
-    ascii_chars = sum(1 for ch in text if ch < "\x80")
-    return (common + main) / len(text), ascii_chars
-
-
-def _bomless_utf16(sample: bytes) -> str | None:
-    """Recognise UTF-16 without a BOM in any script: the byte order whose decoding reads as
-    text wins, if it is clearly text."""
-    n = min(len(sample), 4096)
-    n -= n % 2
-    if n < 16:
-        return None
-    scores = {}
-    for encoding in ("utf-16-le", "utf-16-be"):
-        try:
-            text = sample[:n].decode(encoding)
-        except UnicodeDecodeError:
-            # The sample may end inside a surrogate pair.
-            try:
-                text = sample[: n - 2].decode(encoding)
-            except UnicodeDecodeError:
-                continue
-        score, ascii_chars = _text_score(text)
-        if score >= 0.9:
-            scores[encoding] = (ascii_chars, score)
-    if not scores:
-        return None
-    return max(scores, key=lambda e: scores[e])
-
-
-def _one_byte_fills_a_parity(sample: bytes) -> bool:
-    """Does one ASCII byte value fill half of the even or of the odd positions of ``sample``?
-
-    In UTF-16 text of an alphabetic script nearly every high byte is 0x00 (ASCII) or the
-    script's block (0x09 for Devanagari, 0x30 for kana); in 8-bit text no ASCII byte is that
-    common. UTF-8 lead bytes can be, and so can the spaces of a padded table; neither counts
-    (no script is written in the punctuation block U+20xx).
-    """
-    for half in (sample[0::2], sample[1::2]):
-        if len(half) >= 4:
-            value, count = Counter(half).most_common(1)[0]
-            if value < 0x80 and value != 0x20 and 2 * count >= len(half):
-                return True
-    return False
+def _utf8_prefix(sample: bytes) -> bool:
+    """Is ``sample`` UTF-8, but for a character cut at its end?"""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _too_many_nuls(sample: bytes) -> bool:
-    """More NUL bytes than damage leaves in text: binary, or UTF-16."""
+    """More NUL bytes than damage usually leaves in text (a test for binary data only)."""
     return sample.count(0) > _MAX_NUL_SHARE * len(sample) + _STRAY_NULS
 
 
-def _stray_nuls(sample: bytes) -> bool:
+def _stray_nuls(sample: bytes, utf16: bool) -> bool:
     """Are the NUL bytes of ``sample`` damage in 8-bit text, not half of UTF-16 without BOM?
 
-    Yes when they are few, the other bytes hold no control byte and are UTF-8 (or nearly all
-    ASCII, as in a Latin code page), and no byte value fills a parity. This is decided before
-    any UTF-16 guess: 8-bit text read two bytes at a time is a string of CJK ideographs or
-    Hangul that the text score cannot tell from real text, least of all in a short file.
-    Real UTF-16 with this few NULs is CJK text, whose bytes are neither UTF-8 nor mostly
-    ASCII, or a few words of an alphabetic script, whose block byte fills a parity.
+    Yes when the other bytes outnumber them and are 8-bit text (no control byte; UTF-8,
+    nearly all ASCII, or words of a Latin page), unless the sample reads as UTF-16 text
+    (``utf16``) and one byte value fills every other position, as the NULs of ASCII or the
+    block byte of an alphabet do in UTF-16. Strays fall anywhere, so they fill a parity only
+    by chance, in a short sample; how many there are says nothing (a short line with three
+    holds more than 1% of them). Real UTF-16 whose other bytes read as 8-bit text is CJK
+    whose bytes happen to be UTF-8 or mostly ASCII: very rare past a few characters.
     """
-    if not sample.count(0) or _too_many_nuls(sample):
+    nuls = sample.count(0)
+    if not nuls or 2 * nuls >= len(sample):
         return False
     rest = sample.replace(b"\x00", b"")
-    if any(b in _CONTROL_BYTES for b in rest) or _one_byte_fills_a_parity(sample):
+    if any(b in _CONTROL_BYTES for b in rest) or (utf16 and byte_fills_a_parity(sample)):
         return False
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(rest)  # the sample may cut a character
-    except UnicodeDecodeError:
-        return sum(1 for b in rest if b < 0x80) >= 0.9 * len(rest)
-    return True
+    if _utf8_prefix(rest):
+        return True
+    ascii_share = sum(1 for b in rest if b < 0x80) / len(rest)
+    return ascii_share >= 0.9 or _latin_page(rest) is not None
 
 
 def _strip_nuls(data: bytes) -> tuple[bytes, int]:
@@ -232,6 +215,85 @@ def _detection_sample(data: bytes) -> bytes:
 
 def _has_mojibake(text: str) -> bool:
     return any(not ch.isalnum() and ch not in _IN_WORD_OK for ch in _MOJIBAKE_RE.findall(text))
+
+
+def _latin_words(text: str) -> bool:
+    """Does ``text`` look like words in a Latin alphabet? Mostly letters, no tokens mixing
+    letters and digits, no upper-case letter inside a word, no symbol glued to a letter."""
+    visible = len(text) - sum(map(str.isspace, text))
+    if sum(map(str.isalpha, text)) < 0.5 * visible:
+        return False
+    tokens = set(_TOKEN_RE.findall(text))
+    if 2 * sum(1 for t in tokens if not (t.isalpha() or t.isdigit())) >= len(tokens):
+        return False
+    if _STRAY_CONTROL_RE.search(text) or _GLUED_SYMBOL_RE.search(text):
+        return False
+    # Regular expressions over the characters present, not a Python loop over 256 KB.
+    chars = {ch for ch in set(text) if ch >= "\x80"}
+    upper = re.escape("".join(sorted(ch for ch in chars if ch.isupper())))
+    lower = re.escape("".join(sorted(ch for ch in chars if ch.islower())))
+    breaks = [f"[a-z{lower}][{upper}]" if upper else "", f"[{lower}][A-Z{upper}]" if lower else ""]
+    if any(b and re.search(b, text) for b in breaks):
+        return False
+    symbols = "".join(sorted(ch for ch in chars if not ch.isalpha()))
+    for match in re.finditer(f"[{re.escape(symbols)}]", text) if symbols else ():
+        i, ch = match.start(), match.group()
+        before = i > 0 and text[i - 1].isalpha()
+        after = i + 1 < len(text) and text[i + 1].isalpha()
+        if before and after:
+            if ch not in _IN_WORD_OK:
+                return False
+        elif before and ch not in _AFTER_WORD or after and ch not in _BEFORE_WORD:
+            return False
+    return True
+
+
+def _latin_page(sample: bytes) -> str | None:
+    """The single-byte Latin page in which ``sample`` reads as words of one language, if any.
+
+    Only for text shaped like a Latin script: most words holding a non-ASCII byte hold an
+    ASCII letter too (no word of Cyrillic, Greek or CJK legacy text does). A page fits when
+    the accented letters of its reading all belong to one of its languages and the reading
+    looks like words; when pages with different readings fit, ``_most_coherent`` decides.
+    """
+    words = [w for w in set(_WORD_RE.findall(sample)) if max(w) >= 0x80]
+    latin_words = sum(1 for w in words if min(w) < 0x80)
+    if not re.search(rb"[A-Za-z]", sample) or 2 * latin_words < len(words):
+        return None
+    fits: dict[str, str] = {}
+    for page, alphabets in _ALPHABETS.items():
+        try:
+            text = sample.decode(page)
+        except UnicodeDecodeError:
+            continue
+        if page == "cp1252" and _MISPLACED_CP1252_RE.search(text):
+            continue
+        found = {ch.lower()[0] for ch in set(text) if ch.isalpha() or ch in "¿¡"}
+        letters = {ch for ch in found if ch >= "\x80"} - _NEUTRAL_LETTERS
+        if any(letters <= set(abc) for abc in alphabets) and _latin_words(text):
+            fits[page] = text
+    if len(set(fits.values())) <= 1:
+        return next(iter(fits), None)
+    return _most_coherent(sample, fits)
+
+
+def _most_coherent(sample: bytes, fits: dict[str, str]) -> str:
+    """Of the Latin pages whose readings spell words of their languages, the one whose reading
+    charset-normalizer finds most coherent (letter frequencies: evidence that grows with the
+    text); on a tie (short text) cp1252, unless its reading shows a rival's letters misread
+    (Turkish ş ı ğ as Icelandic þ ý ð)."""
+    from charset_normalizer import from_bytes
+
+    # A page charset-normalizer leaves out (it does so at random on a short text) scores 0.
+    found = {m.encoding: m.coherence for m in from_bytes(sample, cp_isolation=list(fits))}
+    coherence = {page: found.get(page, 0.0) for page in fits}
+    best = max(fits, key=coherence.__getitem__)  # the first on ties
+    # cp1252's reading shared by another page ("dobrý" in cp1250 too) is no misreading.
+    if best == "cp1252" and list(fits.values()).count(fits[best]) == 1:
+        for rival, doubt in _RIVAL_LETTERS.items():
+            if coherence.get(rival) == coherence[best] and doubt(fits[best]):
+                return rival
+    return best
 
 
 def _guess_legacy(data: bytes) -> str:
@@ -287,24 +349,37 @@ def _decode_bom(data: bytes, path: Path | str) -> Decoded | None:
     return None
 
 
+def _decode_utf16(data: bytes, encoding: str) -> Decoded:
+    decoded = _decode_lossy(data, encoding)
+    decoded.notes.insert(0, f"no byte order mark; read as {encoding}")
+    return decoded
+
+
 def decode(data: bytes, path: Path | str) -> Decoded:
     """Decode raw bytes (BOM, UTF-16 without BOM, UTF-8, then detection), not normalised."""
     decoded = _decode_bom(data, path)
     if decoded is not None:
         return decoded
     sample = data[:_SNIFF_BYTES]
+    whole = len(data) <= _SNIFF_BYTES
     notes: list[str] = []
-    if (b"\x00" in sample or _is_binary(sample)) and not _stray_nuls(sample):
-        encoding16 = _bomless_utf16(sample)
-        if encoding16 is not None:
-            decoded = _decode_lossy(data, encoding16)
-            decoded.notes.insert(0, f"no byte order mark; read as {encoding16}")
-            return decoded
+    # UTF-16 is weighed only where UTF-8 does not fit: an even number of ASCII bytes is
+    # valid UTF-16 too, CJK or Hangul by the byte pair. Short UTF-16 in an alphabet whose
+    # block byte is a control byte (Thai 0x0E, Cyrillic 0x04) is valid UTF-8, binary-looking.
+    control = _control_share(sample)
+    odd_bytes = b"\x00" in sample or control > 0.10 or (control > 0 and not _utf8_prefix(sample))
+    if odd_bytes:
+        encoding16 = bomless_utf16(sample, whole)
+        strays = _stray_nuls(sample, encoding16 is not None)
+        if encoding16 is not None and not strays:
+            return _decode_utf16(data, encoding16)
         # Stray NULs in otherwise clean text are damage; NULs among other control bytes
         # (random or compressed data has about 10%) mean binary.
-        if _too_many_nuls(sample) or _control_share(
-            sample.replace(b"\x00", b"")
-        ) > 0.01:
+        if (
+            not strays
+            and (b"\x00" in sample or _is_binary(sample))
+            and (_too_many_nuls(sample) or _control_share(sample.replace(b"\x00", b"")) > 0.01)
+        ):
             raise err(path, "binary file, skipped")
     if b"\x00" in data:
         data, nuls = _strip_nuls(data)
@@ -321,7 +396,18 @@ def decode(data: bytes, path: Path | str) -> Decoded:
     if good >= 10 * bad:
         notes.append(f"{bad} invalid UTF-8 byte sequences replaced with U+FFFD")
         return Decoded(lossy, "utf-8", notes)
-    decoded = _decode_lossy(data, _guess_legacy(data))
+    # Legacy text holds no control byte but a terminal's ESC or a DOS end-of-file mark;
+    # random or compressed data has about 10%.
+    if _control_share(data[:_SNIFF_BYTES].translate(None, b"\x1a\x1b")) > 0.01:
+        raise err(path, "binary file, skipped")
+    latin = _latin_page(_detection_sample(data))
+    # Words of a Latin alphabet say more than a UTF-16 reading: even-length 8-bit text is
+    # UTF-16 too, and short BOM-less UTF-16 with no NUL nor control byte is rare.
+    if not odd_bytes and latin is None:
+        encoding16 = bomless_utf16(sample, whole)
+        if encoding16 is not None and not reads_as_cjk_legacy(sample, whole):
+            return _decode_utf16(data, encoding16)
+    decoded = _decode_lossy(data, latin or _guess_legacy(data))
     decoded.notes[:0] = notes + [
         f"not valid UTF-8 ({bad} invalid byte sequences); decoded as {decoded.encoding} "
         "by guess, check the text"
@@ -360,9 +446,10 @@ def normalize_text(text: str) -> str:
 def read_bytes_as_text(data: bytes, path: Path | str) -> str:
     """Decode file bytes to normalised text; ``path`` is only used in error messages.
 
-    Order: BOM (UTF-8, UTF-16, UTF-32), UTF-16 without BOM (unless the NUL bytes are a few
-    strays in 8-bit text), strict UTF-8 (stray NUL bytes removed), mostly-UTF-8 with
-    replacement characters, then charset-normalizer's guess. Binary data (many NUL or control
-    bytes) raises IngestError.
+    Order: BOM (UTF-8, UTF-16, UTF-32); UTF-16 without BOM if NUL or control bytes are there
+    (unless the NULs are strays in 8-bit text); strict UTF-8 (stray NUL bytes removed);
+    mostly-UTF-8 with replacement characters; the Latin page whose reading spells words of
+    one language; UTF-16 without BOM; then charset-normalizer's guess. Binary data (many NUL
+    or control bytes) raises IngestError.
     """
     return normalize_text(decode(data, path).text)
