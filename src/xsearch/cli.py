@@ -149,7 +149,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         from .manage import prune_missing
 
         return report_removal(prune_missing(index_path), as_json)
-    from .embedders import warm_for_index
+    from .embedders import prepare_engine, warm_for_index
 
     warm_for_index(index_path, model, engine, full)  # overlaps the imports and set-up below
     from .indexer import build_index
@@ -188,8 +188,6 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         from .topics import read_labels
 
         labels = read_labels(labels_file)
-    from .embedders import prepare_engine
-
     prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
     # Settings from xsearch.toml or the environment are defaults for new indexes; only a flag
     # on the command line asks an existing index to differ (and is refused without --full).
