@@ -39,25 +39,24 @@ def _one_line(text: object) -> str:
     return _safe(str(text).translate(_LINE_BREAKS))
 
 
-def _ansi_c(ch: str) -> str:
-    """One character inside bash's ``$'...'``."""
-    if ch in "\\'":
-        return "\\" + ch
-    if ch in "\n\t\r":
-        return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}[ch]
-    if _CONTROL.match(ch) or ch in "\u2028\u2029":
-        # \xHH writes a raw byte: valid UTF-8 only below 0x80; \uHHHH writes the character.
-        return f"\\x{ord(ch):02x}" if ord(ch) < 0x80 else f"\\u{ord(ch):04x}"
-    return ch
+def _ansi_c_code(match: re.Match) -> str:
+    # \xHH writes a raw byte, valid UTF-8 only below 0x80; \uHHHH writes the character.
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 def shell_words(args: list[str]) -> str:
     """``args`` as one line a POSIX shell reads back as those words: shlex's quoting, and
     bash's ``$'...'`` for a word holding a control character or line break (shlex keeps them
     raw, breaking the line and letting a file name drive the terminal)."""
-    return " ".join(
-        shlex.quote(a) if _CONTROL.search(a) is None and a == a.translate(_LINE_BREAKS)
-        else "$'" + "".join(map(_ansi_c, a)) + "'" for a in args)
+    def word(arg: str) -> str:
+        if _CONTROL.search(arg) is None and arg == arg.translate(_LINE_BREAKS):
+            return shlex.quote(arg)
+        # _LINE_BREAKS' escapes (\t \n \r \u2028 \u2029) are bash's too.
+        body = arg.replace("\\", "\\\\").replace("'", "\\'").translate(_LINE_BREAKS)
+        return "$'" + _CONTROL.sub(_ansi_c_code, body) + "'"
+
+    return " ".join(map(word, args))
 
 
 def _pieces(text: str, cols: list[int]) -> list[tuple[str, int]]:

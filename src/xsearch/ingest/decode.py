@@ -377,7 +377,7 @@ def decode(data: bytes, path: Path | str) -> Decoded:
         # (random or compressed data has about 10%) mean binary.
         if (
             not strays
-            and (b"\x00" in sample or _is_binary(sample))
+            and (b"\x00" in sample or control > 0.10)
             and (_too_many_nuls(sample) or _control_share(sample.replace(b"\x00", b"")) > 0.01)
         ):
             raise err(path, "binary file, skipped")
