@@ -44,6 +44,8 @@ def test_other_host_warns_and_missing_index_is_503(tmp_path):
     with running_server(tmp_path / "none", host="0.0.0.0") as (base, proc):
         res = httpx.get(base + "/api/search", params={"q": "bread"}, timeout=30)
         assert res.status_code == 503 and "no index" in res.json()["error"]
+        health = httpx.get(base + "/api/health", timeout=30)
+        assert health.status_code == 503 and health.json()["status"] == "starting"
         proc.terminate()
         err = proc.communicate(timeout=30)[1]
     assert "reachable from the network" in err
@@ -213,6 +215,7 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
             assert "not built yet" in error, error
             health = httpx.get(base + "/api/health", timeout=30)
             assert health.status_code == 503 and "cannot load" in health.json()["message"]
+            assert health.json()["status"] == "unavailable"
         monkeypatch.setenv("XSEARCH_CACHE", str(cache))
         ensure_graph()
         _serves(base, "e5-small", 384)

@@ -133,7 +133,8 @@ class TranslationsResponse(BaseModel):
 
 
 class HealthModel(BaseModel):
-    status: str = Field(description="ok, or starting when the index is not there yet")
+    status: str = Field(description="ok; starting while the index is not there yet; "
+                        "unavailable while it cannot be served (message says why)")
     index: str
     passages: int | None = None
     model: str | None = None

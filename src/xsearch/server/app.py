@@ -215,13 +215,16 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     @app.get("/api/health", response_model=m.HealthModel, tags=["service"])
     async def health() -> JSONResponse:
-        """ok once the index is open (503 while it is not there yet)."""
+        """ok once the index is open; 503 with "starting" while there is no index yet, or
+        "unavailable" while the index cannot be served (a model this server cannot load, a
+        damaged index), with the reason."""
         try:
             passages = await service.run(
                 lambda s: s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0])
         except XsearchError as exc:
             info = service.health()
-            info.update(status="starting", message=str(exc).splitlines()[0])
+            info.update(status="starting" if isinstance(exc, EmptyIndexError) else "unavailable",
+                        message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             return JSONResponse(info, status_code=503)
         # Read after the refresh: a model the index changed to is named at once.
         return JSONResponse({**service.health(), "passages": passages, "status": "ok"})
