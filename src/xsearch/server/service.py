@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..embedders import release
 from ..errors import EmptyIndexError, IndexLockedError, IndexMismatchError, XsearchError
 from ..vector_store import SegmentGoneError
 from .batching import MicroBatcher
@@ -118,8 +119,12 @@ class IndexService:
                 f"index {self.index_path} was rebuilt with model {model}, which this server "
                 f"cannot load: {reason} (it tries again on the next request)") from exc
         old.close()
+        previous = self.embedder
         # Embedder first: a search that sees the new count embeds with the new model.
         self._searcher, self.embedder = new, embedder
+        if previous is not None and previous is not embedder:
+            # The old model's memory goes once a batch it may still be embedding is done.
+            release(previous)
         self.model_changes += 1
         self.reloads += 1
         log.warning("index %s was rebuilt with model %s: now serving it with that model",
