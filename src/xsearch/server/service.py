@@ -139,12 +139,12 @@ class IndexService:
         try:
             embedder = loading.result()
         except Exception as exc:  # any loader's failure: a 503 and a later retry
-            self._next = None
+            self._next, model = None, new.index.config.model
             new.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self._unavailable = (
-                f"index {self.index_path} was rebuilt with model {new.index.config.model}, "
-                f"which this server cannot load: {reason} (it tries again on the next request)")
+                f"index {self.index_path} was rebuilt with model {model}, which this server "
+                f"cannot load: {reason} (it tries again on the next request)")
             raise ModelChangedError(self._unavailable) from exc
         self._next, self._unavailable = None, None
         new.use_embedder(embedder)
