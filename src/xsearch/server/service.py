@@ -62,8 +62,9 @@ class IndexService:
         #: A searcher of the index rebuilt for another model, the load of that model, and
         #: whether requests wait for it (else the state before the rebuild answers them).
         self._next: tuple[Any, Future, bool] | None = None
-        #: Why the rebuilt index cannot be served (its model's last load failed), else None.
-        self._unavailable: str | None = None
+        #: Whether the last load of the rebuilt index's model failed (then requests wait for
+        #: the next attempt: the state before the rebuild is not served any more).
+        self._load_failed = False
         self._searcher: Any = None  # xsearch.search.Searcher, touched only on the index thread
         self.embedder: Any = None
         self.batcher = MicroBatcher(self._embed_queries, self._embed_thread, max_batch,
@@ -103,7 +104,7 @@ class IndexService:
         except IndexMismatchError:
             # Rebuilt for another model: load it, answering from the state we have meanwhile
             # (if the rebuild has not already taken away a segment of it that was not open).
-            self._load_next_model(wait=self._unavailable is not None or not _held_whole(s))
+            self._load_next_model(wait=self._load_failed or not _held_whole(s))
             return self._follow_model(s)
         except (XsearchError, sqlite3.Error, OSError) as exc:
             # Half-way through a rebuild: keep answering from the state we have.
@@ -142,11 +143,11 @@ class IndexService:
             self._next, model = None, new.index.config.model
             new.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._unavailable = (
+            self._load_failed = True
+            raise ModelChangedError(
                 f"index {self.index_path} was rebuilt with model {model}, which this server "
-                f"cannot load: {reason} (it tries again on the next request)")
-            raise ModelChangedError(self._unavailable) from exc
-        self._next, self._unavailable = None, None
+                f"cannot load: {reason} (it tries again on the next request)") from exc
+        self._next, self._load_failed = None, False
         new.use_embedder(embedder)
         old.close()
         previous = self.embedder
