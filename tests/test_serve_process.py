@@ -219,7 +219,7 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
             if res.status_code != 200:
                 break
             time.sleep(0.1)
-        for _ in range(2):  # tried again on each request
+        for _ in range(2):  # a load that fails at once is tried again on each request
             res = httpx.get(base + "/api/search", params={"q": "lava"}, timeout=60)
             assert res.status_code == 503, res.text
             error = res.json()["error"]

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -62,9 +63,11 @@ class IndexService:
         #: A searcher of the index rebuilt for another model, the load of that model, and
         #: whether requests wait for it (else the state before the rebuild answers them).
         self._next: tuple[Any, Future, bool] | None = None
-        #: Whether the last load of the rebuilt index's model failed (then requests wait for
-        #: the next attempt: the state before the rebuild is not served any more).
-        self._load_failed = False
+        #: Why the last load of the rebuilt index's model failed, and when it may be tried
+        #: again (None: it did not fail). Requests wait for the next attempt: the state before
+        #: the rebuild is not served any more.
+        self._failed: tuple[str, float] | None = None
+        self._loading_since = 0.0
         self._searcher: Any = None  # xsearch.search.Searcher, touched only on the index thread
         self.embedder: Any = None
         self.batcher = MicroBatcher(self._embed_queries, self._embed_thread, max_batch,
@@ -98,13 +101,16 @@ class IndexService:
             return s
         if self._next is not None:
             return self._follow_model(s)
+        if self._failed is not None and time.monotonic() < self._failed[1]:
+            raise ModelChangedError(self._failed[0])  # not tried again yet: see _follow_model
         try:
             if s.refresh():
                 self.reloads += 1
+            self._failed = None  # rebuilt again, for the model this server has
         except IndexMismatchError:
             # Rebuilt for another model: load it, answering from the state we have meanwhile
             # (if the rebuild has not already taken away a segment of it that was not open).
-            self._load_next_model(wait=self._load_failed or not _held_whole(s))
+            self._load_next_model(wait=self._failed is not None or not _held_whole(s))
             return self._follow_model(s)
         except (XsearchError, sqlite3.Error, OSError) as exc:
             # Half-way through a rebuild: keep answering from the state we have.
@@ -125,6 +131,7 @@ class IndexService:
         except BaseException:
             new.close()
             raise
+        self._loading_since = time.monotonic()
         self._next = (new, self._model_thread.submit(checked_embedder, *check,
                                                      engine=self.engine, purpose="serve"), wait)
 
@@ -143,11 +150,16 @@ class IndexService:
             self._next, model = None, new.index.config.model
             new.close()
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._load_failed = True
-            raise ModelChangedError(
+            # A load that fails slowly (a large model's imports) is tried again no sooner than
+            # twice its length later, so retries take at most a third of the index thread;
+            # one that fails at once is tried again on the next request.
+            now = time.monotonic()
+            self._failed = (
                 f"index {self.index_path} was rebuilt with model {model}, which this server "
-                f"cannot load: {reason} (it tries again on the next request)") from exc
-        self._next, self._load_failed = None, False
+                f"cannot load: {reason} (it tries again on a later request)",
+                now + 2 * (now - self._loading_since))
+            raise ModelChangedError(self._failed[0]) from exc
+        self._next, self._failed = None, None
         new.use_embedder(embedder)
         old.close()
         previous = self.embedder
