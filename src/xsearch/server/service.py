@@ -67,7 +67,7 @@ class IndexService:
         #: again (None: it did not fail). Requests wait for the next attempt: the state before
         #: the rebuild is not served any more.
         self._failed: tuple[str, float] | None = None
-        self._loading_since = 0.0
+        self._load_seconds = 0.0  # how long the last load ran
         self._searcher: Any = None  # xsearch.search.Searcher, touched only on the index thread
         self.embedder: Any = None
         self.batcher = MicroBatcher(self._embed_queries, self._embed_thread, max_batch,
@@ -131,9 +131,15 @@ class IndexService:
         except BaseException:
             new.close()
             raise
-        self._loading_since = time.monotonic()
-        self._next = (new, self._model_thread.submit(checked_embedder, *check,
-                                                     engine=self.engine, purpose="serve"), wait)
+
+        def load():
+            started = time.monotonic()
+            try:
+                return checked_embedder(*check, engine=self.engine, purpose="serve")
+            finally:
+                self._load_seconds = time.monotonic() - started
+
+        self._next = (new, self._model_thread.submit(load), wait)
 
     def _follow_model(self, old):
         """The searcher to answer from while another model loads (index thread only): the old
@@ -153,11 +159,10 @@ class IndexService:
             # A load that fails slowly (a large model's imports) is tried again no sooner than
             # twice its length later, so retries take at most a third of the index thread;
             # one that fails at once is tried again on the next request.
-            now = time.monotonic()
             self._failed = (
                 f"index {self.index_path} was rebuilt with model {model}, which this server "
                 f"cannot load: {reason} (it tries again on a later request)",
-                now + 2 * (now - self._loading_since))
+                time.monotonic() + 2 * self._load_seconds)
             raise ModelChangedError(self._failed[0]) from exc
         self._next, self._failed = None, None
         new.use_embedder(embedder)
