@@ -28,7 +28,7 @@ from .cli_format import (
     sigterm_interrupts,
     wrap,
 )
-from .errors import XsearchError
+from .errors import XsearchError, first_line
 
 
 @click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
@@ -59,7 +59,7 @@ def cli(ctx: click.Context) -> None:
         try:
             ctx.default_map, _ = load_defaults(cli)
         except XsearchError as exc:
-            raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
+            raise click.ClickException(_safe(first_line(exc))) from exc
 
 
 @cli.command(context_settings=CONTEXT)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .errors import XsearchError
+from .errors import XsearchError, first_line
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -227,7 +227,7 @@ def _edge(f):
         try:
             return f(*args, **kwargs)
         except XsearchError as exc:
-            raise click.ClickException(_safe(str(exc).splitlines()[0])) from exc
+            raise click.ClickException(_safe(first_line(exc))) from exc
         except BrokenPipeError:  # `xsearch query ... | head`: click ends it quietly
             raise
         except OSError as exc:  # the machine said no (permissions, a full disk...): one line

@@ -7,6 +7,14 @@ class XsearchError(Exception):
     """Base class for every error xsearch reports to a user."""
 
 
+def first_line(exc: BaseException, empty: str | None = None) -> str:
+    """The first line of an error's message (``empty``, else its type's name, if it has none):
+    what a one-line report of it shows."""
+    if str(exc):
+        return str(exc).splitlines()[0]
+    return type(exc).__name__ if empty is None else empty
+
+
 class ModelNotFoundError(XsearchError):
     """The embedding model named is neither bundled, cached nor a local folder."""
 

@@ -20,7 +20,7 @@ from . import langid
 from .chunking import chunk_text
 from .embedders import Embedder
 from .embedders.base import PartialEmbedding
-from .errors import IngestError, SkippedFile
+from .errors import IngestError, SkippedFile, first_line
 from .faults import point
 from .ingest import ReadOptions, ReadResult, read_file
 from .ingest.formats.records import RECORD_SUFFIXES
@@ -141,7 +141,7 @@ def _hash_text(text: str) -> str:
 
 def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: ProgressFn) -> None:
     summary.failed += 1
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = first_line(exc)
     summary.errors.append({"path": path, "error": message})
     notify("error", {"path": path, "message": message})
 

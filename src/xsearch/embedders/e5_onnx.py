@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, first_line
 from ..threads import cpu_threads
 from .base import BatchFn, Embedder, PartialEmbedding, as_matrix
 from .e5_tokenizer import get_e5_tokenizer
@@ -85,7 +85,7 @@ class E5OnnxEmbedder(Embedder):
         self._tok_ready.wait()
         if self._tok_error is not None:
             raise ModelNotFoundError("cannot load the e5-small tokenizer: "
-                                     f"{_first_line(self._tok_error)}") from self._tok_error
+                                     f"{first_line(self._tok_error)}") from self._tok_error
         return self._tok_value
 
     def _load(self, verify: Callable[[], Path] | None) -> None:
@@ -115,7 +115,7 @@ class E5OnnxEmbedder(Embedder):
             self._loader.join()
             if self._load_error is not None:
                 raise ModelNotFoundError("cannot load the onnx engine: "
-                                         f"{_first_line(self._load_error)}") \
+                                         f"{first_line(self._load_error)}") \
                     from self._load_error
         return self._session
 
@@ -259,13 +259,6 @@ class E5OpenVinoEmbedder(E5OnnxEmbedder):
                                     "attention_mask": np.ones((1, 3), np.int32)})
             return runner
         except Exception as exc:  # noqa: BLE001 - any OpenVINO failure: same graph on ORT
-            self.fallback = f"{type(exc).__name__}: {_first_line(exc, empty='')}"
+            self.fallback = f"{type(exc).__name__}: {first_line(exc, empty='')}"
             self.engine = "onnx"
             return super()._open(path)
-
-
-def _first_line(exc: BaseException, empty: str | None = None) -> str:
-    """The first line of an error's message (``empty``, else its type's name, if it has none)."""
-    if str(exc):
-        return str(exc).splitlines()[0]
-    return type(exc).__name__ if empty is None else empty

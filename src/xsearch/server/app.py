@@ -29,6 +29,7 @@ from ..errors import (
     UnknownLanguageError,
     UnknownTopicError,
     XsearchError,
+    first_line,
 )
 from ..search import Filters
 from . import api_models as m
@@ -118,7 +119,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     @app.exception_handler(XsearchError)
     async def _xsearch_error(request: Request, exc: XsearchError) -> JSONResponse:
-        return _error(_status(exc), str(exc).splitlines()[0])
+        return _error(_status(exc), first_line(exc))
 
     # Starlette's class, not FastAPI's subclass: unknown routes (404), wrong methods (405) and
     # missing static files are raised by Starlette and would answer {"detail": ...}.
@@ -224,7 +225,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         except XsearchError as exc:
             info = service.health()
             info.update(status="starting" if isinstance(exc, EmptyIndexError) else "unavailable",
-                        message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                        message=first_line(exc))
             return JSONResponse(info, status_code=503)
         # Read after the refresh: a model the index changed to is named at once.
         return JSONResponse({**service.health(), "passages": passages, "status": "ok"})

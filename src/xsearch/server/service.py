@@ -29,7 +29,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..embedders import release
-from ..errors import EmptyIndexError, IndexLockedError, IndexMismatchError, XsearchError
+from ..errors import (
+    EmptyIndexError,
+    IndexLockedError,
+    IndexMismatchError,
+    XsearchError,
+    first_line,
+)
 from ..vector_store import SegmentGoneError
 from .batching import MicroBatcher
 
@@ -144,8 +150,9 @@ class IndexService:
     def _follow_model(self, old):
         """The searcher to answer from while another model loads (index thread only): the old
         one until the load is done, then the new one with its embedder. A model that cannot be
-        loaded is a 503, and each later request tries again (waiting for that attempt: the
-        state before the rebuild is not served once a load has failed)."""
+        loaded is a 503; a later request tries again, no sooner than twice the failed load's
+        length after it, and waits for that attempt (the state before the rebuild is not
+        served once a load has failed)."""
         assert self._next is not None
         new, loading, wait = self._next
         if not loading.done() and not wait:
@@ -155,13 +162,12 @@ class IndexService:
         except Exception as exc:  # any loader's failure: a 503 and a later retry
             self._next, model = None, new.index.config.model
             new.close()
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             # A load that fails slowly (a large model's imports) is tried again no sooner than
             # twice its length later, so retries take at most a third of the index thread;
             # one that fails at once is tried again on the next request.
             self._failed = (
                 f"index {self.index_path} was rebuilt with model {model}, which this server "
-                f"cannot load: {reason} (it tries again on a later request)",
+                f"cannot load: {first_line(exc)} (it tries again on a later request)",
                 time.monotonic() + 2 * self._load_seconds)
             raise ModelChangedError(self._failed[0]) from exc
         self._next, self._failed = None, None
