@@ -289,6 +289,13 @@ def test_file_mode_carries_next_offset_to_the_end(corpus_index):
     assert len(seen) == len(set(seen))
     # per-doc 1 (the default): one hit per document, every document once.
     assert len(seen) == run_json("stats", "-i", str(corpus_index))["documents"]
+    # A page that ends at the last hit says there is no next one; one hit short, there is.
+    for k, after in ((len(seen), None), (len(seen) - 1, len(seen) - 1)):
+        result = CliRunner().invoke(cli, ["query", "-f", "-", "-i", str(corpus_index), "-k",
+                                          str(k)], input="volcanic eruption\n",
+                                    env={"XSEARCH_CONFIG": ""})
+        line = json.loads(result.output)
+        assert len(line["hits"]) == k and line["next_offset"] == after
     result = run("query", "volcanic eruption", "-i", str(corpus_index), "--offset",
                  str(len(seen)), ok=False)
     assert result.exit_code == 1 and f"no hits past the first {len(seen)}" in result.output

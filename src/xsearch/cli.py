@@ -341,8 +341,9 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
                       min_score=min_score)
     searcher = Searcher(index_path, model=model, engine=engine)
     try:
-        results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc,
-                                       offset=offset, mode=mode)
+        # -f: one hit more than asked tells whether there is a next page.
+        results = searcher.search_many(queries, k=k + 1 if batch else k, filters=filters,
+                                       per_document=per_doc, offset=offset, mode=mode)
         for w in searcher.warnings():
             click.echo(f"warning: {_safe(w)}", err=True)
         top = results[0][0] if results and results[0] else None
@@ -351,8 +352,8 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         searcher.close()
     if batch:
         for q, hits in zip(queries, results, strict=True):
-            _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits],
-                   "next_offset": offset + k if len(hits) == k else None})
+            _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits[:k]],
+                   "next_offset": offset + k if len(hits) > k else None})
         return
     hits = results[0]
     if not hits:

@@ -180,14 +180,14 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
         click.echo(f"{name}: {path}")
 
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
 @click.command(context_settings=CONTEXT)
 @_index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Anything but 127.0.0.1/localhost exposes the index text "
-                   "to the network.")
+              help="Address to bind. Anything but a loopback address (127.x, ::1, localhost) "
+                   "exposes the index text to the network.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A host name requests may name besides addresses and localhost (behind a "
+                   "proxy, say); others get 403, against DNS rebinding. Repeatable.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--bench-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("benchmarks/runs"), show_default=True,
@@ -207,8 +207,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 @ENGINE_OPTION
 @_edge
 def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batch_window_ms,
-          log_level, engine):
-    """Serve the index over HTTP: a web page at / and a JSON API (schema at /docs).
+          log_level, engine, allow_hosts):
+    """Serve the index over HTTP: a web page at / and a JSON API (/openapi.json).
 
     Loads the model and the index once; picks up changes another `xsearch index` makes,
     a --full rebuild for another model too (loaded in the background while the state
@@ -219,26 +219,31 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
     Examples:
         xsearch serve
         xsearch serve --index ~/xsearch-index --port 8080
+        xsearch serve --allow-host search.example.org   # behind a reverse proxy
         XSEARCH_TOKEN=s3cret xsearch serve --allow-index ./corpus
     """
     try:
         import uvicorn
 
         from .server.app import create_app
+        from .server.hosts import is_loopback
     except ImportError as exc:
         raise click.ClickException(
             f"xsearch serve needs the serve extra ({exc.name} is missing): "
             "pip install 'xsearch[serve]'") from exc
     if allow_index is not None and not token:
         raise click.UsageError("--allow-index needs --token or XSEARCH_TOKEN")
-    if host not in LOCAL_HOSTS:
+    local = is_loopback(host)
+    if not local:
         click.echo(f"warning: binding {host}: the text of the index becomes reachable from "
                    "the network", err=True)
     shown = f"[{host}]" if ":" in host else host
     sock = _listen(host, shown, port)
     app = create_app(index_path, bench_dir=bench_dir, max_batch=max_batch,
                      window_ms=batch_window_ms, allow_index=allow_index, token=token,
-                     engine=engine)
+                     engine=engine,
+                     # Bound to the network, any name may reach it anyway (unless restricted).
+                     allowed_hosts=allow_hosts if local or allow_hosts else None)
     click.echo(f"xsearch: serving {index_path} at http://{shown}:{sock.getsockname()[1]}/ "
                "(Ctrl-C stops)", err=True)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level)

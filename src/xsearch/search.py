@@ -26,6 +26,7 @@ from .langcodes import resolve_filters
 from .path_filter import matching_paths
 from .ranking import hybrid_scores
 from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, folded, syllable_pair
+from .texts import without_surrogates
 from .vector_store import SegmentGoneError
 
 MODES = ("dense", "lexical", "hybrid")
@@ -276,6 +277,7 @@ class Searcher:
                 raise EmptyIndexError(
                     f"index {self.index.path} holds no passages; add files with: "
                     "xsearch index PATH")
+        queries = [without_surrogates(q) for q in queries]
         qv = self.embedder.embed_queries(queries)
         return self.search_vectors(qv, k, filters, per_document, texts=queries, offset=offset,
                                    mode=mode)

@@ -1,4 +1,4 @@
-"""Request and response shapes of the JSON API (they make the OpenAPI schema at /docs)."""
+"""Request and response shapes of the JSON API (they make the schema at /openapi.json)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,14 @@ class HitModel(BaseModel):
 
 class SearchResult(BaseModel):
     query: str
+    k: int
+    offset: int = 0
     hits: list[HitModel]
+    next_offset: int | None = Field(
+        None, description="offset of the next page; null when no hit is left")
 
 
 class SearchResponse(SearchResult):
-    k: int
-    offset: int = 0
-    next_offset: int | None = Field(None, description="offset of the next page, or null")
     languages: dict[str, int] = Field(description="hits per language in this answer")
 
 

@@ -1,9 +1,11 @@
-"""The FastAPI app: JSON API under /api, the web page at /, OpenAPI at /docs."""
+"""The FastAPI app: JSON API under /api, the web page at /, the OpenAPI schema at
+/openapi.json (no /docs: FastAPI's would load Swagger UI from a CDN)."""
 
 from __future__ import annotations
 
 import hmac
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
@@ -32,8 +34,10 @@ from ..errors import (
     first_line,
 )
 from ..search import Filters
+from ..texts import without_surrogates
 from . import api_models as m
 from .bench import latest_bench, png_path
+from .hosts import HostCheck
 from .service import IndexService, ModelChangedError
 
 STATIC = Path(__file__).parent / "static"
@@ -74,8 +78,24 @@ def _filters(languages: list[str] | None, path: str | None, topics: list[str] | 
                    topics=tuple(x for x in topics or () if x), min_score=min_score)
 
 
+def _validation_message(exc: RequestValidationError) -> str:
+    """One line for what FastAPI found wrong with a request."""
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(x) for x in first.get("loc", ())]
+    msg = str(first.get("msg", "invalid request"))
+    if first.get("type") == "json_invalid":  # loc: ("body", character position)
+        at = loc[1] if len(loc) > 1 else "?"
+        why = first.get("ctx", {}).get("error", msg)
+        return f"the body is not valid JSON (at character {at}): {why}"
+    if loc == ["body"]:  # the body as a whole: missing, or not an object
+        return ("the body must be a JSON object such as {\"queries\": [\"...\"]}: "
+                + ("it is missing" if first.get("type") == "missing" else msg))
+    where = ".".join(x for x in loc if x not in ("query", "body"))
+    return f"{where}: {msg}" if where else msg
+
+
 def _clean_query(q: str) -> str:
-    q = q.strip()
+    q = without_surrogates(q).strip()
     if not q:
         raise HTTPException(400, "the query is empty")
     if len(q) > m.MAX_QUERY_CHARS:
@@ -85,12 +105,15 @@ def _clean_query(q: str) -> str:
 
 def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: int = 32,
                window_ms: float = 0.0, allow_index: Path | None = None,
-               token: str | None = None, engine: str | None = None) -> FastAPI:
+               token: str | None = None, engine: str | None = None,
+               allowed_hosts: Iterable[str] | None = ()) -> FastAPI:
     """An app serving the index at ``index_path`` (it may not exist yet: 503 until it does).
 
     ``allow_index`` (with ``token``) enables ``POST /api/index``, an incremental index run of
     that folder; without it the server is read-only. ``max_batch=1`` turns micro-batching off.
     ``engine`` runs e5-small (default: the indexing engine, see ``embedders.resolve_engine``).
+    ``allowed_hosts``: the host names requests may name besides addresses and ``localhost``
+    (:mod:`.hosts`, against DNS rebinding); None answers any (a server bound to the network).
     """
     if allow_index is not None and not token:
         raise ValueError("allow_index needs a token")
@@ -108,9 +131,12 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         await service.close()
 
     app = FastAPI(title="xsearch", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Cross-lingual semantic search over one xsearch index. "
                               "Hits have the fields of `xsearch query --json`.")
     app.state.service = service
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=tuple(allowed_hosts))
     errors = {400: {"model": m.ErrorModel}, 404: {"model": m.ErrorModel},
               503: {"model": m.ErrorModel}}
     # Routes that take query parameters refuse ones they do not know; the others (health,
@@ -132,10 +158,12 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body"))
-        return _error(400, f"{where}: {first.get('msg', 'invalid')}" if where
-                      else str(first.get("msg", "invalid request")))
+        return _error(400, _validation_message(exc))
+
+    # Anything else is a bug, but its answer is still JSON (uvicorn logs the traceback).
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"internal error: {first_line(exc)}")
 
     # -- search ----------------------------------------------------------------------------
 
@@ -156,21 +184,26 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     ) -> dict:
         """Ranked passages in every language for one query; page with ``offset``."""
         query = _clean_query(q)
-        hits = (await service.search([query], k, _filters(lang, path, topic, min_score),
+        # One hit more than asked tells whether there is a next page.
+        hits = (await service.search([query], k + 1, _filters(lang, path, topic, min_score),
                                      per_doc, offset))[0]
-        return {"query": query, "k": k, "offset": offset, "hits": [h.as_dict() for h in hits],
-                "next_offset": offset + k if len(hits) == k else None,
-                "languages": dict(Counter(h.language for h in hits))}
+        page = hits[:k]
+        return {"query": query, "k": k, "offset": offset, "hits": [h.as_dict() for h in page],
+                "next_offset": offset + k if len(hits) > k else None,
+                "languages": dict(Counter(h.language for h in page))}
 
     @app.post("/api/search", response_model=m.BatchResponse, responses=errors,
-              tags=["search"])
+              tags=["search"], dependencies=known)
     async def search_batch(body: m.BatchRequest) -> dict:
         """Several queries at once (one JSON object per query, in order)."""
         queries = [_clean_query(q) for q in body.queries]
+        k, offset = body.k, body.offset
         results = await service.search(
-            queries, body.k, _filters(body.languages, body.path, body.topics, body.min_score),
-            body.per_doc, body.offset)
-        return {"results": [{"query": q, "hits": [h.as_dict() for h in hits]}
+            queries, k + 1, _filters(body.languages, body.path, body.topics, body.min_score),
+            body.per_doc, offset)
+        return {"results": [{"query": q, "k": k, "offset": offset,
+                             "hits": [h.as_dict() for h in hits[:k]],
+                             "next_offset": offset + k if len(hits) > k else None}
                             for q, hits in zip(queries, results, strict=True)]}
 
     # -- browse ----------------------------------------------------------------------------
@@ -230,6 +263,10 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         # Read after the refresh: a model the index changed to is named at once.
         return JSONResponse({**service.health(), "passages": passages, "status": "ok"})
 
+    @app.head("/api/health", include_in_schema=False)
+    async def health_head() -> JSONResponse:  # monitors that ask with HEAD; no body is sent
+        return await health()
+
     # -- bench -----------------------------------------------------------------------------
 
     @app.get("/api/bench", tags=["bench"], responses=errors, dependencies=known)
@@ -270,7 +307,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     # -- the page --------------------------------------------------------------------------
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 

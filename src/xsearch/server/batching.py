@@ -75,15 +75,29 @@ class MicroBatcher:
             self.batch_sizes.append(len(unique))
             try:
                 vecs = await loop.run_in_executor(self._executor, self._embed, unique)
-            except Exception as exc:  # every waiter hears about the failure
-                for _, f in live:
-                    if not f.done():
-                        f.set_exception(exc)
-                continue
-            row = {t: i for i, t in enumerate(unique)}
+                got: dict[str, np.ndarray | BaseException] = dict(zip(unique, vecs,
+                                                                      strict=True))
+            except Exception as exc:
+                # One text the model refuses must not fail the others it was batched with:
+                # each is embedded alone, and only the ones that fail alone hear of it.
+                got = await self._one_by_one(unique) if len(unique) > 1 else {unique[0]: exc}
             for t, f in live:
                 if not f.done():
-                    f.set_result(vecs[row[t]])
+                    result = got[t]
+                    if isinstance(result, BaseException):
+                        f.set_exception(result)
+                    else:
+                        f.set_result(result)
+
+    async def _one_by_one(self, texts: list[str]) -> dict[str, np.ndarray | BaseException]:
+        loop = asyncio.get_running_loop()
+        out: dict[str, np.ndarray | BaseException] = {}
+        for t in texts:
+            try:
+                out[t] = (await loop.run_in_executor(self._executor, self._embed, [t]))[0]
+            except Exception as exc:
+                out[t] = exc
+        return out
 
     async def close(self) -> None:
         if self._task is not None:

@@ -1,0 +1,20 @@
+"""Text from outside that Python holds but cannot encode: lone surrogates."""
+
+from __future__ import annotations
+
+import re
+
+# Python holds these only alone: a pair in JSON or UTF-16 decodes to one code point.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_ESCAPED = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate made U+FFFD, so it can be encoded (tokenizers,
+    SQLite). Bytes that were not UTF-8, kept by ``surrogateescape`` (a command-line argument,
+    a file name), are decoded again as UTF-8 would replace them; the rest (``"\\ud800"`` in
+    JSON, say) each become one U+FFFD."""
+    if not _SURROGATE.search(text):
+        return text
+    text = _NOT_ESCAPED.sub("\ufffd", text)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
