@@ -137,3 +137,76 @@ def test_search_filter_open_passage_and_rtl(corpus_index, browser, tmp_path):
         assert len(cells) >= 4
         d.save_screenshot(str(tmp_path / "4-bench.png"))
     print("screenshots in", tmp_path)
+
+
+def test_the_page_keeps_to_the_view_asked_for(corpus_index, browser, tmp_path):
+    """Links with any hit count, facets that follow the index, the skip link, and answers
+    that arrive after the user moved on; the server refuses host names it was not given."""
+    import httpx
+    from click.testing import CliRunner
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from xsearch.cli import cli
+
+    index = tmp_path / "index"
+    shutil.copytree(corpus_index, index)
+    d = browser
+    with running_server(index, "--allow-host", "search.example.org") as (base, _):
+        # DNS rebinding: a request naming another host is refused, an allowed one is not.
+        assert httpx.get(base + "/api/health", headers={"host": "evil.example"}
+                         ).status_code == 403
+        assert httpx.get(base + "/api/health", headers={"host": "search.example.org:80"}
+                         ).status_code == 200
+
+        # A link asking for 3 hits (not in the list): 3 hits, and the next search keeps 3.
+        d.get(base + "/#/?q=bread&k=3")
+        _wait(d, lambda d: len(_hit_langs(d)) == 3, "3 hits")
+        assert d.find_element(By.ID, "k").get_attribute("value") == "3"
+        box = d.find_element(By.ID, "q")
+        box.clear()
+        box.send_keys("coffee harvest", Keys.ENTER)
+        _wait(d, lambda d: "coffee" in d.current_url and len(_hit_langs(d)) == 3,
+              "3 coffee hits")
+        assert "k=3" in d.current_url and not d.find_elements(By.CSS_SELECTOR, "p.error")
+
+        # The skip link moves the focus to the results and leaves them in place.
+        skip = d.find_element(By.CSS_SELECTOR, "a.skip")
+        d.execute_script("arguments[0].focus()", skip)
+        skip.send_keys(Keys.ENTER)
+        _wait(d, lambda d: d.switch_to.active_element.get_attribute("id") == "main",
+              "focus on the results")
+        assert len(_hit_langs(d)) == 3 and d.find_element(By.ID, "q").get_attribute(
+            "value") == "coffee harvest"
+
+        # Facets follow the index: Thai removed by another process is gone from them
+        # on the next search, without reloading the page.
+        assert d.find_elements(By.ID, "lang-tha_Thai")
+        out = CliRunner().invoke(cli, ["rm", "*tha_Thai*", "--index", str(index)],
+                                 env={"XSEARCH_CONFIG": ""})
+        assert out.exit_code == 0, out.output
+        box = d.find_element(By.ID, "q")
+        box.clear()
+        box.send_keys("volcano", Keys.ENTER)
+        _wait(d, lambda d: "volcano" in d.current_url and _hit_langs(d)
+              and not d.find_elements(By.ID, "lang-tha_Thai"), "facets without Thai")
+
+        # A search answered late (held back here for 3 s) does not cover the passage view
+        # the user opened meanwhile.
+        pid = d.execute_script(
+            "return document.querySelector('li.hit a.open').getAttribute('href')")
+        d.execute_script("""
+            const real = window.fetch;
+            window.fetch = (url, opts) => String(url).startsWith('/api/search')
+              ? new Promise((ok) => setTimeout(() => ok(real(url, opts)), 3000))
+              : real(url, opts);
+            location.hash = '#/?q=solar+power&k=5';""")
+        d.execute_script("setTimeout(() => { location.hash = arguments[0]; }, 300)", pid)
+        _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".passage.current"),
+              "passage view")
+        d.execute_script("window.__waited = false; setTimeout(() => window.__waited = true, "
+                         "4000)")
+        _wait(d, lambda d: d.execute_script("return window.__waited"), "the late answer")
+        assert d.current_url.endswith(pid)
+        assert d.find_elements(By.CSS_SELECTOR, ".passage.current")
+        assert not d.find_elements(By.CSS_SELECTOR, "#main > ol.hits")

@@ -131,12 +131,17 @@ function hitItem(hit, query, markWeak = false) {
         highlighted(hit.snippet || "", hitRanges(hit, query)))));
 }
 
-let languageCache = null;
-async function renderFacets(selected) {
-  if (!languageCache) languageCache = await api("/api/languages");
+// Read again for every search: another `xsearch index` may have added or removed languages.
+async function renderFacets(selected, seq) {
+  const rows = await api("/api/languages");
+  if (stale(seq)) return;
+  // A language asked for that the index no longer holds stays listed, so it can be unticked.
+  for (const lang of selected) {
+    if (!rows.some((r) => r.language === lang)) rows.push({ language: lang, passages: 0 });
+  }
   const box = $("#langs");
   box.replaceChildren(el("legend", { class: "sr-only" }, "Filter by language"));
-  for (const row of languageCache) {
+  for (const row of rows) {
     const id = "lang-" + row.language;
     box.append(el("div", { class: "facet" },
       el("input", { type: "checkbox", id, value: row.language,
@@ -144,6 +149,17 @@ async function renderFacets(selected) {
       el("label", { for: id }, row.language),
       el("span", { class: "n", title: "passages" }, row.passages.toLocaleString())));
   }
+}
+
+// A link may ask for any number of hits, not only the ones the list offers.
+function setK(value) {
+  const select = $("#k");
+  if (![...select.options].some((o) => o.value === value)) {
+    const n = Number(value);
+    const after = [...select.options].find((o) => Number(o.value) > n);
+    select.insertBefore(el("option", {}, value), after || null);
+  }
+  select.value = value;
 }
 
 function currentParams() {
@@ -167,8 +183,9 @@ async function searchView(params, seq) {
   const q = params.get("q") || "";
   const langs = params.getAll("lang");
   $("#q").value = q;
-  if (params.get("k")) $("#k").value = params.get("k");
-  await renderFacets(langs).catch((e) => setStatus(e.message));
+  if (params.get("k")) setK(params.get("k"));
+  await renderFacets(langs, seq).catch((e) => setStatus(e.message));
+  if (stale(seq)) return;
   const out = main();
   if (!q) {
     out.replaceChildren(el("p", { class: "empty" },
@@ -180,6 +197,7 @@ async function searchView(params, seq) {
   setStatus("searching…");
   try {
     const res = await api("/api/search?" + url);
+    if (stale(seq)) return;  // the user moved on meanwhile
     const nl = Object.keys(res.languages).length;
     const weak = res.hits.filter(isWeak).length;
     setStatus(res.hits.length + (res.hits.length === 1 ? " hit" : " hits") + " in " + nl +
@@ -302,6 +320,7 @@ async function benchView(params, seq) {
 
 async function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
+  if (!hash.startsWith("/")) return;  // an in-page anchor (#main), not a view
   const seq = ++routeSeq;
   const facets = $("#facets");
   let m;
@@ -329,6 +348,8 @@ document.addEventListener("DOMContentLoaded", () => {
     for (const box of document.querySelectorAll("#langs input:checked")) box.checked = false;
     facetChanged();
   });
+  // "Skip to results" moves the focus; following its #main would leave the current view.
+  $(".skip").addEventListener("click", (ev) => { ev.preventDefault(); main().focus(); });
   window.addEventListener("hashchange", route);
   route();
 });
