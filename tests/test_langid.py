@@ -249,3 +249,28 @@ def test_identifier_scores_long_texts_as_py3langid_does() -> None:
     assert len(long_texts) >= 20
     for text in long_texts:
         assert fast.rank(text) == plain.rank(text)
+
+
+def test_a_short_quote_in_another_script_does_not_relabel_the_text() -> None:
+    # The model put Hindi (or Arabic) first on the quote; going down its list for a language
+    # written in Latin letters gave Konkani (gom_Latn) and Guadeloupean Creole (gcf_Latn).
+    english = ("Field notes from the football tournament. The home side won the final on "
+               "penalties after a two-all draw, and the captain dedicated the trophy to the "
+               "fans. The local newspaper headline read: ")
+    assert detect(english + "मेज़बान टीम ने पेनल्टी शूटआउट में फाइनल जीतकर इतिहास रच दिया"
+                  ).code == "eng_Latn"
+    assert detect(english + "الفريق المضيف يفوز بالنهائي بركلات الترجيح").code == "eng_Latn"
+    assert detect("फाइनल में पेनल्टी से जीत हुई और घरेलू टीम ने कप जीता।").code == "hin_Deva"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("北京大学", "zho_Hans"),  # the model: Wu
+    ("Cell（细胞）一词源自拉丁语cella（意思是小房间）。", "zho_Hans"),  # the model: Wu
+    ("侬好，今朝天气老好个。", "wuu_Hans"),
+    ("我哋係香港人，唔該晒。", "yue_Hant"),
+    # Tigrinya without the letters Amharic lacks: its function words tell it (ኣብ, in).
+    ("ትግርኛ ቋንቋ ኣብ ኤርትራን ኢትዮጵያን ይዝረብ።", "tir_Ethi"),
+    ("አማርኛ የኢትዮጵያ የሥራ ቋንቋ ነው።", "amh_Ethi"),
+])
+def test_chinese_varieties_and_tigrinya_need_words_of_their_own(text, code) -> None:
+    assert detect(text).code == code
