@@ -116,6 +116,9 @@ def test_path_globs_are_read_as_rm_reads_them(corpus_index, tmp_path, monkeypatc
     for glob in ("bread/*", "./bread/*", "bread//*", "./bread/./*", "../corpus/bread/*",
                  "~/corpus/bread/*", f"{CORPUS}//bread/*"):
         assert queried(glob) == removed(glob) == bread, glob
+    # A folder names every file below it, with or without a slash, relative or absolute.
+    for folder in ("bread", "bread/", "./bread", f"{CORPUS}/bread", "../corpus/bread"):
+        assert queried(folder) == removed(folder) == bread, folder
     monkeypatch.chdir(CORPUS / "bread")
     assert queried("./*.md") == removed("./*.md") == {str(CORPUS / "bread/deu_Latn_bread.md")}
     # A glob without a folder still matches file names anywhere; one anchored with ./ does not.

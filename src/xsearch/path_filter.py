@@ -22,14 +22,18 @@ def display_path(path: str) -> str:
 def path_globs(glob: str, here: str) -> tuple[list[str], str | None]:
     """(globs over the stored absolute path, glob over the file name or None) for --path,
     read as ``xsearch rm`` reads a path: ``~``, ``.``, ``..`` and ``//`` folded, relative to
-    ``here``; a glob starting with a wildcard also matches anywhere, a bare one by name."""
+    ``here``; a glob starting with a wildcard also matches anywhere, a bare one by name, and
+    a path without wildcards also every file below it (a folder)."""
     g = os.path.expanduser(glob)
     if os.path.isabs(g):
-        return [os.path.normpath(g)], None
-    globs = [os.path.normpath(os.path.join(glob_escape(here), g))]
-    if re.search(r"[*?\[]", g.split(os.sep)[0]):
-        globs.append(os.path.normpath(g))
-    return globs, None if os.sep in g else os.path.normpath(g)
+        globs = [os.path.normpath(g)]
+    else:
+        globs = [os.path.normpath(os.path.join(glob_escape(here), g))]
+        if re.search(r"[*?\[]", g.split(os.sep)[0]):
+            globs.append(os.path.normpath(g))
+    if not re.search(r"[*?\[]", g):  # a folder names every file below it, as for rm
+        globs.append(os.path.join(globs[0].rstrip(os.sep), "*"))
+    return globs, None if os.sep in g or os.path.isabs(g) else os.path.normpath(g)
 
 
 def paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
