@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +200,112 @@ def test_exit_codes_are_the_documented_ones(built, tmp_path):
                  ["query", "x", "--mode", "sideways"]):
         res = run(*args)
         assert res.exit_code == 2 and "Traceback" not in res.output, (args, res.output)
+
+
+def _without_dac(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run as root without the capability to ignore file permissions."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0:
+        if not setpriv:
+            pytest.skip("needs setpriv to drop CAP_DAC_OVERRIDE as root")
+        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search",
+               "--inh-caps=-dac_override,-dac_read_search", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def _files(index: Path) -> dict:
+    return json.loads(run("files", "--index", str(index), "--json").output)
+
+
+def test_an_empty_path_is_refused_not_read_as_the_working_directory(built, monkeypatch):
+    # `xsearch rm "$unset"` removed every file indexed below the working directory.
+    docs, index = built
+    before = _digest(index)
+    monkeypatch.chdir(docs)
+    for args in (["rm", ""], ["rm", " "], ["rm", "--dry-run", ""], ["index", ""]):
+        result = run(*args, "--index", str(index))
+        assert result.exit_code == 2 and "an empty path names nothing" in result.output, args
+    assert _digest(index) == before
+
+
+def test_a_name_with_brackets_names_itself(built):
+    docs, index = built
+    odd = docs / "report[1].txt"
+    odd.write_text("The volcano erupted again and ash covered the harbour town.\n")
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    hits = run("query", "volcano ash", "--index", str(index), "--path", str(odd), "--json")
+    assert hits.exit_code == 0 and {json.loads(x)["path"] for x in hits.output.splitlines()} \
+        == {str(odd)}
+    out = run("rm", str(odd), "--index", str(index), "--json")
+    assert out.exit_code == 0 and json.loads(out.output)["removed"] == [str(odd)]
+
+
+def test_bytes_that_are_not_utf8_in_a_query_are_no_traceback(built, tmp_path):
+    _, index = built
+    py = [sys.executable, "-m", "xsearch"]
+    q = subprocess.run([*py, "query", b"pain maison caf\xe9", "--index", str(index), "--json"],
+                       capture_output=True, timeout=300)
+    assert q.returncode == 0 and b"Traceback" not in q.stderr, q.stderr
+    assert json.loads(q.stdout.splitlines()[0])["query"] == "pain maison caf\ufffd"
+    p = subprocess.run([*py, "query", "bread", "--path", b"docs/caf\xe9", "--index",
+                        str(index)], capture_output=True, timeout=300)
+    assert p.returncode == 1 and b"no hits" in p.stderr and b"Traceback" not in p.stderr
+    (tmp_path / "q.txt").write_bytes(b"pain maison caf\xe9\nvolcano\n")
+    f = run("query", "-f", str(tmp_path / "q.txt"), "--index", str(index))
+    assert f.exit_code == 0, f.output
+    assert [json.loads(x)["query"] for x in f.output.splitlines()] == [
+        "pain maison caf\ufffd", "volcano"]
+
+
+def test_a_folder_whose_last_files_were_deleted_drops_them(tmp_path):
+    folder = tmp_path / "notes" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "a.txt").write_text("The volcano erupted and lava reached the sea.\n")
+    (folder / "b.txt").write_text("Knead the bread dough and let it rise overnight.\n")
+    index = tmp_path / "index"
+    assert run("index", str(tmp_path / "notes"), "--index", str(index), "-q").exit_code == 0
+    for f in folder.iterdir():
+        f.unlink()
+    result = run("index", str(tmp_path / "notes"), "--index", str(index))
+    assert result.exit_code == 0, result.output
+    assert _files(index)["files"] == []
+    # With nothing indexed there either, an empty folder is still an error.
+    assert "no supported files" in one_line_error(run("index", str(tmp_path / "notes"),
+                                                      "--index", str(index)))
+
+
+def test_failures_of_files_that_are_gone_are_forgotten(built):
+    docs, index = built
+    (docs / "bad.pdf").write_bytes(b"%PDF-1.4 garbage")
+    (docs / "empty.txt").write_bytes(b"")
+    run("index", str(docs), "--index", str(index), "-q")
+    assert {Path(f["path"]).name for f in _files(index)["failed"]} == {"bad.pdf", "empty.txt"}
+    (docs / "bad.pdf").unlink()
+    (docs / "empty.txt").unlink()
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    assert _files(index)["failed"] == []
+
+
+def test_an_unreadable_folder_is_skipped_and_its_files_are_kept(built):
+    docs, index = built
+    locked = docs / "locked"
+    locked.mkdir()
+    (locked / "kept.txt").write_text("Solar panels power the village school at night.\n")
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    (docs / "new.txt").write_text("Coffee cherries are picked by hand in the highlands.\n")
+    (docs / "secret.txt").write_text("This file cannot be read by anyone.\n")
+    locked.chmod(0)
+    (docs / "secret.txt").chmod(0)
+    try:
+        r = _without_dac([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+                          str(index)])
+    finally:
+        locked.chmod(0o755)
+        (docs / "secret.txt").chmod(0o644)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr  # 1: secret.txt failed
+    assert f"{locked}: cannot read: Permission denied; skipped" in r.stderr
+    got = _files(index)
+    names = {Path(f["path"]).name for f in got["files"]}
+    assert {"kept.txt", "new.txt"} <= names  # the run went on; the folder's file is kept
+    assert [Path(f["path"]).name for f in got["failed"]] == ["secret.txt"]
+    assert "Permission denied" in got["failed"][0]["reason"]

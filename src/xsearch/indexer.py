@@ -51,6 +51,35 @@ def _known_under(store, roots: list[Path]) -> dict[str, dict]:
     return out
 
 
+def _unreadable_folder(roots: list[Path], warnings: list[str]):
+    """The walk's error handler: a root that cannot be read stops the run; a folder below
+    one that cannot be read is a warning in ``warnings`` and is skipped (the files indexed
+    from it are kept: ``_still_a_file`` cannot tell them gone)."""
+    def on_error(path: Path, error: IngestError) -> None:
+        if _abs(Path(path)) in roots:
+            raise error
+        warnings.append(f"{error}; skipped, the files indexed from it are kept")
+    return on_error
+
+
+def _holds_files_under(index_path: Path, roots: list[Path]) -> bool:
+    """Whether an index already exists and holds files (or failures) at or below ``roots``."""
+    from .index_dir import DATABASE
+    from .store import Store
+
+    if not (index_path / DATABASE).is_file():
+        return False
+    try:
+        store = Store(index_path / DATABASE, readonly=True)
+    except Exception:  # not an index (yet): the run itself says what is wrong
+        return False
+    try:
+        return bool(_known_under(store, roots)) or any(
+            _under(p, roots) for p in store.failed_files())
+    finally:
+        store.close()
+
+
 def _under(path: str, roots: list[Path]) -> bool:
     p = Path(path)
     return any(p == r or r in p.parents for r in roots)
@@ -136,14 +165,16 @@ def build_index(
     for root in roots:
         if not root.exists():
             raise IngestError(f"path not found: {root}")
-    walked = walk(roots, walk_options)
+    unreadable: list[str] = []
+    walked = walk(roots, walk_options, on_error=_unreadable_folder(roots, unreadable))
     for key, count in walked.counts().items():
         setattr(summary, key, count)
-    for w in walked.warnings:
+    for w in walked.warnings + unreadable:
         summary.warnings.append(w)
         notify("warning", {"message": w})
     files = [_abs(f) for f in walked.files]
-    if not files:
+    # A folder whose last files were deleted is still indexed: its run drops them.
+    if not files and not _holds_files_under(Path(index_path), roots):
         raise IngestError(
             "no supported files under " + ", ".join(str(r) for r in roots)
             + " (.txt .md .html .pdf .docx .jsonl .csv)")
@@ -258,6 +289,9 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             fp = file_fingerprint(f)
         except (IngestError, OSError) as exc:
             _fail(summary, key, exc, notify)
+            # Listed by `xsearch files` like any failure; no hash, so the next run tries again.
+            with store.transaction():
+                store.record_failure(key, "", "failed", summary.errors[-1]["error"], None)
             continue
         old = known.get(key)
         if old and old["content_hash"] == fp[0] and not _other_fields(key, old, options,
@@ -298,6 +332,13 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     if gone:
         summary.passages_removed += writer.delete_files(sorted(gone))
         summary.removed += len(gone)
+    # A file that failed or was skipped and is gone now is no longer listed as such.
+    stale = [p for p in failed if p not in seen and (_under(p, roots) or prune)
+             and not _still_a_file(p)]
+    if stale:
+        with store.transaction():
+            for p in stale:
+                store.forget_failure(p)
     per_file = {}
     for f, _fp in todo:
         row = known.get(str(f)) or moved.get(str(f)) or failed.get(str(f))

@@ -90,9 +90,11 @@ def match_paths(patterns: list[str], indexed: list[str]) -> tuple[dict[str, list
     found: dict[str, list[str]] = {}
     unmatched: list[str] = []
     ordered = sorted(indexed)
+    indexed_set = set(indexed)
     for pattern in patterns:
         target = _abs(pattern)
-        if _GLOB_CHARS & set(pattern):
+        # A name such as report[1].txt is itself, not a glob, when it is indexed.
+        if _GLOB_CHARS & set(pattern) and target not in indexed_set:
             hits = [p for p in ordered if fnmatch.fnmatchcase(p, target)]
         else:
             below = target.rstrip(os.sep) + os.sep
@@ -111,6 +113,8 @@ def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False
     A pattern that names no indexed file (nor a failed/skipped one) raises NotIndexedError
     before anything is removed, unless ``missing_ok``. With ``dry_run`` nothing is written.
     """
+    if any(not str(p).strip() for p in patterns):  # '' names the working directory
+        raise NotIndexedError("an empty path names nothing (an unset variable?)")
     path = Path(index_path)
     index = IndexDir.open(path)  # a clear error for a missing or foreign folder, before locking
     try:

@@ -10,6 +10,9 @@ import sqlite3
 from glob import escape as glob_escape
 from pathlib import Path
 
+# Non-UTF-8 bytes of a command-line argument (surrogateescape); indexed names never hold them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def display_path(path: str) -> str:
     """Path relative to the working directory when it lies below it."""
@@ -52,12 +55,17 @@ def paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
 def matching_paths(conn: sqlite3.Connection, glob: str, here: str) -> list[str]:
     """Indexed paths (``files.path``) that ``glob`` names, relative to ``here``; the glob is
     matched once per file, not once per passage."""
+    if _SURROGATE.search(glob):  # bytes that are not UTF-8: no indexed path holds them
+        return []
     globs, name = path_globs(glob, here)
     matchers = [re.compile(fnmatch.translate(os.path.normcase(g))).match for g in globs]
     by_name = name and re.compile(fnmatch.translate(os.path.normcase(name))).match
+    # A name such as report[1].txt also names itself, as it does for rm.
+    exact = os.path.normcase(os.path.normpath(os.path.join(here, os.path.expanduser(glob))))
     out = []
     for (p,) in conn.execute(*paths_that_may_match(glob, here)):
         c = os.path.normcase(p)
-        if any(m(c) for m in matchers) or (by_name and by_name(os.path.basename(c))):
+        if c == exact or any(m(c) for m in matchers) or (
+                by_name and by_name(os.path.basename(c))):
             out.append(p)
     return out
