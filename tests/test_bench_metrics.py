@@ -135,6 +135,21 @@ def test_language_bias_given_pool_share() -> None:
     )
 
 
+def test_language_bias_among_wrong_hits() -> None:
+    # A parallel pool: qe's right answers are its French translations f1, f2. Over all hits a
+    # perfect ranking scores "no English at all"; among the wrong hits it scores what it does.
+    ranked = {"qe": ["f1", "f2", "e1", "f3", "e2"]}
+    rel = {"qe": {"f1", "f2"}}
+    m = language_bias(ranked, DOC_LANG, QUERY_LANG, k=2, relevant=rel)
+    assert m["own_lang_share@2"] == 0.0  # the translations fill the top 2
+    assert m["bias"] == approx(-0.4)  # 2 of 5 documents are English
+    # wrong hits e1, f3 -> 1/2 English; chance: 2 English of the 3 documents not relevant
+    assert m["wrong_own_share@2"] == approx(0.5)
+    assert m["wrong_expected_share"] == approx(2 / 3)
+    assert m["wrong_bias"] == approx(0.5 - 2 / 3)
+    assert "wrong_bias" not in language_bias(ranked, DOC_LANG, QUERY_LANG, k=2)
+
+
 # labels A, B, C; items 0..5
 Y_TRUE = ["A", "A", "A", "B", "B", "C"]
 Y_PRED = ["A", "A", "B", "B", "C", "C"]

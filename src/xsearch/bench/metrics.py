@@ -6,7 +6,7 @@ Every function takes plain dicts/lists of string ids and returns plain (JSON-fri
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import combinations
 from typing import Literal
 
@@ -146,6 +146,7 @@ def language_bias(
     query_lang: Mapping[str, str],
     pool_share: Mapping[str, float] | None = None,
     k: int = 10,
+    relevant: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, float]:
     """Share of the top ``k`` in the query's own language versus the share expected by chance.
 
@@ -154,13 +155,23 @@ def language_bias(
     fraction of the pool in that language; if None it is computed from ``doc_lang`` (which must
     then describe the whole pool). Group queries by language before calling to get per-language
     figures. Returns ``{"own_lang_share@k", "expected_share", "bias", "n_queries"}``.
+
+    With ``relevant`` (query -> its relevant documents) also the same over the first ``k``
+    *wrong* hits (``wrong_own_share@k``, ``wrong_expected_share``, ``wrong_bias``; chance is
+    the own language's share of the pool without the relevant documents). On a parallel pool
+    whose right answers are the query's translations, every right hit is in another language,
+    so ``bias`` is about -1/L for a model that finds them all; ``wrong_bias`` says whether the
+    wrong hits lean to the query's language.
     """
     if pool_share is None:
         counts = Counter(doc_lang.values())
         total = sum(counts.values())
         pool_share = {lang: n / total for lang, n in counts.items()}
+    n_pool = len(doc_lang)
     own: list[float] = []
     expected: list[float] = []
+    wrong_own: list[float] = []
+    wrong_expected: list[float] = []
     for qid, docs in ranked.items():
         top = list(docs[:k])
         if not top:
@@ -168,14 +179,29 @@ def language_bias(
         lang = query_lang[qid]
         own.append(sum(doc_lang[d] == lang for d in top) / len(top))
         expected.append(pool_share.get(lang, 0.0))
+        if relevant is None:
+            continue
+        rel = set(relevant.get(qid, ()))
+        wrong = [d for d in docs if d not in rel][:k]
+        if wrong and n_pool > len(rel):
+            wrong_own.append(sum(doc_lang[d] == lang for d in wrong) / len(wrong))
+            own_rel = sum(doc_lang.get(d) == lang for d in rel)
+            wrong_expected.append((pool_share.get(lang, 0.0) * n_pool - own_rel)
+                                  / (n_pool - len(rel)))
     share = float(np.mean(own)) if own else 0.0
     exp = float(np.mean(expected)) if expected else 0.0
-    return {
+    out = {
         f"own_lang_share@{k}": share,
         "expected_share": exp,
         "bias": share - exp,
         "n_queries": len(own),
     }
+    if relevant is not None:
+        w_share = float(np.mean(wrong_own)) if wrong_own else 0.0
+        w_exp = float(np.mean(wrong_expected)) if wrong_expected else 0.0
+        out.update({f"wrong_own_share@{k}": w_share, "wrong_expected_share": w_exp,
+                    "wrong_bias": w_share - w_exp})
+    return out
 
 
 def recall_matrix_summary(

@@ -146,7 +146,7 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
     if has_same:
         header.append("R@5 same language")
     if mixed:
-        header += [f"mixed mAP@{depth}", "own-lang bias@10"]
+        header += [f"mixed mAP@{depth}", "own-lang bias of wrong hits@10"]
     if zs:  # a set without topic labels has no topic columns
         header += ["zero-shot acc", "zero-shot F1"]
     if topics.get("few_shot"):
@@ -160,7 +160,7 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
             row.append(same5[lang])
         if mixed:
             m = mixed.get(lang, {})
-            row += [m.get(f"map@{depth}"), m.get("bias")]
+            row += [m.get(f"map@{depth}"), m.get("wrong_bias", m.get("bias"))]
         if zs:
             row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
         if topics.get("few_shot"):

@@ -229,7 +229,9 @@ def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
         per_lang[q_lang] = {
             f"map@{depth}": M.mean_average_precision(sub_ranked, sub_rel),
             **M.retrieval_metrics(sub_ranked, sub_rel, ks=opts.ks),
-            **M.language_bias(sub_ranked, ds.doc_lang, ds.query_lang, dict(share), k=10),
+            # Among the wrong hits: the right ones (translations) are in other languages.
+            **M.language_bias(sub_ranked, ds.doc_lang, ds.query_lang, dict(share), k=10,
+                              relevant=sub_rel),
         }
     log("mixed pool done")
     all_rel = {q: ds.qrels[q] for q in qids}
