@@ -429,3 +429,59 @@ def test_index_settings_from_the_file_or_environment_shape_new_indexes_only(smal
     made = json.loads((fresh / "config.json").read_text())
     assert (made["model"], made["layout"], made["centering"], made["chunk_tokens"],
             made["chunk_overlap"]) == ("all-minilm-l6-v2", "flat", "global", 64, 8)
+
+
+# -- configuration values of the wrong type --------------------------------------------------
+
+@pytest.mark.parametrize("text,expect", [
+    ("index = 5\n", "key 'index': expected a string, got the integer 5"),
+    ("index = true\n", "key 'index': expected a string, got the boolean true"),
+    ("index = 1979-05-27\n", "key 'index': expected a string"),
+    ('index = ""\n', "key 'index': expected a path"),
+    ('index = "a\\u0000b"\n', "key 'index': the string holds a NUL character"),
+    ("model = 5\n", "key 'model': expected a string"),
+    ('exclude = ["drafts/", 3]\n', "key 'exclude': item 2: expected a string"),
+    ("json = 1\n", "key 'json': expected true or false"),
+    ("[command.query]\ntop-k = 1e400\n", "key 'command.query.top-k': expected an integer"),
+    ("[command.query]\ntop-k = inf\n", "key 'command.query.top-k': expected an integer"),
+    ("[command.query]\ntop-k = 2.5\n", "key 'command.query.top-k': expected an integer"),
+    ('[command.query]\ntop-k = "3"\n', "key 'command.query.top-k': expected an integer"),
+    ("[command.query]\nmin-score = nan\n",
+     "key 'command.query.min-score': nan is not a finite number"),
+    ("[command.query]\nmin-score = true\n", "key 'command.query.min-score': expected a number"),
+    ("[command.index]\nmax-mb = inf\n", "key 'command.index.max-mb': inf is not a finite"),
+    ('[command.bench]\nk = "1,x"\n', "key 'command.bench.k': a comma-separated list"),
+    ("[command]\nquery = 3\n",
+     "key 'command.query': expected a table of xsearch query's options"),
+    ("[index]\nbatch-size = 3\n", "key 'index' is a table; options of one command go in "
+     "[command.index]"),
+])
+def test_config_value_of_wrong_type_is_one_line_naming_file_and_key(tmp_path, text, expect):
+    # Several once escaped as a traceback, or as click's "Invalid value" (exit 2) naming
+    # neither the file nor the key, or were read as something else (2.5 as 2).
+    path = tmp_path / "xsearch.toml"
+    path.write_text(text, encoding="utf-8")
+    result = run("stats", env={"XSEARCH_CONFIG": str(path)}, ok=False)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path}: "), result.output
+    assert expect in lines[0], result.output
+
+
+def test_config_value_of_wrong_type_in_working_directory_exits_without_traceback(tmp_path):
+    (tmp_path / "xsearch.toml").write_text("index = 5\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("XSEARCH_CONFIG", "XSEARCH_INDEX")}
+    done = subprocess.run([sys.executable, "-m", "xsearch", "stats"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        "Error: xsearch.toml: key 'index': expected a string, got the integer 5"]
+
+
+def test_config_values_of_the_right_type_are_accepted(tmp_path):
+    path = tmp_path / "xsearch.toml"
+    path.write_text('exclude = "drafts/"\n\n[command.query]\nmin-score = 1\ntop-k = 3\n'
+                    "json = false\n", encoding="utf-8")
+    # An integer is a number, and one string a list of one: run() asserts nothing is refused.
+    shown = " ".join(run("query", "--help", env={"XSEARCH_CONFIG": str(path)}).output.split())
+    assert "[default: 3;" in shown

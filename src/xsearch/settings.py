@@ -11,13 +11,15 @@ this file > built-in default.
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,18 +83,68 @@ def _options(cmd: click.Command) -> dict[str, click.Option]:
     return out
 
 
+def _shown(value: object) -> str:
+    """A value as the file spells its type: 'the integer 5', 'an array'."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the float {value}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return f"the date/time {value.isoformat()}"
+    return type(value).__name__
+
+
+def _check_type(opt: click.Option, value: object) -> str | None:
+    """Why ``value`` (one item, for a repeatable option) cannot be ``opt``'s, or None.
+
+    Stricter than click, which reads any value as the text a command line would give: the
+    file is typed, so ``top-k = 2.5`` or ``json = 1`` is a mistake, not a 2 or a true."""
+    kind = opt.type
+    if isinstance(kind, click.types.BoolParamType):
+        return None if isinstance(value, bool) else f"expected true or false, got {_shown(value)}"
+    if isinstance(kind, click.types.IntParamType):
+        # true is an int to Python, not to TOML.
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"expected an integer, got {_shown(value)}"
+    if isinstance(kind, click.types.FloatParamType):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected a number, got {_shown(value)}"
+        return None if math.isfinite(value) else f"{value} is not a finite number"
+    if not isinstance(value, str):
+        return f"expected a string, got {_shown(value)}"
+    if "\x00" in value:
+        return "the string holds a NUL character"
+    if isinstance(kind, click.Path) and not value:
+        return "expected a path, got an empty string"
+    return None
+
+
 def _convert(source: Path, key: str, cmd: click.Command, opt: click.Option, value: object):
-    if opt.multiple and not isinstance(value, list):
+    """``value`` checked as ``opt``'s default (a relative path made relative to ``source``)."""
+    listed = opt.multiple and isinstance(value, list)
+    if opt.multiple and not listed:
         value = [value]
-    if isinstance(value, dict) or (not opt.multiple and isinstance(value, list)):
-        raise ConfigError(f"{source}: key {key!r}: expected one value, got "
-                          f"{type(value).__name__}")
+    for n, item in enumerate(value if opt.multiple else [value], 1):
+        why = _check_type(opt, item)
+        if why is not None:
+            where = f"item {n}: " if listed else ""
+            raise ConfigError(f"{source}: key {key!r}: {where}{why}")
     if key.split(".")[-1] in PATH_KEYS and isinstance(value, str):
         value = str(source.parent / Path(value).expanduser())
     try:
-        opt.type_cast_value(click.Context(cmd), value)
-    except click.BadParameter as exc:
-        raise ConfigError(f"{source}: key {key!r}: {exc.message}") from None
+        # Closing the context closes what a File option opened to check its value.
+        with click.Context(cmd) as ctx:
+            opt.process_value(ctx, value)
+    except click.ClickException as exc:
+        raise ConfigError(f"{source}: key {key!r}: {first_line(exc)}") from None
     return value
 
 
@@ -108,6 +160,9 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
         if key == TABLES:
             continue
         name = key.replace("_", "-")
+        if isinstance(value, dict) and name in commands:
+            raise ConfigError(f"{source}: key {key!r} is a table; options of one command go "
+                              f"in [{TABLES}.{name}]")
         hits = [(c, cmd, _options(cmd).get(name)) for c, cmd in commands.items()]
         hits = [(c, cmd, opt) for c, cmd, opt in hits
                 if opt is not None and (c, opt.name) not in _TOP_LEVEL_SKIP]
@@ -122,9 +177,12 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
             per_command[c][opt.name] = _convert(source, key, cmd, opt, value)
     for key, table in tables.items():
         name = key.replace("_", "-")
-        if name not in commands or not isinstance(table, dict):
+        if name not in commands:
             raise ConfigError(f"{source}: unknown key '{TABLES}.{key}' (commands: "
                               + ", ".join(sorted(commands)) + ")")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: key '{TABLES}.{key}': expected a table of xsearch "
+                              f"{name}'s options ([{TABLES}.{name}]), got {_shown(table)}")
         cmd = commands[name]
         opts = _options(cmd)
         for sub, value in table.items():
