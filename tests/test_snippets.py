@@ -66,6 +66,25 @@ def test_wide_characters_count_two_columns_so_cjk_snippets_are_as_wide_as_latin_
     assert snippet(fra, limit=60) == " ".join(fra.split())[:59].rstrip() + snippets.ELLIPSIS
 
 
+def test_a_long_run_without_spaces_is_wrapped_between_characters_not_before_a_mark():
+    import unicodedata
+
+    from xsearch.cli_format import wrap
+
+    # click cut Thai between any two code points: a tone mark began the next line.
+    thai = ("วัคซีนป้องกันโรคหัดเยอรมันสำหรับเด็กทุกคนในหมู่บ้านที่อยู่ห่างไกลจากโรงพยาบาล"
+            "ประจำจังหวัดควรได้รับการฉีดภายในเดือนนี้ตามคำแนะนำของกระทรวงสาธารณสุข")
+    for width in range(20, 60, 3):
+        lines = wrap(thai, width=width).splitlines()
+        assert "".join(line.strip() for line in lines) == thai
+        for line in lines:
+            assert not unicodedata.category(line.strip()[0]).startswith("M"), (width, line)
+            assert snippets.columns(line)[-1] <= width, (width, line)
+    hindi = "विश्वविद्यालयोंकीप्रवेशपरीक्षाएँ" * 4
+    assert all(not unicodedata.category(line.strip()[0]).startswith("M")
+               for line in wrap(hindi, width=30).splitlines())
+
+
 def test_accents_do_not_stop_a_mark():
     snip, hl = snippets.best_snippet("Éruption volcanique : les habitants évacués.",
                                      "volcanic eruption")

@@ -87,21 +87,54 @@ def _pieces(text: str, cols: list[int]) -> list[tuple[str, int]]:
     return out
 
 
+def _cluster_starts(text: str, i: int) -> bool:
+    """Whether a user-perceived character starts at ``text[i]``: not a mark (Thai tone mark,
+    Devanagari vowel sign, even one that takes a column), not a joiner, not the letter after a
+    virama or a ZWJ (a conjunct such as क्ष, an emoji sequence)."""
+    import unicodedata
+
+    ch, before = text[i], text[i - 1]
+    return (unicodedata.category(ch)[0] != "M" and ch not in "\u200c\u200d"
+            and before != "\u200d" and unicodedata.combining(before) != 9)
+
+
+def _long_words_cut(pieces: list[tuple[str, int]], room: int) -> list[tuple[str, int]]:
+    """``pieces`` with each word wider than ``room`` cut into lines' worth, only where a
+    character starts (a Thai tone mark, a Devanagari vowel sign stays on its letter; ``click``
+    cut a Thai run of letters between any two code points)."""
+    from .snippets import columns
+
+    out: list[tuple[str, int]] = []
+    for piece, n in pieces:
+        if n <= room or piece == " " or piece.startswith("\x1b"):
+            out.append((piece, n))
+            continue
+        c = columns(piece)
+        start = 0
+        for i in range(1, len(piece)):
+            if c[i + 1] - c[start] > room and _cluster_starts(piece, i):
+                out.append((piece[start:i], c[i] - c[start]))
+                start = i
+        out.append((piece[start:], c[-1] - c[start]))
+    return out
+
+
 def wrap(text: str, width: int = 96, indent: str = "    ") -> str:
     """``text`` wrapped to ``width`` columns under ``indent``, as ``click.wrap_text`` does.
     When it holds East Asian wide characters, they take two columns (snippets.columns) and a
     line may break before any of them (``click`` counts characters, so a Chinese snippet ran
-    past the terminal's edge); highlight escapes take none."""
+    past the terminal's edge); highlight escapes and combining marks take none, and a word
+    longer than a line is cut between characters, not before a mark."""
     from .snippets import columns
 
     cols = None if text.isascii() else columns(text)
-    if cols is None or all(b - a < 2 for a, b in zip(cols, cols[1:], strict=False)):
+    if cols is None or all(b - a == 1 for a, b in zip(cols, cols[1:], strict=False)):
         return click.wrap_text(text, width=width, initial_indent=indent,
                                subsequent_indent=indent, preserve_paragraphs=False)
     room = width - len(indent)
     lines: list[str] = []
     line, used = "", 0
-    for piece, n in _pieces(text, cols):
+    for piece, n in _long_words_cut(_pieces(text, cols), room):
         if n and used + n > room and used:
             lines.append(line.rstrip(" "))
             line, used = "", 0
