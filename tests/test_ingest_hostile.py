@@ -376,6 +376,122 @@ def test_invalid_utf8_in_english_warns_with_a_count(tmp_path: Path) -> None:
     assert "not valid UTF-8 (3 invalid byte sequences)" in result.warnings[0]
 
 
+_VOLCAN = "Le volcan est entré en éruption mardi ; des milliers d'habitants ont été évacués.\n"
+_VULKAN = "Die Behörden öffneten Notunterkünfte; Ärzte waren die ganze Nacht im Einsatz.\n"
+_VULKAN_RU = "Вулкан начал извергаться во вторник; тысячи жителей были эвакуированы.\n"
+_TOKYO = "東京は日本の首都です。火山は火曜日に噴火しました。\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "pasted", "encoding", "after", "page"),
+    [
+        (_VOLCAN * 4, "Dernière mise à jour : rédigée par André.\n", "cp1252", "", "cp1252"),
+        (_VULKAN * 2, "Zuletzt geändert: Jürgen Müller, Straße überprüft.\n", "cp1252", _VULKAN,
+         "cp1252"),
+        (_VULKAN_RU * 2, "Zażółć gęślą jaźń. Łódź jest pięknym miastem.\n", "cp1250", "", "cp1250"),
+        (_TOKYO * 2, "数千人の住民が避難しました。\n", "shift_jis", "", "cp932"),
+    ],
+    ids=["french-cp1252", "german-cp1252-middle", "russian-polish-cp1250", "japanese-shift-jis"],
+)
+def test_utf8_file_with_a_pasted_legacy_line_keeps_both(
+    tmp_path: Path, before: str, pasted: str, encoding: str, after: str, page: str
+) -> None:
+    # Concatenated files: UTF-8 with one line from a legacy file. The whole file was read in
+    # a guessed page (iso8859_10 "entrÃĐ", cp1258), garbling every UTF-8 letter and the line.
+    path = tmp_path / "report.txt"
+    path.write_bytes(before.encode() + pasted.encode(encoding) + after.encode())
+    result = read_file(path)
+    assert result.encoding == "utf-8"
+    assert result.docs[0].text == (before + pasted + after).strip()
+    raw = pasted.encode(encoding)
+    invalid = len(raw) - len(raw.decode("utf-8", "surrogateescape").encode("utf-8", "ignore"))
+    assert result.warnings == [
+        f"{path}: line {before.count(chr(10)) + 1} not valid UTF-8 ({invalid} bytes) decoded as "
+        f"{page} by guess, check it; the rest is UTF-8"
+    ]
+
+
+def test_reported_utf8_report_with_a_cp1252_line_is_indexed_intact(tmp_path: Path) -> None:
+    corpus = tmp_path / "mx"
+    corpus.mkdir()
+    (corpus / "rapport.txt").write_bytes(
+        _VOLCAN.encode() * 4 + b"Derni\xe8re mise \xe0 jour : r\xe9dig\xe9e par Andr\xe9.\n"
+    )
+    index = tmp_path / "index"
+    result = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(index)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "rapport.txt: line 5 not valid UTF-8 (5 bytes) decoded as cp1252 by guess, check it; "
+        "the rest is UTF-8" in result.output
+    )
+    with sqlite3.connect(index / "xsearch.db") as con:
+        text = "\n".join(row[0] for row in con.execute("SELECT text FROM passages ORDER BY id"))
+    assert text == (_VOLCAN * 4).strip() + "\nDernière mise à jour : rédigée par André."
+
+
+def test_utf8_with_legacy_lines_and_a_broken_sequence(tmp_path: Path) -> None:
+    # Lines that are mostly not UTF-8 are read in their page; a broken sequence inside a UTF-8
+    # line is damage (U+FFFD), not a reason to read that line in another page.
+    data = (
+        _VOLCAN.encode() * 3
+        + "Mise à jour par André.\nRelu par Hélène.\n".encode("cp1252")
+        + "Coût estimé : 10 ".encode() + b"\xe2\x82" + " millions, évacués compris.\n".encode()
+    )
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(data)
+    result = read_file(path)
+    assert result.encoding == "utf-8"
+    assert result.docs[0].text == (
+        _VOLCAN * 3 + "Mise à jour par André.\nRelu par Hélène.\n"
+        "Coût estimé : 10 \ufffd millions, évacués compris."
+    )
+    assert result.warnings == [
+        f"{path}: 2 lines not valid UTF-8 (4 bytes; first: line 4) decoded as cp1252 by guess, "
+        "check them; the rest is UTF-8",
+        f"{path}: 1 invalid UTF-8 byte sequences replaced with U+FFFD",
+    ]
+
+
+def test_utf8_cut_inside_its_last_character_is_not_read_as_legacy(tmp_path: Path) -> None:
+    path = tmp_path / "cut.txt"
+    path.write_bytes(_VOLCAN.encode() * 3 + "Dernière mise à jour : André".encode()[:-1])
+    result = read_file(path)
+    assert (result.encoding, result.docs[0].text) == (
+        "utf-8", _VOLCAN * 3 + "Dernière mise à jour : Andr\ufffd"
+    )
+    assert result.warnings == [f"{path}: 1 invalid UTF-8 byte sequences replaced with U+FFFD"]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding", "read_as"),
+    [
+        (_VOLCAN + "Dernière mise à jour : rédigée par André.\n", "cp1252", "cp1252"),
+        (_VULKAN + "Zuletzt geändert: Jürgen Müller, Straße überprüft.\n", "cp1252", "cp1252"),
+        ("Zażółć gęślą jaźń. Łódź jest pięknym miastem w Polsce.\nKsiążka leży na stole.\n",
+         "cp1250", "cp1250"),
+        ("Včera jsem šel do obchodu a koupil chléb, máslo a mléko pro děti.\n"
+         "Řeka Vltava protéká Prahou.\n", "cp1250", "cp1250"),
+        (_VULKAN_RU + "Власти открыли временные убежища.\n", "cp1251", "cp1251"),
+        (_TOKYO + "数千人の住民が避難しました。\n", "shift_jis", "cp932"),
+        # 10 byte pairs valid in UTF-8 by chance for 9 invalid bytes, all on one line.
+        ("なめらかになるまでよく伸ばします", "shift_jis", "cp932"),
+        ("北京是中国的首都。火山于星期二喷发。\n数千名居民被疏散。\n", "gb18030", "gb18030"),
+        ("臺北是臺灣的首都。火山於星期二噴發。\n數千名居民被疏散。\n", "big5", "big5hkscs"),
+        ("서울은 대한민국의 수도입니다. 화산이 화요일에 분화했습니다.\n"
+         "수천 명의 주민이 대피했습니다.\n", "euc_kr", "cp949"),
+    ],
+)
+def test_legacy_files_are_still_read_whole_in_their_page(
+    tmp_path: Path, text: str, encoding: str, read_as: str
+) -> None:
+    # Legacy text has byte pairs that are valid UTF-8 by chance (a quarter of Shift-JIS ones),
+    # but they share lines with invalid bytes: no such file is mostly UTF-8.
+    path = tmp_path / "legacy.txt"
+    path.write_bytes(text.encode(encoding))
+    result = read_file(path)
+    assert (result.encoding, result.docs[0].text) == (read_as, text.strip())
+    assert result.warnings[0].startswith(f"{path}: not valid UTF-8 (")
+
 def test_crlf_and_cr_only_newlines(tmp_path: Path) -> None:
     doc = read_file(make("crlf-cr-only", tmp_path)).docs[0]
     assert doc.text == (

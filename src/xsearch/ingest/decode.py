@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import err
+from .mostly_utf8 import read_mostly_utf8
 from .utf16 import bomless_utf16, byte_fills_a_parity, reads_as_cjk_legacy
 
 _SNIFF_BYTES = 8192
@@ -339,6 +340,11 @@ def _guess_legacy(data: bytes) -> str:
     return _UPGRADE.get(rival.encoding, rival.encoding)
 
 
+def _guess_page(data: bytes) -> str:
+    """The legacy code page of ``data``: a Latin page that spells words, else a guess."""
+    return _latin_page(_detection_sample(data)) or _guess_legacy(data)
+
+
 def _decode_bom(data: bytes, path: Path | str) -> Decoded | None:
     for bom, encoding in _BOMS:
         if data.startswith(bom):
@@ -388,14 +394,13 @@ def decode(data: bytes, path: Path | str) -> Decoded:
         return Decoded(data.decode("utf-8"), "utf-8", notes)
     except UnicodeDecodeError:
         pass
-    # Mostly valid UTF-8 with a few broken bytes (truncation, one pasted legacy snippet) is
-    # still UTF-8: guessing a legacy code page would garble every other character instead.
-    lossy = data.decode("utf-8", errors="replace")
-    bad = lossy.count("\ufffd")
-    good = len(lossy) - len(lossy.encode("ascii", errors="ignore")) - bad
-    if good >= 10 * bad:
-        notes.append(f"{bad} invalid UTF-8 byte sequences replaced with U+FFFD")
-        return Decoded(lossy, "utf-8", notes)
+    # Mostly valid UTF-8 with a few broken bytes or pasted legacy lines is still UTF-8:
+    # reading it all in a legacy code page would garble every UTF-8 character instead.
+    mostly = read_mostly_utf8(data, _guess_page)
+    if mostly is not None:
+        text, repairs = mostly
+        return Decoded(text, "utf-8", notes + repairs)
+    bad = data.decode("utf-8", errors="replace").count("\ufffd")
     # Legacy text holds no control byte but a terminal's ESC or a DOS end-of-file mark;
     # random or compressed data has about 10%.
     if _control_share(data[:_SNIFF_BYTES].translate(None, b"\x1a\x1b")) > 0.01:
@@ -448,8 +453,8 @@ def read_bytes_as_text(data: bytes, path: Path | str) -> str:
 
     Order: BOM (UTF-8, UTF-16, UTF-32); UTF-16 without BOM if NUL or control bytes are there
     (unless the NULs are strays in 8-bit text); strict UTF-8 (stray NUL bytes removed);
-    mostly-UTF-8 with replacement characters; the Latin page whose reading spells words of
-    one language; UTF-16 without BOM; then charset-normalizer's guess. Binary data (many NUL
-    or control bytes) raises IngestError.
+    mostly-UTF-8 (broken bytes replaced, legacy lines read in their own page); the Latin
+    page whose reading spells words of one language; UTF-16 without BOM; then
+    charset-normalizer's guess. Binary data (many NUL or control bytes) raises IngestError.
     """
     return normalize_text(decode(data, path).text)
