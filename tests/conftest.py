@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,15 @@ def small_corpus(tmp_path) -> Path:
         src = CORPUS / row["path"]
         shutil.copy(src, dest / src.name)
     return dest
+
+
+def without_dac(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as root without the capability to ignore file permissions (a real
+    read-only or unreadable file); as is for another user."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0:
+        if not setpriv:
+            pytest.skip("needs setpriv to drop CAP_DAC_OVERRIDE as root")
+        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search",
+               "--inh-caps=-dac_override,-dac_read_search", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import BAD
+from conftest import BAD, without_dac
 
 from xsearch.cli import cli
 
@@ -202,17 +201,6 @@ def test_exit_codes_are_the_documented_ones(built, tmp_path):
         assert res.exit_code == 2 and "Traceback" not in res.output, (args, res.output)
 
 
-def _without_dac(cmd: list[str]) -> subprocess.CompletedProcess:
-    """Run as root without the capability to ignore file permissions."""
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() == 0:
-        if not setpriv:
-            pytest.skip("needs setpriv to drop CAP_DAC_OVERRIDE as root")
-        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search",
-               "--inh-caps=-dac_override,-dac_read_search", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-
-
 def _files(index: Path) -> dict:
     return json.loads(run("files", "--index", str(index), "--json").output)
 
@@ -297,7 +285,7 @@ def test_an_unreadable_folder_is_skipped_and_its_files_are_kept(built):
     locked.chmod(0)
     (docs / "secret.txt").chmod(0)
     try:
-        r = _without_dac([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+        r = without_dac([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
                           str(index)])
     finally:
         locked.chmod(0o755)

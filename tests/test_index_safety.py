@@ -4,7 +4,6 @@ read-only place, a swapped vector file, a model that is not the one named, Ctrl-
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import without_dac
 
 from xsearch.cli import cli
 
@@ -139,28 +139,17 @@ def test_swapped_segment_of_same_size_is_detected_and_rebuilt(copy):
     assert "eng_Latn_bread" in hits.output
 
 
-def _without_dac(cmd: list[str]) -> subprocess.CompletedProcess:
-    """Run as root without the capability to ignore file permissions (a real read-only)."""
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() == 0:
-        if not setpriv:
-            pytest.skip("needs setpriv to drop CAP_DAC_OVERRIDE as root")
-        cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search",
-               "--inh-caps=-dac_override,-dac_read_search", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-
-
 def test_read_only_index_answers_and_refuses_writes(copy):
     docs, index = copy
     for p in [index, *index.rglob("*")]:
         p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     before = _tree(index)
     try:
-        q = _without_dac([sys.executable, "-m", "xsearch", "query", "bread", "--index",
+        q = without_dac([sys.executable, "-m", "xsearch", "query", "bread", "--index",
                           str(index), "--json"])
         assert q.returncode == 0, q.stderr
         assert json.loads(q.stdout.splitlines()[0])["passage_id"] > 0
-        w = _without_dac([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
+        w = without_dac([sys.executable, "-m", "xsearch", "index", str(docs), "--index",
                           str(index), "-q"])
         assert w.returncode == 1 and "read-only" in w.stderr
         assert "Traceback" not in w.stderr and len(w.stderr.strip().splitlines()) == 1
