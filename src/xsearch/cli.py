@@ -26,6 +26,7 @@ from .cli_format import (
     _Progress,
     _safe,
     non_empty_path_objects,
+    read_queries,
     sigterm_interrupts,
     wrap,
 )
@@ -270,26 +271,6 @@ def _ranks(ranks: list[int]) -> str:
     return ", ".join(f"#{a}" if a == b else f"#{a}-{b}" for a, b in runs)
 
 
-def _read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
-    if query is not None and queries_file is None:
-        if not query.strip():
-            raise click.UsageError("the query is empty; give words to search for")
-        return [query], False
-    if queries_file is None:
-        if sys.stdin.isatty():
-            raise click.UsageError("give a QUERY, or --file FILE / '-' for one query per line")
-        queries_file = click.open_file("-", encoding="utf-8", errors="replace")
-    lines = [line.strip() for line in queries_file.read().splitlines()]
-    qs = [q for q in lines if q]
-    if query is not None:
-        if not query.strip():
-            raise click.UsageError("the query is empty")
-        qs.insert(0, query)
-    if not qs:
-        raise click.UsageError("no queries given")
-    return qs, True
-
-
 @cli.command(context_settings=CONTEXT)
 @click.argument("query", required=False)
 @_index_option
@@ -337,10 +318,8 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
     """
     from .path_filter import display_path
     from .search import Filters, Searcher
-    from .texts import without_surrogates
 
-    queries, batch = _read_queries(query, queries_file)
-    queries = [without_surrogates(q) for q in queries]  # bytes not UTF-8: U+FFFD, as shown
+    queries, batch = read_queries(query, queries_file)
     filters = Filters(languages=tuple(languages), path_glob=path_glob, topics=tuple(topics),
                       min_score=min_score)
     searcher = Searcher(index_path, model=model, engine=engine)

@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from .errors import XsearchError, first_line
+from .texts import without_surrogates
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -216,6 +217,29 @@ def non_empty_path_objects(ctx: click.Context, param: click.Parameter,
                            value: tuple) -> tuple[Path, ...]:
     """:func:`non_empty_paths` as ``Path`` objects (``Path('')`` would already be ``.``)."""
     return tuple(Path(v) for v in non_empty_paths(ctx, param, value))
+
+
+def read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
+    """``xsearch query``'s queries: the argument, and/or one per line of ``--file`` (or stdin
+    when neither is given); True when they are a batch (-f: one JSON line per query). Bytes
+    that are not UTF-8 read as U+FFFD, in the argument as in the file."""
+    if query is not None and queries_file is None:
+        if not query.strip():
+            raise click.UsageError("the query is empty; give words to search for")
+        return [without_surrogates(query)], False
+    if queries_file is None:
+        if sys.stdin.isatty():
+            raise click.UsageError("give a QUERY, or --file FILE / '-' for one query per line")
+        queries_file = click.open_file("-", encoding="utf-8", errors="replace")
+    lines = [line.strip() for line in queries_file.read().splitlines()]
+    qs = [q for q in lines if q]
+    if query is not None:
+        if not query.strip():
+            raise click.UsageError("the query is empty")
+        qs.insert(0, query)
+    if not qs:
+        raise click.UsageError("no queries given")
+    return [without_surrogates(q) for q in qs], True
 
 
 def _index_option(f):

@@ -25,7 +25,7 @@ from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
 from .path_filter import matching_paths
 from .ranking import hybrid_scores
-from .snippets import SNIPPET_CHARS, best_snippet, cut_to_columns, folded, syllable_pair
+from .snippets import best_snippet, folded, snippet, syllable_pair
 from .texts import without_surrogates
 from .vector_store import SegmentGoneError
 
@@ -86,11 +86,6 @@ class QueryInfo:
     language: str
     centering: str
     extra: dict = field(default_factory=dict)
-
-
-def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    """The start of ``text`` on one line, at most ``limit`` columns."""
-    return cut_to_columns(re.sub(r"\s+", " ", text).strip(), limit)
 
 
 def _max_share(n_docs: int) -> float:

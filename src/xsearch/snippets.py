@@ -73,6 +73,11 @@ def columns(text: str) -> list[int]:
     return [0, *np.cumsum(widths - 1).tolist()]
 
 
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """The start of ``text`` on one line, at most ``limit`` columns."""
+    return cut_to_columns(re.sub(r"\s+", " ", text).strip(), limit)
+
+
 def cut_to_columns(text: str, limit: int) -> str:
     """``text`` if it fits in ``limit`` columns, else its start and an ellipsis."""
     cols = columns(text)
