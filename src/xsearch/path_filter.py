@@ -10,8 +10,7 @@ import sqlite3
 from glob import escape as glob_escape
 from pathlib import Path
 
-# Non-UTF-8 bytes of a command-line argument (surrogateescape); indexed names never hold them.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+from .texts import has_surrogates
 
 
 def display_path(path: str) -> str:
@@ -55,7 +54,7 @@ def paths_that_may_match(glob: str, here: str) -> tuple[str, list[str]]:
 def matching_paths(conn: sqlite3.Connection, glob: str, here: str) -> list[str]:
     """Indexed paths (``files.path``) that ``glob`` names, relative to ``here``; the glob is
     matched once per file, not once per passage."""
-    if _SURROGATE.search(glob):  # bytes that are not UTF-8: no indexed path holds them
+    if has_surrogates(glob):  # bytes that are not UTF-8: no indexed path holds them
         return []
     globs, name = path_globs(glob, here)
     matchers = [re.compile(fnmatch.translate(os.path.normcase(g))).match for g in globs]
