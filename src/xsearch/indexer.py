@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import IndexMismatchError, IngestError
+from .errors import IndexMismatchError, IngestError, first_line
 from .fresh_builds import live_record_fields, needs_fresh_database, recover
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
@@ -291,7 +291,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             _fail(summary, key, exc, notify)
             # Listed by `xsearch files` like any failure; no hash, so the next run tries again.
             with store.transaction():
-                store.record_failure(key, "", "failed", summary.errors[-1]["error"], None)
+                store.record_failure(key, "", "failed", first_line(exc), None)
             continue
         old = known.get(key)
         if old and old["content_hash"] == fp[0] and not _other_fields(key, old, options,

@@ -14,18 +14,22 @@ import ipaddress
 import json
 from collections.abc import Iterable
 
-LOCAL_NAMES = ("localhost",)
-
 
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or ``localhost``) is this machine only: 127.0.0.0/8, ::1."""
+    """Whether ``host`` (an address or ``localhost``) is this machine only: 127.0.0.0/8, ::1,
+    ``localhost`` and ``*.localhost`` (which browsers resolve themselves)."""
     name = host.strip("[]").lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
         return True
+    address = _address(name)
+    return address is not None and address.is_loopback
+
+
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(name).is_loopback
+        return ipaddress.ip_address(name)
     except ValueError:
-        return False
+        return None
 
 
 def host_name(header: str) -> str:
@@ -39,15 +43,10 @@ def host_name(header: str) -> str:
 
 
 def host_allowed(header: str, allowed: frozenset[str]) -> bool:
-    """Whether a request naming ``header`` is answered: an address, localhost, or allowed."""
+    """Whether a request naming ``header`` is answered: any address (no DNS involved), a
+    loopback name, or a name allowed."""
     name = host_name(header)
-    if name in allowed or name in LOCAL_NAMES or name.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+    return name in allowed or _address(name) is not None or is_loopback(name)
 
 
 class HostCheck:
