@@ -57,3 +57,21 @@ def test_blank_text_has_no_chunks(count):
     assert chunk_text("   \n\n  ", count) == []
     with pytest.raises(ValueError):
         chunk_text("text", count, max_tokens=2)
+
+
+def test_a_text_that_fits_whole_is_one_passage_counted_once(count):
+    text = "  " + TEXT[:300] + "\n"
+    calls = []
+
+    def counting(t: str) -> int:
+        calls.append(t)
+        return count(t)
+
+    budget = count(text.strip())
+    chunks = chunk_text(text, counting, max_tokens=budget)
+    assert [(c.text, c.n_tokens) for c in chunks] == [(text.strip(), budget)]
+    assert chunks[0].start == 2 and text[chunks[0].start:chunks[0].end] == chunks[0].text
+    assert calls == [text.strip()]
+    # One token less and it is cut, every piece within the budget.
+    cut = chunk_text(text, count, max_tokens=budget - 1)
+    assert len(cut) >= 2 and all(c.n_tokens <= budget - 1 for c in cut)
