@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS
 
-POINTS = ["create:db", "segment:written", "write:before-commit", "write:after-commit",
+POINTS = ["create:db", "write:rows", "segment:written", "write:before-commit", "write:after-commit",
           "merge:written", "merge:committed", "finish:complete", "finish:old-wal-removed",
           "finish:swapped"]
 NEW_FAST = ["create:db", "finish:complete"]
@@ -113,6 +113,54 @@ def test_kill_at_more_points(point, reference, tmp_path):
     _fault_on_new_index(point, reference, tmp_path)
     shutil.rmtree(tmp_path / "index")
     _fault_on_full(point, reference, tmp_path)
+
+
+def test_rows_written_while_a_group_embeds_stay_unseen_until_it_commits(reference, tmp_path):
+    """The writer thread writes a group's rows while the group embeds, in the transaction that
+    commits it with its vectors. Frozen there (SIGSTOP at the point), the index answers as
+    committed before: the new file is not in it, queries and stats are not blocked; let go,
+    the run commits it whole; killed there, nothing of it is left."""
+    docs, _, counts = reference
+    new = tmp_path / "docs"
+    shutil.copytree(docs, new)
+    index0, index = tmp_path / "index0", tmp_path / "index"
+    _xsearch("index", str(new), "--index", str(index0), "-q")
+    shutil.copytree(index0, index)
+    (new / "fra_Latn_pain.txt").write_text(
+        "Le pain demande de la farine, de l'eau et du sel. La pâte lève la nuit.\n",
+        encoding="utf-8")
+    env = dict(os.environ, XSEARCH_FAULT="write:rows:STOP")
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "index", str(new), "--index",
+                             str(index), "-q"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _state(proc.pid) != "T":
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        assert _counts(index) == counts  # read while the transaction is open
+        hit = json.loads(_xsearch("query", "pain farine", "--index", str(index), "--json",
+                                  "-k", "1").stdout.splitlines()[0])
+        assert not hit["path"].endswith("fra_Latn_pain.txt")
+        os.kill(proc.pid, signal.SIGCONT)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    files, documents, passages = _counts(index)
+    assert (files, documents) == (counts[0] + 1, counts[1] + 1) and passages > counts[2]
+    _assert_sound(index, (files, documents, passages))
+    killed = tmp_path / "killed"
+    shutil.copytree(index0, killed)
+    proc2 = _xsearch("index", str(new), "--index", str(killed), "-q", fault="write:rows",
+                     check=False)
+    assert proc2.returncode == -signal.SIGKILL
+    _assert_sound(killed, counts)
+
+
+def _state(pid: int) -> str:
+    """A process's state letter from /proc ("T" when stopped)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
 
 
 def _rows(db, table: str = "passages") -> int:

@@ -20,7 +20,7 @@ def settle(writer: IndexWriter, embedder: Embedder) -> dict[str, int]:
     """Offset samples each language has, after sampling what is owed: languages with fewer
     samples than committed passages (up to OFFSET_SAMPLES) get them from their newest
     passages, in a transaction of their own. A stopped run commits the files it had embedded
-    without sampling them (``pipeline._whole_files``). Call it while no other thread writes."""
+    without sampling them (``group_writer.whole_files``). Call it while no other thread writes."""
     store = writer.store
     sampled = {lang: row[0] for lang, row in store.lang_offsets().items()}
     # The model's shipped priors give these languages' offsets, measured on 700 sentences

@@ -22,6 +22,7 @@ from .embedders import Embedder
 from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile, first_line
 from .faults import point
+from .group_writer import commit_loop, whole_files
 from .ingest import ReadOptions, ReadResult, read_file
 from .ingest.formats.records import RECORD_SUFFIXES
 from .offset_samples import group_samples, settle
@@ -315,7 +316,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
                                                     max_chars, summary, notify, inbox,
                                                     known, stop, per_file or {}), daemon=True)
     errors: list[BaseException] = []
-    committer = threading.Thread(target=_commit_loop, args=(writer, outbox, summary, notify,
+    committer = threading.Thread(target=commit_loop, args=(writer, outbox, summary, notify,
                                                             errors), daemon=True)
     total_bytes = sum(fp[1] for _, fp in todo) or 1
     notify("start", {"files": len(todo), "bytes": total_bytes})
@@ -331,19 +332,23 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
                 break
             texts = [t for p in group for t in p.texts]
             t0 = time.perf_counter()
-            told = _BatchReport(group, notify)
+            # The group's rows are written while it embeds, committed after: from its first
+            # batch on, not before (the writer would hold the GIL while the group is
+            # tokenised, the last thing the first batch waits for).
+            told = _BatchReport(group, notify, then=lambda g=group: outbox.put(("rows", g)))
             vectors = None
             try:
                 vectors = embedder.embed_documents_with_progress(texts, told) if texts else \
                     np.zeros((0, embedder.dim), dtype=np.float32)
                 offsets = group_samples(embedder, group, sampled)
             except KeyboardInterrupt as exc:
-                salvage = _whole_files(group, vectors, exc, told.bytes, notify)
+                salvage = whole_files(group, vectors, exc, told.bytes, notify)
                 if isinstance(exc, PartialEmbedding):
                     raise exc.interrupt from None
                 raise
             summary.embed_seconds += time.perf_counter() - t0
-            salvage = (group, vectors, offsets, told.bytes)
+            told.finished()
+            salvage = ("vectors", group, vectors, offsets, told.bytes)
             outbox.put(salvage)  # a Ctrl-C while it waits for the writer leaves it to finally
             salvage = None
     finally:
@@ -362,40 +367,15 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
         raise errors[0]
 
 
-def _whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: KeyboardInterrupt,
-                 bytes_told: float, notify: ProgressFn) -> tuple | None:
-    """The files of an interrupted group whose passages were all embedded, as a job for the
-    writer (without offset samples: the next run takes them, ``offset_samples.settle``)."""
-    if vectors is not None:  # embedded whole, interrupted after
-        done = np.ones(len(vectors), dtype=bool)
-    elif isinstance(exc, PartialEmbedding):
-        vectors, done = exc.vectors, exc.done
-    else:
-        return None
-    keep: list[_Pending] = []
-    rows: list[int] = []
-    start = 0
-    for item in group:
-        end = start + len(item.texts)
-        if done[start:end].all():
-            keep.append(item)
-            rows.extend(range(start, end))
-        start = end
-    passages = len(rows)
-    if not passages:
-        return None
-    notify("note", {"message": f"stopping: committing the {passages} passage(s) of "
-                               f"{len(keep)} file(s) embedded since the last commit"})
-    return keep, vectors[rows], {}, bytes_told
-
-
 class _BatchReport:
     """Tells ``notify`` of each embedded batch of a group ("embedded": passages, tokens, and
     the group's bytes in proportion to its tokens, for a rate and an ETA from the first batch
     on); the group's "advance" later carries the exact bytes and ``bytes`` told here."""
 
-    def __init__(self, group: list[_Pending], notify: ProgressFn) -> None:
+    def __init__(self, group: list[_Pending], notify: ProgressFn,
+                 then: Callable[[], None] | None = None) -> None:
         self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.passages]
+        self.then = then  # called once, after the first batch
         total = sum(self.tokens) or 1
         self.per_token = sum(item.fingerprint[1] for item in group) / total
         self.notify = notify
@@ -410,6 +390,13 @@ class _BatchReport:
         self.bytes += share
         self.notify("embedded", {"n": len(new), "tokens": tokens, "bytes": share})
         point("embed:batch")
+        self.finished()
+
+    def finished(self) -> None:
+        """Call ``then`` unless done (the group is embedded but no batch was told of)."""
+        if self.then is not None:
+            then, self.then = self.then, None
+            then()
 
 
 class _ReaderView:
@@ -436,38 +423,3 @@ class _ReaderView:
     def close(self) -> None:
         for s in self._stores:
             s.close()
-
-
-def _commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
-                 notify: ProgressFn, errors: list[BaseException]) -> None:
-    """Writer thread: one transaction per group; failures are remembered by content hash."""
-    while True:
-        job = outbox.get()
-        if job is None:
-            return
-        if errors:
-            continue
-        group, vectors, offsets, bytes_told = job
-        try:
-            files = []
-            for p in group:
-                if p.fmt.startswith(("failed:", "skipped:")):
-                    kind, _, reason = p.fmt.partition(":")
-                    with writer.store.transaction():
-                        writer.store.record_failure(p.path, p.fingerprint[0], kind, reason,
-                                                    p.fields)
-                    continue
-                files.append((p.path, p.fingerprint, p.fmt, p.drop, p.docs, p.fields))
-            done = writer.write_many(files, vectors, offsets)
-            n = len(done.added)
-            summary.passages_embedded += n
-            summary.passages_removed += done.removed
-            summary.documents_written += sum(len(p.docs) for p in group)
-            tokens = sum(p.tokens for p in group)
-            summary.tokens_embedded += tokens
-            notify("advance", {"n": n, "tokens": tokens,
-                               "bytes": sum(p.fingerprint[1] for p in group),
-                               "bytes_told": bytes_told, "files": len(group)})
-        except BaseException as exc:
-            errors.append(exc)
-

@@ -162,10 +162,7 @@ class Store:
         self._lexical_new = []
         try:
             yield
-            if self._lexical_new:
-                from . import bm25, lexical
-
-                bm25.record(self.db.conn, self._lexical_new, lexical.TABLE)
+            self.record_lexical()
             if self.db["meta"].exists():
                 self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                 "WHERE key = 'generation'")
@@ -179,6 +176,15 @@ class Store:
                 except sqlite3.Error:
                     pass
             raise
+
+    def record_lexical(self) -> None:
+        """Record the lengths of the passages given to FTS5 in this transaction so far (which
+        BM25 needs; done when it commits, or sooner by a writer with time to spare)."""
+        if self._lexical_new:
+            from . import bm25, lexical
+
+            bm25.record(self.db.conn, self._lexical_new, lexical.TABLE)
+            self._lexical_new = []
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -375,10 +381,8 @@ class Store:
         out = {}
         for row in self.db.execute(f"SELECT {cols} FROM lang_stats"):
             vec = np.frombuffer(row[2], dtype=np.float64)
-            if with_outer:
-                out[row[0]] = (row[1], vec, unpack_outer(row[3], len(vec)))
-            else:
-                out[row[0]] = (row[1], vec)
+            out[row[0]] = ((row[1], vec, unpack_outer(row[3], len(vec))) if with_outer
+                           else (row[1], vec))
         return out
 
     def update_lang_stats(self, language: str, vectors: np.ndarray, sign: int = 1) -> None:

@@ -321,31 +321,40 @@ class IndexWriter:
 
         ``offsets`` adds query- and passage-mode vectors of sample texts per language (the
         query offset of that language, see centering.py)."""
-        added: list[int] = []
-        langs: list[str] = []
-        removed_total = 0
-        with self.store.transaction():
-            for path, fingerprint, fmt, drop, docs, *fields in files:
-                self.store.upsert_file(path, *fingerprint, fmt, *fields)
-                removed = self.store.delete_documents(drop)
-                self._forget(removed)
-                removed_total += len(removed)
-                for d in docs:
-                    _, pids = self.store.insert_document(path, d)
-                    added += pids
-                    langs += [p.language or "und" for p in d.passages]
-            for lang, (q, p) in (offsets or {}).items():
-                self.store.add_lang_offset(lang, q, p)
-            if len(added) != len(vectors):
-                raise ValueError("one vector per passage is needed")
-            ids = np.array(added, dtype=np.int64)
-            lang_arr = np.array(langs)
-            for lang in sorted(set(langs)):
-                keep = lang_arr == lang
-                self._add_segment(lang, ids[keep], np.asarray(vectors)[keep])
-            point("write:before-commit")
-        point("write:after-commit")
-        return Written(added=added, removed=removed_total)
+        return self.begin_write(files).commit(vectors, offsets)
+
+    def begin_write(self, files: list[tuple]) -> OpenWrite:
+        """:meth:`write_many` begun before the vectors exist: the files' rows (lexical index
+        included) in a transaction that :meth:`OpenWrite.commit` or ``discard`` ends."""
+        return OpenWrite(self, files)
+
+    def _write_rows(self, files: list[tuple]) -> tuple[list[int], list[str], int]:
+        added, langs, removed_total = [], [], 0
+        for path, fingerprint, fmt, drop, docs, *fields in files:
+            self.store.upsert_file(path, *fingerprint, fmt, *fields)
+            removed = self.store.delete_documents(drop)
+            self._forget(removed)
+            removed_total += len(removed)
+            for d in docs:
+                _, pids = self.store.insert_document(path, d)
+                added += pids
+                langs += [p.language or "und" for p in d.passages]
+        self.store.record_lexical()
+        point("write:rows")
+        return added, langs, removed_total
+
+    def _write_vectors(self, added: list[int], langs: list[str], vectors: np.ndarray,
+                       offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None) -> None:
+        for lang, (q, p) in (offsets or {}).items():
+            self.store.add_lang_offset(lang, q, p)
+        if len(added) != len(vectors):
+            raise ValueError("one vector per passage is needed")
+        ids = np.array(added, dtype=np.int64)
+        lang_arr = np.array(langs)
+        for lang in sorted(set(langs)):
+            keep = lang_arr == lang
+            self._add_segment(lang, ids[keep], np.asarray(vectors)[keep])
+        point("write:before-commit")
 
     def delete_files(self, paths: list[str]) -> int:
         removed_total = 0
@@ -451,3 +460,43 @@ class IndexWriter:
 
     def abort(self) -> None:
         self.index.close()
+
+
+class OpenWrite:
+    """A write transaction holding files' rows, waiting for their vectors (one thread)."""
+
+    def __init__(self, writer: IndexWriter, files: list[tuple]) -> None:
+        self._writer = writer
+        self._transaction = writer.store.transaction()
+        self._transaction.__enter__()
+        try:
+            self.added, self._langs, self.removed = writer._write_rows(files)
+        except BaseException as exc:
+            self._end(exc)
+            raise
+
+    def commit(self, vectors: np.ndarray,
+               offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Written:
+        """Add the vectors (row order = passages in order) and commit."""
+        try:
+            self._writer._write_vectors(self.added, self._langs, vectors, offsets)
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        self._end(None)
+        point("write:after-commit")
+        return Written(added=self.added, removed=self.removed)
+
+    def discard(self) -> None:
+        """Roll back: nothing of these files is written."""
+        self._end(_Discarded())
+
+    def _end(self, exc: BaseException | None) -> None:
+        transaction, self._transaction = self._transaction, None
+        if transaction is not None:  # an exception rolls it back, None commits
+            transaction.__exit__(type(exc) if exc else None, exc, None)
+
+
+class _Discarded(Exception):
+    """How a write no longer wanted leaves its transaction."""
+

@@ -1,0 +1,104 @@
+"""The indexing pipeline's writer thread: each group of files in one SQLite transaction, its
+rows written while the group embeds, committed with its vectors."""
+
+from __future__ import annotations
+
+import queue
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .embedders.base import PartialEmbedding
+
+if TYPE_CHECKING:
+    from .pipeline import IndexSummary, ProgressFn, _Pending
+    from .writer import IndexWriter
+
+
+def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
+                 notify: ProgressFn, errors: list[BaseException]) -> None:
+    """Writer thread: one transaction per group, its rows written while the group embeds
+    ("rows"), committed with its vectors ("vectors"), or rolled back for the files embedded
+    whole when a run stops ("whole"); failures are remembered by content hash."""
+    open_write = None
+    try:
+        while True:
+            job = outbox.get()
+            if job is None:
+                return
+            if errors:
+                continue
+            kind, group, *rest = job
+            try:
+                if kind == "rows":
+                    _record_failures(writer, group)
+                    open_write = writer.begin_write(_files(group))
+                    continue
+                if kind == "vectors":
+                    done, open_write = open_write.commit(*rest[:2]), None
+                else:  # "whole": a subset of the rows written (if they were), with vectors
+                    if open_write is not None:
+                        open_write, _ = None, open_write.discard()
+                    _record_failures(writer, group)
+                    done = writer.write_many(_files(group), *rest[:2])
+                _advance(done, group, rest[2], summary, notify)
+            except BaseException as exc:
+                open_write = None  # left rolled back
+                errors.append(exc)
+    finally:
+        if open_write is not None:  # the run stopped before this group was embedded
+            open_write.discard()
+
+
+def _files(group: list[_Pending]) -> list[tuple]:
+    return [(p.path, p.fingerprint, p.fmt, p.drop, p.docs, p.fields) for p in group
+            if not p.fmt.startswith(("failed:", "skipped:"))]
+
+
+def _record_failures(writer: IndexWriter, group: list[_Pending]) -> None:
+    failed = [p for p in group if p.fmt.startswith(("failed:", "skipped:"))]
+    if failed:
+        with writer.store.transaction():
+            for p in failed:
+                kind, _, reason = p.fmt.partition(":")
+                writer.store.record_failure(p.path, p.fingerprint[0], kind, reason, p.fields)
+
+
+def _advance(done, group: list[_Pending], bytes_told: float, summary: IndexSummary,
+             notify: ProgressFn) -> None:
+    n = len(done.added)
+    summary.passages_embedded += n
+    summary.passages_removed += done.removed
+    summary.documents_written += sum(len(p.docs) for p in group)
+    tokens = sum(p.tokens for p in group)
+    summary.tokens_embedded += tokens
+    notify("advance", {"n": n, "tokens": tokens,
+                       "bytes": sum(p.fingerprint[1] for p in group),
+                       "bytes_told": bytes_told, "files": len(group)})
+
+
+def whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: KeyboardInterrupt,
+                 bytes_told: float, notify: ProgressFn) -> tuple | None:
+    """The files of an interrupted group whose passages were all embedded, as a job for the
+    writer (without offset samples: the next run takes them, ``offset_samples.settle``)."""
+    if vectors is not None:  # embedded whole, interrupted after
+        done = np.ones(len(vectors), dtype=bool)
+    elif isinstance(exc, PartialEmbedding):
+        vectors, done = exc.vectors, exc.done
+    else:
+        return None
+    keep: list[_Pending] = []
+    rows: list[int] = []
+    start = 0
+    for item in group:
+        end = start + len(item.texts)
+        if done[start:end].all():
+            keep.append(item)
+            rows.extend(range(start, end))
+        start = end
+    passages = len(rows)
+    if not passages:
+        return None
+    notify("note", {"message": f"stopping: committing the {passages} passage(s) of "
+                               f"{len(keep)} file(s) embedded since the last commit"})
+    return "whole", keep, vectors[rows], {}, bytes_told
