@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 from conftest import CORPUS, manifest
 
-from xsearch import lexical
+from xsearch import bm25, lexical
 
 
 def test_words_keep_marks_and_cjk_thai_hangul_become_pairs():
@@ -161,3 +161,33 @@ def test_document_frequency_cache_is_read_first_and_survives_being_emptied():
     assert lexical.document_frequency(conn, ["bread", "ash"], cache=full) == {"bread": 2,
                                                                              "ash": 1}
     assert full == {"ash": 1}
+
+
+def test_words_common_in_one_language_are_dropped_though_rare_in_the_index():
+    """Eight Swahili passages among 60: "kwa" is in all of them, rare in the whole index (kept
+    by the global rule) but common in its language, so it no longer matches every Swahili
+    passage; "mpira" (in one) still finds its passage, and snippets mark the same words."""
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    bm25.create(conn, lexical.TABLE)
+    conn.execute("CREATE TABLE passages (id INTEGER PRIMARY KEY, language TEXT)")
+    docs = {i: f"a report on harvest number {i}" for i in range(1, 53)}
+    docs.update({100 + i: f"habari kwa siku ya {w}" for i, w in enumerate(
+        ["mvua", "jua", "soko", "shule", "chakula", "maji", "barabara"])})
+    docs[200] = "mpira wa miguu kwa watoto"
+    lexical.insert(conn, docs.items())
+    conn.executemany("INSERT INTO passages VALUES (?, ?)",
+                     [(i, "swh" if i >= 100 else "eng") for i in docs])
+    sizes = {"eng": 52, "swh": 8}
+    plain = lexical.search(conn, "mpira kwa", 20, max_share=20 / 60)
+    assert len(plain) == 8  # every Swahili passage through "kwa"
+    cache: dict = {}
+    hits = lexical.search(conn, "mpira kwa", 20, max_share=20 / 60, language_sizes=sizes,
+                          language_cache=cache)
+    assert [p for p, _ in hits] == [200]
+    assert cache["kwa"] == {"swh": 8} and cache["mpira"] == {"swh": 1}
+    assert lexical.informative(conn, ["mpira", "kwa"], max_share=20 / 60,
+                               language_sizes=sizes) == ["mpira"]
+    # Common is in more than a quarter of the language's passages (and more than five).
+    assert lexical.informative(conn, ["mpira", "kwa"], max_share=20 / 60,
+                               language_sizes={"eng": 52, "swh": 40}) == ["mpira", "kwa"]

@@ -51,6 +51,14 @@ MAX_SHARE: float = 0.01
 language without a stop list. Measured: lexical-only mixed-pool own-language bias 0.87 -> 0.81
 on entity queries, same recall."""
 
+LANGUAGE_SHARE: float = 0.25
+"""Query tokens in more than this share of one language's passages (and in more than
+``LANGUAGE_MIN`` of them) are ignored too: a language with few passages in a mixed index has
+function words rare in the whole index but in most of its own passages (Swahili "ya", "kwa"),
+which would pull its off-topic passages above on-topic ones in other languages
+(benchmarks/minority_lexical.py)."""
+LANGUAGE_MIN = 5
+
 
 def ddl(table: str = TABLE) -> list[str]:
     """``CREATE VIRTUAL TABLE`` statements: a contentless FTS5 table whose rowid is
@@ -262,6 +270,37 @@ def document_frequency(
     return out
 
 
+def language_frequency(conn: sqlite3.Connection, toks: Sequence[str], table: str = TABLE,
+                       cache: dict[str, dict[str, int]] | None = None
+                       ) -> dict[str, dict[str, int]]:
+    """Per token, the passages containing it in each language (``cache`` as for
+    :func:`document_frequency`; ask only for tokens already rare in the whole index: each
+    reads the token's postings)."""
+    out: dict[str, dict[str, int]] = {}
+    for t in toks:
+        if cache is not None and t in cache:
+            out[t] = cache[t]
+            continue
+        out[t] = dict(conn.execute(
+            f"SELECT coalesce(p.language, 'und'), count(DISTINCT i.doc) FROM {table}_instance "
+            "AS i JOIN passages AS p ON p.id = i.doc WHERE i.term = ? GROUP BY 1", [t]))
+        if cache is not None:
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[t] = out[t]
+    return out
+
+
+def _rare_in_each_language(conn: sqlite3.Connection, toks: Sequence[str], table: str,
+                           sizes: dict[str, int], cache: dict | None) -> list[str]:
+    """The tokens not common in any one language's passages (``sizes``: passages per
+    language), see ``LANGUAGE_SHARE``."""
+    freq = language_frequency(conn, toks, table, cache)
+    return [t for t in toks if not any(
+        sizes.get(lang) and n > max(LANGUAGE_SHARE * sizes[lang], LANGUAGE_MIN)
+        for lang, n in freq[t].items())]
+
+
 def create(conn: sqlite3.Connection, table: str = TABLE) -> None:
     """Create ``passages_fts`` (or ``table``) if it is not there."""
     for stmt in ddl(table):
@@ -296,6 +335,8 @@ def search(
     also: Sequence[int] = (),
     df_cache: dict[str, int] | None = None,
     corpus: bm25.Corpus | None = None,
+    language_sizes: dict[str, int] | None = None,
+    language_cache: dict | None = None,
 ) -> list[tuple[int, float]]:
     """Top ``k`` ``(passage_id, score)`` by BM25 (score = -bm25(), higher is better), then the
     scores of the passages in ``also`` that match but are not among them.
@@ -309,6 +350,8 @@ def search(
     the query; fused with a calibrated dense score by :func:`xsearch.ranking.hybrid_scores`.
     ``df_cache``: see :func:`document_frequency`. ``corpus`` (:meth:`bm25.Corpus.load`):
     the same scores computed in numpy, without FTS5's ``bm25()`` per matching passage.
+    ``language_sizes`` (passages per language) also drops tokens common in one language's
+    passages (``LANGUAGE_SHARE``; ``language_cache`` keeps their counts).
     """
     toks = query_tokens(query)
     scale = 1.0
@@ -319,6 +362,9 @@ def search(
         df = document_frequency(conn, toks, table, df_cache)
         if max_share is not None:
             toks = _rare_enough(toks, df, max_share, n_docs)
+            if language_sizes:
+                toks = _rare_in_each_language(conn, toks, table, language_sizes,
+                                              language_cache)
         if normalize:
             scale = sum(_idf(n_docs, df[t]) for t in toks) or 1.0
     match = match_expression(toks)
@@ -375,14 +421,20 @@ def informative(
     max_share: float = MAX_SHARE,
     n_docs: int | None = None,
     df_cache: dict[str, int] | None = None,
+    language_sizes: dict[str, int] | None = None,
+    language_cache: dict | None = None,
 ) -> list[str]:
-    """Those of ``toks`` in at most ``max_share`` of the passages (their document frequency
-    is read only for them: a snippet asks only for the query tokens its passage holds)."""
+    """Those of ``toks`` in at most ``max_share`` of the passages, and not common in one
+    language's (as :func:`search` keeps them; frequencies are read only for these tokens: a
+    snippet asks only for the query tokens its passage holds)."""
     if not toks:
         return []
     n = _count(conn, table) if n_docs is None else n_docs
     df = document_frequency(conn, toks, table, df_cache)
-    return _rare_enough(toks, df, max_share, n)
+    kept = _rare_enough(toks, df, max_share, n)
+    if language_sizes:
+        kept = _rare_in_each_language(conn, kept, table, language_sizes, language_cache)
+    return kept
 
 
 def _rare_enough(toks: Sequence[str], df: dict[str, int], max_share: float, n_docs: int

@@ -11,7 +11,6 @@ query's scores over all passages of that language, which is comparable across qu
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
 from .path_filter import matching_paths
 from .ranking import hybrid_scores
-from .snippets import best_snippet, folded, snippet, syllable_pair
+from .snippets import best_snippet, flatten, folded, snippet, syllable_pair
 from .texts import without_surrogates
 from .vector_store import SegmentGoneError
 
@@ -94,24 +93,6 @@ def _max_share(n_docs: int) -> float:
     return max(lexical.MAX_SHARE, 20 / max(1, n_docs))
 
 
-_SPACES = re.compile(r"\s+")
-
-
-def flatten(text: str, highlights: list) -> tuple[str, list[list[int]]]:
-    """Runs of white space as one space, with the highlight offsets moved to match."""
-    flat = _SPACES.sub(" ", text).strip()
-
-    def where(p: int) -> int:  # where text[p] lands: the length of text[:p] flattened
-        return len(_SPACES.sub(" ", text[:p]).lstrip())
-
-    out = []
-    for a, b in highlights:
-        lo, hi = where(a), min(where(b), len(flat))
-        if lo < hi:
-            out.append([lo, hi])
-    return flat, out
-
-
 def language_matches(wanted: str, code: str) -> bool:
     """``hin`` matches every script of Hindi (``hin_Deva``); a full code matches itself."""
     return code == wanted or code.split("_")[0] == wanted
@@ -157,6 +138,8 @@ class Searcher:
         self._generation = index.store.generation()
         #: document frequency of query tokens, for the committed state ``_df_generation``
         self._df: dict[str, int] = {}
+        self._lang_df: dict[str, dict[str, int]] = {}  # per token and language, same state
+        self._lang_sizes: dict[str, int] | None = None
         self._df_generation = self._generation
         self._corpus: bm25.Corpus | None | bool = False  # loaded on first use (False: not yet)
 
@@ -316,6 +299,7 @@ class Searcher:
             self._generation = self.index.store.generation()
             if self._df_generation != self._generation:
                 self._df, self._df_generation = {}, self._generation
+                self._lang_df, self._lang_sizes = {}, None
                 self._corpus = False
             vectors = self.index.vectors
             vectors.load()
@@ -369,7 +353,15 @@ class Searcher:
             conn, text, max(fetch, LEXICAL_DEPTH),
             allowed_ids=None if allowed is None else allowed.tolist(), n_docs=n_docs,
             normalize=True, max_share=_max_share(n_docs), also=list(dense), df_cache=self._df,
-            corpus=self._corpus))
+            corpus=self._corpus, **self._by_language()))
+
+    def _by_language(self) -> dict:
+        """What the lexical search needs to ignore words common in one language's passages
+        (passages per language, read once per committed state, and that state's counts)."""
+        if self._lang_sizes is None:
+            self._lang_sizes = {lang: row[0] for lang, row in
+                                self.index.store.lang_stats().items()}
+        return {"language_sizes": self._lang_sizes, "language_cache": self._lang_df}
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
               mode: str, langs: set[str] | None, centering: Centering
@@ -432,7 +424,7 @@ class Searcher:
         asked = [t for t in qtoks if folded(t) in held or syllable_pair(t)]
         terms = lexical.informative(self.index.store.db.conn, asked,
                                     n_docs=n_docs, max_share=_max_share(n_docs),
-                                    df_cache=self._df)
+                                    df_cache=self._df, **self._by_language())
         return flatten(*best_snippet(text, query, terms=terms, tokens=toks))
 
     def _collect(self, qv: np.ndarray, ranked: list[list[tuple[int, float, float]]],

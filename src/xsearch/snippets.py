@@ -214,3 +214,21 @@ def render(snippet: str, highlights: Highlights, color: bool = True) -> str:
         pos = b
     out.append(snippet[pos:])
     return "".join(out)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def flatten(text: str, highlights: list) -> tuple[str, list[list[int]]]:
+    """Runs of white space as one space, with the highlight offsets moved to match."""
+    flat = _SPACES.sub(" ", text).strip()
+
+    def where(p: int) -> int:  # where text[p] lands: the length of text[:p] flattened
+        return len(_SPACES.sub(" ", text[:p]).lstrip())
+
+    out = []
+    for a, b in highlights:
+        lo, hi = where(a), min(where(b), len(flat))
+        if lo < hi:
+            out.append([lo, hi])
+    return flat, out
