@@ -358,9 +358,9 @@ class Searcher:
     def _by_language(self) -> dict:
         """What the lexical search needs to ignore words common in one language's passages
         (passages per language, read once per committed state, and that state's counts)."""
-        if self._lang_sizes is None:
-            self._lang_sizes = {lang: row[0] for lang, row in
-                                self.index.store.lang_stats().items()}
+        if self._lang_sizes is None:  # an index before migration m005 has no postings view
+            self._lang_sizes = {lang: row[0] for lang, row in self.index.store.lang_stats(
+            ).items()} if bm25.has_lengths(self.index.store.db.conn) else {}
         return {"language_sizes": self._lang_sizes, "language_cache": self._lang_df}
 
     def _fuse(self, qi: int, dense: dict[int, tuple[float, float]], lex: dict[int, float],
