@@ -318,7 +318,6 @@ class IndexWriter:
                    offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Written:
         """Several files in one transaction; ``vectors`` row order = passages in order. Each
         file is (path, fingerprint, format, document ids to drop, documents[, record fields]).
-
         ``offsets`` adds query- and passage-mode vectors of sample texts per language (the
         query offset of that language, see centering.py)."""
         return self.begin_write(files).commit(vectors, offsets)
