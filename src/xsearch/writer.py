@@ -348,8 +348,7 @@ class IndexWriter:
             self.store.add_lang_offset(lang, q, p)
         if len(added) != len(vectors):
             raise ValueError("one vector per passage is needed")
-        ids = np.array(added, dtype=np.int64)
-        lang_arr = np.array(langs)
+        ids, lang_arr = np.array(added, dtype=np.int64), np.array(langs)
         for lang in sorted(set(langs)):
             keep = lang_arr == lang
             self._add_segment(lang, ids[keep], np.asarray(vectors)[keep])
