@@ -38,7 +38,8 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                     done, open_write = open_write.commit(*rest[:2]), None
                 else:  # "whole": a subset of the rows written (if they were), with vectors
                     if open_write is not None:
-                        open_write, _ = None, open_write.discard()
+                        open_write.discard()
+                        open_write = None
                     _record_failures(writer, group)
                     done = writer.write_many(_files(group), *rest[:2])
                 _advance(done, group, rest[2], summary, notify)
@@ -50,13 +51,17 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
             open_write.discard()
 
 
+def _failed(p: _Pending) -> bool:
+    return p.fmt.startswith(("failed:", "skipped:"))
+
+
 def _files(group: list[_Pending]) -> list[tuple]:
     return [(p.path, p.fingerprint, p.fmt, p.drop, p.docs, p.fields) for p in group
-            if not p.fmt.startswith(("failed:", "skipped:"))]
+            if not _failed(p)]
 
 
 def _record_failures(writer: IndexWriter, group: list[_Pending]) -> None:
-    failed = [p for p in group if p.fmt.startswith(("failed:", "skipped:"))]
+    failed = [p for p in group if _failed(p)]
     if failed:
         with writer.store.transaction():
             for p in failed:
