@@ -28,21 +28,22 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                 return
             if errors:
                 continue
-            kind, group, *rest = job
+            kind, group = job[:2]
             try:
                 if kind == "rows":
                     _record_failures(writer, group)
                     open_write = writer.begin_write(_files(group))
                     continue
+                vectors, offsets, bytes_told = job[2:]
                 if kind == "vectors":
-                    done, open_write = open_write.commit(*rest[:2]), None
+                    done, open_write = open_write.commit(vectors, offsets), None
                 else:  # "whole": a subset of the rows written (if they were), with vectors
                     if open_write is not None:
                         open_write.discard()
                         open_write = None
                     _record_failures(writer, group)
-                    done = writer.write_many(_files(group), *rest[:2])
-                _advance(done, group, rest[2], summary, notify)
+                    done = writer.write_many(_files(group), vectors, offsets)
+                _advance(done, group, bytes_told, summary, notify)
             except BaseException as exc:
                 open_write = None  # left rolled back
                 errors.append(exc)

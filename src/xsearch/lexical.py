@@ -31,7 +31,7 @@ import re
 import sqlite3
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -254,20 +254,16 @@ def document_frequency(
     """Passages containing each token (0 for tokens the index has never seen). ``cache``
     keeps the counts between calls for one committed state of the index: ``fts5vocab``
     counts a token by reading its whole posting list (0.35 ms a token at 1M passages)."""
-    out = dict.fromkeys(toks, 0)
-    if cache is not None:
-        out.update((t, cache[t]) for t in out if t in cache)
-    missing = [t for t in out if cache is None or t not in cache]
-    for start in range(0, len(missing), 500):
-        part = missing[start : start + 500]
-        marks = ",".join("?" * len(part))
-        out.update(conn.execute(
-            f"SELECT term, doc FROM {table}_vocab WHERE term IN ({marks})", part))
-    if cache is not None:
-        if len(cache) > 100_000:
-            cache.clear()
-        cache.update((t, out[t]) for t in missing)
-    return out
+    def read(missing: list[str]) -> dict[str, int]:
+        out = dict.fromkeys(missing, 0)
+        for start in range(0, len(missing), 500):
+            part = missing[start : start + 500]
+            marks = ",".join("?" * len(part))
+            out.update(conn.execute(
+                f"SELECT term, doc FROM {table}_vocab WHERE term IN ({marks})", part))
+        return out
+
+    return _through_cache(toks, cache, read)
 
 
 def language_frequency(conn: sqlite3.Connection, toks: Sequence[str], table: str = TABLE,
@@ -276,19 +272,28 @@ def language_frequency(conn: sqlite3.Connection, toks: Sequence[str], table: str
     """Per token, the passages containing it in each language (``cache`` as for
     :func:`document_frequency`; ask only for tokens already rare in the whole index: each
     reads the token's postings)."""
-    out: dict[str, dict[str, int]] = {}
-    for t in toks:
-        if cache is not None and t in cache:
-            out[t] = cache[t]
-            continue
-        out[t] = dict(conn.execute(
+    def read(missing: list[str]) -> dict[str, dict[str, int]]:
+        return {t: dict(conn.execute(
             f"SELECT coalesce(p.language, 'und'), count(DISTINCT i.doc) FROM {table}_instance "
             "AS i JOIN passages AS p ON p.id = i.doc WHERE i.term = ? GROUP BY 1", [t]))
-        if cache is not None:
-            if len(cache) > 100_000:
-                cache.clear()
-            cache[t] = out[t]
-    return out
+            for t in missing}
+
+    return _through_cache(toks, cache, read)
+
+
+def _through_cache(toks: Sequence[str], cache: dict | None,
+                   read: Callable[[list[str]], dict]) -> dict:
+    """Each token's value from ``cache``, ``read`` for the ones it lacks (then kept there; a
+    cache past 100,000 tokens starts again)."""
+    wanted = list(dict.fromkeys(toks))
+    known = {t: cache[t] for t in wanted if t in cache} if cache is not None else {}
+    missing = [t for t in wanted if t not in known]
+    got = read(missing) if missing else {}
+    if cache is not None and got:
+        if len(cache) > 100_000:
+            cache.clear()
+        cache.update(got)
+    return {t: known[t] if t in known else got[t] for t in wanted}
 
 
 def _rare_in_each_language(conn: sqlite3.Connection, toks: Sequence[str], table: str,
