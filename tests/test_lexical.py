@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 
 import pytest
 from conftest import CORPUS, manifest
@@ -45,11 +46,40 @@ def test_words_only_text_tokenises_as_the_paired_script_path_does():
 def test_nfkc_casefold_joiners_and_diacritics():
     assert lexical.normalize("ＡＢＣ") == "abc"
     assert lexical.normalize("Straße") == "strasse"
-    assert lexical.normalize("می\u200cخواهم") == "میخواهم"
+    assert lexical.normalize("می\u200cخواهم") == "ميخواهم"  # joiner out, Farsi yeh as yeh
     assert lexical.normalize("Éruption", fold_diacritics=True) == "eruption"
     assert lexical.normalize("Éruption", fold_diacritics=False) == "éruption"
     # folding never strips Indic vowel signs
     assert lexical.normalize("हिन्दी", fold_diacritics=True) == "हिन्दी"
+
+
+@pytest.mark.parametrize(("written", "typed"), [
+    ("كِتَابٌ", "كتاب"),  # Arabic harakat
+    ("كـــتاب", "كتاب"),  # tatweel
+    ("ﻛﺘﺎﺏ", "كتاب"),  # presentation forms (NFKC)
+    ("أحمد", "احمد"), ("إسلام", "اسلام"), ("آمن", "امن"),  # hamza and madda on alef
+    ("مدرسة", "مدرسه"), ("مستشفى", "مستشفي"),  # teh marbuta, alef maksura
+    ("کتاب", "كتاب"), ("فارسی", "فارسي"),  # Persian keheh and yeh, typed on an Arabic keyboard
+    ("ہے", "هے"),  # Urdu heh goal
+    ("שָׁלוֹם", "שלום"),  # Hebrew points
+    ("ज़रूर", "जरूर"), ("\u095B\u0930\u0942\u0930", "जरूर"),  # nukta, decomposed and not
+    ("फ़िल्म", "फिल्म"),
+])
+def test_optional_marks_and_letter_forms_fold_both_ways(written, typed):
+    assert lexical.normalize(written) == lexical.normalize(typed)
+    conn = sqlite3.connect(":memory:")
+    lexical.create(conn)
+    lexical.insert(conn, [(1, f"{written} x"), (2, "other words"), (3, "more words")])
+    assert [p for p, _ in lexical.search(conn, typed, 5, max_share=None)] == [1]
+    lexical.insert(conn, [(4, typed)])
+    assert {p for p, _ in lexical.search(conn, written, 5, max_share=None)} == {1, 4}
+
+
+def test_spelling_fold_keeps_what_distinguishes_words():
+    # Indic vowel signs, virama and other scripts' nuktas stay; yeh with hamza stays
+    for word in ("हिन्दी", "कि", "की", "বড়", "ਜ਼ਮੀਨ", "سائل", "ئ", "ھ"):
+        assert lexical.normalize(word) == unicodedata.normalize("NFKC", word).casefold()
+    assert lexical.normalize("ـ") == "" and lexical.tokens("ـ ً ok") == [("ok", 4, 6)]
 
 
 @pytest.mark.parametrize("hostile", [

