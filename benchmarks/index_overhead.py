@@ -12,7 +12,12 @@ PYTHONDONTWRITEBYTECODE, which would recompile xsearch's modules in every proces
 an index run, less of the embed-only one), after one warm-up pair that is not counted.
 
     python benchmarks/index_overhead.py data/corpus
-    python benchmarks/index_overhead.py --sib200 --runs 1     # 30 languages, 30k sentences
+    python benchmarks/index_overhead.py --sib200 --runs 3 --warmup 0   # 30 languages
+
+``--also SRC`` also times ``xsearch index`` from another source tree (``SRC`` put first on
+``PYTHONPATH``, e.g. ``git archive REV src | tar -x -C /tmp/old`` then ``--also /tmp/old/src``)
+in every round, the two index runs in alternating order, against the same embed-only run:
+old and new code side by side in one run.
 """
 
 from __future__ import annotations
@@ -59,6 +64,15 @@ def _sib_corpus(dest: Path) -> Path:
     return dest
 
 
+def _index(corpus: Path, index: Path, batch_size: int, env: dict) -> float:
+    """Seconds of one whole ``xsearch index`` process on a new index."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "xsearch", "index", str(corpus), "--index", str(index),
+                    "-q", "--batch-size", str(batch_size)], check=True,
+                   stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=ROOT / "data" / "corpus")
@@ -68,6 +82,7 @@ def main() -> None:
                         help="an uncounted first pair (0 for long corpora such as --sib200)")
     parser.add_argument("--batch-size", type=int, default=16)  # the engines' default
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--also", type=Path, help="another source tree's src/ to index with")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xsearch-overhead-"))
     try:
@@ -79,13 +94,17 @@ def main() -> None:
         texts_file = work / "texts.json"
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")  # not into the source tree
+        also_s: list[float] = []
         for run in range(-args.warmup, args.runs):  # run -1: the warm-up
             index = work / f"index{run}"
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "xsearch", "index", str(corpus), "--index",
-                            str(index), "-q", "--batch-size", str(args.batch_size)],
-                           check=True, stdout=subprocess.DEVNULL, env=env)
-            index_s.append(time.perf_counter() - t0)
+            for code in ([None, args.also] if run % 2 == 0 else [args.also, None]):
+                if code is None:
+                    index_s.append(_index(corpus, index, args.batch_size, env))
+                elif args.also is not None:
+                    also_s.append(_index(corpus, work / "also", args.batch_size,
+                                         dict(env, PYTHONPATH=str(code.resolve()),
+                                              PYTHONPYCACHEPREFIX=str(work / "pycache-also"))))
+                    shutil.rmtree(work / "also")
             if run == -args.warmup:
                 con = sqlite3.connect(index / "xsearch.db")
                 texts = [r[0] for r in con.execute("SELECT text FROM passages ORDER BY id")]
@@ -100,7 +119,7 @@ def main() -> None:
             embed_s.append(json.loads(out.stdout)["seconds"])
             shutil.rmtree(index)
             if run == -1:
-                index_s, embed_s, embed_wall_s = [], [], []
+                index_s, embed_s, embed_wall_s, also_s = [], [], [], []
         ratios = [a / b for a, b in zip(index_s, embed_s, strict=True)]
         wall_ratios = [a / b for a, b in zip(index_s, embed_wall_s, strict=True)]
         result = {"corpus": "SIB-200 (30 languages, all splits)" if args.sib200 else
@@ -110,6 +129,11 @@ def main() -> None:
                   "ratio_median": statistics.median(ratios), "ratios": ratios,
                   "ratio_to_process_median": statistics.median(wall_ratios),
                   "ratios_to_process": wall_ratios}
+        if args.also is not None:
+            also_ratios = [a / b for a, b in zip(also_s, embed_s, strict=True)]
+            result.update({"also": str(args.also), "also_index_seconds": also_s,
+                           "also_ratio_median": statistics.median(also_ratios),
+                           "also_ratios": also_ratios})
         name = "index_overhead_sib200" if args.sib200 else "index_overhead_corpus"
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
