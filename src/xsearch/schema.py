@@ -114,6 +114,26 @@ def m003_segments(db: sqlite_utils.Database) -> None:
     )
 
 
+def _tokenise_every_passage(db: sqlite_utils.Database) -> None:
+    """Give every passage to the (empty) FTS5 table, 2,000 at a time, with today's
+    tokenisation, and record its version."""
+    from . import lexical
+
+    last = 0
+    while rows := db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id "
+                             "LIMIT 2000", [last]).fetchall():
+        lexical.insert(db.conn, rows)
+        last = rows[-1][0]
+    _record_lexical_version(db)
+
+
+def _record_lexical_version(db: sqlite_utils.Database) -> None:
+    from . import lexical
+
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
+               [str(lexical.VERSION)])
+
+
 @migration
 def m004_lexical(db: sqlite_utils.Database) -> None:
     """FTS5 over every passage (xsearch.lexical tokenisation), and the per-language sums of
@@ -121,16 +141,7 @@ def m004_lexical(db: sqlite_utils.Database) -> None:
     from . import lexical
 
     lexical.create(db.conn)
-    last = 0
-    while True:
-        rows = db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT 2000",
-                          [last]).fetchall()
-        if not rows:
-            break
-        lexical.insert(db.conn, rows)
-        last = rows[-1][0]
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
-               [str(lexical.VERSION)])
+    _tokenise_every_passage(db)
     db.execute("CREATE TABLE lang_offsets (language TEXT PRIMARY KEY, n INTEGER NOT NULL, "
                "q_sum BLOB NOT NULL, p_sum BLOB NOT NULL)")
 
@@ -173,24 +184,23 @@ def m007_record_fields(db: sqlite_utils.Database) -> None:
 def m008_lexical_spelling(db: sqlite_utils.Database) -> None:
     """Lexical tokenisation 2 (``lexical.SPELLING``): when any passage holds a character it
     folds, every passage is tokenised again (FTS5 rows and their lengths); otherwise only the
-    version is recorded."""
+    version is recorded. Nothing to do when m004 has just tokenised them with version 2."""
     from . import bm25, lexical
 
+    row = db.execute("SELECT value FROM meta WHERE key = 'lexical_version'").fetchone()
+    if row is not None and row[0] == str(lexical.VERSION):
+        return
     # What NFKC turns into them too: nukta letters, Hebrew and Arabic presentation forms.
     ranges = [(cp, cp) for cp in lexical.SPELLING] + [(0x0958, 0x095F), (0xFB1D, 0xFDFF),
                                                      (0xFE70, 0xFEFF)]
     pattern = "*[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]*"
     if db.execute("SELECT 1 FROM passages WHERE text GLOB ? LIMIT 1", [pattern]).fetchone():
         db.execute(f"INSERT INTO {lexical.TABLE}({lexical.TABLE}) VALUES ('delete-all')")
-        last = 0
-        while rows := db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id "
-                                 "LIMIT 2000", [last]).fetchall():
-            lexical.insert(db.conn, rows)
-            last = rows[-1][0]
+        _tokenise_every_passage(db)
         if bm25.has_lengths(db.conn):
             bm25.rebuild(db.conn, lexical.TABLE)
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
-               [str(lexical.VERSION)])
+    else:
+        _record_lexical_version(db)
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
