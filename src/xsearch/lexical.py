@@ -392,10 +392,8 @@ def search(
             n_docs = _count(conn, table)
         df = document_frequency(conn, toks, table, df_cache)
         if max_share is not None:
-            toks = _rare_enough(toks, df, max_share, n_docs)
-            if language_sizes:
-                toks = _rare_in_each_language(conn, toks, table, language_sizes,
-                                              language_cache)
+            toks = _kept(conn, toks, table, df, max_share, n_docs, language_sizes,
+                         language_cache)
         if normalize:
             scale = sum(_idf(n_docs, df[t]) for t in toks) or 1.0
     match = match_expression(toks)
@@ -462,17 +460,19 @@ def informative(
         return []
     n = _count(conn, table) if n_docs is None else n_docs
     df = document_frequency(conn, toks, table, df_cache)
-    kept = _rare_enough(toks, df, max_share, n)
+    return _kept(conn, toks, table, df, max_share, n, language_sizes, language_cache)
+
+
+def _kept(conn: sqlite3.Connection, toks: Sequence[str], table: str, df: dict[str, int],
+          max_share: float, n_docs: int, language_sizes: dict[str, int] | None,
+          language_cache: dict | None) -> list[str]:
+    """The tokens in at most ``max_share`` of the ``n_docs`` passages and, given
+    ``language_sizes``, not common in one language's: the one rule for what a search matches
+    on and what a snippet marks."""
+    kept = [t for t in toks if df[t] <= max_share * n_docs]
     if language_sizes:
         kept = _rare_in_each_language(conn, kept, table, language_sizes, language_cache)
     return kept
-
-
-def _rare_enough(toks: Sequence[str], df: dict[str, int], max_share: float, n_docs: int
-                 ) -> list[str]:
-    """The tokens in at most ``max_share`` of the ``n_docs`` passages: the one rule for what a
-    search matches on and what a snippet marks."""
-    return [t for t in toks if df[t] <= max_share * n_docs]
 
 
 def _count(conn: sqlite3.Connection, table: str) -> int:

@@ -124,12 +124,6 @@ def _tokenise_every_passage(db: sqlite_utils.Database) -> None:
                              "LIMIT 2000", [last]).fetchall():
         lexical.insert(db.conn, rows)
         last = rows[-1][0]
-    _record_lexical_version(db)
-
-
-def _record_lexical_version(db: sqlite_utils.Database) -> None:
-    from . import lexical
-
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
                [str(lexical.VERSION)])
 
@@ -194,13 +188,14 @@ def m008_lexical_spelling(db: sqlite_utils.Database) -> None:
     ranges = [(cp, cp) for cp in lexical.SPELLING] + [(0x0958, 0x095F), (0xFB1D, 0xFDFF),
                                                      (0xFE70, 0xFEFF)]
     pattern = "*[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]*"
-    if db.execute("SELECT 1 FROM passages WHERE text GLOB ? LIMIT 1", [pattern]).fetchone():
-        db.execute(f"INSERT INTO {lexical.TABLE}({lexical.TABLE}) VALUES ('delete-all')")
-        _tokenise_every_passage(db)
-        if bm25.has_lengths(db.conn):
-            bm25.rebuild(db.conn, lexical.TABLE)
-    else:
-        _record_lexical_version(db)
+    if not db.execute("SELECT 1 FROM passages WHERE text GLOB ? LIMIT 1", [pattern]).fetchone():
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
+                   [str(lexical.VERSION)])
+        return
+    db.execute(f"INSERT INTO {lexical.TABLE}({lexical.TABLE}) VALUES ('delete-all')")
+    _tokenise_every_passage(db)
+    if bm25.has_lengths(db.conn):
+        bm25.rebuild(db.conn, lexical.TABLE)
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
