@@ -251,3 +251,74 @@ def test_record_fields_are_remembered_per_file_and_a_new_one_rereads(tmp_path):
     assert moved["failed"] == 1 and texts["table.csv#2"] == "Die Mannschaft gewann das Finale."
     assert fields["table.csv"] == {"text_field": "body", "id_field": "id"}
     _ids_agree(index)
+
+
+def test_a_raised_limit_reads_again_what_it_refused_or_cut(tmp_path):
+    """A file refused by --max-mb or --max-chars, and a .csv whose long record was skipped,
+    are read again (unchanged) by the run that raises that limit, and only by that run."""
+    from click.testing import CliRunner
+
+    from xsearch.cli import cli
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("Copper roofs turn green as they weather.", "utf-8")
+    (corpus / "long.txt").write_text("Tidal mills ground grain by the sea. " * 120, "utf-8")
+    # 3,600 characters (under --max-chars 4000) in 10,800 bytes (over --max-mb 0.01)
+    (corpus / "big.txt").write_text("灯塔看守人记录了每一艘经过的船。" * 225, "utf-8")
+    long_record = "Salt marshes shelter young fish from herons. " * 100
+    (corpus / "rows.csv").write_text(
+        f"id,text\n1,Bees dance to point at flowers.\n2,{long_record}\n", "utf-8")
+    index = tmp_path / "index"
+
+    def run(*options: str) -> dict:
+        result = CliRunner().invoke(cli, ["index", str(corpus), "--index", str(index),
+                                          "--json", "-q", *options])
+        assert result.exit_code in (0, 1), result.output
+        return json.loads(result.stdout)
+
+    def stored(table: str) -> dict[str, str | None]:
+        with sqlite3.connect(index / "xsearch.db") as con:
+            return {p.rsplit("/", 1)[-1]: c for p, c in con.execute(
+                f"SELECT path, cut_by FROM {table}")}
+
+    tight = ("--max-chars", "4000", "--max-mb", "0.01")
+    first = run(*tight)
+    assert first["failed"] == 2 and first["limits_raised"] == 0
+    assert stored("failed_files") == {"long.txt": '{"max_chars": 4000}',
+                                      "big.txt": '{"max_bytes": 10485}'}
+    assert stored("files") == {"good.txt": None, "rows.csv": '{"max_chars": 4000}'}
+    assert len(_passages_of(index, "rows.csv")) == 1
+    listed = CliRunner().invoke(cli, ["files", "--index", str(index)])
+    assert listed.exit_code == 0
+    assert [line for line in listed.output.splitlines() if "rows.csv" in line][0].endswith(
+        "rows.csv  (records over --max-chars 4,000 left out)")
+
+    again = run(*tight)  # the same limits: nothing is read
+    assert again["failed_before"] == 2 and again["limits_raised"] == 0
+    assert again["passages_embedded"] == 0 and again["unchanged"] == 2
+
+    only_size = run("--max-chars", "4000")  # --max-mb back to its default of 50
+    assert only_size["limits_raised"] == 1 and only_size["failed_before"] == 1
+    assert only_size["new"] == 1 and only_size["failed"] == 0
+    assert stored("failed_files") == {"long.txt": '{"max_chars": 4000}'}
+    assert stored("files")["big.txt"] is None
+
+    csv_passage = _passages_of(index, "rows.csv")
+    raised = run("--max-chars", "10000")
+    assert raised["limits_raised"] == 2 and raised["failed"] == 0
+    assert raised["new"] == 1 and raised["changed"] == 1
+    assert stored("failed_files") == {}
+    assert set(stored("files").values()) == {None}
+    rows = _passages_of(index, "rows.csv")
+    assert len(rows) > 1 and set(csv_passage) < set(rows)  # the short record kept its vector
+    assert raised["passages_embedded"] == len(rows) - 1 + len(_passages_of(index, "long.txt"))
+    _ids_agree(index)
+
+    for options in ((), ("--max-chars", "4000")):  # nothing is cut now; lowering reads nothing
+        quiet = run(*options)
+        assert quiet["limits_raised"] == 0 and quiet["passages_embedded"] == 0
+        assert quiet["unchanged"] == 4
+    hits = CliRunner().invoke(cli, ["query", "tidal mills grinding grain", "--index",
+                                    str(index), "--json", "-k", "1"])
+    assert hits.exit_code == 0 and "long.txt" in hits.output

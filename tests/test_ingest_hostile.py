@@ -514,11 +514,14 @@ def test_docx_zip_bomb_is_refused_early(tmp_path: Path) -> None:
     before = peak_rss_mb()
     path = H.docx_bomb(tmp_path / "bomb.docx", 300_000_000)
     assert path.stat().st_size < 2_000_000
-    with pytest.raises(BudgetExceeded, match=r"decompression bomb\?; raise --max-text-mb"):
+    with pytest.raises(BudgetExceeded, match=r"decompression bomb\?; raise --max-text-mb") as bomb:
         read_file(path, ReadOptions(max_text_bytes=100 * 2**20))
     # Without a byte budget the text budget stops the stream after ~100,000 characters.
-    with pytest.raises(IngestError, match="text too long .*--max-chars"):
+    with pytest.raises(BudgetExceeded, match="text too long .*--max-chars") as long:
         read_file(path, ReadOptions(max_text_bytes=None, max_chars=100_000))
+    # Each refusal names its limit: a run that raises it reads the file again.
+    assert bomb.value.limits == {"max_text_bytes": 100 * 2**20}
+    assert long.value.limits == {"max_chars": 100_000}
     assert peak_rss_mb() - before < 200
 
 
@@ -532,8 +535,9 @@ def test_budget_meter_refuses_while_streaming() -> None:
             pass
     assert budget.used <= 3 * 2**20 + 65536
     slow = Budget("y.pdf", ReadOptions(timeout=0.0))
-    with pytest.raises(BudgetExceeded, match=r"longer than 0 s \(raise --read-timeout"):
+    with pytest.raises(BudgetExceeded, match=r"longer than 0 s \(raise --read-timeout") as late:
         slow.check_time()
+    assert late.value.limits == {"timeout": 0.0}
 
 
 def test_docx_streamed_text_matches_python_docx_layout(tmp_path: Path) -> None:
@@ -557,6 +561,7 @@ def test_pdf_flate_bomb_is_refused_as_a_bomb(tmp_path: Path) -> None:
     with pytest.raises(BudgetExceeded, match="decompression bomb") as info:
         read_file(path)
     assert "scanned PDF" not in str(info.value)
+    assert info.value.limits == {}  # pypdf's own limit: no option of ours raises it
 
 
 # --------------------------------------------------------------------------- special files

@@ -108,7 +108,9 @@ def cli(ctx: click.Context) -> None:
                    "language's mean, so no language or hub passage is favoured; global uses one "
                    "mean; none is plain cosine.")
 @click.option("--retry-failed", is_flag=True,
-              help="Read again files that failed before although they have not changed.")
+              help="Read again files that failed before although they have not changed (one "
+                   "refused by --max-mb, --max-text-mb, --read-timeout or --max-chars is read "
+                   "again whenever that limit is raised).")
 @click.option("--max-chars", type=click.IntRange(1), default=2_000_000, show_default=True,
               help="Refuse a file whose extracted text is longer than this (a longer "
                    ".jsonl/.csv record is skipped alone).")
@@ -228,6 +230,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             f"{s.skipped} skipped, {s.failed} failed"
             + (f", {s.failed_before} failed before (unchanged; --retry-failed)"
                if s.failed_before else "")
+            + (f"; {s.limits_raised} read again for a raised limit" if s.limits_raised else "")
         )
         left_out = [(s.excluded, "excluded"), (s.ignored, "ignored (.gitignore/.xsearchignore)"),
                     (s.hidden, "hidden or build folders/files"), (s.special, "special files"),

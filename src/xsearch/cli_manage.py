@@ -57,7 +57,9 @@ def files(index_path, languages, missing, as_json):
         click.echo(f"{f['format']:<6} {f['documents']:>5} {f['passages']:>9}  "
                    f"{_size(f['size']):<10} {_when(f['indexed_at'])}  {langs}  "
                    f"{_one_line(display_path(f['path']))}"
-                   + ("  (missing)" if not f["exists"] else ""))
+                   + ("  (missing)" if not f["exists"] else "")
+                   + (f"  (records over --max-chars {f['cut_by']['max_chars']:,} left out)"
+                      if (f.get("cut_by") or {}).get("max_chars") else ""))
     for f in info["failed"]:
         reason = f["reason"].removeprefix(f"{f['path']}: ")  # readers often start with the path
         click.echo(f"{f['kind']:<7} {_when(f['at'])}  {_one_line(display_path(f['path']))}: "

@@ -57,7 +57,7 @@ def _failed(p: _Pending) -> bool:
 
 
 def _files(group: list[_Pending]) -> list[tuple]:
-    return [(p.path, p.fingerprint, p.fmt, p.drop, p.docs, p.fields) for p in group
+    return [(p.path, p.fingerprint, p.fmt, p.drop, p.docs, p.fields, p.cut_by) for p in group
             if not _failed(p)]
 
 
@@ -67,7 +67,8 @@ def _record_failures(writer: IndexWriter, group: list[_Pending]) -> None:
         with writer.store.transaction():
             for p in failed:
                 kind, _, reason = p.fmt.partition(":")
-                writer.store.record_failure(p.path, p.fingerprint[0], kind, reason, p.fields)
+                writer.store.record_failure(p.path, p.fingerprint[0], kind, reason, p.fields,
+                                            p.cut_by)
 
 
 def _advance(done, group: list[_Pending], bytes_told: float, summary: IndexSummary,

@@ -27,6 +27,7 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     ProgressFn,
     _fail,
     _pipeline,
+    limits_raised,
     record_fields,
     with_record_fields,
 )
@@ -294,13 +295,13 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
                 store.record_failure(key, "", "failed", first_line(exc), None)
             continue
         old = known.get(key)
-        if old and old["content_hash"] == fp[0] and not _other_fields(key, old, options,
-                                                                      given):
+        if old and old["content_hash"] == fp[0] and not _read_otherwise(key, old, options,
+                                                                        given, summary):
             summary.unchanged += 1
             continue
         bad = failed.get(key)
         if (bad and bad["content_hash"] == fp[0] and not retry_failed
-                and not _other_fields(key, bad, options, given)):
+                and not _read_otherwise(key, bad, options, given, summary)):
             summary.failed_before += 1
             continue
         fresh.append((f, fp))
@@ -325,7 +326,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
                 store.rename_file(old_path, key, fp[1], fp[2])
             moved[key] = gone.pop(old_path)
             summary.renamed += 1
-            if _other_fields(key, moved[key], options, given):
+            if _read_otherwise(key, moved[key], options, given, summary):
                 todo.append((f, fp))  # moved, then read with the fields asked for
             continue
         todo.append((f, fp))
@@ -346,6 +347,18 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         if stored and options is not None:
             per_file[str(f)] = with_record_fields(options, stored, given)
     return todo, per_file
+
+
+def _read_otherwise(path: str, row: dict, options: ReadOptions | None,
+                    given: frozenset[str], summary: IndexSummary) -> bool:
+    """Whether an unchanged file is read again: with other record fields, or because a limit
+    that refused it or left records out (``cut_by``) is raised in this run."""
+    if _other_fields(path, row, options, given):
+        return True
+    if options is not None and limits_raised(row.get("cut_by"), options):
+        summary.limits_raised += 1
+        return True
+    return False
 
 
 def _other_fields(path: str, row: dict, options: ReadOptions | None,

@@ -67,6 +67,8 @@ def list_files(index_path: Path, languages: tuple[str, ...] | list[str] = (),
                 # .jsonl/.csv: the --text-field/--id-field it was read with
                 "record_fields": json.loads(row["record_fields"])
                 if row.get("record_fields") else None,
+                # the limits that left records out ({"max_chars": 4000}): from schema 9
+                "cut_by": json.loads(row["cut_by"]) if row.get("cut_by") else None,
             })
         if wanted is not None or missing_only:
             failed = []  # failures hold no passages and name no language

@@ -23,7 +23,7 @@ from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile, first_line
 from .faults import point
 from .group_writer import commit_loop, whole_files
-from .ingest import ReadOptions, ReadResult, read_file
+from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
 from .ingest.formats.records import RECORD_SUFFIXES
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow
@@ -69,6 +69,8 @@ class IndexSummary:
     failed: int = 0
     skipped: int = 0
     failed_before: int = 0
+    #: Unchanged files read again because a limit that refused them or cut records was raised.
+    limits_raised: int = 0
     documents_written: int = 0
     passages_embedded: int = 0
     tokens_embedded: int = 0
@@ -115,6 +117,7 @@ class _Pending:
     texts: list[str] = field(default_factory=list)
     tokens: int = 0
     fields: str | None = None  # files.record_fields: how a .jsonl/.csv file was read
+    cut_by: str | None = None  # files.cut_by: the limits that left some of it out (JSON)
 
 
 def record_fields(path: Path | str, options: ReadOptions) -> str | None:
@@ -156,8 +159,8 @@ def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: 
         result = read_file(f, options)
         longest = max((len(d.text) for d in result.docs), default=0)
         if longest > max_chars:
-            raise IngestError(f"text too long ({longest:,} characters, limit {max_chars:,}; "
-                              "raise it with --max-chars)")
+            raise BudgetExceeded(f"text too long ({longest:,} characters, limit {max_chars:,}; "
+                                 "raise it with --max-chars)", {"max_chars": max_chars})
     except SkippedFile as exc:
         summary.skipped += 1
         summary.warnings.append(str(exc))
@@ -165,8 +168,26 @@ def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: 
         return _Pending(path=key, fingerprint=fp, fmt="skipped:" + str(exc), drop=[], docs=[])
     except IngestError as exc:
         _fail(summary, key, exc, notify)
-        return _Pending(path=key, fingerprint=fp, fmt="failed:" + str(exc), drop=[], docs=[])
+        return _Pending(path=key, fingerprint=fp, fmt="failed:" + str(exc), drop=[], docs=[],
+                        cut_by=cut_by(getattr(exc, "limits", None)))
     return result
+
+
+def cut_by(limits: dict[str, float] | None) -> str | None:
+    """The limits that refused a file or left parts of it out, as ``cut_by`` stores them."""
+    return json.dumps(limits, sort_keys=True) if limits else None
+
+
+def limits_raised(stored: str | None, options: ReadOptions) -> bool:
+    """Whether ``options`` allow more than the limits a file was refused or cut under
+    (``None``, no limit, allows more than any)."""
+    if not stored:
+        return False
+    for name, was in json.loads(stored).items():
+        now = getattr(options, name, was)
+        if now is None or now > was:
+            return True
+    return False
 
 
 def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
@@ -183,7 +204,7 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     config = writer.config
     old_docs = writer.store.documents_of(key) if known else {}
     item = _Pending(path=key, fingerprint=fp, fmt=f.suffix.lower().lstrip("."), drop=[],
-                    docs=[])
+                    docs=[], cut_by=cut_by(result.cut_by))
     new_ids = set()
     for src in result.docs:
         h = _hash_text(src.text)

@@ -198,12 +198,21 @@ def m008_lexical_spelling(db: sqlite_utils.Database) -> None:
         bm25.rebuild(db.conn, lexical.TABLE)
 
 
+@migration
+def m009_cut_by(db: sqlite_utils.Database) -> None:
+    """The limits (--max-mb, --max-text-mb, --read-timeout, --max-chars) that refused a file
+    or left records of it out, as JSON: a later run that raises one reads the file again.
+    NULL when nothing was cut, and for files read before this step."""
+    db.execute("ALTER TABLE files ADD COLUMN cut_by TEXT")
+    db.execute("ALTER TABLE failed_files ADD COLUMN cut_by TEXT")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles",
-                               "m007_record_fields", "m008_lexical_spelling"})
+                               "m007_record_fields", "m008_lexical_spelling", "m009_cut_by"})
 """Migrations a reader does without (it takes the slower way until a writer applies them: the
-lengths are a faster path, and whole outer-product matrices still read; record fields matter
-only to indexing; until m008, a query word written with a folded mark or letter form does not
-match the same word in the lexical index): a query on an index that lacks only these does not
-ask for an upgrade."""
+lengths are a faster path, and whole outer-product matrices still read; record fields and the
+limits of m009 matter only to indexing; until m008, a query word written with a folded mark or
+letter form does not match the same word in the lexical index): a query on an index that lacks
+only these does not ask for an upgrade."""

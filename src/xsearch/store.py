@@ -228,14 +228,14 @@ class Store:
             f"SELECT id FROM passages WHERE document_id IN ({marks})", part)]
 
     def upsert_file(self, path: str, content_hash: str, size: int, mtime: float, fmt: str,
-                    record_fields: str | None = None) -> None:
+                    record_fields: str | None = None, cut_by: str | None = None) -> None:
         self.db.execute(
             "INSERT INTO files (path, content_hash, size, mtime, format, indexed_at, "
-            "record_fields) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
-            "content_hash=excluded.content_hash, size=excluded.size, mtime=excluded.mtime, "
-            "format=excluded.format, indexed_at=excluded.indexed_at, "
-            "record_fields=excluded.record_fields",
-            [path, content_hash, size, mtime, fmt, time.time(), record_fields],
+            "record_fields, cut_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO "
+            "UPDATE SET content_hash=excluded.content_hash, size=excluded.size, "
+            "mtime=excluded.mtime, format=excluded.format, indexed_at=excluded.indexed_at, "
+            "record_fields=excluded.record_fields, cut_by=excluded.cut_by",
+            [path, content_hash, size, mtime, fmt, time.time(), record_fields, cut_by],
         )
         self.db.execute("DELETE FROM failed_files WHERE path = ?", [path])
 
@@ -250,13 +250,13 @@ class Store:
         return {r["path"]: r for r in self.db.query("SELECT * FROM failed_files")}
 
     def record_failure(self, path: str, content_hash: str, kind: str, reason: str,
-                       record_fields: str | None = None) -> None:
+                       record_fields: str | None = None, cut_by: str | None = None) -> None:
         self.db.execute(
-            "INSERT INTO failed_files (path, content_hash, kind, reason, at, record_fields) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+            "INSERT INTO failed_files (path, content_hash, kind, reason, at, record_fields, "
+            "cut_by) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
             "content_hash=excluded.content_hash, kind=excluded.kind, reason=excluded.reason, "
-            "at=excluded.at, record_fields=excluded.record_fields",
-            [path, content_hash, kind, reason, time.time(), record_fields],
+            "at=excluded.at, record_fields=excluded.record_fields, cut_by=excluded.cut_by",
+            [path, content_hash, kind, reason, time.time(), record_fields, cut_by],
         )
 
     def forget_failure(self, path: str) -> None:

@@ -317,7 +317,8 @@ class IndexWriter:
     def write_many(self, files: list[tuple], vectors: np.ndarray,
                    offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Written:
         """Several files in one transaction; ``vectors`` row order = passages in order. Each
-        file is (path, fingerprint, format, document ids to drop, documents[, record fields]).
+        file is (path, fingerprint, format, document ids to drop, documents[, record fields[,
+        cut_by]]).
         ``offsets`` adds query- and passage-mode vectors of sample texts per language (the
         query offset of that language, see centering.py)."""
         return self.begin_write(files).commit(vectors, offsets)

@@ -57,6 +57,8 @@ class ReadResult:
     docs: list[SourceDoc]
     warnings: list[str] = field(default_factory=list)
     encoding: str = ""  # "" for binary formats (.pdf, .docx)
+    #: The limits that left parts out (records over ``max_chars``) and their values.
+    cut_by: dict[str, float] = field(default_factory=dict)
 
 
 def display_path(path: Path | str) -> str:

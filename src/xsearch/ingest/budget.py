@@ -18,20 +18,27 @@ from .base import ReadOptions, err, human_size
 
 
 class BudgetExceeded(IngestError):
-    """A file was refused because reading it would pass a size or time budget."""
+    """A file was refused because reading it would pass a size or time budget.
+
+    ``limits`` names the option that refused it and its value (``{"max_bytes": 1048576}``),
+    empty for a parser's own guard: a later run with that option raised reads it again."""
+
+    def __init__(self, message: str, limits: dict[str, float] | None = None) -> None:
+        super().__init__(message)
+        self.limits = dict(limits or {})
 
 
 def _mb(limit: int) -> str:
     return f"{limit / 2**20:g}"
 
 
-def too_large(path: Path | str, size: int, limit: int) -> IngestError:
+def too_large(path: Path | str, size: int, limit: int) -> BudgetExceeded:
     """The error for a file larger than ``max_bytes``, in the CLI's terms (--max-mb)."""
-    return err(
+    return BudgetExceeded(err(
         path,
         f"file too large: {size:,} bytes ({human_size(size)}) exceeds the limit of "
         f"{limit:,} bytes ({human_size(limit)}); raise --max-mb (now {_mb(limit)}) to read it",
-    )
+    ).args[0], {"max_bytes": limit})
 
 
 def check_file_size(path: Path | str, size: int, options: ReadOptions) -> None:
@@ -55,8 +62,8 @@ class Budget:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise BudgetExceeded(
                 err(self.path, f"refused: reading took longer than {self.timeout:g} s "
-                               "(raise --read-timeout to allow more)").args[0]
-            )
+                               "(raise --read-timeout to allow more)").args[0],
+                {"timeout": self.timeout})
 
     def charge(self, nbytes: int, what: str = "decompressed content") -> None:
         """Count ``nbytes`` more of inflated content; refuse once past ``max_text_bytes``."""
@@ -69,8 +76,8 @@ class Budget:
         limit = self.max_text_bytes or 0
         return BudgetExceeded(
             err(self.path, f"refused: {what} exceeds the budget of {human_size(limit)} "
-                           f"(decompression bomb?; raise --max-text-mb, now {_mb(limit)})").args[0]
-        )
+                           f"(decompression bomb?; raise --max-text-mb, now {_mb(limit)})").args[0],
+            {"max_text_bytes": limit})
 
     def refuse(self, reason: str) -> BudgetExceeded:
         """A refusal for another limit (a parser's own bomb guard), worded the same way."""
@@ -79,10 +86,10 @@ class Budget:
     def check_chars(self, n: int) -> None:
         """Refuse a whole-file text once it is longer than ``max_chars``."""
         if self.max_chars is not None and n > self.max_chars:
-            raise IngestError(
+            raise BudgetExceeded(
                 err(self.path, f"text too long (more than {self.max_chars:,} characters; "
-                               "raise it with --max-chars)").args[0]
-            )
+                               "raise it with --max-chars)").args[0],
+                {"max_chars": self.max_chars})
 
     def reader(self, fh: IO[bytes], what: str = "decompressed content") -> _Metered:
         """``fh`` wrapped so every read is charged to this budget."""

@@ -19,7 +19,7 @@ from ..base import (
     err,
     warning_line,
 )
-from ..budget import Budget
+from ..budget import Budget, BudgetExceeded
 from ..decode import Decoded, decode, normalize_text, scrub_surrogates
 from . import register
 
@@ -72,6 +72,7 @@ class _Records:
         self.ids: dict[str, str] = {}  # explicit record id -> where it was first seen
         self.unnamed: list[tuple[int, int]] = []  # (index in docs, line) of records without id
         self.warnings = Warnings(path)
+        self.cut_by: dict[str, float] = {}
 
     def add(self, line: int, record_id: str, text: Any, title: Any, meta: dict[str, Any]) -> None:
         """Keep one record found at ``line``; ``record_id`` is "" when it has none."""
@@ -92,6 +93,7 @@ class _Records:
         if self.max_chars is not None and len(text) > self.max_chars:
             self.warnings.add(f"{where}: text too long ({len(text):,} characters, limit "
                               f"{self.max_chars:,}; raise it with --max-chars), skipped")
+            self.cut_by["max_chars"] = self.max_chars
             return
         if not record_id:
             self.unnamed.append((len(self.docs), line))
@@ -124,11 +126,12 @@ class _Records:
         if not self.docs:
             first = self.warnings.reasons[0] if self.warnings.reasons else ""
             detail = f" ({len(self.warnings)} problems; first: {first})" if first else ""
-            raise err(path, f"no usable records{detail}")
+            error = err(path, f"no usable records{detail}")
+            raise BudgetExceeded(error.args[0], self.cut_by) if self.cut_by else error
         warnings = self.warnings.result()
         if note:
             warnings.insert(0, warning_line(path, note))
-        return ReadResult(self.docs, warnings, encoding)
+        return ReadResult(self.docs, warnings, encoding, self.cut_by)
 
 
 def _record_id(value: Any) -> str | None:
