@@ -1,10 +1,12 @@
-"""What lexical tokenisation 2 (``xsearch.lexical.SPELLING``) changes on SIB-200.
+"""What lexical tokenisations 2 and 3 (``xsearch.lexical.SPELLING``) change on SIB-200.
 
 For the Arabic-script, Hebrew and Devanagari languages: distinct lexical tokens per language
 as written and folded, and for translation pairs of the same sentence (same SIB-200 index_id,
 all splits) how many lexical tokens the two share and how many pairs share one: names and
 loanwords that Arabic, Persian and Urdu write with different yeh, kaf or hamza forms meet
-only when folded. No embeddings: tokenisation only, in seconds. SIB-200 (CC BY-SA 4.0).
+only when folded. And for every language, how often a number of the English translation is
+a token of the sentence, before and after digits of every script fold to ASCII. No
+embeddings: tokenisation only, in seconds. SIB-200 (CC BY-SA 4.0).
 
     python benchmarks/lexical_spelling.py       # SIB-200 at $XSEARCH_SIB200
 """
@@ -23,16 +25,40 @@ PAIRS = (("arb_Arab", "pes_Arab"), ("arb_Arab", "urd_Arab"), ("pes_Arab", "urd_A
          ("hin_Deva", "mai_Deva"), ("hin_Deva", "npi_Deva"), ("mai_Deva", "npi_Deva"))
 
 
-def token_sets(texts: dict[str, str], fold: bool) -> dict[str, set[str]]:
-    """Each text's lexical tokens, with or without the spelling folds."""
+def token_sets(texts: dict[str, str], fold: bool | dict) -> dict[str, set[str]]:
+    """Each text's lexical tokens, with or without the spelling folds (or with this table)."""
     saved = lexical.SPELLING
     try:
-        lexical.SPELLING = saved if fold else {}
+        lexical.SPELLING = fold if isinstance(fold, dict) else saved if fold else {}
         lexical._normalized.cache_clear()
         return {i: lexical.token_set(t) for i, t in texts.items()}
     finally:
         lexical.SPELLING = saved
         lexical._normalized.cache_clear()
+
+
+def numbers(root: Path) -> dict:
+    """Per language: of the sentences whose English translation holds a number token, the
+    share whose own tokens hold that number, with digits as written (tokenisation 2) and
+    folded to ASCII (3). Bengali, Nepali, Arabic write some numbers in their own digits."""
+    langs = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "eng_Latn")
+    english = {r[0]: r[2] for s in ("train", "dev", "test")
+               for r in load_sib200_split(root, "eng_Latn", s)}
+    english_numbers = {i: {t for t in toks if t.isdigit()}
+                       for i, toks in token_sets(english, True).items()}
+    english_numbers = {i: n for i, n in english_numbers.items() if n}
+    no_digits = {cp: to for cp, to in lexical.SPELLING.items() if to is None or not to.isdigit()}
+    out = {}
+    for lang in langs:
+        texts = {r[0]: r[2] for s in ("train", "dev", "test")
+                 for r in load_sib200_split(root, lang, s) if r[0] in english_numbers}
+        row = {"sentences": len(texts)}
+        for how, table in (("as_written", no_digits), ("folded", lexical.SPELLING)):
+            toks = token_sets(texts, table)
+            row[f"share_holding_the_number_{how}"] = round(
+                sum(bool(toks[i] & english_numbers[i]) for i in texts) / max(1, len(texts)), 3)
+        out[lang] = row
+    return out
 
 
 def main() -> None:
@@ -53,6 +79,7 @@ def main() -> None:
                 sum(len(toks[a][i] & toks[b][i]) for i in ids) / len(ids), 3)
             pair[f"pairs_sharing_a_token_{how}"] = round(
                 sum(bool(toks[a][i] & toks[b][i]) for i in ids) / len(ids), 3)
+    result["numbers_shared_with_english"] = numbers(root)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["# Lexical spelling folds on SIB-200", "",
@@ -67,6 +94,13 @@ def main() -> None:
     lines += [f"| {k} | {v['sentence_pairs']} | {v['shared_tokens_per_pair_as_written']} | "
               f"{v['shared_tokens_per_pair_folded']} | {v['pairs_sharing_a_token_as_written']} | "
               f"{v['pairs_sharing_a_token_folded']} |" for k, v in result["pairs"].items()]
+    lines += ["", "Numbers (tokenisation 3): of the sentences whose English translation holds a "
+              "number, the share holding that number as a token, digits as written (2) and "
+              "folded to ASCII (3).", "",
+              "| language | sentences | as written | folded |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['sentences']} | {v['share_holding_the_number_as_written']} | "
+              f"{v['share_holding_the_number_folded']} |"
+              for k, v in result["numbers_shared_with_english"].items()]
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

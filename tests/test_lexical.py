@@ -64,6 +64,8 @@ def test_nfkc_casefold_joiners_and_diacritics():
     ("שָׁלוֹם", "שלום"),  # Hebrew points
     ("ज़रूर", "जरूर"), ("\u095B\u0930\u0942\u0930", "जरूर"),  # nukta, decomposed and not
     ("फ़िल्म", "फिल्म"),
+    ("٢٠٢٣", "2023"), ("۱۴۰۲", "1402"), ("२०२३", "2023"), ("১৯৭১", "1971"),  # digits
+    ("௧௯௪௭", "1947"), ("፩", "፩"), ("๒๕๖๖", "2566"),  # Tamil; Ethiopic numerals are not Nd
 ])
 def test_optional_marks_and_letter_forms_fold_both_ways(written, typed):
     assert lexical.normalize(written) == lexical.normalize(typed)
@@ -80,6 +82,24 @@ def test_spelling_fold_keeps_what_distinguishes_words():
     for word in ("हिन्दी", "कि", "की", "বড়", "ਜ਼ਮੀਨ", "سائل", "ئ", "ھ"):
         assert lexical.normalize(word) == unicodedata.normalize("NFKC", word).casefold()
     assert lexical.normalize("ـ") == "" and lexical.tokens("ـ ً ok") == [("ok", 4, 6)]
+
+
+def test_a_number_is_one_word_in_scripts_written_without_spaces():
+    # Thai letters pair up; its digits, like ASCII ones in CJK text, stay one token
+    assert lexical.fts_text("ปี๒๕๖๖นี้") == "ปี 2566 นี้"
+    assert lexical.fts_text("東京2020年") == "東京 2020 年"
+    assert lexical.fts_text("၁၉၄၈ ခုနှစ်").split()[0] == "1948"  # Myanmar digits
+
+
+def test_the_shipped_digit_table_is_what_a_scan_of_unicode_finds():
+    from xsearch.unicode_marks import DIGIT_ZEROS, UNIDATA_VERSION
+
+    if unicodedata.unidata_version != UNIDATA_VERSION:
+        pytest.skip(f"the table is Unicode {UNIDATA_VERSION}; this Python scans instead")
+    scanned = tuple(cp for cp in range(0x80, 0x110000) if unicodedata.category(chr(cp)) == "Nd"
+                    and unicodedata.digit(chr(cp)) == 0)
+    assert DIGIT_ZEROS == scanned
+    assert all(unicodedata.digit(chr(zero + d)) == d for zero in scanned for d in range(10))
 
 
 @pytest.mark.parametrize("hostile", [

@@ -13,7 +13,8 @@ Text is tokenised here, in Python, and FTS5 only splits the result on spaces:
 - marks and letter forms that writers of a script use or leave out at will are folded
   (:data:`SPELLING`): Arabic harakat and tatweel, hamza and madda on alef, alef maksura and teh
   marbuta, Persian/Urdu yeh, keheh and heh forms (as Lucene's Arabic and Persian normalisers
-  do), Hebrew points, and the Devanagari nukta (as Lucene's Hindi normaliser does).
+  do), Hebrew points, and the Devanagari nukta (as Lucene's Hindi normaliser does); the
+  decimal digits of every script are ASCII digits (٢٠٢٣, ۲۰۲۳, २०२३ and 2023 are one token).
 
 :func:`tokens` keeps each token's character span in the original text, so snippets can
 highlight matches (CJK pairs included).
@@ -41,9 +42,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from . import bm25
 
-VERSION = 2
+VERSION = 3
 """Tokenisation version: store it with the index, rebuild passages_fts when it changes
-(2: :data:`SPELLING`, migration m008)."""
+(2: :data:`SPELLING`, migration m008; 3: decimal digits of every script, m010)."""
 
 FOLD_DIACRITICS = False
 """Whether accents on Latin/Greek letters are removed. Measured on SIB-200 entity queries
@@ -98,8 +99,18 @@ def _spelling() -> dict[int, str | None]:
             "\u06A9": "\u0643",  # keheh -> kaf
             "\u0629\u06C0\u06C1": "\u0647",  # teh marbuta, heh with yeh, heh goal -> heh
             "\u0929": "\u0928", "\u0931": "\u0930", "\u0934": "\u0933"}  # ऩ ऱ ऴ
-    return {**{cp: None for cp in gone},
+    digits = {zero + d: str(d) for zero in _digit_zeros() for d in range(10)}  # ٣ ۳ ३ ৩ -> 3
+    return {**{cp: None for cp in gone}, **digits,
             **{ord(c): base for forms, base in same.items() for c in forms}}
+
+
+def _digit_zeros() -> tuple[int, ...]:
+    from .unicode_marks import DIGIT_ZEROS, UNIDATA_VERSION
+
+    if unicodedata.unidata_version == UNIDATA_VERSION:
+        return DIGIT_ZEROS
+    return tuple(cp for cp in range(0x80, sys.maxunicode + 1)
+                 if unicodedata.category(chr(cp)) == "Nd" and unicodedata.digit(chr(cp)) == 0)
 
 
 SPELLING: dict[int, str | None] = _spelling()
@@ -163,8 +174,9 @@ def _word_spans(text: str) -> Iterator[tuple[int, int]]:
 @functools.cache
 def _paired_re() -> re.Pattern[str]:
     cls = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in _PAIRED)
-    # a paired-script character with the marks that follow it = one unit
-    return re.compile(rf"[{cls}][{_marks()}{_JOINERS}]*")
+    # a paired-script character with the marks that follow it = one unit; Thai, Lao,
+    # Myanmar and Khmer digits are not paired: a number is one word in any script
+    return re.compile(rf"(?!\d)[{cls}][{_marks()}{_JOINERS}]*")
 
 
 def _is_mark(ch: str) -> bool:

@@ -178,15 +178,23 @@ def m007_record_fields(db: sqlite_utils.Database) -> None:
 def m008_lexical_spelling(db: sqlite_utils.Database) -> None:
     """Lexical tokenisation 2 (``lexical.SPELLING``): when any passage holds a character it
     folds, every passage is tokenised again (FTS5 rows and their lengths); otherwise only the
-    version is recorded. Nothing to do when m004 has just tokenised them with version 2."""
+    version is recorded. Nothing to do when m004 has just tokenised them."""
+    from . import lexical
+
+    # What NFKC turns into them too: nukta letters, Hebrew and Arabic presentation forms.
+    _tokenise_again_if_any(db, [(cp, cp) for cp in lexical.SPELLING]
+                           + [(0x0958, 0x095F), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF)])
+
+
+def _tokenise_again_if_any(db: sqlite_utils.Database, ranges: list[tuple[int, int]]) -> None:
+    """Unless the index is tokenised with today's version: tokenise every passage again when
+    one holds a character in ``ranges`` (FTS5 rows and their lengths); else record the
+    version only."""
     from . import bm25, lexical
 
     row = db.execute("SELECT value FROM meta WHERE key = 'lexical_version'").fetchone()
     if row is not None and row[0] == str(lexical.VERSION):
         return
-    # What NFKC turns into them too: nukta letters, Hebrew and Arabic presentation forms.
-    ranges = [(cp, cp) for cp in lexical.SPELLING] + [(0x0958, 0x095F), (0xFB1D, 0xFDFF),
-                                                     (0xFE70, 0xFEFF)]
     pattern = "*[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]*"
     if not db.execute("SELECT 1 FROM passages WHERE text GLOB ? LIMIT 1", [pattern]).fetchone():
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('lexical_version', ?)",
@@ -207,12 +215,24 @@ def m009_cut_by(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE failed_files ADD COLUMN cut_by TEXT")
 
 
+@migration
+def m010_lexical_digits(db: sqlite_utils.Database) -> None:
+    """Lexical tokenisation 3: decimal digits of every script fold to ASCII (and Thai, Lao,
+    Myanmar and Khmer digits are no longer paired); passages holding any are tokenised again
+    as m008 does. Nothing to do after m004 or m008, which tokenise with version 3."""
+    from . import lexical
+
+    zeros = [cp for cp in lexical.SPELLING if lexical.SPELLING[cp] == "0"]
+    _tokenise_again_if_any(db, [(zero, zero + 9) for zero in zeros])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles",
-                               "m007_record_fields", "m008_lexical_spelling", "m009_cut_by"})
+                               "m007_record_fields", "m008_lexical_spelling", "m009_cut_by",
+                               "m010_lexical_digits"})
 """Migrations a reader does without (it takes the slower way until a writer applies them: the
 lengths are a faster path, and whole outer-product matrices still read; record fields and the
-limits of m009 matter only to indexing; until m008, a query word written with a folded mark or
-letter form does not match the same word in the lexical index): a query on an index that lacks
-only these does not ask for an upgrade."""
+limits of m009 matter only to indexing; until m008 and m010, a query word written with a folded
+mark or letter form, or a number in another script's digits, does not match the same word in
+the lexical index): a query on an index that lacks only these does not ask for an upgrade."""
