@@ -98,7 +98,7 @@ def _announce_upgrade(index_path: Path, notify: ProgressFn) -> None:
     if n >= ANNOUNCE_RETOKENISING:
         notify("note", {"message": f"upgrading the index: its {n:,} passages are tokenised "
                                    "again for the lexical index, once (about 7 minutes a "
-                                   "million passages here)"})
+                                   "million passages on 2 cores)"})
 
 
 #: Passages from which a lexical re-tokenising upgrade is announced (~4 s here).
