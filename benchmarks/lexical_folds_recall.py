@@ -32,11 +32,9 @@ FOCUS = ("arb_Arab", "pes_Arab", "urd_Arab", "ben_Beng", "npi_Deva", "hin_Deva",
 
 
 def _tables() -> dict[str, dict]:
-    full = lexical.SPELLING
     return {"1 (no folds)": {},
-            "2 (marks, letter forms)": {cp: to for cp, to in full.items()
-                                        if to is None or not to.isdigit()},
-            "3 (and digits)": full}
+            "2 (marks, letter forms)": lexical.LETTERS,
+            "3 (and digits)": lexical.SPELLING}
 
 
 def _recall(langs: list[str], texts: dict[str, list[str]], queries) -> np.ndarray:

@@ -47,13 +47,12 @@ def numbers(root: Path) -> dict:
     english_numbers = {i: {t for t in toks if t.isdigit()}
                        for i, toks in token_sets(english, True).items()}
     english_numbers = {i: n for i, n in english_numbers.items() if n}
-    no_digits = {cp: to for cp, to in lexical.SPELLING.items() if to is None or not to.isdigit()}
     out = {}
     for lang in langs:
         texts = {r[0]: r[2] for s in ("train", "dev", "test")
                  for r in load_sib200_split(root, lang, s) if r[0] in english_numbers}
         row = {"sentences": len(texts)}
-        for how, table in (("as_written", no_digits), ("folded", lexical.SPELLING)):
+        for how, table in (("as_written", lexical.LETTERS), ("folded", lexical.SPELLING)):
             toks = token_sets(texts, table)
             row[f"share_holding_the_number_{how}"] = round(
                 sum(bool(toks[i] & english_numbers[i]) for i in texts) / max(1, len(texts)), 3)

@@ -99,8 +99,7 @@ def _spelling() -> dict[int, str | None]:
             "\u06A9": "\u0643",  # keheh -> kaf
             "\u0629\u06C0\u06C1": "\u0647",  # teh marbuta, heh with yeh, heh goal -> heh
             "\u0929": "\u0928", "\u0931": "\u0930", "\u0934": "\u0933"}  # ऩ ऱ ऴ
-    digits = {zero + d: str(d) for zero in _digit_zeros() for d in range(10)}  # ٣ ۳ ३ ৩ -> 3
-    return {**{cp: None for cp in gone}, **digits,
+    return {**{cp: None for cp in gone},
             **{ord(c): base for forms, base in same.items() for c in forms}}
 
 
@@ -113,9 +112,12 @@ def _digit_zeros() -> tuple[int, ...]:
                  if unicodedata.category(chr(cp)) == "Nd" and unicodedata.digit(chr(cp)) == 0)
 
 
-SPELLING: dict[int, str | None] = _spelling()
+LETTERS: dict[int, str | None] = _spelling()
+DIGITS: dict[int, str | None] = {zero + d: str(d) for zero in _digit_zeros() for d in range(10)}
+SPELLING: dict[int, str | None] = {**LETTERS, **DIGITS}
 """Folded in every token (a ``str.translate`` table): optional marks removed, interchangeable
-letter forms made one, so a query typed without them finds text written with them and back."""
+letter forms made one (:data:`LETTERS`, tokenisation 2), digits of every script made ASCII
+(:data:`DIGITS`, 3: ٣ ۳ ३ ৩ -> 3), so a query typed without them finds text written with them."""
 
 # Scripts without spaces between words (plus Hangul, see above): code point ranges.
 _PAIRED = (

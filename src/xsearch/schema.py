@@ -237,8 +237,7 @@ def m010_lexical_digits(db: sqlite_utils.Database) -> None:
     as m008 does. Nothing to do after m004 or m008, which tokenise with version 3."""
     from . import lexical
 
-    zeros = [cp for cp in lexical.SPELLING if lexical.SPELLING[cp] == "0"]
-    _tokenise_again_if_any(db, [(zero, zero + 9) for zero in zeros])
+    _tokenise_again_if_any(db, [(cp, cp) for cp in lexical.DIGITS])
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

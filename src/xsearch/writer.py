@@ -318,9 +318,8 @@ class IndexWriter:
                    offsets: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> Written:
         """Several files in one transaction; ``vectors`` row order = passages in order. Each
         file is (path, fingerprint, format, document ids to drop, documents[, record fields[,
-        cut_by]]).
-        ``offsets`` adds query- and passage-mode vectors of sample texts per language (the
-        query offset of that language, see centering.py)."""
+        cut_by]]). ``offsets`` adds query- and passage-mode vectors of sample texts per
+        language (the query offset of that language, see centering.py)."""
         return self.begin_write(files).commit(vectors, offsets)
 
     def begin_write(self, files: list[tuple]) -> OpenWrite:
