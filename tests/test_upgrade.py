@@ -224,3 +224,18 @@ def test_an_index_tokenised_before_digit_folds_is_retokenised_by_the_next_write(
     assert lexical_hits("1402") == ["fa.txt"]
     assert lexical_hits("१९७१") == ["en.txt"]
     assert "upgrading the index" not in upgrade()  # once
+
+
+def test_check_repair_announces_and_applies_the_lexical_upgrade(tmp_path, monkeypatch):
+    from xsearch import lexical
+
+    db, lexical_hits, _ = _made_with_older_tokenisation(tmp_path, monkeypatch, {
+        "bn.txt": "মুক্তিযুদ্ধ ১৯৭১ সালে শেষ হয়।",
+        "en.txt": "The bridge was finished in 2019.",
+    }, lexical.LETTERS, "m010_lexical_digits", "2")
+    assert lexical_hits("1971") == []
+    monkeypatch.setattr(indexer, "ANNOUNCE_RETOKENISING", 2)
+    repaired = run("check", "--repair", "--index", str(db.parent), "--no-model")
+    assert repaired.exit_code == 0, repaired.output
+    assert "upgrading the index: its 2 passages are tokenised again" in repaired.stderr
+    assert lexical_hits("1971") == ["bn.txt"]

@@ -77,12 +77,17 @@ def _stats_problems(index: IndexDir) -> list[dict]:
     return out
 
 
-def check_index(path: Path, repair: bool = False, embedder=None, model_check: bool = True
-                ) -> dict:
-    """Report (and with ``repair`` fix) what is wrong with the index at ``path``."""
+def check_index(path: Path, repair: bool = False, embedder=None, model_check: bool = True,
+                notify=None) -> dict:
+    """Report (and with ``repair`` fix) what is wrong with the index at ``path``;
+    ``notify(event, info)`` hears of a long upgrade before it starts."""
     path = Path(path)
     if repair:
         with lock_existing(path):
+            if notify is not None:
+                from .indexer import announce_upgrade
+
+                announce_upgrade(path, notify)
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
             writer = IndexWriter.open(path, None, keep_unfinished=True)
             try:

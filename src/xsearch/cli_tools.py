@@ -44,7 +44,8 @@ def check(index_path, repair, no_model, as_json):
     """
     from .check import check_index
 
-    report = check_index(index_path, repair=repair, model_check=not no_model)
+    report = check_index(index_path, repair=repair, model_check=not no_model,
+                         notify=lambda _event, info: click.echo(info["message"], err=True))
     report.pop("_bad", None)
     report.pop("_orphans", None)
     remaining = report.get("after", report["problems"]) if repair else report["problems"]

@@ -81,7 +81,7 @@ def _holds_files_under(index_path: Path, roots: list[Path]) -> bool:
         store.close()
 
 
-def _announce_upgrade(index_path: Path, notify: ProgressFn) -> None:
+def announce_upgrade(index_path: Path, notify: ProgressFn) -> None:
     """Say so before a migration tokenises every passage again (minutes at a million)."""
     from .index_dir import DATABASE
     from .schema import retokenising
@@ -214,7 +214,7 @@ def build_index(
             if not fresh:
                 from .index_dir import IndexDir
 
-                _announce_upgrade(index_path, notify)
+                announce_upgrade(index_path, notify)
                 probe = IndexDir.open(index_path)  # applies pending migrations
                 existing = probe.config
                 probe.close()
