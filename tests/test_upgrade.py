@@ -9,7 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from xsearch import indexer
+from xsearch import schema
 from xsearch.cli import cli
 from xsearch.store import SCHEMA_VERSION
 
@@ -217,7 +217,7 @@ def test_an_index_tokenised_before_digit_folds_is_retokenised_by_the_next_write(
     assert lexical_hits("2023") == [] and lexical_hits("1402") == []
     assert lexical_hits("1971") == ["en.txt"]
 
-    monkeypatch.setattr(indexer, "ANNOUNCE_RETOKENISING", 3)  # a big index, in small
+    monkeypatch.setattr(schema, "ANNOUNCE_RETOKENISING", 3)  # a big index, in small
     said = "upgrading the index: its 3 passages are tokenised again for the lexical index"
     assert said in upgrade()
     assert lexical_hits("2023") == ["hi.txt"]
@@ -234,7 +234,7 @@ def test_check_repair_announces_and_applies_the_lexical_upgrade(tmp_path, monkey
         "en.txt": "The bridge was finished in 2019.",
     }, lexical.LETTERS, "m010_lexical_digits", "2")
     assert lexical_hits("1971") == []
-    monkeypatch.setattr(indexer, "ANNOUNCE_RETOKENISING", 2)
+    monkeypatch.setattr(schema, "ANNOUNCE_RETOKENISING", 2)
     repaired = run("check", "--repair", "--index", str(db.parent), "--no-model")
     assert repaired.exit_code == 0, repaired.output
     assert "upgrading the index: its 2 passages are tokenised again" in repaired.stderr

@@ -17,7 +17,8 @@ from . import bm25, lexical
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .fileio import full_checksum
-from .index_dir import CONFIG, IndexDir
+from .index_dir import CONFIG, DATABASE, IndexDir
+from .schema import upgrade_note
 from .segment_kinds import HNSW
 from .segments import files_of
 from .writer import IndexWriter, lock_existing
@@ -84,10 +85,8 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
     path = Path(path)
     if repair:
         with lock_existing(path):
-            if notify is not None:
-                from .indexer import announce_upgrade
-
-                announce_upgrade(path, notify)
+            if notify is not None and (note := upgrade_note(path / DATABASE)):
+                notify("note", {"message": note})
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
             writer = IndexWriter.open(path, None, keep_unfinished=True)
             try:

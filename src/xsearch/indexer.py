@@ -81,30 +81,6 @@ def _holds_files_under(index_path: Path, roots: list[Path]) -> bool:
         store.close()
 
 
-def announce_upgrade(index_path: Path, notify: ProgressFn) -> None:
-    """Say so before a migration tokenises every passage again (minutes at a million)."""
-    from .index_dir import DATABASE
-    from .schema import retokenising
-    from .store import Store
-
-    try:
-        store = Store(index_path / DATABASE, readonly=True)
-    except Exception:  # opening it to write says what is wrong
-        return
-    try:
-        n = retokenising(store.db.conn)
-    finally:
-        store.close()
-    if n >= ANNOUNCE_RETOKENISING:
-        notify("note", {"message": f"upgrading the index: its {n:,} passages are tokenised "
-                                   "again for the lexical index, once (about 7 minutes a "
-                                   "million passages on 2 cores)"})
-
-
-#: Passages from which a lexical re-tokenising upgrade is announced (~4 s here).
-ANNOUNCE_RETOKENISING = 10_000
-
-
 def _under(path: str, roots: list[Path]) -> bool:
     p = Path(path)
     return any(p == r or r in p.parents for r in roots)
@@ -212,9 +188,11 @@ def build_index(
             fresh = needs_fresh_database(index_path, full)
             existing = None
             if not fresh:
-                from .index_dir import IndexDir
+                from .index_dir import DATABASE, IndexDir
+                from .schema import upgrade_note
 
-                announce_upgrade(index_path, notify)
+                if note := upgrade_note(index_path / DATABASE):
+                    notify("note", {"message": note})
                 probe = IndexDir.open(index_path)  # applies pending migrations
                 existing = probe.config
                 probe.close()
