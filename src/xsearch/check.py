@@ -18,7 +18,7 @@ from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError
 from .fileio import full_checksum
 from .index_dir import CONFIG, DATABASE, IndexDir
-from .schema import upgrade_note
+from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .segment_kinds import HNSW
 from .segments import files_of
 from .writer import IndexWriter, lock_existing
@@ -88,7 +88,8 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
             if notify is not None and (note := upgrade_note(path / DATABASE)):
                 notify("note", {"message": note})
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
-            writer = IndexWriter.open(path, None, keep_unfinished=True)
+            with upgrade_progress(notify and upgrade_events(notify)):
+                writer = IndexWriter.open(path, None, keep_unfinished=True)
             try:
                 report = _check(writer.index, embedder, model_check)
                 report["repaired"] = _repair(writer, report, embedder)

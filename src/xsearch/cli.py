@@ -28,6 +28,7 @@ from .cli_format import (
     non_empty_path_objects,
     read_queries,
     sigterm_interrupts,
+    tell_note,
     wrap,
 )
 from .errors import XsearchError, first_line
@@ -183,9 +184,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         elif event == "warning" and not quiet:
             meter and meter.clear()
             click.echo(f"warning: {_safe(info['message'])}", err=True)
-        elif event == "note" and not quiet:
+        elif event in ("note", "upgrading") and not quiet:
             meter and meter.clear()
-            click.echo(_safe(info["message"]), err=True)
+            tell_note(event, info)
 
     labels = None
     if labels_file:

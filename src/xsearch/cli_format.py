@@ -191,6 +191,17 @@ class _Progress:
                 self.shown = False
 
 
+def tell_note(event: str, info: dict) -> None:
+    """A note on stderr; an index upgrade's progress on one terminal line (the passages
+    tokenised again: a million take minutes)."""
+    if event == "note":
+        click.echo(_safe(info["message"]), err=True)
+    elif event == "upgrading" and sys.stderr.isatty():
+        done, total = info["done"], max(1, info["total"])
+        click.echo(f"\rupgrading: {done:,} of {total:,} passages tokenised again "
+                   f"({done / total:.0%})", err=True, nl=done >= total)
+
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

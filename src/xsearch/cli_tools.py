@@ -16,6 +16,7 @@ from .cli_format import (
     _emit,
     _index_option,
     _safe,
+    tell_note,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def check(index_path, repair, no_model, as_json):
     from .check import check_index
 
     report = check_index(index_path, repair=repair, model_check=not no_model,
-                         notify=lambda _event, info: click.echo(info["message"], err=True))
+                         notify=tell_note)
     report.pop("_bad", None)
     report.pop("_orphans", None)
     remaining = report.get("after", report["problems"]) if repair else report["problems"]

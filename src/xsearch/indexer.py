@@ -31,6 +31,7 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     record_fields,
     with_record_fields,
 )
+from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .topics import label_index
 from .writer import IndexWriter, prepare_folder, private_files, write_lock
 
@@ -189,11 +190,9 @@ def build_index(
             existing = None
             if not fresh:
                 from .index_dir import DATABASE, IndexDir
-                from .schema import upgrade_note
-
                 if note := upgrade_note(index_path / DATABASE):
                     notify("note", {"message": note})
-                probe = IndexDir.open(index_path)  # applies pending migrations
+                probe = IndexDir.open(index_path)  # applies the migrations a reader needs
                 existing = probe.config
                 probe.close()
                 asked = dict(model=model, chunk_tokens=chunk_tokens,
@@ -205,8 +204,9 @@ def build_index(
                                         batch_size=batch_size, engine=engine)
             config = None if existing else _new_config(model, embedder, chunk_tokens,
                                                        chunk_overlap, layout, centering)
-            writer = IndexWriter.open(index_path, config,
-                                      build=json.dumps(sorted(str(r) for r in roots)))
+            with upgrade_progress(upgrade_events(notify)):  # the writer applies the rest
+                writer = IndexWriter.open(index_path, config,
+                                          build=json.dumps(sorted(str(r) for r in roots)))
             summary.resumed = writer.resumed_files
             for b in writer.dropped_builds:
                 msg = (f"dropped a stopped fresh build of {b['files']} file(s) "

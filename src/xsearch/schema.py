@@ -3,8 +3,10 @@ in order, recorded in ``_migrations``; ``Store`` applies the pending ones in one
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 
 import sqlite_utils
@@ -116,16 +118,44 @@ def m003_segments(db: sqlite_utils.Database) -> None:
     )
 
 
+UpgradeProgress = Callable[[int, int], None]
+#: Passages tokenised (and read) at a time when the lexical index is made again.
+RETOKENISE_STEP = 2000
+_UPGRADE_PROGRESS: ContextVar[UpgradeProgress | None] = ContextVar("upgrade_progress",
+                                                                   default=None)
+
+
+@contextlib.contextmanager
+def upgrade_progress(tell: UpgradeProgress | None) -> Iterator[None]:
+    """While inside, a migration that tokenises every passage again calls ``tell(done,
+    total)`` after each ``RETOKENISE_STEP`` passages (in the thread that opens the database)."""
+    token = _UPGRADE_PROGRESS.set(tell)
+    try:
+        yield
+    finally:
+        _UPGRADE_PROGRESS.reset(token)
+
+
+def upgrade_events(notify: Callable[[str, dict], None]) -> UpgradeProgress:
+    """An upgrade's progress told to ``notify`` as ``("upgrading", {"done", "total"})``."""
+    return lambda done, total: notify("upgrading", {"done": done, "total": total})
+
+
 def _tokenise_every_passage(db: sqlite_utils.Database) -> None:
-    """Give every passage to the (empty) FTS5 table, 2,000 at a time, with today's
-    tokenisation, and record its version."""
+    """Give every passage to the (empty) FTS5 table, ``RETOKENISE_STEP`` at a time, with
+    today's tokenisation, and record its version."""
     from . import lexical
 
-    last = 0
-    while rows := db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id "
-                             "LIMIT 2000", [last]).fetchall():
+    tell = _UPGRADE_PROGRESS.get()
+    total = db.execute("SELECT count(*) FROM passages").fetchone()[0] if tell else 0
+    last = done = 0
+    while rows := db.execute("SELECT id, text FROM passages WHERE id > ? ORDER BY id LIMIT ?",
+                             [last, RETOKENISE_STEP]).fetchall():
         lexical.insert(db.conn, rows)
         last = rows[-1][0]
+        done += len(rows)
+        if tell:
+            tell(done, total)
     _record_lexical_version(db)
 
 
