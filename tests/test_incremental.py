@@ -67,14 +67,17 @@ def test_unchanged_changed_deleted_renamed(small_corpus, tmp_path):
     assert (again.unchanged, again.new, again.changed, again.passages_embedded) == \
         (len(files), 0, 0, 0)
 
-    # Changed: old passages of that file leave SQLite and FAISS, new ones are embedded.
+    # Changed: new text is embedded; a passage whose text is still there stays as it was
+    # (test_a_changed_file_keeps_the_passages_whose_text_it_still_holds); the rest leave
+    # SQLite and FAISS.
     target = files[0]
     old_ids = _passages_of(index, target.name)
-    target.write_text(target.read_text(encoding="utf-8") + "\n\nA new closing paragraph about "
-                      "the importance of patience.\n", encoding="utf-8")
+    target.write_text("A new opening paragraph about the importance of patience.\n\n"
+                      + target.read_text(encoding="utf-8"), encoding="utf-8")
     changed = build_index([small_corpus], index)
     assert (changed.changed, changed.unchanged) == (1, len(files) - 1)
     assert changed.passages_embedded == len(_passages_of(index, target.name))
+    assert changed.passages_kept == 0 and changed.passages_removed == len(old_ids)
     assert not set(old_ids) & set(_passages_of(index, target.name))
     _ids_agree(index)
 
@@ -124,6 +127,84 @@ def test_jsonl_only_changed_records_are_reembedded(tmp_path):
     assert second.passages_embedded == 1 and second.passages_removed == 2
     _, n_docs = _ids_agree(index)
     assert n_docs == 2
+
+
+def test_a_changed_file_keeps_the_passages_whose_text_it_still_holds(tmp_path):
+    """A record added at the top of a .jsonl without ids renumbers every record, and a
+    paragraph added to a long text changes only its last passages: each passage whose text
+    the previous version held keeps its id, vector and lexical entry (and is labelled again
+    with its document); only new text is embedded."""
+    from xsearch.topics import Label, label_index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    records = ["Coffee cherries are picked by hand on the slopes.",
+               "Le volcan a projeté des cendres sur les villages voisins.",
+               "Die Mannschaft gewann das Finale mit zwei Toren.",
+               "सौर पैनल धूप से बिजली बनाते हैं।",
+               "Mkate wa unga wa ngano huokwa asubuhi."]
+    notes = docs / "notes.jsonl"
+    notes.write_text("".join(json.dumps({"text": t}) + "\n" for t in records), encoding="utf-8")
+    report = docs / "report.txt"
+    report.write_text("\n".join(f"Section {i}. The council met to discuss the budget of the "
+                                f"new school, its library and the road to village {i}."
+                                for i in range(12)), encoding="utf-8")
+    index = tmp_path / "index"
+    build_index([docs], index, chunk_tokens=48, chunk_overlap=8)
+    label_index(index, [Label("food", "coffee, bread and cooking"),
+                        Label("news", "politics, disasters and sport")])
+
+    def passages() -> dict[str, list[tuple[int, np.ndarray, str]]]:
+        idx = IndexDir.open(index)
+        try:
+            rows = idx.store.db.execute(
+                "SELECT p.id, p.text, d.path || '#' || d.record_id FROM passages p "
+                "JOIN documents d ON d.id = p.document_id ORDER BY p.id").fetchall()
+            vecs = idx.vectors.vectors_of([r[0] for r in rows])
+        finally:
+            idx.close()
+        out: dict[str, list] = {}
+        for (pid, text, where), vec in zip(rows, vecs, strict=True):
+            out.setdefault(text, []).append((pid, vec, where.rsplit("/", 1)[1]))
+        return out
+
+    before = passages()
+    assert sum(len(v) for v in before.values()) > len(records) + 3  # the report: several
+    records[3] = "सौर पैनल रात में काम नहीं करते।"
+    notes.write_text("".join(json.dumps({"text": t}) + "\n" for t in
+                             ["Earthquakes shook the coast overnight.", *records]),
+                     encoding="utf-8")
+    report.write_text(report.read_text(encoding="utf-8")
+                      + "\nAppendix. The road will be paved next spring.", encoding="utf-8")
+    second = build_index([docs], index)
+    after = passages()
+    kept = [text for text, rows in after.items() if text in before
+            for _ in rows[:len(before[text])]]
+    new = sum(len(rows) for rows in after.values()) - len(kept)
+    assert (second.changed, second.passages_kept, second.passages_embedded) == (2, len(kept), new)
+    assert new >= 3 and len(kept) >= len(records) + 2
+    assert second.passages_removed == sum(len(v) for v in before.values()) - len(kept)
+    for text in set(kept):
+        n = min(len(after[text]), len(before[text]))
+        for (pid, vec, _), (old_pid, old_vec, _) in zip(after[text][:n], before[text][:n],
+                                                        strict=True):
+            assert pid == old_pid and np.array_equal(vec, old_vec)
+    # Every record moved down a line, and the kept passages say so.
+    assert after[records[0]][0][2] == "notes.jsonl#2" and before[records[0]][0][2] == \
+        "notes.jsonl#1"
+    _ids_agree(index)
+    searcher = Searcher(index)
+    try:
+        hit = searcher.search_many(["Mannschaft Finale"], k=1, mode="lexical")[0][0]
+        assert (hit.record_id, hit.text) == ("4", records[2])
+    finally:
+        searcher.close()
+    con = sqlite3.connect(index / "xsearch.db")
+    try:
+        assert con.execute("SELECT count(*) FROM passages WHERE topic IS NULL").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM documents WHERE topic IS NULL").fetchone() == (0,)
+    finally:
+        con.close()
 
 
 def test_full_rebuild_and_model_change_needs_full(small_corpus, tmp_path):
@@ -224,6 +305,7 @@ def test_record_fields_are_remembered_per_file_and_a_new_one_rereads(tmp_path):
 
     fifth = run("--id-field", "id")  # only the id field differs: the text field stays
     assert (fifth["changed"], fifth["unchanged"]) == (2, 0)
+    assert (fifth["passages_embedded"], fifth["passages_kept"]) == (0, 4)  # same texts
     texts, fields = stored()
     assert texts == {"news.jsonl#1": "Sourdough bread rises slowly.",
                      "news.jsonl#2": "Le volcan a projeté des cendres.",

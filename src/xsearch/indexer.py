@@ -238,7 +238,7 @@ def build_index(
             except BaseException:
                 writer.abort()
                 raise
-    if labels or summary.passages_embedded:
+    if labels or summary.passages_embedded or summary.passages_kept:
         # New passages take the stored labels; new labels relabel everything (no re-embedding).
         summary.labels = label_index(index_path, labels, embedder,
                                      only_unlabelled=labels is None)

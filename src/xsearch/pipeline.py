@@ -73,6 +73,8 @@ class IndexSummary:
     limits_raised: int = 0
     documents_written: int = 0
     passages_embedded: int = 0
+    #: Passages of changed files whose text the previous version held: kept, not embedded.
+    passages_kept: int = 0
     tokens_embedded: int = 0
     passages_removed: int = 0
     segments_merged: int = 0
@@ -206,6 +208,7 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     item = _Pending(path=key, fingerprint=fp, fmt=f.suffix.lower().lstrip("."), drop=[],
                     docs=[], cut_by=cut_by(result.cut_by))
     new_ids = set()
+    todo = []
     for src in result.docs:
         h = _hash_text(src.text)
         new_ids.add(src.record_id)
@@ -214,25 +217,35 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
             continue
         if prev:
             item.drop.append(prev["id"])
+        todo.append((src, h))
+    item.drop.extend(d["id"] for rid, d in old_docs.items() if rid not in new_ids)
+    # A passage whose text the previous version held keeps its row and vector: a line added
+    # to a record file without ids, other --id-field, an edit late in a long text.
+    reusable = writer.store.reusable_passages(item.drop) if item.drop else {}
+    for src, h in todo:
         chunks = chunk_text(src.text, embedder.count_content_tokens, config.chunk_tokens,
                             config.chunk_overlap)
         if not chunks:
             continue
-        guesses = [guessed.get(c.text[:langid.MAX_CHARS]) or langid.detect(c.text)
-                   for c in chunks]
-        passages = [
-            PassageRow(ordinal=i, char_start=c.start, char_end=c.end, text=c.text,
-                       language=g.code or "und", language_score=float(g.score),
-                       n_tokens=c.n_tokens + embedder.token_overhead)
-            for i, (c, g) in enumerate(zip(chunks, guesses, strict=True))
-        ]
+        passages, guesses = [], []
+        for i, c in enumerate(chunks):
+            n_tokens = c.n_tokens + embedder.token_overhead
+            if same := reusable.get(c.text):
+                keep, lang, score = same.pop(0)
+                guesses.append(langid.LangGuess(lang or "und", score or 0.0))
+                passages.append(PassageRow(i, c.start, c.end, c.text, lang, score, n_tokens,
+                                           keep=keep))
+                continue
+            g = guessed.get(c.text[:langid.MAX_CHARS]) or langid.detect(c.text)
+            guesses.append(g)
+            passages.append(PassageRow(i, c.start, c.end, c.text, g.code or "und",
+                                       float(g.score), n_tokens))
+            item.texts.append(c.text)
+            item.tokens += n_tokens
         doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])
         item.docs.append(DocumentRow(record_id=src.record_id, title=src.title, content_hash=h,
                                      n_chars=len(src.text), language=doc_lang,
                                      passages=passages))
-        item.texts.extend(c.text for c in chunks)
-        item.tokens += sum(p.n_tokens for p in passages)
-    item.drop.extend(d["id"] for rid, d in old_docs.items() if rid not in new_ids)
     if known:
         summary.changed += 1
     else:
@@ -395,7 +408,8 @@ class _BatchReport:
 
     def __init__(self, group: list[_Pending], notify: ProgressFn,
                  then: Callable[[], None] | None = None) -> None:
-        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.passages]
+        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.passages
+                       if p.keep is None]
         self.then = then  # called once, after the first batch
         total = sum(self.tokens) or 1
         self.per_token = sum(item.fingerprint[1] for item in group) / total

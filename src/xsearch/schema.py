@@ -201,7 +201,7 @@ def m006_lang_stats_triangles(db: sqlite_utils.Database) -> None:
     """Each language's sum of outer products as its upper triangle (half the bytes). The
     migration's name is what keeps an older xsearch, which reads whole matrices, from
     opening an index written this way ("made by a newer xsearch")."""
-    from .store import pack_outer, unpack_outer
+    from .lang_sums import pack_outer, unpack_outer
 
     rows = db.execute("SELECT language, sum, outer FROM lang_stats").fetchall()
     for language, total, outer in rows:

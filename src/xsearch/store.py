@@ -1,5 +1,6 @@
 """The SQLite half of an index, and its commit point: files, documents, passages, the list of
-vector segments, tombstones, per-language vector statistics and the index's own config.
+vector segments, tombstones, per-language vector statistics (``lang_sums``) and the index's
+own config.
 
 Vectors live only in segment files (``segments.py``); a segment is part of the index exactly
 when a committed ``segments`` row names it.
@@ -7,7 +8,6 @@ when a committed ``segments`` row names it.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import time
@@ -20,6 +20,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import CorruptIndexError
+from .lang_sums import LangSums
 from .schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
     MIGRATIONS,
     READERS_MAY_SKIP,
@@ -39,6 +40,9 @@ class PassageRow:
     language_score: float
     n_tokens: int
     vector: np.ndarray | None = None
+    #: The id of a passage of the file's previous version with the same text: that row (its
+    #: vector, language and lexical entry) moves into this document instead of a new one.
+    keep: int | None = None
 
 
 @dataclass
@@ -62,7 +66,7 @@ class NeedsUpgradeError(CorruptIndexError):
     """The database is older than this xsearch; a writer must migrate it first."""
 
 
-class Store:
+class Store(LangSums):
     """Typed access to the index database.
 
     ``readonly`` opens SQLite with ``mode=ro`` (``immutable=1`` when the folder itself cannot
@@ -227,6 +231,25 @@ class Store:
         return [r[0] for part, marks in _in_chunks(list(doc_ids)) for r in self.db.execute(
             f"SELECT id FROM passages WHERE document_id IN ({marks})", part)]
 
+    def reusable_passages(self, doc_ids: Iterable[int]) -> dict[str, list[tuple]]:
+        """Passages of these documents that have a vector, by text: [(id, language,
+        language score)] in order, for the new version of their file to keep."""
+        out: dict[str, list[tuple]] = {}
+        for part, marks in _in_chunks(list(doc_ids)):
+            for pid, text, lang, score in self.db.execute(
+                    "SELECT id, text, language, language_score FROM passages "
+                    f"WHERE document_id IN ({marks}) AND segment IS NOT NULL ORDER BY id",
+                    part):
+                out.setdefault(text, []).append((pid, lang, score))
+        return out
+
+    def set_aside(self, doc_ids: list[int]) -> None:
+        """Give documents about to be deleted record ids no new document has, so their
+        file's new documents can be inserted (and keep their passages) first."""
+        for part, marks in _in_chunks(doc_ids):
+            self.db.execute("UPDATE documents SET record_id = char(1) || id "
+                            f"WHERE id IN ({marks})", part)
+
     def upsert_file(self, path: str, content_hash: str, size: int, mtime: float, fmt: str,
                     record_fields: str | None = None, cut_by: str | None = None) -> None:
         self.db.execute(
@@ -303,8 +326,16 @@ class Store:
              len(doc.passages)],
         )
         doc_id = cur.lastrowid
-        pids = []
+        pids, new = [], []
         for p in doc.passages:
+            if p.keep is not None:  # same text, same vector and lexical entry: moved here
+                # Without its topic: labelled again with the document's other passages.
+                self.db.execute("UPDATE passages SET document_id = ?, ordinal = ?, "
+                                "char_start = ?, char_end = ?, topic = NULL, "
+                                "topic_score = NULL WHERE id = ?",
+                                [doc_id, p.ordinal, p.char_start, p.char_end, p.keep])
+                pids.append(p.keep)
+                continue
             cur = self.db.execute(
                 "INSERT INTO passages (document_id, ordinal, char_start, char_end, text, language, "
                 "language_score, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -312,11 +343,11 @@ class Store:
                  p.language_score, p.n_tokens],
             )
             pids.append(cur.lastrowid)
+            new.append((cur.lastrowid, p.text))
         from . import lexical
 
-        lexical.insert(self.db.conn, [(pid, p.text) for pid, p in zip(pids, doc.passages,
-                                                                      strict=True)])
-        self._lexical_new += pids  # their lengths (xsearch.bm25), when the transaction ends
+        lexical.insert(self.db.conn, new)
+        self._lexical_new += [pid for pid, _ in new]  # their lengths (xsearch.bm25), at commit
         return doc_id, pids
 
     def assign_segment(self, passage_ids: list[int], segment_id: int) -> None:
@@ -373,64 +404,6 @@ class Store:
                                [segment_id]).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    # -- per-language statistics -------------------------------------------------------
-
-    def lang_stats(self, with_outer: bool = False) -> dict[str, tuple]:
-        """language -> (n, sum) or (n, sum, outer) as float64 arrays."""
-        cols = "language, n, sum" + (", outer" if with_outer else "")
-        out = {}
-        for row in self.db.execute(f"SELECT {cols} FROM lang_stats"):
-            vec = np.frombuffer(row[2], dtype=np.float64)
-            out[row[0]] = ((row[1], vec, unpack_outer(row[3], len(vec))) if with_outer
-                           else (row[1], vec))
-        return out
-
-    def update_lang_stats(self, language: str, vectors: np.ndarray, sign: int = 1) -> None:
-        """Add (sign=1) or remove (sign=-1) these vectors from the language's sums."""
-        if not len(vectors):
-            return
-        v = np.asarray(vectors, dtype=np.float64)
-        dim = v.shape[1]
-        row = self.db.execute("SELECT n, sum, outer FROM lang_stats WHERE language = ?",
-                              [language]).fetchone()
-        if row:
-            n, total = row[0], np.frombuffer(row[1], dtype=np.float64).copy()
-            outer = unpack_outer(row[2], dim)
-        else:
-            n, total, outer = 0, np.zeros(dim), np.zeros((dim, dim))
-        n += sign * len(v)
-        total += sign * v.sum(axis=0)
-        outer = outer + sign * (v.T @ v)
-        if n <= 0:
-            self.db.execute("DELETE FROM lang_stats WHERE language = ?", [language])
-            return
-        self.db.execute(
-            "INSERT INTO lang_stats (language, n, sum, outer) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(language) DO UPDATE SET n=excluded.n, sum=excluded.sum, "
-            "outer=excluded.outer",
-            [language, n, total.tobytes(), pack_outer(outer)],
-        )
-
-    def lang_offsets(self) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:
-        """language -> (n, sum of query-mode vectors, sum of passage-mode vectors)."""
-        return {r[0]: (r[1], np.frombuffer(r[2], dtype=np.float64),
-                       np.frombuffer(r[3], dtype=np.float64))
-                for r in self.db.execute("SELECT language, n, q_sum, p_sum FROM lang_offsets")}
-
-    def add_lang_offset(self, language: str, q: np.ndarray, p: np.ndarray) -> None:
-        """Add query- and passage-mode vectors of the same texts to a language's sums."""
-        if not len(q):
-            return
-        old = self.lang_offsets().get(language)
-        n = len(q) + (old[0] if old else 0)
-        qs = np.asarray(q, dtype=np.float64).sum(axis=0) + (old[1] if old else 0.0)
-        ps = np.asarray(p, dtype=np.float64).sum(axis=0) + (old[2] if old else 0.0)
-        self.db.execute("INSERT OR REPLACE INTO lang_offsets (language, n, q_sum, p_sum) "
-                        "VALUES (?, ?, ?, ?)", [language, n, qs.tobytes(), ps.tobytes()])
-
-    def clear_lang_stats(self) -> None:
-        self.db.execute("DELETE FROM lang_stats")
-
     # -- reading -----------------------------------------------------------------------
 
     def passage_ids(self) -> np.ndarray:
@@ -473,28 +446,3 @@ class Store:
             "passages": q("SELECT count(*) FROM passages").fetchone()[0],
         }
 
-
-def pack_outer(outer: np.ndarray) -> bytes:
-    """A symmetric sum of outer products as its upper triangle, row by row, in float32 (half
-    the bytes of the whole matrix: 13 languages were 7.7 MB of data/corpus's 8.2 MB index)."""
-    return np.ascontiguousarray(outer[_upper(len(outer))], dtype=np.float32).tobytes()
-
-
-def unpack_outer(blob: bytes, dim: int) -> np.ndarray:
-    """The (dim, dim) float64 matrix from :func:`pack_outer`'s bytes, or from the whole float32
-    matrix that indexes written before it hold."""
-    flat = np.frombuffer(blob, dtype=np.float32)
-    if len(flat) == dim * dim:
-        return flat.astype(np.float64).reshape(dim, dim)
-    if len(flat) != dim * (dim + 1) // 2:
-        raise ValueError(f"a sum of outer products of {len(flat)} values is not {dim}-d")
-    out = np.empty((dim, dim))
-    rows, cols = _upper(dim)
-    out[rows, cols] = flat
-    out[cols, rows] = flat
-    return out
-
-
-@functools.cache
-def _upper(dim: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(dim)

@@ -298,11 +298,9 @@ class IndexWriter:
     def _forget(self, removed: list[tuple]) -> None:
         """Take removed passages' vectors out of the per-language sums."""
         by_seg: dict[int, list[int]] = defaultdict(list)
-        lang_of_seg: dict[int, str] = {}
-        for pid, lang, seg, *_ in removed:
+        for pid, _lang, seg, *_ in removed:
             if seg is not None:
                 by_seg[seg].append(pid)
-                lang_of_seg[seg] = lang
         if not by_seg:
             return  # nothing to read back (and no O(#segments) read per written file)
         rows = {r["id"]: r for r in self.store.segments()}
@@ -328,16 +326,17 @@ class IndexWriter:
         return OpenWrite(self, files)
 
     def _write_rows(self, files: list[tuple]) -> tuple[list[int], list[str], int]:
-        added, langs, removed_total = [], [], 0
+        added, langs, removed_total = [], [], 0  # the new passages, their languages
         for path, fingerprint, fmt, drop, docs, *fields in files:
             self.store.upsert_file(path, *fingerprint, fmt, *fields)
+            self.store.set_aside(drop)  # deleted after the new documents took their passages
+            for d in docs:
+                pids = self.store.insert_document(path, d)[1]
+                added += [i for i, p in zip(pids, d.passages, strict=True) if p.keep is None]
+                langs += [p.language or "und" for p in d.passages if p.keep is None]
             removed = self.store.delete_documents(drop)
             self._forget(removed)
             removed_total += len(removed)
-            for d in docs:
-                _, pids = self.store.insert_document(path, d)
-                added += pids
-                langs += [p.language or "und" for p in d.passages]
         self.store.record_lexical()
         point("write:rows")
         return added, langs, removed_total
