@@ -3,6 +3,7 @@ symlinks, special files, names that are not UTF-8; and the index command's optio
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -157,3 +158,42 @@ def test_index_command_options_and_summary(tmp_path: Path) -> None:
     with sqlite3.connect(index / "xsearch.db") as con:
         names = sorted(Path(r[0]).name for r in con.execute("SELECT path FROM files"))
     assert names == [".hidden.txt", "bread.txt", "ignored.md", "out.txt"]
+
+
+def test_a_file_indexed_through_a_symlink_is_not_indexed_again_by_its_real_path(
+        tmp_path: Path) -> None:
+    """The index keeps the path a file was indexed by; the same file reached by another path
+    later (the real folder behind a linked one, a hard link, or the other way round) is left
+    as it is, and said so, instead of doubling every hit. A copy is another file."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "bread.txt").write_text("Sourdough bread needs a long, slow rise.\n", "utf-8")
+    (real / "volcano.txt").write_text("Le volcan a projeté des cendres.\n", "utf-8")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    runner = CliRunner()
+
+    def run(index: Path, *paths: Path) -> tuple[dict, str, list[str]]:
+        result = runner.invoke(cli, ["index", *map(str, paths), "--index", str(index),
+                                     "--json"])
+        assert result.exit_code == 0, result.output
+        with sqlite3.connect(index / "xsearch.db") as con:
+            rows = sorted(r[0] for r in con.execute("SELECT path FROM files"))
+        return json.loads(result.stdout.splitlines()[0]), result.stderr, rows
+
+    first, _, rows = run(tmp_path / "a", link)
+    assert first["new"] == 2 and rows == [str(link / "bread.txt"), str(link / "volcano.txt")]
+    again, said, rows = run(tmp_path / "a", real)
+    assert (again["new"], again["same_file"], again["passages_embedded"]) == (0, 2, 0)
+    assert "2 file(s) already indexed under another path" in said
+    assert f"{real / 'bread.txt'} is {link / 'bread.txt'}" in said
+    assert rows == [str(link / "bread.txt"), str(link / "volcano.txt")]
+
+    # The other way round, and a hard link: one entry per file; a copy is a file of its own.
+    os.link(real / "bread.txt", tmp_path / "hard.txt")
+    (tmp_path / "copy.txt").write_bytes((real / "bread.txt").read_bytes())
+    first, _, _ = run(tmp_path / "b", real)
+    later, _, rows = run(tmp_path / "b", link, tmp_path / "hard.txt", tmp_path / "copy.txt")
+    assert (first["new"], later["new"], later["same_file"]) == (2, 1, 3)
+    assert rows == [str(tmp_path / "copy.txt"), str(real / "bread.txt"),
+                    str(real / "volcano.txt")]

@@ -321,6 +321,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             by_hash.setdefault(row["content_hash"], p)
     todo = []
     moved: dict[str, dict] = {}
+    twins: list[tuple[str, str]] = []
     for f, fp in fresh:
         key = str(f)
         old_path = by_hash.pop(fp[0], None) if key not in known else None
@@ -332,7 +333,15 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             if _read_otherwise(key, moved[key], options, given, summary):
                 todo.append((f, fp))  # moved, then read with the fields asked for
             continue
+        if key not in known and key not in failed and (twin := _indexed_as(store, key, fp[0])):
+            twins.append((key, twin))
+            continue
         todo.append((f, fp))
+    if twins:
+        summary.same_file = len(twins)
+        notify("note", {"message": f"{len(twins)} file(s) already indexed under another path "
+                                   f"(a symlink or a second name), left as they are: "
+                                   f"{twins[0][0]} is {twins[0][1]}"})
     if gone:
         summary.passages_removed += writer.delete_files(sorted(gone))
         summary.removed += len(gone)
@@ -350,6 +359,20 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         if stored and options is not None:
             per_file[str(f)] = with_record_fields(options, stored, given)
     return todo, per_file
+
+
+def _indexed_as(store, path: str, content_hash: str) -> str | None:
+    """The path under which the index holds this very file (the same inode, reached through
+    a symlink or another hard link), if it does. Of many indexed copies of one text only the
+    first 64 are looked at, so a folder of identical files costs no more than a stat each."""
+    for (other,) in store.db.execute("SELECT path FROM files WHERE content_hash = ? AND "
+                                     "path != ? LIMIT 64", [content_hash, path]):
+        try:
+            if os.path.samefile(path, other):
+                return other
+        except OSError:
+            continue
+    return None
 
 
 def _read_otherwise(path: str, row: dict, options: ReadOptions | None,

@@ -63,6 +63,8 @@ class IndexSummary:
     changed: int = 0
     unchanged: int = 0
     renamed: int = 0
+    #: New paths of files the index holds under another path (a symlink, a hard link).
+    same_file: int = 0
     removed: int = 0
     #: Indexed files under the roots that this run's walk left out but are still on disk.
     kept: int = 0

@@ -297,13 +297,21 @@ def m010_lexical_digits(db: sqlite_utils.Database) -> None:
     _tokenise_again_if_any(db, [(cp, cp) for cp in lexical.DIGITS])
 
 
+@migration
+def m011_files_by_hash(db: sqlite_utils.Database) -> None:
+    """Files by content hash: a new path is looked up among them, so a file indexed through
+    a symlink is not indexed again through its real path (nor the other way round)."""
+    db.execute("CREATE INDEX files_content_hash ON files(content_hash)")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles",
                                "m007_record_fields", "m008_lexical_spelling", "m009_cut_by",
-                               "m010_lexical_digits"})
+                               "m010_lexical_digits", "m011_files_by_hash"})
 """Migrations a reader does without (it takes the slower way until a writer applies them: the
-lengths are a faster path, and whole outer-product matrices still read; record fields and the
-limits of m009 matter only to indexing; until m008 and m010, a query word written with a folded
-mark or letter form, or a number in another script's digits, does not match the same word in
-the lexical index): a query on an index that lacks only these does not ask for an upgrade."""
+lengths are a faster path, and whole outer-product matrices still read; record fields, the
+limits of m009 and the hash index of m011 matter only to indexing; until m008 and m010, a
+query word written with a folded mark or letter form, or a number in another script's digits,
+does not match the same word in the lexical index): a query on an index that lacks only these
+does not ask for an upgrade."""
