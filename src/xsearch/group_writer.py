@@ -75,8 +75,8 @@ def _advance(done, group: list[_Pending], bytes_told: float, summary: IndexSumma
              notify: ProgressFn) -> None:
     n = len(done.added)
     summary.passages_embedded += n
-    summary.passages_kept += sum(x.keep is not None for p in group for d in p.docs
-                                 for x in d.passages)
+    summary.passages_kept += sum(len(d.passages) - len(d.to_embed) for p in group
+                                 for d in p.docs)
     summary.passages_removed += done.removed
     summary.documents_written += sum(len(p.docs) for p in group)
     tokens = sum(p.tokens for p in group)

@@ -365,8 +365,7 @@ def _indexed_as(store, path: str, content_hash: str) -> str | None:
     """The path under which the index holds this very file (the same inode, reached through
     a symlink or another hard link), if it does. Of many indexed copies of one text only the
     first 64 are looked at, so a folder of identical files costs no more than a stat each."""
-    for (other,) in store.db.execute("SELECT path FROM files WHERE content_hash = ? AND "
-                                     "path != ? LIMIT 64", [content_hash, path]):
+    for other in store.paths_with_hash(content_hash, besides=path, limit=64):
         try:
             if os.path.samefile(path, other):
                 return other

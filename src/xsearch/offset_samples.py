@@ -65,7 +65,7 @@ def group_samples(embedder: Embedder, group: list, sampled: dict[str, int]
     picks: dict[str, list[str]] = {}
     for item in group:
         for d in item.docs:
-            for p in (p for p in d.passages if p.keep is None):
+            for p in d.to_embed:
                 lang = p.language or "und"
                 if sampled.get(lang, 0) + len(picks.get(lang, ())) < OFFSET_SAMPLES:
                     picks.setdefault(lang, []).append(p.text[:OFFSET_CHARS])

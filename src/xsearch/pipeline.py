@@ -410,8 +410,7 @@ class _BatchReport:
 
     def __init__(self, group: list[_Pending], notify: ProgressFn,
                  then: Callable[[], None] | None = None) -> None:
-        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.passages
-                       if p.keep is None]
+        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.to_embed]
         self.then = then  # called once, after the first batch
         total = sum(self.tokens) or 1
         self.per_token = sum(item.fingerprint[1] for item in group) / total

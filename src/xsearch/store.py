@@ -54,6 +54,11 @@ class DocumentRow:
     language: str
     passages: list[PassageRow]
 
+    @property
+    def to_embed(self) -> list[PassageRow]:
+        """Its passages that need a vector (the others keep a passage of the previous version)."""
+        return [p for p in self.passages if p.keep is None]
+
 
 def _in_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
     """(ids, "?,?,...") in slices that stay under SQLite's limit on bound variables."""
@@ -231,6 +236,12 @@ class Store(LangSums):
         return [r[0] for part, marks in _in_chunks(list(doc_ids)) for r in self.db.execute(
             f"SELECT id FROM passages WHERE document_id IN ({marks})", part)]
 
+    def paths_with_hash(self, content_hash: str, besides: str, limit: int) -> list[str]:
+        """Up to ``limit`` indexed files with this content hash, other than ``besides``."""
+        return [r[0] for r in self.db.execute(
+            "SELECT path FROM files WHERE content_hash = ? AND path != ? LIMIT ?",
+            [content_hash, besides, limit])]
+
     def reusable_passages(self, doc_ids: Iterable[int]) -> dict[str, list[tuple]]:
         """Passages of these documents that have a vector, by text: [(id, language,
         language score)] in order, for the new version of their file to keep."""
@@ -318,7 +329,8 @@ class Store(LangSums):
         return removed
 
     def insert_document(self, path: str, doc: DocumentRow) -> tuple[int, list[int]]:
-        """Insert a document and its passages; returns (document id, passage ids)."""
+        """Insert a document and its passages; returns (document id, ids of the passages
+        added, in order: those of ``doc.to_embed``)."""
         cur = self.db.execute(
             "INSERT INTO documents (path, record_id, title, content_hash, n_chars, language, "
             "n_passages) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -326,7 +338,7 @@ class Store(LangSums):
              len(doc.passages)],
         )
         doc_id = cur.lastrowid
-        pids, new = [], []
+        new = []
         for p in doc.passages:
             if p.keep is not None:  # same text, same vector and lexical entry: moved here
                 # Without its topic: labelled again with the document's other passages.
@@ -334,7 +346,6 @@ class Store(LangSums):
                                 "char_start = ?, char_end = ?, topic = NULL, "
                                 "topic_score = NULL WHERE id = ?",
                                 [doc_id, p.ordinal, p.char_start, p.char_end, p.keep])
-                pids.append(p.keep)
                 continue
             cur = self.db.execute(
                 "INSERT INTO passages (document_id, ordinal, char_start, char_end, text, language, "
@@ -342,12 +353,12 @@ class Store(LangSums):
                 [doc_id, p.ordinal, p.char_start, p.char_end, p.text, p.language,
                  p.language_score, p.n_tokens],
             )
-            pids.append(cur.lastrowid)
             new.append((cur.lastrowid, p.text))
         from . import lexical
 
         lexical.insert(self.db.conn, new)
-        self._lexical_new += [pid for pid, _ in new]  # their lengths (xsearch.bm25), at commit
+        pids = [pid for pid, _ in new]
+        self._lexical_new += pids  # their lengths (xsearch.bm25), when the transaction ends
         return doc_id, pids
 
     def assign_segment(self, passage_ids: list[int], segment_id: int) -> None:

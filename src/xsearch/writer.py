@@ -331,9 +331,8 @@ class IndexWriter:
             self.store.upsert_file(path, *fingerprint, fmt, *fields)
             self.store.set_aside(drop)  # deleted after the new documents took their passages
             for d in docs:
-                pids = self.store.insert_document(path, d)[1]
-                added += [i for i, p in zip(pids, d.passages, strict=True) if p.keep is None]
-                langs += [p.language or "und" for p in d.passages if p.keep is None]
+                added += self.store.insert_document(path, d)[1]
+                langs += [p.language or "und" for p in d.to_embed]
             removed = self.store.delete_documents(drop)
             self._forget(removed)
             removed_total += len(removed)
