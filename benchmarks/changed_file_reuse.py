@@ -6,7 +6,8 @@ SIB-200 sentences (all splits, CC BY-SA 4.0) of a few languages make two files, 
 that same first index: a record added at the top of the .jsonl (every record's line moves),
 the .jsonl read with another ``--id-field`` (ids change, texts do not), a paragraph added at
 the end of the long text, a word added in its middle or near its start, a paragraph added
-near its start. A changed file keeps each passage whose text its previous version held; the
+near its start, both files moved to another folder and edited in the same run. A changed file
+(or one renamed and edited) keeps each passage whose text its previous version held; the
 rest is embedded. The same runs work on an older xsearch (kept is then 0), for a comparison:
 
     python benchmarks/changed_file_reuse.py          # SIB-200 at $XSEARCH_SIB200
@@ -76,12 +77,24 @@ def _edits() -> dict[str, tuple]:
                          + text[at:], encoding="utf-8")
         return edit
 
+    def moved(edit):
+        def then_move(folder: Path) -> None:
+            edit(folder)
+            (folder / "archive").mkdir()
+            for name in ("records.jsonl", "report.txt"):
+                (folder / name).rename(folder / "archive" / f"2026-{name}")
+        return then_move
+
     return {"record added at the top of the .jsonl": (top, None),
             "the .jsonl read with --id-field uid": (None, ReadOptions(id_field="uid")),
             "paragraph added at the end of the long text": (append, None),
             "word added in the middle of the long text": (word_at(0.5), None),
             "word added near the start of the long text": (word_at(0.02), None),
-            "paragraph added near the start of the long text": (paragraph_at(0.02), None)}
+            "paragraph added near the start of the long text": (paragraph_at(0.02), None),
+            "both files moved to another folder, a record added at the top of the .jsonl "
+            "and a paragraph at the end of the long text": (moved(lambda f: (top(f),
+                                                                              append(f))),
+                                                            None)}
 
 
 def main() -> None:
@@ -103,8 +116,8 @@ def main() -> None:
                      "embedded": first.passages_embedded, "kept": 0, "removed": 0})
         shutil.copytree(index, first_index)
         for name, (edit, options) in _edits().items():
-            for f in pristine.iterdir():
-                shutil.copy2(f, docs / f.name)
+            shutil.rmtree(docs)
+            shutil.copytree(pristine, docs)
             shutil.rmtree(index)
             shutil.copytree(first_index, index)
             if edit is not None:

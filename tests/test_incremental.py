@@ -207,6 +207,73 @@ def test_a_changed_file_keeps_the_passages_whose_text_it_still_holds(tmp_path):
         con.close()
 
 
+def test_a_file_renamed_and_edited_keeps_its_passages(tmp_path):
+    """A long text moved to another folder and edited in the same run, and a record of a
+    deleted .jsonl added to one that stays: the passages whose text a gone file held
+    keep their ids and vectors under their new path; only new text is embedded, and the
+    gone files are removed after that."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    report = docs / "report.txt"
+    report.write_text("\n".join(f"Section {i}. The council met to discuss the budget of the "
+                                f"new school, its library and the road to village {i}."
+                                for i in range(12)), encoding="utf-8")
+    old_notes = docs / "old.jsonl"
+    records = ["Le volcan a projeté des cendres sur les villages voisins.",
+               "Die Mannschaft gewann das Finale mit zwei Toren."]
+    old_notes.write_text("".join(json.dumps({"text": t}) + "\n" for t in records),
+                         encoding="utf-8")
+    keep = docs / "keep.jsonl"
+    stays = "Mkate wa unga wa ngano huokwa asubuhi."
+    keep.write_text(json.dumps({"text": stays}) + "\n", encoding="utf-8")
+    index = tmp_path / "index"
+    build_index([docs], index, chunk_tokens=48, chunk_overlap=8)
+
+    def passages() -> dict[str, tuple[int, np.ndarray, str]]:
+        idx = IndexDir.open(index)
+        try:
+            rows = idx.store.db.execute(
+                "SELECT p.id, p.text, d.path FROM passages p "
+                "JOIN documents d ON d.id = p.document_id ORDER BY p.id").fetchall()
+            vecs = idx.vectors.vectors_of([r[0] for r in rows])
+        finally:
+            idx.close()
+        return {text: (pid, vec, path) for (pid, text, path), vec in
+                zip(rows, vecs, strict=True)}
+
+    before = passages()
+    n_report = sum(1 for _, _, path in before.values() if path == str(report))
+    assert n_report > 3
+    (docs / "archive").mkdir()
+    moved = docs / "archive" / "report-2026.txt"
+    moved.write_text(report.read_text(encoding="utf-8")
+                     + "\nAppendix. The road will be paved next spring.", encoding="utf-8")
+    report.unlink()
+    old_notes.unlink()
+    keep.write_text(keep.read_text(encoding="utf-8") + json.dumps({"text": records[1]}) + "\n",
+                    encoding="utf-8")
+    second = build_index([docs], index)
+    after = passages()
+    assert (second.new, second.changed, second.removed, second.renamed) == (1, 1, 2, 0)
+    kept = [t for t in after if t in before and t != stays]  # stays: an unchanged record
+    # the report's passages but its last (the appendix joins it), and the record
+    assert second.passages_kept == len(kept) >= n_report
+    assert second.passages_embedded == len(after) - len(kept) - 1 <= 2
+    assert second.passages_removed == len(before) - len(kept) - 1
+    for text in kept:
+        pid, vec, path = after[text]
+        assert pid == before[text][0] and np.array_equal(vec, before[text][1])
+    assert after[records[1]][2] == str(keep) and before[records[1]][2] == str(old_notes)
+    assert {path for _, _, path in after.values()} == {str(moved), str(keep)}
+    _ids_agree(index)
+    searcher = Searcher(index)
+    try:
+        hit = searcher.search_many(["Mannschaft Finale"], k=1, mode="lexical")[0][0]
+        assert (hit.path, hit.record_id, hit.text) == (str(keep), "2", records[1])
+    finally:
+        searcher.close()
+
+
 def test_full_rebuild_and_model_change_needs_full(small_corpus, tmp_path):
     index = tmp_path / "index"
     build_index([small_corpus], index)

@@ -244,7 +244,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
                        "and stay indexed (xsearch rm removes them)")
         click.echo(
             f"passages: {s.passages_embedded} embedded, "
-            + (f"{s.passages_kept} kept from changed files, " if s.passages_kept else "")
+            + (f"{s.passages_kept} kept (text indexed before), " if s.passages_kept else "")
             + f"{s.passages_removed} removed in "
             f"{s.seconds:.1f}s ({s.passages_per_second:.1f} passages/s)"
             + (f"; {s.segments_merged} segments merged" if s.segments_merged else "")

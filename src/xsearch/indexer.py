@@ -227,12 +227,15 @@ def build_index(
                     options = replace(options, max_chars=max_chars)
                 # a --full rebuild reads each record file as the live index read it
                 earlier = live_record_fields(index_path) if fresh else {}
-                todo, per_file = _plan(writer, files, roots, summary, notify, retry_failed,
-                                       prune, options, record_fields_given, earlier)
+                todo, per_file, gone = _plan(writer, files, roots, summary, notify,
+                                             retry_failed, prune, options,
+                                             record_fields_given, earlier)
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
-                          per_file=per_file)
+                          per_file=per_file, gone=gone)
+                if gone:  # after the files that may have kept some of their passages
+                    summary.passages_removed += writer.delete_files(gone)
                 summary.segments_merged = writer.merge()
                 writer.finish()
             except BaseException:
@@ -269,10 +272,12 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
           notify: ProgressFn, retry_failed: bool, prune: bool = False,
           options: ReadOptions | None = None, given: frozenset[str] = frozenset(),
           earlier: dict[str, str] | None = None,
-          ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, ReadOptions]]:
-    """Decide what changed; apply removals and renames; return the files to read and the
-    options of those read before as .jsonl/.csv files (with the record fields they were read
-    with, except the ones ``given``).
+          ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, ReadOptions],
+                     list[str]]:
+    """Decide what changed; apply renames; return the files to read, the options of those
+    read before as .jsonl/.csv files (with the record fields they were read with, except the
+    ones ``given``), and the indexed files that are gone: deleted once the files to read
+    have kept the passages of theirs they still hold.
 
     ``given`` names the record fields of ``options`` asked for in this run; a record file
     read with other ones is read again even if unchanged (its documents whose text is the
@@ -342,9 +347,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         notify("note", {"message": f"{len(twins)} file(s) already indexed under another path "
                                    f"(a symlink or a second name), left as they are: "
                                    f"{twins[0][0]} is {twins[0][1]}"})
-    if gone:
-        summary.passages_removed += writer.delete_files(sorted(gone))
-        summary.removed += len(gone)
+    summary.removed += len(gone)
     # A file that failed or was skipped and is gone now is no longer listed as such.
     stale = [p for p in failed if p not in seen and (_under(p, roots) or prune)
              and not _still_a_file(p)]
@@ -358,7 +361,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         stored = row.get("record_fields") if row else (earlier or {}).get(str(f))
         if stored and options is not None:
             per_file[str(f)] = with_record_fields(options, stored, given)
-    return todo, per_file
+    return todo, per_file, sorted(gone)
 
 
 def _indexed_as(store, path: str, content_hash: str) -> str | None:

@@ -26,7 +26,7 @@ from .group_writer import commit_loop, whole_files
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
 from .ingest.formats.records import RECORD_SUFFIXES
 from .offset_samples import group_samples, settle
-from .store import DocumentRow, PassageRow
+from .store import DocumentRow, PassageRow, text_key
 from .writer import IndexWriter
 
 #: Files read ahead of the embedder; bounds memory while keeping it fed.
@@ -37,6 +37,9 @@ READ_AHEAD = 64
 #: more tokens than one sort over all 6,321 passages, groups of 1,024 0.9%. A Ctrl-C commits
 #: the files of the group being embedded whose passages are all done; a kill loses the group.
 COMMIT_EVERY = 1024
+#: Passages of gone files offered to this run's new and changed files, at most (16-byte keys:
+#: a few MB); a bigger deletion offers its first ones.
+POOL_LIMIT = 100_000
 #: The first group closes sooner, so that embedding starts soon after reading does.
 FIRST_GROUP = 256
 
@@ -75,7 +78,8 @@ class IndexSummary:
     limits_raised: int = 0
     documents_written: int = 0
     passages_embedded: int = 0
-    #: Passages of changed files whose text the previous version held: kept, not embedded.
+    #: Passages whose text a changed file's previous version, or a gone file, held: kept with
+    #: their vectors, not embedded.
     passages_kept: int = 0
     tokens_embedded: int = 0
     passages_removed: int = 0
@@ -196,9 +200,11 @@ def limits_raised(stored: str | None, options: ReadOptions) -> bool:
 
 def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
              result: ReadResult | _Pending, summary: IndexSummary, notify: ProgressFn,
-             known: bool, guessed: dict[str, langid.LangGuess]) -> _Pending:
+             known: bool, guessed: dict[str, langid.LangGuess],
+             pool: dict[bytes, list[tuple]] | None = None) -> _Pending:
     """Chunk and identify one file that was read (reader thread); ``guessed`` holds
-    languages already identified (:func:`_guess_ahead`)."""
+    languages already identified (:func:`_guess_ahead`); ``pool``, passages of files gone
+    in this run that a chunk with the same text takes (:meth:`Store.reusable_of_files`)."""
     if isinstance(result, _Pending):
         return result
     key = str(f)
@@ -222,8 +228,10 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
         todo.append((src, h))
     item.drop.extend(d["id"] for rid, d in old_docs.items() if rid not in new_ids)
     # A passage whose text the previous version held keeps its row and vector: a line added
-    # to a record file without ids, other --id-field, an edit late in a long text.
+    # to a record file without ids, other --id-field, an edit late in a long text; then one
+    # a gone file held (renamed and edited, or text moved out of it).
     reusable = writer.store.reusable_passages(item.drop) if item.drop else {}
+    pool = pool or {}
     for src, h in todo:
         chunks = chunk_text(src.text, embedder.count_content_tokens, config.chunk_tokens,
                             config.chunk_overlap)
@@ -232,7 +240,8 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
         passages, guesses = [], []
         for i, c in enumerate(chunks):
             n_tokens = c.n_tokens + embedder.token_overhead
-            if same := reusable.get(c.text):
+            key = text_key(c.text)
+            if same := reusable.get(key) or pool.get(key):
                 keep, lang, score = same.pop(0)
                 guesses.append(langid.LangGuess(lang or "und", score or 0.0))
                 passages.append(PassageRow(i, c.start, c.end, c.text, lang, score, n_tokens,
@@ -259,11 +268,12 @@ _DONE = object()
 
 
 def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
-            known: set[str], stop: threading.Event, per_file: dict[str, ReadOptions]
-            ) -> None:
+            known: set[str], stop: threading.Event, per_file: dict[str, ReadOptions],
+            gone: list[str]) -> None:
     try:
         if not embedder.ready():
             langid.warm()  # while the tokenizer loads; the first chunk needs both
+        pool = writer.store.reusable_of_files(gone, POOL_LIMIT) if gone else {}
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
             if stop.is_set():
@@ -276,7 +286,7 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             guessed = _guess_ahead(held, embedder)
             for f, fp, opts, result in held:
                 item = _prepare(writer, embedder, f, fp, result, summary, notify,
-                                str(f) in known, guessed)
+                                str(f) in known, guessed, pool)
                 item.fields = record_fields(f, opts)
                 out.put(item)
             held = []
@@ -333,10 +343,13 @@ def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
 def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOptions,
               max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
               notify: ProgressFn, prepare: Callable[[], None] | None = None,
-              per_file: dict[str, ReadOptions] | None = None) -> None:
+              per_file: dict[str, ReadOptions] | None = None,
+              gone: list[str] | None = None) -> None:
     """Index ``todo``; ``prepare`` runs on this thread once the reader has started (work
     that needs the model but not the files, overlapped with the first reads); ``per_file``
-    maps a file to the options it is read with instead of ``options``."""
+    maps a file to the options it is read with instead of ``options``; ``gone``, indexed
+    files no longer on disk, deleted by the caller after this, whose passages ``todo``'s
+    files may keep."""
     if not todo:
         if prepare is not None:
             prepare()
@@ -350,7 +363,8 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     reader_view = _ReaderView(writer)
     reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
                                                     max_chars, summary, notify, inbox,
-                                                    known, stop, per_file or {}), daemon=True)
+                                                    known, stop, per_file or {}, gone or []),
+                              daemon=True)
     errors: list[BaseException] = []
     committer = threading.Thread(target=commit_loop, args=(writer, outbox, summary, notify,
                                                             errors), daemon=True)

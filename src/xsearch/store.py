@@ -8,6 +8,7 @@ when a committed ``segments`` row names it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -58,6 +59,12 @@ class DocumentRow:
     def to_embed(self) -> list[PassageRow]:
         """Its passages that need a vector (the others keep a passage of the previous version)."""
         return [p for p in self.passages if p.keep is None]
+
+
+def text_key(text: str) -> bytes:
+    """A short digest of a passage's text: how reusable passages are looked up (a pool of
+    100,000 holds 16-byte keys, not their texts)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _in_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
@@ -242,17 +249,37 @@ class Store(LangSums):
             "SELECT path FROM files WHERE content_hash = ? AND path != ? LIMIT ?",
             [content_hash, besides, limit])]
 
-    def reusable_passages(self, doc_ids: Iterable[int]) -> dict[str, list[tuple]]:
-        """Passages of these documents that have a vector, by text: [(id, language,
-        language score)] in order, for the new version of their file to keep."""
-        out: dict[str, list[tuple]] = {}
+    def reusable_passages(self, doc_ids: Iterable[int]) -> dict[bytes, list[tuple]]:
+        """Passages of these documents that have a vector, by :func:`text_key`: [(id,
+        language, language score)] in order, for the new version of their file to keep."""
+        out: dict[bytes, list[tuple]] = {}
         for part, marks in _in_chunks(list(doc_ids)):
-            for pid, text, lang, score in self.db.execute(
-                    "SELECT id, text, language, language_score FROM passages "
-                    f"WHERE document_id IN ({marks}) AND segment IS NOT NULL ORDER BY id",
-                    part):
-                out.setdefault(text, []).append((pid, lang, score))
+            self._gather(out, "SELECT id, text, language, language_score FROM passages "
+                              f"WHERE document_id IN ({marks}) AND segment IS NOT NULL "
+                              "ORDER BY id", part)
         return out
+
+    def reusable_of_files(self, paths: list[str], limit: int) -> dict[bytes, list[tuple]]:
+        """:meth:`reusable_passages` of every document of these files, up to ``limit``
+        passages (a file renamed and edited, or text moved out of a deleted file)."""
+        out: dict[bytes, list[tuple]] = {}
+        left = limit
+        for part, marks in _in_chunks(list(paths)):
+            left -= self._gather(out, "SELECT p.id, p.text, p.language, p.language_score "
+                                      "FROM passages p JOIN documents d ON d.id = "
+                                      f"p.document_id WHERE d.path IN ({marks}) AND "
+                                      "p.segment IS NOT NULL ORDER BY p.id LIMIT ?",
+                                 [*part, left])
+            if left <= 0:
+                break
+        return out
+
+    def _gather(self, out: dict[bytes, list[tuple]], sql: str, params: list) -> int:
+        n = 0
+        for pid, text, lang, score in self.db.execute(sql, params):
+            out.setdefault(text_key(text), []).append((pid, lang, score))
+            n += 1
+        return n
 
     def set_aside(self, doc_ids: list[int]) -> None:
         """Give documents about to be deleted record ids no new document has, so their
