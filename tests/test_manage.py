@@ -18,6 +18,7 @@ from conftest import BAD, CORPUS
 from xsearch.check import check_index
 from xsearch.cli import cli
 from xsearch.indexer import build_index
+from xsearch.ingest.walk import WalkOptions
 
 FILES = {"a": ["bread/eng_Latn_bread.txt", "bread/fra_Latn_bread.txt",
                "coffee/deu_Latn_coffee.txt"],
@@ -161,6 +162,44 @@ def test_rm_file_folder_and_glob(collection, monkeypatch):
     hits = [json.loads(line) for line in run("query", "bread", "-i", str(index), "-k", "5",
                                              "--json").output.splitlines()]
     assert {Path(h["path"]).name for h in hits} == {"fra_Latn_bread.txt"}
+
+
+def test_rm_names_a_file_by_the_path_it_was_not_indexed_under(tmp_path, embedder):
+    """Files indexed through a symlinked folder, and through a hard link, are removed when
+    named by their real path or folder; nothing else is, and an unrelated file on disk that
+    is not indexed is still an error."""
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    for name in ("eng_Latn_bread.txt", "fra_Latn_bread.txt"):
+        shutil.copy(CORPUS / "bread" / name, real / "sub" / name)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(CORPUS / "coffee" / "deu_Latn_coffee.txt", other / "original.txt")
+    os.link(other / "original.txt", other / "second-name.txt")
+    shutil.copy(CORPUS / "coffee" / "eng_Latn_coffee.txt", other / "plain.txt")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "linked").symlink_to(real / "sub", target_is_directory=True)
+    (docs / "second-name.txt").symlink_to(other / "second-name.txt")
+    (docs / "plain.txt").symlink_to(other / "plain.txt")
+    index = tmp_path / "index"
+    build_index([docs], index, embedder=embedder,
+                walk_options=WalkOptions(follow_symlinks=True))
+    assert _paths(index) == {"eng_Latn_bread.txt", "fra_Latn_bread.txt", "second-name.txt",
+                             "plain.txt"}
+    out = run_json("rm", str(real / "sub" / "fra_Latn_bread.txt"), "-i", str(index))
+    assert out["removed"] == [str(docs / "linked" / "fra_Latn_bread.txt")]
+    out = run_json("rm", str(other / "original.txt"), "-i", str(index))  # a hard link of it
+    assert out["removed"] == [str(docs / "second-name.txt")]
+    out = run_json("rm", str(real), "-i", str(index), "--dry-run")  # the folder above the link
+    assert out["removed"] == [str(docs / "linked" / "eng_Latn_bread.txt")]
+    assert _paths(index) == {"eng_Latn_bread.txt", "plain.txt"}
+    not_indexed = other / "new.txt"
+    not_indexed.write_text("Not indexed at all.", encoding="utf-8")
+    result = run("rm", str(not_indexed), "-i", str(index), ok=False)
+    assert result.exit_code == 1 and "not in the index" in result.output
+    assert _paths(index) == {"eng_Latn_bread.txt", "plain.txt"}
+    _sound(index)
 
 
 def test_rm_unknown_path_is_an_error_and_removes_nothing(collection):

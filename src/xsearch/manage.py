@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import stat
 from pathlib import Path
 
 from .errors import NotIndexedError
@@ -84,11 +85,13 @@ def missing_files(store) -> list[str]:
             if not os.path.lexists(p)]
 
 
-def match_paths(patterns: list[str], indexed: list[str]) -> tuple[dict[str, list[str]],
-                                                                     list[str]]:
+def match_paths(patterns: list[str], indexed: list[str], sizes: dict[str, int] | None = None
+                ) -> tuple[dict[str, list[str]], list[str]]:
     """Which indexed paths each pattern names: a file, a folder (everything below it) or a
-    glob over the whole absolute path (``*`` also crosses folders). Returns
-    ({pattern: paths}, patterns that matched nothing)."""
+    glob over the whole absolute path (``*`` also crosses folders). Given the indexed files'
+    ``sizes``, a file or folder on disk that names none by its path names those the index
+    reached another way (:func:`_same_on_disk`). Returns ({pattern: paths}, patterns that
+    matched nothing)."""
     found: dict[str, list[str]] = {}
     unmatched: list[str] = []
     ordered = sorted(indexed)
@@ -101,11 +104,42 @@ def match_paths(patterns: list[str], indexed: list[str]) -> tuple[dict[str, list
         else:
             below = target.rstrip(os.sep) + os.sep
             hits = [p for p in ordered if p == target or p.startswith(below)]
+            if not hits and sizes is not None:
+                hits = _same_on_disk(target, ordered, sizes)
         if hits:
             found[pattern] = hits
         else:
             unmatched.append(pattern)
     return found, unmatched
+
+
+def _same_on_disk(target: str, ordered: list[str], sizes: dict[str, int]) -> list[str]:
+    """Indexed paths that reach the file or folder ``target`` through a link: a symlinked
+    folder on either side (their folders' real paths agree) or, for a file, a symlink or hard
+    link to it (the same inode, looked at for files of its size only)."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return []
+    is_dir = stat.S_ISDIR(st.st_mode)
+    real = os.path.realpath(target)
+    below = real.rstrip(os.sep) + os.sep
+    folders: dict[str, str] = {}  # one realpath per folder, not per file
+    hits = []
+    for p in ordered:
+        head, name = os.path.split(p)
+        if head not in folders:
+            folders[head] = os.path.realpath(head)
+        where = os.path.join(folders[head], name)
+        if where == real or (is_dir and where.startswith(below)):
+            hits.append(p)
+        elif not is_dir and sizes.get(p) == st.st_size:
+            try:
+                if os.path.samefile(p, target):
+                    hits.append(p)
+            except OSError:
+                continue
+    return hits
 
 
 def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False,
@@ -120,14 +154,14 @@ def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False
     path = Path(index_path)
     index = IndexDir.open(path)  # a clear error for a missing or foreign folder, before locking
     try:
-        indexed = list(index.store.files())
+        indexed = {p: row["size"] for p, row in index.store.files().items()}
         failed = list(index.store.failed_files())
         passages_of = dict(index.store.db.execute(
             "SELECT d.path, count(p.id) FROM documents d JOIN passages p ON p.document_id = d.id"
             " GROUP BY d.path").fetchall())
     finally:
         index.close()
-    found, unmatched = match_paths(patterns, sorted(set(indexed) | set(failed)))
+    found, unmatched = match_paths(patterns, sorted(set(indexed) | set(failed)), indexed)
     if unmatched and not missing_ok:
         raise NotIndexedError(
             "not in the index: " + ", ".join(unmatched)
