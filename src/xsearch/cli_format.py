@@ -192,14 +192,17 @@ class _Progress:
 
 
 def tell_note(event: str, info: dict) -> None:
-    """A note on stderr; an index upgrade's progress on one terminal line (the passages
-    tokenised again: a million take minutes)."""
+    """A note on stderr; an index upgrade's progress (the passages tokenised again: a million
+    take minutes): on one terminal line, or in a log a line at each quarter."""
     if event == "note":
         click.echo(_safe(info["message"]), err=True)
-    elif event == "upgrading" and sys.stderr.isatty():
+    elif event == "upgrading":
         done, total = info["done"], max(1, info["total"])
-        click.echo(f"\rupgrading: {done:,} of {total:,} passages tokenised again "
-                   f"({done / total:.0%})", err=True, nl=done >= total)
+        line = f"upgrading: {done:,} of {total:,} passages tokenised again ({done / total:.0%})"
+        if sys.stderr.isatty():
+            click.echo("\r" + line, err=True, nl=done >= total)
+        elif (4 * done) // total > (4 * (done - info.get("step", done))) // total:
+            click.echo(line, err=True)
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -137,8 +137,10 @@ def upgrade_progress(tell: UpgradeProgress | None) -> Iterator[None]:
 
 
 def upgrade_events(notify: Callable[[str, dict], None]) -> UpgradeProgress:
-    """An upgrade's progress told to ``notify`` as ``("upgrading", {"done", "total"})``."""
-    return lambda done, total: notify("upgrading", {"done": done, "total": total})
+    """An upgrade's progress told to ``notify`` as ``("upgrading", {"done", "total",
+    "step"})``: ``step``, the passages told at a time (fewer at the end)."""
+    return lambda done, total: notify("upgrading", {"done": done, "total": total,
+                                                    "step": RETOKENISE_STEP})
 
 
 def _tokenise_every_passage(db: sqlite_utils.Database) -> None:
