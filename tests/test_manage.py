@@ -367,6 +367,12 @@ def test_user_config_dir_and_relative_index(corpus_index, tmp_path, monkeypatch)
     env = {"XSEARCH_CONFIG": None, "XSEARCH_INDEX": None, "XDG_CONFIG_HOME": str(home)}
     info = json.loads(run("stats", "--json", env=env).output)
     assert info["index"] == str(home / "xsearch" / "idx")  # relative to the file
+    # So is every option that takes a file or folder (here query --file), not only --index.
+    (home / "xsearch" / "queries.txt").write_text("bread\ncoffee\n", encoding="utf-8")
+    (home / "xsearch" / "xsearch.toml").write_text(
+        'index = "idx"\n[command.query]\nfile = "queries.txt"\n', encoding="utf-8")
+    lines = run("query", "-k", "1", env=env).output.splitlines()
+    assert [json.loads(line)["query"] for line in lines] == ["bread", "coffee"]
 
 
 @pytest.mark.parametrize("text,expect", [

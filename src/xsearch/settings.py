@@ -32,8 +32,6 @@ ENV_VAR = "XSEARCH_CONFIG"
 RESERVED = ("engine", "exclude", "include")
 #: The table holding one table per command: ``[command.query]``.
 TABLES = "command"
-#: Options whose value is a path: relative paths in the file are relative to the file.
-PATH_KEYS = ("index",)
 _NEVER = ("help", "version")
 #: (command, option) pairs a top-level key does not reach: ``query --model`` only checks the
 #: index's model, so a default there would make every other index fail.
@@ -127,8 +125,16 @@ def _check_type(opt: click.Option, value: object) -> str | None:
     return None
 
 
+def _beside(source: Path, value: object) -> object:
+    """A path the config file gives, relative to that file (``-``, standard input, stays)."""
+    if not isinstance(value, str) or value == "-":
+        return value
+    return str(source.parent / Path(value).expanduser())
+
+
 def _convert(source: Path, key: str, cmd: click.Command, opt: click.Option, value: object):
-    """``value`` checked as ``opt``'s default (a relative path made relative to ``source``)."""
+    """``value`` checked as ``opt``'s default (a relative path, for an option that takes a
+    file or folder, made relative to ``source``)."""
     listed = opt.multiple and isinstance(value, list)
     if opt.multiple and not listed:
         value = [value]
@@ -137,8 +143,9 @@ def _convert(source: Path, key: str, cmd: click.Command, opt: click.Option, valu
         if why is not None:
             where = f"item {n}: " if listed else ""
             raise ConfigError(f"{source}: key {key!r}: {where}{why}")
-    if key.split(".")[-1] in PATH_KEYS and isinstance(value, str):
-        value = str(source.parent / Path(value).expanduser())
+    if isinstance(opt.type, (click.Path, click.File)):  # --index, --labels, --out...
+        value = ([_beside(source, v) for v in value] if listed or opt.multiple
+                 else _beside(source, value))
     try:
         # Closing the context closes what a File option opened to check its value.
         with click.Context(cmd) as ctx:
