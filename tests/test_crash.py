@@ -197,6 +197,33 @@ def test_killed_at_a_random_moment_then_finished(tmp_path, corpus_index):
     assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
 
 
+def test_killed_after_a_renamed_file_took_its_passages_before_the_old_path_went(reference,
+                                                                               tmp_path):
+    """A file renamed and edited takes its old passages in its own commit; the old path is
+    deleted after. Killed between the two, the index is sound (the old path still listed,
+    with what it did not give away), and the next run deletes it."""
+    docs, _, counts = reference
+    docs2, index = tmp_path / "docs", tmp_path / "index"
+    shutil.copytree(docs, docs2)
+    _xsearch("index", str(docs2), "--index", str(index), "-q")
+    old = docs2 / "eng_Latn_bread.txt"
+    (docs2 / "bread-notes.txt").write_text(old.read_text(encoding="utf-8")
+                                           + "\n\nOne more line on rye bread.",
+                                           encoding="utf-8")
+    old.unlink()
+    _run_fault("write:after-commit", docs2, index)
+    assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
+    listed = {Path(f["path"]).name for f in json.loads(
+        _xsearch("files", "--index", str(index), "--json").stdout)["files"]}
+    assert {"eng_Latn_bread.txt", "bread-notes.txt"} <= listed
+    done = _index_json(docs2, index)
+    assert (done["removed"], done["new"]) == (1, 0)
+    assert _counts(index)[0] == counts[0]
+    assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
+    out = _xsearch("query", "rye bread", "--index", str(index), "--json")
+    assert Path(json.loads(out.stdout.splitlines()[0])["path"]).name == "bread-notes.txt"
+
+
 def _unfinished(index: Path) -> list[Path]:
     return sorted(p for p in index.glob("xsearch.db.new-*") if p.name[15:].isdigit())
 
