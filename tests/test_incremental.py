@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,19 @@ def _ids_agree(index_path) -> tuple[int, int]:
         return len(sql_ids), idx.store.counts()["documents"]
     finally:
         idx.close()
+
+
+def _passage_rows(index_path) -> list[tuple[int, str, str, str, np.ndarray]]:
+    """(passage id, text, path, record id, vector) of every passage, by id."""
+    idx = IndexDir.open(index_path)
+    try:
+        rows = idx.store.db.execute(
+            "SELECT p.id, p.text, d.path, d.record_id FROM passages p "
+            "JOIN documents d ON d.id = p.document_id ORDER BY p.id").fetchall()
+        vecs = idx.vectors.vectors_of([r[0] for r in rows])
+    finally:
+        idx.close()
+    return [(*row, vec) for row, vec in zip(rows, vecs, strict=True)]
 
 
 def _lexical_agrees(index_path) -> None:
@@ -155,17 +169,9 @@ def test_a_changed_file_keeps_the_passages_whose_text_it_still_holds(tmp_path):
                         Label("news", "politics, disasters and sport")])
 
     def passages() -> dict[str, list[tuple[int, np.ndarray, str]]]:
-        idx = IndexDir.open(index)
-        try:
-            rows = idx.store.db.execute(
-                "SELECT p.id, p.text, d.path || '#' || d.record_id FROM passages p "
-                "JOIN documents d ON d.id = p.document_id ORDER BY p.id").fetchall()
-            vecs = idx.vectors.vectors_of([r[0] for r in rows])
-        finally:
-            idx.close()
         out: dict[str, list] = {}
-        for (pid, text, where), vec in zip(rows, vecs, strict=True):
-            out.setdefault(text, []).append((pid, vec, where.rsplit("/", 1)[1]))
+        for pid, text, path, record_id, vec in _passage_rows(index):
+            out.setdefault(text, []).append((pid, vec, f"{Path(path).name}#{record_id}"))
         return out
 
     before = passages()
@@ -230,16 +236,7 @@ def test_a_file_renamed_and_edited_keeps_its_passages(tmp_path):
     build_index([docs], index, chunk_tokens=48, chunk_overlap=8)
 
     def passages() -> dict[str, tuple[int, np.ndarray, str]]:
-        idx = IndexDir.open(index)
-        try:
-            rows = idx.store.db.execute(
-                "SELECT p.id, p.text, d.path FROM passages p "
-                "JOIN documents d ON d.id = p.document_id ORDER BY p.id").fetchall()
-            vecs = idx.vectors.vectors_of([r[0] for r in rows])
-        finally:
-            idx.close()
-        return {text: (pid, vec, path) for (pid, text, path), vec in
-                zip(rows, vecs, strict=True)}
+        return {text: (pid, vec, path) for pid, text, path, _, vec in _passage_rows(index)}
 
     before = passages()
     n_report = sum(1 for _, _, path in before.values() if path == str(report))
