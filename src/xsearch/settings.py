@@ -144,8 +144,7 @@ def _convert(source: Path, key: str, cmd: click.Command, opt: click.Option, valu
             where = f"item {n}: " if listed else ""
             raise ConfigError(f"{source}: key {key!r}: {where}{why}")
     if isinstance(opt.type, (click.Path, click.File)):  # --index, --labels, --out...
-        value = ([_beside(source, v) for v in value] if listed or opt.multiple
-                 else _beside(source, value))
+        value = [_beside(source, v) for v in value] if opt.multiple else _beside(source, value)
     try:
         # Closing the context closes what a File option opened to check its value.
         with click.Context(cmd) as ctx:
