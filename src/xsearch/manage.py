@@ -167,8 +167,9 @@ def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False
             "not in the index: " + ", ".join(unmatched)
             + " (see xsearch files; --missing-ok ignores this)")
     chosen = sorted({p for hits in found.values() for p in hits})
-    files = [p for p in chosen if p in set(indexed)]
-    records = [p for p in chosen if p in set(failed) and p not in set(indexed)]
+    failed_set = set(failed)
+    files = [p for p in chosen if p in indexed]
+    records = [p for p in chosen if p in failed_set and p not in indexed]
     result = {"index": str(path.resolve()), "removed": files, "failed_records": records,
               "passages": sum(passages_of.get(p, 0) for p in files), "unmatched": unmatched,
               "dry_run": dry_run, "segments_merged": 0}
