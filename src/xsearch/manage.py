@@ -155,23 +155,21 @@ def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False
     index = IndexDir.open(path)  # a clear error for a missing or foreign folder, before locking
     try:
         indexed = {p: row["size"] for p, row in index.store.files().items()}
-        failed = list(index.store.failed_files())
-        passages_of = dict(index.store.db.execute(
-            "SELECT d.path, count(p.id) FROM documents d JOIN passages p ON p.document_id = d.id"
-            " GROUP BY d.path").fetchall())
+        failed = set(index.store.failed_files())
+        found, unmatched = match_paths(patterns, sorted(set(indexed) | failed), indexed)
+        if unmatched and not missing_ok:
+            raise NotIndexedError(
+                "not in the index: " + ", ".join(unmatched)
+                + " (see xsearch files; --missing-ok ignores this)")
+        chosen = sorted({p for hits in found.values() for p in hits})
+        files = [p for p in chosen if p in indexed]
+        records = [p for p in chosen if p in failed and p not in indexed]
+        # Counted here for a dry run only: a removal counts what it removes.
+        passages = index.store.passages_of_files(files) if dry_run else 0
     finally:
         index.close()
-    found, unmatched = match_paths(patterns, sorted(set(indexed) | set(failed)), indexed)
-    if unmatched and not missing_ok:
-        raise NotIndexedError(
-            "not in the index: " + ", ".join(unmatched)
-            + " (see xsearch files; --missing-ok ignores this)")
-    chosen = sorted({p for hits in found.values() for p in hits})
-    failed_set = set(failed)
-    files = [p for p in chosen if p in indexed]
-    records = [p for p in chosen if p in failed_set and p not in indexed]
     result = {"index": str(path.resolve()), "removed": files, "failed_records": records,
-              "passages": sum(passages_of.get(p, 0) for p in files), "unmatched": unmatched,
+              "passages": passages, "unmatched": unmatched,
               "dry_run": dry_run, "segments_merged": 0}
     if dry_run or not chosen:
         return result

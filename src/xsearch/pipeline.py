@@ -232,6 +232,7 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     # a gone file held (renamed and edited, or text moved out of it).
     reusable = writer.store.reusable_passages(item.drop) if item.drop else {}
     pool = pool or {}
+    looked_up = bool(reusable or pool)  # a first build hashes no text
     for src, h in todo:
         chunks = chunk_text(src.text, embedder.count_content_tokens, config.chunk_tokens,
                             config.chunk_overlap)
@@ -240,8 +241,8 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
         passages, guesses = [], []
         for i, c in enumerate(chunks):
             n_tokens = c.n_tokens + embedder.token_overhead
-            key = text_key(c.text)
-            if same := reusable.get(key) or pool.get(key):
+            same = (reusable.get(k := text_key(c.text)) or pool.get(k)) if looked_up else None
+            if same:
                 keep, lang, score = same.pop(0)
                 guesses.append(langid.LangGuess(lang or "und", score or 0.0))
                 passages.append(PassageRow(i, c.start, c.end, c.text, lang, score, n_tokens,

@@ -40,7 +40,6 @@ class PassageRow:
     language: str
     language_score: float
     n_tokens: int
-    vector: np.ndarray | None = None
     #: The id of a passage of the file's previous version with the same text: that row (its
     #: vector, language and lexical entry) moves into this document instead of a new one.
     keep: int | None = None
@@ -242,6 +241,13 @@ class Store(LangSums):
     def passage_ids_of_documents(self, doc_ids: Iterable[int]) -> list[int]:
         return [r[0] for part, marks in _in_chunks(list(doc_ids)) for r in self.db.execute(
             f"SELECT id FROM passages WHERE document_id IN ({marks})", part)]
+
+    def passages_of_files(self, paths: list[str]) -> int:
+        """How many passages these files hold."""
+        return sum(self.db.execute(
+            "SELECT count(*) FROM passages p JOIN documents d ON d.id = p.document_id "
+            f"WHERE d.path IN ({marks})", part).fetchone()[0]
+            for part, marks in _in_chunks(paths))
 
     def paths_with_hash(self, content_hash: str, besides: str, limit: int) -> list[str]:
         """Up to ``limit`` indexed files with this content hash, other than ``besides``."""
