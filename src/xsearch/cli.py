@@ -73,7 +73,9 @@ def cli(ctx: click.Context) -> None:
 @click.option("--model", "-m", envvar="XSEARCH_MODEL", show_envvar=True,
               help="Embedding model for a new index: e5-small (default, bundled), minilm, "
                    "use-m3, all-minilm-l6-v2, a Hugging Face id or a local folder.")
-@click.option("--full", is_flag=True, help="Rebuild the index from scratch.")
+@click.option("--full", is_flag=True, help="Rebuild the index from scratch (a passage whose "
+              "text the index holds for the same file keeps its vector: same model, engine).")
+@click.option("--re-embed", is_flag=True, help="With --full: embed every passage again.")
 @click.option("--chunk-tokens", type=click.IntRange(16, 8192),
               help="Passage size in model tokens (new index: 256, capped at the model limit).")
 @click.option("--overlap", type=click.IntRange(0, 4096),
@@ -130,7 +132,7 @@ def cli(ctx: click.Context) -> None:
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
           max_text_mb, read_timeout, excludes, includes, no_ignore, hidden, follow_symlinks,
           layout, centering, retry_failed, max_chars, batch_size, engine, commit_every, labels_file,
-          as_json, quiet, prune):
+          as_json, quiet, prune, re_embed):
     """Index files and folders (re-runs only touch what changed).
 
     Reads .txt .md .html .pdf .docx .jsonl .csv (one document per record), splits them into
@@ -143,10 +145,13 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         xsearch index records.jsonl --text-field body --id-field uid
         xsearch index data/corpus --full --model minilm
         xsearch index data/corpus --full --layout hnsw
+        xsearch index data/corpus --full --re-embed
         xsearch index --prune
         xsearch index data/corpus --labels labels.txt
         xsearch index ~/notes --exclude 'drafts/' --include '*.md'
     """
+    if re_embed and not full:
+        raise click.UsageError("--re-embed goes with --full")
     if not paths:
         if not prune:
             raise click.UsageError("give files or folders to index (or --prune alone)")
@@ -204,6 +209,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
     try:
         with sigterm_interrupts():
             summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
+                                  re_embed=re_embed,
                                   chunk_tokens=chunk_tokens, chunk_overlap=overlap,
                                   read_options=options, batch_size=batch_size,
                                   commit_every=commit_every, max_chars=max_chars,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .carry import carried_count
 from .embedders.base import PartialEmbedding
 
 if TYPE_CHECKING:
@@ -74,14 +75,15 @@ def _record_failures(writer: IndexWriter, group: list[_Pending]) -> None:
 def _advance(done, group: list[_Pending], bytes_told: float, summary: IndexSummary,
              notify: ProgressFn) -> None:
     n = len(done.added)
-    summary.passages_embedded += n
-    summary.passages_kept += sum(len(d.passages) - len(d.to_embed) for p in group
-                                 for d in p.docs)
+    carried = carried_count(group)  # new rows, vectors from the index a --full replaces
+    summary.passages_embedded += n - carried
+    summary.passages_kept += carried + sum(len(d.passages) - len(d.to_embed) for p in group
+                                           for d in p.docs)
     summary.passages_removed += done.removed
     summary.documents_written += sum(len(p.docs) for p in group)
     tokens = sum(p.tokens for p in group)
     summary.tokens_embedded += tokens
-    notify("advance", {"n": n, "tokens": tokens,
+    notify("advance", {"n": n - carried, "tokens": tokens,
                        "bytes": sum(p.fingerprint[1] for p in group),
                        "bytes_told": bytes_told, "files": len(group)})
 

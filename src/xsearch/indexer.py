@@ -21,6 +21,7 @@ from .errors import IndexMismatchError, IngestError, first_line
 from .fresh_builds import live_record_fields, needs_fresh_database, recover
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
+from .ingest.formats.records import record_fields, with_record_fields
 from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
     COMMIT_EVERY,
     IndexSummary,
@@ -28,8 +29,6 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     _fail,
     _pipeline,
     limits_raised,
-    record_fields,
-    with_record_fields,
 )
 from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .topics import label_index
@@ -148,6 +147,7 @@ def build_index(
     engine: str | None = None,
     new_index_only: frozenset[str] = frozenset(),
     record_fields_given: frozenset[str] = frozenset(),
+    re_embed: bool = False,
 ) -> IndexSummary:
     """Bring the index at ``index_path`` up to date with the files under ``paths``.
 
@@ -159,6 +159,8 @@ def build_index(
     ``record_fields_given`` names the record fields of ``read_options`` asked for ("text_field",
     "id_field"); a .jsonl/.csv file indexed before is read with the fields it was read with
     then for the others, and read again if that differs.
+    A ``full`` rebuild takes the vectors of passages whose text the live index holds for the
+    same file, made by the same model and engine (``carry``), unless ``re_embed``.
     """
     started = time.perf_counter()
     notify = progress or (lambda event, info: None)
@@ -233,7 +235,8 @@ def build_index(
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
-                          per_file=per_file, gone=gone)
+                          per_file=per_file, gone=gone,
+                          carry_from=index_path if full and not re_embed else None)
                 if gone:  # after the files that may have kept some of their passages
                     summary.passages_removed += writer.delete_files(gone)
                 summary.segments_merged = writer.merge()

@@ -11,12 +11,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import langid
+from .carry import LiveVectors, same_probe, uncarried, with_carried
 from .chunking import chunk_text
 from .embedders import Embedder
 from .embedders.base import PartialEmbedding
@@ -24,7 +25,7 @@ from .errors import IngestError, SkippedFile, first_line
 from .faults import point
 from .group_writer import commit_loop, whole_files
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
-from .ingest.formats.records import RECORD_SUFFIXES
+from .ingest.formats.records import record_fields
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow, text_key
 from .writer import IndexWriter
@@ -128,25 +129,6 @@ class _Pending:
     cut_by: str | None = None  # files.cut_by: the limits that left some of it out (JSON)
 
 
-def record_fields(path: Path | str, options: ReadOptions) -> str | None:
-    """The record fields a file is read with, as ``files.record_fields`` stores them (JSON);
-    None for formats that have no records."""
-    if Path(path).suffix.lower() not in RECORD_SUFFIXES:
-        return None
-    return json.dumps({"text_field": options.text_field, "id_field": options.id_field})
-
-
-def with_record_fields(options: ReadOptions, stored: str | None,
-                       given: frozenset[str] = frozenset()) -> ReadOptions:
-    """``options`` for a file last read with the fields ``stored`` by :func:`record_fields`:
-    each field not ``given`` for this run ("text_field", "id_field") is the stored one."""
-    if not stored:
-        return options
-    got = json.loads(stored)
-    return replace(options, **{k: got[k] for k in ("text_field", "id_field")
-                               if k not in given and k in got})
-
-
 def _hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -201,10 +183,12 @@ def limits_raised(stored: str | None, options: ReadOptions) -> bool:
 def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
              result: ReadResult | _Pending, summary: IndexSummary, notify: ProgressFn,
              known: bool, guessed: dict[str, langid.LangGuess],
-             pool: dict[bytes, list[tuple]] | None = None) -> _Pending:
+             pool: dict[bytes, list[tuple]] | None = None,
+             live: LiveVectors | None = None) -> _Pending:
     """Chunk and identify one file that was read (reader thread); ``guessed`` holds
     languages already identified (:func:`_guess_ahead`); ``pool``, passages of files gone
-    in this run that a chunk with the same text takes (:meth:`Store.reusable_of_files`)."""
+    in this run that a chunk with the same text takes (:meth:`Store.reusable_of_files`);
+    ``live``, the index a --full rebuild replaces, whose vectors it may take (``carry``)."""
     if isinstance(result, _Pending):
         return result
     key = str(f)
@@ -232,7 +216,9 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     # a gone file held (renamed and edited, or text moved out of it).
     reusable = writer.store.reusable_passages(item.drop) if item.drop else {}
     pool = pool or {}
-    looked_up = bool(reusable or pool)  # a first build hashes no text
+    earlier = live.passages_of(key) if live is not None else {}
+    looked_up = bool(reusable or pool or earlier)  # a first build hashes no text
+    attach: list[tuple[PassageRow, int]] = []
     for src, h in todo:
         chunks = chunk_text(src.text, embedder.count_content_tokens, config.chunk_tokens,
                             config.chunk_overlap)
@@ -252,12 +238,15 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
             guesses.append(g)
             passages.append(PassageRow(i, c.start, c.end, c.text, g.code or "und",
                                        float(g.score), n_tokens))
-            item.texts.append(c.text)
-            item.tokens += n_tokens
+            if looked_up and (was := earlier.get(k)):  # identified again: it may have improved
+                attach.append((passages[-1], was.pop(0)[0]))
         doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])
         item.docs.append(DocumentRow(record_id=src.record_id, title=src.title, content_hash=h,
                                      n_chars=len(src.text), language=doc_lang,
                                      passages=passages))
+    if attach:
+        live.attach(attach)
+    uncarried(item)
     if known:
         summary.changed += 1
     else:
@@ -270,11 +259,13 @@ _DONE = object()
 
 def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
             known: set[str], stop: threading.Event, per_file: dict[str, ReadOptions],
-            gone: list[str]) -> None:
+            gone: list[str], carry_from: Path | None) -> None:
+    live = None
     try:
         if not embedder.ready():
             langid.warm()  # while the tokenizer loads; the first chunk needs both
         pool = writer.store.reusable_of_files(gone, POOL_LIMIT) if gone else {}
+        live = LiveVectors.open(carry_from, writer.config)
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
             if stop.is_set():
@@ -287,13 +278,15 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             guessed = _guess_ahead(held, embedder)
             for f, fp, opts, result in held:
                 item = _prepare(writer, embedder, f, fp, result, summary, notify,
-                                str(f) in known, guessed, pool)
+                                str(f) in known, guessed, pool, live)
                 item.fields = record_fields(f, opts)
                 out.put(item)
             held = []
     except BaseException as exc:  # handed to the embedding thread, which raises it
         out.put(exc)
     finally:
+        if live is not None:
+            live.close()
         out.put(_DONE)
 
 
@@ -333,7 +326,7 @@ def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
         if isinstance(item, BaseException):
             raise item
         group.append(item)
-        n += len(item.texts)
+        n += sum(len(d.to_embed) for d in item.docs)  # carried vectors fill a group too
         if n >= target:
             yield group
             group, n, target = [], 0, commit_every
@@ -345,12 +338,12 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
               max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
               notify: ProgressFn, prepare: Callable[[], None] | None = None,
               per_file: dict[str, ReadOptions] | None = None,
-              gone: list[str] | None = None) -> None:
+              gone: list[str] | None = None, carry_from: Path | None = None) -> None:
     """Index ``todo``; ``prepare`` runs on this thread once the reader has started (work
     that needs the model but not the files, overlapped with the first reads); ``per_file``
     maps a file to the options it is read with instead of ``options``; ``gone``, indexed
     files no longer on disk, deleted by the caller after this, whose passages ``todo``'s
-    files may keep."""
+    files may keep; ``carry_from``, the live index a --full rebuild may take vectors from."""
     if not todo:
         if prepare is not None:
             prepare()
@@ -364,7 +357,8 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     reader_view = _ReaderView(writer)
     reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
                                                     max_chars, summary, notify, inbox,
-                                                    known, stop, per_file or {}, gone or []),
+                                                    known, stop, per_file or {}, gone or [],
+                                                    carry_from),
                               daemon=True)
     errors: list[BaseException] = []
     committer = threading.Thread(target=commit_loop, args=(writer, outbox, summary, notify,
@@ -378,9 +372,14 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
         if prepare is not None:
             prepare()
         sampled = settle(writer, embedder)  # the writer thread has nothing to write yet
+        # after prepare: the probe vector is in the new database
+        trusted = carry_from is not None and same_probe(writer.store, carry_from)
         for group in _groups(inbox, commit_every):
             if errors:
                 break
+            if not trusted:
+                for item in group:
+                    uncarried(item, drop=True)
             texts = [t for p in group for t in p.texts]
             t0 = time.perf_counter()
             # The group's rows are written while it embeds, committed after: from its first
@@ -394,12 +393,15 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
                 offsets = group_samples(embedder, group, sampled)
             except KeyboardInterrupt as exc:
                 salvage = whole_files(group, vectors, exc, told.bytes, notify)
+                if salvage is not None:
+                    salvage = (*salvage[:2], with_carried(salvage[1], salvage[2]),
+                               *salvage[3:])
                 if isinstance(exc, PartialEmbedding):
                     raise exc.interrupt from None
                 raise
             summary.embed_seconds += time.perf_counter() - t0
             told.finished()
-            salvage = ("vectors", group, vectors, offsets, told.bytes)
+            salvage = ("vectors", group, with_carried(group, vectors), offsets, told.bytes)
             outbox.put(salvage)  # a Ctrl-C while it waits for the writer leaves it to finally
             salvage = None
     finally:
@@ -425,7 +427,8 @@ class _BatchReport:
 
     def __init__(self, group: list[_Pending], notify: ProgressFn,
                  then: Callable[[], None] | None = None) -> None:
-        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.to_embed]
+        self.tokens = [p.n_tokens for item in group for d in item.docs for p in d.to_embed
+                       if p.carried is None]
         self.then = then  # called once, after the first batch
         total = sum(self.tokens) or 1
         self.per_token = sum(item.fingerprint[1] for item in group) / total

@@ -43,6 +43,9 @@ class PassageRow:
     #: The id of a passage of the file's previous version with the same text: that row (its
     #: vector, language and lexical entry) moves into this document instead of a new one.
     keep: int | None = None
+    #: A --full rebuild's vector for it, taken from the live index (``carry``): a new row,
+    #: not embedded.
+    carried: np.ndarray | None = None
 
 
 @dataclass

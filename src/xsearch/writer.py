@@ -48,6 +48,8 @@ from .store import SCHEMA_VERSION, Store
 #: HNSW one at ~5,000 vectors and 5x more at 20,000; a query searches every language's
 #: segment, so the flat ones add up (18 languages just under 20,000: ~24 ms per query).
 ANN_MIN_VECTORS = 5_000
+#: A merged segment smaller than this stays flat, whatever the layout.
+FLAT_BELOW = 1000
 #: A segment whose tombstones pass this share is rewritten without them.
 TOMBSTONE_SHARE = 0.2
 #: Approximate segments of one language merged once there are this many.
@@ -365,7 +367,7 @@ class IndexWriter:
 
     def _target_kind(self, n: int) -> str:
         layout = self.config.layout
-        if layout == "flat" or n < 1000:
+        if layout == "flat" or n < FLAT_BELOW:
             return K.FLAT
         if layout == "auto":
             return K.HNSW_C if n >= ANN_MIN_VECTORS else K.FLAT

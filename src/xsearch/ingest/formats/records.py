@@ -302,3 +302,22 @@ def _csv_row(
     skip = {text_col, id_col, title_col}
     meta = {names[i]: row[i] for i in range(min(len(row), len(names))) if i not in skip}
     records.add(line, record_id, row[text_col], title, meta)
+
+
+def record_fields(path: Path | str, options: ReadOptions) -> str | None:
+    """The record fields a file is read with, as ``files.record_fields`` stores them (JSON);
+    None for formats that have no records."""
+    if Path(path).suffix.lower() not in RECORD_SUFFIXES:
+        return None
+    return json.dumps({"text_field": options.text_field, "id_field": options.id_field})
+
+
+def with_record_fields(options: ReadOptions, stored: str | None,
+                       given: frozenset[str] = frozenset()) -> ReadOptions:
+    """``options`` for a file last read with the fields ``stored`` by :func:`record_fields`:
+    each field not ``given`` for this run ("text_field", "id_field") is the stored one."""
+    if not stored:
+        return options
+    got = json.loads(stored)
+    return replace(options, **{k: got[k] for k in ("text_field", "id_field")
+                               if k not in given and k in got})

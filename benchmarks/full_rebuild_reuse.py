@@ -1,0 +1,120 @@
+"""What a --full rebuild costs when the model stays: vectors taken from the live index.
+
+SIB-200 sentences (all splits, CC BY-SA 4.0), four .jsonl files per language, indexed once; then
+rebuilt with --full to another layout (flat -> centred HNSW graphs), and back to flat with
+another centering (vectors read back from the graphs). Each rebuild runs twice, taking the
+live vectors and then with --re-embed (every passage embedded again: what every --full did
+before), and is checked: its vectors against the first build's (cosine), its top-10 hits
+against the --re-embed run's.
+
+    python benchmarks/full_rebuild_reuse.py          # SIB-200 at $XSEARCH_SIB200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xsearch.bench.datasets import default_sib200_root, load_sib200_split
+from xsearch.index_dir import IndexDir
+from xsearch.indexer import build_index
+from xsearch.search import Searcher
+
+OUT = Path(__file__).resolve().parent / "results" / "full_rebuild_reuse"
+LANGS = ("eng_Latn", "fra_Latn", "hin_Deva", "arb_Arab", "zho_Hans", "swh_Latn")
+QUERIES = ("a volcano erupted near the village", "the football team won the final",
+           "new medicine against malaria", "elections and the new president",
+           "travel by train across the country", "a storm flooded the coast")
+
+
+def _vectors(index: Path) -> dict[str, np.ndarray]:
+    idx = IndexDir.open(index)
+    try:
+        rows = idx.store.db.execute("SELECT id, text FROM passages ORDER BY id").fetchall()
+        vecs = idx.vectors.vectors_of([r[0] for r in rows])
+        kinds = sorted({r["kind"] for r in idx.store.segments()})
+    finally:
+        idx.close()
+    return {"kinds": kinds, **{t: v for (_, t), v in zip(rows, vecs, strict=True)}}
+
+
+def _top(index: Path) -> list[list[str]]:
+    s = Searcher(index)
+    try:
+        return [[h.text for h in s.search(q, k=10)] for q in QUERIES]
+    finally:
+        s.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-lang", type=int, default=1004, help="sentences per language")
+    parser.add_argument("--commit-every", type=int, default=256,
+                        help="passages a group (each a flat segment; merged into graphs)")
+    parser.add_argument("--out", type=Path, default=OUT, help="results (.json, .md) stem")
+    args = parser.parse_args()
+    root = default_sib200_root()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        docs, index = Path(tmp) / "docs", Path(tmp) / "index"
+        docs.mkdir()
+        for lang in LANGS:
+            texts = [t for _, _, t in load_sib200_split(root, lang, "all")][:args.per_lang]
+            for k in range(4):  # a group each: four segments, merged into a graph
+                (docs / f"{lang}-{k}.jsonl").write_text("".join(
+                    json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts[k::4]),
+                    encoding="utf-8")
+        kw = {"engine": "auto", "commit_every": args.commit_every}
+        t0 = time.perf_counter()
+        s = build_index([docs], index, **kw)
+        first = _vectors(index)
+        rows.append({"run": "first index (layout auto)", "seconds": time.perf_counter() - t0,
+                     "embedded": s.passages_embedded, "kept": 0, "segments": first["kinds"],
+                     "min_cosine_to_first": 1.0, "top10_overlap": None})
+        for name, settings in (("--layout hnsw", {"layout": "hnsw"}),
+                               ("--layout flat --centering global",
+                                {"layout": "flat", "centering": "global"})):
+            tops = []
+            for re_embed in (False, True):
+                t0 = time.perf_counter()
+                s = build_index([docs], index, full=True, re_embed=re_embed, **settings, **kw)
+                seconds = time.perf_counter() - t0
+                vecs = _vectors(index)
+                tops.append(_top(index))
+                cos = [float(v @ first[t]) for t, v in vecs.items() if t != "kinds"]
+                rows.append({"run": f"--full {name}" + (" --re-embed" if re_embed else ""),
+                             "seconds": seconds, "embedded": s.passages_embedded,
+                             "kept": s.passages_kept, "segments": vecs["kinds"],
+                             "min_cosine_to_first": min(cos), "top10_overlap": None})
+                print(rows[-1], flush=True)
+            rows[-2]["top10_overlap"] = float(np.mean([
+                len(set(a) & set(b)) / 10 for a, b in zip(*tops, strict=True)]))
+            rows[-2]["x_faster"] = rows[-1]["seconds"] / rows[-2]["seconds"]
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    lines = ["# A --full rebuild that keeps the model", "",
+             f"Generated by `python benchmarks/full_rebuild_reuse.py --per-lang {args.per_lang}"
+             f" --commit-every {args.commit_every}`. SIB-200 (CC BY-SA 4.0), {len(LANGS)} "
+             "languages, four .jsonl files each; the runs in this order, on one index. Each "
+             "rebuild runs twice back to back: taking the live index's vectors, then with "
+             "--re-embed (what every --full did before), and the first is compared with the "
+             "second: seconds, and the top-10 hits of the same queries.", "",
+             "| run | passages embedded | taken from the live index | segments | seconds | "
+             "x faster than --re-embed | top-10 overlap with --re-embed | min cosine to first "
+             "build |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['run']} | {r['embedded']:,} | {r['kept']:,} | {', '.join(r['segments'])} "
+              f"| {r['seconds']:.1f} | "
+              + (f"{r['x_faster']:.1f} | {r['top10_overlap']:.3f}" if "x_faster" in r else
+                 " | ") + f" | {r['min_cosine_to_first']:.6f} |" for r in rows]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

