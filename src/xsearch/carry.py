@@ -144,10 +144,7 @@ def uncarried(item, drop: bool = False) -> None:
     todo = [p for d in item.docs for p in d.to_embed if p.carried is None]
     item.texts = [p.text for p in todo]
     item.tokens = sum(p.n_tokens for p in todo)
-
-
-def carried_count(group: list) -> int:
-    return sum(p.carried is not None for item in group for d in item.docs for p in d.to_embed)
+    item.carried = sum(len(d.to_embed) for d in item.docs) - len(todo)
 
 
 def with_carried(group: list, vectors: np.ndarray) -> np.ndarray:

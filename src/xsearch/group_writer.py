@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .carry import carried_count
 from .embedders.base import PartialEmbedding
 
 if TYPE_CHECKING:
@@ -75,7 +74,7 @@ def _record_failures(writer: IndexWriter, group: list[_Pending]) -> None:
 def _advance(done, group: list[_Pending], bytes_told: float, summary: IndexSummary,
              notify: ProgressFn) -> None:
     n = len(done.added)
-    carried = carried_count(group)  # new rows, vectors from the index a --full replaces
+    carried = sum(p.carried for p in group)  # new rows, vectors from the index replaced
     summary.passages_embedded += n - carried
     summary.passages_kept += carried + sum(len(d.passages) - len(d.to_embed) for p in group
                                            for d in p.docs)

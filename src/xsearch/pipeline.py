@@ -125,6 +125,7 @@ class _Pending:
     docs: list[DocumentRow]
     texts: list[str] = field(default_factory=list)
     tokens: int = 0
+    carried: int = 0  # passages with a vector taken from the index a --full replaces
     fields: str | None = None  # files.record_fields: how a .jsonl/.csv file was read
     cut_by: str | None = None  # files.cut_by: the limits that left some of it out (JSON)
 
@@ -326,7 +327,7 @@ def _groups(inbox: queue.Queue, commit_every: int) -> Iterator[list[_Pending]]:
         if isinstance(item, BaseException):
             raise item
         group.append(item)
-        n += sum(len(d.to_embed) for d in item.docs)  # carried vectors fill a group too
+        n += len(item.texts) + item.carried  # taken vectors fill a group too
         if n >= target:
             yield group
             group, n, target = [], 0, commit_every
