@@ -4,6 +4,7 @@ engine and probe, a lossless and sound segment) instead of embedding them again.
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 from click.testing import CliRunner
@@ -126,3 +127,53 @@ def test_re_embed_goes_with_full_and_the_cli_says_what_was_kept(small_corpus, tm
                                "--layout", "hnsw", "-q"])
     assert full.exit_code == 0, full.output
     assert f"{n} kept" in full.output
+
+
+def _passage_topics(index) -> dict[str, tuple]:
+    con = sqlite3.connect(index / "xsearch.db")
+    try:
+        return {text: (topic, score) for text, topic, score in con.execute(
+            "SELECT text, topic, topic_score FROM passages")}
+    finally:
+        con.close()
+
+
+def test_a_trained_classifier_labels_only_the_passages_embedded(small_corpus, tmp_path):
+    """Its topic is a function of a passage's text: a kept passage (a changed file) and a
+    carried one (--full) keep theirs, so a fine-tuned classifier's forward pass runs over the
+    new passages only; documents are labelled from all their passages."""
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text("".join(json.dumps({"text": t, "label": label}) + "\n" for label, t in [
+        ("bread", "Knead the dough and let it rise before baking the loaf."),
+        ("bread", "Bake the bread in a hot oven until the crust is golden."),
+        ("bread", "Flour, water, salt and yeast make a simple bread."),
+        ("volcano", "Lava flowed down the slopes after the eruption."),
+        ("volcano", "The volcano sent ash high into the sky."),
+        ("volcano", "Magma rises through the crust before an eruption.")]), encoding="utf-8")
+    trained = CliRunner().invoke(cli, ["label", "--index", str(index), "--train", str(examples)])
+    assert trained.exit_code == 0, trained.output
+    before = _passage_topics(index)
+    assert before and all(t in ("bread", "volcano") for t, _ in before.values())
+    several = sorted(small_corpus.iterdir())[0]  # its last passage changes, others are kept
+    several.write_text(several.read_text(encoding="utf-8") + "\n\nAsh fell on the village.",
+                       encoding="utf-8")
+    changed = build_index([small_corpus], index)
+    assert changed.passages_embedded >= 1 and changed.passages_kept >= 1
+    assert changed.labels["passages"] == changed.passages_embedded
+    now = _passage_topics(index)
+    assert all(now[t] == topic for t, topic in before.items() if t in now)
+    rebuilt = build_index([small_corpus], index, full=True, layout="hnsw")
+    assert (rebuilt.passages_embedded, rebuilt.labels["passages"]) == (0, 0)
+    assert _passage_topics(index) == now
+    con = sqlite3.connect(index / "xsearch.db")
+    assert con.execute("SELECT count(*) FROM documents WHERE topic IS NULL").fetchone()[0] == 0
+    con.close()
+    # A zero-shot labelled index labels its documents from their passages' vectors: a kept
+    # passage is labelled again with them.
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread\nvolcano\n", encoding="utf-8")
+    assert CliRunner().invoke(cli, ["label", str(labels), "--index", str(index)]).exit_code == 0
+    again = build_index([small_corpus], index, full=True)
+    assert again.passages_embedded == 0 and again.labels["passages"] == len(now)

@@ -99,6 +99,9 @@ class LiveVectors:
             self.broken = True
             for p, _ in passages:
                 p.carried = None
+        for p, _ in passages:
+            if p.carried is None:  # embedded after all: labelled again
+                p.topic = None
 
     def _is_sound(self, seg_id: int) -> bool:
         if seg_id not in self._sound:
@@ -139,8 +142,8 @@ def uncarried(item, drop: bool = False) -> None:
         if not any(p.carried is not None for d in item.docs for p in d.passages):
             return
         for d in item.docs:
-            for p in d.passages:
-                p.carried = None
+            for p in d.to_embed:
+                p.carried = p.topic = None
     todo = [p for d in item.docs for p in d.to_embed if p.carried is None]
     item.texts = [p.text for p in todo]
     item.tokens = sum(p.n_tokens for p in todo)

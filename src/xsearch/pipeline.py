@@ -28,6 +28,7 @@ from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
 from .ingest.formats.records import record_fields
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow, text_key
+from .trained_labels import has_classifier
 from .writer import IndexWriter
 
 #: Files read ahead of the embedder; bounds memory while keeping it fed.
@@ -185,11 +186,12 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
              result: ReadResult | _Pending, summary: IndexSummary, notify: ProgressFn,
              known: bool, guessed: dict[str, langid.LangGuess],
              pool: dict[bytes, list[tuple]] | None = None,
-             live: LiveVectors | None = None) -> _Pending:
+             live: LiveVectors | None = None, keep_topics: bool = False) -> _Pending:
     """Chunk and identify one file that was read (reader thread); ``guessed`` holds
     languages already identified (:func:`_guess_ahead`); ``pool``, passages of files gone
     in this run that a chunk with the same text takes (:meth:`Store.reusable_of_files`);
-    ``live``, the index a --full rebuild replaces, whose vectors it may take (``carry``)."""
+    ``live``, the index a --full rebuild replaces, whose vectors it may take (``carry``);
+    ``keep_topics``: those passages keep their topics (a trained classifier labels them)."""
     if isinstance(result, _Pending):
         return result
     key = str(f)
@@ -230,17 +232,19 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
             n_tokens = c.n_tokens + embedder.token_overhead
             same = (reusable.get(k := text_key(c.text)) or pool.get(k)) if looked_up else None
             if same:
-                keep, lang, score = same.pop(0)
+                keep, lang, score, topic = same.pop(0)
                 guesses.append(langid.LangGuess(lang or "und", score or 0.0))
                 passages.append(PassageRow(i, c.start, c.end, c.text, lang, score, n_tokens,
-                                           keep=keep))
+                                           keep=keep, topic=topic if keep_topics else None))
                 continue
             g = guessed.get(c.text[:langid.MAX_CHARS]) or langid.detect(c.text)
             guesses.append(g)
             passages.append(PassageRow(i, c.start, c.end, c.text, g.code or "und",
                                        float(g.score), n_tokens))
             if looked_up and (was := earlier.get(k)):  # identified again: it may have improved
-                attach.append((passages[-1], was.pop(0)[0]))
+                pid, _, _, topic = was.pop(0)
+                passages[-1].topic = topic if keep_topics else None
+                attach.append((passages[-1], pid))
         doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])
         item.docs.append(DocumentRow(record_id=src.record_id, title=src.title, content_hash=h,
                                      n_chars=len(src.text), language=doc_lang,
@@ -267,6 +271,7 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             langid.warm()  # while the tokenizer loads; the first chunk needs both
         pool = writer.store.reusable_of_files(gone, POOL_LIMIT) if gone else {}
         live = LiveVectors.open(carry_from, writer.config)
+        keep_topics = has_classifier(writer.path)
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
             if stop.is_set():
@@ -279,7 +284,7 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             guessed = _guess_ahead(held, embedder)
             for f, fp, opts, result in held:
                 item = _prepare(writer, embedder, f, fp, result, summary, notify,
-                                str(f) in known, guessed, pool, live)
+                                str(f) in known, guessed, pool, live, keep_topics)
                 item.fields = record_fields(f, opts)
                 out.put(item)
             held = []
@@ -461,6 +466,7 @@ class _ReaderView:
         from .store import Store
 
         self.config = writer.config
+        self.path = writer.path
         self._db_path = writer.store.path
         self._local = threading.local()
         self._stores: list[Store] = []

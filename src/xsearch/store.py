@@ -46,6 +46,9 @@ class PassageRow:
     #: A --full rebuild's vector for it, taken from the live index (``carry``): a new row,
     #: not embedded.
     carried: np.ndarray | None = None
+    #: (topic, score) a kept or carried passage keeps: those of a trained classifier, which
+    #: reads the text alone; None: labelled again (zero-shot labels its documents with it).
+    topic: tuple | None = None
 
 
 @dataclass
@@ -260,10 +263,12 @@ class Store(LangSums):
 
     def reusable_passages(self, doc_ids: Iterable[int]) -> dict[bytes, list[tuple]]:
         """Passages of these documents that have a vector, by :func:`text_key`: [(id,
-        language, language score)] in order, for the new version of their file to keep."""
+        language, language score, (topic, topic score))] in order, for the new version of
+        their file to keep."""
         out: dict[bytes, list[tuple]] = {}
         for part, marks in _in_chunks(list(doc_ids)):
-            self._gather(out, "SELECT id, text, language, language_score FROM passages "
+            self._gather(out, "SELECT id, text, language, language_score, topic, topic_score "
+                              "FROM passages "
                               f"WHERE document_id IN ({marks}) AND segment IS NOT NULL "
                               "ORDER BY id", part)
         return out
@@ -274,10 +279,10 @@ class Store(LangSums):
         out: dict[bytes, list[tuple]] = {}
         left = limit
         for part, marks in _in_chunks(list(paths)):
-            left -= self._gather(out, "SELECT p.id, p.text, p.language, p.language_score "
-                                      "FROM passages p JOIN documents d ON d.id = "
-                                      f"p.document_id WHERE d.path IN ({marks}) AND "
-                                      "p.segment IS NOT NULL ORDER BY p.id LIMIT ?",
+            left -= self._gather(out, "SELECT p.id, p.text, p.language, p.language_score, "
+                                      "p.topic, p.topic_score FROM passages p JOIN documents "
+                                      f"d ON d.id = p.document_id WHERE d.path IN ({marks}) "
+                                      "AND p.segment IS NOT NULL ORDER BY p.id LIMIT ?",
                                  [*part, left])
             if left <= 0:
                 break
@@ -285,8 +290,8 @@ class Store(LangSums):
 
     def _gather(self, out: dict[bytes, list[tuple]], sql: str, params: list) -> int:
         n = 0
-        for pid, text, lang, score in self.db.execute(sql, params):
-            out.setdefault(text_key(text), []).append((pid, lang, score))
+        for pid, text, lang, score, topic, topic_score in self.db.execute(sql, params):
+            out.setdefault(text_key(text), []).append((pid, lang, score, (topic, topic_score)))
             n += 1
         return n
 
@@ -376,18 +381,18 @@ class Store(LangSums):
         doc_id = cur.lastrowid
         new = []
         for p in doc.passages:
+            topic = p.topic or (None, None)
             if p.keep is not None:  # same text, same vector and lexical entry: moved here
-                # Without its topic: labelled again with the document's other passages.
                 self.db.execute("UPDATE passages SET document_id = ?, ordinal = ?, "
-                                "char_start = ?, char_end = ?, topic = NULL, "
-                                "topic_score = NULL WHERE id = ?",
-                                [doc_id, p.ordinal, p.char_start, p.char_end, p.keep])
+                                "char_start = ?, char_end = ?, topic = ?, "
+                                "topic_score = ? WHERE id = ?",
+                                [doc_id, p.ordinal, p.char_start, p.char_end, *topic, p.keep])
                 continue
             cur = self.db.execute(
                 "INSERT INTO passages (document_id, ordinal, char_start, char_end, text, language, "
-                "language_score, n_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [doc_id, p.ordinal, p.char_start, p.char_end, p.text, p.language,
-                 p.language_score, p.n_tokens],
+                "language_score, n_tokens, topic, topic_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?)", [doc_id, p.ordinal, p.char_start, p.char_end, p.text, p.language,
+                       p.language_score, p.n_tokens, *topic],
             )
             new.append((cur.lastrowid, p.text))
         from . import lexical

@@ -259,6 +259,11 @@ def classifier_dir(index_path: Path) -> Path:
     return Path(index_path) / FOLDER
 
 
+def has_classifier(index_path: Path) -> bool:
+    """Whether a trained classifier labels the index (not zero-shot labels)."""
+    return (classifier_dir(index_path) / CONFIG).is_file()
+
+
 def load_classifier(index_path: Path):
     """The classifier saved with the index, or None; a damaged one is a clear error."""
     folder = classifier_dir(index_path)
