@@ -21,7 +21,7 @@ from .fileio import full_checksum
 from .index_dir import DATABASE, SEGMENTS, IndexConfig
 from .segment_kinds import IVFS
 from .segments import files_of
-from .store import PassageRow, Store
+from .store import PassageRow, Store, _in_chunks
 from .vector_store import VectorStore
 
 #: Passages of one file looked up in the live index, at most.
@@ -81,9 +81,10 @@ class LiveVectors:
             return
         ids = [pid for _, pid in passages]
         try:
-            marks = ",".join("?" * len(ids))
-            where = dict(self.store.db.execute(
-                f"SELECT id, segment FROM passages WHERE id IN ({marks})", ids).fetchall())
+            where: dict[int, int] = {}
+            for part, marks in _in_chunks(ids):
+                where.update(self.store.db.execute(
+                    f"SELECT id, segment FROM passages WHERE id IN ({marks})", part))
             by_segment: dict[int, list[int]] = {}
             for n, pid in enumerate(ids):
                 by_segment.setdefault(where.get(pid, -1), []).append(n)
