@@ -72,7 +72,9 @@ def test_a_full_rebuild_keeps_the_vectors_of_text_it_already_embedded(small_corp
     assert "hnsw-c" in _segment_kinds(index)
     _ids_agree(index)
 
-    # Back to flat segments: the vectors are taken from the graphs.
+    # Back to flat segments: the vectors are taken from the graphs, a renamed file's too.
+    renamed = sorted(small_corpus.iterdir())[-1]
+    renamed.rename(small_corpus / ("renamed-" + renamed.name))
     flat = build_index([small_corpus], index, full=True, layout="flat")
     assert (flat.passages_embedded, flat.passages_kept) == (0, len(after))
     for text, vec in _by_text(index).items():

@@ -65,12 +65,17 @@ class LiveVectors:
         self.vectors.close()
         self.store.close()
 
-    def passages_of(self, path: str) -> dict[bytes, list[tuple]]:
-        """The live passages of a file that have a vector, by text key (``Store._gather``)."""
+    def passages_of(self, path: str, content_hash: str) -> dict[bytes, list[tuple]]:
+        """The live passages of a file that have a vector, by text key (``Store._gather``);
+        a file the live index does not hold takes those of one with the same content (it was
+        renamed or copied)."""
         if self.broken:
             return {}
         try:
-            return self.store.reusable_of_files([path], FILE_LIMIT)
+            got = self.store.reusable_of_files([path], FILE_LIMIT)
+            if not got and (twin := self.store.paths_with_hash(content_hash, path, 1)):
+                got = self.store.reusable_of_files(twin, FILE_LIMIT)
+            return got
         except _UNREADABLE:
             self.broken = True
             return {}

@@ -219,7 +219,7 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     # a gone file held (renamed and edited, or text moved out of it).
     reusable = writer.store.reusable_passages(item.drop) if item.drop else {}
     pool = pool or {}
-    earlier = live.passages_of(key) if live is not None else {}
+    earlier = live.passages_of(key, fp[0]) if live is not None else {}
     looked_up = bool(reusable or pool or earlier)  # a first build hashes no text
     attach: list[tuple[PassageRow, int]] = []
     for src, h in todo:
