@@ -21,7 +21,7 @@ from .fileio import full_checksum
 from .index_dir import DATABASE, SEGMENTS, IndexConfig
 from .segment_kinds import IVFS
 from .segments import files_of
-from .store import PassageRow, Store, _in_chunks
+from .store import PassageRow, Store
 from .vector_store import VectorStore
 
 #: Passages of one file looked up in the live index, at most.
@@ -39,8 +39,6 @@ class LiveVectors:
     def __init__(self, index_path: Path, dim: int) -> None:
         self.store = Store(index_path / DATABASE, readonly=True)
         self.vectors = VectorStore(index_path / SEGMENTS, self.store, dim)
-        self.vectors.load()
-        self._rows = {r["id"]: r for r in self.vectors.rows}
         self._sound: dict[int, bool] = {}  # segment id -> lossless, checksum matches
         self.broken = False
 
@@ -84,23 +82,12 @@ class LiveVectors:
         """Give each (passage, live id) the live vector, unless it is not to be trusted."""
         if not passages:
             return
-        ids = [pid for _, pid in passages]
         try:
-            where: dict[int, int] = {}
-            for part, marks in _in_chunks(ids):
-                where.update(self.store.db.execute(
-                    f"SELECT id, segment FROM passages WHERE id IN ({marks})", part))
-            by_segment: dict[int, list[int]] = {}
-            for n, pid in enumerate(ids):
-                by_segment.setdefault(where.get(pid, -1), []).append(n)
-            for seg_id, rows in by_segment.items():
-                if not self._is_sound(seg_id):
-                    continue
-                seg = self.vectors.segment(self._rows[seg_id])
-                vecs = seg.reconstruct(np.array([ids[n] for n in rows], dtype=np.int64))
-                for n, v in zip(rows, vecs, strict=True):
-                    if np.isfinite(v).all():
-                        passages[n][0].carried = np.array(v, dtype=np.float32)
+            vecs = self.vectors.vectors_of([pid for _, pid in passages], skip_damaged=True,
+                                           trust=self._is_sound)
+            for (p, _), v in zip(passages, vecs, strict=True):
+                if np.isfinite(v).all():
+                    p.carried = v
         except _UNREADABLE:
             self.broken = True
             for p, _ in passages:
@@ -109,19 +96,18 @@ class LiveVectors:
             if p.carried is None:  # embedded after all: labelled again
                 p.topic = None
 
-    def _is_sound(self, seg_id: int) -> bool:
-        if seg_id not in self._sound:
-            row = self._rows.get(seg_id)
-            ok = row is not None and row["kind"] not in IVFS
+    def _is_sound(self, row: dict) -> bool:
+        """A segment whose vectors may be taken: lossless, and its files match its checksum."""
+        if row["id"] not in self._sound:
+            ok = row["kind"] not in IVFS
             if ok:
                 paths = [self.vectors.folder / f for f in files_of(row["name"], row["kind"])]
                 try:
                     ok = full_checksum(paths) == row["checksum"]
                 except OSError:
                     ok = False
-                ok = ok and self.vectors.segment(row) is not None
-            self._sound[seg_id] = ok
-        return self._sound[seg_id]
+            self._sound[row["id"]] = ok
+        return self._sound[row["id"]]
 
 
 def same_probe(store: Store, index_path: Path) -> bool:

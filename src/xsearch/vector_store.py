@@ -12,6 +12,7 @@ candidates of centred graphs that can rank (bounds from the graphs' own scores,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +109,11 @@ class VectorStore:
         self.load()
         return sorted({r["language"] for r in self.rows})
 
-    def vectors_of(self, passage_ids: list[int], skip_damaged: bool = False) -> np.ndarray:
+    def vectors_of(self, passage_ids: list[int], skip_damaged: bool = False,
+                   trust: Callable[[dict], bool] | None = None) -> np.ndarray:
         """Vectors of live passages, in the order given; with ``skip_damaged`` a passage whose
-        segment is unusable gets a row of NaN instead of an error."""
+        segment is unusable, or whose segment row ``trust`` refuses, gets a row of NaN
+        instead of an error."""
         if not passage_ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
@@ -127,7 +130,7 @@ class VectorStore:
             groups.setdefault(where.get(pid, -1), []).append(n)
         for seg_id, rows in groups.items():  # one batch read per segment
             row = by_id.get(seg_id)
-            seg = self.segment(row) if row else None
+            seg = self.segment(row) if row and (trust is None or trust(row)) else None
             if seg is None:
                 if skip_damaged:
                     out[rows] = np.nan
