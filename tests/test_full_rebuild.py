@@ -95,6 +95,28 @@ def test_a_full_rebuild_keeps_the_vectors_of_text_it_already_embedded(small_corp
     _ids_agree(index)
 
 
+def test_a_full_rebuild_takes_the_vectors_of_a_file_renamed_and_edited(small_corpus, tmp_path):
+    """Neither its path nor its content hash is in the live index: its unchanged passages
+    are found among those of the live files the rebuild does not read."""
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    before = _by_text(index)
+    old = sorted(small_corpus.iterdir())[0]  # several passages; the last one changes
+    text = old.read_text(encoding="utf-8")
+    (small_corpus / ("moved-" + old.name)).write_text(
+        text + "\n\nAsh fell on the village.", encoding="utf-8")
+    old.unlink()
+    rebuilt = build_index([small_corpus], index, full=True)
+    after = _by_text(index)
+    new = [t for t in after if t not in before]
+    assert new and len(after) - len(new) > len(new)
+    assert (rebuilt.passages_embedded, rebuilt.passages_kept) == (len(new), len(after) - len(new))
+    for t, vec in after.items():
+        if t in before:
+            np.testing.assert_array_equal(vec, before[t])
+    _ids_agree(index)
+
+
 def test_a_rebuild_embeds_again_what_a_damaged_or_lossy_segment_holds(small_corpus, tmp_path):
     index = tmp_path / "index"
     first = build_index([small_corpus], index)

@@ -4,7 +4,10 @@ A rebuild that changes only the layout, the centering or the chunking makes pass
 text the live index already embedded, with the same model. A passage of the same file with
 the same text takes that vector when the live index was built with the same model and engine,
 both make the same probe vector (``centering.PROBE_KEY``), and the vector's segment is
-lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. ``--re-embed``
+lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. A file the live
+index does not hold takes the passages of a live file with the same content (renamed or
+copied), else those of the live files this rebuild does not read (renamed and edited, or
+text moved out of a deleted file), as an incremental run takes a gone file's. ``--re-embed``
 turns this off; a live index that cannot be read gives nothing (a rebuild also mends)."""
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from .vector_store import VectorStore
 
 #: Passages of one file looked up in the live index, at most.
 FILE_LIMIT = 1_000_000
+#: Passages of the live files a rebuild does not read, offered to the files it reads that
+#: the live index does not hold (as ``pipeline.POOL_LIMIT`` for an incremental run).
+GONE_LIMIT = 100_000
 #: How close the rebuild's probe vector must be to the live index's: the engines agree to
 #: ~1e-4 with one another, one engine with itself to float32 rounding.
 SAME_PROBE = 1.0 - 1e-6
@@ -36,20 +42,24 @@ _UNREADABLE = (sqlite3.Error, OSError, CorruptIndexError, KeyError, ValueError, 
 class LiveVectors:
     """The live index beside a --full rebuild, read on the calling thread's own connection."""
 
-    def __init__(self, index_path: Path, dim: int) -> None:
+    def __init__(self, index_path: Path, dim: int, reads: set[str] | None = None) -> None:
         self.store = Store(index_path / DATABASE, readonly=True)
         self.vectors = VectorStore(index_path / SEGMENTS, self.store, dim)
         self._sound: dict[int, bool] = {}  # segment id -> lossless, checksum matches
+        self._reads = reads or set()
+        self._gone: dict[bytes, list[tuple]] | None = None  # read when first needed
         self.broken = False
 
     @classmethod
-    def open(cls, index_path: Path | None, config: IndexConfig) -> LiveVectors | None:
-        """The live index when its vectors may be taken by a rebuild made with ``config``:
-        same model, engine and dimension; None otherwise or when it cannot be read."""
+    def open(cls, index_path: Path | None, config: IndexConfig,
+             reads: set[str] | None = None) -> LiveVectors | None:
+        """The live index when its vectors may be taken by a rebuild made with ``config``
+        that reads the files ``reads``: same model, engine and dimension; None otherwise or
+        when it cannot be read."""
         if index_path is None or not (index_path / DATABASE).is_file():
             return None
         try:
-            live = cls(index_path, config.dim)
+            live = cls(index_path, config.dim, reads)
             raw = live.store.meta("config")
             was = IndexConfig.from_dict(json.loads(raw or "{}"), str(index_path))
             if (was.model, was.engine, was.dim) == (config.model, config.engine, config.dim):
@@ -66,13 +76,19 @@ class LiveVectors:
     def passages_of(self, path: str, content_hash: str) -> dict[bytes, list[tuple]]:
         """The live passages of a file that have a vector, by text key (``Store._gather``);
         a file the live index does not hold takes those of one with the same content (it was
-        renamed or copied)."""
+        renamed or copied), else those of the live files this rebuild does not read (it was
+        renamed and edited), shared by every such file."""
         if self.broken:
             return {}
         try:
             got = self.store.reusable_of_files([path], FILE_LIMIT)
             if not got and (twin := self.store.paths_with_hash(content_hash, path, 1)):
                 got = self.store.reusable_of_files(twin, FILE_LIMIT)
+            if not got:
+                if self._gone is None:
+                    unread = sorted(set(self.store.files()) - self._reads)
+                    self._gone = self.store.reusable_of_files(unread, GONE_LIMIT)
+                got = self._gone
             return got
         except _UNREADABLE:
             self.broken = True

@@ -270,7 +270,7 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
         if not embedder.ready():
             langid.warm()  # while the tokenizer loads; the first chunk needs both
         pool = writer.store.reusable_of_files(gone, POOL_LIMIT) if gone else {}
-        live = LiveVectors.open(carry_from, writer.config)
+        live = LiveVectors.open(carry_from, writer.config, {str(f) for f, _ in todo})
         keep_topics = has_classifier(writer.path)
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
