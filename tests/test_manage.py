@@ -476,6 +476,31 @@ def test_index_settings_from_the_file_or_environment_shape_new_indexes_only(smal
             made["chunk_overlap"]) == ("all-minilm-l6-v2", "flat", "global", 64, 8)
 
 
+def test_a_full_rebuild_keeps_the_settings_it_is_not_given(small_corpus, tmp_path):
+    # A plain --full once rebuilt any index with the default model and settings, silently:
+    # an all-minilm-l6-v2 index became e5-small, re-embedded.
+    index = tmp_path / "index"
+    made = run_json("index", str(small_corpus), "--index", str(index), "--model",
+                    "all-minilm-l6-v2", "--chunk-tokens", "600", "--layout", "flat",
+                    "--centering", "none")
+    first = json.loads((index / "config.json").read_text())
+    assert first["chunk_tokens"] < 600  # as long as the model's longest input allows
+    # The value that made the index, asked again, is the one it has.
+    again = run_json("index", str(small_corpus), "--index", str(index), "--chunk-tokens", "600")
+    assert again["passages_embedded"] == 0
+    res = run("index", str(small_corpus), "--index", str(index), "--full", "--layout", "hnsw")
+    assert "rebuilding with --layout hnsw (was flat)" in res.output
+    assert "--model" not in res.output and "--centering" not in res.output
+    now = json.loads((index / "config.json").read_text())
+    assert {k: v for k, v in now.items() if k not in ("layout", "created_at")} == \
+        {k: v for k, v in first.items() if k not in ("layout", "created_at")}
+    assert now["layout"] == "hnsw"
+    rebuilt = run_json("index", str(small_corpus), "--index", str(index), "--full")
+    assert rebuilt["passages_embedded"] == 0
+    assert rebuilt["passages_kept"] == made["passages_embedded"]
+    assert json.loads((index / "config.json").read_text())["layout"] == "hnsw"
+
+
 # -- configuration values of the wrong type --------------------------------------------------
 
 @pytest.mark.parametrize("text,expect", [

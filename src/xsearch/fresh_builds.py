@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from . import segments as S
+from .errors import CorruptIndexError
 from .faults import point
 from .index_dir import CONFIG, DATABASE, LOCK, IndexConfig, looks_like_index
 
@@ -56,6 +57,18 @@ def live_labels(path: Path) -> list[tuple[str, str, int]]:
     got = _rows(path / DATABASE, "SELECT name, description, position FROM labels "
                                  "ORDER BY position")
     return [tuple(r) for r in got[0]] if got is not None else []
+
+
+def live_config(path: Path) -> IndexConfig | None:
+    """The live index's committed settings, which a --full rebuild keeps unless asked
+    otherwise; None when there is no live index or it cannot be read."""
+    if not (path / DATABASE).is_file():
+        return None
+    got = _rows(path / DATABASE, "SELECT value FROM meta WHERE key = 'config'")
+    try:
+        return IndexConfig.from_dict(json.loads(got[0][0][0]), str(path)) if got else None
+    except (IndexError, ValueError, TypeError, KeyError, CorruptIndexError):
+        return None
 
 
 def live_record_fields(path: Path) -> dict[str, str]:

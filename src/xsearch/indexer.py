@@ -18,7 +18,7 @@ from pathlib import Path
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError, first_line
-from .fresh_builds import live_record_fields, needs_fresh_database, recover
+from .fresh_builds import live_config, live_record_fields, needs_fresh_database, recover
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
 from .ingest.formats.records import record_fields, with_record_fields
@@ -94,11 +94,7 @@ def _abs(path: Path) -> Path:
 def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
                 chunk_overlap: int | None, layout: str | None, centering: str | None
                 ) -> IndexConfig:
-    tokens = chunk_tokens or DEFAULT_CHUNK_TOKENS
-    # The model's own tokens (prefix, specials: a handful) only matter for chunks near its
-    # limit; asking waits for a tokenizer that may still be loading in the background.
-    if tokens > embedder.max_tokens // 2:
-        tokens = min(tokens, embedder.max_tokens - embedder.token_overhead - 2)
+    tokens = _capped(chunk_tokens or DEFAULT_CHUNK_TOKENS, embedder)
     overlap = DEFAULT_OVERLAP if chunk_overlap is None else chunk_overlap
     if overlap >= tokens:
         raise IndexMismatchError(f"--overlap {overlap} must be below --chunk-tokens {tokens}")
@@ -108,14 +104,28 @@ def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
                        engine=getattr(embedder, "engine", ""))
 
 
-def _check_options(existing: IndexConfig, path: Path, model: str | None,
-                   chunk_tokens: int | None, chunk_overlap: int | None, layout: str | None,
-                   centering: str | None) -> None:
+def _capped(tokens: int, embedder: Embedder) -> int:
+    """``--chunk-tokens`` as the model can take it: with its own tokens (prefix, specials),
+    a chunk fits its longest input."""
+    # Those only matter near its limit; asking waits for a tokenizer still loading.
+    if tokens > embedder.max_tokens // 2:
+        tokens = min(tokens, embedder.max_tokens - embedder.token_overhead - 2)
+    return tokens
+
+
+def _check_model(existing: IndexConfig, path: Path, model: str | None) -> None:
     wanted = resolve_model_name(model) if model else existing.model
     if wanted != existing.model:
         raise IndexMismatchError(
             f"index {path} was built with model {existing.model!r}; use --full to rebuild it "
             f"with {wanted!r}, or another --index")
+
+
+def _check_options(existing: IndexConfig, path: Path, embedder: Embedder,
+                   chunk_tokens: int | None, chunk_overlap: int | None, layout: str | None,
+                   centering: str | None) -> None:
+    if chunk_tokens is not None:  # the value that made the index, asked again, is the same
+        chunk_tokens = _capped(chunk_tokens, embedder)
     for name, given, have in (("--chunk-tokens", chunk_tokens, existing.chunk_tokens),
                               ("--overlap", chunk_overlap, existing.chunk_overlap),
                               ("--layout", layout, existing.layout),
@@ -123,6 +133,27 @@ def _check_options(existing: IndexConfig, path: Path, model: str | None,
         if given is not None and given != have:
             raise IndexMismatchError(
                 f"index {path} was built with {name} {have}; use --full to change it")
+
+
+_SHAPING = (("model", "--model"), ("chunk_tokens", "--chunk-tokens"),
+            ("chunk_overlap", "--overlap"), ("layout", "--layout"), ("centering", "--centering"))
+
+
+def _kept_settings(was: IndexConfig, model: str | None, chunk_tokens: int | None,
+                   chunk_overlap: int | None, layout: str | None, centering: str | None
+                   ) -> tuple:
+    """The settings of a --full rebuild: those given, else the live index's."""
+    if chunk_overlap is None and (chunk_tokens is None or was.chunk_overlap < chunk_tokens):
+        chunk_overlap = was.chunk_overlap  # else the default rule for the tokens given
+    return (model or was.model, chunk_tokens or was.chunk_tokens, chunk_overlap,
+            layout or was.layout, centering or was.centering)
+
+
+def _changes(was: IndexConfig, config: IndexConfig) -> str:
+    """What a --full rebuild changes, for a note ("" when nothing)."""
+    changed = [f"{flag} {getattr(config, k)} (was {getattr(was, k)})" for k, flag in _SHAPING
+               if getattr(config, k) != getattr(was, k)]
+    return "rebuilding with " + ", ".join(changed) if changed else ""
 
 
 def build_index(
@@ -197,15 +228,24 @@ def build_index(
                 probe = IndexDir.open(index_path)  # applies the migrations a reader needs
                 existing = probe.config
                 probe.close()
-                asked = dict(model=model, chunk_tokens=chunk_tokens,
-                             chunk_overlap=chunk_overlap, layout=layout, centering=centering)
-                _check_options(existing, index_path, **{
-                    k: None if k in new_index_only else v for k, v in asked.items()})
+                _check_model(existing, index_path,
+                             None if "model" in new_index_only else model)
+            was = live_config(index_path) if full else None
+            if was is not None:  # a --full rebuild keeps the settings it is not given
+                model, chunk_tokens, chunk_overlap, layout, centering = _kept_settings(
+                    was, model, chunk_tokens, chunk_overlap, layout, centering)
             if embedder is None:
                 embedder = get_embedder(existing.model if existing else model,
                                         batch_size=batch_size, engine=engine)
+            if existing is not None:
+                asked = dict(chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+                             layout=layout, centering=centering)
+                _check_options(existing, index_path, embedder, **{
+                    k: None if k in new_index_only else v for k, v in asked.items()})
             config = None if existing else _new_config(model, embedder, chunk_tokens,
                                                        chunk_overlap, layout, centering)
+            if was is not None and config is not None and (note := _changes(was, config)):
+                notify("note", {"message": note})
             with upgrade_progress(upgrade_events(notify)):  # the writer applies the rest
                 writer = IndexWriter.open(index_path, config,
                                           build=json.dumps(sorted(str(r) for r in roots)))
