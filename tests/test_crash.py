@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -312,11 +313,34 @@ def test_an_interrupted_full_rebuild_is_taken_up_by_the_next_full(reference, tmp
     waiting = json.loads(_xsearch("stats", "--index", str(index), "--json").stdout)
     assert waiting["unfinished_build"]["files"] == 3
     assert waiting["unfinished_build"]["paths"] == [str(docs)]
-    assert f"index --full {docs}` goes on with it" in \
+    assert f"index --full {docs} --index {index}` goes on with it" in \
         _xsearch("stats", "--index", str(index)).stdout.replace("\n", " ")
     done = _index_json(docs, index, "--full")
     assert done["resumed"] == 3 and done["new"] == 2
     assert not _unfinished(index)
+    _assert_sound(index, counts)
+
+
+def test_the_stopped_rebuild_hint_names_the_settings_it_was_begun_with(reference, tmp_path):
+    """A --full keeps the live index's settings unless given: the command that goes on with a
+    stopped rebuild names the ones it changes, and run as shown, takes it up."""
+    docs, built, counts = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    _run_fault("write:after-commit@3", docs, index, "--full", "--layout", "flat",
+               "--centering", "global")
+    waiting = json.loads(_xsearch("stats", "--index", str(index), "--json").stdout)
+    assert waiting["unfinished_build"]["resume_flags"] == ["--layout", "flat",
+                                                           "--centering", "global"]
+    [line] = [x for x in _xsearch("stats", "--index", str(index)).stdout.splitlines()
+              if x.startswith("stopped:")]
+    words = shlex.split(line.split("`")[1])
+    assert words[:3] == ["xsearch", "index", "--full"]
+    assert words[3:] == [str(docs), "--index", str(index), "--layout", "flat",
+                         "--centering", "global"]
+    done = json.loads(_xsearch(*words[1:], "--json").stdout)
+    assert done["resumed"] == 3 and done["new"] == 2
+    assert json.loads((index / "config.json").read_text())["layout"] == "flat"
     _assert_sound(index, counts)
 
 
@@ -464,4 +488,4 @@ def test_the_stopped_rebuild_hint_is_one_line_a_shell_reads_back(reference, tmp_
     assert command.startswith("xsearch index --full ")
     words = subprocess.run(["bash", "-c", 'printf "%s\\0" ' + command[len("xsearch "):]],
                            capture_output=True, check=True).stdout.decode().split("\0")[:-1]
-    assert words == ["index", "--full", str(odd)]
+    assert words == ["index", "--full", str(odd), "--index", str(index)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import click
+from click.core import ParameterSource
 
 from .cli_format import (
     CONTEXT,
@@ -157,7 +158,11 @@ def stats(index_path, as_json):
         click.echo(f"building: a --full rebuild is under way ({left['files']} file(s) so far); "
                    "this index answers until it is done")
     elif left:
-        paths = shell_words(left["paths"]) or "PATHS"
+        words = ["--full", *(left["paths"] or ["PATHS"])]
+        if click.get_current_context().get_parameter_source("index_path") is \
+                ParameterSource.COMMANDLINE:
+            words += ["--index", info["index"]]
+        words = shell_words(words + left.get("resume_flags", []))
         click.echo(f"stopped:  a --full rebuild holds {left['files']} file(s) in "
-                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index --full {paths}` "
+                   f"{left['bytes'] / 1048576:.1f} MiB; `xsearch index {words}` "
                    "goes on with it, a plain `xsearch index` drops it")

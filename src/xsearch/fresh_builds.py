@@ -20,6 +20,9 @@ NEW_DB_RE = "xsearch.db.new-"
 #: Meta key of a fresh database: what its run was asked to index (the roots), so that only a
 #: run asked the same takes it up.
 BUILD_KEY = "build"
+#: The settings that shape an index, by config key and the `xsearch index` flag that sets it.
+SHAPING = {"model": "--model", "chunk_tokens": "--chunk-tokens", "chunk_overlap": "--overlap",
+           "layout": "--layout", "centering": "--centering"}
 
 
 def _fresh_dbs(path: Path) -> list[Path]:
@@ -85,13 +88,16 @@ def live_record_fields(path: Path) -> dict[str, str]:
 def _describe(db: Path, meta: dict, files: int) -> dict | None:
     """One :func:`unfinished_builds` row (None if its meta is unreadable)."""
     try:
-        started = json.loads(meta.get("config") or "{}").get("created_at")
+        config = json.loads(meta.get("config") or "{}")
+        started = config.get("created_at")
         paths = json.loads(meta.get(BUILD_KEY) or "[]")
     except (ValueError, AttributeError):
         return None
     size = sum(Path(str(db) + x).stat().st_size for x in ("", "-wal")
                if Path(str(db) + x).exists())
-    return {"files": files, "bytes": size, "paths": paths, "started": started}
+    settings = {k: config.get(k) for k in SHAPING}
+    return {"files": files, "bytes": size, "paths": paths, "started": started,
+            "settings": settings}
 
 
 def _about(db: Path) -> dict | None:

@@ -18,7 +18,13 @@ from pathlib import Path
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError, first_line
-from .fresh_builds import live_config, live_record_fields, needs_fresh_database, recover
+from .fresh_builds import (
+    SHAPING,
+    live_config,
+    live_record_fields,
+    needs_fresh_database,
+    recover,
+)
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
 from .ingest.formats.records import record_fields, with_record_fields
@@ -135,10 +141,6 @@ def _check_options(existing: IndexConfig, path: Path, embedder: Embedder,
                 f"index {path} was built with {name} {have}; use --full to change it")
 
 
-_SHAPING = (("model", "--model"), ("chunk_tokens", "--chunk-tokens"),
-            ("chunk_overlap", "--overlap"), ("layout", "--layout"), ("centering", "--centering"))
-
-
 def _kept_settings(was: IndexConfig, model: str | None, chunk_tokens: int | None,
                    chunk_overlap: int | None, layout: str | None, centering: str | None
                    ) -> tuple:
@@ -151,7 +153,7 @@ def _kept_settings(was: IndexConfig, model: str | None, chunk_tokens: int | None
 
 def _changes(was: IndexConfig, config: IndexConfig) -> str:
     """What a --full rebuild changes, for a note ("" when nothing)."""
-    changed = [f"{flag} {getattr(config, k)} (was {getattr(was, k)})" for k, flag in _SHAPING
+    changed = [f"{flag} {getattr(config, k)} (was {getattr(was, k)})" for k, flag in SHAPING.items()
                if getattr(config, k) != getattr(was, k)]
     return "rebuilding with " + ", ".join(changed) if changed else ""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from .fresh_builds import unfinished_builds
+from .fresh_builds import SHAPING, unfinished_builds
 from .index_dir import IndexDir
 from .manage import missing_files
 
@@ -43,7 +43,21 @@ def index_stats(index_path: Path) -> dict:
             "topics": topics,
             "disk": index.disk_usage(),
             # A stopped --full rebuild: `xsearch index --full` with its paths goes on with it.
-            "unfinished_build": next(iter(unfinished_builds(index.path)), None),
+            "unfinished_build": _resumable(index, next(iter(unfinished_builds(index.path)),
+                                                       None)),
         }
     finally:
         index.close()
+
+
+def _resumable(index: IndexDir, left: dict | None) -> dict | None:
+    """A stopped rebuild, with ``resume_flags``: the ``xsearch index`` flags (besides --full
+    and its paths) that go on with it, its settings where they differ from the live index's
+    (which a --full keeps unless given)."""
+    if left is not None:
+        live = asdict(index.config)
+        left["resume_flags"] = [
+            str(x) for k, flag in SHAPING.items()
+            if (v := left["settings"].get(k)) is not None and v != live.get(k)
+            for x in (flag, v)]
+    return left
