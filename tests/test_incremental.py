@@ -271,6 +271,45 @@ def test_a_file_renamed_and_edited_keeps_its_passages(tmp_path):
         searcher.close()
 
 
+def test_a_file_that_becomes_empty_or_binary_leaves_the_index(small_corpus, tmp_path):
+    """Its text is gone from the disk, so from the index too (it once stayed, found by
+    queries and listed as indexed and as skipped). A file that fails to be read (a limit, a
+    parse error) keeps its last indexed version, and the warning says so."""
+    from xsearch.ingest.base import ReadOptions
+
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    n, _ = _ids_agree(index)
+    emptied, binary, failing = sorted(small_corpus.iterdir())[:3]
+    gone = len(_passages_of(index, emptied.name)) + len(_passages_of(index, binary.name))
+    kept = _passages_of(index, failing.name)
+    emptied.write_bytes(b"")
+    binary.write_bytes(bytes(range(256)) * 8)
+    failing.write_text(failing.read_text(encoding="utf-8") * 40, encoding="utf-8")
+    limit = failing.stat().st_size - 1
+    assert binary.stat().st_size < limit
+    s = build_index([small_corpus], index, read_options=ReadOptions(max_bytes=limit))
+    assert (s.skipped, s.failed, s.passages_removed, s.passages_embedded) == (2, 1, gone, 0)
+    [error] = s.errors
+    assert error["path"] == str(failing) and "last indexed version is kept" in error["error"]
+    assert _passages_of(index, emptied.name) == _passages_of(index, binary.name) == []
+    assert _passages_of(index, failing.name) == kept
+    assert _ids_agree(index)[0] == n - gone
+    idx = IndexDir.open(index)
+    try:
+        indexed, failed = idx.store.files(), idx.store.failed_files()
+    finally:
+        idx.close()
+    assert str(emptied) not in indexed and str(binary) not in indexed
+    assert {failed[str(p)]["kind"] for p in (emptied, binary)} == {"skipped"}
+    assert str(failing) in indexed and failed[str(failing)]["kind"] == "failed"
+    # Text again: indexed again.
+    emptied.write_text("Lava flowed down the side of the volcano at night.", encoding="utf-8")
+    again = build_index([small_corpus], index, read_options=ReadOptions(max_bytes=limit))
+    assert again.new == 1 and again.passages_embedded == 1
+    assert len(_passages_of(index, emptied.name)) == 1
+
+
 def test_full_rebuild_and_model_change_needs_full(small_corpus, tmp_path):
     index = tmp_path / "index"
     build_index([small_corpus], index)

@@ -31,7 +31,7 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
             kind, group = job[:2]
             try:
                 if kind == "rows":
-                    _record_failures(writer, group)
+                    _record_failures(writer, group, summary)
                     open_write = writer.begin_write(_files(group))
                     continue
                 vectors, offsets, bytes_told = job[2:]
@@ -41,7 +41,7 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                     if open_write is not None:
                         open_write.discard()
                         open_write = None
-                    _record_failures(writer, group)
+                    _record_failures(writer, group, summary)
                     done = writer.write_many(_files(group), vectors, offsets)
                 _advance(done, group, bytes_told, summary, notify)
             except BaseException as exc:
@@ -61,12 +61,20 @@ def _files(group: list[_Pending]) -> list[tuple]:
             if not _failed(p)]
 
 
-def _record_failures(writer: IndexWriter, group: list[_Pending]) -> None:
+def _record_failures(writer: IndexWriter, group: list[_Pending],
+                     summary: IndexSummary) -> None:
+    """Remember the files of a group that failed or were skipped. A skipped file (now empty,
+    or binary) holds no text: what the index held of it goes. One that failed (a parse
+    error, a limit, a read error) keeps its last indexed version."""
     failed = [p for p in group if _failed(p)]
     if failed:
         with writer.store.transaction():
             for p in failed:
                 kind, _, reason = p.fmt.partition(":")
+                if kind == "skipped":
+                    removed = writer.store.delete_file(p.path)
+                    writer.forget(removed)
+                    summary.passages_removed += len(removed)
                 writer.store.record_failure(p.path, p.fingerprint[0], kind, reason, p.fields,
                                             p.cut_by)
 

@@ -135,17 +135,20 @@ def _hash_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: ProgressFn) -> None:
+def _fail(summary: IndexSummary, path: str, exc: BaseException, notify: ProgressFn,
+          indexed: bool = False) -> None:
     summary.failed += 1
-    message = first_line(exc)
+    message = first_line(exc) + (" (its last indexed version is kept)" if indexed else "")
     summary.errors.append({"path": path, "error": message})
     notify("error", {"path": path, "message": message})
 
 
 def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: int,
-          summary: IndexSummary, notify: ProgressFn) -> ReadResult | _Pending:
+          summary: IndexSummary, notify: ProgressFn, indexed: bool = False
+          ) -> ReadResult | _Pending:
     """Read and decode one file (reader thread): its ReadResult, or a _Pending that records
-    why it was skipped or failed."""
+    why it was skipped (what the index held of it goes: ``group_writer``) or failed
+    (``indexed``: the index keeps its last version)."""
     key = str(f)
     try:
         result = read_file(f, options)
@@ -159,7 +162,7 @@ def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: 
         notify("warning", {"message": str(exc)})
         return _Pending(path=key, fingerprint=fp, fmt="skipped:" + str(exc), drop=[], docs=[])
     except IngestError as exc:
-        _fail(summary, key, exc, notify)
+        _fail(summary, key, exc, notify, indexed)
         return _Pending(path=key, fingerprint=fp, fmt="failed:" + str(exc), drop=[], docs=[],
                         cut_by=cut_by(getattr(exc, "limits", None)))
     return result
@@ -277,7 +280,8 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             if stop.is_set():
                 return
             opts = per_file.get(str(f), options)
-            held.append((f, fp, opts, _read(f, fp, opts, max_chars, summary, notify)))
+            result = _read(f, fp, opts, max_chars, summary, notify, str(f) in known)
+            held.append((f, fp, opts, result))
             # Read ahead while the tokenizer loads: chunking needs it, reading does not.
             if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
                 continue

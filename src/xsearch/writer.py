@@ -297,7 +297,7 @@ class IndexWriter:
         self.store.update_lang_stats(language, vectors, +1)
         return seg_id
 
-    def _forget(self, removed: list[tuple]) -> None:
+    def forget(self, removed: list[tuple]) -> None:
         """Take removed passages' vectors out of the per-language sums."""
         by_seg: dict[int, list[int]] = defaultdict(list)
         for pid, _lang, seg, *_ in removed:
@@ -336,7 +336,7 @@ class IndexWriter:
                 added += self.store.insert_document(path, d)[1]
                 langs += [p.language or "und" for p in d.to_embed]
             removed = self.store.delete_documents(drop)
-            self._forget(removed)
+            self.forget(removed)
             removed_total += len(removed)
         self.store.record_lexical()
         point("write:rows")
@@ -359,7 +359,7 @@ class IndexWriter:
         with self.store.transaction():
             for p in paths:
                 removed = self.store.delete_file(p)
-                self._forget(removed)
+                self.forget(removed)
                 removed_total += len(removed)
         return removed_total
 
