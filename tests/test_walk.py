@@ -197,3 +197,48 @@ def test_a_file_indexed_through_a_symlink_is_not_indexed_again_by_its_real_path(
     assert (first["new"], later["new"], later["same_file"]) == (2, 1, 3)
     assert rows == [str(tmp_path / "copy.txt"), str(real / "bread.txt"),
                     str(real / "volcano.txt")]
+
+
+@pytest.mark.parametrize("link_name", ["a.txt", "z.txt"])
+def test_an_indexed_file_replaced_by_a_link_to_another_leaves_the_index(tmp_path: Path,
+                                                                      link_name: str) -> None:
+    """A file that becomes another name of an indexed file (a symlink, whichever name the walk
+    meets first; a hard link) leaves the index: its old text is nowhere on disk, and the
+    other file's text is indexed once. It once stayed, stale, or doubled every hit."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    texts = {"a.txt": "Giraffes eat leaves from tall acacia trees in the savanna.\n",
+             "z.txt": "Penguins swim in cold Antarctic waters hunting for fish.\n",
+             "m.txt": "Volcanoes erupt when magma rises through the crust.\n"}
+    for name, text in texts.items():
+        (docs / name).write_text(text, "utf-8")
+    index = tmp_path / "index"
+    runner = CliRunner()
+
+    def run() -> tuple[dict, dict[str, list[str]]]:
+        result = runner.invoke(cli, ["index", str(docs), "--index", str(index), "--json"])
+        assert result.exit_code == 0, result.output
+        with sqlite3.connect(index / "xsearch.db") as con:
+            held: dict[str, list[str]] = {}
+            for path, text in con.execute("SELECT d.path, p.text FROM passages p JOIN "
+                                          "documents d ON d.id = p.document_id"):
+                held.setdefault(Path(path).name, []).append(text.strip())
+        return json.loads(result.stdout.splitlines()[0]), held
+
+    run()
+    target = "z.txt" if link_name == "a.txt" else "a.txt"
+    (docs / link_name).unlink()
+    (docs / link_name).symlink_to(target)
+    summary, held = run()
+    assert held == {target: [texts[target].strip()], "m.txt": [texts["m.txt"].strip()]}
+    assert (summary["passages_embedded"], summary["removed"]) == (0, 1)
+    # A hard link in place of a file: the same.
+    (docs / "m.txt").unlink()
+    os.link(docs / target, docs / "m.txt")
+    summary, held = run()
+    assert held == {target: [texts[target].strip()]}
+    # the hard link, and the symlink the walk meets before its target
+    assert (summary["passages_embedded"], summary["same_file"]) == \
+        (0, 2 if link_name == "a.txt" else 1)
+    check = runner.invoke(cli, ["check", "--index", str(index), "--no-model"])
+    assert check.exit_code == 0, check.output

@@ -273,7 +273,9 @@ def build_index(
                 earlier = live_record_fields(index_path) if fresh else {}
                 todo, per_file, gone = _plan(writer, files, roots, summary, notify,
                                              retry_failed, prune, options,
-                                             record_fields_given, earlier)
+                                             record_fields_given, earlier,
+                                             {_abs(Path(a)): b for a, b in
+                                              walked.aliases.items()})
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
@@ -316,7 +318,7 @@ def _still_a_file(path: str) -> bool:
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
           notify: ProgressFn, retry_failed: bool, prune: bool = False,
           options: ReadOptions | None = None, given: frozenset[str] = frozenset(),
-          earlier: dict[str, str] | None = None,
+          earlier: dict[str, str] | None = None, aliases: dict[Path, str] | None = None,
           ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, ReadOptions],
                      list[str]]:
     """Decide what changed; apply renames; return the files to read, the options of those
@@ -327,7 +329,12 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     ``given`` names the record fields of ``options`` asked for in this run; a record file
     read with other ones is read again even if unchanged (its documents whose text is the
     same keep their vectors). ``earlier``: the record fields of files this index does not
-    hold yet (a --full rebuild: the live index's)."""
+    hold yet (a --full rebuild: the live index's). ``aliases``: paths the walk left out as
+    symlinks to a file it took (that file's path).
+
+    One file is indexed under one path. An indexed path that has become another name of a
+    file indexed under another path (a symlink, a hard link) leaves the index: its text is
+    the other path's now."""
     store = writer.store
     # --prune looks at every indexed file (it is O(files) by nature); a plain run only at
     # those below the roots, so adding one file to a big index stays cheap.
@@ -335,12 +342,14 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     failed = store.failed_files()
     seen: set[str] = set()
     fresh: list[tuple[Path, tuple[str, int, float]]] = []
+    now: dict[str, str] = {}  # path -> content hash, of the files walked
     for f in files:
         key = str(f)
         seen.add(key)
         summary.files_seen += 1
         try:
             fp = file_fingerprint(f)
+            now[key] = fp[0]
         except (IngestError, OSError) as exc:
             _fail(summary, key, exc, notify)
             # Listed by `xsearch files` like any failure; no hash, so the next run tries again.
@@ -363,8 +372,13 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     # kept: only files that are gone are dropped, as rsync --delete spares excluded ones.
     unseen = {p: row for p, row in known.items() if p not in seen
               and (_under(p, roots) or (prune and not os.path.lexists(p)))}
-    gone = {p: row for p, row in unseen.items() if not _still_a_file(p)}
-    summary.kept += len(unseen) - len(gone)
+    # A symlink the walk took as another name of a file: it goes when the index's text of it
+    # is not that file's (it was a file of its own before).
+    alias_of = {p: (aliases or {}).get(Path(p)) for p in unseen}
+    stale = {p for p, a in alias_of.items() if a and now.get(a, unseen[p]["content_hash"])
+             != unseen[p]["content_hash"]}
+    gone = {p: row for p, row in unseen.items() if p in stale or not _still_a_file(p)}
+    summary.kept += sum(1 for p in unseen if p not in gone and not alias_of[p])
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
         if not os.path.lexists(p):
@@ -383,8 +397,10 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
             if _read_otherwise(key, moved[key], options, given, summary):
                 todo.append((f, fp))  # moved, then read with the fields asked for
             continue
-        if key not in known and key not in failed and (twin := _indexed_as(store, key, fp[0])):
+        if key not in failed and (twin := _indexed_as(store, key, fp[0])):
             twins.append((key, twin))
+            if key in known:  # a file of its own before: now another name of ``twin``
+                gone[key] = known[key]
             continue
         todo.append((f, fp))
     if twins:

@@ -73,6 +73,8 @@ class WalkResult:
     links_skipped: int = 0  # symlinks leaving the roots, broken links
     bad_names: int = 0  # names that are not valid UTF-8
     warnings: list[str] = field(default_factory=list)
+    #: A path left out as another name (symlink) of a file taken: path -> the path taken.
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -112,15 +114,17 @@ class _Walker:
         self.include_parts = {part for pattern in options.include
                               for part in pattern.strip("/").split("/")
                               if part not in ("", "*", "**")}
-        self.seen_files: set[str] = set()
+        self.seen_files: dict[str, str] = {}  # real path -> the path taken
         self.seen_dirs: set[tuple[int, int]] = set()
         self.real_roots: list[str] = []
 
     def add_file(self, path: Path) -> None:
         real = os.path.realpath(path)
         if real not in self.seen_files:
-            self.seen_files.add(real)
+            self.seen_files[real] = str(path)
             self.result.files.append(path)
+        elif self.seen_files[real] != str(path):
+            self.result.aliases[str(path)] = self.seen_files[real]
 
     def inside_roots(self, path: str) -> bool:
         real = os.path.realpath(path)
