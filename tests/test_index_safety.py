@@ -430,3 +430,28 @@ def test_a_full_disk_is_one_line_and_the_next_run_goes_on(tmp_path):
         assert run("check", "--index", str(index), "--no-model").exit_code == 0
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_build_that_fills_the_disk_before_its_first_commit_leaves_the_room(tmp_path):
+    """A new index on a 2 MB filesystem fails before it commits a file: the stopped build
+    holds nothing to take up, so its database, journal and segment files go, leaving the
+    room the next run needs (they once stayed and made it fail again)."""
+    from conftest import CORPUS
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        index = mnt / "index"
+        line = _error_line(_index_process(CORPUS, index, "--commit-every", "16"))
+        assert "database or disk is full" in line or "No space left on device" in line, line
+        left = sorted(str(p.relative_to(index)) for p in index.rglob("*"))
+        assert left == [".lock", "segments"], left
+        subprocess.run(["mount", "-o", "remount,size=24M", str(mnt)], check=True)
+        done = _index_process(CORPUS, index, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["new"] == 60
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import segments as S
 from .errors import CorruptIndexError
 from .faults import point
-from .index_dir import CONFIG, DATABASE, LOCK, IndexConfig, looks_like_index
+from .index_dir import CONFIG, DATABASE, LOCK, SEGMENTS, IndexConfig, looks_like_index
 
 NEW_DB_RE = "xsearch.db.new-"
 #: Meta key of a fresh database: what its run was asked to index (the roots), so that only a
@@ -245,6 +245,25 @@ def recover_or_sweep(path: Path, resume: IndexConfig | None = None,
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(entry) + suffix).unlink(missing_ok=True)
     return kept, dropped
+
+
+def drop_if_empty(path: Path, db: Path) -> bool:
+    """Remove a fresh database of the index at ``path`` that holds no file yet, and the
+    segment files nothing committed names (a run that failed before its first commit:
+    nothing to take up, and on a full disk they are the room the next run needs); whether
+    it was removed."""
+    got = _rows(db, "SELECT count(*) FROM files")
+    if got is None or got[0][0][0]:
+        return False
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    kept = unfinished_segment_files(path)
+    live = _rows(path / DATABASE, "SELECT name, kind FROM segments") if \
+        (path / DATABASE).exists() else [[]]
+    if kept is not None and live is not None:
+        S.sweep(path / SEGMENTS, kept | {f for name, kind in live[0]
+                                                for f in S.files_of(name, kind)})
+    return True
 
 
 def needs_fresh_database(path: Path, full: bool) -> bool:

@@ -458,6 +458,8 @@ class IndexWriter:
 
     def abort(self) -> None:
         self.index.close()
+        if self._new_db is not None:
+            FB.drop_if_empty(self.path, self._new_db)
 
 
 class OpenWrite:
