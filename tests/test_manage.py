@@ -480,9 +480,14 @@ def test_a_full_rebuild_keeps_the_settings_it_is_not_given(small_corpus, tmp_pat
     # A plain --full once rebuilt any index with the default model and settings, silently:
     # an all-minilm-l6-v2 index became e5-small, re-embedded.
     index = tmp_path / "index"
-    made = run_json("index", str(small_corpus), "--index", str(index), "--model",
-                    "all-minilm-l6-v2", "--chunk-tokens", "600", "--layout", "flat",
-                    "--centering", "none")
+    # (In a process of its own: -q leaves stderr empty, sentence-transformers' bars and its
+    # "longer than the maximum sequence length" warning about whole texts too.)
+    proc = subprocess.run([sys.executable, "-m", "xsearch", "index", str(small_corpus),
+                           "--index", str(index), "--model", "all-minilm-l6-v2",
+                           "--chunk-tokens", "600", "--layout", "flat", "--centering", "none",
+                           "--json", "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    made = json.loads(proc.stdout)
     first = json.loads((index / "config.json").read_text())
     assert first["chunk_tokens"] < 600  # as long as the model's longest input allows
     # The value that made the index, asked again, is the one it has.

@@ -63,10 +63,15 @@ class SentenceTransformerEmbedder(Embedder):
                 )
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
         except ImportError as exc:
             raise ModelNotFoundError(
                 "sentence-transformers models need the extra: pip install 'xsearch[st]'"
             ) from exc
+        # Its bars and its warning that a text is longer than the model reads are not ours
+        # to print: xsearch counts tokens of whole texts to chunk them, and shows progress.
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         offline = is_local or cached
         try:
             self._model = SentenceTransformer(
