@@ -310,6 +310,31 @@ def test_a_file_that_becomes_empty_or_binary_leaves_the_index(small_corpus, tmp_
     assert len(_passages_of(index, emptied.name)) == 1
 
 
+def test_a_copied_file_takes_the_vectors_of_its_original(small_corpus, tmp_path):
+    """A new file with the content of an indexed one (a copy) is a file of its own, with its
+    own rows, whose vectors are its original's: nothing is embedded again."""
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    original = max(sorted(small_corpus.iterdir()), key=lambda f: len(_passages_of(index,
+                                                                                 f.name)))
+    n = len(_passages_of(index, original.name))
+    assert n >= 2
+    (small_corpus / "sub").mkdir()
+    copy = small_corpus / "sub" / ("copy-" + original.name)
+    copy.write_bytes(original.read_bytes())
+    s = build_index([small_corpus], index)
+    assert (s.new, s.passages_embedded, s.passages_kept) == (1, 0, n)
+    rows = _passage_rows(index)
+    mine = [(t, v) for _, t, path, _, v in rows if path == str(original)]
+    theirs = [(t, v) for _, t, path, _, v in rows if path == str(copy)]
+    assert [t for t, _ in mine] == [t for t, _ in theirs]
+    for (_, a), (_, b) in zip(mine, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    _ids_agree(index)
+    hits = Searcher(index).search(mine[0][0][:200], k=10, per_document=0)
+    assert {str(original), str(copy)} <= {h.path for h in hits}
+
+
 def test_full_rebuild_and_model_change_needs_full(small_corpus, tmp_path):
     index = tmp_path / "index"
     build_index([small_corpus], index)

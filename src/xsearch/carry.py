@@ -1,4 +1,5 @@
-"""Vectors a --full rebuild takes from the live index instead of embedding again.
+"""Vectors a --full rebuild (or a copied file) takes from the live index instead of
+embedding them again.
 
 A rebuild that changes only the layout, the centering or the chunking makes passages whose
 text the live index already embedded, with the same model. A passage of the same file with
@@ -7,7 +8,9 @@ both make the same probe vector (``centering.PROBE_KEY``), and the vector's segm
 lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. A file the live
 index does not hold takes the passages of a live file with the same content (renamed or
 copied), else those of the live files this rebuild does not read (renamed and edited, or
-text moved out of a deleted file), as an incremental run takes a gone file's. ``--re-embed``
+text moved out of a deleted file), as an incremental run takes a gone file's. A run that
+updates the index takes, for a new file, the vectors of an indexed file with the same content
+(a copy) the same way. ``--re-embed``
 turns this off; a live index that cannot be read gives nothing (a rebuild also mends)."""
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class LiveVectors:
         self.store = Store(index_path / DATABASE, readonly=True)
         self.vectors = VectorStore(index_path / SEGMENTS, self.store, dim)
         self._sound: dict[int, bool] = {}  # segment id -> lossless, checksum matches
-        self._reads = reads or set()
+        self._reads = reads  # None: an update of this index, which reads what changed
         self._gone: dict[bytes, list[tuple]] | None = None  # read when first needed
         self.broken = False
 
@@ -54,7 +57,8 @@ class LiveVectors:
     def open(cls, index_path: Path | None, config: IndexConfig,
              reads: set[str] | None = None) -> LiveVectors | None:
         """The live index when its vectors may be taken by a rebuild made with ``config``
-        that reads the files ``reads``: same model, engine and dimension; None otherwise or
+        that reads the files ``reads`` (None: a run that updates the index itself, whose
+        copied files take its vectors): same model, engine and dimension; None otherwise or
         when it cannot be read."""
         if index_path is None or not (index_path / DATABASE).is_file():
             return None
@@ -76,15 +80,15 @@ class LiveVectors:
     def passages_of(self, path: str, content_hash: str) -> dict[bytes, list[tuple]]:
         """The live passages of a file that have a vector, by text key (``Store._gather``);
         a file the live index does not hold takes those of one with the same content (it was
-        renamed or copied), else those of the live files this rebuild does not read (it was
-        renamed and edited), shared by every such file."""
+        renamed or copied), else (in a rebuild) those of the live files it does not read (it
+        was renamed and edited), shared by every such file."""
         if self.broken:
             return {}
         try:
             got = self.store.reusable_of_files([path], FILE_LIMIT)
             if not got and (twin := self.store.paths_with_hash(content_hash, path, 1)):
                 got = self.store.reusable_of_files(twin, FILE_LIMIT)
-            if not got:
+            if not got and self._reads is not None:
                 if self._gone is None:
                     unread = sorted(set(self.store.files()) - self._reads)
                     self._gone = self.store.reusable_of_files(unread, GONE_LIMIT)

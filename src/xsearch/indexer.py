@@ -280,7 +280,7 @@ def build_index(
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
                           per_file=per_file, gone=gone,
-                          carry_from=index_path if full and not re_embed else None)
+                          carry_from=None if re_embed else index_path)
                 if gone:  # after the files that may have kept some of their passages
                     summary.passages_removed += writer.delete_files(gone)
                 summary.segments_merged = writer.merge()

@@ -24,6 +24,7 @@ from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile, first_line
 from .faults import point
 from .group_writer import commit_loop, whole_files
+from .index_dir import DATABASE
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
 from .ingest.formats.records import record_fields
 from .offset_samples import group_samples, settle
@@ -222,7 +223,8 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
     # a gone file held (renamed and edited, or text moved out of it).
     reusable = writer.store.reusable_passages(item.drop) if item.drop else {}
     pool = pool or {}
-    earlier = live.passages_of(key, fp[0]) if live is not None else {}
+    # (an update keeps a changed file's passages above: ``reusable``)
+    earlier = live.passages_of(key, fp[0]) if live is not None and not known else {}
     looked_up = bool(reusable or pool or earlier)  # a first build hashes no text
     attach: list[tuple[PassageRow, int]] = []
     for src, h in todo:
@@ -273,7 +275,9 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
         if not embedder.ready():
             langid.warm()  # while the tokenizer loads; the first chunk needs both
         pool = writer.store.reusable_of_files(gone, POOL_LIMIT) if gone else {}
-        live = LiveVectors.open(carry_from, writer.config, {str(f) for f, _ in todo})
+        rebuild = writer.fresh  # else an update: only a copied file takes vectors
+        live = LiveVectors.open(carry_from, writer.config,
+                                {str(f) for f, _ in todo} if rebuild else None)
         keep_topics = has_classifier(writer.path)
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
@@ -353,7 +357,8 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     that needs the model but not the files, overlapped with the first reads); ``per_file``
     maps a file to the options it is read with instead of ``options``; ``gone``, indexed
     files no longer on disk, deleted by the caller after this, whose passages ``todo``'s
-    files may keep; ``carry_from``, the live index a --full rebuild may take vectors from."""
+    files may keep; ``carry_from``, the live index whose vectors a --full rebuild, or a
+    copied file, may take."""
     if not todo:
         if prepare is not None:
             prepare()
@@ -472,6 +477,8 @@ class _ReaderView:
         self.config = writer.config
         self.path = writer.path
         self._db_path = writer.store.path
+        #: A new index or a --full rebuild, written beside the live database.
+        self.fresh = self._db_path.name != DATABASE
         self._local = threading.local()
         self._stores: list[Store] = []
         self._store_cls = Store
