@@ -121,6 +121,37 @@ def test_corrupt_sqlite_is_reported_and_left_alone(built):
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
 
+@pytest.mark.parametrize("damage", ["page", "schema text"])
+def test_a_damaged_database_is_one_line_everywhere_and_a_full_rebuild_mends_it(built, damage):
+    """A damaged page once ended every command in a traceback (a damaged table of contents
+    in a UnicodeDecodeError), `check` in one line per page, and `index --full`, the mend,
+    refused the folder as not an index."""
+    import sqlite3
+
+    docs, index = built
+    con = sqlite3.connect(index / "xsearch.db")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
+        (index / extra).unlink(missing_ok=True)
+    data = bytearray((index / "xsearch.db").read_bytes())
+    if damage == "page":
+        assert len(data) > 80_000
+        data[65536:65536 + 1024] = b"\xde\xad\xbe\xef" * 256
+    else:
+        for i in range(200, len(data), 997):
+            data[i] ^= 0xFF
+    (index / "xsearch.db").write_bytes(bytes(data))
+    for args in (("query", "bread"), ("stats",), ("files",), ("check", "--no-model"),
+                 ("check", "--repair", "--no-model"), ("rm", str(docs)), ("index", str(docs))):
+        msg = one_line_error(run(*args, "--index", str(index)))
+        assert "damaged" in msg and "--full" in msg and len(msg) < 300, (args, msg)
+    done = run("index", str(docs), "--index", str(index), "--full", "-q")
+    assert done.exit_code == 0, done.output
+    assert run("check", "--index", str(index), "--no-model").exit_code == 0
+    assert run("query", "bread", "--index", str(index)).exit_code == 0
+
+
 def test_index_built_by_another_model_is_refused(built):
     docs, index = built
     before = _digest(index)

@@ -9,13 +9,14 @@ statistics and rewrites the config mirror; it also upgrades an index of an older
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 
 from . import bm25, lexical
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
-from .errors import CorruptIndexError
+from .errors import CorruptIndexError, first_line
 from .fileio import full_checksum
 from .index_dir import CONFIG, DATABASE, IndexDir
 from .schema import upgrade_events, upgrade_note, upgrade_progress
@@ -107,8 +108,23 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
         index.close()
 
 
+def _sqlite_problems(store) -> list[str]:
+    """What SQLite's quick check finds (empty when the database is sound)."""
+    try:
+        rows = store.db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return [f"database is corrupt: {first_line(exc)}"]
+    if rows and rows[0][0] == "ok":
+        return []
+    more = f" (and {len(rows) - 3} more)" if len(rows) > 3 else ""  # one a page: thousands
+    return ["; ".join(first_line(r[0]) for r in rows[:3]) + more]
+
+
 def _check(index: IndexDir, embedder, model_check: bool) -> dict:
-    problems = [{"what": "database", "detail": d} for d in index.store.check()]
+    problems = [{"what": "database", "detail": d} for d in _sqlite_problems(index.store)]
+    if problems:  # the other checks read what is damaged: they would only fail
+        return {"index": str(index.path), "ok": False, "problems": problems, "notes": [],
+                "_bad": [], "_orphans": 0}
     seg_problems, bad = _segment_problems(index)
     problems += seg_problems
     orphans = _orphans(index)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from .errors import XsearchError, first_line
+from .errors import XsearchError, damaged, first_line
 from .texts import without_surrogates
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -322,6 +322,13 @@ def _edge(f):
         except Terminated:
             click.echo("terminated", err=True)
             sys.exit(143)
+        except Exception as exc:
+            sqlite = sys.modules.get("sqlite3")  # imported by whatever raised it
+            if sqlite is None or not isinstance(exc, sqlite.DatabaseError):
+                raise
+            if isinstance(exc, sqlite.OperationalError):  # busy, locked, I/O: not damage
+                raise click.ClickException(_safe(f"SQLite: {first_line(exc)}")) from exc
+            raise click.ClickException(_safe(damaged(exc))) from exc
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

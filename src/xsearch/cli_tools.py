@@ -60,12 +60,16 @@ def check(index_path, repair, no_model, as_json):
         if not repair:
             for line in report["notes"]:
                 click.echo(f"note: {line}")
-        click.echo(f"{report['index']}: {report['passages']} passages in "
-                   f"{report['segments']} segments; "
-                   + ("ok" if not remaining else f"{len(remaining)} problem(s) remain"))
+        if "passages" in report:
+            click.echo(f"{report['index']}: {report['passages']} passages in "
+                       f"{report['segments']} segments; "
+                       + ("ok" if not remaining else f"{len(remaining)} problem(s) remain"))
     if remaining:
-        raise NoResults(f"{len(remaining)} problem(s) found" + ("" if repair else
-                                                               "; run xsearch check --repair"))
+        sqlite = any(p["what"] == "database" for p in remaining)
+        raise NoResults(f"{len(remaining)} problem(s) found" + (
+            "; the SQLite database itself is damaged: `xsearch index PATHS --full` rebuilds "
+            "the index from your files" if sqlite else "" if repair else
+            "; run xsearch check --repair"))
 
 
 def _int_list(ctx, param, value: str) -> tuple[int, ...]:

@@ -70,3 +70,10 @@ class ConfigError(XsearchError):
 
 class NotFoundError(XsearchError):
     """A passage or document id that the index does not hold."""
+
+
+def damaged(exc: BaseException, db: object = None) -> str:
+    """One line for an index database SQLite finds damaged, with what mends it."""
+    return (f"{f'index database {db}' if db else 'the index database'} is damaged "
+            f"({first_line(exc)}); `xsearch index PATHS --full` rebuilds the index from your "
+            "files")

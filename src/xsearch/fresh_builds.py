@@ -39,7 +39,7 @@ def _rows(db: Path, *queries: str) -> list[list] | None:
             return [con.execute(q).fetchall() for q in queries]
         finally:
             con.close()
-    except sqlite3.Error:
+    except (sqlite3.Error, UnicodeDecodeError):  # (a damaged page's text)
         return None
 
 
@@ -175,7 +175,7 @@ def swap_in(path: Path, new_db: Path) -> None:
             con = sqlite3.connect(str(live), timeout=30)
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             con.close()
-        except sqlite3.Error:
+        except (sqlite3.Error, UnicodeDecodeError):  # damaged: what it held is replaced
             pass
     for suffix in ("-wal", "-shm", "-journal"):
         (path / (DATABASE + suffix)).unlink(missing_ok=True)

@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import CorruptIndexError, EmptyIndexError, IndexMismatchError, XsearchError
+from .errors import (
+    CorruptIndexError,
+    EmptyIndexError,
+    IndexMismatchError,
+    XsearchError,
+    damaged,
+)
 from .store import SCHEMA_VERSION, Store
 from .vector_store import VectorStore
 
@@ -130,6 +136,15 @@ def _our_config(path: Path) -> bool:
     return isinstance(raw, dict) and raw.get("format") == FORMAT
 
 
+def _empty_or_sqlite(db: Path) -> bool:
+    try:
+        with open(db, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return head in (b"", b"SQLite format 3\x00")
+
+
 def _our_database(path: Path) -> bool:
     db = path / DATABASE
     try:
@@ -164,7 +179,10 @@ def is_own_folder(path: Path) -> bool:
         return False
     if CONFIG in names and not _our_config(path):
         return False
-    if DATABASE in names and not _our_database(path):
+    # A database too damaged (or emptied) to say so is ours beside our config: `xsearch
+    # index --full` is how it is mended.
+    if DATABASE in names and not _our_database(path) and not (
+            CONFIG in names and _empty_or_sqlite(path / DATABASE)):
         return False
     seg = path / SEGMENTS
     if seg.is_dir():
@@ -234,6 +252,12 @@ class IndexDir:
             _check_model(path, config, model, dim)
             _check_dim(path, store, config)
             return cls(path, config, store, readonly)
+        except sqlite3.OperationalError:  # busy, locked, I/O: not damage
+            store.close()
+            raise
+        except sqlite3.DatabaseError as exc:  # a damaged page
+            store.close()
+            raise CorruptIndexError(damaged(exc, path / DATABASE)) from exc
         except BaseException:
             store.close()
             raise

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-from .errors import CorruptIndexError
+from .errors import CorruptIndexError, damaged, first_line
 from .lang_sums import LangSums
 from .schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
     MIGRATIONS,
@@ -106,8 +106,11 @@ class Store(LangSums):
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self._check_migrations(apply=True)
-        except sqlite3.DatabaseError as exc:
-            raise CorruptIndexError(f"index database {self.path} is unreadable: {exc}") from exc
+        except sqlite3.OperationalError as exc:  # busy, locked, cannot open: not damage
+            raise CorruptIndexError(f"index database {self.path} is unreadable: "
+                                    f"{first_line(exc)}") from exc
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # (schema text, damaged)
+            raise CorruptIndexError(damaged(exc, self.path)) from exc
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         if not readonly:
@@ -167,14 +170,6 @@ class Store(LangSums):
             self.db.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()]
             )
-
-    def check(self) -> list[str]:
-        """Problems SQLite's quick check finds (empty when the database is sound)."""
-        try:
-            rows = self.db.execute("PRAGMA quick_check").fetchall()
-        except sqlite3.DatabaseError as exc:
-            return [f"database is corrupt: {exc}"]
-        return [] if rows and rows[0][0] == "ok" else [f"database: {r[0]}" for r in rows]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
