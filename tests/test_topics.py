@@ -21,6 +21,35 @@ def test_parse_labels_names_descriptions_and_errors():
         parse_labels(["only"])
 
 
+def test_labels_files_and_templates_that_once_went_wrong(tmp_path):
+    from click.testing import CliRunner
+
+    from xsearch.cli import cli
+    from xsearch.topics import read_labels
+
+    # A byte order mark (Notepad's UTF-8) once became part of the first label's name.
+    f = tmp_path / "labels.txt"
+    f.write_bytes("\ufefffood\ngeo: places and maps\n".encode())
+    assert [lb.name for lb in read_labels(f)] == ["food", "geo"]
+    # "name:" is the name, described by the template (its colon was kept in the name).
+    assert parse_labels(["food:", "geo:"], "about {label}") == [
+        Label("food", "about food"), Label("geo", "about geo")]
+    with pytest.raises(XsearchError, match="no label name"):
+        parse_labels([": a description", "geo"])
+    # A template that names no {label}, or another field, or is not one: one line, exit 1
+    # (a traceback, or every label described alike).
+    for template in ("{label} {oops}", "{0}", "{", "{label", "{label!z}", "no placeholder",
+                     "", "{label.upper}"):
+        with pytest.raises(XsearchError, match="--template"):
+            parse_labels(["food", "geo"], template)
+        res = CliRunner().invoke(cli, ["label", str(f), "--template", template, "--index",
+                                       str(tmp_path / "none")])
+        assert res.exit_code == 1 and "--template" in res.output, (template, res.output)
+        assert "Traceback" not in res.output
+    assert parse_labels(["food", "geo"], "{{about}} {label}, {label}")[0].description == \
+        "{about} food, food"
+
+
 def test_zero_shot_and_document_topics_match_brute_force():
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(50, 8)).astype(np.float32)

@@ -28,17 +28,36 @@ class Label:
     description: str
 
 
+def check_template(template: str) -> None:
+    """Refuse a --template that does not name ``{label}``, or names anything else."""
+    import string
+
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template)
+                  if f is not None]
+    except ValueError as exc:
+        raise XsearchError(f"--template {template!r}: {exc} (write {{{{ and }}}} for a "
+                           "brace)") from exc
+    if not fields or any(f != "label" or spec or conv for f, spec, conv in fields):
+        raise XsearchError(f"--template {template!r} must hold {{label}}, and no other "
+                           "{field} (write {{ and }} for a brace)")
+
+
 def parse_labels(lines: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list[Label]:
     """One label per line: ``name`` or ``name: description``; blank lines and # comments skipped."""
+    check_template(template)
     out: list[Label] = []
-    for raw in lines:
+    for n, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, desc = line.partition(":")
         name, desc = name.strip(), desc.strip()
-        if not sep or not desc:
-            name, desc = line, template.format(label=line)
+        if not name:
+            raise XsearchError(f"line {n} of the labels: {line!r} has a description but no "
+                               "label name before the ':'")
+        if not desc:  # "name" or "name:": the template describes it
+            desc = template.format(label=name)
         if name in {lb.name for lb in out}:
             raise XsearchError(f"label {name!r} is listed twice")
         out.append(Label(name, desc))
@@ -49,7 +68,7 @@ def parse_labels(lines: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list
 
 def read_labels(path: Path, template: str = DEFAULT_TEMPLATE) -> list[Label]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # Notepad's byte order mark
     except (OSError, UnicodeDecodeError) as exc:
         raise XsearchError(f"cannot read labels file {path}: {exc}") from exc
     return parse_labels(text.splitlines(), template)
