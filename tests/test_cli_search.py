@@ -161,6 +161,27 @@ def test_many_queries_from_stdin_one_json_line_each(corpus_index):
     assert all(len(x["hits"]) == 2 for x in lines)
 
 
+def test_a_queries_file_saved_by_notepad_and_one_that_finds_nothing(corpus_index, tmp_path):
+    # A byte order mark once began the first query; UTF-16 ran NUL-laden garbage queries.
+    for data in ("\ufeffbread\r\ncoffee harvest\r\n".encode(),
+                 "bread\r\ncoffee harvest\r\n".encode("utf-16")):  # (its own mark)
+        (tmp_path / "q.txt").write_bytes(data)
+        res = CliRunner().invoke(cli, ["query", "-f", str(tmp_path / "q.txt"), "-k", "1",
+                                       "--index", str(corpus_index)])
+        assert res.exit_code == 0, res.output
+        assert [json.loads(x)["query"] for x in res.stdout.splitlines()] == [
+            "bread", "coffee harvest"]
+    (tmp_path / "q.txt").write_bytes("bread\n".encode("utf-16-le"))
+    res = CliRunner().invoke(cli, ["query", "-f", str(tmp_path / "q.txt"), "--index",
+                                   str(corpus_index)])
+    assert res.exit_code == 2 and "not UTF-8 text" in res.output
+    # Nothing found for any query: exit 1, as for one query (it was 0).
+    res = CliRunner().invoke(cli, ["query", "-f", "-", "--path", "nomatch*", "--index",
+                                   str(corpus_index)], input="bread\ncoffee\n")
+    assert res.exit_code == 1 and "no hits for any of the 2 queries" in res.output
+    assert [json.loads(x)["hits"] for x in res.stdout.splitlines()] == [[], []]
+
+
 def test_stats_json_counts_languages(corpus_index):
     result = CliRunner().invoke(cli, ["stats", "--index", str(corpus_index), "--json"])
     assert result.exit_code == 0, result.output

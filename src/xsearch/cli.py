@@ -23,6 +23,7 @@ from .cli_format import (
     _edge,
     _emit,
     _index_option,
+    _one_line,
     _Progress,
     _safe,
     non_empty_path_objects,
@@ -300,7 +301,7 @@ def _ranks(ranks: list[int]) -> str:
               help="Drop hits whose relevance (standard deviations above the language's "
                    "background) is below this.")
 @click.option("--file", "-f", "queries_file",
-              type=click.File("r", encoding="utf-8", errors="replace"),
+              type=click.File("rb"),
               help="Read one query per line from FILE ('-' for stdin); prints one JSON line "
                    "per query.")
 @click.option("--per-doc", type=click.IntRange(0), default=1, show_default=True,
@@ -349,6 +350,8 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         for q, hits in zip(queries, results, strict=True):
             _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits[:k]],
                    "next_offset": offset + k if len(hits) > k else None})
+        if not any(results):  # as for one query: exit 1 when nothing was found
+            raise NoResults(f"no hits for any of the {len(queries)} queries")
         return
     hits = results[0]
     if not hits:
@@ -365,7 +368,7 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         where = display_path(h.path) + (f"#{h.record_id}" if h.record_id else "")
         topic = f"  [{h.topic}]" if h.topic else ""
         click.echo(f"{h.rank:>2}. {h.relevance:5.1f}σ cos {h.cosine:.3f}  {h.language:<9} "
-                   f"{_safe(where)}:{h.char_start}-{h.char_end}{topic}")
+                   f"{_one_line(where)}:{h.char_start}-{h.char_end}{topic}")
         body = _safe(h.text) if full_text else render(_safe(h.snippet), h.highlights, color)
         click.echo(wrap(body))
     weak = [h.rank for h in hits if h.relevance <= 0]

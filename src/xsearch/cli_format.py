@@ -233,6 +233,20 @@ def non_empty_path_objects(ctx: click.Context, param: click.Parameter,
     return tuple(Path(v) for v in non_empty_paths(ctx, param, value))
 
 
+def _query_text(raw: bytes) -> str:
+    """A file of queries as text: UTF-8, or UTF-16 / UTF-8 with a byte order mark (what
+    Notepad saves); undecodable bytes read as U+FFFD."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
+                       (b"\xfe\xff", "utf-16-be")):
+        if raw.startswith(bom):
+            return raw[len(bom):].decode(codec, errors="replace")
+    text = raw.decode("utf-8", errors="replace")
+    if "\x00" in text:
+        raise click.UsageError("the queries file holds NUL bytes: it is not UTF-8 text "
+                               "(UTF-16 needs its byte order mark)")
+    return text
+
+
 def read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     """``xsearch query``'s queries: the argument, and/or one per line of ``--file`` (or stdin
     when neither is given); True when they are a batch (-f: one JSON line per query). Bytes
@@ -244,8 +258,8 @@ def read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     if queries_file is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a QUERY, or --file FILE / '-' for one query per line")
-        queries_file = click.open_file("-", encoding="utf-8", errors="replace")
-    lines = [line.strip() for line in queries_file.read().splitlines()]
+        queries_file = click.open_file("-", "rb")
+    lines = [line.strip() for line in _query_text(queries_file.read()).splitlines()]
     qs = [q for q in lines if q]
     if query is not None:
         if not query.strip():
