@@ -152,6 +152,19 @@ def test_a_damaged_database_is_one_line_everywhere_and_a_full_rebuild_mends_it(b
     assert run("query", "bread", "--index", str(index)).exit_code == 0
 
 
+def test_a_hit_from_a_file_named_with_a_line_break_stays_on_its_line(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "lava\nflow\t1.txt").write_text("Lava flowed down the slope of the volcano.\n")
+    (docs / "bread.txt").write_text("Knead the bread dough and let it rise overnight.\n")
+    index = tmp_path / "index"
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    res = run("query", "volcano lava", "-k", "1", "--index", str(index))
+    assert res.exit_code == 0, res.output
+    head = res.stdout.splitlines()[0]
+    assert head.startswith(" 1.") and "lava\\nflow\\t1.txt:" in head, res.stdout
+
+
 def test_index_built_by_another_model_is_refused(built):
     docs, index = built
     before = _digest(index)
