@@ -210,3 +210,35 @@ def test_the_page_keeps_to_the_view_asked_for(corpus_index, browser, tmp_path):
         assert d.current_url.endswith(pid)
         assert d.find_elements(By.CSS_SELECTOR, ".passage.current")
         assert not d.find_elements(By.CSS_SELECTOR, "#main > ol.hits")
+
+
+def test_marks_land_on_the_words_after_emoji_and_a_bad_k_in_a_link_is_left_out(browser,
+                                                                              tmp_path):
+    """The API counts a hit's highlight offsets in code points, the page in UTF-16 units:
+    each emoji (or rare CJK character) before a match once moved its mark one unit left, cut
+    a character in two. A link asking for k=500 once broke every later search."""
+    from click.testing import CliRunner
+    from selenium.webdriver.common.by import By
+
+    from xsearch.cli import cli
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "emoji.txt").write_text("🍞🍞🍞🍞 𠀀𠀁 The sourdough starter needs daily feeding "
+                                    "with flour and water.\n", encoding="utf-8")
+    (docs / "lava.txt").write_text("Lava flowed down the slope of the volcano.\n",
+                                   encoding="utf-8")
+    index = tmp_path / "index"
+    assert CliRunner().invoke(cli, ["index", str(docs), "--index", str(index), "-q"],
+                              env={"XSEARCH_CONFIG": ""}).exit_code == 0
+    d = browser
+    with running_server(index) as (base, _):
+        d.get(base + "/#/?q=sourdough%20starter&k=500")
+        _wait(d, lambda d: _hit_langs(d), "hits")
+        marks = d.execute_script(
+            "return [...document.querySelectorAll('li.hit mark')].map(m => m.textContent)")
+        assert [m.lower() for m in marks] == ["sourdough", "starter"], marks
+        assert d.find_element(By.ID, "k").get_attribute("value") != "500"
+        assert not d.find_elements(By.CSS_SELECTOR, "p.error")
+        assert "500" not in [o.get_attribute("value") for o in
+                             d.find_elements(By.CSS_SELECTOR, "#k option")]

@@ -35,7 +35,8 @@ class HitModel(BaseModel):
     topic_score: float | None = None
     document_language: str | None = None
     highlights: list[list[int]] | None = Field(
-        None, description="[start, end) offsets of the matching part, relative to snippet")
+        None, description="[start, end) offsets of the matching parts in snippet, in code "
+                          "points (as Python counts; a UTF-16 string counts an emoji twice)")
 
 
 class SearchResult(BaseModel):

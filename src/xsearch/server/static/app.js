@@ -8,6 +8,7 @@ const TWO = { eng: "en", fra: "fr", deu: "de", spa: "es", por: "pt", ita: "it", 
   urd: "ur", hin: "hi", ben: "bn", tam: "ta", npi: "ne", zho: "zh", jpn: "ja", kor: "ko",
   tha: "th", vie: "vi", ind: "id", swh: "sw", amh: "am", tir: "ti", yor: "yo", hau: "ha" };
 
+const MAX_K = 100;  // the most hits the API gives (api_models.MAX_K)
 const $ = (sel) => document.querySelector(sel);
 const main = () => $("#main");
 
@@ -92,8 +93,19 @@ function highlighted(text, ranges) {
   return frag;
 }
 
+// The API counts offsets in code points (Python's); a JS string in UTF-16 units, two for an
+// emoji or a rare CJK character.
+function toUnits(text, ranges) {
+  const at = [0];
+  for (const ch of text) at.push(at[at.length - 1] + ch.length);
+  const unit = (i) => at[Math.min(Math.max(i, 0), at.length - 1)];
+  return ranges.map(([s, e]) => [unit(s), unit(e)]);
+}
+
 function hitRanges(hit, query) {
-  if (Array.isArray(hit.highlights) && hit.highlights.length) return hit.highlights;
+  if (Array.isArray(hit.highlights) && hit.highlights.length) {
+    return toUnits(hit.snippet || "", hit.highlights);
+  }
   return queryRanges(hit.snippet || "", query || "");
 }
 
@@ -151,9 +163,12 @@ async function renderFacets(selected, seq) {
   }
 }
 
-// A link may ask for any number of hits, not only the ones the list offers.
+// A link may ask for any number of hits the API gives (1 to 100), not only the ones the list
+// offers; anything else is left out.
 function setK(value) {
   const select = $("#k");
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || Number(value) > MAX_K) return;
+  value = String(Number(value));
   if (![...select.options].some((o) => o.value === value)) {
     const n = Number(value);
     const after = [...select.options].find((o) => Number(o.value) > n);
@@ -192,7 +207,7 @@ async function searchView(params, seq) {
       "Type a question in any language and press Enter: hits come from every language."));
     return;
   }
-  const url = new URLSearchParams({ q, k: params.get("k") || $("#k").value });
+  const url = new URLSearchParams({ q, k: $("#k").value });  // setK left out a bad one
   for (const l of langs) url.append("lang", l);
   setStatus("searching…");
   try {
