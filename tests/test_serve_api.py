@@ -537,8 +537,10 @@ def test_index_endpoint_needs_the_token(index_copy, tmp_path):
     with TestClient(create_app(index_copy, allow_index=extra, token="s3cret"), base_url=LOCAL) as c:
         assert c.post("/api/index").status_code == 403
         assert c.post("/api/index", headers={"Authorization": "Bearer wrong"}).status_code == 403
+        # The token alone is not the Bearer scheme (it was taken); the scheme's case is free.
+        assert c.post("/api/index", headers={"Authorization": "s3cret"}).status_code == 403
         assert c.get("/api/health").json()["writable"] is True
-        res = c.post("/api/index", headers={"Authorization": "Bearer s3cret"})
+        res = c.post("/api/index", headers={"Authorization": "bearer  s3cret"})
         assert res.status_code == 200, res.text
         assert res.json()["new"] == 1
         hit = c.get("/api/search", params={"q": "Imker Honig", "k": 1}).json()["hits"][0]
@@ -731,3 +733,37 @@ def test_a_malformed_body_is_named_as_such(client, body, error):
     # Parameters in the URL of a POST are not silently ignored.
     res = client.post("/api/search?q=bread", json={"queries": ["coffee"]})
     assert res.status_code == 400 and "unknown parameter 'q'" in res.json()["error"]
+
+
+def test_the_schema_and_a_wrong_method_say_what_the_server_does(client):
+    # Validation errors answer 400 {"error"}: the schema once promised FastAPI's 422.
+    schema = client.get("/openapi.json").json()
+    codes = {c for ops in schema["paths"].values() for op in ops.values()
+             for c in op.get("responses", {})}
+    assert "422" not in codes and "400" in codes
+    assert "HTTPValidationError" not in schema.get("components", {}).get("schemas", {})
+    q = schema["paths"]["/api/search"]["get"]["parameters"][0]
+    assert q["name"] == "q" and q["schema"]["maxLength"] == 1000
+    # 405 names every method the path takes (it once named GET alone).
+    res = client.delete("/api/search")
+    assert res.status_code == 405 and res.headers["allow"] == "GET, POST"
+
+
+def test_health_is_degraded_while_a_segment_is_missing(index_copy, caplog):
+    """The server answers without a missing segment's passages, as `xsearch query` does, but
+    health said "ok" and nothing was logged."""
+    import logging
+
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
+        assert c.get("/api/health").json()["status"] == "ok"
+        seg = sorted(p for p in (index_copy / "segments").glob("*-eng_Latn.npy")
+                     if not p.name.endswith(".ids.npy"))[0]
+        seg.unlink()
+        health = c.get("/api/health")
+        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        assert seg.name.removesuffix(".npy") in health.json()["message"]
+        with caplog.at_level(logging.WARNING, logger="xsearch.server"):
+            for _ in range(3):
+                assert c.get("/api/search", params={"q": "bread", "k": 3}).status_code == 200
+        said = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
+        assert len(said) == 1, said

@@ -135,8 +135,10 @@ class TranslationsResponse(BaseModel):
 
 
 class HealthModel(BaseModel):
-    status: str = Field(description="ok; starting while the index is not there yet; "
-                        "unavailable while it cannot be served (message says why)")
+    status: str = Field(description="ok; degraded while segments of it are unusable (their "
+                        "passages are left out; message says which); starting while the index "
+                        "is not there yet; unavailable while it cannot be served (message says "
+                        "why)")
     index: str
     passages: int | None = None
     model: str | None = None

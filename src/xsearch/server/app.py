@@ -15,9 +15,11 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import __version__, browse
 from ..errors import (
@@ -38,7 +40,7 @@ from ..texts import without_surrogates
 from . import api_models as m
 from .bench import latest_bench, png_path
 from .hosts import HostCheck
-from .service import IndexService, ModelChangedError
+from .service import IndexService, ModelChangedError, unusable_segments
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 2**62
@@ -154,7 +156,12 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         message = str(exc.detail)
         if message == HTTPStatus(exc.status_code).phrase:  # Starlette's bare default
             message += f": {request.method} {quote(request.url.path)}"
-        return _error(exc.status_code, message, exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # Starlette names the methods of the first route only
+            allowed = {x for r in app.routes if r.matches(request.scope)[0] != Match.NONE
+                       for x in getattr(r, "methods", None) or ()}
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
+        return _error(exc.status_code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -170,7 +177,9 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     @app.get("/api/search", response_model=m.SearchResponse, responses=errors, tags=["search"],
              dependencies=known)
     async def search(
-        q: Annotated[str, Query(description="the query, in any language")],
+        q: Annotated[str, Query(description="the query, in any language (at most "
+                                f"{m.MAX_QUERY_CHARS} characters, spaces around it aside)",
+                                json_schema_extra={"maxLength": m.MAX_QUERY_CHARS})],
         k: Annotated[int, Query(ge=1, le=m.MAX_K)] = 5,
         lang: Annotated[list[str] | None, Query(
             max_length=m.MAX_FILTER_VALUES, description="language filter (hin_Deva, or hin)")
@@ -253,15 +262,22 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         "unavailable" while the index cannot be served (a model this server cannot load, a
         damaged index), with the reason."""
         try:
-            passages = await service.run(
-                lambda s: s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0])
+            passages, bad = await service.run(lambda s: (
+                s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0],
+                unusable_segments(s)))
         except XsearchError as exc:
             info = service.health()
             info.update(status="starting" if isinstance(exc, EmptyIndexError) else "unavailable",
                         message=first_line(exc))
             return JSONResponse(info, status_code=503)
         # Read after the refresh: a model the index changed to is named at once.
-        return JSONResponse({**service.health(), "passages": passages, "status": "ok"})
+        info = {**service.health(), "passages": passages, "status": "ok"}
+        if bad:  # answers still, without those passages
+            info.update(status="degraded", message=(
+                f"{len(bad)} segment(s) unusable (missing or damaged: {bad[0]}); their "
+                f"passages are left out of results: run xsearch check --repair --index "
+                f"{service.index_path}"))
+        return JSONResponse(info)
 
     @app.head("/api/health", include_in_schema=False)
     async def health_head() -> JSONResponse:  # monitors that ask with HEAD; no body is sent
@@ -296,7 +312,8 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
                   responses={403: {"model": m.ErrorModel}, 409: {"model": m.ErrorModel}})
         async def index_run(authorization: Annotated[str | None, Header()] = None) -> dict:
             """Incrementally index the folder given by ``--allow-index`` (Bearer token)."""
-            given = (authorization or "").removeprefix("Bearer ").strip()
+            scheme, _, given = (authorization or "").strip().partition(" ")
+            given = given.strip() if scheme.lower() == "bearer" else ""  # (any case: RFC 9110)
             if not given or not hmac.compare_digest(given.encode(), (token or "").encode()):
                 raise HTTPException(403, "a valid token is needed: Authorization: Bearer TOKEN")
             return await service.index_now()
@@ -312,5 +329,21 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def openapi() -> dict:
+        # Every validation error answers 400 {"error": ...} (``_bad_request``), never the 422
+        # FastAPI documents for each route.
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    op.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app
 

@@ -36,6 +36,7 @@ from ..errors import (
     XsearchError,
     first_line,
 )
+from ..segments import files_of
 from ..vector_store import SegmentGoneError
 from .batching import MicroBatcher
 
@@ -83,6 +84,7 @@ class IndexService:
         self.reloads = 0
         #: How often the index was found rebuilt for another model and that model loaded.
         self.model_changes = 0
+        self._logged: set[str] = set()  # warnings logged once (each request would repeat them)
 
     # -- the index thread ------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class IndexService:
         try:
             if s.refresh():
                 self.reloads += 1
+                self._logged.clear()  # another state: its warnings are news
             self._failed = None  # rebuilt again, for the model this server has
         except IndexMismatchError:
             # Rebuilt for another model: load it, answering from the state we have meanwhile
@@ -119,9 +122,15 @@ class IndexService:
             self._load_next_model(wait=self._failed is not None or not _held_whole(s))
             return self._follow_model(s)
         except (XsearchError, sqlite3.Error, OSError) as exc:
-            # Half-way through a rebuild: keep answering from the state we have.
-            log.warning("index refresh failed, serving the previous state: %s", exc)
+            # Half-way through a rebuild (or the index is gone): keep answering from the
+            # state we have.
+            self.log_once(f"index refresh failed, serving the previous state: {exc}")
         return s
+
+    def log_once(self, message: str) -> None:
+        if message not in self._logged:
+            self._logged.add(message)
+            log.warning("%s", message)
 
     def _load_next_model(self, wait: bool) -> None:
         """Open the rebuilt index and start loading its model's query embedder (index thread
@@ -214,8 +223,11 @@ class IndexService:
                 if self.model_changes != seen:
                     return None  # embedded by the model the index no longer uses
                 # The texts too: the query's language picks the mean it is centred on.
-                return s.search_vectors(qv, k, filters, per_doc, texts=list(queries),
-                                        offset=offset)
+                found = s.search_vectors(qv, k, filters, per_doc, texts=list(queries),
+                                         offset=offset)
+                for w in s.warnings():  # a damaged segment: said once, as the CLI says it
+                    self.log_once(w)
+                return found
 
             hits = await self.run(work)
             if hits is not None:
@@ -331,3 +343,14 @@ def _in_one_state(s, fn: Callable[[Any], T]) -> T:
             return fn(s)
     with store.snapshot():  # merges keep outrunning us: searches skip what is gone
         return fn(s)
+
+
+def unusable_segments(s) -> list[str]:
+    """Segments of the state ``s`` serves whose files are missing, or found damaged."""
+    vectors = s.index.vectors
+    vectors.load()
+    bad = set(vectors.damaged)
+    for row in vectors.rows:
+        if not all((vectors.folder / f).exists() for f in files_of(row["name"], row["kind"])):
+            bad.add(row["name"])
+    return sorted(bad)
