@@ -78,6 +78,24 @@ def test_search_has_the_fields_of_query_json(client, corpus_index):
     assert len(body["languages"]) >= 3  # bread is found in several languages
 
 
+def test_search_modes_are_those_of_query(client, corpus_index):
+    """``mode`` (dense, lexical, hybrid) as ``xsearch query --mode``: the same hits."""
+    engine = client.get("/api/health").json()["engine"]
+    for mode in ("lexical", "dense"):
+        got = client.get("/api/search", params={"q": "sourdough", "k": 3, "mode": mode})
+        assert got.status_code == 200, got.text
+        cli_out = CliRunner().invoke(cli, ["query", "sourdough", "--index", str(corpus_index),
+                                           "--json", "-k", "3", "--mode", mode,
+                                           "--engine", engine])
+        assert [h["passage_id"] for h in got.json()["hits"]] == [
+            json.loads(x)["passage_id"] for x in cli_out.stdout.splitlines()]
+        batch = client.post("/api/search", json={"queries": ["sourdough"], "k": 3,
+                                                 "mode": mode}).json()["results"][0]
+        assert batch["hits"] == got.json()["hits"]
+    bad = client.get("/api/search", params={"q": "bread", "mode": "fuzzy"})
+    assert bad.status_code == 400 and "mode" in bad.json()["error"]
+
+
 def test_filters_and_batch(client):
     queries = ["volcanic eruption", "Kaffeeanbau in den Bergen", "टीकाकरण"]
     body = {"queries": queries, "k": 3, "languages": ["arb", "zho_Hans"]}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_QUERY_CHARS = 1000
 MAX_K = 100
+Mode = Literal["hybrid", "dense", "lexical"]
+MODE_HELP = ("dense: meaning only; lexical: exact words (names, numbers, codes); hybrid: both "
+             "fused (xsearch query --mode)")
 MAX_BATCH = 64
 MAX_FILTER_VALUES = 50
 MAX_OFFSET = 1_000_000
@@ -65,6 +70,7 @@ class BatchRequest(BaseModel):
     min_score: float | None = Field(None, allow_inf_nan=False)
     per_doc: int = Field(1, ge=0, le=MAX_K)
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="skip this many hits (paging)")
+    mode: Mode = Field("hybrid", description=MODE_HELP)
 
 
 class BatchResponse(BaseModel):

@@ -190,12 +190,13 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         per_doc: Annotated[int, Query(ge=0, le=m.MAX_K)] = 1,
         offset: Annotated[int, Query(ge=0, le=m.MAX_OFFSET,
                                      description="skip this many hits (paging)")] = 0,
+        mode: Annotated[m.Mode, Query(description=m.MODE_HELP)] = "hybrid",
     ) -> dict:
         """Ranked passages in every language for one query; page with ``offset``."""
         query = _clean_query(q)
         # One hit more than asked tells whether there is a next page.
         hits = (await service.search([query], k + 1, _filters(lang, path, topic, min_score),
-                                     per_doc, offset))[0]
+                                     per_doc, offset, mode))[0]
         page = hits[:k]
         return {"query": query, "k": k, "offset": offset, "hits": [h.as_dict() for h in page],
                 "next_offset": offset + k if len(hits) > k else None,
@@ -209,7 +210,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         k, offset = body.k, body.offset
         results = await service.search(
             queries, k + 1, _filters(body.languages, body.path, body.topics, body.min_score),
-            body.per_doc, offset)
+            body.per_doc, offset, body.mode)
         return {"results": [{"query": q, "k": k, "offset": offset,
                              "hits": [h.as_dict() for h in hits[:k]],
                              "next_offset": offset + k if len(hits) > k else None}

@@ -206,7 +206,7 @@ class IndexService:
     # -- operations ------------------------------------------------------------------------
 
     async def search(self, queries: list[str], k: int, filters, per_doc: int,
-                     offset: int = 0) -> list[list]:
+                     offset: int = 0, mode: str = "hybrid") -> list[list]:
         """Hits for each query; queries are embedded together with concurrent requests'.
 
         All queries are searched in one ``search_vectors`` call: one read transaction.
@@ -224,7 +224,7 @@ class IndexService:
                     return None  # embedded by the model the index no longer uses
                 # The texts too: the query's language picks the mean it is centred on.
                 found = s.search_vectors(qv, k, filters, per_doc, texts=list(queries),
-                                         offset=offset)
+                                         offset=offset, mode=mode)
                 for w in s.warnings():  # a damaged segment: said once, as the CLI says it
                     self.log_once(w)
                 return found
