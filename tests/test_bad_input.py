@@ -257,6 +257,15 @@ def test_an_empty_path_is_refused_not_read_as_the_working_directory(built, monke
     for args in (["rm", ""], ["rm", " "], ["rm", "--dry-run", ""], ["index", ""]):
         result = run(*args, "--index", str(index))
         assert result.exit_code == 2 and "an empty path names nothing" in result.output, args
+    # An empty --index named the working directory; `~` is the home folder from anywhere.
+    for args in (["stats"], ["query", "bread"], ["index", str(docs)], ["check"]):
+        result = run(*args, "--index", "")
+        assert result.exit_code == 2 and "an empty path names no index" in result.output, args
+    monkeypatch.setenv("HOME", str(index.parent))
+    for how in (["--index", "~/" + index.name], []):
+        result = CliRunner().invoke(cli, ["stats", "--json", *how],
+                                    env={"XSEARCH_INDEX": "~/" + index.name})
+        assert result.exit_code == 0 and json.loads(result.stdout)["index"] == str(index)
     assert _digest(index) == before
 
 

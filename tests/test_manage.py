@@ -560,3 +560,12 @@ def test_config_values_of_the_right_type_are_accepted(tmp_path):
     # An integer is a number, and one string a list of one: run() asserts nothing is refused.
     shown = " ".join(run("query", "--help", env={"XSEARCH_CONFIG": str(path)}).output.split())
     assert "[default: 3;" in shown
+
+
+def test_a_configuration_file_saved_with_a_byte_order_mark_is_read(small_corpus, tmp_path):
+    # Notepad's UTF-8 mark once stopped every command ("Invalid statement at line 1").
+    index = tmp_path / "elsewhere"
+    toml = tmp_path / "xsearch.toml"
+    toml.write_bytes(f'\ufeffindex = "{index}"\n'.encode())
+    run("index", str(small_corpus), "-q", env={"XSEARCH_CONFIG": str(toml)})
+    assert (index / "xsearch.db").is_file()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import re
 import shlex
 import sys
@@ -270,10 +271,21 @@ def read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
     return [without_surrogates(q) for q in qs], True
 
 
+def _index_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """--index: an empty one is refused (it would name the working directory), ``~`` is the
+    home folder however it came (a flag, the environment, the file)."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise click.BadParameter("an empty path names no index (an unset variable?)",
+                                 param=param)
+    return Path(os.path.expanduser(str(value)))
+
+
 def _index_option(f):
     return click.option(
-        "--index", "-i", "index_path", type=click.Path(path_type=Path), envvar="XSEARCH_INDEX",
-        default="index", show_default=True, show_envvar=True,
+        "--index", "-i", "index_path", type=click.Path(), envvar="XSEARCH_INDEX",
+        default="index", show_default=True, show_envvar=True, callback=_index_path,
         help="Index directory.",
     )(f)
 

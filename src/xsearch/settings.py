@@ -60,8 +60,8 @@ def find_config(cwd: Path | None = None, env: dict | None = None) -> Path | None
 def read_config(path: Path) -> dict:
     """The file's tables; a syntax error is a ConfigError naming the file and line."""
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        # A byte order mark (Notepad's UTF-8) is not TOML; it says nothing of the keys.
+        return tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     except OSError as exc:
