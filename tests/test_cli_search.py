@@ -86,6 +86,10 @@ def test_filters_language_path_and_min_score(corpus_index):
     assert [h["passage_id"] for h in bare] == [h["passage_id"] for h in fr]
     md = _query(corpus_index, "energy", "--path", "*.md", "-k", "5")
     assert md and all(h["path"].endswith(".md") for h in md)
+    # --path is repeatable: files matching any of the globs (only the last one counted).
+    both = _query(corpus_index, "energy", "--path", "*.md", "--path", "*.html", "-k", "30",
+                  "--per-doc", "0")
+    assert {Path(h["path"]).suffix for h in both} == {".md", ".html"}
     high = CliRunner().invoke(cli, ["query", "football", "--min-score", "50", "--json",
                                     "--index", str(corpus_index)])
     assert high.exit_code == 1 and not high.stdout.strip()  # no hits: exit 1 in JSON too

@@ -295,7 +295,8 @@ def _ranks(ranks: list[int]) -> str:
 @click.option("--lang", "languages", multiple=True,
               help="Only passages in this language: hin_Deva, or hin / hi / Hindi for any "
                    "script, zh-Hant... Repeatable; unknown languages are refused.")
-@click.option("--path", "path_glob", help="Only files matching this glob (e.g. '*.pdf').")
+@click.option("--path", "path_glob", multiple=True,
+              help="Only files matching this glob (e.g. '*.pdf'); repeatable: any of them.")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
 @click.option("--min-score", type=float, callback=_finite,
               help="Drop hits whose relevance (standard deviations above the language's "
@@ -333,7 +334,8 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
     from .search import Filters, Searcher
 
     queries, batch = read_queries(query, queries_file)
-    filters = Filters(languages=tuple(languages), path_glob=path_glob, topics=tuple(topics),
+    filters = Filters(languages=tuple(languages), path_glob=tuple(path_glob) or None,
+                      topics=tuple(topics),
                       min_score=min_score)
     searcher = Searcher(index_path, model=model, engine=engine)
     try:

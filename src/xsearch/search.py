@@ -70,7 +70,8 @@ class Hit:
 @dataclass
 class Filters:
     languages: tuple[str, ...] = ()
-    path_glob: str | None = None
+    #: One glob, or several: files matching any of them.
+    path_glob: str | tuple[str, ...] | None = None
     topics: tuple[str, ...] = ()
     min_score: float | None = None
 
@@ -205,7 +206,8 @@ class Searcher:
             args += topics
         db = self.index.store.db
         if f.path_glob:
-            paths = matching_paths(db.conn, f.path_glob, os.getcwd())
+            globs = (f.path_glob,) if isinstance(f.path_glob, str) else f.path_glob
+            paths = sorted({p for g in globs for p in matching_paths(db.conn, g, os.getcwd())})
             if not paths:
                 return np.zeros(0, dtype=np.int64)
             db.execute("CREATE TEMP TABLE IF NOT EXISTS _path_filter (path TEXT PRIMARY KEY)")
