@@ -48,6 +48,14 @@ def test_labels_files_and_templates_that_once_went_wrong(tmp_path):
         assert "Traceback" not in res.output
     assert parse_labels(["food", "geo"], "{{about}} {label}, {label}")[0].description == \
         "{about} food, food"
+    # Options of the other way of labelling are refused, not ignored in silence.
+    for args, said in ((["--method", "prototype"], "--method go with --train"),
+                       (["--source", "auto"], "--source go with --train"),
+                       (["--train", str(f), "--template", "{label}"],
+                        "--template goes with LABELS_FILE")):
+        lf = [] if "--train" in args else [str(f)]
+        res = CliRunner().invoke(cli, ["label", *lf, *args, "--index", str(tmp_path / "none")])
+        assert res.exit_code == 2 and said in res.output, (args, res.output)
 
 
 def test_zero_shot_and_document_topics_match_brute_force():

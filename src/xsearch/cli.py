@@ -425,6 +425,13 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
     """
     if bool(labels_file) == bool(examples_file):
         raise click.UsageError("give either LABELS_FILE (zero-shot) or --train EXAMPLES")
+    ctx = click.get_current_context()
+    given = [f"--{n}" for n in ("method", "source", "template")
+             if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
+    if not examples_file and (odd := [g for g in given if g != "--template"]):
+        raise click.UsageError(f"{' and '.join(odd)} go with --train")
+    if examples_file and "--template" in given:
+        raise click.UsageError("--template goes with LABELS_FILE (zero-shot labels)")
     if examples_file:
         from .topics import label_with_classifier
         from .trained_labels import read_examples, train_classifier
