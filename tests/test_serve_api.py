@@ -200,7 +200,7 @@ def test_unknown_routes_and_methods_are_json_errors_too(client, method, url, sta
         assert "GET" in res.headers["allow"]
 
 
-SEARCH_PARAMS = "q, k, lang, path, topic, min_score, per_doc, offset"
+SEARCH_PARAMS = "q, k, lang, path, topic, min_score, per_doc, offset, mode"
 
 
 @pytest.mark.parametrize("url, error", [
@@ -276,6 +276,13 @@ def test_batch_limits_and_read_only(client):
     assert client.post("/api/search", json={"queries": ["x"], "oops": 1}).status_code == 400
     assert client.post("/api/search", content=b"not json",
                        headers={"content-type": "application/json"}).status_code == 400
+    # JSON sent as a form (curl -d's default) is named as such, not as a non-object.
+    form = client.post("/api/search", content=b'{"queries": ["bread"]}',
+                       headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 400 and "content-type: application/json" in form.json()["error"]
+    # Each result of a batch has its languages, as a GET's answer has.
+    [res] = client.post("/api/search", json={"queries": ["bread"], "k": 3}).json()["results"]
+    assert sum(res["languages"].values()) == len(res["hits"]) == 3
     # No way to name a file: paths are not ids, and the static mount stays in its folder.
     assert client.get("/api/passages/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
     assert client.get("/static/../../../../etc/passwd").status_code == 404
@@ -655,6 +662,9 @@ def test_bench_runs_are_picked_by_name_only(corpus_index, tmp_path):
         old = c.get("/api/bench", params={"run": "old"}).json()
         assert old["matrix"][0][1] == 0.5 and old["mean"] == 0.5
         assert c.get("/api/bench", params={"run": "../runs/old"}).status_code == 404
+        # A metric the run does not have (it was a 200 of nulls) names those it has.
+        res = c.get("/api/bench", params={"metric": "recall@999"})
+        assert res.status_code == 400 and "it has recall@1" in res.json()["error"]
     with TestClient(create_app(corpus_index, bench_dir=tmp_path / "none"), base_url=LOCAL) as c:
         assert c.get("/api/bench").status_code == 404
 

@@ -62,6 +62,10 @@ class VectorStore:
     def close(self) -> None:
         self._open.clear()
 
+    def is_open(self, name: str) -> bool:
+        """Whether the segment is open (memory-mapped: deleting its files takes nothing)."""
+        return name in self._open
+
     def __len__(self) -> int:
         self.load()
         return sum(r["n"] for r in self.rows) - sum(len(t) for t in self.tombs.values())

@@ -74,7 +74,7 @@ class BatchRequest(BaseModel):
 
 
 class BatchResponse(BaseModel):
-    results: list[SearchResult]
+    results: list[SearchResponse]
 
 
 class PassageModel(BaseModel):

@@ -80,7 +80,7 @@ def _filters(languages: list[str] | None, path: str | None, topics: list[str] | 
                    topics=tuple(x for x in topics or () if x), min_score=min_score)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _validation_message(exc: RequestValidationError, content_type: str = "") -> str:
     """One line for what FastAPI found wrong with a request."""
     first = exc.errors()[0] if exc.errors() else {}
     loc = [str(x) for x in first.get("loc", ())]
@@ -91,7 +91,10 @@ def _validation_message(exc: RequestValidationError) -> str:
         return f"the body is not valid JSON (at character {at}): {why}"
     if loc == ["body"]:  # the body as a whole: missing, or not an object
         return ("the body must be a JSON object such as {\"queries\": [\"...\"]}: "
-                + ("it is missing" if first.get("type") == "missing" else msg))
+                + ("it is missing" if first.get("type") == "missing" else msg)
+                + ("" if "json" in content_type.lower() else
+                   f" (it was sent as {content_type or 'no content type'}: send it with "
+                   "content-type: application/json)"))
     where = ".".join(x for x in loc if x not in ("query", "body"))
     return f"{where}: {msg}" if where else msg
 
@@ -165,7 +168,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, _validation_message(exc))
+        return _error(400, _validation_message(exc, request.headers.get("content-type", "")))
 
     # Anything else is a bug, but its answer is still JSON (uvicorn logs the traceback).
     @app.exception_handler(Exception)
@@ -213,7 +216,8 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
             body.per_doc, offset, body.mode)
         return {"results": [{"query": q, "k": k, "offset": offset,
                              "hits": [h.as_dict() for h in hits[:k]],
-                             "next_offset": offset + k if len(hits) > k else None}
+                             "next_offset": offset + k if len(hits) > k else None,
+                             "languages": dict(Counter(h.language for h in hits[:k]))}
                             for q, hits in zip(queries, results, strict=True)]}
 
     # -- browse ----------------------------------------------------------------------------
@@ -295,6 +299,9 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         found = latest_bench(bench_root, metric, run)
         if found is None:
             raise HTTPException(404, f"no xsearch bench results {run or ''} under {bench_root}")
+        if metric not in found["metrics"]:  # (a matrix of nulls, answered 200)
+            raise HTTPException(400, f"run {found['run']} has no metric {metric!r}; it has "
+                                     + ", ".join(found["metrics"]))
         return found
 
     @app.get("/api/bench/png/{name}", tags=["bench"], responses=errors, dependencies=known)

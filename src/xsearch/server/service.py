@@ -346,11 +346,13 @@ def _in_one_state(s, fn: Callable[[Any], T]) -> T:
 
 
 def unusable_segments(s) -> list[str]:
-    """Segments of the state ``s`` serves whose files are missing, or found damaged."""
+    """Segments of the state ``s`` serves found damaged, or not open and whose files are
+    missing (one open is memory-mapped: a rebuild deleting its files takes nothing away)."""
     vectors = s.index.vectors
     vectors.load()
     bad = set(vectors.damaged)
     for row in vectors.rows:
-        if not all((vectors.folder / f).exists() for f in files_of(row["name"], row["kind"])):
+        if not vectors.is_open(row["name"]) and not all(
+                (vectors.folder / f).exists() for f in files_of(row["name"], row["kind"])):
             bad.add(row["name"])
     return sorted(bad)
