@@ -569,3 +569,21 @@ def test_a_configuration_file_saved_with_a_byte_order_mark_is_read(small_corpus,
     toml.write_bytes(f'\ufeffindex = "{index}"\n'.encode())
     run("index", str(small_corpus), "-q", env={"XSEARCH_CONFIG": str(toml)})
     assert (index / "xsearch.db").is_file()
+
+
+def test_an_on_off_option_turned_on_in_the_file_is_turned_off_by_its_no_flag(small_corpus,
+                                                                           tmp_path):
+    # `dry-run = true` under [command.rm] once meant rm could never remove anything.
+    index = tmp_path / "index"
+    run("index", str(small_corpus), "--index", str(index), "-q")
+    toml = tmp_path / "xsearch.toml"
+    toml.write_text("json = true\n[command.rm]\ndry-run = true\n", encoding="utf-8")
+    env = {"XSEARCH_CONFIG": str(toml)}
+    victim = sorted(small_corpus.iterdir())[0]
+    shown = run("stats", "--index", str(index), env=env)
+    assert json.loads(shown.stdout)["files"] == 6
+    assert run("stats", "--index", str(index), "--no-json", env=env).stdout.startswith("index:")
+    run("rm", str(victim), "--index", str(index), env=env)
+    assert json.loads(run("stats", "--index", str(index), env=env).stdout)["files"] == 6
+    run("rm", str(victim), "--index", str(index), "--no-dry-run", env=env)
+    assert json.loads(run("stats", "--index", str(index), env=env).stdout)["files"] == 5

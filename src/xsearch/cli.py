@@ -505,3 +505,18 @@ from .cli_tools import bench, check, serve  # noqa: E402
 
 for _command in (stats, files, rm, check, bench, serve):
     cli.add_command(_command)
+
+
+def _offs(group: click.Group) -> None:
+    """Give each on/off flag its --no- form, so that one turned on in xsearch.toml can be
+    turned off on the command line (a flag beats the file)."""
+    for command in group.commands.values():
+        for p in command.params:
+            if isinstance(p, click.Option) and p.is_flag and p.is_bool_flag and \
+                    not p.secondary_opts and not p.count:
+                long = next((o for o in p.opts if o.startswith("--")), None)
+                if long and not long.startswith("--no-") and p.name not in ("help", "version"):
+                    p.secondary_opts = ["--no-" + long[2:]]
+
+
+_offs(cli)
