@@ -276,6 +276,11 @@ def test_batch_limits_and_read_only(client):
     assert client.post("/api/search", json={"queries": ["x"], "oops": 1}).status_code == 400
     assert client.post("/api/search", content=b"not json",
                        headers={"content-type": "application/json"}).status_code == 400
+    # A parameter of one value given twice (the last was taken); a list's may repeat.
+    twice = client.get("/api/search", params=[("q", "bread"), ("q", "lava")])
+    assert twice.status_code == 400 and "'q' is given more than once" in twice.json()["error"]
+    assert client.get("/api/search", params=[("q", "bread"), ("lang", "fra"),
+                                             ("lang", "deu")]).status_code == 200
     # JSON sent as a form (curl -d's default) is named as such, not as a non-object.
     form = client.post("/api/search", content=b'{"queries": ["bread"]}',
                        headers={"content-type": "application/x-www-form-urlencoded"})

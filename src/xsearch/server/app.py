@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args, get_origin
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
@@ -66,12 +66,22 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def _known_params(request: Request) -> None:
     """Refuse query parameters the route does not declare (a typo would be ignored)."""
-    accepted = [p.alias for p in request.scope["route"].dependant.query_params]
+    params = request.scope["route"].dependant.query_params
+    accepted = [p.alias for p in params]
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in accepted]
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
         raise HTTPException(400, f"unknown parameter{'s' if len(unknown) > 1 else ''} {names}; "
                                  f"accepted: {', '.join(accepted)}")
+    # One value each, but for the lists (lang, topic): a second q was taken, the first dropped.
+    for p in params:
+        if not _many(p.field_info.annotation) and len(request.query_params.getlist(p.alias)) > 1:
+            raise HTTPException(400, f"parameter {p.alias!r} is given more than once")
+
+
+def _many(annotation: object) -> bool:
+    """Whether a parameter's type takes several values (``list[str] | None``)."""
+    return get_origin(annotation) is list or any(_many(a) for a in get_args(annotation))
 
 
 def _filters(languages: list[str] | None, path: str | None, topics: list[str] | None,
