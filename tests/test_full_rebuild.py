@@ -201,3 +201,56 @@ def test_a_trained_classifier_labels_only_the_passages_embedded(small_corpus, tm
     assert CliRunner().invoke(cli, ["label", str(labels), "--index", str(index)]).exit_code == 0
     again = build_index([small_corpus], index, full=True)
     assert again.passages_embedded == 0 and again.labels["passages"] == len(now)
+
+
+def test_a_rebuild_keeps_languages_identified_by_the_same_identifier(small_corpus, tmp_path,
+                                                                     monkeypatch):
+    """Identifying languages again was most of what a rebuild that embeds nothing costs; a
+    taken passage keeps its language when the live index was identified by this very
+    identifier (``langid.identity``), and is identified again when not."""
+    from xsearch import langid
+
+    index = tmp_path / "index"
+    first = build_index([small_corpus], index)
+    n = first.passages_embedded
+
+    def meta() -> str | None:
+        con = sqlite3.connect(index / "xsearch.db")
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = ?",
+                              [langid.META_KEY]).fetchone()
+        finally:
+            con.close()
+        return row and row[0]
+
+    assert meta() == langid.identity()
+    calls = []
+    real = langid.detect
+    monkeypatch.setattr(langid, "detect", lambda text: calls.append(text) or real(text))
+    languages = _languages(index)
+    edited = sorted(small_corpus.iterdir())[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\nLa lave coulait la nuit.",
+                      encoding="utf-8")
+    same = build_index([small_corpus], index, full=True, layout="flat")
+    assert same.passages_embedded >= 1 and len(calls) == same.passages_embedded
+    now = _languages(index)
+    assert all(now[t] == lang for t, lang in languages.items() if t in now)
+    # Another identifier (xsearch upgraded): everything is identified again, and an update
+    # by it leaves the index identified by more than one.
+    monkeypatch.setattr(langid, "identity", lambda: "another one")
+    calls.clear()
+    (small_corpus / "late.txt").write_text("Magma rises under the volcano.", encoding="utf-8")
+    build_index([small_corpus], index)
+    assert meta() == ""
+    calls.clear()
+    again = build_index([small_corpus], index, full=True)
+    assert again.passages_embedded == 0 and len(calls) == again.passages_kept > n // 2
+    assert meta() == "another one"
+
+
+def _languages(index) -> dict[str, str]:
+    con = sqlite3.connect(index / "xsearch.db")
+    try:
+        return dict(con.execute("SELECT text, language FROM passages"))
+    finally:
+        con.close()

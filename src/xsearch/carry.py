@@ -5,7 +5,9 @@ A rebuild that changes only the layout, the centering or the chunking makes pass
 text the live index already embedded, with the same model. A passage of the same file with
 the same text takes that vector when the live index was built with the same model and engine,
 both make the same probe vector (``centering.PROBE_KEY``), and the vector's segment is
-lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. A file the live
+lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. It keeps its
+language when the live index's passages were all identified by this language identifier
+(``langid.identity``), else it is identified again. A file the live
 index does not hold takes the passages of a live file with the same content (renamed or
 copied), else those of the live files this rebuild does not read (renamed and edited, or
 text moved out of a deleted file), as an incremental run takes a gone file's. A run that
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import langid
 from .centering import PROBE_KEY, decode_vector
 from .errors import CorruptIndexError
 from .fileio import full_checksum
@@ -52,6 +55,7 @@ class LiveVectors:
         self._reads = reads  # None: an update of this index, which reads what changed
         self._gone: dict[bytes, list[tuple]] | None = None  # read when first needed
         self.broken = False
+        self.same_langid = False
 
     @classmethod
     def open(cls, index_path: Path | None, config: IndexConfig,
@@ -67,6 +71,9 @@ class LiveVectors:
             raw = live.store.meta("config")
             was = IndexConfig.from_dict(json.loads(raw or "{}"), str(index_path))
             if (was.model, was.engine, was.dim) == (config.model, config.engine, config.dim):
+                # Identified by this very identifier: a taken passage keeps its language.
+                ident = live.store.meta(langid.META_KEY)
+                live.same_langid = bool(ident) and ident == langid.identity()
                 return live
             live.close()
         except _UNREADABLE:

@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from . import langid
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError, first_line
@@ -27,6 +28,7 @@ from .fresh_builds import (
 )
 from .index_dir import IndexConfig
 from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
+from .ingest.budget import limits_raised
 from .ingest.formats.records import record_fields, with_record_fields
 from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
     COMMIT_EVERY,
@@ -34,7 +36,6 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     ProgressFn,
     _fail,
     _pipeline,
-    limits_raised,
 )
 from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .topics import label_index
@@ -252,6 +253,7 @@ def build_index(
                 writer = IndexWriter.open(index_path, config,
                                           build=json.dumps(sorted(str(r) for r in roots)))
             summary.resumed = writer.resumed_files
+            _note_langid(writer.store)
             for b in writer.dropped_builds:
                 msg = (f"dropped a stopped fresh build of {b['files']} file(s) "
                        f"({b['bytes'] / 1048576:.1f} MiB): this run was given other "
@@ -294,6 +296,17 @@ def build_index(
                                      only_unlabelled=labels is None)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _note_langid(store) -> None:
+    """Name the language identifier that identified every passage (``langid.identity``):
+    this run's in an index without passages yet; none ("") once another one adds some."""
+    mine = langid.identity()
+    empty = not store.db.execute("SELECT EXISTS (SELECT 1 FROM passages)").fetchone()[0]
+    was = store.meta(langid.META_KEY)
+    if (empty and was != mine) or (not empty and was not in (None, "", mine)):
+        with store.transaction():
+            store.set_meta(langid.META_KEY, mine if empty else "")
 
 
 def _measure(writer: IndexWriter, embedder: Embedder) -> None:

@@ -16,6 +16,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 UNKNOWN = "und"
 """Code for text with no letters or no linguistic content; always paired with score 0.0."""
@@ -203,6 +204,28 @@ class LangGuess:
     def script(self) -> str:
         """The ISO 15924 part (``Deva``), or "" for ``und``."""
         return self.code.partition("_")[2]
+
+
+#: The index meta key naming the identity that identified every passage ("" for several).
+META_KEY = "langid"
+
+
+@functools.cache
+def identity() -> str:
+    """What identifies languages here: a digest of this code and py3langid's model file. Two
+    runs with the same one give a text the same language, so a rebuild may take a passage's
+    language from the index it replaces (``carry``)."""
+    import hashlib
+    import importlib.util
+
+    h = hashlib.sha256()
+    for name in ("langid", "langid_model"):
+        h.update(Path(__file__).with_name(name + ".py").read_bytes())
+    spec = importlib.util.find_spec("py3langid")
+    for f in sorted(Path(spec.origin).parent.rglob("*")) if spec and spec.origin else ():
+        if f.suffix in (".py", ".xz", ".gz", ".bz2", ".model", ".npz", ".pkl"):
+            h.update(f.name.encode() + str(f.stat().st_size).encode())
+    return h.hexdigest()[:16]
 
 
 def warm() -> None:

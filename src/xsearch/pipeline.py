@@ -6,7 +6,6 @@ overlap the embedding)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import queue
 import threading
 import time
@@ -26,6 +25,7 @@ from .faults import point
 from .group_writer import commit_loop, whole_files
 from .index_dir import DATABASE
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
+from .ingest.budget import cut_by
 from .ingest.formats.records import record_fields
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow, text_key
@@ -169,23 +169,6 @@ def _read(f: Path, fp: tuple[str, int, float], options: ReadOptions, max_chars: 
     return result
 
 
-def cut_by(limits: dict[str, float] | None) -> str | None:
-    """The limits that refused a file or left parts of it out, as ``cut_by`` stores them."""
-    return json.dumps(limits, sort_keys=True) if limits else None
-
-
-def limits_raised(stored: str | None, options: ReadOptions) -> bool:
-    """Whether ``options`` allow more than the limits a file was refused or cut under
-    (``None``, no limit, allows more than any)."""
-    if not stored:
-        return False
-    for name, was in json.loads(stored).items():
-        now = getattr(options, name, was)
-        if now is None or now > was:
-            return True
-    return False
-
-
 def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, int, float],
              result: ReadResult | _Pending, summary: IndexSummary, notify: ProgressFn,
              known: bool, guessed: dict[str, langid.LangGuess],
@@ -242,12 +225,16 @@ def _prepare(writer: IndexWriter, embedder: Embedder, f: Path, fp: tuple[str, in
                 passages.append(PassageRow(i, c.start, c.end, c.text, lang, score, n_tokens,
                                            keep=keep, topic=topic if keep_topics else None))
                 continue
-            g = guessed.get(c.text[:langid.MAX_CHARS]) or langid.detect(c.text)
+            was = earlier.get(k) if looked_up else None
+            pid, lang, score, topic = was.pop(0) if was else (None, None, None, None)
+            if pid is not None and live.same_langid:  # identified by this identifier
+                g = langid.LangGuess(lang or "und", score or 0.0)
+            else:  # identified (again: the identifier may have improved)
+                g = guessed.get(c.text[:langid.MAX_CHARS]) or langid.detect(c.text)
             guesses.append(g)
             passages.append(PassageRow(i, c.start, c.end, c.text, g.code or "und",
                                        float(g.score), n_tokens))
-            if looked_up and (was := earlier.get(k)):  # identified again: it may have improved
-                pid, _, _, topic = was.pop(0)
+            if pid is not None:
                 passages[-1].topic = topic if keep_topics else None
                 attach.append((passages[-1], pid))
         doc_lang = langid.majority_language(guesses, [len(c.text) for c in chunks])

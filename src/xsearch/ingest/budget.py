@@ -8,6 +8,7 @@ whole text is in memory. A refusal is a :class:`BudgetExceeded` naming the optio
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import IO
@@ -108,3 +109,20 @@ class _Metered:
         data = self.fh.read(n)
         self.budget.charge(len(data), self.what)
         return data
+
+
+def cut_by(limits: dict[str, float] | None) -> str | None:
+    """The limits that refused a file or left parts of it out, as ``cut_by`` stores them."""
+    return json.dumps(limits, sort_keys=True) if limits else None
+
+
+def limits_raised(stored: str | None, options: ReadOptions) -> bool:
+    """Whether ``options`` allow more than the limits a file was refused or cut under
+    (``None``, no limit, allows more than any)."""
+    if not stored:
+        return False
+    for name, was in json.loads(stored).items():
+        now = getattr(options, name, was)
+        if now is None or now > was:
+            return True
+    return False
