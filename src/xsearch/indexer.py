@@ -276,8 +276,8 @@ def build_index(
                 todo, per_file, gone = _plan(writer, files, roots, summary, notify,
                                              retry_failed, prune, options,
                                              record_fields_given, earlier,
-                                             {_abs(Path(a)): b for a, b in
-                                              walked.aliases.items()})
+                                             {str(_abs(Path(a))): str(_abs(Path(b)))
+                                              for a, b in walked.aliases.items()})
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
@@ -331,7 +331,7 @@ def _still_a_file(path: str) -> bool:
 def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
           notify: ProgressFn, retry_failed: bool, prune: bool = False,
           options: ReadOptions | None = None, given: frozenset[str] = frozenset(),
-          earlier: dict[str, str] | None = None, aliases: dict[Path, str] | None = None,
+          earlier: dict[str, str] | None = None, aliases: dict[str, str] | None = None,
           ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, ReadOptions],
                      list[str]]:
     """Decide what changed; apply renames; return the files to read, the options of those
@@ -387,7 +387,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
               and (_under(p, roots) or (prune and not os.path.lexists(p)))}
     # A symlink the walk took as another name of a file: it goes when the index's text of it
     # is not that file's (it was a file of its own before).
-    alias_of = {p: (aliases or {}).get(Path(p)) for p in unseen}
+    alias_of = {p: (aliases or {}).get(p) for p in unseen}
     stale = {p for p, a in alias_of.items() if a and now.get(a, unseen[p]["content_hash"])
              != unseen[p]["content_hash"]}
     gone = {p: row for p, row in unseen.items() if p in stale or not _still_a_file(p)}
