@@ -10,7 +10,7 @@ import numpy as np
 from click.testing import CliRunner
 from test_incremental import _ids_agree, _passage_rows
 
-from xsearch import writer
+from xsearch import merging
 from xsearch.cli import cli
 from xsearch.index_dir import IndexDir
 from xsearch.indexer import build_index
@@ -51,7 +51,7 @@ def test_a_full_rebuild_keeps_the_vectors_of_text_it_already_embedded(small_corp
                       encoding="utf-8")
     # Merged segments of more than one vector become graphs (their vectors read back to
     # float32 rounding, not bit for bit): one group per file, so each language merges.
-    monkeypatch.setattr(writer, "FLAT_BELOW", 2)
+    monkeypatch.setattr(merging, "FLAT_BELOW", 2)
     events = []
     other = build_index([small_corpus], index, full=True, layout="hnsw", centering="global",
                         commit_every=1, progress=lambda e, info: events.append(e))

@@ -522,3 +522,48 @@ def test_snippets_read_word_frequencies_only_for_query_words_their_passage_holds
         assert top.passage_id == 2 and top.highlights == []
     finally:
         s.close()
+
+
+def test_a_long_run_over_many_languages_keeps_few_segments(tmp_path):
+    """Each write adds a flat segment per language. Between writes, ten flat segments of a
+    language of one size tier fold into one: a million passages in 30 languages once left
+    ~30,000 segments, past the memory mappings a process may hold, and the merge at the end
+    of the run failed ("segment ... is damaged")."""
+    from xsearch import merging
+
+    path = tmp_path / "idx"
+    langs = ("eng_Latn", "fra_Latn", "deu_Latn", "spa_Latn")
+    n_files = 400
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(n_files * 5, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    files = _files(lambda f: langs[f % len(langs)], 0, n_files)
+    config = IndexConfig(model="e5-small", dim=DIM, chunk_tokens=256, chunk_overlap=32,
+                         layout="flat")
+    most = 0
+    with private_files():
+        prepare_folder(path)
+        with write_lock(path):
+            w = IndexWriter.open(path, config)
+            for at in range(0, n_files, 4):  # 100 writes, each a segment per language
+                w.write_many(files[at:at + 4], vectors[at * 5:(at + 4) * 5])
+                w.compact()
+                per_lang = {}
+                for r in w.store.segments():
+                    per_lang[r["language"]] = per_lang.get(r["language"], 0) + 1
+                most = max(most, *per_lang.values())
+            assert w.compacted > 0
+            assert most < 2 * merging.TIER
+            ids = [int(i) for i in w.store.passage_ids()]
+            assert ids == list(range(1, n_files * 5 + 1))  # written in order
+            # every vector as written, whatever segment it is in now
+            np.testing.assert_array_equal(w.index.vectors.vectors_of(ids), vectors)
+            w.merge()
+            w.finish()
+    s = Searcher(path)
+    try:
+        assert len(s.index.store.segments()) == len(langs)
+        hit = s.search_vectors(vectors[123], k=1, per_document=0)[0][0]
+        assert hit.text == "text 24 3"
+    finally:
+        s.close()

@@ -37,6 +37,8 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                 vectors, offsets, bytes_told = job[2:]
                 if kind == "vectors":
                     done, open_write = open_write.commit(vectors, offsets), None
+                    # Between transactions: a long run keeps few segments (merging.compact).
+                    summary.segments_merged += writer.compact()
                 else:  # "whole": a subset of the rows written (if they were), with vectors
                     if open_write is not None:
                         open_write.discard()

@@ -285,7 +285,7 @@ def build_index(
                           carry_from=None if re_embed else index_path)
                 if gone:  # after the files that may have kept some of their passages
                     summary.passages_removed += writer.delete_files(gone)
-                summary.segments_merged = writer.merge()
+                summary.segments_merged += writer.merge()
                 writer.finish()
             except BaseException:
                 writer.abort()

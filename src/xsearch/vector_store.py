@@ -62,6 +62,10 @@ class VectorStore:
     def close(self) -> None:
         self._open.clear()
 
+    def release(self, name: str) -> None:
+        """Let an open segment go (its mappings close once nothing else holds it)."""
+        self._open.pop(name, None)
+
     def is_open(self, name: str) -> bool:
         """Whether the segment is open (memory-mapped: deleting its files takes nothing)."""
         return name in self._open

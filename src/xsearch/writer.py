@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fresh_builds as FB
+from . import merging
 from . import segment_kinds as K
 from . import segments as S
 from .errors import CorruptIndexError, IndexLockedError, IndexWriteError
@@ -41,21 +42,6 @@ from .index_dir import (
     looks_like_index,
 )
 from .store import SCHEMA_VERSION, Store
-
-#: Per language: flat segments are merged into one at the end of each run; from this many
-#: vectors on, a language's merged segment becomes approximate (layout "auto"). Measured
-#: (benchmarks/scale.py --crossover, e5-small, one thread): a flat segment costs as much as an
-#: HNSW one at ~5,000 vectors and 5x more at 20,000; a query searches every language's
-#: segment, so the flat ones add up (18 languages just under 20,000: ~24 ms per query).
-ANN_MIN_VECTORS = 5_000
-#: A merged segment smaller than this stays flat, whatever the layout.
-FLAT_BELOW = 1000
-#: A segment whose tombstones pass this share is rewritten without them.
-TOMBSTONE_SHARE = 0.2
-#: Approximate segments of one language merged once there are this many.
-MAX_ANN_SEGMENTS = 4
-
-
 
 
 @contextmanager
@@ -164,6 +150,7 @@ class IndexWriter:
         self.store = index.store
         self.config = index.config
         self._new_db = new_db  # a fresh database to rename over the live one in finish()
+        self.compacted = 0  # segments folded together while this run wrote
         self.folder = path / SEGMENTS
         #: Files an interrupted run had already committed to the fresh database taken up.
         self.resumed_files = 0
@@ -363,71 +350,20 @@ class IndexWriter:
                 removed_total += len(removed)
         return removed_total
 
-    # -- merging -------------------------------------------------------------------------
+    # -- merging (the policy: ``merging.py``) ----------------------------------------------
 
     def _target_kind(self, n: int) -> str:
-        layout = self.config.layout
-        if layout == "flat" or n < FLAT_BELOW:
-            return K.FLAT
-        if layout == "auto":
-            return K.HNSW_C if n >= ANN_MIN_VECTORS else K.FLAT
-        return K.HNSW_C if layout == "hnsw" else K.IVF_SQ8_N
+        return merging.target_kind(self.config.layout, n)
 
     def merge(self, force: bool = False, upgrade: bool = False) -> int:
-        """Apply the merge policy; returns how many segments were rewritten. ``upgrade`` also
-        rewrites graphs of an earlier version (raw HNSW) as the centred ones written today."""
-        self.index.vectors._loaded_generation = None
-        self.index.vectors.load()
-        rows = self.index.vectors.rows
-        tombs = self.index.vectors.tombs
-        by_lang: dict[str, list[dict]] = defaultdict(list)
-        for r in rows:
-            by_lang[r["language"]].append(r)
-        rewritten = 0
-        for lang, segs in sorted(by_lang.items()):
-            groups = []
-            flats = [r for r in segs if r["kind"] == K.FLAT]
-            anns = [r for r in segs if r["kind"] != K.FLAT]
-            if len(flats) > 1 or (flats and tombs.get(flats[0]["id"]) is not None):
-                groups.append(flats)
-            stale = [r for r in anns if len(tombs.get(r["id"], ())) > TOMBSTONE_SHARE * r["n"]
-                     or (upgrade and r["kind"] == K.HNSW)]
-            if len(anns) >= MAX_ANN_SEGMENTS:
-                groups.append(anns)
-            elif stale:
-                groups += [[r] for r in stale]
-            if force and len(segs) > 1:
-                groups = [segs]
-            for group in groups:
-                self._merge_group(lang, group)
-                rewritten += len(group)
-        if rewritten:
-            self.sweep()
-        return rewritten
+        """Apply the merge policy at the end of a run (:func:`merging.merge`)."""
+        return merging.merge(self, force, upgrade)
 
-    def _merge_group(self, lang: str, group: list[dict]) -> None:
-        ids_parts, vec_parts = [], []
-        for row in group:
-            seg = self.index.vectors.segment(row)
-            if seg is None:
-                raise CorruptIndexError(f"segment {row['name']} is damaged; run xsearch check "
-                                        "--repair")
-            live = self.store.live_ids_of_segment(row["id"])
-            if len(live):
-                ids_parts.append(live)
-                vec_parts.append(seg.reconstruct(live))
-        with self.store.transaction():
-            if not ids_parts:
-                self.store.replace_segments([r["id"] for r in group], -1)
-                return
-            ids = np.concatenate(ids_parts)
-            mat = np.vstack(vec_parts)
-            name = S.segment_name(self.store.next_segment_seq(), lang)
-            info = S.write_segment(self.folder, name, ids, mat, self._target_kind(len(ids)))
-            point("merge:written")
-            new_id = self.store.add_segment(lang, info)
-            self.store.replace_segments([r["id"] for r in group], new_id)
-        point("merge:committed")
+    def compact(self) -> int:
+        """Fold small flat segments together while a run writes (:func:`merging.compact`)."""
+        n = merging.compact(self)
+        self.compacted += n
+        return n
 
     # -- finishing -----------------------------------------------------------------------
 
