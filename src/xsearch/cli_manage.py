@@ -151,7 +151,7 @@ def stats(index_path, as_json):
     if info.get("missing_files"):
         click.echo(f"missing:  {info['missing_files']} indexed file(s) no longer exist; "
                    "xsearch index --prune drops them")
-    sizes = ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in info["disk"].items())
+    sizes = ", ".join(f"{k} {_size(v)}" for k, v in info["disk"].items())
     click.echo(f"on disk:  {sizes}")
     left = info.get("unfinished_build")
     if left and left.get("running"):
