@@ -11,6 +11,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -410,12 +412,7 @@ def test_a_full_disk_is_one_line_and_the_next_run_goes_on(tmp_path):
     next run takes the build up and finishes it."""
     from conftest import CORPUS
 
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5M", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    try:
+    with _small_filesystem(tmp_path, "5M") as mnt:
         index = mnt / "index"
         line = _error_line(_index_process(CORPUS, index, "--commit-every", "16"))
         assert "database or disk is full" in line or "No space left on device" in line, line
@@ -428,6 +425,18 @@ def test_a_full_disk_is_one_line_and_the_next_run_goes_on(tmp_path):
         summary = json.loads(done.stdout)
         assert summary["resumed"] > 0 and summary["resumed"] + summary["new"] == 60
         assert run("check", "--index", str(index), "--no-model").exit_code == 0
+
+
+@contextmanager
+def _small_filesystem(tmp_path: Path, size: str) -> Iterator[Path]:
+    """A real full filesystem of ``size`` (a tmpfs; needs root to mount, else skipped)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
@@ -438,12 +447,7 @@ def test_a_build_that_fills_the_disk_before_its_first_commit_leaves_the_room(tmp
     room the next run needs (they once stayed and made it fail again)."""
     from conftest import CORPUS
 
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    try:
+    with _small_filesystem(tmp_path, "2M") as mnt:
         index = mnt / "index"
         line = _error_line(_index_process(CORPUS, index, "--commit-every", "16"))
         assert "database or disk is full" in line or "No space left on device" in line, line
@@ -453,5 +457,3 @@ def test_a_build_that_fills_the_disk_before_its_first_commit_leaves_the_room(tmp
         done = _index_process(CORPUS, index, "--json")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["new"] == 60
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
