@@ -385,81 +385,6 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
                    "these may be unrelated.", err=True)
 
 
-@cli.command(context_settings=CONTEXT)
-@click.argument("labels_file", required=False,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_index_option
-@click.option("--template", default="This text is about {label}.", show_default=True,
-              help="Description made from a bare label name ({label} is replaced).")
-@click.option("--train", "examples_file", type=click.Path(exists=True, dir_okay=False,
-                                                          path_type=Path),
-              help="Labelled examples (.jsonl with text, label, optional language; or .csv "
-                   "with those columns): train a topic classifier instead of zero-shot.")
-@click.option("--method", type=click.Choice(["prototype", "logreg", "finetune"]),
-              default="logreg", show_default=True,
-              help="With --train. logreg: frozen vectors, seconds, the best frozen method "
-                   "measured (SIB-200, 500 English examples, 30 languages: 81% mean vs 78% "
-                   "prototype, 65% zero-shot). finetune: fine-tunes e5-small (needs "
-                   "xsearch[finetune]), 84%, but ~12 min to train 500 examples on 2 CPU "
-                   "cores plus a new forward pass over every passage (estimated before "
-                   "it starts).")
-@click.option("--source", default="all", show_default=True,
-              help="With --train: which examples' languages to train on: all, auto (the "
-                   "source-language ranker picks, per language of the index) or a list "
-                   "like eng_Latn,hin_Deva.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@_edge
-def label(labels_file, index_path, template, examples_file, method, source, as_json):
-    """Give every passage a topic: zero-shot from label names alone (no re-embedding), or a
-    classifier trained on labelled examples (--train).
-
-    LABELS_FILE has one label per line, either a bare name or 'name: description'.
-    A trained classifier is saved in the index folder (classifier/); later `xsearch index`
-    runs label new passages with it (or with the zero-shot labels).
-
-    \b
-    Examples:
-        xsearch label labels.txt
-        xsearch label --train examples.jsonl --source auto
-        xsearch query "match" --topic sports
-    """
-    if bool(labels_file) == bool(examples_file):
-        raise click.UsageError("give either LABELS_FILE (zero-shot) or --train EXAMPLES")
-    ctx = click.get_current_context()
-    given = [f"--{n}" for n in ("method", "source", "template")
-             if ctx.get_parameter_source(n) is ParameterSource.COMMANDLINE]
-    if not examples_file and (odd := [g for g in given if g != "--template"]):
-        raise click.UsageError(f"{' and '.join(odd)} go with --train")
-    if examples_file and "--template" in given:
-        raise click.UsageError("--template goes with LABELS_FILE (zero-shot labels)")
-    if examples_file:
-        from .topics import label_with_classifier
-        from .trained_labels import read_examples, train_classifier
-
-        def say(msg: str) -> None:
-            if not as_json:
-                click.echo(msg, err=True)
-
-        examples = read_examples(examples_file)
-        clf, info = train_classifier(index_path, examples, method, source, notify=say)
-        out = label_with_classifier(index_path, clf, notify=say, save=True)
-        out.update({"sources": info["sources"], "examples": info["examples"],
-                    "auto": info["auto"]})
-    else:
-        from .topics import label_index, read_labels
-
-        out = label_index(index_path, read_labels(labels_file, template))
-    if as_json:
-        _emit(out)
-        return
-    if examples_file:
-        click.echo(f"trained {out['method']} on {out['examples']} examples "
-                   f"({', '.join(out['sources'])})")
-    click.echo(f"labelled {out['passages']} passages and {out['documents']} documents")
-    for name, n in sorted(out["per_label"].items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {name:<24} {n:>7}")
-
-
 def main() -> None:  # pragma: no cover - the console script; tests run cli() or a subprocess
     """The ``xsearch`` command as a process (``python -m xsearch`` too)."""
     try:
@@ -500,10 +425,10 @@ def _end_process(code: object) -> NoReturn:  # pragma: no cover - ends the proce
 
 
 # Commands that manage what is indexed live in their own module (registered on import).
-from .cli_manage import files, rm, stats  # noqa: E402
+from .cli_manage import files, label, rm, stats  # noqa: E402
 from .cli_tools import bench, check, serve  # noqa: E402
 
-for _command in (stats, files, rm, check, bench, serve):
+for _command in (label, stats, files, rm, check, bench, serve):
     cli.add_command(_command)
 
 
