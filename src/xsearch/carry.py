@@ -7,12 +7,11 @@ the same text takes that vector when the live index was built with the same mode
 both make the same probe vector (``centering.PROBE_KEY``), and the vector's segment is
 lossless (flat or graph, not IVF's 8-bit codes) and matches its checksum. It keeps its
 language when the live index's passages were all identified by this language identifier
-(``langid.identity``), else it is identified again. A file the live
-index does not hold takes the passages of a live file with the same content (renamed or
-copied), else those of the live files this rebuild does not read (renamed and edited, or
-text moved out of a deleted file), as an incremental run takes a gone file's. A run that
-updates the index takes, for a new file, the vectors of an indexed file with the same content
-(a copy) the same way. ``--re-embed``
+(``langid.identity``), else it is identified again. A file the live index does not hold takes
+the passages of a live file with the same content (renamed or copied), else those of the live
+files this rebuild does not read (renamed and edited, or text moved out of a deleted file), as
+an incremental run takes a gone file's. A run that updates the index takes, for a new file,
+the vectors of an indexed file with the same content (a copy) the same way. ``--re-embed``
 turns this off; a live index that cannot be read gives nothing (a rebuild also mends)."""
 
 from __future__ import annotations
@@ -46,7 +45,8 @@ _UNREADABLE = (sqlite3.Error, OSError, CorruptIndexError, KeyError, ValueError, 
 
 
 class LiveVectors:
-    """The live index beside a --full rebuild, read on the calling thread's own connection."""
+    """The live index beside a --full rebuild (or the index an update writes), read on the
+    calling thread's own connection."""
 
     def __init__(self, index_path: Path, dim: int, reads: set[str] | None = None) -> None:
         self.store = Store(index_path / DATABASE, readonly=True)
