@@ -92,17 +92,16 @@ def merge(writer: IndexWriter, force: bool = False, upgrade: bool = False) -> in
 def compact(writer: IndexWriter) -> int:
     """Fold each language's flat segments of one size tier into one flat segment once there
     are :data:`TIER` of them; returns how many segments were rewritten."""
-    by_lang, _ = _by_language(writer)
+    # The segment rows alone, after every commit: not the tombstones a merge reads.
+    tiers: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for r in writer.store.segments():
+        if r["kind"] == K.FLAT:
+            tiers[r["language"], int(math.log(max(r["n"], 1), TIER))].append(r)
     rewritten = 0
-    for lang, segs in sorted(by_lang.items()):
-        tiers: dict[int, list[dict]] = defaultdict(list)
-        for r in segs:
-            if r["kind"] == K.FLAT:
-                tiers[int(math.log(max(r["n"], 1), TIER))].append(r)
-        for group in tiers.values():
-            if len(group) >= TIER:
-                merge_group(writer, lang, group, K.FLAT)
-                rewritten += len(group)
+    for (lang, _), group in sorted(tiers.items()):
+        if len(group) >= TIER:
+            merge_group(writer, lang, group, K.FLAT)
+            rewritten += len(group)
     return rewritten
 
 
