@@ -204,7 +204,7 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
     if need or any(p["what"] == "language statistics" for p in report["problems"]):
         with store.transaction():
             store.clear_lang_stats()
-            writer.index.vectors._loaded_generation = None
+            writer.index.vectors.reload()
             for ids, vecs in writer.index.vectors.iter_live():
                 lang = store.db.execute("SELECT language FROM passages WHERE id = ?",
                                         [int(ids[0])]).fetchone()[0]

@@ -235,12 +235,12 @@ def non_empty_path_objects(ctx: click.Context, param: click.Parameter,
 
 
 def _query_text(raw: bytes) -> str:
-    """A file of queries as text: UTF-8, or UTF-16 / UTF-8 with a byte order mark (what
-    Notepad saves); undecodable bytes read as U+FFFD."""
-    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
-                       (b"\xfe\xff", "utf-16-be")):
-        if raw.startswith(bom):
-            return raw[len(bom):].decode(codec, errors="replace")
+    """A file of queries as text: UTF-8, or any encoding with a byte order mark (Notepad's
+    UTF-8 and UTF-16); undecodable bytes read as U+FFFD."""
+    from .ingest.decode import bom_encoding
+
+    if (found := bom_encoding(raw)) is not None:
+        return raw[found[1]:].decode(found[0], errors="replace")
     text = raw.decode("utf-8", errors="replace")
     if "\x00" in text:
         raise click.UsageError("the queries file holds NUL bytes: it is not UTF-8 text "

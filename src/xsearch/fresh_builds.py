@@ -257,13 +257,19 @@ def drop_if_empty(path: Path, db: Path) -> bool:
         return False
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    kept = unfinished_segment_files(path)
     live = _rows(path / DATABASE, "SELECT name, kind FROM segments") if \
         (path / DATABASE).exists() else [[]]
-    if kept is not None and live is not None:
-        S.sweep(path / SEGMENTS, kept | {f for name, kind in live[0]
-                                                for f in S.files_of(name, kind)})
+    if live is not None:
+        sweep_segments(path, {f for name, kind in live[0] for f in S.files_of(name, kind)})
     return True
+
+
+def sweep_segments(path: Path, live: set[str]) -> list[str]:
+    """Delete the segment files of the index at ``path`` that neither the live database
+    (``live``: the files it names) nor a stopped fresh build kept for the run that takes it
+    up names; none when a stopped build cannot be read (rather than its files)."""
+    kept = unfinished_segment_files(path)
+    return [] if kept is None else S.sweep(path / SEGMENTS, live | kept)
 
 
 def needs_fresh_database(path: Path, full: bool) -> bool:

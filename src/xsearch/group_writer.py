@@ -74,9 +74,7 @@ def _record_failures(writer: IndexWriter, group: list[_Pending],
             for p in failed:
                 kind, _, reason = p.fmt.partition(":")
                 if kind == "skipped":
-                    removed = writer.store.delete_file(p.path)
-                    writer.forget(removed)
-                    summary.passages_removed += len(removed)
+                    summary.passages_removed += writer.remove_file(p.path)
                 writer.store.record_failure(p.path, p.fingerprint[0], kind, reason, p.fields,
                                             p.cut_by)
 

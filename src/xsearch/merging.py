@@ -54,8 +54,7 @@ def target_kind(layout: str, n: int) -> str:
 
 def _by_language(writer: IndexWriter) -> tuple[dict[str, list[dict]], dict]:
     vectors = writer.index.vectors
-    vectors._loaded_generation = None
-    vectors.load()
+    vectors.reload()
     by_lang: dict[str, list[dict]] = defaultdict(list)
     for r in vectors.rows:
         by_lang[r["language"]].append(r)

@@ -375,7 +375,9 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
             prepare()
         sampled = settle(writer, embedder)  # the writer thread has nothing to write yet
         # after prepare: the probe vector is in the new database
-        trusted = carry_from is not None and same_probe(writer.store, carry_from)
+        # (an update takes its own vectors: its probe is the live one)
+        trusted = carry_from is not None and (not reader_view.fresh
+                                              or same_probe(writer.store, carry_from))
         for group in _groups(inbox, commit_every):
             if errors:
                 break

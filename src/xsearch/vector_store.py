@@ -62,6 +62,11 @@ class VectorStore:
     def close(self) -> None:
         self._open.clear()
 
+    def reload(self) -> None:
+        """Read the segment list and tombstones again, whatever the generation says."""
+        self._loaded_generation = None
+        self.load()
+
     def release(self, name: str) -> None:
         """Let an open segment go (its mappings close once nothing else holds it)."""
         self._open.pop(name, None)

@@ -257,11 +257,8 @@ class IndexWriter:
         """
         if self._new_db is not None:
             return []
-        names = {f for r in self.store.segments() for f in S.files_of(r["name"], r["kind"])}
-        kept = FB.unfinished_segment_files(self.path)
-        if kept is None:  # a stopped build that cannot be read: sweep nothing rather than its
-            return []
-        return S.sweep(self.folder, names | kept)
+        return FB.sweep_segments(self.path, {f for r in self.store.segments()
+                                             for f in S.files_of(r["name"], r["kind"])})
 
     def _name_above_every_file(self) -> None:
         """New segments of the live index get names above every file, a kept stopped fresh
@@ -284,7 +281,7 @@ class IndexWriter:
         self.store.update_lang_stats(language, vectors, +1)
         return seg_id
 
-    def forget(self, removed: list[tuple]) -> None:
+    def _forget(self, removed: list[tuple]) -> None:
         """Take removed passages' vectors out of the per-language sums."""
         by_seg: dict[int, list[int]] = defaultdict(list)
         for pid, _lang, seg, *_ in removed:
@@ -323,7 +320,7 @@ class IndexWriter:
                 added += self.store.insert_document(path, d)[1]
                 langs += [p.language or "und" for p in d.to_embed]
             removed = self.store.delete_documents(drop)
-            self.forget(removed)
+            self._forget(removed)
             removed_total += len(removed)
         self.store.record_lexical()
         point("write:rows")
@@ -342,13 +339,14 @@ class IndexWriter:
         point("write:before-commit")
 
     def delete_files(self, paths: list[str]) -> int:
-        removed_total = 0
         with self.store.transaction():
-            for p in paths:
-                removed = self.store.delete_file(p)
-                self.forget(removed)
-                removed_total += len(removed)
-        return removed_total
+            return sum(self.remove_file(p) for p in paths)
+
+    def remove_file(self, path: str) -> int:
+        """Take a file's passages out (inside the caller's transaction); how many."""
+        removed = self.store.delete_file(path)
+        self._forget(removed)
+        return len(removed)
 
     # -- merging (the policy: ``merging.py``) ----------------------------------------------
 

@@ -345,14 +345,22 @@ def _guess_page(data: bytes) -> str:
     return _latin_page(_detection_sample(data)) or _guess_legacy(data)
 
 
-def _decode_bom(data: bytes, path: Path | str) -> Decoded | None:
+def bom_encoding(data: bytes) -> tuple[str, int] | None:
+    """(encoding, length of the mark) for bytes that begin with a byte order mark."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            decoded = _decode_lossy(data[len(bom) :], encoding)
-            if _is_binary(decoded.text[:_SNIFF_BYTES].encode("utf-8", errors="replace")):
-                raise err(path, "binary file, skipped")
-            return decoded
+            return encoding, len(bom)
     return None
+
+
+def _decode_bom(data: bytes, path: Path | str) -> Decoded | None:
+    if (found := bom_encoding(data)) is None:
+        return None
+    encoding, skip = found
+    decoded = _decode_lossy(data[skip:], encoding)
+    if _is_binary(decoded.text[:_SNIFF_BYTES].encode("utf-8", errors="replace")):
+        raise err(path, "binary file, skipped")
+    return decoded
 
 
 def _decode_utf16(data: bytes, encoding: str) -> Decoded:
