@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -320,3 +321,51 @@ def test_output_cut_short_by_the_reader_ends_quietly(corpus_index, tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 1
     assert "Error" not in err and "Traceback" not in err, err
+
+
+def test_queries_on_a_pipe_are_answered_as_they_come(corpus_index):
+    """`xsearch query -f -` as a co-process: each question is answered while the asker waits
+    for it, stdin still open (all of stdin was read first, so the asker hung for ever)."""
+    proc = subprocess.Popen([sys.executable, "-m", "xsearch", "query", "-f", "-", "-k", "1",
+                             "--index", str(corpus_index)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for q in ("bread", "  coffee harvest  ", "volcano"):
+            proc.stdin.write(q + "\n")
+            proc.stdin.flush()
+            # The old reader waited for EOF: no answer while stdin is open.
+            assert select.select([proc.stdout], [], [], 120)[0], f"{q!r} not answered"
+            line = proc.stdout.readline()
+            assert json.loads(line)["query"] == q.strip()
+        proc.stdin.close()
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+        assert proc.stdout.read() == ""
+    finally:
+        proc.kill()
+
+
+class _Trickle:
+    """A pipe's reads: read1 hands back the given pieces one by one."""
+
+    def __init__(self, pieces: list[bytes]):
+        self.pieces = list(pieces)
+
+    def read1(self, n: int) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
+
+
+def test_query_lines_join_what_arrives_in_pieces():
+    from xsearch.cli_format import QUERY_BATCH, _query_lines
+
+    # A line, a UTF-8 character and a UTF-16 byte order mark split between reads.
+    word = "café\n".encode()
+    assert list(_query_lines(_Trickle([b"br", b"ead\nco", b"ffee\n\n", word[:4], word[4:]]))
+                ) == [["bread"], ["coffee"], ["café"]]
+    data = "naïve\r\nx".encode("utf-16")
+    assert [q for batch in _query_lines(_Trickle([data[:1], data[1:3], data[3:]]))
+            for q in batch] == ["naïve", "x"]
+    # All there at once (a file): batches of QUERY_BATCH; a last line without its newline
+    # is known to be whole only at the end.
+    text = "".join(f"q{i}\n" for i in range(QUERY_BATCH + 5)) + "last"
+    batches = list(_query_lines(_Trickle([text.encode()])))
+    assert [len(b) for b in batches] == [QUERY_BATCH, 5, 1] and batches[-1] == ["last"]

@@ -304,7 +304,7 @@ def _ranks(ranks: list[int]) -> str:
 @click.option("--file", "-f", "queries_file",
               type=click.File("rb"),
               help="Read one query per line from FILE ('-' for stdin); prints one JSON line "
-                   "per query.")
+                   "per query, each as soon as it is answered (a pipe: line by line).")
 @click.option("--per-doc", type=click.IntRange(0), default=1, show_default=True,
               help="Most passages shown from one document (0 = no limit).")
 @click.option("--model", "-m", help="Model to query with; must be the index's model.")
@@ -333,28 +333,26 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
     from .path_filter import display_path
     from .search import Filters, Searcher
 
-    queries, batch = read_queries(query, queries_file)
+    batches, batch = read_queries(query, queries_file)
     filters = Filters(languages=tuple(languages), path_glob=tuple(path_glob) or None,
                       topics=tuple(topics),
                       min_score=min_score)
     searcher = Searcher(index_path, model=model, engine=engine)
+    if batch:
+        try:
+            _answer_batches(searcher, batches, k, filters, per_doc, offset, mode, full_text)
+        finally:
+            searcher.close()
+        return
+    queries = next(batches)
     try:
-        # -f: one hit more than asked tells whether there is a next page.
-        results = searcher.search_many(queries, k=k + 1 if batch else k, filters=filters,
-                                       per_document=per_doc, offset=offset, mode=mode)
-        for w in searcher.warnings():
-            click.echo(f"warning: {_safe(w)}", err=True)
-        top = results[0][0] if results and results[0] else None
+        results = searcher.search_many(queries, k=k, filters=filters, per_document=per_doc,
+                                       offset=offset, mode=mode)
+        _warn(searcher, set())
+        top = results[0][0] if results[0] else None
         calibrated = top is not None and searcher.calibrated(top.language)
     finally:
         searcher.close()
-    if batch:
-        for q, hits in zip(queries, results, strict=True):
-            _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits[:k]],
-                   "next_offset": offset + k if len(hits) > k else None})
-        if not any(results):  # as for one query: exit 1 when nothing was found
-            raise NoResults(f"no hits for any of the {len(queries)} queries")
-        return
     hits = results[0]
     if not hits:
         why = (" (filters matched no passage or every hit scored below --min-score)"
@@ -383,6 +381,32 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         click.echo(f"note: nothing stands out: the best hit is {hits[0].relevance:.1f}σ above "
                    f"its language's background (clearly relevant hits reach {RELEVANT_Z}σ); "
                    "these may be unrelated.", err=True)
+
+
+def _warn(searcher, shown: set[str]) -> None:
+    for w in searcher.warnings():
+        if w not in shown:
+            shown.add(w)
+            click.echo(f"warning: {_safe(w)}", err=True)
+
+
+def _answer_batches(searcher, batches, k, filters, per_doc, offset, mode, full_text) -> None:
+    """-f: one JSON line per query, each batch printed (and flushed) as soon as it is
+    answered; exit 1 when no query found anything, as for one query."""
+    shown: set[str] = set()
+    asked = found = 0
+    for queries in batches:
+        # One hit more than asked tells whether there is a next page.
+        results = searcher.search_many(queries, k=k + 1, filters=filters,
+                                       per_document=per_doc, offset=offset, mode=mode)
+        _warn(searcher, shown)
+        for q, hits in zip(queries, results, strict=True):
+            _emit({"query": q, "hits": [h.as_dict(full_text) for h in hits[:k]],
+                   "next_offset": offset + k if len(hits) > k else None})
+        asked += len(queries)
+        found += sum(1 for hits in results if hits)
+    if not found:
+        raise NoResults(f"no hits for any of the {asked} queries")
 
 
 def main() -> None:  # pragma: no cover - the console script; tests run cli() or a subprocess

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -234,41 +235,73 @@ def non_empty_path_objects(ctx: click.Context, param: click.Parameter,
     return tuple(Path(v) for v in non_empty_paths(ctx, param, value))
 
 
-def _query_text(raw: bytes) -> str:
-    """A file of queries as text: UTF-8, or any encoding with a byte order mark (Notepad's
-    UTF-8 and UTF-16); undecodable bytes read as U+FFFD."""
+#: Most queries embedded in one call when -f's input is all there (a file).
+QUERY_BATCH = 64
+
+
+def _query_lines(stream) -> Iterator[list[str]]:
+    """The non-empty lines of a queries file, stripped, in batches of what has arrived: a
+    file gives QUERY_BATCH at a time, a pipe each line as its writer sends it (so `query -f -`
+    answers a question before the next is asked). UTF-8, or any encoding with a byte order
+    mark (Notepad's UTF-8 and UTF-16); undecodable bytes read as U+FFFD."""
+    import codecs
+
     from .ingest.decode import bom_encoding
 
-    if (found := bom_encoding(raw)) is not None:
-        return raw[found[1]:].decode(found[0], errors="replace")
-    text = raw.decode("utf-8", errors="replace")
-    if "\x00" in text:
-        raise click.UsageError("the queries file holds NUL bytes: it is not UTF-8 text "
-                               "(UTF-16 needs its byte order mark)")
-    return text
+    read = getattr(stream, "read1", None) or stream.read  # read1: what a pipe has so far
+    head = b""
+    while len(head) < 4 and (chunk := read(65536)):
+        head += chunk
+    found = bom_encoding(head)
+    decoder = codecs.getincrementaldecoder(found[0] if found else "utf-8")(errors="replace")
+    raw, pending = head[found[1]:] if found else head, ""
+    while True:
+        text = pending + decoder.decode(raw, final=not raw)
+        if found is None and "\x00" in text:
+            raise click.UsageError("the queries file holds NUL bytes: it is not UTF-8 text "
+                                   "(UTF-16 needs its byte order mark)")
+        lines = text.splitlines(keepends=True)
+        # A last line without its end may go on in the next read (unless this was the end).
+        pending = lines.pop() if raw and lines and lines[-1].splitlines()[0] == lines[-1] \
+            else ""
+        qs = [q for line in lines if (q := line.strip())]
+        for i in range(0, len(qs), QUERY_BATCH):
+            yield qs[i:i + QUERY_BATCH]
+        if not raw:
+            return
+        raw = read(65536)
 
 
-def read_queries(query: str | None, queries_file) -> tuple[list[str], bool]:
-    """``xsearch query``'s queries: the argument, and/or one per line of ``--file`` (or stdin
-    when neither is given); True when they are a batch (-f: one JSON line per query). Bytes
-    that are not UTF-8 read as U+FFFD, in the argument as in the file."""
+def read_queries(query: str | None, queries_file) -> tuple[Iterator[list[str]], bool]:
+    """``xsearch query``'s queries, in batches: the argument, and/or one per line of
+    ``--file`` (or stdin when neither is given); True when they are a batch (-f: one JSON
+    line per query, each batch answered as soon as it is read). Bytes that are not UTF-8
+    read as U+FFFD, in the argument as in the file."""
+    if query is not None and not query.strip():
+        raise click.UsageError("the query is empty; give words to search for")
     if query is not None and queries_file is None:
-        if not query.strip():
-            raise click.UsageError("the query is empty; give words to search for")
-        return [without_surrogates(query)], False
+        return iter([[without_surrogates(query)]]), False
     if queries_file is None:
         if sys.stdin.isatty():
             raise click.UsageError("give a QUERY, or --file FILE / '-' for one query per line")
         queries_file = click.open_file("-", "rb")
-    lines = [line.strip() for line in _query_text(queries_file.read()).splitlines()]
-    qs = [q for q in lines if q]
-    if query is not None:
-        if not query.strip():
-            raise click.UsageError("the query is empty")
-        qs.insert(0, query)
-    if not qs:
-        raise click.UsageError("no queries given")
-    return [without_surrogates(q) for q in qs], True
+
+    def batches() -> Iterator[list[str]]:
+        given = 0
+        if query is not None:
+            given += 1
+            yield [without_surrogates(query)]
+        for qs in _query_lines(queries_file):
+            given += len(qs)
+            yield [without_surrogates(q) for q in qs]
+        if not given:
+            raise click.UsageError("no queries given")
+
+    # The first batch now: a file without queries (or with NUL bytes) is refused before
+    # the index and the model are opened.
+    gen = batches()
+    first = next(gen)
+    return itertools.chain([first], gen), True
 
 
 def _index_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
