@@ -330,7 +330,7 @@ def test_queries_on_a_pipe_are_answered_as_they_come(corpus_index):
                              "--index", str(corpus_index)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for q in ("bread", "  coffee harvest  ", "volcano"):
+        for q in ("é", "bread", "  coffee harvest  ", "volcano"):  # é: 3 bytes with "\n"
             proc.stdin.write(q + "\n")
             proc.stdin.flush()
             # The old reader waited for EOF: no answer while stdin is open.

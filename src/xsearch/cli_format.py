@@ -246,11 +246,13 @@ def _query_lines(stream) -> Iterator[list[str]]:
     mark (Notepad's UTF-8 and UTF-16); undecodable bytes read as U+FFFD."""
     import codecs
 
-    from .ingest.decode import bom_encoding
+    from .ingest.decode import bom_encoding, short_of_bom
 
     read = getattr(stream, "read1", None) or stream.read  # read1: what a pipe has so far
-    head = b""
-    while len(head) < 4 and (chunk := read(65536)):
+    head = read(65536)
+    # More only while the start could still be a byte order mark: a short first query from
+    # a co-process ("a\n") must not wait for bytes that will not come before its answer.
+    while head and short_of_bom(head) and (chunk := read(65536)):
         head += chunk
     found = bom_encoding(head)
     decoder = codecs.getincrementaldecoder(found[0] if found else "utf-8")(errors="replace")

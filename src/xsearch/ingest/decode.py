@@ -353,6 +353,11 @@ def bom_encoding(data: bytes) -> tuple[str, int] | None:
     return None
 
 
+def short_of_bom(data: bytes) -> bool:
+    """True while ``data`` is too short to tell: it could still grow into a byte order mark."""
+    return any(len(data) < len(bom) and bom.startswith(data) for bom, _ in _BOMS)
+
+
 def _decode_bom(data: bytes, path: Path | str) -> Decoded | None:
     if (found := bom_encoding(data)) is None:
         return None
