@@ -217,6 +217,25 @@ def test_rm_unknown_path_is_an_error_and_removes_nothing(collection):
     assert _paths(index) == before - {"fra_Latn_bread.txt"}
 
 
+def test_rm_of_a_relative_glob_that_matches_elsewhere_says_how_to_name_them(
+        collection, tmp_path, monkeypatch):
+    """`rm '*.txt'` reads the glob below the working directory (as a shell would), where
+    `query --path '*.txt'` matches anywhere: from another folder the error said only "not
+    in the index"; it now names a file the glob would reach and how to reach it."""
+    root, index = collection
+    before = _paths(index)
+    monkeypatch.chdir(tmp_path / "index")  # a folder with no indexed file below it
+    result = run("rm", "*.txt", "-i", str(index), ok=False)
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "*.txt is read below" in result.output and str(root) in result.output
+    assert "absolute path or glob" in result.output
+    assert "would match" not in run("rm", "nothing*", "-i", str(index), ok=False).output
+    assert _paths(index) == before
+    monkeypatch.chdir(root)  # from where they are, the same glob names them
+    out = run_json("rm", "*.txt", "-i", str(index), "--dry-run")
+    assert out["removed"] and all(p.endswith(".txt") for p in out["removed"])
+
+
 def test_rm_dry_run_changes_nothing(collection):
     root, index = collection
     before = run_json("stats", "-i", str(index))

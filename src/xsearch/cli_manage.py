@@ -102,7 +102,9 @@ def rm(paths, index_path, missing_ok, dry_run, as_json):
     """Remove files from the index (the files themselves are not touched).
 
     PATH is an indexed file, a folder (everything indexed below it) or a quoted glob over
-    the whole path ('*' also crosses folders). Files that no longer exist can be named too;
+    the whole path ('*' also crosses folders); a relative one is read from the working
+    directory (query --path also matches it anywhere). Files that no longer exist can be
+    named too;
     a file or folder indexed through a symlink or a hard link can be named by its other path.
 
     \b

@@ -113,6 +113,23 @@ def match_paths(patterns: list[str], indexed: list[str], sizes: dict[str, int] |
     return found, unmatched
 
 
+def _elsewhere_hint(unmatched: list[str], ordered: list[str]) -> str:
+    """For a relative pattern that names nothing here but would from another folder (as
+    ``query --path`` reads it, anywhere): how many, one of them, and how to name them."""
+    for pattern in unmatched:
+        g = os.path.normpath(os.path.expanduser(pattern))
+        if os.path.isabs(g):
+            continue
+        anywhere = ["*" + os.sep + g] + ([] if _GLOB_CHARS & set(g) else
+                                          ["*" + os.sep + g + os.sep + "*"])
+        hits = [p for p in ordered if any(fnmatch.fnmatchcase(p, a) for a in anywhere)]
+        if hits:
+            many = f"{len(hits)} indexed files" if len(hits) > 1 else "an indexed file"
+            return (f"; {pattern} is read below {os.getcwd()}, and {many} elsewhere would "
+                    f"match it, such as {hits[0]}: name them by an absolute path or glob")
+    return ""
+
+
 def _same_on_disk(target: str, ordered: list[str], sizes: dict[str, int]) -> list[str]:
     """Indexed paths that reach the file or folder ``target`` through a link: a symlinked
     folder on either side (their folders' real paths agree) or, for a file, a symlink or hard
@@ -160,6 +177,7 @@ def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False
         if unmatched and not missing_ok:
             raise NotIndexedError(
                 "not in the index: " + ", ".join(unmatched)
+                + _elsewhere_hint(unmatched, sorted(set(indexed) | failed))
                 + " (see xsearch files; --missing-ok ignores this)")
         chosen = sorted({p for hits in found.values() for p in hits})
         files = [p for p in chosen if p in indexed]
