@@ -187,6 +187,24 @@ def test_a_queries_file_saved_by_notepad_and_one_that_finds_nothing(corpus_index
     assert [json.loads(x)["hits"] for x in res.stdout.splitlines()] == [[], []]
 
 
+def test_stats_text_shows_each_file_size_as_files_does(corpus_index):
+    """A 327-byte config.json read "0 KiB": sizes are in B, KiB, MiB as they come."""
+    import re
+
+    info = json.loads(CliRunner().invoke(cli, ["stats", "--index", str(corpus_index),
+                                               "--json"]).output)
+    text = CliRunner().invoke(cli, ["stats", "--index", str(corpus_index)]).output
+    line = next(x for x in text.splitlines() if x.startswith("on disk:"))
+    shown = dict(re.findall(r"([\w.-]+) ([\d.]+ (?:B|KiB|MiB|GiB))", line))
+    assert shown.keys() == info["disk"].keys()
+    config = info["disk"]["config.json"]
+    assert config < 1024 and shown["config.json"] == f"{config} B"
+    for name, size in info["disk"].items():
+        value, unit = shown[name].split()
+        scale = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}[unit]
+        assert abs(float(value) * scale - size) <= 0.05 * scale + 1, (name, size, shown[name])
+
+
 def test_stats_json_counts_languages(corpus_index):
     result = CliRunner().invoke(cli, ["stats", "--index", str(corpus_index), "--json"])
     assert result.exit_code == 0, result.output
