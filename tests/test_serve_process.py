@@ -50,6 +50,10 @@ def test_other_host_warns_and_missing_index_is_503(tmp_path):
         proc.terminate()
         err = proc.communicate(timeout=30)[1]
     assert "reachable from the network" in err
+    # SIGTERM: a graceful shutdown, then exit 143 as the exit-code policy says (it died by
+    # the signal uvicorn raised again: -15).
+    assert proc.returncode == 143 and err.rstrip().endswith("terminated"), (proc.returncode,
+                                                                          err)
 
 
 def test_allow_index_without_token_is_refused(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from .cli_format import (
     _emit,
     _index_option,
     _safe,
+    sigterm_interrupts,
     tell_note,
 )
 
@@ -253,7 +254,10 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
     click.echo(f"xsearch: serving {index_path} at http://{shown}:{sock.getsockname()[1]}/ "
                "(Ctrl-C stops)", err=True)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully, then raises the signal again under the handler it found:
+    # ours, so SIGTERM ends in exit 143 as for every command (not death by the signal).
+    with sigterm_interrupts():
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def _listen(host: str, shown: str, port: int) -> socket.socket:
