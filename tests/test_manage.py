@@ -578,7 +578,30 @@ def test_config_values_of_the_right_type_are_accepted(tmp_path):
                     "json = false\n", encoding="utf-8")
     # An integer is a number, and one string a list of one: run() asserts nothing is refused.
     shown = " ".join(run("query", "--help", env={"XSEARCH_CONFIG": str(path)}).output.split())
-    assert "[default: 3;" in shown
+    assert "[default: (3, from " in shown and "xsearch.toml); 1<=x<=1000]" in shown
+
+
+def test_help_shows_every_default_the_file_sets_and_where_it_comes_from(tmp_path):
+    """README: "`xsearch COMMAND --help` shows the defaults in effect". It did for options
+    with a built-in default shown (top-k) and not for the others: --json, --model, --layout,
+    --include set in the file were invisible."""
+    path = tmp_path / "xsearch.toml"
+    path.write_text('model = "all-minilm-l6-v2"\nlayout = "flat"\njson = true\n'
+                    'include = ["*.md", "*.txt"]\n[command.query]\nmode = "lexical"\n',
+                    encoding="utf-8")
+    env = {"XSEARCH_CONFIG": str(path)}
+    shown = " ".join(run("index", "--help", env=env).output.split())
+    for text in ("--layout", "(flat, from", "(all-minilm-l6-v2, from", "(--json, from",
+                 "(*.md, *.txt, from"):
+        assert text in shown, text
+    query = " ".join(run("query", "--help", env=env).output.split())
+    assert "(lexical, from" in query and "(--json, from" in query
+    # The environment beats the file: its model is the one in effect, not the file's.
+    shown = " ".join(run("index", "--help", env={**env, "XSEARCH_MODEL": "minilm"}).output
+                     .split())
+    assert "all-minilm-l6-v2, from" not in shown and "(flat, from" in shown
+    # Without a file, no option claims one.
+    assert ", from " not in " ".join(run("index", "--help").output.split())
 
 
 def test_a_configuration_file_saved_with_a_byte_order_mark_is_read(small_corpus, tmp_path):

@@ -15,10 +15,12 @@ from click.core import ParameterSource
 
 from . import __version__
 from .cli_format import (
+    CONFIG_META,
     CONTEXT,
     ENGINE_OPTION,
     EXIT_CODES,
     RELEVANT_Z,
+    Command,
     NoResults,
     _edge,
     _emit,
@@ -61,12 +63,12 @@ def cli(ctx: click.Context) -> None:
 
     if ctx.default_map is None:
         try:
-            ctx.default_map, _ = load_defaults(cli)
+            ctx.default_map, ctx.meta[CONFIG_META] = load_defaults(cli)
         except XsearchError as exc:
             raise click.ClickException(_safe(first_line(exc))) from exc
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(cls=Command, context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, type=click.Path(), callback=non_empty_path_objects)
 @_index_option
 @click.option("--prune", is_flag=True, help="Also drop indexed files that no longer exist, "
@@ -284,7 +286,7 @@ def _ranks(ranks: list[int]) -> str:
     return ", ".join(f"#{a}" if a == b else f"#{a}-{b}" for a, b in runs)
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(cls=Command, context_settings=CONTEXT)
 @click.argument("query", required=False)
 @_index_option
 @click.option("-k", "--top-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True,

@@ -13,7 +13,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -208,6 +208,57 @@ def tell_note(event: str, info: dict) -> None:
 
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: ``ctx.meta`` key: the configuration file the defaults came from.
+CONFIG_META = "xsearch.config"
+
+
+class Command(click.Command):
+    """A command whose --help shows each default the configuration file sets, and where it
+    comes from (``[default: (flat, from ./xsearch.toml)]``), for every option: click shows
+    it only for options that show their built-in default."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        given = ctx.default_map or {}
+        source = ctx.meta.get(CONFIG_META)
+        kept = []
+        for p in self.get_params(ctx):
+            if not isinstance(p, click.Option) or p.name not in given or source is None:
+                continue
+            if p.envvar and any(os.environ.get(e) for e in _names(p.envvar)):
+                continue  # the environment beats the file: the file's value is not in effect
+            kept.append((p, p.show_default))
+            p.show_default = f"{_default_text(p, given[p.name])}, from {display(source)}"
+        try:
+            super().format_options(ctx, formatter)
+        finally:
+            for p, shown in kept:
+                p.show_default = shown
+
+
+def _names(envvar: str | list[str] | tuple[str, ...]) -> list[str]:
+    return [envvar] if isinstance(envvar, str) else list(envvar)
+
+
+def _default_text(opt: click.Option, value: object) -> str:
+    if opt.is_bool_flag:
+        names = opt.opts if value else opt.secondary_opts
+        return names[0] if names else ("on" if value else "off")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def display(path: Path | str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    from .path_filter import display_path
+
+    return display_path(str(path))
+
+
+def command(**kwargs) -> Callable[[Callable], Command]:
+    """``click.command`` for xsearch: its help options and width, config-aware --help."""
+    return click.command(cls=Command, context_settings=CONTEXT, **kwargs)
 
 
 #: ``index``, ``query`` and ``serve`` take it.

@@ -11,11 +11,11 @@ import click
 from click.core import ParameterSource
 
 from .cli_format import (
-    CONTEXT,
     _edge,
     _emit,
     _index_option,
     _one_line,
+    command,
     non_empty_paths,
     shell_words,
 )
@@ -30,7 +30,7 @@ def _size(n: int) -> str:
         f"{n / (1 << 20):.1f} MiB"
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @_index_option
 @click.option("--lang", "languages", multiple=True,
               help="Only files with passages in this language (any spelling). Repeatable.")
@@ -91,7 +91,7 @@ def report_removal(out: dict, as_json: bool) -> None:
                   else ""))
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(), callback=non_empty_paths)
 @_index_option
 @click.option("--missing-ok", is_flag=True, help="A PATH that names no indexed file is no error.")
@@ -119,7 +119,7 @@ def rm(paths, index_path, missing_ok, dry_run, as_json):
                                  dry_run=dry_run), as_json)
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @_index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_edge
@@ -171,7 +171,7 @@ def stats(index_path, as_json):
                    "goes on with it, a plain `xsearch index` drops it")
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @click.argument("labels_file", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_index_option

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from .cli_format import (
-    CONTEXT,
     ENGINE_OPTION,
     NoResults,
     _edge,
     _emit,
     _index_option,
     _safe,
+    command,
     sigterm_interrupts,
     tell_note,
 )
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import socket
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @_index_option
 @click.option("--repair", is_flag=True,
               help="Fix what can be fixed: re-embed passages of damaged segments, recompute "
@@ -80,7 +80,7 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
         raise click.BadParameter("a comma-separated list of integers") from exc
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @click.option("--dataset", type=click.Choice(["sib200", "generic"]), default="sib200",
               show_default=True, help="Dataset layout.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -187,7 +187,7 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
         click.echo(f"{name}: {path}")
 
 
-@click.command(context_settings=CONTEXT)
+@command()
 @_index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but a loopback address (127.x, ::1, localhost) "
