@@ -374,7 +374,7 @@ def test_config_file_gives_defaults_below_env_and_flags(corpus_index, tmp_path, 
     assert str(tmp_path / "elsewhere") in result.output
     assert run("stats", "--index", str(corpus_index),
                env={**unset, "XSEARCH_INDEX": str(tmp_path / "elsewhere")}).exit_code == 0
-    assert "[default: 3;" in run("query", "--help", env=unset).output
+    assert "[default: (3, from xsearch.toml);" in run("query", "--help", env=unset).output
 
 
 def test_user_config_dir_and_relative_index(corpus_index, tmp_path, monkeypatch):
@@ -629,3 +629,28 @@ def test_an_on_off_option_turned_on_in_the_file_is_turned_off_by_its_no_flag(sma
     assert json.loads(run("stats", "--index", str(index), env=env).stdout)["files"] == 6
     run("rm", str(victim), "--index", str(index), "--no-dry-run", env=env)
     assert json.loads(run("stats", "--index", str(index), env=env).stdout)["files"] == 5
+
+
+def test_a_no_key_in_the_file_turns_its_option_off(small_corpus, tmp_path):
+    """`no-dry-run = true` made rm a dry run and `no-json = true` printed JSON: the off
+    side's name was taken for the option itself, its value not inverted."""
+    index = tmp_path / "index"
+    run("index", str(small_corpus), "--index", str(index), "-q")
+    toml = tmp_path / "xsearch.toml"
+    toml.write_text("no-json = true\n[command.rm]\nno-dry-run = true\n", encoding="utf-8")
+    env = {"XSEARCH_CONFIG": str(toml)}
+    assert run("stats", "--index", str(index), env=env).stdout.startswith("index:")
+    assert json.loads(run("stats", "--index", str(index), "--json", env=env).stdout)
+    victim = sorted(small_corpus.iterdir())[0]
+    assert "removed" in run("rm", str(victim), "--index", str(index), env=env).output
+    files = json.loads(run("stats", "--index", str(index), "--json", env=env).stdout)["files"]
+    assert files == 5
+    # A flag that is itself a no- form (--no-ignore) has an on side now, to undo the file's.
+    (small_corpus / ".xsearchignore").write_text("*\n", encoding="utf-8")
+    toml.write_text("[command.index]\nno-ignore = true\n", encoding="utf-8")
+    ignored = run("index", str(small_corpus), "--index", str(tmp_path / "i2"), "--ignore",
+                  "-q", env=env, ok=False)
+    assert ignored.exit_code == 1 and "no supported files under" in ignored.output
+    out = json.loads(run("index", str(small_corpus), "--index", str(tmp_path / "i3"),
+                         "--json", "-q", env=env).stdout)
+    assert out["new"] == 6

@@ -100,8 +100,9 @@ def cli(ctx: click.Context) -> None:
 @click.option("--include", "includes", multiple=True, metavar="GLOB",
               help="Only index files matching this pattern; also enters hidden/build folders "
                    "it names. Repeatable.")
-@click.option("--no-ignore", is_flag=True,
-              help="Do not honour .gitignore and .xsearchignore files.")
+@click.option("--ignore/--no-ignore", "use_ignore", default=True,
+              help="Honour .gitignore and .xsearchignore files (--no-ignore: index what they "
+                   "leave out too).")
 @click.option("--hidden", is_flag=True,
               help="Also index hidden files and folders, virtualenvs and build folders.")
 @click.option("--follow-symlinks", is_flag=True,
@@ -133,7 +134,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no per-file messages.")
 @_edge
 def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_field, max_mb,
-          max_text_mb, read_timeout, excludes, includes, no_ignore, hidden, follow_symlinks,
+          max_text_mb, read_timeout, excludes, includes, use_ignore, hidden, follow_symlinks,
           layout, centering, retry_failed, max_chars, batch_size, engine, commit_every, labels_file,
           as_json, quiet, prune, re_embed):
     """Index files and folders (re-runs only touch what changed).
@@ -175,7 +176,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         options.max_text_bytes = max(1, int(max_text_mb * 1024 * 1024))
     if read_timeout is not None:
         options.timeout = read_timeout
-    walk_options = WalkOptions(exclude=excludes, include=includes, use_ignore_files=not no_ignore,
+    walk_options = WalkOptions(exclude=excludes, include=includes, use_ignore_files=use_ignore,
                                hidden=hidden, follow_symlinks=follow_symlinks)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     meter = _Progress() if show_bar else None

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
               help="Fix what can be fixed: re-embed passages of damaged segments, recompute "
                    "statistics, rewrite config.json, upgrade an older index (and its HNSW "
                    "segments).")
-@click.option("--no-model", is_flag=True, help="Skip loading the model (fingerprint check).")
+@click.option("--load-model/--no-model", "model_check", default=True,
+              help="Load the model to check it still makes the index's vectors (fingerprint "
+                   "check; --no-model skips it).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @_edge
-def check(index_path, repair, no_model, as_json):
+def check(index_path, repair, model_check, as_json):
     """Verify an index in full: SQLite, segment checksums and ids, statistics, model.
 
     Opening an index for a query reads only what the query needs; this command reads
@@ -46,7 +48,7 @@ def check(index_path, repair, no_model, as_json):
     """
     from .check import check_index
 
-    report = check_index(index_path, repair=repair, model_check=not no_model,
+    report = check_index(index_path, repair=repair, model_check=model_check,
                          notify=tell_note)
     report.pop("_bad", None)
     report.pop("_orphans", None)
@@ -104,7 +106,8 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("benchmarks/cache"), show_default=True,
               help="Embedding cache folder, per (model, text).")
-@click.option("--no-cache", is_flag=True, help="Embed everything again.")
+@click.option("--no-cache/--reuse-cache", "no_cache", default=False,
+              help="Embed everything again, not reusing the --cache folder's embeddings.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False,
                                                           path_type=Path),
               help="Label names for zero-shot topics (default: the dataset's labels.txt).")
@@ -112,17 +115,18 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
               help="Label description template.")
 @click.option("--source-lang", "source_langs", multiple=True, default=["eng_Latn"],
               show_default=True, help="Few-shot source language (repeatable).")
-@click.option("--no-related", is_flag=True,
-              help="Do not add related source languages (hin for mai, arb for heb...).")
+@click.option("--related/--no-related", "related", default=True,
+              help="Add related source languages (hin for mai, arb for heb...).")
 @click.option("--fewshot-k", default="8,32,all", show_default=True, callback=_int_list,
               help="Examples per label for few-shot ('all' = the whole train split).")
-@click.option("--no-mixed", is_flag=True, help="Skip the mixed-language pool.")
+@click.option("--mixed/--no-mixed", "mixed", default=True,
+              help="Also measure the mixed-language pool.")
 @click.option("--centering", type=click.Choice(["language", "global", "none"]),
               help="Score with this centring (default: the index default, language).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON object.")
 @_edge
 def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out_dir, cache_dir,
-          no_cache, labels_file, template, source_langs, no_related, fewshot_k, no_mixed,
+          no_cache, labels_file, template, source_langs, related, fewshot_k, mixed,
           centering, as_json):
     """Measure retrieval per language pair and topic labels per language.
 
@@ -170,8 +174,8 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
         model=model, out_dir=out_dir, cache_dir=None if no_cache else cache_dir, ks=ks,
         labels=labels, label_template=template,
         sib_root=sib_root if split != "train" else None,
-        fewshot_k=fewshot_k, source_langs=tuple(source_langs), related_sources=not no_related,
-        mixed=not no_mixed, centering=centering,
+        fewshot_k=fewshot_k, source_langs=tuple(source_langs), related_sources=related,
+        mixed=mixed, centering=centering,
     )
     log = (lambda msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
     results = run_benchmark(ds, opts, log=log)

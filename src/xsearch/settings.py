@@ -70,15 +70,32 @@ def read_config(path: Path) -> dict:
         raise ConfigError(f"{path}: not UTF-8 text") from exc
 
 
-def _options(cmd: click.Command) -> dict[str, click.Option]:
-    """Long option names (without dashes) -> option."""
+def _options(cmd: click.Command, negated: bool = False) -> dict[str, click.Option]:
+    """Long option names (without dashes) -> option; ``negated``: the names of on/off
+    options' off side instead (``no-json``), whose value the file gives inverted."""
     out = {}
     for p in cmd.params:
         if isinstance(p, click.Option) and p.name not in _NEVER:
-            for opt in p.opts + p.secondary_opts:
+            for opt in p.secondary_opts if negated else p.opts:
                 if opt.startswith("--"):
                     out[opt[2:]] = p
     return out
+
+
+def _lookup(cmd: click.Command, name: str) -> tuple[click.Option | None, bool]:
+    """(the option a file key names, whether the key is its off side: no-json = true is
+    json = false)."""
+    opt = _options(cmd).get(name)
+    if opt is not None:
+        return opt, False
+    opt = _options(cmd, negated=True).get(name)
+    return opt, opt is not None
+
+
+def _value(source: Path, key: str, cmd: click.Command, opt: click.Option, negated: bool,
+           value: object) -> object:
+    value = _convert(source, key, cmd, opt, value)
+    return not value if negated else value
 
 
 def _shown(value: object) -> str:
@@ -169,8 +186,8 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
         if isinstance(value, dict) and name in commands:
             raise ConfigError(f"{source}: key {key!r} is a table; options of one command go "
                               f"in [{TABLES}.{name}]")
-        hits = [(c, cmd, _options(cmd).get(name)) for c, cmd in commands.items()]
-        hits = [(c, cmd, opt) for c, cmd, opt in hits
+        hits = [(c, cmd, *_lookup(cmd, name)) for c, cmd in commands.items()]
+        hits = [(c, cmd, opt, neg) for c, cmd, opt, neg in hits
                 if opt is not None and (c, opt.name) not in _TOP_LEVEL_SKIP]
         if not hits:
             if name in RESERVED:
@@ -179,8 +196,8 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
                 else ""
             raise ConfigError(f"{source}: unknown key {key!r}{hint} (known: "
                               + ", ".join(sorted(_all_keys(group))) + ")")
-        for c, cmd, opt in hits:
-            per_command[c][opt.name] = _convert(source, key, cmd, opt, value)
+        for c, cmd, opt, neg in hits:
+            per_command[c][opt.name] = _value(source, key, cmd, opt, neg, value)
     for key, table in tables.items():
         name = key.replace("_", "-")
         if name not in commands:
@@ -192,12 +209,12 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
         cmd = commands[name]
         opts = _options(cmd)
         for sub, value in table.items():
-            opt = opts.get(sub.replace("_", "-"))
+            opt, neg = _lookup(cmd, sub.replace("_", "-"))
             where = f"{TABLES}.{key}.{sub}"
             if opt is None:
                 raise ConfigError(f"{source}: unknown key '{where}' (xsearch {name} "
                                   "options: " + ", ".join(sorted(opts)) + ")")
-            per_command[name][opt.name] = _convert(source, where, cmd, opt, value)
+            per_command[name][opt.name] = _value(source, where, cmd, opt, neg, value)
     return {name: values for name, values in per_command.items() if values}
 
 
