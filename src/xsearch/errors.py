@@ -77,3 +77,8 @@ def damaged(exc: BaseException, db: object = None) -> str:
     return (f"{f'index database {db}' if db else 'the index database'} is damaged "
             f"({first_line(exc)}); `xsearch index PATHS --full` rebuilds the index from your "
             "files")
+
+
+class InvalidArgument(XsearchError, ValueError):
+    """A library call was given a value it cannot take (the CLI's option types refuse it at
+    the command line)."""

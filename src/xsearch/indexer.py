@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import langid
+from . import arguments, langid
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError, first_line
@@ -197,9 +197,10 @@ def build_index(
     same file, made by the same model and engine (``carry``), unless ``re_embed``.
     """
     started = time.perf_counter()
+    arguments.build(layout, centering, chunk_tokens, chunk_overlap, batch_size, commit_every)
     notify = progress or (lambda event, info: None)
     summary = IndexSummary()
-    roots = [_abs(Path(p).expanduser()) for p in paths]
+    roots = [_abs(Path(p).expanduser()) for p in arguments.names(paths, "paths")]
     for root in roots:
         if not root.exists():
             raise IngestError(f"path not found: {root}")
@@ -219,8 +220,8 @@ def build_index(
 
     index_path = Path(index_path)
     with private_files():
-        prepare_folder(index_path)  # refuses a foreign folder before anything is written
-        with write_lock(index_path):
+        made = prepare_folder(index_path)  # refuses a foreign folder before writing
+        with write_lock(index_path, made):
             recover(index_path, keep_unfinished=True)  # IndexWriter.open may take it up
             fresh = needs_fresh_database(index_path, full)
             existing = None

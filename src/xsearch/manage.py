@@ -13,6 +13,7 @@ import os
 import stat
 from pathlib import Path
 
+from . import arguments
 from .errors import NotIndexedError
 from .index_dir import IndexDir
 from .langcodes import matches, resolve_filters
@@ -166,6 +167,7 @@ def remove_files(index_path: Path, patterns: list[str], missing_ok: bool = False
     A pattern that names no indexed file (nor a failed/skipped one) raises NotIndexedError
     before anything is removed, unless ``missing_ok``. With ``dry_run`` nothing is written.
     """
+    patterns = list(arguments.names(patterns, "patterns"))  # "a.txt" is one, not 5
     if any(not str(p).strip() for p in patterns):  # '' names the working directory
         raise NotIndexedError("an empty path names nothing (an unset variable?)")
     path = Path(index_path)

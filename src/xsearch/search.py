@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bm25, lexical
+from . import arguments, bm25, lexical
 from .centering import PROBE_KEY, Centering, checked_embedder, decode_vector
 from .embedders import Embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
@@ -75,6 +75,10 @@ class Filters:
     topics: tuple[str, ...] = ()
     min_score: float | None = None
 
+    def __post_init__(self) -> None:
+        self.languages = arguments.names(self.languages, "languages")
+        self.topics = arguments.names(self.topics, "topics")
+
     def active(self) -> bool:
         return bool(self.languages or self.path_glob or self.topics)
 
@@ -120,6 +124,7 @@ class Searcher:
         self.last_info: list[QueryInfo] = []
         self._engine = engine
         self._purpose = purpose  # "serve" for a process that embeds many queries
+        self._closed = False
         self._open()
 
     def _open(self) -> None:
@@ -165,6 +170,13 @@ class Searcher:
 
     def close(self) -> None:
         self.index.close()
+        self._closed = True
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def centering(self) -> Centering:
         if self._centering is None or self._centering.generation != self._generation:
@@ -252,6 +264,9 @@ class Searcher:
         """
         if mode not in MODES:
             raise XsearchError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        arguments.search(queries, k, offset, per_document, (filters or Filters()).min_score)
+        if self._closed:
+            raise XsearchError(f"the Searcher of {self._path} is closed")
         with self.index.store.snapshot():
             if len(self.index.vectors) == 0:
                 raise EmptyIndexError(

@@ -54,8 +54,9 @@ def private_files() -> Iterator[None]:
         os.umask(old)
 
 
-def prepare_folder(path: Path) -> None:
-    """Refuse a place that is not ours before anything is written there; create it if new."""
+def prepare_folder(path: Path) -> bool:
+    """Refuse a place that is not ours before anything is written there; create it if new
+    (True: it was made now)."""
     if path.exists() and not path.is_dir():
         raise CorruptIndexError(f"index path {path} is a file, not a directory")
     if path.is_dir():
@@ -65,7 +66,7 @@ def prepare_folder(path: Path) -> None:
         if not os.access(path, os.W_OK | os.X_OK) or (
                 (path / DATABASE).exists() and not os.access(path / DATABASE, os.W_OK)):
             raise ReadOnlyIndexError(f"index {path} is read-only; cannot write to it")
-        return
+        return False
     parent = path.parent if str(path.parent) else Path(".")
     probe = parent
     while not probe.exists() and probe != probe.parent:
@@ -76,12 +77,15 @@ def prepare_folder(path: Path) -> None:
         path.mkdir(parents=True, mode=0o700)
     except OSError as exc:
         raise ReadOnlyIndexError(f"cannot create index {path}: {exc.strerror}") from exc
+    return True
 
 
 @contextmanager
-def write_lock(path: Path) -> Iterator[None]:
+def write_lock(path: Path, made: bool = False) -> Iterator[None]:
     """One writer per index; a second one fails at once instead of interleaving. A failed
-    write inside (disk full, I/O error) comes out as one :class:`IndexWriteError`."""
+    write inside (disk full, I/O error) comes out as one :class:`IndexWriteError`. ``made``:
+    the folder was made for this writer, and goes again if it fails before any database
+    is written (a wrong --model left a folder holding a lock file alone)."""
     try:
         fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
@@ -93,8 +97,29 @@ def write_lock(path: Path) -> Iterator[None]:
             raise IndexLockedError(f"index {path} is being written by another process") from exc
         with write_errors(path):
             yield
+    except BaseException:
+        if made:
+            _unmake(path)  # still locked: a second writer fails at once, it never waits
+        raise
     finally:
         os.close(fd)
+
+
+def _unmake(path: Path) -> None:
+    """Remove a folder made for a writer that failed, if it holds nothing but what that
+    writer began with: its lock, config and an empty segments folder."""
+    try:
+        names = {p.name for p in path.iterdir()}
+        if not names <= {LOCK, CONFIG, SEGMENTS} or (
+                SEGMENTS in names and any((path / SEGMENTS).iterdir())):
+            return
+        for name in (CONFIG, LOCK):
+            (path / name).unlink(missing_ok=True)
+        if SEGMENTS in names:
+            (path / SEGMENTS).rmdir()
+        path.rmdir()
+    except OSError:
+        pass  # left as it is: the next run takes it as its own
 
 
 @contextmanager
