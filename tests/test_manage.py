@@ -600,6 +600,10 @@ def test_help_shows_every_default_the_file_sets_and_where_it_comes_from(tmp_path
     shown = " ".join(run("index", "--help", env={**env, "XSEARCH_MODEL": "minilm"}).output
                      .split())
     assert "all-minilm-l6-v2, from" not in shown and "(flat, from" in shown
+    assert "(minilm, from $XSEARCH_MODEL)" in shown
+    # A token from the environment is said to be set, not shown.
+    serve = " ".join(run("serve", "--help", env={"XSEARCH_TOKEN": "zq81tok"}).output.split())
+    assert "(set, from $XSEARCH_TOKEN)" in serve and "zq81tok" not in serve
     # Without a file, no option claims one.
     assert ", from " not in " ".join(run("index", "--help").output.split())
 

@@ -145,6 +145,11 @@ def test_languages_labels_stats_health(client, corpus_index):
     langs = client.get("/api/languages").json()
     stats = client.get("/api/stats").json()
     assert sum(r["passages"] for r in langs) == stats["passages"] > 0
+    # The index's layout and centring, as `xsearch stats` gives them (it said faiss_layout:
+    # null, a key of the schema-2 config).
+    config = json.loads((corpus_index / "config.json").read_text())
+    assert (stats["layout"], stats["centering"], stats["engine"]) == (
+        config["layout"], config["centering"], config["engine"]) and "faiss_layout" not in stats
     with _db(corpus_index) as db:
         n_arb = db.execute("SELECT count(*) FROM passages WHERE language = 'arb_Arab'"
                            ).fetchone()[0]

@@ -97,8 +97,9 @@ def summary(index: IndexDir) -> dict:
     db = index.store.db
     return {
         "index": str(index.path),
-        **{k: config.get(k) for k in ("model", "dim", "normalized", "metric", "faiss_layout",
-                                      "schema_version", "chunk_tokens", "chunk_overlap")},
+        **{k: config.get(k) for k in ("model", "engine", "dim", "normalized", "metric",
+                                      "layout", "centering", "schema_version", "chunk_tokens",
+                                      "chunk_overlap")},
         **{name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
            for name in ("files", "documents", "passages")},
         "languages": languages(index),

