@@ -499,3 +499,23 @@ def test_bitext_mixed_pool_skips_the_query_itself(tmp_path: Path) -> None:
     again = (tmp_path / "again" / "report.md").read_text(encoding="utf-8")
     matrix = again.split("## recall@5 matrix")[1]
     assert "| eng | – | 0.995 |" in matrix
+
+
+def test_query_and_document_ids_are_separate_names(tmp_path: Path) -> None:
+    """A BEIR-style set whose query "1" is answered by document "1": the document was
+    dropped as the query's own self-hit, and recall@1 read 0.0 for a model that found all."""
+    root = tmp_path / "shared-ids"
+    root.mkdir()
+    _write_jsonl(root / "corpus.jsonl", [
+        {"id": "1", "lang": "en", "text": "The cat sleeps on the warm sofa."},
+        {"id": "2", "lang": "fr", "text": "Le train pour Paris part à huit heures."}])
+    _write_jsonl(root / "queries.jsonl", [
+        {"id": "1", "lang": "fr", "text": "Le chat dort sur le canapé."},
+        {"id": "2", "lang": "en", "text": "The train to Paris leaves at eight."}])
+    (root / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n1\t1\t1\n2\t2\t1\n",
+                                    encoding="utf-8")
+    ds = load_generic(root)
+    assert ds.self_matches("1") == set() and ds.self_map() == {}
+    # The same id with the same text is the query itself (SIB-200's pools are built so).
+    ds.queries["1"] = ds.corpus["1"]
+    assert ds.self_matches("1") == {"1"}

@@ -305,3 +305,19 @@ def test_recall_matrix_summary_cross_means_exclude_the_diagonal() -> None:
     assert s["per_query_lang"]["eng"] == approx(2.2 / 3)
     only_diagonal = recall_matrix_summary({"eng": {"eng": 1.0}})
     assert only_diagonal["per_query_lang_cross"] == {"eng": None}
+
+
+def test_language_bias_leaves_the_query_itself_out_of_chance() -> None:
+    """Two languages, two sentences each: a query's own sentence is dropped from its ranking,
+    so its wrong hits can only be the other two sentences, one in each language: chance is
+    1/2 and so is the share (bias 0). Chance counted the query itself and said 2/3."""
+    doc_lang = {"e:1": "eng", "e:2": "eng", "f:1": "fra", "f:2": "fra"}
+    query_lang = {"e:1": "eng"}
+    ranked = {"e:1": ["f:1", "e:2", "f:2"]}  # e:1 itself already dropped
+    m = language_bias(ranked, doc_lang, query_lang, k=10, relevant={"e:1": {"f:1"}},
+                      excluded={"e:1": {"e:1"}})
+    assert m["wrong_expected_share"] == pytest.approx(0.5)
+    assert m["wrong_bias"] == pytest.approx(0.0)
+    assert m["expected_share"] == pytest.approx(1 / 3)  # e:2 of f:1, e:2, f:2
+    m = language_bias(ranked, doc_lang, query_lang, k=10, relevant={"e:1": {"f:1"}})
+    assert m["wrong_expected_share"] == pytest.approx(2 / 3)  # without `excluded`, as before

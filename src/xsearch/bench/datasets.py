@@ -53,9 +53,17 @@ class BenchDataset:
     judged: dict[str, set[str]] = field(default_factory=dict)
 
     def self_matches(self, qid: str) -> set[str]:
-        """Documents that are query ``qid`` itself (same id, or the same ``item``)."""
+        """Documents that are query ``qid`` itself: the same ``item``, or the same id with
+        the same text (ids are otherwise separate names: query "1" and document "1" of a
+        BEIR-style set are different texts, and the document may be the answer)."""
         own = self.same_item.get(qid, set())
-        return own | {qid} if qid in self.corpus else own
+        same_text = qid in self.corpus and self.corpus[qid] == self.queries.get(qid)
+        return own | {qid} if same_text else set(own)
+
+    def self_map(self, qids: Iterable[str] | None = None) -> dict[str, set[str]]:
+        """:meth:`self_matches` of each query (of ``qids``), for ``drop_self_hits``."""
+        return {q: m for q in (self.queries if qids is None else qids)
+                if (m := self.self_matches(q))}
 
     @property
     def languages(self) -> list[str]:

@@ -124,18 +124,20 @@ def mean_average_precision(
 
 
 def drop_self_hits(
-    ranked: Mapping[str, Sequence[str]], same: Mapping[str, Iterable[str]] | None = None
+    ranked: Mapping[str, Sequence[str]], same: Mapping[str, Iterable[str]] | None = None,
+    own_id: bool = True,
 ) -> dict[str, list[str]]:
     """Remove each query's own id from its ranking (for pools where queries are also documents).
 
     ``same`` maps a query to further documents that are the same text under other ids; they
-    are removed too. Retrieve that many extra documents per query beforehand so that top-k
-    stays k long.
+    are removed too. With ``own_id`` False only those are (``same`` says it all: ids of
+    queries and documents are separate names, as in BEIR). Retrieve that many extra
+    documents per query beforehand so that top-k stays k long.
     """
     same = same or {}
     out = {}
     for q, docs in ranked.items():
-        drop = {q, *same.get(q, ())}
+        drop = {*same.get(q, ()), *((q,) if own_id else ())}
         out[q] = [d for d in docs if d not in drop]
     return out
 
@@ -147,6 +149,7 @@ def language_bias(
     pool_share: Mapping[str, float] | None = None,
     k: int = 10,
     relevant: Mapping[str, Collection[str]] | None = None,
+    excluded: Mapping[str, Collection[str]] | None = None,
 ) -> dict[str, float]:
     """Share of the top ``k`` in the query's own language versus the share expected by chance.
 
@@ -161,7 +164,8 @@ def language_bias(
     the own language's share of the pool without the relevant documents). On a parallel pool
     whose right answers are the query's translations, every right hit is in another language,
     so ``bias`` is about -1/L for a model that finds them all; ``wrong_bias`` says whether the
-    wrong hits lean to the query's language.
+    wrong hits lean to the query's language. ``excluded`` (query -> documents that can never
+    be its hits: itself, dropped from its ranking) leaves those out of chance's pool too.
     """
     if pool_share is None:
         counts = Counter(doc_lang.values())
@@ -178,16 +182,20 @@ def language_bias(
             continue
         lang = query_lang[qid]
         own.append(sum(doc_lang[d] == lang for d in top) / len(top))
-        expected.append(pool_share.get(lang, 0.0))
+        gone = set((excluded or {}).get(qid, ()))
+        own_gone = sum(doc_lang.get(d) == lang for d in gone)
+        in_lang = pool_share.get(lang, 0.0) * n_pool
+        expected.append((in_lang - own_gone) / (n_pool - len(gone)) if n_pool > len(gone)
+                        else 0.0)
         if relevant is None:
             continue
-        rel = set(relevant.get(qid, ()))
+        rel = set(relevant.get(qid, ())) - gone
         wrong = [d for d in docs if d not in rel][:k]
-        if wrong and n_pool > len(rel):
+        if wrong and n_pool > len(rel) + len(gone):
             wrong_own.append(sum(doc_lang[d] == lang for d in wrong) / len(wrong))
             own_rel = sum(doc_lang.get(d) == lang for d in rel)
-            wrong_expected.append((pool_share.get(lang, 0.0) * n_pool - own_rel)
-                                  / (n_pool - len(rel)))
+            wrong_expected.append((in_lang - own_rel - own_gone)
+                                  / (n_pool - len(rel) - len(gone)))
     share = float(np.mean(own)) if own else 0.0
     exp = float(np.mean(expected)) if expected else 0.0
     out = {

@@ -164,7 +164,7 @@ def run_benchmark(ds: BenchDataset, opts: BenchOptions, log: Log = print) -> dic
                                                texts=[ds.queries[q] for q in qids])
                 ranked = M.drop_self_hits({q: _doc_ranking(h, max_k + extra)
                                            for q, h in zip(qids, hits, strict=True)},
-                                          ds.same_item)
+                                          ds.self_map(qids), own_id=False)
                 relevant = {q: ds.qrels[q] & pool for q in qids}
                 matrix[q_lang][d_lang] = M.retrieval_metrics(ranked, relevant, ks=opts.ks)
         finally:
@@ -217,7 +217,9 @@ def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
     finally:
         searcher.close()
     # mAP is over the whole list: cut it to `depth` whether or not a self-hit was dropped
-    ranked = {q: docs[:depth] for q, docs in M.drop_self_hits(ranked, ds.same_item).items()}
+    selves = ds.self_map(qids)
+    ranked = {q: docs[:depth]
+              for q, docs in M.drop_self_hits(ranked, selves, own_id=False).items()}
     per_lang = {}
     share = defaultdict(float)
     for lang in ds.doc_lang.values():
@@ -231,7 +233,7 @@ def _mixed_pool(ds, emb, work, pools, opts, results, log) -> dict:
             **M.retrieval_metrics(sub_ranked, sub_rel, ks=opts.ks),
             # Among the wrong hits: the right ones (translations) are in other languages.
             **M.language_bias(sub_ranked, ds.doc_lang, ds.query_lang, dict(share), k=10,
-                              relevant=sub_rel),
+                              relevant=sub_rel, excluded=selves),
         }
     log("mixed pool done")
     all_rel = {q: ds.qrels[q] for q in qids}
