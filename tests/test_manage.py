@@ -298,6 +298,35 @@ def test_prune_drops_deleted_files_indexed_from_elsewhere(collection):
     _sound(index)
 
 
+def test_a_file_behind_a_folder_that_cannot_be_read_is_not_missing(collection, monkeypatch):
+    """`--prune` dropped a file whose folder could not be read (EACCES; a stale network
+    mount, ESTALE, the same), and `files` called it missing: os.path.lexists says False for
+    any error. Only "no such file" is gone. (Root reads every folder: the error is made.)"""
+    import errno
+
+    import xsearch.fileio as fileio
+
+    root, index = collection
+    hidden = root / "a"
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kw):
+        if str(path).startswith(str(hidden) + os.sep):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_lstat(path, *args, **kw)
+
+    monkeypatch.setattr(fileio.os, "lstat", lstat)
+    before = _paths(index)
+    assert run_json("stats", "-i", str(index))["missing_files"] == 0
+    assert run_json("files", "-i", str(index), "--missing")["files"] == []
+    assert run_json("index", "--prune", "-i", str(index))["removed"] == []
+    assert _paths(index) == before
+    monkeypatch.undo()
+    (hidden / "fra_Latn_bread.txt").unlink()  # really gone: it goes
+    run("index", "--prune", "-i", str(index), "-q", ok=False)
+    assert _paths(index) == before - {"fra_Latn_bread.txt"}
+
+
 def test_prune_alone_needs_no_paths(collection):
     root, index = collection
     (root / "b" / "jpn_Jpan_volcano.txt").unlink()

@@ -9,6 +9,19 @@ import tempfile
 from pathlib import Path
 
 
+def surely_gone(path: str | Path) -> bool:
+    """Whether nothing is at ``path`` any more, as far as the system can say: a folder that
+    cannot be read (EACCES), a stale network mount (ESTALE) or an I/O error is not "gone"
+    (``os.path.lexists`` says False for all of them, and --prune dropped such files)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def sha256_file(path: Path) -> str:
     return full_checksum([path])
 

@@ -19,6 +19,7 @@ from . import arguments, langid
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
 from .errors import IndexMismatchError, IngestError, first_line
+from .fileio import surely_gone
 from .fresh_builds import (
     SHAPING,
     live_config,
@@ -385,7 +386,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     # A file this walk left out but still on disk (another --include, a new ignore rule) is
     # kept: only files that are gone are dropped, as rsync --delete spares excluded ones.
     unseen = {p: row for p, row in known.items() if p not in seen
-              and (_under(p, roots) or (prune and not os.path.lexists(p)))}
+              and (_under(p, roots) or (prune and surely_gone(p)))}
     # A symlink the walk took as another name of a file: it goes when the index's text of it
     # is not that file's (it was a file of its own before).
     alias_of = {p: (aliases or {}).get(p) for p in unseen}
@@ -395,7 +396,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     summary.kept += sum(1 for p in unseen if p not in gone and not alias_of[p])
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
-        if not os.path.lexists(p):
+        if surely_gone(p):
             by_hash.setdefault(row["content_hash"], p)
     todo = []
     moved: dict[str, dict] = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import arguments
 from .errors import NotIndexedError
+from .fileio import surely_gone
 from .index_dir import IndexDir
 from .langcodes import matches, resolve_filters
 from .writer import IndexWriter, lock_existing
@@ -59,7 +60,7 @@ def list_files(index_path: Path, languages: tuple[str, ...] | list[str] = (),
             langs = per_lang.get(path, {})
             if wanted is not None and not any(matches(w, lang) for w in wanted for lang in langs):
                 continue
-            exists = os.path.lexists(path)
+            exists = not surely_gone(path)  # behind a folder it cannot read: still there
             if missing_only and exists:
                 continue
             out.append({
@@ -83,7 +84,7 @@ def list_files(index_path: Path, languages: tuple[str, ...] | list[str] = (),
 def missing_files(store) -> list[str]:
     """Indexed files that no longer exist where they were indexed from."""
     return [p for (p,) in store.db.execute("SELECT path FROM files ORDER BY path")
-            if not os.path.lexists(p)]
+            if surely_gone(p)]
 
 
 def match_paths(patterns: list[str], indexed: list[str], sizes: dict[str, int] | None = None
