@@ -308,6 +308,18 @@ def test_a_file_that_becomes_empty_or_binary_leaves_the_index(small_corpus, tmp_
     again = build_index([small_corpus], index, read_options=ReadOptions(max_bytes=limit))
     assert again.new == 1 and again.passages_embedded == 1
     assert len(_passages_of(index, emptied.name)) == 1
+    # The failing file back to the version indexed: no longer listed as failed (its record
+    # stayed for ever, "1 failed or skipped", --retry-failed or not).
+    failing.write_text(failing.read_text(encoding="utf-8")[:len(failing.read_text(
+        encoding="utf-8")) // 40], encoding="utf-8")
+    back = build_index([small_corpus], index, read_options=ReadOptions(max_bytes=limit))
+    # (the binary file is still binary: skipped before, and not read again)
+    assert (back.unchanged, back.failed_before, back.passages_embedded) == (5, 1, 0)
+    idx = IndexDir.open(index)
+    try:
+        assert str(failing) not in idx.store.failed_files()
+    finally:
+        idx.close()
 
 
 def test_a_copied_file_takes_the_vectors_of_its_original(small_corpus, tmp_path):

@@ -358,6 +358,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     seen: set[str] = set()
     fresh: list[tuple[Path, tuple[str, int, float]]] = []
     now: dict[str, str] = {}  # path -> content hash, of the files walked
+    recovered: list[str] = []
     for f in files:
         key = str(f)
         seen.add(key)
@@ -375,6 +376,8 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         if old and old["content_hash"] == fp[0] and not _read_otherwise(key, old, options,
                                                                         given, summary):
             summary.unchanged += 1
+            if key in failed:  # back to the version indexed: its failure is over
+                recovered.append(key)
             continue
         bad = failed.get(key)
         if (bad and bad["content_hash"] == fp[0] and not retry_failed
@@ -426,7 +429,7 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     summary.removed += len(gone)
     # A file that failed or was skipped and is gone now is no longer listed as such.
     stale = [p for p in failed if p not in seen and (_under(p, roots) or prune)
-             and not _still_a_file(p)]
+             and not _still_a_file(p)] + recovered
     if stale:
         with store.transaction():
             for p in stale:
