@@ -242,3 +242,13 @@ def test_an_indexed_file_replaced_by_a_link_to_another_leaves_the_index(tmp_path
         (0, 2 if link_name == "a.txt" else 1)
     check = runner.invoke(cli, ["check", "--index", str(index), "--no-model"])
     assert check.exit_code == 0, check.output
+    # A link to a file out of the folders (which the walk does not follow): the old text
+    # goes too. It was "kept: still on disk", found by queries for ever.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("Lighthouses guide ships along rocky coasts.\n", "utf-8")
+    (docs / target).unlink()
+    (docs / target).symlink_to(outside)
+    summary, held = run()
+    # (m.txt, its hard link, holds that text now, and is indexed under its own name)
+    assert held == {"m.txt": [texts[target].strip()]}
+    assert (summary["removed"], summary["kept"], summary["passages_embedded"]) == (1, 0, 0)

@@ -395,7 +395,8 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
     alias_of = {p: (aliases or {}).get(p) for p in unseen}
     stale = {p for p, a in alias_of.items() if a and now.get(a, unseen[p]["content_hash"])
              != unseen[p]["content_hash"]}
-    gone = {p: row for p, row in unseen.items() if p in stale or not _still_a_file(p)}
+    gone = {p: row for p, row in unseen.items() if p in stale or not _still_a_file(p)
+            or _now_other_text(p, row)}
     summary.kept += sum(1 for p in unseen if p not in gone and not alias_of[p])
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
@@ -441,6 +442,18 @@ def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: In
         if stored and options is not None:
             per_file[str(f)] = with_record_fields(options, stored, given)
     return todo, per_file, sorted(gone)
+
+
+def _now_other_text(path: str, row: dict) -> bool:
+    """Whether a file the walk left out is now a symlink to other text than the index holds
+    of it (a file replaced by a link to one elsewhere, which the walk does not follow): its
+    indexed text is on disk no more, and was found by queries for ever."""
+    if not os.path.islink(path):
+        return False
+    try:
+        return file_fingerprint(Path(path))[0] != row["content_hash"]
+    except (IngestError, OSError):
+        return False  # unreadable: kept, as any file that cannot be told
 
 
 def _indexed_as(store, path: str, content_hash: str) -> str | None:
