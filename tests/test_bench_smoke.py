@@ -127,3 +127,40 @@ def test_generic_layout_with_long_documents(tmp_path):
             assert pairs[q][d]["recall@5"] == 1.0  # pools of two documents
     assert res["mixed"]["map@4"] > 0.5
     assert "topics" not in res
+
+
+def test_bench_refuses_what_it_cannot_measure_before_any_work(tmp_path):
+    """Each of these once ran the whole benchmark, then crashed with a traceback (--k
+    without 1 and 5, one language, a negative --fewshot-k) or reported a wrong number
+    (recall@-1 and recall@0; a labels file with a byte order mark whose first label never
+    matched; labels that are not the dataset's categories: accuracy 0.000)."""
+    data = tmp_path / "sib"
+    _write_sib(data)
+    out = tmp_path / "out"
+
+    def bench(*args: str):
+        return CliRunner().invoke(cli, ["bench", "--data", str(data), "--out", str(out),
+                                        "--cache", str(tmp_path / "cache"), *args])
+
+    for args, says in [(("--k=-1,0",), "whole numbers from 1"),
+                       (("--k", "all"), "whole numbers from 1"),
+                       (("--fewshot-k=-3",), "whole numbers from 1 or 'all'"),
+                       (("-l", "eng"), "two languages or more")]:
+        res = bench(*args)
+        assert res.exit_code == 2 and says in res.output, (args, res.output)
+        assert "Traceback" not in res.output
+    (tmp_path / "other.txt").write_text("sport\ntrip\nmedicine\n", encoding="utf-8")
+    res = bench("--labels", str(tmp_path / "other.txt"))
+    assert res.exit_code == 1 and "'sport' is not one of the dataset's categories" in res.output
+    assert not out.exists()  # refused before anything was written
+    # A byte order mark (Notepad), and UTF-16 with its mark, read as `xsearch label` reads.
+    for data_bytes in ("\ufeffsports\nhealth\ntravel\n".encode(),
+                       "sports\nhealth\ntravel\n".encode("utf-16")):
+        (tmp_path / "l.txt").write_bytes(data_bytes)
+        res = bench("--labels", str(tmp_path / "l.txt"), "--k", "1,3", "--fewshot-k", "1",
+                    "--no-mixed", "--json")
+        assert res.exit_code == 0, res.output
+        got = json.loads(res.stdout)
+        assert got["topics"]["labels"] == ["sports", "health", "travel"]
+        assert {"recall@1", "recall@3", "recall@5"} <= set(got["retrieval"])
+    assert (out / "report.md").is_file() and (out / "recall_at_5.png").is_file()

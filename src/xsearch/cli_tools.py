@@ -76,10 +76,17 @@ def check(index_path, repair, model_check, as_json):
 
 
 def _int_list(ctx, param, value: str) -> tuple[int, ...]:
+    """--k and --fewshot-k: whole numbers from 1 (--fewshot-k also 'all', kept as 0)."""
+    words = [v.strip() for v in value.split(",") if v.strip()]
+    takes_all = param.name == "fewshot_k"
     try:
-        return tuple(0 if v.strip() == "all" else int(v) for v in value.split(",") if v.strip())
-    except ValueError as exc:
-        raise click.BadParameter("a comma-separated list of integers") from exc
+        out = tuple(0 if takes_all and v == "all" else int(v) for v in words)
+    except ValueError:
+        out = ()
+    if not out or any(v < 0 or (v == 0 and not (takes_all and "all" in words)) for v in out):
+        raise click.BadParameter("a comma-separated list of whole numbers from 1"
+                                 + (" or 'all'" if takes_all else ""))
+    return tuple(sorted(set(out), key=lambda v: (v == 0, v)))
 
 
 @command()
@@ -100,7 +107,7 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--model", "-m", default="e5-small", show_default=True, envvar="XSEARCH_MODEL",
               show_envvar=True, help="Embedding model.")
 @click.option("--k", "ks", default="1,5,10", show_default=True, callback=_int_list,
-              help="Recall cut-offs.")
+              help="Recall cut-offs (1 and 5 are always measured: the report's heatmaps).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("benchmarks/runs/latest"), show_default=True,
               help="Output folder (results.json, report.md, PNG heatmaps).")
@@ -167,10 +174,11 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
             raise click.UsageError("--dataset generic needs --data FOLDER")
         ds = load_generic(data_dir, split=split, default_lang=data_lang, languages=langs,
                           sample=sample)
-    labels = None
-    if labels_file:
-        labels = [ln.strip() for ln in labels_file.read_text(encoding="utf-8").splitlines()
-                  if ln.strip()]
+    if dataset == "sib200" and len(ds.languages) < 2:
+        raise click.UsageError("SIB-200 pairs need two languages or more (-l eng,fra); a "
+                               "sentence's only answers are its translations")
+    labels = _bench_labels(labels_file, template, ds.labels) if labels_file else None
+    ks = tuple(sorted(set(ks) | {1, 5}))
     opts = BenchOptions(
         model=model, out_dir=out_dir, cache_dir=None if no_cache else cache_dir, ks=ks,
         labels=labels, label_template=template,
@@ -185,11 +193,32 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
         _emit(results)
         return
     summ = results["retrieval"]["recall@5"]
-    click.echo(f"recall@5 mean {summ['mean']:.3f} over {len(summ['per_query_lang'])} query "
-               f"languages; worst pair {summ['worst_pairs'][0]['query_lang']}->"
-               f"{summ['worst_pairs'][0]['doc_lang']} {summ['worst_pairs'][0]['value']:.3f}")
+    if summ.get("mean") is None or not summ.get("worst_pairs"):
+        click.echo("recall@5: no language pair had queries with answers in it")
+    else:
+        worst = summ["worst_pairs"][0]
+        click.echo(f"recall@5 mean {summ['mean']:.3f} over {len(summ['per_query_lang'])} "
+                   f"query languages; worst pair {worst['query_lang']}->{worst['doc_lang']} "
+                   f"{worst['value']:.3f}")
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
+
+
+def _bench_labels(path: Path, template: str, truth: list[str] | None) -> list[str]:
+    """--labels read as `xsearch label` reads them (a byte order mark, UTF-16 refused, two
+    labels or more, each once), checked against the dataset's categories before any work:
+    accuracy is measured against those, so a name that is none of them is never right."""
+    from .topics import read_labels
+
+    labels = read_labels(path, template)
+    if truth:
+        unknown = [lb.name for lb in labels if lb.name not in truth]
+        if unknown:
+            raise click.ClickException(
+                f"{path}: {unknown[0]!r} is not one of the dataset's categories, which "
+                f"accuracy is measured against ({', '.join(truth)}); give each a "
+                "description instead: 'name: description'")
+    return [f"{lb.name}: {lb.description}" for lb in labels]
 
 
 @command()

@@ -67,8 +67,12 @@ def parse_labels(lines: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list
 
 
 def read_labels(path: Path, template: str = DEFAULT_TEMPLATE) -> list[Label]:
+    from .ingest.decode import bom_encoding
+
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # Notepad's byte order mark
+        raw = Path(path).read_bytes()
+        found = bom_encoding(raw)  # Notepad's UTF-8 and UTF-16 marks
+        text = raw[found[1]:].decode(found[0]) if found else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise XsearchError(f"cannot read labels file {path}: {exc}") from exc
     return parse_labels(text.splitlines(), template)
