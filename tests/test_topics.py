@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,40 @@ def test_few_shot_classifiers_learn_separable_labels():
     truth = [lb for lb in "abcd" for _ in range(3)]
     assert PrototypeClassifier().fit(x, y).predict(test) == truth
     assert LogisticClassifier().fit(x, y).predict(test) == truth
+
+
+def test_examples_files_as_spreadsheets_and_people_write_them(tmp_path):
+    """A label 0 was "needs a non-empty text and label"; Excel's CSV (a byte order mark) had
+    no 'text' column; examples tagged hi or English trained another classifier than the same
+    tagged hin_Deva or eng_Latn, and --source hin found no examples in hin_Deva."""
+    from xsearch.trained_labels import fill_languages, pick_sources, read_examples
+
+    jsonl = tmp_path / "num.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t, "label": n, "language": lang}) for t, n,
+                               lang in [("Knead the dough well.", 0, "English"),
+                                        ("रोटी तवे पर सेंकी जाती है।", 0, "hi"),
+                                        ("Lava flowed from the crater.", 1, "eng_Latn")]),
+                     encoding="utf-8")
+    examples = read_examples(jsonl)
+    assert [e.label for e in examples] == ["0", "0", "1"]
+    fill_languages(examples)
+    assert [e.language for e in examples] == ["eng_Latn", "hin_Deva", "eng_Latn"]
+    assert pick_sources(tmp_path, examples, None, "hin") == (["hin_Deva"], {})
+    assert pick_sources(tmp_path, examples, None, "en,Hindi")[0] == ["eng_Latn", "hin_Deva"]
+    with pytest.raises(XsearchError, match="no examples in fra"):
+        pick_sources(tmp_path, examples, None, "fra")
+    csv = tmp_path / "excel.csv"
+    csv.write_bytes("\ufefftext,label\nKnead the dough.,bread\nLava flows.,volcano\n"
+                    .encode())
+    assert [e.label for e in read_examples(csv)] == ["bread", "volcano"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "x", "label": "a", "language": "Klingonese"}) + "\n",
+                   encoding="utf-8")
+    with pytest.raises(XsearchError, match="example 1"):
+        read_examples(bad)
+
+
+def test_labels_that_differ_only_in_case_are_one_label():
+    # `--topic Sports` matches without case, so Sports and sports could never be told apart.
+    with pytest.raises(XsearchError, match="without regard to case"):
+        parse_labels(["Sports", "travel", "sports"])

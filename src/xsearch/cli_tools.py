@@ -122,9 +122,11 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--template", default="This text is about {label}.", show_default=True,
               help="Label description template.")
 @click.option("--source-lang", "source_langs", multiple=True, default=["eng_Latn"],
-              show_default=True, help="Few-shot source language (repeatable).")
+              show_default=True, help="Few-shot source language, any spelling as for -l "
+                                      "(repeatable).")
 @click.option("--related/--no-related", "related", default=True,
-              help="Add related source languages (hin for mai, arb for heb...).")
+              help="Also train from a related language that -l includes (hin for mai, arb "
+                   "for heb...).")
 @click.option("--fewshot-k", default="8,32,all", show_default=True, callback=_int_list,
               help="Examples per label for few-shot ('all' = the whole train split).")
 @click.option("--mixed/--no-mixed", "mixed", default=True,
@@ -168,6 +170,8 @@ def bench(dataset, data_dir, languages, split, sample, data_lang, model, ks, out
                                        "XSEARCH_SIB200")
         if langs:
             langs = resolve_languages(langs, sib200_languages(sib_root))
+        # Any spelling, as for -l (hin once trained nothing, in silence: hin_Deva was needed).
+        source_langs = resolve_languages(source_langs, sib200_languages(sib_root))
         ds = load_sib200(sib_root, languages=langs, split=split, sample=sample)
     else:
         if data_dir is None:

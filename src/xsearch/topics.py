@@ -58,8 +58,10 @@ def parse_labels(lines: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list
                                "label name before the ':'")
         if not desc:  # "name" or "name:": the template describes it
             desc = template.format(label=name)
-        if name in {lb.name for lb in out}:
-            raise XsearchError(f"label {name!r} is listed twice")
+        twin = next((lb.name for lb in out if lb.name.casefold() == name.casefold()), None)
+        if twin is not None:  # --topic matches without case: Sports and sports are one
+            raise XsearchError(f"label {name!r} is listed twice" + (
+                f" ({twin!r}: topics match without regard to case)" if twin != name else ""))
         out.append(Label(name, desc))
     if len(out) < 2:
         raise XsearchError("a labels file needs at least two labels")

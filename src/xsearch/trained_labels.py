@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import XsearchError
+from .errors import UnknownLanguageError, XsearchError, first_line
 from .fileio import sha256_file, write_json_atomic
+from .langcodes import canonical, matches
 
 METHODS = ("prototype", "logreg", "finetune")
 DEFAULT_METHOD = "logreg"
@@ -47,9 +48,13 @@ class Example:
 def read_examples(path: Path) -> list[Example]:
     """Labelled examples from ``.jsonl`` (objects with text, label, optional language) or
     ``.csv``/``.tsv`` (header with text and label columns, optional language)."""
+    from .ingest.decode import bom_encoding
+
     path = Path(path)
     try:
-        raw = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        found = bom_encoding(data)  # Excel's and Notepad's marks (UTF-8, UTF-16)
+        raw = data[found[1]:].decode(found[0]) if found else data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise XsearchError(f"cannot read examples file {path}: {exc}") from exc
     rows: list[dict] = []
@@ -72,22 +77,37 @@ def read_examples(path: Path) -> list[Example]:
         rows = list(reader)
     out = []
     for n, r in enumerate(rows, 1):
-        text, label = str(r.get("text") or "").strip(), str(r.get("label") or "").strip()
+        text, label = (_field(r, "text"), _field(r, "label"))  # a label may be 0
         if not text or not label:
             raise XsearchError(f"{path}: example {n} needs a non-empty text and label")
-        out.append(Example(text, label, str(r.get("language") or "").strip()))
+        lang = _field(r, "language")
+        try:
+            lang = canonical(lang) if lang else ""  # en, eng, English: one language
+        except UnknownLanguageError as exc:
+            raise XsearchError(f"{path}: example {n}: {first_line(exc)}") from None
+        out.append(Example(text, label, lang))
     if len({e.label for e in out}) < 2:
         raise XsearchError(f"{path}: examples of at least two labels are needed")
     return out
 
 
+def _field(row: dict, name: str) -> str:
+    value = row.get(name)
+    return "" if value is None else str(value).strip()
+
+
 def fill_languages(examples: list[Example]) -> None:
-    """Detect the language of examples that do not say it."""
+    """Detect the language of examples that do not say it, and the script of those that say
+    it without one (``hin`` -> ``hin_Deva``, as the index names its passages' languages)."""
     from .langid import detect
 
     for e in examples:
         if not e.language:
             e.language = detect(e.text).code
+        elif "_" not in e.language and e.language != "und":
+            code = detect(e.text).code
+            if "_" in code:
+                e.language = f"{e.language}_{code.split('_', 1)[1]}"
 
 
 # ------------------------------------------------------------------ frozen classifiers
@@ -193,11 +213,13 @@ def pick_sources(index_path: Path, examples: Sequence[Example], example_vectors:
         return have, {}
     if source != "auto":
         wanted = [s.strip() for s in source.split(",") if s.strip()]
-        missing = [s for s in wanted if s not in have]
+        # Any spelling: hin (every script), hi, Hindi, hin_Deva.
+        picked = {w: [h for h in have if matches(w, h)] for w in wanted}
+        missing = [w for w, hits in picked.items() if not hits]
         if missing:
             raise XsearchError(f"no examples in {', '.join(missing)}; the examples are in "
                                f"{', '.join(have)}")
-        return wanted, {}
+        return list(dict.fromkeys(h for hits in picked.values() for h in hits)), {}
     counts, profs = index_profiles(index_path, examples, example_vectors)
     if not counts:
         return have, {}

@@ -149,8 +149,12 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         header += [f"mixed mAP@{depth}", "own-lang bias of wrong hits@10"]
     if zs:  # a set without topic labels has no topic columns
         header += ["zero-shot acc", "zero-shot F1"]
+    # The first source asked for (--source-lang; English unless told): few_shot's keys are
+    # "source|k=...|method", the asked ones first.
+    primary = next((key.split("|")[0] for key in topics.get("few_shot") or {}), "eng_Latn")
     if topics.get("few_shot"):
-        header += ["few-shot eng (best)", "related src", "few-shot related (best)"]
+        header += [f"few-shot {_short(primary)} (best)", "related src",
+                   "few-shot related (best)"]
     header += ["tokens/unit", "tokens vs eng", "langid acc"]
     rows = []
     flags = []
@@ -164,7 +168,7 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
         if zs:
             row += [zs.get(lang, {}).get("accuracy"), zs.get(lang, {}).get("macro_f1")]
         if topics.get("few_shot"):
-            row.append(best_few_shot(topics, lang, "eng_Latn"))
+            row.append(best_few_shot(topics, lang, primary))
             rel = RELATED.get(lang)
             rel_acc = best_few_shot(topics, lang, rel) if rel else None
             row += [rel if rel_acc is not None else "–", rel_acc]
