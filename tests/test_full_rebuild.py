@@ -254,3 +254,43 @@ def _languages(index) -> dict[str, str]:
         return dict(con.execute("SELECT text, language FROM passages"))
     finally:
         con.close()
+
+
+def test_a_full_rebuild_keeps_what_it_cannot_read_again_and_other_folders(small_corpus,
+                                                                           tmp_path):
+    """A --full rebuild of one folder dropped every file indexed from another folder, and
+    the last version of a file that failed at that moment (a limit, a folder it could not
+    list), with "0 removed": a layout change cost documents. It now keeps them as a plain
+    run does, with their vectors (the text is the live index's own), and drops only files
+    gone from the disk, counting them."""
+    from xsearch.ingest.base import ReadOptions
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "penguins.txt").write_text("Penguins swim in icy Antarctic water to catch "
+                                        "fish for their chicks.", encoding="utf-8")
+    (other / "gone.txt").write_text("This note will be deleted.", encoding="utf-8")
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    build_index([other], index)
+    before = _by_text(index)
+    failing = sorted(small_corpus.iterdir())[0]
+    failing.write_text(failing.read_text(encoding="utf-8") * 40, encoding="utf-8")
+    (other / "gone.txt").unlink()
+    s = build_index([small_corpus], index, full=True, layout="flat",
+                    read_options=ReadOptions(max_bytes=failing.stat().st_size - 1))
+    assert (s.failed, s.removed, s.kept, s.passages_embedded) == (1, 1, 2, 0)
+    after = _by_text(index)
+    assert set(after) == set(before) - {"This note will be deleted."}
+    for text, vec in after.items():  # every vector taken, none embedded again
+        assert np.array_equal(vec, before[text]), text
+    idx = IndexDir.open(index)
+    try:
+        assert idx.config.layout == "flat"
+        assert str(failing) in idx.store.files()
+        assert idx.store.failed_files()[str(failing)]["kind"] == "failed"  # and listed so
+    finally:
+        idx.close()
+    assert _ids_agree(index)[0] == len(after)
+    with Searcher(index) as searcher:
+        assert "penguins" in searcher.search("penguins in Antarctica", k=1)[0].path

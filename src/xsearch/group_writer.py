@@ -11,7 +11,8 @@ import numpy as np
 from .embedders.base import PartialEmbedding
 
 if TYPE_CHECKING:
-    from .pipeline import IndexSummary, ProgressFn, _Pending
+    from .index_summary import IndexSummary, ProgressFn
+    from .pipeline import _Pending
     from .writer import IndexWriter
 
 
@@ -45,6 +46,8 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                         open_write = None
                     _record_failures(writer, group, summary)
                     done = writer.write_many(_files(group), vectors, offsets)
+                # A file a rebuild keeps (kept.py) failed now: written, then listed as failed.
+                _record_failures(writer, _kept(group), summary, kept=True)
                 _advance(done, group, bytes_told, summary, notify)
             except BaseException as exc:
                 open_write = None  # left rolled back
@@ -63,12 +66,20 @@ def _files(group: list[_Pending]) -> list[tuple]:
             if not _failed(p)]
 
 
+def _kept(group: list[_Pending]) -> list[_Pending]:
+    """The failures of files the group also writes (a rebuild keeps their last version)."""
+    written = {p.path for p in group if not _failed(p)}
+    return [p for p in group if _failed(p) and p.path in written]
+
+
 def _record_failures(writer: IndexWriter, group: list[_Pending],
-                     summary: IndexSummary) -> None:
+                     summary: IndexSummary, kept: bool = False) -> None:
     """Remember the files of a group that failed or were skipped. A skipped file (now empty,
     or binary) holds no text: what the index held of it goes. One that failed (a parse
-    error, a limit, a read error) keeps its last indexed version."""
-    failed = [p for p in group if _failed(p)]
+    error, a limit, a read error) keeps its last indexed version. Failures of files the
+    group writes (``_kept``) are remembered after the write (``kept``), which clears them."""
+    twins = {p.path for p in _kept(group)} if not kept else set()
+    failed = [p for p in group if _failed(p) and p.path not in twins]
     if failed:
         with writer.store.transaction():
             for p in failed:

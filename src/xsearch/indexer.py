@@ -284,7 +284,8 @@ def build_index(
                           commit_every or COMMIT_EVERY,
                           summary, notify, prepare=lambda: _measure(writer, embedder),
                           per_file=per_file, gone=gone,
-                          carry_from=None if re_embed else index_path)
+                          carry_from=None if re_embed else index_path,
+                          keep_from=index_path if was is not None else None)
                 if gone:  # after the files that may have kept some of their passages
                     summary.passages_removed += writer.delete_files(gone)
                 summary.segments_merged += writer.merge()

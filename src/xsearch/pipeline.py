@@ -24,9 +24,11 @@ from .errors import IngestError, SkippedFile, first_line
 from .faults import point
 from .group_writer import commit_loop, whole_files
 from .index_dir import DATABASE
+from .index_summary import IndexSummary, ProgressFn
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
 from .ingest.budget import cut_by
 from .ingest.formats.records import record_fields
+from .kept import KeptFile, LiveFiles, failed_now
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow, text_key
 from .trained_labels import has_classifier
@@ -56,65 +58,6 @@ def _indexed(store, paths: list[str]) -> set[str]:
         out.update(r[0] for r in store.db.execute(
             f"SELECT path FROM files WHERE path IN ({marks})", part))
     return out
-
-ProgressFn = Callable[[str, dict], None]
-
-
-@dataclass
-class IndexSummary:
-    """What one `xsearch index` run did."""
-
-    files_seen: int = 0
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    renamed: int = 0
-    #: New paths of files the index holds under another path (a symlink, a hard link).
-    same_file: int = 0
-    removed: int = 0
-    #: Indexed files under the roots that this run's walk left out but are still on disk.
-    kept: int = 0
-    failed: int = 0
-    skipped: int = 0
-    failed_before: int = 0
-    #: Unchanged files read again because a limit that refused them or cut records was raised.
-    limits_raised: int = 0
-    documents_written: int = 0
-    passages_embedded: int = 0
-    #: Passages whose text a changed file's previous version, or a gone file, held: kept with
-    #: their vectors, not embedded.
-    passages_kept: int = 0
-    tokens_embedded: int = 0
-    passages_removed: int = 0
-    segments_merged: int = 0
-    repaired: int = 0
-    #: Files an interrupted fresh build had committed, taken up by this run.
-    resumed: int = 0
-    # Left out by the walk (see xsearch.ingest.walk): --exclude/--include, ignore files,
-    # hidden and build folders, FIFOs/devices, symlinks out of the roots, non-UTF-8 names.
-    excluded: int = 0
-    ignored: int = 0
-    hidden: int = 0
-    special: int = 0
-    links_skipped: int = 0
-    bad_names: int = 0
-    seconds: float = 0.0
-    embed_seconds: float = 0.0
-    labels: dict = field(default_factory=dict)
-    errors: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def passages_per_second(self) -> float:
-        return self.passages_embedded / self.seconds if self.seconds else 0.0
-
-    def as_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items()}
-        out["passages_per_second"] = round(self.passages_per_second, 2)
-        out["seconds"] = round(self.seconds, 3)
-        out["embed_seconds"] = round(self.embed_seconds, 3)
-        return out
-
 
 @dataclass
 class _Pending:
@@ -256,38 +199,58 @@ _DONE = object()
 
 def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
             known: set[str], stop: threading.Event, per_file: dict[str, ReadOptions],
-            gone: list[str], carry_from: Path | None) -> None:
-    live = None
+            gone: list[str], carry_from: Path | None, keep_from: Path | None) -> None:
+    live = files = None
     try:
         if not embedder.ready():
             langid.warm()  # while the tokenizer loads; the first chunk needs both
         pool = writer.store.reusable_of_files(gone, POOL_LIMIT) if gone else {}
         rebuild = writer.fresh  # else an update: only a copied file takes vectors
-        live = LiveVectors.open(carry_from, writer.config,
-                                {str(f) for f, _ in todo} if rebuild else None)
+        reads = {str(f) for f, _ in todo}
+        live = LiveVectors.open(carry_from, writer.config, reads if rebuild else None)
+        files = LiveFiles.open(keep_from) if rebuild else None
         keep_topics = has_classifier(writer.path)
+
+        def put(held: list[tuple]) -> None:
+            guessed = _guess_ahead(held, embedder)
+            for f, fp, opts, result in held:
+                item = _prepare(writer, embedder, f, fp, result, summary, notify,
+                                str(f) in known, guessed, pool, live, keep_topics)
+                if isinstance(opts, KeptFile):  # its last indexed version, as it was read
+                    item.fields, item.cut_by = opts.record_fields, opts.cut_by
+                    summary.new, summary.kept = summary.new - 1, summary.kept + 1
+                else:
+                    item.fields = record_fields(f, opts)
+                out.put(item)
+
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
             if stop.is_set():
                 return
             opts = per_file.get(str(f), options)
-            result = _read(f, fp, opts, max_chars, summary, notify, str(f) in known)
+            result = _read(f, fp, opts, max_chars, summary, notify,
+                           str(f) in known or (files is not None and files.holds(str(f))))
             held.append((f, fp, opts, result))
+            if files is not None and failed_now(result) and (
+                    last := files.last_version(str(f))):
+                held.append((f, last.fingerprint, last, last.result))  # kept, as a run keeps
             # Read ahead while the tokenizer loads: chunking needs it, reading does not.
             if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
                 continue
-            guessed = _guess_ahead(held, embedder)
-            for f, fp, opts, result in held:
-                item = _prepare(writer, embedder, f, fp, result, summary, notify,
-                                str(f) in known, guessed, pool, live, keep_topics)
-                item.fields = record_fields(f, opts)
-                out.put(item)
+            put(held)
             held = []
+        if files is not None:  # the live files not read again (other folders, unlisted)
+            for path in files.unread(reads | set(writer.store.files())):
+                if stop.is_set():
+                    return
+                if last := files.last_version(path):
+                    put([(Path(path), last.fingerprint, last, last.result)])
+            summary.removed += files.gone
     except BaseException as exc:  # handed to the embedding thread, which raises it
         out.put(exc)
     finally:
-        if live is not None:
-            live.close()
+        for live_part in filter(None, (live, files)):
+            live_part.close()
         out.put(_DONE)
 
 
@@ -339,14 +302,16 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
               max_chars: int, batch_size: int, commit_every: int, summary: IndexSummary,
               notify: ProgressFn, prepare: Callable[[], None] | None = None,
               per_file: dict[str, ReadOptions] | None = None,
-              gone: list[str] | None = None, carry_from: Path | None = None) -> None:
+              gone: list[str] | None = None, carry_from: Path | None = None,
+              keep_from: Path | None = None) -> None:
     """Index ``todo``; ``prepare`` runs on this thread once the reader has started (work
     that needs the model but not the files, overlapped with the first reads); ``per_file``
     maps a file to the options it is read with instead of ``options``; ``gone``, indexed
     files no longer on disk, deleted by the caller after this, whose passages ``todo``'s
     files may keep; ``carry_from``, the live index whose vectors a --full rebuild, or a
-    copied file, may take."""
-    if not todo:
+    copied file, may take; ``keep_from``, the live index whose files a rebuild does not read
+    again it keeps (:mod:`kept`)."""
+    if not todo and keep_from is None:
         if prepare is not None:
             prepare()
         settle(writer, embedder)
@@ -360,7 +325,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
                                                     max_chars, summary, notify, inbox,
                                                     known, stop, per_file or {}, gone or [],
-                                                    carry_from),
+                                                    carry_from, keep_from),
                               daemon=True)
     errors: list[BaseException] = []
     committer = threading.Thread(target=commit_loop, args=(writer, outbox, summary, notify,
