@@ -252,3 +252,45 @@ def test_an_indexed_file_replaced_by_a_link_to_another_leaves_the_index(tmp_path
     # (m.txt, its hard link, holds that text now, and is indexed under its own name)
     assert held == {"m.txt": [texts[target].strip()]}
     assert (summary["removed"], summary["kept"], summary["passages_embedded"]) == (1, 0, 0)
+
+
+def test_one_file_under_two_names_is_indexed_once_also_after_an_edit(tmp_path: Path) -> None:
+    """Hard links met in one run were both indexed (every hit doubled), and a file indexed
+    through a symlinked folder, edited, then indexed by its real path was indexed again
+    while the old text stayed under the first name, found by queries."""
+    runner = CliRunner()
+
+    def index(root: Path, idx: Path) -> dict:
+        res = runner.invoke(cli, ["index", str(root), "--index", str(idx), "--json", "-q"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    def held(idx: Path) -> dict[str, list[str]]:
+        with sqlite3.connect(idx / "xsearch.db") as con:
+            out: dict[str, list[str]] = {}
+            for path, text in con.execute("SELECT d.path, p.text FROM passages p JOIN "
+                                          "documents d ON d.id = p.document_id"):
+                out.setdefault(path, []).append(text.strip())
+        return out
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Owls hunt small mammals at night.\n", "utf-8")
+    os.link(docs / "a.txt", docs / "b.txt")
+    summary = index(docs, tmp_path / "i1")
+    assert summary["new"] == 1 and summary["same_file"] == 1
+    assert held(tmp_path / "i1") == {str(docs / "a.txt"): ["Owls hunt small mammals at night."]}
+    (docs / "b.txt").write_text("Owls were edited through their second name.\n", "utf-8")
+    summary = index(docs, tmp_path / "i1")
+    assert held(tmp_path / "i1") == {
+        str(docs / "a.txt"): ["Owls were edited through their second name."]}
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    (real / "g.txt").write_text("Glaciers are melting in the Alps.\n", "utf-8")
+    index(tmp_path / "alias", tmp_path / "i2")
+    (real / "g.txt").write_text("Kangaroos hop across Australia.\n", "utf-8")
+    summary = index(real, tmp_path / "i2")
+    assert summary["renamed"] == 1
+    assert held(tmp_path / "i2") == {str(real / "g.txt"): ["Kangaroos hop across Australia."]}

@@ -9,8 +9,6 @@ any point leaves the last committed state; see ``writer.py`` for the order of wr
 from __future__ import annotations
 
 import json
-import os
-import stat
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,8 +16,7 @@ from pathlib import Path
 from . import arguments, langid
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import IndexMismatchError, IngestError, first_line
-from .fileio import surely_gone
+from .errors import IndexMismatchError, IngestError
 from .fresh_builds import (
     SHAPING,
     live_config,
@@ -28,9 +25,7 @@ from .fresh_builds import (
     recover,
 )
 from .index_dir import IndexConfig
-from .ingest import ReadOptions, WalkOptions, file_fingerprint, walk
-from .ingest.budget import limits_raised
-from .ingest.formats.records import record_fields, with_record_fields
+from .ingest import ReadOptions, WalkOptions, walk
 from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of this API
     COMMIT_EVERY,
     IndexSummary,
@@ -38,6 +33,7 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     _fail,
     _pipeline,
 )
+from .plan import absolute, known_under, plan_run, under
 from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .topics import label_index
 from .writer import IndexWriter, prepare_folder, private_files, write_lock
@@ -47,25 +43,13 @@ DEFAULT_OVERLAP = 32
 #: Longest extracted text indexed from one file (about 2,000 passages); raise with --max-chars.
 DEFAULT_MAX_CHARS = 2_000_000
 
-def _known_under(store, roots: list[Path]) -> dict[str, dict]:
-    """Indexed files at or below these roots, by a range on the path key: adding one file
-    to a big index does not read every file row."""
-    out: dict[str, dict] = {}
-    for root in roots:
-        base = str(root).rstrip(os.sep)
-        # every path below base sorts between base + "/" and base + "0" ("0" follows "/")
-        rows = store.db.query("SELECT * FROM files WHERE path = ? OR (path >= ? AND path < ?)",
-                              [str(root), base + os.sep, base + chr(ord(os.sep) + 1)])
-        out.update((r["path"], r) for r in rows)
-    return out
-
 
 def _unreadable_folder(roots: list[Path], warnings: list[str]):
     """The walk's error handler: a root that cannot be read stops the run; a folder below
     one that cannot be read is a warning in ``warnings`` and is skipped (the files indexed
     from it are kept: ``_still_a_file`` cannot tell them gone)."""
     def on_error(path: Path, error: IngestError) -> None:
-        if _abs(Path(path)) in roots:
+        if absolute(Path(path)) in roots:
             raise error
         warnings.append(f"{error}; skipped, the files indexed from it are kept")
     return on_error
@@ -83,20 +67,10 @@ def _holds_files_under(index_path: Path, roots: list[Path]) -> bool:
     except Exception:  # not an index (yet): the run itself says what is wrong
         return False
     try:
-        return bool(_known_under(store, roots)) or any(
-            _under(p, roots) for p in store.failed_files())
+        return bool(known_under(store, roots)) or any(
+            under(p, roots) for p in store.failed_files())
     finally:
         store.close()
-
-
-def _under(path: str, roots: list[Path]) -> bool:
-    p = Path(path)
-    return any(p == r or r in p.parents for r in roots)
-
-
-def _abs(path: Path) -> Path:
-    """Absolute without resolving links: a file indexed through a link keeps the link's path."""
-    return Path(os.path.abspath(path))
 
 
 def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
@@ -201,7 +175,7 @@ def build_index(
     arguments.build(layout, centering, chunk_tokens, chunk_overlap, batch_size, commit_every)
     notify = progress or (lambda event, info: None)
     summary = IndexSummary()
-    roots = [_abs(Path(p).expanduser()) for p in arguments.names(paths, "paths")]
+    roots = [absolute(Path(p).expanduser()) for p in arguments.names(paths, "paths")]
     for root in roots:
         if not root.exists():
             raise IngestError(f"path not found: {root}")
@@ -212,7 +186,7 @@ def build_index(
     for w in walked.warnings + unreadable:
         summary.warnings.append(w)
         notify("warning", {"message": w})
-    files = [_abs(f) for f in walked.files]
+    files = [absolute(f) for f in walked.files]
     # A folder whose last files were deleted is still indexed: its run drops them.
     if not files and not _holds_files_under(Path(index_path), roots):
         raise IngestError(
@@ -275,10 +249,10 @@ def build_index(
                     options = replace(options, max_chars=max_chars)
                 # a --full rebuild reads each record file as the live index read it
                 earlier = live_record_fields(index_path) if fresh else {}
-                todo, per_file, gone = _plan(writer, files, roots, summary, notify,
+                todo, per_file, gone = plan_run(writer, files, roots, summary, notify,
                                              retry_failed, prune, options,
                                              record_fields_given, earlier,
-                                             {str(_abs(Path(a))): str(_abs(Path(b)))
+                                             {str(absolute(Path(a))): str(absolute(Path(b)))
                                               for a, b in walked.aliases.items()})
                 _pipeline(writer, embedder, todo, options, max_chars, batch_size,
                           commit_every or COMMIT_EVERY,
@@ -320,174 +294,4 @@ def _measure(writer: IndexWriter, embedder: Embedder) -> None:
             writer.store.set_meta(OFFSET_KEY, encode_vector(offset))
             writer.store.set_meta(PROBE_KEY, encode_vector(probe))
 
-
-def _still_a_file(path: str) -> bool:
-    """Whether ``path`` is still a file (or a link to one); unknown (no permission) is yes."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError:
-        return True
-
-
-def _plan(writer: IndexWriter, files: list[Path], roots: list[Path], summary: IndexSummary,
-          notify: ProgressFn, retry_failed: bool, prune: bool = False,
-          options: ReadOptions | None = None, given: frozenset[str] = frozenset(),
-          earlier: dict[str, str] | None = None, aliases: dict[str, str] | None = None,
-          ) -> tuple[list[tuple[Path, tuple[str, int, float]]], dict[str, ReadOptions],
-                     list[str]]:
-    """Decide what changed; apply renames; return the files to read, the options of those
-    read before as .jsonl/.csv files (with the record fields they were read with, except the
-    ones ``given``), and the indexed files that are gone: deleted once the files to read
-    have kept the passages of theirs they still hold.
-
-    ``given`` names the record fields of ``options`` asked for in this run; a record file
-    read with other ones is read again even if unchanged (its documents whose text is the
-    same keep their vectors). ``earlier``: the record fields of files this index does not
-    hold yet (a --full rebuild: the live index's). ``aliases``: paths the walk left out as
-    symlinks to a file it took (that file's path).
-
-    One file is indexed under one path. An indexed path that has become another name of a
-    file indexed under another path (a symlink, a hard link) leaves the index: its text is
-    the other path's now."""
-    store = writer.store
-    # --prune looks at every indexed file (it is O(files) by nature); a plain run only at
-    # those below the roots, so adding one file to a big index stays cheap.
-    known = store.files() if prune else _known_under(store, roots)
-    failed = store.failed_files()
-    seen: set[str] = set()
-    fresh: list[tuple[Path, tuple[str, int, float]]] = []
-    now: dict[str, str] = {}  # path -> content hash, of the files walked
-    recovered: list[str] = []
-    for f in files:
-        key = str(f)
-        seen.add(key)
-        summary.files_seen += 1
-        try:
-            fp = file_fingerprint(f)
-            now[key] = fp[0]
-        except (IngestError, OSError) as exc:
-            _fail(summary, key, exc, notify)
-            # Listed by `xsearch files` like any failure; no hash, so the next run tries again.
-            with store.transaction():
-                store.record_failure(key, "", "failed", first_line(exc), None)
-            continue
-        old = known.get(key)
-        if old and old["content_hash"] == fp[0] and not _read_otherwise(key, old, options,
-                                                                        given, summary):
-            summary.unchanged += 1
-            if key in failed:  # back to the version indexed: its failure is over
-                recovered.append(key)
-            continue
-        bad = failed.get(key)
-        if (bad and bad["content_hash"] == fp[0] and not retry_failed
-                and not _read_otherwise(key, bad, options, given, summary)):
-            summary.failed_before += 1
-            continue
-        fresh.append((f, fp))
-
-    # A file this walk left out but still on disk (another --include, a new ignore rule) is
-    # kept: only files that are gone are dropped, as rsync --delete spares excluded ones.
-    unseen = {p: row for p, row in known.items() if p not in seen
-              and (_under(p, roots) or (prune and surely_gone(p)))}
-    # A symlink the walk took as another name of a file: it goes when the index's text of it
-    # is not that file's (it was a file of its own before).
-    alias_of = {p: (aliases or {}).get(p) for p in unseen}
-    stale = {p for p, a in alias_of.items() if a and now.get(a, unseen[p]["content_hash"])
-             != unseen[p]["content_hash"]}
-    gone = {p: row for p, row in unseen.items() if p in stale or not _still_a_file(p)
-            or _now_other_text(p, row)}
-    summary.kept += sum(1 for p in unseen if p not in gone and not alias_of[p])
-    by_hash: dict[str, str] = {}
-    for p, row in gone.items():
-        if surely_gone(p):
-            by_hash.setdefault(row["content_hash"], p)
-    todo = []
-    moved: dict[str, dict] = {}
-    twins: list[tuple[str, str]] = []
-    for f, fp in fresh:
-        key = str(f)
-        old_path = by_hash.pop(fp[0], None) if key not in known else None
-        if old_path:
-            with store.transaction():
-                store.rename_file(old_path, key, fp[1], fp[2])
-            moved[key] = gone.pop(old_path)
-            summary.renamed += 1
-            if _read_otherwise(key, moved[key], options, given, summary):
-                todo.append((f, fp))  # moved, then read with the fields asked for
-            continue
-        if key not in failed and (twin := _indexed_as(store, key, fp[0])):
-            twins.append((key, twin))
-            if key in known:  # a file of its own before: now another name of ``twin``
-                gone[key] = known[key]
-            continue
-        todo.append((f, fp))
-    if twins:
-        summary.same_file = len(twins)
-        notify("note", {"message": f"{len(twins)} file(s) already indexed under another path "
-                                   f"(a symlink or a second name), left as they are: "
-                                   f"{twins[0][0]} is {twins[0][1]}"})
-    summary.removed += len(gone)
-    # A file that failed or was skipped and is gone now is no longer listed as such.
-    stale = [p for p in failed if p not in seen and (_under(p, roots) or prune)
-             and not _still_a_file(p)] + recovered
-    if stale:
-        with store.transaction():
-            for p in stale:
-                store.forget_failure(p)
-    per_file = {}
-    for f, _fp in todo:
-        row = known.get(str(f)) or moved.get(str(f)) or failed.get(str(f))
-        stored = row.get("record_fields") if row else (earlier or {}).get(str(f))
-        if stored and options is not None:
-            per_file[str(f)] = with_record_fields(options, stored, given)
-    return todo, per_file, sorted(gone)
-
-
-def _now_other_text(path: str, row: dict) -> bool:
-    """Whether a file the walk left out is now a symlink to other text than the index holds
-    of it (a file replaced by a link to one elsewhere, which the walk does not follow): its
-    indexed text is on disk no more, and was found by queries for ever."""
-    if not os.path.islink(path):
-        return False
-    try:
-        return file_fingerprint(Path(path))[0] != row["content_hash"]
-    except (IngestError, OSError):
-        return False  # unreadable: kept, as any file that cannot be told
-
-
-def _indexed_as(store, path: str, content_hash: str) -> str | None:
-    """The path under which the index holds this very file (the same inode, reached through
-    a symlink or another hard link), if it does. Of many indexed copies of one text only the
-    first 64 are looked at, so a folder of identical files costs no more than a stat each."""
-    for other in store.paths_with_hash(content_hash, besides=path, limit=64):
-        try:
-            if os.path.samefile(path, other):
-                return other
-        except OSError:
-            continue
-    return None
-
-
-def _read_otherwise(path: str, row: dict, options: ReadOptions | None,
-                    given: frozenset[str], summary: IndexSummary) -> bool:
-    """Whether an unchanged file is read again: with other record fields, or because a limit
-    that refused it or left records out (``cut_by``) is raised in this run."""
-    if _other_fields(path, row, options, given):
-        return True
-    if options is not None and limits_raised(row.get("cut_by"), options):
-        summary.limits_raised += 1
-        return True
-    return False
-
-
-def _other_fields(path: str, row: dict, options: ReadOptions | None,
-                  given: frozenset[str]) -> bool:
-    """Whether this run asks for record fields other than the ones ``row``'s file was read
-    with (unknown, for a file indexed before they were recorded, counts as other)."""
-    if not given or options is None:
-        return False
-    wanted = record_fields(path, with_record_fields(options, row.get("record_fields"), given))
-    return wanted is not None and wanted != row.get("record_fields")
 
