@@ -264,9 +264,12 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             click.echo(f"topics: {labelled['passages']} passages labelled with "
                        f"{len(labelled['labels'])} labels")
     if summary.failed:
+        first = summary.errors[0] if summary.errors else None
+        where = (" (listed above)" if not quiet and not as_json else
+                 f", such as {_one_line(first['path'])}" if first else "")
         raise click.ClickException(
-            f"{summary.failed} file(s) could not be indexed (listed above); "
-            "everything else is indexed"
+            f"{summary.failed} file(s) could not be indexed{where}; everything else is "
+            "indexed (xsearch files lists them)"
         )
 
 
