@@ -683,3 +683,23 @@ def test_time_budget_is_checked_inside_every_extractor(tmp_path: Path) -> None:
         assert read_file(path).docs  # readable with the default budget
         with pytest.raises(BudgetExceeded, match=r"took longer than 0 s \(raise --read-timeout"):
             read_file(path, ReadOptions(timeout=0.0))
+
+
+@pytest.mark.parametrize("text, encoding", [
+    ("Москва является столицей России и крупнейшим городом страны.", "koi8_r"),
+    ("القاهرة هي عاصمة مصر وأكبر مدنها، ويعبرها نهر النيل.", "cp1256"),
+    ("กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย", "cp874"),
+    ("東京は日本の首都であり、最大の都市です。", "euc_jp"),
+    # read right before, and still: charset-normalizer's first reading is kept when sure
+    ("北京是中国的首都，也是最大的城市之一。", "gbk"),
+    ("台北是台灣的首都，也是最大的城市之一。", "big5"),
+    ("서울은 대한민국의 수도이며 가장 큰 도시입니다.", "euc_kr"),
+    ("東京は日本の首都であり、最大の都市です。", "shift_jis"),
+    ("Москва является столицей России и крупнейшим городом страны.", "cp1251"),
+])
+def test_one_line_in_a_legacy_encoding_reads_as_its_language(text: str,
+                                                             encoding: str) -> None:
+    """One line of KOI8-R Russian, Windows-1256 Arabic, TIS-620 Thai or EUC-JP Japanese read
+    as Shift-JIS or Korean garbage (charset-normalizer's only reading, coherence 0): now the
+    reading language identification is sure of wins."""
+    assert decode(text.encode(encoding), "one-line.txt").text == text
