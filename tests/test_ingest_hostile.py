@@ -703,3 +703,30 @@ def test_one_line_in_a_legacy_encoding_reads_as_its_language(text: str,
     as Shift-JIS or Korean garbage (charset-normalizer's only reading, coherence 0): now the
     reading language identification is sure of wins."""
     assert decode(text.encode(encoding), "one-line.txt").text == text
+
+
+def test_a_pdf_page_of_too_many_operators_is_not_called_a_bomb(tmp_path: Path) -> None:
+    """A page of 600,000 drawing operators (11 MB, nothing compressed) reaches pypdf's
+    tokens-per-stream limit: it was refused as "a compressed stream inflates past pypdf's
+    output limit (decompression bomb?)", which sent a user after --max-text-mb in vain."""
+    ops = (b"BT /F1 12 Tf 100 700 Td (Heavy page about rockets) Tj ET\n"
+           + b"q 1 0 0 1 0 0 cm Q\n" * 600_000)
+    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+               b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]/Contents 4 0 R"
+               b"/Resources<</Font<</F1 5 0 R>>>>>>",
+               b"<</Length %d>>stream\n" % len(ops) + ops + b"\nendstream",
+               b"<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 6\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o
+                                                       for o in offsets)
+    out += b"trailer<</Size 6/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % xref
+    path = tmp_path / "heavy.pdf"
+    path.write_bytes(out)
+    with pytest.raises(BudgetExceeded) as info:
+        read_file(path)
+    assert "bomb" not in str(info.value) and "tokens per stream" in str(info.value)
+    assert "no option raises" in str(info.value)

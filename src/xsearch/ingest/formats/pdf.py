@@ -49,6 +49,16 @@ def _is_limit(exc: BaseException) -> bool:
     return isinstance(exc, LimitReachedError) or isinstance(exc.__cause__, LimitReachedError)
 
 
+def _limit_reason(exc: BaseException) -> str:
+    """Which of pypdf's own limits was reached: a stream that inflates too far (a bomb?), or
+    another (a page of more drawing operators than it reads: not compressed at all)."""
+    text = one_line(exc if "limit" in str(exc).lower() or exc.__cause__ is None
+                    else exc.__cause__)
+    if any(w in text.lower() for w in ("decompress", "inflate", "output", "zlib")):
+        return _BOMB
+    return f"pypdf refused it at one of its own limits, which no option raises ({text})"
+
+
 @register(".pdf")
 def read_pdf(data: bytes, path: Path, options: ReadOptions, budget: Budget) -> ReadResult:
     if not data:
@@ -75,11 +85,11 @@ def read_pdf(data: bytes, path: Path, options: ReadOptions, budget: Budget) -> R
             raise
         except Exception as exc:  # pypdf raises many exception types on malformed files
             if _is_limit(exc):
-                raise budget.refuse(_BOMB) from exc
+                raise budget.refuse(_limit_reason(exc)) from exc
             reason = one_line(exc) or type(exc).__name__
             raise err(path, f"not a readable PDF: {reason}") from exc
         texts: list[str] = []
-        refused = 0
+        refused, refused_why = 0, _BOMB
         chars = 0
         for number, page in enumerate(pages, start=1):
             budget.check_time()
@@ -87,8 +97,8 @@ def read_pdf(data: bytes, path: Path, options: ReadOptions, budget: Budget) -> R
                 page_text = page.extract_text() or ""
             except Exception as exc:  # one broken page should not lose the others
                 if _is_limit(exc):
-                    refused += 1
-                    warnings.add(f"page {number}: {_BOMB}")
+                    refused, refused_why = refused + 1, _limit_reason(exc)
+                    warnings.add(f"page {number}: {refused_why}")
                 else:
                     warnings.add(f"page {number}: text extraction failed ({one_line(exc)})")
                 continue
@@ -108,7 +118,8 @@ def read_pdf(data: bytes, path: Path, options: ReadOptions, budget: Budget) -> R
     text = "\n\n".join(texts)
     if not text.strip():
         if refused:
-            raise budget.refuse(f"{_BOMB} (on {refused} of {len(pages)} pages, no other text)")
+            raise budget.refuse(f"{refused_why} (on {refused} of {len(pages)} pages, no "
+                                "other text)")
         raise err(path, "no extractable text (scanned PDF?)")
     doc = SourceDoc("", text, title or first_line(text), {"pages": len(pages)})
     return ReadResult([doc], warnings.result(), "")
