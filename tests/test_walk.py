@@ -294,3 +294,21 @@ def test_one_file_under_two_names_is_indexed_once_also_after_an_edit(tmp_path: P
     summary = index(real, tmp_path / "i2")
     assert summary["renamed"] == 1
     assert held(tmp_path / "i2") == {str(real / "g.txt"): ["Kangaroos hop across Australia."]}
+
+
+def test_an_entry_that_cannot_be_looked_at_is_said_not_hidden(tmp_path: Path) -> None:
+    """A file 900 folders deep (a path past PATH_MAX: ENAMETOOLONG) was skipped in silence,
+    and naming the folder said "no supported files under" a folder holding a .txt."""
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for _ in range(900):
+            os.mkdir("dddd")
+            os.chdir("dddd")
+        Path("deep.txt").write_text("Moths fly at night.", encoding="utf-8")
+    finally:
+        os.chdir(here)
+    (tmp_path / "near.txt").write_text("Beetles.", encoding="utf-8")
+    result = walk([tmp_path])
+    assert [Path(f).name for f in result.files] == ["near.txt"]
+    assert any("cannot be looked at (File name too long)" in w for w in result.warnings)

@@ -220,7 +220,10 @@ class _Walker:
                     return None
             else:
                 st = entry.stat(follow_symlinks=False)
-        except OSError:
+        except OSError as exc:  # a path too long (ENAMETOOLONG), an I/O error: said, not hid
+            result.special += 1
+            result.warnings.append(f"{display_path(path)}: cannot be looked at "
+                                   f"({exc.strerror or exc}), skipped")
             return None
         is_dir = stat.S_ISDIR(st.st_mode)
         if not is_dir and not stat.S_ISREG(st.st_mode):
