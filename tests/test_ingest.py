@@ -610,3 +610,21 @@ def test_file_fingerprint(tmp_path: Path) -> None:
     assert mtime == path.stat().st_mtime
     with pytest.raises(IngestError, match="cannot read"):
         file_fingerprint(tmp_path / "missing.bin")
+
+
+def test_a_file_over_the_size_limit_is_not_read_whole_to_be_fingerprinted(tmp_path):
+    """A 4 GB file over --max-mb was hashed whole on every run (12 s for a run that changed
+    nothing); it is refused unread, so its fingerprint reads only its ends."""
+    from xsearch.ingest import file_fingerprint
+
+    big = tmp_path / "big.jsonl"
+    with open(big, "wb") as fh:
+        fh.truncate(64 * 2**20)
+    digest, size, _ = file_fingerprint(big, max_bytes=2**20)
+    assert digest.startswith("over:") and size == 64 * 2**20
+    assert file_fingerprint(big, max_bytes=2**20)[0] == digest  # unchanged: the same
+    with open(big, "r+b") as fh:  # an edit at its end changes it
+        fh.seek(64 * 2**20 - 10)
+        fh.write(b"changed!")
+    assert file_fingerprint(big, max_bytes=2**20)[0] != digest
+    assert not file_fingerprint(big)[0].startswith("over:")  # without a limit: read whole

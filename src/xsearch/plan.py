@@ -81,7 +81,7 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
         seen.add(key)
         summary.files_seen += 1
         try:
-            fp = file_fingerprint(f)
+            fp = file_fingerprint(f, options.max_bytes if options is not None else None)
             now[key] = fp[0]
         except (IngestError, OSError) as exc:
             _fail(summary, key, exc, notify)

@@ -59,13 +59,22 @@ def read_limited(path: Path | str, options: ReadOptions) -> bytes:
     return data
 
 
-def file_fingerprint(path: Path | str) -> tuple[str, int, float]:
-    """Return (sha256 hex of the raw bytes, size in bytes, mtime) of a regular file."""
+def file_fingerprint(path: Path | str, max_bytes: int | None = None
+                     ) -> tuple[str, int, float]:
+    """Return (sha256 hex of the raw bytes, size in bytes, mtime) of a regular file. One
+    larger than ``max_bytes`` (refused unread) is not read whole on every run: its hash is
+    "over:" and one of its size, mtime and first and last 64 KiB."""
     digest = hashlib.sha256()
     size = 0
     fd, st = open_regular(path)
     try:
         with os.fdopen(fd, "rb") as fh:
+            if max_bytes is not None and st.st_size > max_bytes:
+                digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+                digest.update(fh.read(1 << 16))
+                fh.seek(max(0, st.st_size - (1 << 16)))
+                digest.update(fh.read(1 << 16))
+                return "over:" + digest.hexdigest(), st.st_size, st.st_mtime
             while block := fh.read(1024 * 1024):
                 digest.update(block)
                 size += len(block)
