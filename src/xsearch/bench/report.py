@@ -255,4 +255,6 @@ def write_report(results: dict, out_dir: Path) -> dict[str, Path]:
                ["mixed index build (s)", results["timings"].get("mixed_index_build_seconds")],
            ]), ""]
     paths["markdown"].write_text("\n".join(md), encoding="utf-8")
+    if "consistency_png" not in paths:  # an earlier run's, in the same --out, goes
+        (out_dir / "consistency.png").unlink(missing_ok=True)
     return paths

@@ -437,8 +437,9 @@ def _throughput(ds, inner: Embedder, index_dirs, opts) -> dict:
            tokens / secs, "embed_sample": len(texts)}
     qids = rng.sample(sorted(ds.queries), min(opts.latency_queries, len(ds.queries)))
     qtexts = [ds.queries[q] for q in qids]
+    # The mixed pool when this run built it (--no-mixed leaves an earlier run's in --out).
     mixed = next(iter(index_dirs.values())).parent / "_mixed"
-    target = mixed if mixed.is_dir() else index_dirs[sorted(index_dirs)[0]]
+    target = mixed if opts.mixed and mixed.is_dir() else index_dirs[sorted(index_dirs)[0]]
     searcher = Searcher(target, embedder=inner)
     try:
         searcher.search(qtexts[0], k=10)  # warm-up: model pages, FAISS file
