@@ -447,12 +447,12 @@ def test_readme_example_config_is_valid(tmp_path):
     path = tmp_path / "xsearch.toml"
     path.write_text(example, encoding="utf-8")
     env = {"XSEARCH_CONFIG": str(path), "XSEARCH_INDEX": None}
-    def shown(cmd: str) -> str:
-        return " ".join(run(cmd, "--help", env=env).output.split())
+    def shown(cmd: str) -> str:  # without spaces: help wraps long paths at any hyphen
+        return "".join(run(cmd, "--help", env=env).output.split())
 
-    assert "[default: 10;" in shown("query")
-    assert "[default: 64;" in shown("index")
-    assert f"default: {Path('~/xsearch-index').expanduser()}]" in shown("stats")
+    assert f"[default:(10,from{path});" in shown("query")
+    assert f"[default:(64,from{path});" in shown("index")
+    assert f"default:({Path('~/xsearch-index').expanduser()},from{path})]" in shown("stats")
 
 
 def test_missing_default_index_names_absolute_path_and_how_to_point_elsewhere(tmp_path,
