@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _EXPORTS = {
     "build_index": "indexer", "IndexSummary": "index_summary",
-    "Searcher": "search", "Filters": "search", "Hit": "search",
+    "Searcher": "search", "Filters": "hits", "Hit": "hits",
     "remove_files": "manage", "prune_missing": "manage", "list_files": "manage",
     "index_stats": "stats", "check_index": "check",
     "read_labels": "topics", "label_index": "topics",
@@ -40,10 +40,11 @@ __all__ = [
 if TYPE_CHECKING:
     from .check import check_index
     from .errors import InvalidArgument, XsearchError
+    from .hits import Filters, Hit
     from .index_summary import IndexSummary
     from .indexer import build_index
     from .manage import list_files, prune_missing, remove_files
-    from .search import Filters, Hit, Searcher
+    from .search import Searcher
     from .stats import index_stats
     from .topics import label_index, read_labels
 

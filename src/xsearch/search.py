@@ -11,7 +11,6 @@ query's scores over all passages of that language, which is comparable across qu
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from . import arguments, bm25, lexical
 from .centering import PROBE_KEY, Centering, checked_embedder, decode_vector
 from .embedders import Embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
+from .hits import Filters, Hit, QueryInfo
 from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
 from .path_filter import matching_paths
@@ -36,60 +36,6 @@ DEFAULT_MODE = "hybrid"
 #: lexical one may outrank the dense top k, and must do so at k=1 as at k=10.
 LEXICAL_DEPTH = 50
 CALIBRATED_PASSAGES = 500
-
-
-@dataclass
-class Hit:
-    rank: int
-    score: float
-    relevance: float
-    cosine: float
-    passage_id: int
-    document_id: int
-    language: str
-    path: str
-    record_id: str
-    title: str
-    ordinal: int
-    char_start: int
-    char_end: int
-    snippet: str
-    highlights: list[list[int]]
-    text: str
-    topic: str | None
-    topic_score: float | None
-    document_language: str | None
-
-    def as_dict(self, with_text: bool = False) -> dict:
-        out = asdict(self)
-        if not with_text:
-            out.pop("text")
-        return out
-
-
-@dataclass
-class Filters:
-    languages: tuple[str, ...] = ()
-    #: One glob, or several: files matching any of them.
-    path_glob: str | tuple[str, ...] | None = None
-    topics: tuple[str, ...] = ()
-    min_score: float | None = None
-
-    def __post_init__(self) -> None:
-        self.languages = arguments.names(self.languages, "languages")
-        self.topics = arguments.names(self.topics, "topics")
-
-    def active(self) -> bool:
-        return bool(self.languages or self.path_glob or self.topics)
-
-
-@dataclass
-class QueryInfo:
-    """How one query was scored: its detected language and the centring applied."""
-
-    language: str
-    centering: str
-    extra: dict = field(default_factory=dict)
 
 
 def _max_share(n_docs: int) -> float:

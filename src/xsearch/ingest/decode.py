@@ -305,7 +305,9 @@ def _guess_legacy(data: bytes) -> str:
     top = _UPGRADE.get(matches[0].encoding, matches[0].encoding) if matches else "cp1252"
     if matches and top not in _LATIN_FAMILY and top != "cp1252":
         if matches[0].coherence == 0.0:  # no reading it trusts: short text, a lone line
-            return _read_best(sample, [m.encoding for m in matches]) or top
+            from .readings import read_best
+
+            return read_best(sample, [m.encoding for m in matches]) or top
         return top
     # charset-normalizer cannot tell the Latin code pages apart on short text (it reads French
     # cp1252 as cp1257, Polish cp1250 as cp1252, Finnish as mac_iceland), so re-rank them:
@@ -340,37 +342,6 @@ def _guess_legacy(data: bytes) -> str:
     ):
         return "cp1252"
     return _UPGRADE.get(rival.encoding, rival.encoding)
-
-
-#: Legacy encodings tried besides charset-normalizer's when none of its readings is
-#: coherent (it does not offer KOI8-R for one line of Russian, and reads it as Shift-JIS).
-_TRIES = ("cp1251", "koi8_r", "cp1256", "cp1255", "cp1253", "cp874", "euc_jp", "shift_jis",
-          "gb18030", "big5", "euc_kr")
-#: How sure language identification must be of a reading for it to replace the first guess.
-_SURE = 0.5
-
-
-def _read_best(sample: bytes, offered: list[str]) -> str | None:
-    """When the first guess reads as no language (KOI8-R Russian, Windows-1256 Arabic or
-    TIS-620 Thai read as Shift-JIS: one line gives charset-normalizer too little), the
-    reading that language identification is surest of, if it is sure; ties go to the
-    earlier (charset-normalizer's order, then ``_TRIES``)."""
-    from ..langid import detect
-
-    def score(encoding: str) -> float:
-        try:
-            text = sample.decode(encoding)
-        except (UnicodeDecodeError, LookupError):
-            return 0.0
-        guess = detect(text)
-        return 0.0 if guess.code == "und" else guess.score
-
-    if score(offered[0]) >= _SURE:
-        return None
-    tries = [e for e in dict.fromkeys([*offered, *_TRIES]) if not e.startswith("utf")]
-    scored = [(score(e), -n, e) for n, e in enumerate(tries)]
-    best = max(scored)
-    return best[2] if best[0] >= _SURE else None
 
 
 def _guess_page(data: bytes) -> str:
