@@ -379,6 +379,10 @@ def test_query_lines_join_what_arrives_in_pieces():
     word = "café\n".encode()
     assert list(_query_lines(_Trickle([b"br", b"ead\nco", b"ffee\n\n", word[:4], word[4:]]))
                 ) == [["bread"], ["coffee"], ["café"]]
+    # Lines end at \n, \r\n and \r only: U+2028 or a form feed is part of the query.
+    assert list(_query_lines(_Trickle(["coffee\u2028harvest\fx\n".encode(), b"a\r",
+                                        b"\nb\n"]))) == [["coffee\u2028harvest\fx"], ["a"],
+                                                           ["b"]]
     data = "naïve\r\nx".encode("utf-16")
     assert [q for batch in _query_lines(_Trickle([data[:1], data[1:3], data[3:]]))
             for q in batch] == ["naïve", "x"]

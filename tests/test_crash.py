@@ -489,3 +489,33 @@ def test_the_stopped_rebuild_hint_is_one_line_a_shell_reads_back(reference, tmp_
     words = subprocess.run(["bash", "-c", 'printf "%s\\0" ' + command[len("xsearch "):]],
                            capture_output=True, check=True).stdout.decode().split("\0")[:-1]
     assert words == ["index", "--full", str(odd), "--index", str(index)]
+
+
+def test_a_file_kept_by_a_stopped_rebuild_and_deleted_before_it_goes_on_is_dropped(
+        reference, tmp_path):
+    """A --full keeps files indexed from other folders (kept.py); stopped after keeping one,
+    which is then deleted, the rebuild taken up kept it (`files --missing` listed it)."""
+    docs, built, counts = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (other / name).write_text(f"Penguins of {name} swim in icy water.", encoding="utf-8")
+    _xsearch("index", str(other), "--index", str(index), "-q")
+    # 5 files of docs, then the kept ones: stopped after the first of them is committed.
+    _run_fault("write:after-commit@6", docs, index, "--full")
+    [stopped] = _unfinished(index)
+    con = sqlite3.connect(stopped)  # a.txt is in the stopped rebuild, b.txt not yet
+    try:
+        held = {r[0] for r in con.execute("SELECT path FROM files")}
+    finally:
+        con.close()
+    assert str(other / "a.txt") in held and str(other / "b.txt") not in held
+    (other / "a.txt").unlink()
+    done = _index_json(docs, index, "--full")
+    assert done["removed"] == 1 and done["kept"] == 1
+    files = json.loads(_xsearch("files", "--index", str(index), "--json").stdout)["files"]
+    assert str(other / "a.txt") not in {f["path"] for f in files}
+    assert str(other / "b.txt") in {f["path"] for f in files}
+    assert _counts(index)[0] == counts[0] + 1

@@ -4,6 +4,7 @@ engine and probe, a lossless and sound segment) instead of embedding them again.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import numpy as np
@@ -294,3 +295,49 @@ def test_a_full_rebuild_keeps_what_it_cannot_read_again_and_other_folders(small_
     assert _ids_agree(index)[0] == len(after)
     with Searcher(index) as searcher:
         assert "penguins" in searcher.search("penguins in Antarctica", k=1)[0].path
+
+
+def test_what_a_rebuild_keeps_is_the_text_as_indexed_once_per_file(tmp_path):
+    """Kept files were put together from their passages, the space between two passages
+    (a paragraph break) read as spaces: the text changed. A second name of a file (a hard
+    link the walk met) was kept beside it, doubling hits; a file replaced by a link to
+    text out of the folders, or by a folder, was kept with its old text; the failures of
+    files it did not read were forgotten."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "v.txt").write_text("Volcanoes erupt when magma rises.", encoding="utf-8")
+    line = ("Sentence {} of paragraph {} tells how the wide brown river carried bread, "
+            "coffee, timber, salt, wool and copper down from the hill farms to the harbour.")
+    long_text = "\n\n".join(" ".join(line.format(i, q) for i in range(3)) for q in range(4))
+    (b / "long.txt").write_text(long_text, encoding="utf-8")
+    (b / "gone.txt").write_text("Replaced by a folder soon.", encoding="utf-8")
+    (b / "bad.pdf").write_bytes(b"not a pdf at all")
+    (a / "one.txt").write_text("Lighthouses guide ships along the coast.", encoding="utf-8")
+    os.link(a / "one.txt", a / "two.txt")
+    index = tmp_path / "index"
+    build_index([a, b], index, chunk_overlap=0, chunk_tokens=40)
+    texts = {t for _p, t, path, _r, _v in _passage_rows(index) if path.endswith("long.txt")}
+    (b / "gone.txt").unlink()
+    (b / "gone.txt").mkdir()
+    s = build_index([a], index, full=True, layout="flat")
+    assert (s.kept, s.removed) == (1, 1)
+    rows = _passage_rows(index)
+    kept = [(p, t) for p, t, path, _r, _v in rows if path.endswith("long.txt")]
+    assert {t for _p, t in kept} == texts
+    with sqlite3.connect(index / "xsearch.db") as con:  # each, its file's text at its offsets
+        spans = con.execute("SELECT p.char_start, p.char_end, p.text FROM passages p JOIN "
+                            "documents d ON d.id = p.document_id WHERE d.path = ?",
+                            [str(b / "long.txt")]).fetchall()
+    assert len(spans) == len(kept) > 1
+    assert all(long_text[start:end] == text for start, end, text in spans)
+    idx = IndexDir.open(index)
+    try:
+        files = set(idx.store.files())
+        assert files == {str(a / "v.txt"), str(a / "one.txt"), str(b / "long.txt")} or \
+            files == {str(a / "v.txt"), str(a / "two.txt"), str(b / "long.txt")}
+        assert idx.store.failed_files()[str(b / "bad.pdf")]["kind"] == "failed"
+        doc = idx.store.documents_of(str(b / "long.txt"))[""]
+        assert doc["n_chars"] == len(long_text)
+    finally:
+        idx.close()

@@ -610,6 +610,20 @@ def test_config_values_of_the_right_type_are_accepted(tmp_path):
     assert "[default: (3, from " in shown and "xsearch.toml); 1<=x<=1000]" in shown
 
 
+def test_two_keys_of_one_table_for_one_option_are_refused(tmp_path):
+    # `json = true` and `no-json = true` together: the file's order decided, in silence.
+    path = tmp_path / "xsearch.toml"
+    for text, says in [("json = true\nno-json = true\n", "keys 'json' and 'no-json'"),
+                       ("[command.query]\ntop-k = 3\ntop_k = 4\n", "query's --top-k")]:
+        path.write_text(text, encoding="utf-8")
+        res = run("stats", env={"XSEARCH_CONFIG": str(path)}, ok=False)
+        assert res.exit_code == 1 and says in res.output and "keep one" in res.output
+    # A table may still change what the top level says.
+    path.write_text("json = true\n[command.stats]\nno-json = true\n", encoding="utf-8")
+    shown = "".join(run("stats", "--help", env={"XSEARCH_CONFIG": str(path)}).output.split())
+    assert "[default:(--no-json,from" in shown
+
+
 def test_help_shows_every_default_the_file_sets_and_where_it_comes_from(tmp_path):
     """README: "`xsearch COMMAND --help` shows the defaults in effect". It did for options
     with a built-in default shown (top-k) and not for the others: --json, --model, --layout,

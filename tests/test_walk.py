@@ -285,6 +285,20 @@ def test_one_file_under_two_names_is_indexed_once_also_after_an_edit(tmp_path: P
     assert held(tmp_path / "i1") == {
         str(docs / "a.txt"): ["Owls were edited through their second name."]}
 
+    # A hard link with another name, in another folder, edited, then indexed there.
+    x, y = tmp_path / "x", tmp_path / "y"
+    x.mkdir()
+    y.mkdir()
+    (x / "one.txt").write_text("Lighthouses guide ships.\n", "utf-8")
+    os.link(x / "one.txt", y / "two.txt")
+    index(x, tmp_path / "i3")
+    with open(y / "two.txt", "a", encoding="utf-8") as fh:
+        fh.write("Fog horns sound at night.\n")
+    summary = index(y, tmp_path / "i3")
+    assert summary["renamed"] == 1 and summary["new"] == 0
+    assert held(tmp_path / "i3") == {
+        str(y / "two.txt"): ["Lighthouses guide ships.\nFog horns sound at night."]}
+
     real = tmp_path / "real"
     real.mkdir()
     (tmp_path / "alias").symlink_to(real)

@@ -320,10 +320,12 @@ def _query_lines(stream) -> Iterator[list[str]]:
         if found is None and "\x00" in text:
             raise click.UsageError("the queries file holds NUL bytes: it is not UTF-8 text "
                                    "(UTF-16 needs its byte order mark)")
-        lines = text.splitlines(keepends=True)
-        # A last line without its end may go on in the next read (unless this was the end).
-        pending = lines.pop() if raw and lines and lines[-1].splitlines()[0] == lines[-1] \
-            else ""
+        # Lines end at \n, \r\n or a lone \r only: U+2028, NEL or a form feed inside a
+        # query is part of it (an asker that writes one line waits for one answer).
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        # A last line without its end may go on in the next read (unless this was the end;
+        # a \r\n split between reads makes a blank line, which is skipped).
+        pending = lines.pop() if raw else ""
         qs = [q for line in lines if (q := line.strip())]
         for i in range(0, len(qs), QUERY_BATCH):
             yield qs[i:i + QUERY_BATCH]

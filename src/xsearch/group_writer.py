@@ -46,8 +46,7 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                         open_write = None
                     _record_failures(writer, group, summary)
                     done = writer.write_many(_files(group), vectors, offsets)
-                # A file a rebuild keeps (kept.py) failed now: written, then listed as failed.
-                _record_failures(writer, _kept(group), summary, kept=True)
+                _refail(writer, group)
                 _advance(done, group, bytes_told, summary, notify)
             except BaseException as exc:
                 open_write = None  # left rolled back
@@ -66,20 +65,12 @@ def _files(group: list[_Pending]) -> list[tuple]:
             if not _failed(p)]
 
 
-def _kept(group: list[_Pending]) -> list[_Pending]:
-    """The failures of files the group also writes (a rebuild keeps their last version)."""
-    written = {p.path for p in group if not _failed(p)}
-    return [p for p in group if _failed(p) and p.path in written]
-
-
 def _record_failures(writer: IndexWriter, group: list[_Pending],
-                     summary: IndexSummary, kept: bool = False) -> None:
+                     summary: IndexSummary) -> None:
     """Remember the files of a group that failed or were skipped. A skipped file (now empty,
     or binary) holds no text: what the index held of it goes. One that failed (a parse
-    error, a limit, a read error) keeps its last indexed version. Failures of files the
-    group writes (``_kept``) are remembered after the write (``kept``), which clears them."""
-    twins = {p.path for p in _kept(group)} if not kept else set()
-    failed = [p for p in group if _failed(p) and p.path not in twins]
+    error, a limit, a read error) keeps its last indexed version."""
+    failed = [p for p in group if _failed(p)]
     if failed:
         with writer.store.transaction():
             for p in failed:
@@ -87,6 +78,18 @@ def _record_failures(writer: IndexWriter, group: list[_Pending],
                 if kind == "skipped":
                     summary.passages_removed += writer.remove_file(p.path)
                 writer.store.record_failure(p.path, p.fingerprint[0], kind, reason, p.fields,
+                                            p.cut_by)
+
+
+def _refail(writer: IndexWriter, group: list[_Pending]) -> None:
+    """Files a rebuild kept as the live index holds them (``kept``) that failed now: listed
+    as failed once written (writing a file clears its failure)."""
+    again = [p for p in group if p.refail is not None]
+    if again:
+        with writer.store.transaction():
+            for p in again:
+                kind, _, reason = p.refail[1].partition(":")
+                writer.store.record_failure(p.path, p.refail[0], kind, reason, p.fields,
                                             p.cut_by)
 
 

@@ -33,7 +33,7 @@ from .pipeline import (  # noqa: F401 - IndexSummary and ProgressFn are part of 
     _fail,
     _pipeline,
 )
-from .plan import absolute, known_under, plan_run, under
+from .plan import absolute, kept_gone, known_under, plan_run, under
 from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .topics import label_index
 from .writer import IndexWriter, prepare_folder, private_files, write_lock
@@ -249,6 +249,8 @@ def build_index(
                     options = replace(options, max_chars=max_chars)
                 # a --full rebuild reads each record file as the live index read it
                 earlier = live_record_fields(index_path) if fresh else {}
+                if was is not None:  # a rebuild taken up: what it kept may be gone since
+                    gone_kept = kept_gone(writer.store, {str(f) for f in files}, roots)
                 todo, per_file, gone = plan_run(writer, files, roots, summary, notify,
                                              retry_failed, prune, options,
                                              record_fields_given, earlier,
@@ -259,7 +261,12 @@ def build_index(
                           summary, notify, prepare=lambda: _measure(writer, embedder),
                           per_file=per_file, gone=gone,
                           carry_from=None if re_embed else index_path,
-                          keep_from=index_path if was is not None else None)
+                          keep_from=index_path if was is not None else None,
+                          walked={str(f) for f in files} | {str(absolute(Path(a)))
+                                                            for a in walked.aliases})
+                if was is not None:
+                    summary.removed += len(gone_kept)
+                    gone = sorted(set(gone) | set(gone_kept))
                 if gone:  # after the files that may have kept some of their passages
                     summary.passages_removed += writer.delete_files(gone)
                 summary.segments_merged += writer.merge()

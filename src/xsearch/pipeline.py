@@ -28,7 +28,7 @@ from .index_summary import IndexSummary, ProgressFn
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
 from .ingest.budget import cut_by
 from .ingest.formats.records import record_fields
-from .kept import KeptFile, LiveFiles, failed_now
+from .kept import KeptFile, LiveFiles, Shape, failed_now
 from .offset_samples import group_samples, settle
 from .store import DocumentRow, PassageRow, text_key
 from .trained_labels import has_classifier
@@ -73,6 +73,7 @@ class _Pending:
     carried: int = 0  # passages with a vector taken from the index a --full replaces
     fields: str | None = None  # files.record_fields: how a .jsonl/.csv file was read
     cut_by: str | None = None  # files.cut_by: the limits that left some of it out (JSON)
+    refail: tuple | None = None  # (hash, "failed:why"): listed as failed once written
 
 
 def _hash_text(text: str) -> str:
@@ -199,7 +200,8 @@ _DONE = object()
 
 def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: queue.Queue,
             known: set[str], stop: threading.Event, per_file: dict[str, ReadOptions],
-            gone: list[str], carry_from: Path | None, keep_from: Path | None) -> None:
+            gone: list[str], carry_from: Path | None, keep_from: Path | None,
+            walked: set[str]) -> None:
     live = files = None
     try:
         if not embedder.ready():
@@ -210,18 +212,12 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
         live = LiveVectors.open(carry_from, writer.config, reads if rebuild else None)
         files = LiveFiles.open(keep_from) if rebuild else None
         keep_topics = has_classifier(writer.path)
+        shape = _shape(writer, embedder, keep_from) if files else None
 
-        def put(held: list[tuple]) -> None:
-            guessed = _guess_ahead(held, embedder)
-            for f, fp, opts, result in held:
-                item = _prepare(writer, embedder, f, fp, result, summary, notify,
-                                str(f) in known, guessed, pool, live, keep_topics)
-                if isinstance(opts, KeptFile):  # its last indexed version, as it was read
-                    item.fields, item.cut_by = opts.record_fields, opts.cut_by
-                    summary.new, summary.kept = summary.new - 1, summary.kept + 1
-                else:
-                    item.fields = record_fields(f, opts)
-                out.put(item)
+        def keep(path: str, refail: tuple | None) -> None:
+            if (last := files.last_version(path, shape)) is not None:
+                out.put(_kept_item(last, live, keep_topics, refail))
+                summary.kept += 1
 
         held: list[tuple] = []
         for n, (f, fp) in enumerate(todo, 1):
@@ -231,27 +227,68 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             result = _read(f, fp, opts, max_chars, summary, notify,
                            str(f) in known or (files is not None and files.holds(str(f))))
             held.append((f, fp, opts, result))
-            if files is not None and failed_now(result) and (
-                    last := files.last_version(str(f))):
-                held.append((f, last.fingerprint, last, last.result))  # kept, as a run keeps
             # Read ahead while the tokenizer loads: chunking needs it, reading does not.
             if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
                 continue
-            put(held)
+            guessed = _guess_ahead(held, embedder)
+            for f, fp, opts, result in held:
+                if files is not None and failed_now(result) and files.holds(str(f)):
+                    keep(str(f), (fp[0], result.fmt))  # its last version, as a run keeps it
+                    continue
+                item = _prepare(writer, embedder, f, fp, result, summary, notify,
+                                str(f) in known, guessed, pool, live, keep_topics)
+                item.fields = record_fields(f, opts)
+                out.put(item)
             held = []
-        if files is not None:  # the live files not read again (other folders, unlisted)
-            for path in files.unread(reads | set(writer.store.files())):
+        if files is not None:  # the live files this rebuild does not read again
+            failed = writer.store.failed_files()  # walked, but could not be looked at now
+            accounted = reads | set(writer.store.files()) | (walked - set(failed))
+            for path in files.unread(accounted):
                 if stop.is_set():
                     return
-                if last := files.last_version(path):
-                    put([(Path(path), last.fingerprint, last, last.result)])
+                was = failed.get(path)
+                keep(path, (was["content_hash"], f"{was['kind']}:{was['reason']}")
+                     if was else None)
             summary.removed += files.gone
+            summary.passages_removed += files.gone_passages
+            for row in files.failures(accounted | set(failed)):  # and what failed there
+                out.put(_Pending(path=row["path"], fingerprint=(row["content_hash"], 0, 0),
+                                 fmt=f"{row['kind']}:{row['reason']}", drop=[], docs=[],
+                                 fields=row["record_fields"], cut_by=row["cut_by"]))
     except BaseException as exc:  # handed to the embedding thread, which raises it
         out.put(exc)
     finally:
         for live_part in filter(None, (live, files)):
             live_part.close()
         out.put(_DONE)
+
+
+def _shape(writer, embedder: Embedder, keep_from: Path) -> Shape:
+    from .fresh_builds import live_config
+
+    was = live_config(keep_from)
+    return Shape(same_model=was is not None and was.model == writer.config.model,
+                 count=embedder.count_content_tokens, overhead=embedder.token_overhead,
+                 max_tokens=embedder.max_tokens, chunk_tokens=writer.config.chunk_tokens,
+                 overlap=writer.config.chunk_overlap)
+
+
+def _kept_item(kept: KeptFile, live: LiveVectors | None, keep_topics: bool,
+               refail: tuple | None) -> _Pending:
+    """A file a rebuild keeps as the live index holds it (:mod:`kept`): its passages take
+    the live vectors (else they are embedded from their text); ``refail`` (hash, kind:reason)
+    lists it as failed once written, as a plain run lists a file whose last version it
+    keeps."""
+    item = _Pending(path=kept.path, fingerprint=kept.fingerprint, fmt=kept.fmt, drop=[],
+                    docs=kept.docs, fields=kept.record_fields, cut_by=kept.cut_by,
+                    refail=refail)
+    if not keep_topics:  # labelled again (zero-shot labels its documents with it)
+        for p, _pid in kept.live_ids:
+            p.topic = None
+    if live is not None:
+        live.attach(kept.live_ids)
+    uncarried(item)
+    return item
 
 
 def _guess_ahead(held: list[tuple], embedder: Embedder) -> dict[str, langid.LangGuess]:
@@ -303,7 +340,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
               notify: ProgressFn, prepare: Callable[[], None] | None = None,
               per_file: dict[str, ReadOptions] | None = None,
               gone: list[str] | None = None, carry_from: Path | None = None,
-              keep_from: Path | None = None) -> None:
+              keep_from: Path | None = None, walked: set[str] | None = None) -> None:
     """Index ``todo``; ``prepare`` runs on this thread once the reader has started (work
     that needs the model but not the files, overlapped with the first reads); ``per_file``
     maps a file to the options it is read with instead of ``options``; ``gone``, indexed
@@ -325,7 +362,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     reader = threading.Thread(target=_reader, args=(reader_view, embedder, todo, options,
                                                     max_chars, summary, notify, inbox,
                                                     known, stop, per_file or {}, gone or [],
-                                                    carry_from, keep_from),
+                                                    carry_from, keep_from, walked or set()),
                               daemon=True)
     errors: list[BaseException] = []
     committer = threading.Thread(target=commit_loop, args=(writer, outbox, summary, notify,

@@ -4,7 +4,6 @@ names of one file (a symlink, a hard link), and which indexed files are gone."""
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from .errors import IngestError, first_line
@@ -13,6 +12,7 @@ from .index_summary import IndexSummary, ProgressFn
 from .ingest import ReadOptions, file_fingerprint
 from .ingest.budget import limits_raised
 from .ingest.formats.records import record_fields, with_record_fields
+from .kept import now_other_text, still_a_file
 from .pipeline import _fail
 from .writer import IndexWriter
 
@@ -29,22 +29,16 @@ def known_under(store, roots: list[Path]) -> dict[str, dict]:
         out.update((r["path"], r) for r in rows)
     return out
 
+
 def under(path: str, roots: list[Path]) -> bool:
     p = Path(path)
     return any(p == r or r in p.parents for r in roots)
+
 
 def absolute(path: Path) -> Path:
     """Absolute without resolving links: a file indexed through a link keeps the link's path."""
     return Path(os.path.abspath(path))
 
-def _still_a_file(path: str) -> bool:
-    """Whether ``path`` is still a file (or a link to one); unknown (no permission) is yes."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError:
-        return True
 
 def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
              summary: IndexSummary, notify: ProgressFn, retry_failed: bool,
@@ -112,8 +106,8 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
     alias_of = {p: (aliases or {}).get(p) for p in unseen}
     stale = {p for p, a in alias_of.items() if a and now.get(a, unseen[p]["content_hash"])
              != unseen[p]["content_hash"]}
-    gone = {p: row for p, row in unseen.items() if p in stale or not _still_a_file(p)
-            or _now_other_text(p, row)}
+    gone = {p: row for p, row in unseen.items() if p in stale or not still_a_file(p)
+            or now_other_text(p, row["content_hash"])}
     summary.kept += sum(1 for p in unseen if p not in gone and not alias_of[p])
     by_hash: dict[str, str] = {}
     for p, row in gone.items():
@@ -163,7 +157,7 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
     summary.removed += len(gone)
     # A file that failed or was skipped and is gone now is no longer listed as such.
     stale = [p for p in failed if p not in seen and (under(p, roots) or prune)
-             and not _still_a_file(p)] + recovered
+             and not still_a_file(p)] + recovered
     if stale:
         with store.transaction():
             for p in stale:
@@ -176,16 +170,6 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
             per_file[str(f)] = with_record_fields(options, stored, given)
     return todo, per_file, sorted(gone)
 
-def _now_other_text(path: str, row: dict) -> bool:
-    """Whether a file the walk left out is now a symlink to other text than the index holds
-    of it (a file replaced by a link to one elsewhere, which the walk does not follow): its
-    indexed text is on disk no more, and was found by queries for ever."""
-    if not os.path.islink(path):
-        return False
-    try:
-        return file_fingerprint(Path(path))[0] != row["content_hash"]
-    except (IngestError, OSError):
-        return False  # unreadable: kept, as any file that cannot be told
 
 def _link_owners(fresh: list[tuple[Path, tuple]], known: dict) -> dict[str, str]:
     """Of the files to read that are hard links of one another, each but one -> the one read
@@ -205,24 +189,48 @@ def _link_owners(fresh: list[tuple[Path, tuple]], known: dict) -> dict[str, str]
             out.update({n: owner for n in names if n != owner})
     return out
 
+
 def _by_name_elsewhere(store, fresh: list[tuple[Path, tuple]], known: dict,
-                       seen: set[str]) -> dict[str, list[str]]:
-    """Indexed paths this walk did not reach, by file name, for the new files' names (one
-    pass over the files table, only when there are new files)."""
-    names = {f.name for f, _ in fresh if str(f) not in known}
-    if not names:
+                       seen: set[str]) -> dict[object, list[str]]:
+    """Indexed paths this walk did not reach, for the new files: by file name (a symlinked
+    folder keeps it), and by inode when a new file has hard links (they may have another
+    name). One pass over the files table when there are new files; a stat of each such
+    path only when a new file has hard links."""
+    new = [f for f, _ in fresh if str(f) not in known]
+    if not new:
         return {}
-    out: dict[str, list[str]] = {}
+    names = {f.name for f in new}
+    linked = any(_links(f) > 1 for f in new)
+    out: dict[object, list[str]] = {}
     for (p,) in store.db.execute("SELECT path FROM files"):
-        name = os.path.basename(p)
-        if name in names and p not in seen:
+        if p in seen:
+            continue
+        if (name := os.path.basename(p)) in names:
             out.setdefault(name, []).append(p)
+        if linked and (inode := _inode(p)) is not None:
+            out.setdefault(inode, []).append(p)
     return out
 
-def _moved_here(store, key: str, elsewhere: dict[str, list[str]], known: dict
+
+def _links(path: Path | str) -> int:
+    try:
+        return os.stat(path).st_nlink
+    except OSError:
+        return 0
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _moved_here(store, key: str, elsewhere: dict[object, list[str]], known: dict
                 ) -> tuple[str, dict] | None:
     """(indexed path, its row) of the very file ``key`` under another name, if any."""
-    for p in elsewhere.get(os.path.basename(key), ()):
+    for p in [*elsewhere.get(os.path.basename(key), ()), *elsewhere.get(_inode(key), ())]:
         if _same_file(p, key):
             row = known.get(p) or store.files().get(p)
             if row is not None:
@@ -236,6 +244,7 @@ def _same_file(a: str, b: str) -> bool:
     except OSError:
         return False
 
+
 def _indexed_as(store, path: str, content_hash: str) -> str | None:
     """The path under which the index holds this very file (the same inode, reached through
     a symlink or another hard link), if it does. Of many indexed copies of one text only the
@@ -248,6 +257,7 @@ def _indexed_as(store, path: str, content_hash: str) -> str | None:
             continue
     return None
 
+
 def _read_otherwise(path: str, row: dict, options: ReadOptions | None,
                     given: frozenset[str], summary: IndexSummary) -> bool:
     """Whether an unchanged file is read again: with other record fields, or because a limit
@@ -259,6 +269,7 @@ def _read_otherwise(path: str, row: dict, options: ReadOptions | None,
         return True
     return False
 
+
 def _other_fields(path: str, row: dict, options: ReadOptions | None,
                   given: frozenset[str]) -> bool:
     """Whether this run asks for record fields other than the ones ``row``'s file was read
@@ -267,3 +278,11 @@ def _other_fields(path: str, row: dict, options: ReadOptions | None,
         return False
     wanted = record_fields(path, with_record_fields(options, row.get("record_fields"), given))
     return wanted is not None and wanted != row.get("record_fields")
+
+
+def kept_gone(store, walked: set[str], roots: list[Path]) -> list[str]:
+    """Files a stopped rebuild kept from other folders (``kept``) whose text is gone from
+    the disk since (the rebuild taken up drops them, as it does those it has not kept)."""
+    return [p for p, row in store.files().items()
+            if p not in walked and not under(p, roots)
+            and (not still_a_file(p) or now_other_text(p, row["content_hash"]))]

@@ -179,6 +179,7 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
     if not isinstance(tables, dict):
         raise ConfigError(f"{source}: key {TABLES!r} must be a table of commands, e.g. "
                           f"[{TABLES}.query]")
+    top_keys: dict[tuple[str, str], str] = {}  # (command, option) -> the key that set it
     for key, value in config.items():
         if key == TABLES:
             continue
@@ -197,6 +198,7 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
             raise ConfigError(f"{source}: unknown key {key!r}{hint} (known: "
                               + ", ".join(sorted(_all_keys(group))) + ")")
         for c, cmd, opt, neg in hits:
+            _twice(source, key, top_keys, (c, opt.name), opt)
             per_command[c][opt.name] = _value(source, key, cmd, opt, neg, value)
     for key, table in tables.items():
         name = key.replace("_", "-")
@@ -208,14 +210,26 @@ def default_map(group: click.Group, config: dict, source: Path) -> dict:
                               f"{name}'s options ([{TABLES}.{name}]), got {_shown(table)}")
         cmd = commands[name]
         opts = _options(cmd)
+        table_keys: dict[tuple[str, str], str] = {}
         for sub, value in table.items():
             opt, neg = _lookup(cmd, sub.replace("_", "-"))
             where = f"{TABLES}.{key}.{sub}"
             if opt is None:
                 raise ConfigError(f"{source}: unknown key '{where}' (xsearch {name} "
                                   "options: " + ", ".join(sorted(opts)) + ")")
+            _twice(source, where, table_keys, (name, opt.name), opt)
             per_command[name][opt.name] = _value(source, where, cmd, opt, neg, value)
     return {name: values for name, values in per_command.items() if values}
+
+
+def _twice(source: Path, key: str, seen: dict[tuple[str, str], str],
+           target: tuple[str, str], opt: click.Option) -> None:
+    """Refuse two keys of one table that set one option (json and no-json, top-k and
+    top_k): which one wins would be the file's order."""
+    if (other := seen.setdefault(target, key)) != key:
+        flag = next((o for o in opt.opts if o.startswith("--")), opt.opts[0])
+        raise ConfigError(f"{source}: keys {other!r} and {key!r} both set xsearch "
+                          f"{target[0]}'s {flag}; keep one")
 
 
 def _all_keys(group: click.Group) -> set[str]:
