@@ -154,6 +154,23 @@ def test_a_damaged_database_is_one_line_everywhere_and_a_full_rebuild_mends_it(b
     assert run("query", "bread", "--index", str(index)).exit_code == 0
 
 
+def test_an_emptied_database_is_not_repaired_into_an_empty_index(built):
+    """`check --repair` on a 0-byte xsearch.db made a new, empty database ("0 passages in 0
+    segments; ok", exit 0) and swept every segment file; every other command refused it."""
+    docs, index = built
+    segments = sorted(p.name for p in (index / "segments").iterdir())
+    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
+        (index / extra).unlink(missing_ok=True)
+    (index / "xsearch.db").write_bytes(b"")
+    for args in (("check", "--repair", "--no-model"), ("check", "--no-model"), ("stats",),
+                 ("index", str(docs))):
+        assert "is not an xsearch database" in one_line_error(run(*args, "--index",
+                                                                   str(index))), args
+    assert (index / "xsearch.db").stat().st_size == 0
+    assert sorted(p.name for p in (index / "segments").iterdir()) == segments
+    assert run("index", str(docs), "--index", str(index), "--full", "-q").exit_code == 0
+
+
 def test_a_hit_from_a_file_named_with_a_line_break_stays_on_its_line(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -83,6 +83,10 @@ class NeedsUpgradeError(CorruptIndexError):
     """The database is older than this xsearch; a writer must migrate it first."""
 
 
+#: The live database's name (``index_dir.DATABASE``): never made anew where it is.
+_LIVE = "xsearch.db"
+
+
 class Store(LangSums):
     """Typed access to the index database.
 
@@ -93,6 +97,13 @@ class Store(LangSums):
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        # A database is made only where there was none (or a build's own, emptied by a
+        # kill): an emptied live xsearch.db is damage, not a new index (`check --repair`
+        # once made it one, and swept every segment file).
+        try:
+            self._may_create = self.path.stat().st_size == 0 and self.path.name != _LIVE
+        except FileNotFoundError:
+            self._may_create = True
         self._lexical_new: list[int] = []  # passages given to FTS5 in this transaction
         try:
             conn = self._connect(readonly)
@@ -103,6 +114,8 @@ class Store(LangSums):
             if readonly:
                 self._check_migrations(apply=False)
             else:
+                if not self._may_create and not self.db["_migrations"].exists():
+                    self._check_migrations(apply=True)  # refuses it, before any write
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self._check_migrations(apply=True)
@@ -133,8 +146,9 @@ class Store(LangSums):
 
     def _check_migrations(self, apply: bool) -> None:
         if not self.db["_migrations"].exists():
-            if not apply:
-                raise CorruptIndexError(f"{self.path} is not an xsearch database")
+            if not apply or not self._may_create:
+                raise CorruptIndexError(f"{self.path} is not an xsearch database" + (
+                    "; xsearch index PATH --full rebuilds the index" if apply else ""))
             with self.transaction():
                 self._migrate(MIGRATIONS, create=True)
             return
