@@ -369,3 +369,38 @@ def test_an_unreadable_folder_is_skipped_and_its_files_are_kept(built):
     assert {"kept.txt", "new.txt"} <= names  # the run went on; the folder's file is kept
     assert [Path(f["path"]).name for f in got["failed"]] == ["secret.txt"]
     assert "Permission denied" in got["failed"][0]["reason"]
+
+
+def test_damage_in_the_middle_of_a_big_segment_is_not_merged_into_a_sound_one(tmp_path):
+    """A load compares a segment's size and its first and last 64 KiB: 50 KB of garbage in
+    the middle of a 220 KB segment went unseen, queries returned it (relevance 5e21) without
+    a word, and the next run's merge wrote it into a new segment with a checksum of its own:
+    check then said ok, and only a rebuild that embedded everything again mended it."""
+    import random
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    words = "bread flour water salt yeast volcano ash coffee harvest football match".split()
+    rng = random.Random(2)
+    for i in range(160):
+        (docs / f"eng_{i}.txt").write_text(
+            f"Memo {i}. " + " ".join(rng.choice(words) for _ in range(40)) + ".",
+            encoding="utf-8")
+    index = tmp_path / "index"
+    assert run("index", str(docs), "--index", str(index), "-q").exit_code == 0
+    [seg] = [p for p in (index / "segments").glob("*eng_Latn.npy") if ".ids" not in p.name]
+    assert seg.stat().st_size > 66_000 + 50_000 + 65_536  # the damage misses both ends
+    with open(seg, "r+b") as fh:
+        fh.seek(66_000)
+        fh.write(bytes(random.Random(0).getrandbits(8) for _ in range(50_000)))
+    res = CliRunner().invoke(cli, ["query", "volcanic eruption", "--index", str(index)])
+    assert "which no unit vector can: the index is damaged" in res.stderr
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "new.txt").write_text("The volcano erupted again this morning.",
+                                               encoding="utf-8")
+    res = run("index", str(tmp_path / "more"), "--index", str(index), "-q")
+    assert "is damaged; run xsearch check --repair" in one_line_error(res)
+    assert run("check", "--index", str(index), "--no-model").exit_code == 1
+    assert run("check", "--repair", "--index", str(index)).exit_code == 0
+    res = CliRunner().invoke(cli, ["query", "volcanic eruption", "--index", str(index)])
+    assert res.exit_code == 0 and "damaged" not in res.stderr

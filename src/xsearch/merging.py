@@ -21,6 +21,7 @@ from . import segment_kinds as K
 from . import segments as S
 from .errors import CorruptIndexError
 from .faults import point
+from .fileio import full_checksum
 
 if TYPE_CHECKING:
     from .writer import IndexWriter
@@ -112,7 +113,11 @@ def merge_group(writer: IndexWriter, lang: str, group: list[dict],
     ids_parts, vec_parts = [], []
     for row in group:
         seg = vectors.segment(row)
-        if seg is None:
+        # The whole file, not only the ends a load compares: damage in the middle of a big
+        # segment was merged into a new one with a checksum of its own, and check found
+        # nothing after.
+        if seg is None or full_checksum([vectors.folder / f for f in S.files_of(
+                row["name"], row["kind"])]) != row["checksum"]:
             raise CorruptIndexError(f"segment {row['name']} is damaged; run xsearch check "
                                     "--repair")
         live = store.live_ids_of_segment(row["id"])

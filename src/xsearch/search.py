@@ -71,6 +71,7 @@ class Searcher:
         self._engine = engine
         self._purpose = purpose  # "serve" for a process that embeds many queries
         self._closed = False
+        self._implausible: tuple[int, float] | None = None
         self._open()
 
     def _open(self) -> None:
@@ -371,10 +372,17 @@ class Searcher:
         return st is not None and st.n >= CALIBRATED_PASSAGES
 
     def warnings(self) -> list[str]:
-        """What the last searches could not use (damaged or missing segments)."""
-        return [f"segment {name} is unusable ({why}); its passages are left out of results: "
-                f"run xsearch check --repair --index {self.index.path}"
-                for name, why in sorted(self.index.vectors.damaged.items())]
+        """What the last searches could not use (damaged or missing segments), or found
+        damaged (a vector no model makes)."""
+        out = [f"segment {name} is unusable ({why}); its passages are left out of results: "
+               f"run xsearch check --repair --index {self.index.path}"
+               for name, why in sorted(self.index.vectors.damaged.items())]
+        if self._implausible is not None:
+            pid, cos = self._implausible
+            out.append(f"passage {pid} scores a cosine of {cos:g}, which no unit vector can: "
+                       f"the index is damaged; run xsearch check --repair --index "
+                       f"{self.index.path}")
+        return out
 
     def _snippet(self, text: str, query: str, qtoks: list[str], n_docs: int
                  ) -> tuple[str, list[list[int]]]:
@@ -445,6 +453,10 @@ class Searcher:
             for h in hits:
                 c = cosines[qi].get(h.passage_id)
                 h.cosine = round(float(vecs[h.passage_id] @ qv[qi] if c is None else c), 4)
+                # Unit vectors meet at a cosine within [-1, 1]: beyond, the vector's bytes are
+                # not what was written (damage the load's checks of a file's ends missed).
+                if self.index.config.normalized and not abs(h.cosine) <= 1.01:
+                    self._implausible = (h.passage_id, h.cosine)
         return out
 
     def search(self, query: str, k: int = 5, filters: Filters | None = None,
