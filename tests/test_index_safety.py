@@ -458,3 +458,20 @@ def test_a_build_that_fills_the_disk_before_its_first_commit_leaves_the_room(tmp
         done = _index_process(CORPUS, index, "--json")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["new"] == 60
+
+
+def test_a_segments_folder_that_is_a_link_is_not_swept(small_corpus, tmp_path):
+    """The sweep of uncommitted segment files followed a `segments` link and deleted
+    segment-named files in its target, out of the index."""
+    from xsearch.indexer import build_index
+
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    elsewhere = tmp_path / "elsewhere"
+    (index / "segments").rename(elsewhere)
+    (index / "segments").symlink_to(elsewhere, target_is_directory=True)
+    stray = elsewhere / "s00000500-eng_Latn.npy"
+    stray.write_bytes(b"not ours to delete")
+    (small_corpus / "new.txt").write_text("Lighthouses guide ships at night.", encoding="utf-8")
+    build_index([small_corpus], index)
+    assert stray.read_bytes() == b"not ours to delete"

@@ -486,7 +486,9 @@ def _exact_top_k(q: np.ndarray, mat, ids: np.ndarray, k: int) -> tuple[np.ndarra
 def sweep(folder: Path, referenced: set[str]) -> list[str]:
     """Delete segment files that no committed state names (only our own file names)."""
     removed = []
-    if not folder.is_dir():
+    # A segments folder that is a link leads out of the index: files there are not ours
+    # to delete, whatever their names (they were swept in the link's target).
+    if not folder.is_dir() or folder.is_symlink():
         return removed
     for entry in os.scandir(folder):
         if not NAME_RE.match(entry.name) or entry.name in referenced or \
