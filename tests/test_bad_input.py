@@ -404,3 +404,40 @@ def test_damage_in_the_middle_of_a_big_segment_is_not_merged_into_a_sound_one(tm
     assert run("check", "--repair", "--index", str(index)).exit_code == 0
     res = CliRunner().invoke(cli, ["query", "volcanic eruption", "--index", str(index)])
     assert res.exit_code == 0 and "damaged" not in res.stderr
+
+
+def test_text_that_is_no_longer_utf8_is_found_and_said_in_one_line(built):
+    """Damage inside a page's content passes SQLite's quick check: `check` said ok while a
+    query ended in "SQLite: Could not decode to UTF-8 column 'text' with text '...'" (the
+    garbage quoted) and the server answered 500 with a traceback in its log."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from xsearch.server.app import create_app
+
+    docs, index = built
+    con = sqlite3.connect(index / "xsearch.db")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
+        (index / extra).unlink(missing_ok=True)
+    data = bytearray((index / "xsearch.db").read_bytes())
+    word = b"levain"
+    at = data.find(word)
+    assert at > 0
+    while at > 0:  # in a title and in passages' text
+        data[at:at + len(word)] = b"\xff\xfe\xfd\xfc\xfb\xfa"
+        at = data.find(word, at)
+    (index / "xsearch.db").write_bytes(bytes(data))
+    msg = one_line_error(run("check", "--index", str(index), "--no-model"))
+    report = json.loads(run("check", "--index", str(index), "--no-model", "--json").stdout)
+    assert {"passages.text", "documents.title"} <= {
+        p["detail"].split(" of ")[0] for p in report["problems"]}, (msg, report)
+    assert all("is not UTF-8 text" in p["detail"] for p in report["problems"])
+    msg = one_line_error(run("query", "levain", "--mode", "lexical", "--index", str(index)))
+    assert "is not UTF-8)" in msg and "--full" in msg
+    assert "\ufffd" not in msg
+    with TestClient(create_app(index), base_url="http://127.0.0.1") as client:
+        res = client.get("/api/search", params={"q": "levain", "mode": "lexical"})
+    assert res.status_code == 503 and "is not UTF-8" in res.json()["error"]

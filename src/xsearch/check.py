@@ -115,9 +115,40 @@ def _sqlite_problems(store) -> list[str]:
     except sqlite3.DatabaseError as exc:
         return [f"database is corrupt: {first_line(exc)}"]
     if rows and rows[0][0] == "ok":
-        return []
+        return _text_problems(store)
     more = f" (and {len(rows) - 3} more)" if len(rows) > 3 else ""  # one a page: thousands
     return ["; ".join(first_line(r[0]) for r in rows[:3]) + more]
+
+
+#: (table, key, text column) whose text SQLite keeps as it was given: damage within a page's
+#: content passes its quick check, and the text no longer reads as UTF-8 where it is used.
+_TEXTS = (("passages", "id", "text"), ("documents", "id", "title"), ("meta", "key", "value"),
+          ("files", "path", "path"))
+
+
+def _text_problems(store) -> list[str]:
+    """Text that is no longer UTF-8 (a query read "Could not decode to UTF-8 column 'text'"
+    while check said ok)."""
+    conn = store.db.conn
+    factory, conn.text_factory = conn.text_factory, bytes
+    out = []
+    try:
+        for table, key, column in _TEXTS:
+            bad = []
+            for k, value in conn.execute(f"SELECT {key}, {column} FROM {table}"):
+                try:
+                    value.decode("utf-8")
+                except (UnicodeDecodeError, AttributeError):
+                    bad.append(k)
+            if bad:
+                first = bad[0].decode("utf-8", "replace") if isinstance(bad[0], bytes) \
+                    else bad[0]
+                out.append(f"{table}.{column} of {len(bad)} row(s) is not UTF-8 text "
+                           f"(damaged; first: {key} {first}); `xsearch index PATHS --full` "
+                           "rebuilds the index from your files")
+    finally:
+        conn.text_factory = factory
+    return out
 
 
 def _check(index: IndexDir, embedder, model_check: bool) -> dict:

@@ -447,7 +447,8 @@ def _edge(f):
             sqlite = sys.modules.get("sqlite3")  # imported by whatever raised it
             if sqlite is None or not isinstance(exc, sqlite.DatabaseError):
                 raise
-            if isinstance(exc, sqlite.OperationalError):  # busy, locked, I/O: not damage
+            # busy, locked, I/O: not damage (text that is no longer UTF-8 is)
+            if isinstance(exc, sqlite.OperationalError) and "decode" not in str(exc):
                 raise click.ClickException(_safe(f"SQLite: {first_line(exc)}")) from exc
             raise click.ClickException(_safe(damaged(exc))) from exc
         except KeyboardInterrupt:

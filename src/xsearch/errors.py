@@ -74,9 +74,11 @@ class NotFoundError(XsearchError):
 
 def damaged(exc: BaseException, db: object = None) -> str:
     """One line for an index database SQLite finds damaged, with what mends it."""
+    why = first_line(exc)
+    if why.startswith("Could not decode to UTF-8"):  # its message quotes the garbage
+        why = f"text of column {why.split('column ', 1)[-1].split(' ', 1)[0]} is not UTF-8"
     return (f"{f'index database {db}' if db else 'the index database'} is damaged "
-            f"({first_line(exc)}); `xsearch index PATHS --full` rebuilds the index from your "
-            "files")
+            f"({why}); `xsearch index PATHS --full` rebuilds the index from your files")
 
 
 class InvalidArgument(XsearchError, ValueError):

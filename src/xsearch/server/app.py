@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hmac
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from ..errors import (
     UnknownLanguageError,
     UnknownTopicError,
     XsearchError,
+    damaged,
     first_line,
 )
 from ..search import Filters
@@ -179,6 +181,15 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, _validation_message(exc, request.headers.get("content-type", "")))
+
+    # A damaged database is no bug: 503 with the one line `xsearch query` prints, logged
+    # once, no traceback (it answered 500 and logged one per request).
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def _database(request: Request, exc: sqlite3.DatabaseError) -> JSONResponse:
+        why = (f"SQLite: {first_line(exc)}" if isinstance(exc, sqlite3.OperationalError)
+               and "decode" not in str(exc) else damaged(exc, service.index_path))
+        service.log_once(why)
+        return _error(503, why)
 
     # Anything else is a bug, but its answer is still JSON (uvicorn logs the traceback).
     @app.exception_handler(Exception)
