@@ -91,7 +91,7 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
                 recovered.append(key)
             continue
         bad = failed.get(key)
-        if (bad and bad["content_hash"] == fp[0] and not retry_failed
+        if (bad and _same_as(f, fp, bad["content_hash"]) and not retry_failed
                 and not _read_otherwise(key, bad, options, given, summary)):
             summary.failed_before += 1
             continue
@@ -286,3 +286,17 @@ def kept_gone(store, walked: set[str], roots: list[Path]) -> list[str]:
     return [p for p, row in store.files().items()
             if p not in walked and not under(p, roots)
             and (not still_a_file(p) or now_other_text(p, row["content_hash"]))]
+
+
+def _same_as(f: Path, fp: tuple[str, int, float], recorded: str) -> bool:
+    """Whether a file is the one a failure recorded: the same hash, or, for one refused as
+    too large (its "over:" fingerprint, ``file_fingerprint``), the same size, mtime and
+    ends, whatever this run's --max-mb."""
+    if recorded == fp[0]:
+        return True
+    if not recorded.startswith("over:"):
+        return False
+    try:
+        return file_fingerprint(f, max_bytes=0)[0] == recorded
+    except (IngestError, OSError):
+        return False
