@@ -475,3 +475,15 @@ def test_a_segments_folder_that_is_a_link_is_not_swept(small_corpus, tmp_path):
     (small_corpus / "new.txt").write_text("Lighthouses guide ships at night.", encoding="utf-8")
     build_index([small_corpus], index)
     assert stray.read_bytes() == b"not ours to delete"
+
+
+def test_a_short_write_of_a_segment_says_the_disk_is_full():
+    """numpy's short write of a segment (4 KB free) has no errno: the line said "9984
+    requested and 2016 written; what was committed before is kept", neither full nor what
+    to do."""
+    from xsearch.writer import write_failure
+
+    line = write_failure(Path("idx"), OSError("9984 requested and 2016 written"))
+    assert "the disk is full (9984 requested and 2016 written)" in line
+    assert "free some space and run it again" in line
+    assert "free some space" not in write_failure(Path("idx"), OSError(5, "Input/output error"))

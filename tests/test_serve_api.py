@@ -805,3 +805,16 @@ def test_health_is_degraded_while_a_segment_is_missing(index_copy, caplog):
                 assert c.get("/api/search", params={"q": "bread", "k": 3}).status_code == 200
         said = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
         assert len(said) == 1, said
+
+
+def test_health_is_degraded_by_a_damaged_segment_before_any_search_opens_it(index_copy):
+    """A segment file zeroed in place (its size kept) left health "ok" until a search opened
+    it; health now compares an unopened segment's fingerprint when its files change."""
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
+        assert c.get("/api/health").json()["status"] == "ok"
+        seg = sorted(p for p in (index_copy / "segments").glob("*-fra_Latn.npy")
+                     if not p.name.endswith(".ids.npy"))[0]
+        seg.write_bytes(bytes(seg.stat().st_size))
+        health = c.get("/api/health").json()
+        assert health["status"] == "degraded", health
+        assert seg.name.removesuffix(".npy") in health["message"]

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
@@ -150,6 +151,9 @@ def write_failure(path: Path, exc: BaseException) -> str:
         what = exc.strerror or str(exc) or type(exc).__name__
         where = f" ({exc.filename})" if exc.filename else ""
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        # numpy's short write has no errno: "9984 requested and 2016 written"
+        if exc.errno is None and re.fullmatch(r"\d+ requested and \d+ written", what):
+            what, full = f"the disk is full ({what})", True
     else:
         what, where = str(exc) or type(exc).__name__, ""
         full = "full" in what

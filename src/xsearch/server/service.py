@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -36,6 +37,7 @@ from ..errors import (
     XsearchError,
     first_line,
 )
+from ..fileio import quick_fingerprint
 from ..segments import files_of
 from ..vector_store import SegmentGoneError
 from .batching import MicroBatcher
@@ -345,14 +347,34 @@ def _in_one_state(s, fn: Callable[[Any], T]) -> T:
         return fn(s)
 
 
+#: segment name -> (its files' (mtime, size), whether their fingerprint matched): health
+#: reads a segment's ends again only when its files changed.
+_SEEN: dict[str, tuple[tuple, bool]] = {}
+
+
 def unusable_segments(s) -> list[str]:
-    """Segments of the state ``s`` serves found damaged, or not open and whose files are
-    missing (one open is memory-mapped: a rebuild deleting its files takes nothing away)."""
+    """Segments of the state ``s`` serves found damaged; or not open, and whose files are
+    missing (one open is memory-mapped: a rebuild deleting its files takes nothing away) or
+    do not match their fingerprint (health said "ok" until a search opened a zeroed one)."""
     vectors = s.index.vectors
     vectors.load()
     bad = set(vectors.damaged)
     for row in vectors.rows:
-        if not vectors.is_open(row["name"]) and not all(
-                (vectors.folder / f).exists() for f in files_of(row["name"], row["kind"])):
+        if vectors.is_open(row["name"]):
+            continue
+        paths = [vectors.folder / f for f in files_of(row["name"], row["kind"])]
+        try:
+            stamp = tuple((st.st_mtime_ns, st.st_size) for st in map(os.stat, paths))
+        except OSError:
+            bad.add(row["name"])
+            continue
+        seen = _SEEN.get(row["name"])
+        if seen is None or seen[0] != stamp:
+            try:
+                seen = (stamp, quick_fingerprint(paths) == row["fingerprint"])
+            except OSError:
+                seen = (stamp, False)
+            _SEEN[row["name"]] = seen
+        if not seen[1]:
             bad.add(row["name"])
     return sorted(bad)
