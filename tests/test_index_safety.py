@@ -487,3 +487,34 @@ def test_a_short_write_of_a_segment_says_the_disk_is_full():
     assert "the disk is full (9984 requested and 2016 written)" in line
     assert "free some space and run it again" in line
     assert "free some space" not in write_failure(Path("idx"), OSError(5, "Input/output error"))
+
+
+def test_a_read_only_index_whose_wal_holds_commits_is_not_read_without_them(
+        small_corpus, tmp_path):
+    """On a read-only folder without xsearch.db-shm SQLite cannot open the WAL, and the
+    database was read as it was before the WAL's commits (stats said 60 files of 316)."""
+    from xsearch.indexer import build_index
+
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    db = index / "xsearch.db"
+    # A commit left in the WAL, as a writer killed after committing leaves it.
+    code = (f"import os, sqlite3; c = sqlite3.connect({str(db)!r}, isolation_level=None); "
+            "c.execute('PRAGMA journal_mode=WAL'); "
+            "c.execute(\"INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', 'x')\"); "
+            "os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (index / "xsearch.db-wal").stat().st_size > 0
+    (index / "xsearch.db-shm").unlink(missing_ok=True)
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(index), str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount read-only here (not root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mnt)], capture_output=True)
+        res = run("stats", "--index", str(mnt))
+        assert res.exit_code == 1, res.output
+        assert "has commits in xsearch.db-wal that a read-only folder cannot show" in res.output
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

@@ -27,9 +27,10 @@ from .centering import PROBE_KEY, decode_vector
 from .errors import CorruptIndexError
 from .fileio import full_checksum
 from .index_dir import DATABASE, SEGMENTS, IndexConfig
+from .rows import PassageRow
 from .segment_kinds import IVFS
 from .segments import files_of
-from .store import PassageRow, Store
+from .store import Store
 from .vector_store import VectorStore
 
 #: Passages of one file looked up in the live index, at most.

@@ -24,7 +24,8 @@ from .chunking import chunk_text
 from .errors import IngestError
 from .index_dir import DATABASE
 from .ingest import file_fingerprint
-from .store import DocumentRow, PassageRow, Store
+from .rows import DocumentRow, PassageRow
+from .store import Store
 
 _UNREADABLE = (sqlite3.Error, OSError, ValueError)
 

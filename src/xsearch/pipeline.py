@@ -30,7 +30,7 @@ from .ingest.budget import cut_by
 from .ingest.formats.records import record_fields
 from .kept import KeptFile, LiveFiles, Shape, failed_now
 from .offset_samples import group_samples, settle
-from .store import DocumentRow, PassageRow, text_key
+from .rows import DocumentRow, PassageRow, text_key
 from .trained_labels import has_classifier
 from .writer import IndexWriter
 

@@ -8,13 +8,11 @@ when a committed ``segments`` row names it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,54 +20,12 @@ import sqlite_utils
 
 from .errors import CorruptIndexError, damaged, first_line
 from .lang_sums import LangSums
+from .rows import DocumentRow, PassageRow, text_key  # noqa: F401 - the rows it writes
 from .schema import (  # noqa: F401 - SCHEMA_VERSION re-exported
     MIGRATIONS,
     READERS_MAY_SKIP,
     SCHEMA_VERSION,
 )
-
-
-@dataclass
-class PassageRow:
-    """A passage ready to be written (vector included)."""
-
-    ordinal: int
-    char_start: int
-    char_end: int
-    text: str
-    language: str
-    language_score: float
-    n_tokens: int
-    #: The id of a passage of the file's previous version with the same text: that row (its
-    #: vector, language and lexical entry) moves into this document instead of a new one.
-    keep: int | None = None
-    #: A --full rebuild's vector for it, taken from the live index (``carry``): a new row,
-    #: not embedded.
-    carried: np.ndarray | None = None
-    #: (topic, score) a kept or carried passage keeps: those of a trained classifier, which
-    #: reads the text alone; None: labelled again (zero-shot labels its documents with it).
-    topic: tuple | None = None
-
-
-@dataclass
-class DocumentRow:
-    record_id: str
-    title: str
-    content_hash: str
-    n_chars: int
-    language: str
-    passages: list[PassageRow]
-
-    @property
-    def to_embed(self) -> list[PassageRow]:
-        """Its passages that need a vector (the others keep a passage of the previous version)."""
-        return [p for p in self.passages if p.keep is None]
-
-
-def text_key(text: str) -> bytes:
-    """A short digest of a passage's text: how reusable passages are looked up (a pool of
-    100,000 holds 16-byte keys, not their texts)."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _in_chunks(ids: list, size: int = 500) -> Iterator[tuple[list, str]]:
@@ -139,8 +95,17 @@ class Store(LangSums):
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError:
-            # A read-only folder whose WAL index cannot be created: read the file as it is.
+            # A read-only folder whose WAL index cannot be created: read the file as it is,
+            # unless its WAL holds commits, which that reading would not show (it showed the
+            # index as it was before them, without a word).
             conn.close()
+            wal = self.path.with_name(self.path.name + "-wal")
+            if has_wal and wal.stat().st_size > 0:
+                raise CorruptIndexError(
+                    f"index {self.path.parent} has commits in {wal.name} that a read-only "
+                    f"folder cannot show (SQLite needs to make {self.path.name}-shm beside "
+                    "it): open it once where it can be written, or copy it with its -shm file"
+                ) from None
             conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
         return conn
 
