@@ -9,6 +9,7 @@ statistics and rewrites the config mirror; it also upgrades an index of an older
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -222,7 +223,11 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
         ids = sorted(texts)
         langs = dict(store.db.execute("SELECT id, language FROM passages").fetchall())
         vecs = emb.embed_documents([texts[i] for i in ids])
-        with store.transaction():
+    restat = need or any(p["what"] == "language statistics" for p in report["problems"])
+    # One transaction: new segments and the statistics recomputed over them (a full disk
+    # between the two once left the new vectors counted twice until the next repair).
+    with store.transaction() if need or restat else contextlib.nullcontext():
+        if need:
             if rows:
                 store.replace_segments([r["id"] for r in rows], -1)
             by_lang: dict[str, list[int]] = {}
@@ -231,16 +236,15 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
             for lang, rows_n in by_lang.items():
                 writer._add_segment(lang, np.array([ids[n] for n in rows_n], dtype=np.int64),
                                     vecs[rows_n])
-        done.append(f"re-embedded {len(ids)} passages of {len(rows)} damaged segment(s)")
-    if need or any(p["what"] == "language statistics" for p in report["problems"]):
-        with store.transaction():
+            done.append(f"re-embedded {len(ids)} passages of {len(rows)} damaged segment(s)")
+        if restat:
             store.clear_lang_stats()
             writer.index.vectors.reload()
-            for ids, vecs in writer.index.vectors.iter_live():
+            for part_ids, part_vecs in writer.index.vectors.iter_live():
                 lang = store.db.execute("SELECT language FROM passages WHERE id = ?",
-                                        [int(ids[0])]).fetchone()[0]
-                store.update_lang_stats(lang or "und", vecs, +1)
-        done.append("recomputed the per-language statistics")
+                                        [int(part_ids[0])]).fetchone()[0]
+                store.update_lang_stats(lang or "und", part_vecs, +1)
+            done.append("recomputed the per-language statistics")
     if any(p["what"] == "lexical lengths" for p in report["problems"]):
         with store.transaction():
             bm25.rebuild(store.db.conn, lexical.TABLE)
