@@ -441,3 +441,25 @@ def test_text_that_is_no_longer_utf8_is_found_and_said_in_one_line(built):
     with TestClient(create_app(index), base_url="http://127.0.0.1") as client:
         res = client.get("/api/search", params={"q": "levain", "mode": "lexical"})
     assert res.status_code == 503 and "is not UTF-8" in res.json()["error"]
+
+
+def test_per_language_sums_that_are_not_their_vectors_are_found_and_mended(built):
+    """Bytes flipped in the per-language statistics changed every query's relevance (a hit
+    at 78,486σ) while `check` said ok: it compared their counts only."""
+    import sqlite3
+
+    import numpy as np
+
+    docs, index = built
+    con = sqlite3.connect(index / "xsearch.db")
+    lang, blob = con.execute("SELECT language, sum FROM lang_stats ORDER BY n DESC").fetchone()
+    total = np.frombuffer(blob, dtype=np.float64).copy()
+    total[7] += 0.5
+    con.execute("UPDATE lang_stats SET sum = ? WHERE language = ?", [total.tobytes(), lang])
+    con.commit()
+    con.close()
+    report = json.loads(run("check", "--index", str(index), "--no-model", "--json").stdout)
+    assert [p["detail"] for p in report["problems"]] == [
+        f"{lang}: the stored sums are not those of its vectors (damaged)"]
+    assert run("check", "--repair", "--index", str(index)).exit_code == 0
+    assert json.loads(run("check", "--index", str(index), "--no-model", "--json").stdout)["ok"]

@@ -21,7 +21,7 @@ from .errors import CorruptIndexError, first_line
 from .fileio import full_checksum
 from .index_dir import CONFIG, DATABASE, IndexDir
 from .schema import upgrade_events, upgrade_note, upgrade_progress
-from .segment_kinds import HNSW
+from .segment_kinds import HNSW, IVFS
 from .segments import files_of
 from .writer import IndexWriter, lock_existing
 
@@ -66,8 +66,11 @@ def _orphans(index: IndexDir) -> list[int]:
     return [r[0] for r in rows]
 
 
-def _stats_problems(index: IndexDir) -> list[dict]:
-    stored = index.store.lang_stats()
+def _stats_problems(index: IndexDir, sound: bool = True) -> list[dict]:
+    """Per-language statistics that do not add up: their counts, and (``sound``: every
+    segment readable) their sums, computed again from the vectors (damage inside the
+    database's pages changed them unseen, and every query's relevance with them)."""
+    stored = index.store.lang_stats(with_outer=True)
     counts = dict(index.store.db.execute(
         "SELECT language, count(*) FROM passages WHERE segment IS NOT NULL GROUP BY language"
     ).fetchall())
@@ -77,6 +80,26 @@ def _stats_problems(index: IndexDir) -> list[dict]:
         if n != counts.get(lang, 0):
             out.append({"what": "language statistics", "detail": f"{lang}: {n} recorded, "
                         f"{counts.get(lang, 0)} passages"})
+    if out or not sound:
+        return out
+    sums: dict[str, list] = {}
+    for ids, vecs in index.vectors.iter_live():
+        lang = index.store.db.execute("SELECT language FROM passages WHERE id = ?",
+                                      [int(ids[0])]).fetchone()[0] or "und"
+        v = np.asarray(vecs, dtype=np.float64)
+        got = sums.setdefault(lang, [0.0, 0.0])
+        got[0], got[1] = got[0] + v.sum(axis=0), got[1] + v.T @ v
+    # IVF's 8-bit codes give back vectors near those summed, not those: not compared.
+    lossy = {r["language"] for r in index.store.segments() if r["kind"] in IVFS}
+    for lang, (n, total, outer) in sorted(stored.items()):
+        if lang in lossy:
+            continue
+        want = sums.get(lang)
+        # float64 sums of unit vectors: what rounding leaves is far below 1e-6 per vector
+        if want is None or not (np.allclose(total, want[0], rtol=0, atol=1e-6 * n + 1e-9)
+                                and np.allclose(outer, want[1], rtol=0, atol=1e-6 * n + 1e-9)):
+            out.append({"what": "language statistics", "detail": f"{lang}: the stored sums "
+                        "are not those of its vectors (damaged)"})
     return out
 
 
@@ -162,7 +185,7 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
     orphans = _orphans(index)
     if orphans:
         problems.append({"what": "passages without vectors", "detail": f"{len(orphans)} passages"})
-    problems += _stats_problems(index)
+    problems += _stats_problems(index, sound=not bad)
     has_lengths = bm25.has_lengths(index.store.db.conn)
     wrong = bm25.mismatches(index.store.db.conn, lexical.TABLE) if has_lengths else 0
     if wrong:
