@@ -104,7 +104,9 @@ def test_edited_config_json_is_ignored_and_reported(copy):
     assert hits.exit_code == 0 and "bread" in hits.output
     report = run("check", "--index", str(index), "--no-model")
     assert report.exit_code == 1 and "config" in report.output
-    assert run("check", "--repair", "--index", str(index)).exit_code == 0
+    repaired = run("check", "--repair", "--index", str(index))
+    assert repaired.exit_code == 0 and "rewrote config.json from the database's copy" in \
+        repaired.output  # (it did so without a word)
     assert json.loads((index / "config.json").read_text())["model"] == "e5-small"
 
 

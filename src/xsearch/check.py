@@ -226,7 +226,8 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
     report.pop("_orphans")
     if any(p["what"] == "database" for p in report["problems"]):
         raise CorruptIndexError(f"index {writer.path}: the SQLite database itself is damaged; "
-                                "rebuild with xsearch index PATH --full")
+                                "`xsearch index PATHS --full` rebuilds the index from your "
+                                "files")
     rows = [r for r in store.segments() if r["id"] in bad_ids]
     need = [r[0] for r in store.db.execute(
         "SELECT id FROM passages WHERE segment IS NULL OR segment NOT IN "
@@ -275,6 +276,8 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
     if any(r["kind"] == HNSW for r in store.segments()):
         n = writer.merge(upgrade=True)
         done.append(f"rewrote {n} HNSW segment(s) of an earlier version as centred graphs")
+    if any(p["what"] == "config" for p in report["problems"]):
+        done.append(f"rewrote {CONFIG} from the database's copy")
     writer.config.write(writer.path / CONFIG)
     writer.sweep()
     return done
