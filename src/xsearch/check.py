@@ -113,11 +113,17 @@ def check_index(path: Path, repair: bool = False, embedder=None, model_check: bo
             if notify is not None and (note := upgrade_note(path / DATABASE)):
                 notify("note", {"message": note})
             # Migrates an older schema; a stopped --full rebuild stays for `index --full`.
+            try:  # opening the writer rewrites it from the database's copy
+                before = (path / CONFIG).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                before = None
             with upgrade_progress(notify and upgrade_events(notify)):
                 writer = IndexWriter.open(path, None, keep_unfinished=True)
             try:
                 report = _check(writer.index, embedder, model_check)
                 report["repaired"] = _repair(writer, report, embedder)
+                if before != writer.config.to_json():
+                    report["repaired"].append(f"rewrote {CONFIG} from the database's copy")
                 writer.finish()
             except BaseException:
                 writer.abort()
@@ -276,8 +282,6 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
     if any(r["kind"] == HNSW for r in store.segments()):
         n = writer.merge(upgrade=True)
         done.append(f"rewrote {n} HNSW segment(s) of an earlier version as centred graphs")
-    if any(p["what"] == "config" for p in report["problems"]):
-        done.append(f"rewrote {CONFIG} from the database's copy")
     writer.config.write(writer.path / CONFIG)
     writer.sweep()
     return done
