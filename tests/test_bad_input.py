@@ -463,3 +463,14 @@ def test_per_language_sums_that_are_not_their_vectors_are_found_and_mended(built
         f"{lang}: the stored sums are not those of its vectors (damaged)"]
     assert run("check", "--repair", "--index", str(index)).exit_code == 0
     assert json.loads(run("check", "--index", str(index), "--no-model", "--json").stdout)["ok"]
+
+
+def test_every_segment_missing_is_one_warning_line(built):
+    """An index copied without its segments printed one warning a segment (13 lines here)."""
+    _, index = built
+    for seg in (index / "segments").glob("*.npy"):
+        seg.unlink()
+    res = CliRunner().invoke(cli, ["query", "bread", "--index", str(index)])
+    warnings = [x for x in res.stderr.splitlines() if x.startswith("warning:")]
+    assert len(warnings) == 1 and "segments are unusable (missing" in warnings[0]
+    assert "xsearch check --repair" in warnings[0]

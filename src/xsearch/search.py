@@ -374,9 +374,14 @@ class Searcher:
     def warnings(self) -> list[str]:
         """What the last searches could not use (damaged or missing segments), or found
         damaged (a vector no model makes)."""
+        damaged = sorted(self.index.vectors.damaged.items())
         out = [f"segment {name} is unusable ({why}); its passages are left out of results: "
                f"run xsearch check --repair --index {self.index.path}"
-               for name, why in sorted(self.index.vectors.damaged.items())]
+               for name, why in damaged]
+        if len(out) > 3:  # one line, not one a segment (every segment of a copied index)
+            out = [f"{len(out)} segments are unusable ({damaged[0][1]}, ...); their passages "
+                   f"are left out of results: run xsearch check --repair --index "
+                   f"{self.index.path}"]
         if self._implausible is not None:
             pid, cos = self._implausible
             out.append(f"passage {pid} scores a cosine of {cos:g}, which no unit vector can: "
