@@ -37,6 +37,18 @@ def built(small_corpus, tmp_path) -> tuple[Path, Path]:
     return small_corpus, index
 
 
+def _settled_bytes(index: Path) -> bytearray:
+    """The index database's bytes with its WAL folded in and gone: what damage is made on."""
+    import sqlite3
+
+    con = sqlite3.connect(index / "xsearch.db")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
+        (index / extra).unlink(missing_ok=True)
+    return bytearray((index / "xsearch.db").read_bytes())
+
+
 def _digest(index: Path) -> str:
     """Fingerprint of what the index holds (documents and passages)."""
     out = run("stats", "--index", str(index), "--json")
@@ -128,15 +140,9 @@ def test_a_damaged_database_is_one_line_everywhere_and_a_full_rebuild_mends_it(b
     """A damaged page once ended every command in a traceback (a damaged table of contents
     in a UnicodeDecodeError), `check` in one line per page, and `index --full`, the mend,
     refused the folder as not an index."""
-    import sqlite3
 
     docs, index = built
-    con = sqlite3.connect(index / "xsearch.db")
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
-        (index / extra).unlink(missing_ok=True)
-    data = bytearray((index / "xsearch.db").read_bytes())
+    data = _settled_bytes(index)
     if damage == "page":
         assert len(data) > 80_000
         data[65536:65536 + 1024] = b"\xde\xad\xbe\xef" * 256
@@ -410,19 +416,13 @@ def test_text_that_is_no_longer_utf8_is_found_and_said_in_one_line(built):
     """Damage inside a page's content passes SQLite's quick check: `check` said ok while a
     query ended in "SQLite: Could not decode to UTF-8 column 'text' with text '...'" (the
     garbage quoted) and the server answered 500 with a traceback in its log."""
-    import sqlite3
 
     from fastapi.testclient import TestClient
 
     from xsearch.server.app import create_app
 
     docs, index = built
-    con = sqlite3.connect(index / "xsearch.db")
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    for extra in ("xsearch.db-wal", "xsearch.db-shm"):
-        (index / extra).unlink(missing_ok=True)
-    data = bytearray((index / "xsearch.db").read_bytes())
+    data = _settled_bytes(index)
     word = b"levain"
     at = data.find(word)
     assert at > 0
