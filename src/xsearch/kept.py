@@ -125,10 +125,10 @@ class LiveFiles:
 
     def failures(self, accounted: set[str]) -> list[dict]:
         """The live index's records of files that failed or were skipped, for the files the
-        rebuild has not accounted for."""
+        rebuild has not accounted for that are still there (a plain run forgets the others)."""
         try:
             return [r for p, r in sorted(self.store.failed_files().items())
-                    if p not in accounted]
+                    if p not in accounted and still_a_file(p)]
         except _UNREADABLE:
             return []
 

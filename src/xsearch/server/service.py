@@ -347,8 +347,8 @@ def _in_one_state(s, fn: Callable[[Any], T]) -> T:
         return fn(s)
 
 
-#: segment name -> (its files' (mtime, size), whether their fingerprint matched): health
-#: reads a segment's ends again only when its files changed.
+#: a segment's first file -> (its files' (mtime, size), whether their fingerprint matched):
+#: health reads a segment's ends again only when its files changed.
 _SEEN: dict[str, tuple[tuple, bool]] = {}
 
 
@@ -368,13 +368,13 @@ def unusable_segments(s) -> list[str]:
         except OSError:
             bad.add(row["name"])
             continue
-        seen = _SEEN.get(row["name"])
+        seen = _SEEN.get(str(paths[0]))
         if seen is None or seen[0] != stamp:
             try:
                 seen = (stamp, quick_fingerprint(paths) == row["fingerprint"])
             except OSError:
                 seen = (stamp, False)
-            _SEEN[row["name"]] = seen
+            _SEEN[str(paths[0])] = seen
         if not seen[1]:
             bad.add(row["name"])
     return sorted(bad)
