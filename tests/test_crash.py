@@ -519,3 +519,23 @@ def test_a_file_kept_by_a_stopped_rebuild_and_deleted_before_it_goes_on_is_dropp
     assert str(other / "a.txt") not in {f["path"] for f in files}
     assert str(other / "b.txt") in {f["path"] for f in files}
     assert _counts(index)[0] == counts[0] + 1
+
+
+def test_a_second_signal_while_a_stop_commits_does_not_lose_that_commit(reference, tmp_path):
+    """Ctrl-C, then Ctrl-C (or SIGTERM) again while the stop commits what is embedded: the
+    second interrupt ended the wait for the commit and the process exited mid-transaction,
+    losing it (2 of 7 tries). The second signal now waits for the commit."""
+    docs, _, counts = reference
+    index = tmp_path / "index"
+    # The first commit of the run is the stop's (one group); it sends the second signal.
+    proc = _xsearch("index", str(docs), "--index", str(index), "--batch-size", "1",
+                    fault=f"embed:batch@{counts[2] - 1}:INT,segment:written:TERM",
+                    check=False)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    note = [line for line in proc.stderr.splitlines() if line.startswith("stopping: ")]
+    kept_passages, kept_files = (int(w) for w in note[0].split() if w.isdigit())
+    assert kept_files >= 4
+    assert _rows(_unfinished(index)[0], "files") == kept_files
+    done = _index_json(docs, index)
+    assert done["resumed"] == kept_files
+    _assert_sound(index, counts)

@@ -3,7 +3,10 @@ rows written while the group embeds, committed with its vectors."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -134,3 +137,20 @@ def whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: Keyboard
     notify("note", {"message": f"stopping: committing the {passages} passage(s) of "
                                f"{len(keep)} file(s) embedded since the last commit"})
     return "whole", keep, vectors[rows], {}, bytes_told
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """Within: SIGINT and SIGTERM are ignored (main thread only), so that what a stop is
+    committing is committed; after, they are as they were."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)

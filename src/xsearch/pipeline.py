@@ -5,8 +5,10 @@ overlap the embedding)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from .embedders import Embedder
 from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile, first_line
 from .faults import point
-from .group_writer import commit_loop, whole_files
+from .group_writer import commit_loop, held_signals, whole_files
 from .index_dir import DATABASE
 from .index_summary import IndexSummary, ProgressFn
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
@@ -412,10 +414,13 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
             salvage = None
     finally:
         stop.set()
-        if salvage is not None:  # Ctrl-C: what is embedded whole is still committed
-            outbox.put(salvage)
-        outbox.put(None)
-        committer.join()
+        stopping = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        with held_signals() if stopping else contextlib.nullcontext():
+            # A second Ctrl-C (or SIGTERM) while the stop commits once lost that commit.
+            if salvage is not None:  # Ctrl-C: what is embedded whole is still committed
+                outbox.put(salvage)
+            outbox.put(None)
+            committer.join()
         while reader.is_alive():  # drain so the reader is never stuck on a full queue
             try:
                 inbox.get(timeout=0.1)
