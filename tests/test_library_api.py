@@ -104,3 +104,16 @@ def test_build_index_takes_a_path_given_as_a_string(small_corpus, tmp_path):
     summary = build_index(str(small_corpus), str(tmp_path / "index"))  # not "d", "o", "c"...
     assert summary.new == 6
     assert Path(tmp_path / "index" / "xsearch.db").is_file()
+
+
+def test_a_very_long_query_is_cut_before_it_is_tokenised_whole(corpus_index):
+    """10,000 words as one query took 10 s: the whole text was tokenised, though the model
+    reads its first few hundred tokens. It is cut at QUERY_CHARS, and the warning says so."""
+    from xsearch.search import QUERY_CHARS
+
+    with Searcher(corpus_index) as searcher:
+        short = searcher.search(("bread " * 10_000)[:QUERY_CHARS - 1], k=1)
+        assert not any("cut to" in w for w in searcher.warnings())
+        hits = searcher.search("bread " * 10_000, k=1)
+        assert hits[0].passage_id == short[0].passage_id
+        assert "cut to its first 4,000 characters" in " ".join(searcher.warnings())

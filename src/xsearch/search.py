@@ -36,6 +36,8 @@ DEFAULT_MODE = "hybrid"
 #: lexical one may outrank the dense top k, and must do so at k=1 as at k=10.
 LEXICAL_DEPTH = 50
 CALIBRATED_PASSAGES = 500
+#: Longest query text searched: 4,000 characters are over 512 tokens in any script.
+QUERY_CHARS = 4000
 
 
 def _max_share(n_docs: int) -> float:
@@ -72,6 +74,7 @@ class Searcher:
         self._purpose = purpose  # "serve" for a process that embeds many queries
         self._closed = False
         self._implausible: tuple[int, float] | None = None
+        self._cut = False
         self._open()
 
     def _open(self) -> None:
@@ -219,7 +222,11 @@ class Searcher:
                 raise EmptyIndexError(
                     f"index {self.index.path} holds no passages; add files with: "
                     "xsearch index PATH")
-        queries = [without_surrogates(q) for q in queries]
+        # A model reads its first few hundred tokens: a longer query is cut before it is
+        # tokenised whole (10,000 words took 10 s), and the warning says so.
+        queries = [without_surrogates(q)[:QUERY_CHARS] for q in queries]
+        if any(len(q) == QUERY_CHARS for q in queries):
+            self._cut = True
         qv = self.embedder.embed_queries(queries)
         return self.search_vectors(qv, k, filters, per_document, texts=queries, offset=offset,
                                    mode=mode)
@@ -382,6 +389,9 @@ class Searcher:
             out = [f"{len(out)} segments are unusable ({damaged[0][1]}, ...); their passages "
                    f"are left out of results: run xsearch check --repair --index "
                    f"{self.index.path}"]
+        if self._cut:
+            out.append(f"a query was cut to its first {QUERY_CHARS:,} characters (the model "
+                       "reads a few hundred tokens)")
         if self._implausible is not None:
             pid, cos = self._implausible
             out.append(f"passage {pid} scores a cosine of {cos:g}, which no unit vector can: "
