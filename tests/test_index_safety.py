@@ -551,3 +551,18 @@ def test_a_repair_stopped_by_a_full_disk_leaves_the_statistics_as_they_were(tmp_
         assert run("check", "--repair", "--index", str(index)).exit_code == 0
         assert json.loads(run("check", "--index", str(index), "--no-model", "--json")
                           .stdout)["ok"]
+
+
+def test_a_segments_file_in_place_of_the_folder_is_named(small_corpus, tmp_path):
+    """A file named `segments` in the index made writers say "File exists (idx/segments)"."""
+    from xsearch.indexer import build_index
+
+    index = tmp_path / "index"
+    build_index([small_corpus], index)
+    shutil.rmtree(index / "segments")
+    (index / "segments").write_text("someone's notes", encoding="utf-8")
+    for args in (("check", "--repair"), ("index", str(small_corpus), "--full")):
+        res = run(*args, "--index", str(index))
+        assert res.exit_code == 1
+        assert "segments is a file, not the folder of its vectors" in res.output, res.output
+    assert (index / "segments").read_text(encoding="utf-8") == "someone's notes"

@@ -67,6 +67,7 @@ def prepare_folder(path: Path) -> bool:
         if not os.access(path, os.W_OK | os.X_OK) or (
                 (path / DATABASE).exists() and not os.access(path / DATABASE, os.W_OK)):
             raise ReadOnlyIndexError(f"index {path} is read-only; cannot write to it")
+        _segments_folder_or_none(path)
         return False
     parent = path.parent if str(path.parent) else Path(".")
     probe = parent
@@ -131,8 +132,16 @@ def lock_existing(path: Path) -> Iterator[None]:
     upgrades it)."""
     if not (looks_like_index(path) and is_own_folder(path)):
         IndexDir.open(path).close()
+    _segments_folder_or_none(path)
     with private_files(), write_lock(path):
         yield
+
+
+def _segments_folder_or_none(path: Path) -> None:
+    """Refuse an index whose ``segments`` is a file ("File exists" was all a writer said)."""
+    if (path / SEGMENTS).exists() and not (path / SEGMENTS).is_dir():
+        raise CorruptIndexError(f"index {path}: {SEGMENTS} is a file, not the folder of its "
+                                "vectors; move it away (xsearch does not delete it)")
 
 
 @contextmanager
