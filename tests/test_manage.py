@@ -439,6 +439,9 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, expect):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and expect in lines[0], result.output
+    if "(known: " in lines[0]:  # hidden options are not offered (commit-every was)
+        known = lines[0].split("(known: ", 1)[1]
+        assert "commit-every" not in known and "top-k" in known
 
 
 def test_readme_example_config_is_valid(tmp_path):

@@ -233,9 +233,11 @@ def _twice(source: Path, key: str, seen: dict[tuple[str, str], str],
 
 
 def _all_keys(group: click.Group) -> set[str]:
+    """The keys an unknown key's error lists: every option's, but hidden ones (a no- key,
+    ``no-json``, is the off side of one listed)."""
     keys = set(RESERVED)
     for cmd in group.commands.values():
-        keys |= set(_options(cmd))
+        keys |= {name for name, opt in _options(cmd).items() if not opt.hidden}
     return keys
 
 
