@@ -70,7 +70,11 @@ def test_sib_layout_full_harness(tmp_path):
     assert set(topics["zero_shot"]["per_language"]) == set(langs)
     # Train ids (1, 3, 5) are held out of topic scoring.
     assert topics["eval_groups"] == 3
-    assert any(k.startswith("eng_Latn|k=1|") for k in topics["few_shot"])
+    # One train example a label: k=1 is all of them, named so and measured once (a k past
+    # the examples was named "k=500" and trained on all of them).
+    eng = {k: v for k, v in topics["few_shot"].items() if k.startswith("eng_Latn|")}
+    assert {k.split("|")[1] for k in eng} == {"k=all"} and len(eng) == 2
+    assert all(v["n_train"] == 3 for v in eng.values())
     ranking = topics["source_ranking"]  # each target ranks the two other languages
     assert {t: sorted(s for s, _ in r) for t, r in ranking.items()} == \
         {t: sorted(x for x in langs if x != t) for t in langs}
