@@ -25,11 +25,9 @@ import numpy as np
 from . import langid
 from .centering import PROBE_KEY, decode_vector
 from .errors import CorruptIndexError
-from .fileio import full_checksum
 from .index_dir import DATABASE, SEGMENTS, IndexConfig
 from .rows import PassageRow
 from .segment_kinds import IVFS
-from .segments import files_of
 from .store import Store
 from .vector_store import VectorStore
 
@@ -127,14 +125,7 @@ class LiveVectors:
     def _is_sound(self, row: dict) -> bool:
         """A segment whose vectors may be taken: lossless, and its files match its checksum."""
         if row["id"] not in self._sound:
-            ok = row["kind"] not in IVFS
-            if ok:
-                paths = [self.vectors.folder / f for f in files_of(row["name"], row["kind"])]
-                try:
-                    ok = full_checksum(paths) == row["checksum"]
-                except OSError:
-                    ok = False
-            self._sound[row["id"]] = ok
+            self._sound[row["id"]] = row["kind"] not in IVFS and self.vectors.whole(row)
         return self._sound[row["id"]]
 
 

@@ -18,7 +18,6 @@ import numpy as np
 from . import bm25, lexical
 from .centering import PROBE_KEY, decode_vector, fingerprint_matches
 from .errors import CorruptIndexError, first_line
-from .fileio import full_checksum
 from .index_dir import CONFIG, DATABASE, IndexDir
 from .schema import upgrade_events, upgrade_note, upgrade_progress
 from .segment_kinds import HNSW, IVFS
@@ -39,7 +38,7 @@ def _segment_problems(index: IndexDir) -> tuple[list[dict], list[dict]]:
                              + ", ".join(missing)})
             bad.append(row)
             continue
-        if full_checksum(paths) != row["checksum"]:
+        if not index.vectors.whole(row):
             problems.append({"what": "segment checksum", "detail": f"{row['name']} does not "
                              "match the database (damaged or replaced)"})
             bad.append(row)
@@ -83,9 +82,7 @@ def _stats_problems(index: IndexDir, sound: bool = True) -> list[dict]:
     if out or not sound:
         return out
     sums: dict[str, list] = {}
-    for ids, vecs in index.vectors.iter_live():
-        lang = index.store.db.execute("SELECT language FROM passages WHERE id = ?",
-                                      [int(ids[0])]).fetchone()[0] or "und"
+    for lang, vecs in _live_by_language(index):
         v = np.asarray(vecs, dtype=np.float64)
         got = sums.setdefault(lang, [0.0, 0.0])
         got[0], got[1] = got[0] + v.sum(axis=0), got[1] + v.T @ v
@@ -101,6 +98,14 @@ def _stats_problems(index: IndexDir, sound: bool = True) -> list[dict]:
             out.append({"what": "language statistics", "detail": f"{lang}: the stored sums "
                         "are not those of its vectors (damaged)"})
     return out
+
+
+def _live_by_language(index: IndexDir):
+    """(language, live vectors) of each segment, as the statistics count them."""
+    for ids, vecs in index.vectors.iter_live():
+        lang = index.store.db.execute("SELECT language FROM passages WHERE id = ?",
+                                      [int(ids[0])]).fetchone()[0]
+        yield lang or "und", vecs
 
 
 def check_index(path: Path, repair: bool = False, embedder=None, model_check: bool = True,
@@ -270,10 +275,8 @@ def _repair(writer: IndexWriter, report: dict, embedder) -> list[str]:
         if restat:
             store.clear_lang_stats()
             writer.index.vectors.reload()
-            for part_ids, part_vecs in writer.index.vectors.iter_live():
-                lang = store.db.execute("SELECT language FROM passages WHERE id = ?",
-                                        [int(part_ids[0])]).fetchone()[0]
-                store.update_lang_stats(lang or "und", part_vecs, +1)
+            for lang, part_vecs in _live_by_language(writer.index):
+                store.update_lang_stats(lang, part_vecs, +1)
             done.append("recomputed the per-language statistics")
     if any(p["what"] == "lexical lengths" for p in report["problems"]):
         with store.transaction():

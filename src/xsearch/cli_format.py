@@ -220,6 +220,8 @@ class Command(click.Command):
     the file's even where the environment overrides it."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from .path_filter import display_path  # only --help needs it
+
         given = ctx.default_map or {}
         source = ctx.meta.get(CONFIG_META)
         kept = []
@@ -231,7 +233,7 @@ class Command(click.Command):
                 value = "set" if p.name == "token" else os.environ[env]  # never a secret
                 shown = f"{value}, from ${env}"
             elif p.name in given and source is not None:
-                shown = f"{_default_text(p, given[p.name])}, from {display(source)}"
+                shown = f"{_default_text(p, given[p.name])}, from {display_path(str(source))}"
             else:
                 continue
             kept.append((p, p.show_default))
@@ -254,13 +256,6 @@ def _default_text(opt: click.Option, value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     return str(value)
-
-
-def display(path: Path | str) -> str:
-    """A path relative to the working directory when it lies below it."""
-    from .path_filter import display_path
-
-    return display_path(str(path))
 
 
 def command(**kwargs) -> Callable[[Callable], Command]:

@@ -21,7 +21,6 @@ from . import segment_kinds as K
 from . import segments as S
 from .errors import CorruptIndexError
 from .faults import point
-from .fileio import full_checksum
 
 if TYPE_CHECKING:
     from .writer import IndexWriter
@@ -116,8 +115,7 @@ def merge_group(writer: IndexWriter, lang: str, group: list[dict],
         # The whole file, not only the ends a load compares: damage in the middle of a big
         # segment was merged into a new one with a checksum of its own, and check found
         # nothing after.
-        if seg is None or full_checksum([vectors.folder / f for f in S.files_of(
-                row["name"], row["kind"])]) != row["checksum"]:
+        if seg is None or not vectors.whole(row):
             raise CorruptIndexError(f"segment {row['name']} is damaged; run xsearch check "
                                     "--repair")
         live = store.live_ids_of_segment(row["id"])

@@ -226,15 +226,16 @@ def _reader(writer, embedder, todo, options, max_chars, summary, notify, out: qu
             if stop.is_set():
                 return
             opts = per_file.get(str(f), options)
+            live_holds = files is not None and files.holds(str(f))
             result = _read(f, fp, opts, max_chars, summary, notify,
-                           str(f) in known or (files is not None and files.holds(str(f))))
-            held.append((f, fp, opts, result))
+                           str(f) in known or live_holds)
+            held.append((f, fp, opts, result, live_holds))
             # Read ahead while the tokenizer loads: chunking needs it, reading does not.
             if n < len(todo) and len(held) < READ_AHEAD and not embedder.ready():
                 continue
             guessed = _guess_ahead(held, embedder)
-            for f, fp, opts, result in held:
-                if files is not None and failed_now(result) and files.holds(str(f)):
+            for f, fp, opts, result, live_holds in held:
+                if live_holds and failed_now(result):
                     keep(str(f), (fp[0], result.fmt))  # its last version, as a run keeps it
                     continue
                 item = _prepare(writer, embedder, f, fp, result, summary, notify,
@@ -303,7 +304,7 @@ def _guess_ahead(held: list[tuple], embedder: Embedder) -> dict[str, langid.Lang
     being ready and the first group being embedded. Stops as soon as the tokenizer is ready.
     """
     out: dict[str, langid.LangGuess] = {}
-    for _f, _fp, _opts, result in held:
+    for _f, _fp, _opts, result, *_ in held:
         if isinstance(result, _Pending):  # a file that failed or was skipped
             continue
         for doc in result.docs:

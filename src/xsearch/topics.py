@@ -69,12 +69,10 @@ def parse_labels(lines: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list
 
 
 def read_labels(path: Path, template: str = DEFAULT_TEMPLATE) -> list[Label]:
-    from .ingest.decode import bom_encoding
+    from .ingest.decode import bom_text
 
     try:
-        raw = Path(path).read_bytes()
-        found = bom_encoding(raw)  # Notepad's UTF-8 and UTF-16 marks
-        text = raw[found[1]:].decode(found[0]) if found else raw.decode("utf-8")
+        text = bom_text(Path(path).read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise XsearchError(f"cannot read labels file {path}: {exc}") from exc
     return parse_labels(text.splitlines(), template)

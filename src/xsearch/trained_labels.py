@@ -48,13 +48,11 @@ class Example:
 def read_examples(path: Path) -> list[Example]:
     """Labelled examples from ``.jsonl`` (objects with text, label, optional language) or
     ``.csv``/``.tsv`` (header with text and label columns, optional language)."""
-    from .ingest.decode import bom_encoding
+    from .ingest.decode import bom_text
 
     path = Path(path)
     try:
-        data = path.read_bytes()
-        found = bom_encoding(data)  # Excel's and Notepad's marks (UTF-8, UTF-16)
-        raw = data[found[1]:].decode(found[0]) if found else data.decode("utf-8")
+        raw = bom_text(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise XsearchError(f"cannot read examples file {path}: {exc}") from exc
     rows: list[dict] = []

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CorruptIndexError
-from .fileio import quick_fingerprint
+from .fileio import full_checksum, quick_fingerprint
 from .segment_kinds import HNSW_C, IVF_SQ8_N, MAX_EFFORT
 from .segments import Segment, SegmentInfo, files_of
 from .store import Store
@@ -78,6 +78,15 @@ class VectorStore:
     def __len__(self) -> int:
         self.load()
         return sum(r["n"] for r in self.rows) - sum(len(t) for t in self.tombs.values())
+
+    def whole(self, row: dict) -> bool:
+        """Whether a segment's files are all there and match its checksum: the whole files,
+        not the ends a load compares (:meth:`segment`)."""
+        try:
+            return full_checksum([self.folder / f for f in files_of(row["name"], row["kind"])]
+                                 ) == row["checksum"]
+        except OSError:
+            return False
 
     def segment(self, row: dict, missing_ok: bool = True) -> Segment | None:
         """The open segment of a row, or None (and a note in ``damaged``) if it is unusable.

@@ -357,6 +357,13 @@ def bom_encoding(data: bytes) -> tuple[str, int] | None:
     return None
 
 
+def bom_text(data: bytes) -> str:
+    """A small text file people save (a labels or examples file): UTF-8, or the encoding
+    its byte order mark names (Notepad's and Excel's UTF-8 and UTF-16); strict."""
+    found = bom_encoding(data)
+    return data[found[1]:].decode(found[0]) if found else data.decode("utf-8")
+
+
 def short_of_bom(data: bytes) -> bool:
     """True while ``data`` is too short to tell: it could still grow into a byte order mark."""
     return any(len(data) < len(bom) and bom.startswith(data) for bom, _ in _BOMS)
