@@ -36,14 +36,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(index: Path, *args: str, env: dict | None = None,
-                   host: str = "127.0.0.1", wait_s: float = 180) -> Iterator[tuple[str, list]]:
-    """Start the server, wait until /api/health answers, yield (base url, stderr lines)."""
+                   host: str = "127.0.0.1", wait_s: float = 180,
+                   **popen) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start the server, wait until /api/health answers, yield (base url, the process);
+    ``popen``: more arguments for Popen."""
     port = free_port()
     full_env = {**child_env(), **(env or {})}
     cmd = [sys.executable, "-m", "xsearch", "serve", "--index", str(index), "--host", host,
            "--port", str(port), *args]
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, **popen)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + wait_s

@@ -818,3 +818,61 @@ def test_health_is_degraded_by_a_damaged_segment_before_any_search_opens_it(inde
         health = c.get("/api/health").json()
         assert health["status"] == "degraded", health
         assert seg.name.removesuffix(".npy") in health["message"]
+
+
+def test_an_index_deleted_or_moved_while_served_is_503_until_it_is_back(index_copy, tmp_path):
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
+        # Only the English segment is opened: the rest were served from files now gone.
+        assert c.get("/api/search", params={"q": "bread", "lang": "eng"}).status_code == 200
+        away = tmp_path / "moved"
+        index_copy.rename(away)
+        for url in ("/api/search?q=bread", "/api/search?q=bread&lang=fra", "/api/health"):
+            res = c.get(url)
+            assert res.status_code == 503 and "no index at" in res.json().get(
+                "error", res.json().get("message", "")), (url, res.text)
+        away.rename(index_copy)
+        res = c.get("/api/search", params={"q": "bread", "lang": "fra"})
+        assert res.status_code == 200 and res.json()["hits"]
+        assert c.get("/api/health").json()["status"] == "ok"
+
+
+def test_health_is_ok_again_once_a_damaged_segment_is_repaired(index_copy):
+    seg = sorted((index_copy / "segments").glob("*-fra_Latn*"))[0]
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
+        aside = seg.with_name("aside")
+        seg.rename(aside)
+        assert c.get("/api/search", params={"q": "bread", "lang": "fra"}).json()["hits"] == []
+        assert c.get("/api/health").json()["status"] == "degraded"
+        aside.rename(seg)  # restored from a backup: whole again
+        assert c.get("/api/health").json()["status"] == "ok"
+        assert c.get("/api/search", params={"q": "bread", "lang": "fra"}).json()["hits"]
+        seg.rename(aside)
+        c.get("/api/search", params={"q": "bread", "lang": "fra"})
+        out = CliRunner().invoke(cli, ["check", "--repair", "--index", str(index_copy)])
+        assert out.exit_code == 0, out.output
+        health = c.get("/api/health").json()
+        assert health["status"] == "ok", health  # the damaged segment is gone, replaced
+        assert c.get("/api/search", params={"q": "bread", "lang": "fra"}).json()["hits"]
+
+
+def test_an_emptied_index_answers_health_as_it_answers_searches(index_copy):
+    with TestClient(create_app(index_copy), base_url=LOCAL) as c:
+        assert c.get("/api/health").json()["status"] == "ok"
+        corpus = Path(__file__).resolve().parents[1] / "data" / "corpus"
+        out = CliRunner().invoke(cli, ["rm", str(corpus), "--index", str(index_copy)])
+        assert out.exit_code == 0, out.output
+        search, health = c.get("/api/search", params={"q": "bread"}), c.get("/api/health")
+        assert search.status_code == health.status_code == 503
+        assert "holds no passages" in search.json()["error"]
+        assert "holds no passages" in health.json()["message"]
+
+
+def test_an_api_index_run_of_a_folder_that_is_gone_is_503(index_copy, tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    with TestClient(create_app(index_copy, allow_index=root, token="t"), base_url=LOCAL) as c:
+        root.rmdir()
+        res = c.post("/api/index", headers={"Authorization": "Bearer t"})
+        assert res.status_code == 503 and "path not found" in res.json()["error"]
+        res = c.post("/api/index?path=/etc", headers={"Authorization": "Bearer t"})
+        assert res.status_code == 400

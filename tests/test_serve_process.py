@@ -237,3 +237,44 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
         ensure_graph()
         _serves(base, "e5-small", 384)
         assert httpx.get(base + "/api/health", timeout=30).json()["engine"] == "onnx"
+
+
+def test_the_api_index_run_follows_the_configuration_file(tmp_path):
+    # POST /api/index runs as `xsearch index ROOT` would here: a folder the file excludes
+    # (private notes) stays out of the index and out of every answer.
+    root = tmp_path / "root"
+    (root / "secret").mkdir(parents=True)
+    (root / "bread.txt").write_text("Sourdough bread needs a starter, flour, water and "
+                                    "patience.", encoding="utf-8")
+    (root / "secret" / "pin.txt").write_text("My bank PIN is 4821 and my password is hunter2.",
+                                             encoding="utf-8")
+    config = tmp_path / "xsearch.toml"
+    config.write_text('exclude = ["secret/"]\n', encoding="utf-8")
+    index = tmp_path / "index"
+    env = {"XSEARCH_CONFIG": str(config), "XSEARCH_TOKEN": "s3cret"}
+    with running_server(index, "--allow-index", str(root), env=env) as (base, _):
+        res = httpx.post(base + "/api/index", headers={"Authorization": "Bearer s3cret"},
+                         timeout=120)
+        assert res.status_code == 200, res.text
+        assert res.json()["new"] == 1 and res.json()["excluded"] == 1
+        hits = httpx.get(base + "/api/search", params={"q": "bank password", "k": 5},
+                         timeout=60).json()["hits"]
+        assert [Path(h["path"]).name for h in hits] == ["bread.txt"]
+        # The folder is the server's: a body naming another one is refused, not ignored.
+        res = httpx.post(base + "/api/index", headers={"Authorization": "Bearer s3cret"},
+                         json={"path": "/etc"}, timeout=60)
+        assert res.status_code == 400 and "takes no parameters" in res.json()["error"]
+
+
+def test_sigint_stops_a_server_started_with_it_ignored_with_exit_130(tmp_path):
+    # `xsearch serve &` in a script starts with SIGINT ignored; uvicorn stops on it anyway,
+    # so the exit code says it was interrupted (it said 0).
+    import signal
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    with running_server(tmp_path / "none", preexec_fn=ignore_sigint) as (_, proc):
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    assert proc.returncode == 130

@@ -168,17 +168,9 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
 
     warm_for_index(index_path, model, engine, full)  # overlaps the imports and set-up below
     from .indexer import build_index
-    from .ingest import ReadOptions, WalkOptions
 
-    options = ReadOptions(text_field=text_field, id_field=id_field)
-    if max_mb is not None:
-        options.max_bytes = max(1, int(max_mb * 1024 * 1024))
-    if max_text_mb is not None:
-        options.max_text_bytes = max(1, int(max_text_mb * 1024 * 1024))
-    if read_timeout is not None:
-        options.timeout = read_timeout
-    walk_options = WalkOptions(exclude=excludes, include=includes, use_ignore_files=use_ignore,
-                               hidden=hidden, follow_symlinks=follow_symlinks)
+    ctx = click.get_current_context()
+    run_options = index_run_options(ctx)
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     meter = _Progress() if show_bar else None
 
@@ -198,33 +190,10 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             meter and meter.clear()
             tell_note(event, info)
 
-    labels = None
-    if labels_file:
-        from .topics import read_labels
-
-        labels = read_labels(labels_file)
     prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
-    # Settings from xsearch.toml or the environment are defaults for new indexes; only a flag
-    # on the command line asks an existing index to differ (and is refused without --full).
-    ctx = click.get_current_context()
-    soft = frozenset(lib for lib, opt in (("model", "model"), ("chunk_tokens", "chunk_tokens"),
-                                          ("chunk_overlap", "overlap"), ("layout", "layout"),
-                                          ("centering", "centering"))
-                     if ctx.get_parameter_source(opt) is not ParameterSource.COMMANDLINE)
     try:
         with sigterm_interrupts():
-            summary = build_index(list(paths), index_path, model=model, full=full, prune=prune,
-                                  re_embed=re_embed,
-                                  chunk_tokens=chunk_tokens, chunk_overlap=overlap,
-                                  read_options=options, batch_size=batch_size,
-                                  commit_every=commit_every, max_chars=max_chars,
-                                  progress=progress, labels=labels, layout=layout,
-                                  centering=centering, retry_failed=retry_failed,
-                                  walk_options=walk_options, engine=engine,
-                                  new_index_only=soft, record_fields_given=frozenset(
-                                      name for name in ("text_field", "id_field")
-                                      if ctx.get_parameter_source(name)
-                                      is ParameterSource.COMMANDLINE))
+            summary = build_index(list(paths), index_path, progress=progress, **run_options)
     finally:
         if meter is not None:
             meter.clear()
@@ -289,6 +258,47 @@ def _ranks(ranks: list[int]) -> str:
         else:
             runs.append([r, r])
     return ", ".join(f"#{a}" if a == b else f"#{a}-{b}" for a, b in runs)
+
+
+def index_run_options(ctx: click.Context) -> dict:
+    """``build_index``'s keyword arguments (all but paths, index and progress) for the options
+    of an ``xsearch index`` context: flags, the environment and the configuration file alike.
+    ``serve --allow-index`` runs its API index runs with these too."""
+    from .ingest import ReadOptions, WalkOptions
+
+    p = ctx.params
+    options = ReadOptions(text_field=p["text_field"], id_field=p["id_field"])
+    if p["max_mb"] is not None:
+        options.max_bytes = max(1, int(p["max_mb"] * 1024 * 1024))
+    if p["max_text_mb"] is not None:
+        options.max_text_bytes = max(1, int(p["max_text_mb"] * 1024 * 1024))
+    if p["read_timeout"] is not None:
+        options.timeout = p["read_timeout"]
+    labels = None
+    if p["labels_file"]:
+        from .topics import read_labels
+
+        labels = read_labels(p["labels_file"])
+
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+    # Settings from xsearch.toml or the environment are defaults for new indexes; only a flag
+    # on the command line asks an existing index to differ (and is refused without --full).
+    soft = frozenset(lib for lib, opt in (("model", "model"), ("chunk_tokens", "chunk_tokens"),
+                                          ("chunk_overlap", "overlap"), ("layout", "layout"),
+                                          ("centering", "centering")) if not given(opt))
+    return dict(model=p["model"], full=p["full"], prune=p["prune"], re_embed=p["re_embed"],
+                chunk_tokens=p["chunk_tokens"], chunk_overlap=p["overlap"],
+                read_options=options, batch_size=p["batch_size"],
+                commit_every=p["commit_every"], max_chars=p["max_chars"], labels=labels,
+                layout=p["layout"], centering=p["centering"], retry_failed=p["retry_failed"],
+                walk_options=WalkOptions(exclude=p["excludes"], include=p["includes"],
+                                         use_ignore_files=p["use_ignore"], hidden=p["hidden"],
+                                         follow_symlinks=p["follow_symlinks"]),
+                engine=p["engine"], new_index_only=soft,
+                record_fields_given=frozenset(n for n in ("text_field", "id_field")
+                                              if given(n)))
 
 
 @cli.command(cls=Command, context_settings=CONTEXT)

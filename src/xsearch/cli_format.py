@@ -392,8 +392,11 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """Within: SIGTERM raises :class:`Terminated` in the main thread (else it is left as is)."""
+def sigterm_interrupts(sigint: bool = False) -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated` in the main thread (else it is left as is).
+    ``sigint``: SIGINT raises KeyboardInterrupt even if this process was started with it
+    ignored (``cmd &`` in a script): uvicorn stops on it anyway, and then re-raises it under
+    the handler it found, so an ignored one would end a stopped server with exit 0."""
     import signal  # only `index` needs it: 0.8 ms off every other command's start
 
     def handler(signum, frame):
@@ -404,10 +407,13 @@ def sigterm_interrupts() -> Iterator[None]:
     except ValueError:  # not the main thread
         yield
         return
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler) if sigint else None
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
 
 
 #: Relevance (z) above which a hit counts as clearly relevant: on SIB-200 it leaves 9.7% false

@@ -282,11 +282,13 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
     if not local:
         click.echo(f"warning: binding {host}: the text of the index becomes reachable from "
                    "the network", err=True)
+    index_options = None if allow_index is None else _api_index_options(allow_index,
+                                                                          index_path)
     shown = f"[{host}]" if ":" in host else host
     sock = _listen(host, shown, port)
     app = create_app(index_path, bench_dir=bench_dir, max_batch=max_batch,
                      window_ms=batch_window_ms, allow_index=allow_index, token=token,
-                     engine=engine,
+                     engine=engine, index_options=index_options,
                      # Bound to the network, any name may reach it anyway (unless restricted).
                      allowed_hosts=allow_hosts if local or allow_hosts else None)
     click.echo(f"xsearch: serving {index_path} at http://{shown}:{sock.getsockname()[1]}/ "
@@ -294,8 +296,22 @@ def serve(index_path, host, port, bench_dir, allow_index, token, max_batch, batc
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
     # uvicorn shuts down gracefully, then raises the signal again under the handler it found:
     # ours, so SIGTERM ends in exit 143 as for every command (not death by the signal).
-    with sigterm_interrupts():
+    with sigterm_interrupts(sigint=True):
         uvicorn.Server(config).run(sockets=[sock])
+
+
+def _api_index_options(root: Path, index_path: Path) -> dict:
+    """What ``xsearch index ROOT --index INDEX`` here would run with (the configuration file's
+    exclude, include, limits, labels...; the environment's), for POST /api/index: an
+    incremental run, whatever the file says of --full or --prune."""
+    from .cli import index_run_options
+
+    group = click.get_current_context().find_root()
+    index_cmd = group.command.get_command(group, "index")
+    with index_cmd.make_context("index", [str(root), "--index", str(index_path)],
+                                parent=group) as ctx:
+        options = index_run_options(ctx)
+    return {**options, "full": False, "prune": False, "re_embed": False}
 
 
 def _listen(host: str, shown: str, port: int) -> socket.socket:

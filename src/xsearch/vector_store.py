@@ -57,6 +57,8 @@ class VectorStore:
         self.tombs = self.store.tombstones()
         names = {r["name"] for r in self.rows}
         self._open = {n: s for n, s in self._open.items() if n in names}
+        # A segment a repair or merge replaced is no longer damaged: it is gone.
+        self.damaged = {n: why for n, why in self.damaged.items() if n in names}
         self._loaded_generation = gen
 
     def close(self) -> None:
@@ -111,6 +113,7 @@ class VectorStore:
             self.damaged[name] = str(exc)
             return None
         self._open[name] = seg
+        self.damaged.pop(name, None)  # its files came back (an index folder moved back)
         return seg
 
     def iter_live(self, only: set[int] | None = None):

@@ -29,6 +29,7 @@ from ..errors import (
     IndexLockedError,
     IndexMismatchError,
     IndexWriteError,
+    IngestError,
     ModelNotFoundError,
     NotFoundError,
     UnknownLanguageError,
@@ -42,7 +43,7 @@ from ..texts import without_surrogates
 from . import api_models as m
 from .bench import latest_bench, png_path
 from .hosts import HostCheck
-from .service import IndexService, ModelChangedError, unusable_segments
+from .service import IndexService, ModelChangedError, require_passages, unusable_segments
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 2**62
@@ -54,6 +55,8 @@ Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 _STATUS = [(NotFoundError, 404), (UnknownLanguageError, 400), (UnknownTopicError, 400),
            (EmptyIndexError, 503), (CorruptIndexError, 503), (ModelChangedError, 503),
            (ModelNotFoundError, 503),
+           # POST /api/index: the --allow-index folder is gone or unreadable (not a bug)
+           (IngestError, 503),
            (IndexLockedError, 409), (IndexMismatchError, 500),
            (IndexWriteError, 507)]  # 507 Insufficient Storage: a full disk, mostly
 
@@ -123,19 +126,23 @@ def _clean_query(q: str) -> str:
 def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: int = 32,
                window_ms: float = 0.0, allow_index: Path | None = None,
                token: str | None = None, engine: str | None = None,
+               index_options: dict | None = None,
                allowed_hosts: Iterable[str] | None = ()) -> FastAPI:
     """An app serving the index at ``index_path`` (it may not exist yet: 503 until it does).
 
     ``allow_index`` (with ``token``) enables ``POST /api/index``, an incremental index run of
     that folder; without it the server is read-only. ``max_batch=1`` turns micro-batching off.
     ``engine`` runs e5-small (default: the indexing engine, see ``embedders.resolve_engine``).
+    ``index_options``: ``build_index``'s keyword arguments for those runs (the CLI passes what
+    ``xsearch index`` would run with: the configuration file's excludes, limits...).
     ``allowed_hosts``: the host names requests may name besides addresses and ``localhost``
     (:mod:`.hosts`, against DNS rebinding); None answers any (a server bound to the network).
     """
     if allow_index is not None and not token:
         raise ValueError("allow_index needs a token")
     service = IndexService(index_path, max_batch=max_batch, window_ms=window_ms,
-                           allow_index=allow_index, token=token, engine=engine)
+                           allow_index=allow_index, token=token, engine=engine,
+                           index_options=index_options)
     bench_root = Path(bench_dir) if bench_dir else Path("benchmarks/runs")
 
     @asynccontextmanager
@@ -284,13 +291,15 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     @app.get("/api/health", response_model=m.HealthModel, tags=["service"])
     async def health() -> JSONResponse:
-        """ok once the index is open; 503 with "starting" while there is no index yet, or
+        """ok once the index is open; 503 with "starting" while there is no index yet (or it
+        holds no passages: searches answer 503 then too), or
         "unavailable" while the index cannot be served (a model this server cannot load, a
         damaged index), with the reason."""
         try:
             passages, bad = await service.run(lambda s: (
+                require_passages(s),  # as a search would answer: 503
                 s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0],
-                unusable_segments(s)))
+                unusable_segments(s))[1:])
         except XsearchError as exc:
             info = service.health()
             info.update(status="starting" if isinstance(exc, EmptyIndexError) else "unavailable",
@@ -339,12 +348,18 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     if allow_index is not None:
         @app.post("/api/index", tags=["service"],
                   responses={403: {"model": m.ErrorModel}, 409: {"model": m.ErrorModel}})
-        async def index_run(authorization: Annotated[str | None, Header()] = None) -> dict:
+        async def index_run(request: Request,
+                            authorization: Annotated[str | None, Header()] = None) -> dict:
             """Incrementally index the folder given by ``--allow-index`` (Bearer token)."""
             scheme, _, given = (authorization or "").strip().partition(" ")
             given = given.strip() if scheme.lower() == "bearer" else ""  # (any case: RFC 9110)
             if not given or not hmac.compare_digest(given.encode(), (token or "").encode()):
                 raise HTTPException(403, "a valid token is needed: Authorization: Bearer TOKEN")
+            if request.query_params or (await request.body()).strip() not in (b"", b"{}"):
+                # {"path": ...} or ?path= would be ignored: the folder is the server's choice
+                raise HTTPException(400, "POST /api/index takes no parameters and no body: it "
+                                         f"indexes {allow_index}, the folder the server was "
+                                         "started with (--allow-index)")
             return await service.index_now()
     else:
         @app.post("/api/index", tags=["service"], include_in_schema=False)

@@ -38,6 +38,7 @@ from ..errors import (
     first_line,
 )
 from ..fileio import quick_fingerprint
+from ..index_dir import DATABASE
 from ..segments import files_of
 from ..vector_store import SegmentGoneError
 from .batching import MicroBatcher
@@ -61,9 +62,10 @@ class IndexService:
 
     def __init__(self, index_path: Path, max_batch: int = 32, window_ms: float = 0.0,
                  allow_index: Path | None = None, token: str | None = None,
-                 engine: str | None = None) -> None:
+                 engine: str | None = None, index_options: dict | None = None) -> None:
         self.index_path = Path(index_path)
         self.allow_index = Path(allow_index) if allow_index else None
+        self.index_options = dict(index_options or {})
         self.token = token
         self.engine = engine
         self._index_thread = ThreadPoolExecutor(1, thread_name_prefix="xsearch-index")
@@ -124,8 +126,14 @@ class IndexService:
             self._load_next_model(wait=self._failed is not None or not _held_whole(s))
             return self._follow_model(s)
         except (XsearchError, sqlite3.Error, OSError) as exc:
-            # Half-way through a rebuild (or the index is gone): keep answering from the
-            # state we have.
+            if not (self.index_path / DATABASE).exists():
+                # The index was deleted or moved away: its old state is not served on (what
+                # was never opened of it would be missing from answers); 503 until it is back.
+                self._searcher = None
+                s.close()
+                raise EmptyIndexError(f"no index at {self.index_path} any more (deleted or "
+                                      "moved while served)") from exc
+            # Half-way through a rebuild: keep answering from the state we have.
             self.log_once(f"index refresh failed, serving the previous state: {exc}")
         return s
 
@@ -213,7 +221,7 @@ class IndexService:
 
         All queries are searched in one ``search_vectors`` call: one read transaction.
         """
-        await self.run(_require_passages)
+        await self.run(require_passages)
         for _ in range(MODEL_RETRIES):
             # Swaps happen on the index thread, embedder first: if the count is the same
             # there, the vectors were made by the model of the index being searched.
@@ -278,7 +286,8 @@ class IndexService:
         if not self._writing.acquire(blocking=False):
             raise IndexBusyError("an index run is already going; try again when it is done")
         try:
-            summary = await asyncio.to_thread(build_index, [self.allow_index], self.index_path)
+            summary = await asyncio.to_thread(build_index, [self.allow_index], self.index_path,
+                                              **self.index_options)
         finally:
             self._writing.release()
         return summary.as_dict()
@@ -301,10 +310,11 @@ class IndexService:
         self._model_thread.shutdown(wait=False)
 
 
-def _require_passages(s) -> None:
+def require_passages(s) -> None:
     row = s.index.store.db.execute("SELECT EXISTS (SELECT 1 FROM passages)").fetchone()
     if not row[0]:
-        raise EmptyIndexError(f"index {s.index.path} holds no passages yet")
+        raise EmptyIndexError(f"index {s.index.path} holds no passages; add files with: "
+                              "xsearch index PATH")
 
 
 def _open_all_segments(s) -> None:
@@ -358,7 +368,7 @@ def unusable_segments(s) -> list[str]:
     do not match their fingerprint (health said "ok" until a search opened a zeroed one)."""
     vectors = s.index.vectors
     vectors.load()
-    bad = set(vectors.damaged)
+    bad = set()
     for row in vectors.rows:
         if vectors.is_open(row["name"]):
             continue
@@ -376,5 +386,8 @@ def unusable_segments(s) -> list[str]:
                 seen = (stamp, False)
             _SEEN[str(paths[0])] = seen
         if not seen[1]:
+            bad.add(row["name"])
+        elif row["name"] in vectors.damaged and vectors.segment(row) is None:
+            # Its files look whole again (moved back, restored), yet it does not open.
             bad.add(row["name"])
     return sorted(bad)
