@@ -148,7 +148,9 @@ def stats(index_path, as_json):
     for row in info["languages"]:
         click.echo(f"{row['language']:<11} {row['documents']:>9}  {row['passages']:>8}")
     if info.get("topics"):
-        click.echo("topic            passages")
+        how = info.get("topic_method")
+        click.echo("topic            passages" + (f"   ({how}" + (
+            " classifier)" if how != "zero-shot" else " labels)") if how else ""))
         for row in info["topics"]:
             click.echo(f"{_one_line(row['topic']):<16} {row['passages']:>8}")
     if info.get("missing_files"):

@@ -62,6 +62,34 @@ def live_labels(path: Path) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in got[0]] if got is not None else []
 
 
+#: Meta key: the sha256 of the trained classifier whose labels the database holds ("": none).
+CLASSIFIER_KEY = "classifier"
+
+
+def kept_topics(path: Path, new_config: IndexConfig) -> tuple[list, str | None]:
+    """What a --full rebuild keeps of the live index's topics: (labels, classifier record
+    for the meta table). Zero-shot labels are kept (the run applies them again, with the new
+    model if it changed), and a classifier that reads text (fine-tuned); one fitted on the
+    old model's vectors fits no other model's and is dropped with its labels ("")."""
+    labels = live_labels(path)
+    got = _rows(path / DATABASE, "SELECT value FROM meta WHERE key = "
+                                 f"'{CLASSIFIER_KEY}'") if (path / DATABASE).is_file() else None
+    record = got[0][0][0] if got and got[0] else None
+    old = live_config(path)
+    if old is not None and old.model != new_config.model and _vector_classifier(path):
+        return [], ""
+    return labels, record
+
+
+def _vector_classifier(path: Path) -> bool:
+    """Whether the index's trained classifier works on its vectors (all but fine-tuned)."""
+    try:
+        record = json.loads((path / "classifier" / "classifier.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("method") != "finetune"
+
+
 def live_config(path: Path) -> IndexConfig | None:
     """The live index's committed settings, which a --full rebuild keeps unless asked
     otherwise; None when there is no live index or it cannot be read."""

@@ -37,8 +37,10 @@ CENTERINGS = ("language", "global", "none")
 #: Names an index folder may hold; a folder holding anything else is not ours to touch.
 OWN_NAME_RE = re.compile(
     r"^(config\.json(\.tmp)?|xsearch\.db(-wal|-shm|-journal)?|xsearch\.db\.new-\d+(-wal|-shm|"
-    r"-journal)?|segments|classifier|\.lock|vectors\.faiss(\.tmp-\d+)?)$"
+    r"-journal)?|segments|classifier(\.new|\.old)?|\.lock|vectors\.faiss(\.tmp-\d+)?)$"
 )
+#: What a trained classifier's folder holds (``trained_labels``), temporaries included.
+CLASSIFIER_FILE_RE = re.compile(r"^(classifier\.json|weights\.npz|model\.pt)(\.tmp(\.npz)?)?$")
 #: Files of a schema-2 index that the upgrade replaces.
 LEGACY_VECTORS = "vectors.faiss"
 
@@ -184,12 +186,32 @@ def is_own_folder(path: Path) -> bool:
     if DATABASE in names and not _our_database(path) and not (
             CONFIG in names and _empty_or_sqlite(path / DATABASE)):
         return False
+    if not all(own_classifier_folder(path / n) for n in names if n.startswith("classifier")):
+        return False
     seg = path / SEGMENTS
     if seg.is_dir():
         from .segments import NAME_RE
 
         if not all(NAME_RE.match(p.name) for p in seg.iterdir()):
             return False
+    return True
+
+
+def own_classifier_folder(folder: Path) -> bool:
+    """Whether a ``classifier`` folder in an index folder is one xsearch wrote (only its files;
+    its record, if written yet, names a method): someone's own folder of that name is not."""
+    try:
+        names = [p.name for p in folder.iterdir()] if not folder.is_symlink() else None
+    except OSError:
+        return False
+    if names is None or not all(CLASSIFIER_FILE_RE.match(n) for n in names):
+        return False
+    if "classifier.json" in names:
+        try:
+            record = json.loads((folder / "classifier.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(record, dict) and isinstance(record.get("method"), str)
     return True
 
 
@@ -299,6 +321,13 @@ class IndexDir:
                 out[name] = p.stat().st_size
         seg = sum(s["bytes"] for s in self.store.segments())
         out[SEGMENTS] = seg
+        classifier = self.path / "classifier"  # a trained topic classifier (86 MB fine-tuned)
+        try:
+            files = [p.stat().st_size for p in classifier.iterdir() if p.is_file()]
+        except OSError:
+            files = []
+        if files:
+            out["classifier"] = sum(files)
         return out
 
 

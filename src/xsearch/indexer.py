@@ -278,6 +278,9 @@ def build_index(
         # New passages take the stored labels; new labels relabel everything (no re-embedding).
         summary.labels = label_index(index_path, labels, embedder,
                                      only_unlabelled=labels is None)
+        if dropped := summary.labels.pop("dropped", None):  # (a model change)
+            summary.warnings.append(dropped)
+            notify("warning", {"message": dropped})
     summary.seconds = time.perf_counter() - started
     return summary
 

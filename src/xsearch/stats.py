@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def index_stats(index_path: Path) -> dict:
             "tombstones": sum(len(t) for t in index.store.tombstones().values()),
             "languages": languages,
             "topics": topics,
+            "topic_method": _topic_method(index) if topics else None,
             "disk": index.disk_usage(),
             # A stopped --full rebuild: `xsearch index --full` with its paths goes on with it.
             "unfinished_build": _resumable(index, next(iter(unfinished_builds(index.path)),
@@ -48,6 +50,18 @@ def index_stats(index_path: Path) -> dict:
         }
     finally:
         index.close()
+
+
+def _topic_method(index: IndexDir) -> str:
+    """Where the topics come from: "zero-shot" (label names) or a trained classifier's
+    method ("logreg", "prototype", "finetune")."""
+    from .trained_labels import CONFIG, classifier_dir
+
+    try:
+        record = json.loads((classifier_dir(index.path) / CONFIG).read_text(encoding="utf-8"))
+        return str(record["method"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "zero-shot"
 
 
 def _resumable(index: IndexDir, left: dict | None) -> dict | None:

@@ -18,6 +18,7 @@ import numpy as np
 from .classifiers import normalise_rows
 from .embedders import Embedder, get_embedder
 from .errors import XsearchError
+from .faults import point
 
 DEFAULT_TEMPLATE = "This text is about {label}."
 
@@ -120,11 +121,18 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
 
 def _label_index(index_path: Path, labels: Sequence[Label] | None, embedder: Embedder | None,
                  only_unlabelled: bool) -> dict:
+    from .fresh_builds import CLASSIFIER_KEY
     from .index_dir import IndexDir
+    from .trained_labels import load_classifier, settle_classifier
 
+    dropped = None
     if labels is None:
-        from .trained_labels import load_classifier
-
+        index = IndexDir.open(index_path)
+        try:
+            committed = index.store.meta(CLASSIFIER_KEY)
+        finally:
+            index.close()
+        dropped = settle_classifier(index_path, committed)
         clf = load_classifier(index_path)
         if clf is not None:  # a trained classifier labels the new passages
             return _label_with_classifier(index_path, clf, only_new=True)
@@ -135,7 +143,7 @@ def _label_index(index_path: Path, labels: Sequence[Label] | None, embedder: Emb
         if labels is None:
             rows = list(store.db.query("SELECT name, description FROM labels ORDER BY position"))
             if not rows:
-                return {}
+                return {"dropped": dropped} if dropped else {}
             labels = [Label(r["name"], r["description"]) for r in rows]
         else:
             only_unlabelled = False
@@ -155,6 +163,8 @@ def _label_index(index_path: Path, labels: Sequence[Label] | None, embedder: Emb
         started = time.perf_counter()
         with store.transaction():
             store.db.execute("DELETE FROM labels")
+            if labels_given:  # zero-shot labels replace a trained classifier
+                store.set_meta(CLASSIFIER_KEY, "")
             for pos, lb in enumerate(labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "
                                  "VALUES (?, ?, ?)", [lb.name, lb.description, pos])
@@ -170,10 +180,8 @@ def _label_index(index_path: Path, labels: Sequence[Label] | None, embedder: Emb
                 [(labels[int(b)].name, float(sc), int(d))
                  for d, b, sc in zip(docs, doc_topic, doc_score, strict=True)],
             )
-        if labels_given:  # zero-shot labels replace a trained classifier
-            from .trained_labels import remove_classifier
-
-            remove_classifier(index_path)
+        if labels_given:
+            settle_classifier(index_path, "")
         counts: dict[str, int] = {}
         for b in best:
             counts[labels[b].name] = counts.get(labels[b].name, 0) + 1
@@ -194,20 +202,26 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
     passages; ``notify`` hears the estimated time first. ``save`` also makes ``clf`` the
     index's classifier (``trained_labels.save_classifier``), under the same lock.
     """
+    from .trained_labels import install_staged, stage_classifier
     from .writer import lock_existing
 
     with lock_existing(Path(index_path)):
-        out = _label_with_classifier(Path(index_path), clf, only_new, notify)
-        if save:
-            from .trained_labels import save_classifier
-
-            record = save_classifier(Path(index_path), clf)
+        # Saved first, beside the live one; the labels' commit names it, then it is swapped
+        # in: a run stopped between the two is finished by the next (settle_classifier).
+        record = stage_classifier(Path(index_path), clf) if save else None
+        out = _label_with_classifier(Path(index_path), clf, only_new, notify,
+                                     record["sha256"] if record else None)
+        if record is not None:
+            point("label:committed")
+            install_staged(Path(index_path))
             out.update(saved=record["file"], sha256=record["sha256"])
         return out
 
 
 def _label_with_classifier(index_path: Path, clf, only_new: bool = False,
-                           notify=None) -> dict:
+                           notify=None, saving: str | None = None) -> dict:
+    """``saving``: the sha256 of the staged classifier these labels come from, committed with
+    them."""
     from .index_dir import IndexDir
 
     index = IndexDir.open(index_path, readonly=False)
@@ -234,6 +248,10 @@ def _label_with_classifier(index_path: Path, clf, only_new: bool = False,
         started = time.perf_counter()
         with store.transaction():
             store.db.execute("DELETE FROM labels")
+            if saving is not None:
+                from .fresh_builds import CLASSIFIER_KEY
+
+                store.set_meta(CLASSIFIER_KEY, saving)
             for pos, name in enumerate(clf.labels):
                 store.db.execute("INSERT INTO labels (name, description, position) "
                                  "VALUES (?, ?, ?)", [name, f"(trained: {clf.method})", pos])

@@ -74,10 +74,20 @@ def read_examples(path: Path) -> list[Example]:
             raise XsearchError(f"{path}: the header needs 'text' and 'label' columns")
         rows = list(reader)
     out = []
+    spelled: dict[str, str] = {}  # casefolded label -> the spelling first seen
     for n, r in enumerate(rows, 1):
-        text, label = (_field(r, "text"), _field(r, "label"))  # a label may be 0
+        try:
+            text, label = (_field(r, "text"), _field(r, "label"))  # a label may be 0
+            label = _label_name(label)
+        except ValueError as exc:
+            raise XsearchError(f"{path}: example {n}: {exc}") from None
         if not text or not label:
             raise XsearchError(f"{path}: example {n} needs a non-empty text and label")
+        twin = spelled.setdefault(label.casefold(), label)
+        if twin != label:  # --topic matches without case: Bread and bread would be one
+            raise XsearchError(f"{path}: example {n}: labels {twin!r} and {label!r} differ "
+                               "only in case; topics match without regard to case, so spell "
+                               "them one way")
         lang = _field(r, "language")
         try:
             lang = canonical(lang) if lang else ""  # en, eng, English: one language
@@ -91,7 +101,27 @@ def read_examples(path: Path) -> list[Example]:
 
 def _field(row: dict, name: str) -> str:
     value = row.get(name)
+    if isinstance(value, (list, dict)):  # (JSON) its repr would be trained on
+        raise ValueError(f"{name!r} is a JSON {'array' if isinstance(value, list) else 'object'}"
+                         ", not a string")
     return "" if value is None else str(value).strip()
+
+
+_INVISIBLE = dict.fromkeys([0x200B, 0xFEFF, 0x2060, 0x00AD, 0x200E, 0x200F,
+                            *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def _label_name(label: str) -> str:
+    """One spelling of a label: NFC (a café typed either way is one topic), without the
+    invisible characters that only make a twin (zero-width space, byte order mark, soft
+    hyphen, direction marks; joiners stay: Persian needs them); a line break or tab would
+    break every listing of topics."""
+    import unicodedata
+
+    label = unicodedata.normalize("NFC", label.translate(_INVISIBLE)).strip()
+    if any(unicodedata.category(c) == "Cc" for c in label):
+        raise ValueError(f"the label {label!r} holds a line break or control character")
+    return label
 
 
 def fill_languages(examples: list[Example]) -> None:
@@ -305,23 +335,83 @@ def load_classifier(index_path: Path):
     return FrozenClassifier.load(folder, record)
 
 
-def save_classifier(index_path: Path, clf) -> dict:
-    """Replace the index's classifier with ``clf`` (written beside, then swapped in)."""
+def _refuse_foreign(folder: Path) -> None:
+    """Refuse a classifier folder xsearch did not write (someone's own folder that happens to
+    bear the name is never moved or deleted)."""
+    from .index_dir import own_classifier_folder
+
+    if (folder.exists() or folder.is_symlink()) and not own_classifier_folder(folder):
+        raise XsearchError(f"{folder} is not a classifier xsearch saved (it holds other "
+                           "files): move it out of the index folder")
+
+
+def _remove_own(folder: Path) -> None:
+    """Delete a classifier folder xsearch wrote; refuse one it did not."""
+    _refuse_foreign(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
+def stage_classifier(index_path: Path, clf) -> dict:
+    """Write ``clf`` beside the index's classifier (``classifier.new``); its record. The
+    labels it gives are committed next, naming its sha256, then :func:`install_staged`."""
+    _refuse_foreign(classifier_dir(index_path))  # before labels naming it are committed
+    tmp = classifier_dir(index_path).with_name(FOLDER + ".new")
+    _remove_own(tmp)
+    return clf.save(tmp)
+
+
+def install_staged(index_path: Path) -> None:
+    """Swap the staged classifier in (after the labels naming it were committed)."""
     final = classifier_dir(index_path)
-    tmp = final.with_name(FOLDER + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    record = clf.save(tmp)
     old = final.with_name(FOLDER + ".old")
-    shutil.rmtree(old, ignore_errors=True)
+    _refuse_foreign(final)
+    _remove_own(old)
     if final.exists():
         os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final.with_name(FOLDER + ".new"), final)
+    _remove_own(old)
+
+
+def save_classifier(index_path: Path, clf) -> dict:
+    """Replace the index's classifier with ``clf`` (written beside, then swapped in)."""
+    record = stage_classifier(index_path, clf)
+    install_staged(index_path)
     return record
 
 
 def remove_classifier(index_path: Path) -> None:
-    shutil.rmtree(classifier_dir(index_path), ignore_errors=True)
+    _remove_own(classifier_dir(index_path))
+
+
+def _record_sha(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def settle_classifier(index_path: Path, committed: str | None, drop: bool = True
+                      ) -> str | None:
+    """Bring the classifier folder in line with what the database committed (under the
+    index's write lock): ``committed`` is the sha256 of the classifier whose labels it holds,
+    "" for none (zero-shot labels, or dropped at a model change), None for an index older than
+    that record (its folder is trusted). A run stopped between the commit and the swap is
+    finished; a classifier the database no longer names is removed (``drop``). Returns a
+    note when a classifier was dropped."""
+    folder = classifier_dir(index_path)
+    staged, old = folder.with_name(FOLDER + ".new"), folder.with_name(FOLDER + ".old")
+    if committed is None:
+        return None
+    if committed and _record_sha(folder) != committed and _record_sha(staged) == committed:
+        install_staged(index_path)  # stopped after the labels' commit, before the swap
+    for leftover in (staged, old):
+        _remove_own(leftover)
+    if drop and committed == "" and has_classifier(index_path):
+        remove_classifier(index_path)
+        return ("the trained topic classifier was dropped: it was made for the vectors of the "
+                "model the index had before; train it again with: xsearch label --train FILE")
+    return None
 
 
 

@@ -217,6 +217,11 @@ class IndexWriter:
             if keep:
                 writer._name_above_every_file()
             writer.sweep()
+            # A `label --train` stopped between its labels' commit and its classifier's swap
+            # is finished (what a model change dropped is said by the labelling, not here).
+            from .trained_labels import settle_classifier
+
+            settle_classifier(path, index.store.meta(FB.CLASSIFIER_KEY), drop=False)
         else:
             writer = cls._create(path, new_config, build)
         writer.dropped_builds = dropped
@@ -235,10 +240,14 @@ class IndexWriter:
                 store.db.execute("DROP TABLE IF EXISTS vectors")
                 store.segment_seq_at_least(FB.highest_segment_seq(path / SEGMENTS))
                 # A --full rebuild keeps the topic labels (the index run applies them again),
-                # as it keeps a trained classifier, which lives beside the database.
+                # as it keeps a trained classifier, which lives beside the database (but not
+                # one fitted on vectors of a model the index no longer has).
+                labels, classifier = FB.kept_topics(path, new_config)
                 store.db.conn.executemany(
                     "INSERT INTO labels (name, description, position) VALUES (?, ?, ?)",
-                    FB.live_labels(path))
+                    labels)
+                if classifier is not None:
+                    store.set_meta(FB.CLASSIFIER_KEY, classifier)
         except BaseException:
             store.close()
             raise
