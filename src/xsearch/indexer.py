@@ -16,7 +16,7 @@ from pathlib import Path
 from . import arguments, langid
 from .centering import OFFSET_KEY, PROBE_KEY, encode_vector, measure_model
 from .embedders import Embedder, get_embedder, resolve_model_name
-from .errors import IndexMismatchError, IngestError
+from .errors import IndexMismatchError, IngestError, XsearchError
 from .fresh_builds import (
     SHAPING,
     live_config,
@@ -84,6 +84,26 @@ def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
                        chunk_overlap=overlap, normalized=embedder.normalized,
                        layout=layout or "auto", centering=centering or "language",
                        engine=getattr(embedder, "engine", ""))
+
+
+def _record_engine(writer: IndexWriter, embedder: Embedder, summary: IndexSummary,
+                   notify) -> None:
+    """Say when OpenVINO could not run here and ONNX Runtime embedded instead, and have a new
+    or rebuilt index record the engine that made its vectors: the choice is only known once
+    the engine has loaded, after the config was written (a rebuild that took the wrong name
+    for it would embed everything again)."""
+    if not hasattr(embedder, "fallback"):  # (only the openvino engine falls back)
+        return
+    try:
+        embedder.session  # noqa: B018 - waits for the load (long done if it embedded)
+    except XsearchError:
+        return
+    if embedder.fallback:
+        msg = (f"OpenVINO could not run the model here ({embedder.fallback}); ONNX Runtime "
+               "ran the same graph (--engine onnx skips the attempt)")
+        summary.warnings.append(msg)
+        notify("warning", {"message": msg})
+    writer.record_engine(embedder.engine)
 
 
 def _capped(tokens: int, embedder: Embedder) -> int:
@@ -270,6 +290,7 @@ def build_index(
                 if gone:  # after the files that may have kept some of their passages
                     summary.passages_removed += writer.delete_files(gone)
                 summary.segments_merged += writer.merge()
+                _record_engine(writer, embedder, summary, notify)
                 writer.finish()
             except BaseException:
                 writer.abort()

