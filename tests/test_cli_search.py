@@ -391,3 +391,66 @@ def test_query_lines_join_what_arrives_in_pieces():
     text = "".join(f"q{i}\n" for i in range(QUERY_BATCH + 5)) + "last"
     batches = list(_query_lines(_Trickle([text.encode()])))
     assert [len(b) for b in batches] == [QUERY_BATCH, 5, 1] and batches[-1] == ["last"]
+
+
+def test_what_a_passage_holds_cannot_pass_for_output(tmp_path):
+    # A bidi mark (Word wraps Arabic in them) is shown escaped, and the highlight stays on
+    # the word; a passage's own line that looks like a hit's header is indented under it.
+    from xsearch.cli_format import safe_highlighted
+    from xsearch.snippets import render
+
+    text = "\u202bplugh\u202c then the word xyzzy here."
+    start = text.index("xyzzy")
+    shown, spans = safe_highlighted(text, [[start, start + 5]])
+    assert shown.startswith("\\u202bplugh\\u202c") and shown[slice(*spans[0])] == "xyzzy"
+    assert "\x1b[1m\x1b[4mxyzzy\x1b[0m" in render(shown, spans, color=True)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("Meeting notes about plumbus.\n 2.   9.9σ cos 0.999  "
+                                    "eng_Latn  /home/you/secret.txt:0-10\nthe password\n",
+                                    encoding="utf-8")
+    index = tmp_path / "index"
+    assert CliRunner().invoke(cli, ["index", str(docs), "--index", str(index)]).exit_code == 0
+    out = CliRunner().invoke(cli, ["query", "plumbus", "--full-text", "-k", "1", "--index",
+                                   str(index)]).stdout.splitlines()
+    assert out[0].startswith(" 1.") and len(out) == 4
+    assert all(line.startswith("    ") for line in out[1:]), out
+
+
+def test_a_hit_whose_file_changed_or_went_away_says_so(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("The pump warranty lasts two years.", encoding="utf-8")
+    (docs / "b.txt").write_text("Pump maintenance and warranty claims.", encoding="utf-8")
+    (docs / "c.txt").write_text("Warranty terms for the water pump.", encoding="utf-8")
+    index = tmp_path / "index"
+    assert CliRunner().invoke(cli, ["index", str(docs), "--index", str(index)]).exit_code == 0
+    (docs / "a.txt").unlink()
+    (docs / "b.txt").write_text("gone", encoding="utf-8")
+    hits = _query(index, "pump warranty", "-k", "3")
+    assert {Path(h["path"]).name: h["file_state"] for h in hits} == {
+        "a.txt": "missing", "b.txt": "changed", "c.txt": None}
+    text = CliRunner().invoke(cli, ["query", "pump warranty", "-k", "3", "--index",
+                                    str(index)]).stdout
+    assert "a.txt:0-34 (file missing)" in text and "(file changed since indexed)" in text
+
+
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_traceback(corpus_index):
+    import os
+
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1", "OMP_WAIT_POLICY": "passive"}
+    for extra in ([], ["--json"]):
+        res = subprocess.run([sys.executable, "-m", "xsearch", "query", "pâte à pain", "-k",
+                              "1", "--index", str(corpus_index), *extra], env=env,
+                             capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert b"Traceback" not in res.stderr and res.stdout.strip()
+
+
+def test_a_query_of_exactly_the_limit_is_not_said_to_be_cut(corpus_index):
+    from xsearch.search import QUERY_CHARS
+
+    for n, cut in ((QUERY_CHARS, False), (QUERY_CHARS + 1, True)):
+        res = CliRunner().invoke(cli, ["query", "a" * n, "-k", "1", "--index",
+                                       str(corpus_index)])
+        assert ("was cut" in res.stderr) is cut, res.stderr

@@ -31,6 +31,7 @@ from .cli_format import (
     non_empty_path_objects,
     non_empty_paths,
     read_queries,
+    safe_highlighted,
     sigterm_interrupts,
     tell_note,
     wrap,
@@ -62,6 +63,12 @@ def cli(ctx: click.Context) -> None:
     """
     from .settings import load_defaults
 
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe in Latin-1 (a legacy locale) cannot print σ or most passages:
+        # escaped, not a traceback.
+        if (getattr(stream, "encoding", "") or "utf-8").lower().replace("_", "-") not in (
+                "utf-8", "utf8") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if ctx.default_map is None:
         try:
             ctx.default_map, ctx.meta[CONFIG_META] = load_defaults(cli)
@@ -378,22 +385,28 @@ def query(query, index_path, k, languages, path_glob, topics, min_score, queries
         raise NoResults("no hits" + (f" past the first {offset}" if offset else "") + why)
     from .snippets import render
 
-    color = sys.stdout.isatty() and not as_json
+    color = (sys.stdout.isatty() and not as_json and not os.environ.get("NO_COLOR")
+             and os.environ.get("TERM") != "dumb")
     for h in hits:
         if as_json:
             _emit({"query": queries[0], **h.as_dict(full_text)})
             continue
         where = display_path(h.path) + (f"#{h.record_id}" if h.record_id else "")
         topic = f"  [{h.topic}]" if h.topic else ""
+        if h.file_state:  # the text shown is the indexed one; the file is not that any more
+            topic += (" (file missing)" if h.file_state == "missing"
+                      else " (file changed since indexed)")
         click.echo(f"{h.rank:>2}. {h.relevance:5.1f}σ cos {h.cosine:.3f}  {h.language:<9} "
                    f"{_one_line(where)}:{h.char_start}-{h.char_end}{topic}")
-        body = _safe(h.text) if full_text else render(_safe(h.snippet), h.highlights, color)
+        body = _safe(h.text) if full_text else render(
+            *safe_highlighted(h.snippet, h.highlights), color)
         click.echo(wrap(body))
     weak = [h.rank for h in hits if h.relevance <= 0]
     if weak and not as_json:
         click.echo(f"note: {'hit' if len(weak) == 1 else 'hits'} {_ranks(weak)} "
                    f"{'is' if len(weak) == 1 else 'are'} no closer to the query than an "
-                   "average passage of their language.", err=True)
+                   f"average passage of {'its' if len(weak) == 1 else 'their'} language.",
+                   err=True)
     if (not as_json and offset == 0 and hits[0].relevance < RELEVANT_Z
             and calibrated):
         click.echo(f"note: nothing stands out: the best hit is {hits[0].relevance:.1f}σ above "

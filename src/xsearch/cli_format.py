@@ -37,6 +37,16 @@ _LINE_BREAKS = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r",
                               "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
+def safe_highlighted(text: str, spans) -> tuple[str, list[tuple[int, int]]]:
+    """``_safe(text)`` and highlight spans moved with it: an escaped control character (a
+    bidi mark around Arabic, as Word writes) is several characters long."""
+    pieces = [_safe(ch) for ch in text]
+    at = [0]
+    for p in pieces:
+        at.append(at[-1] + len(p))
+    return "".join(pieces), [(at[a], at[b]) for a, b in spans or ()]
+
+
 def _one_line(text: object) -> str:
     """``text`` for one line of a listing: control characters and line breaks escaped."""
     return _safe(str(text).translate(_LINE_BREAKS))
@@ -130,6 +140,11 @@ def wrap(text: str, width: int = 96, indent: str = "    ") -> str:
     longer than a line is cut between characters, not before a mark."""
     from .snippets import columns
 
+    if any(b in text for b in "\n\r\u2028\u2029\v\f\x1c\x1d\x1e\x85"):
+        # Line by line, each under the indent: a passage's own line could otherwise pass for
+        # a hit's header at column 0.
+        return "\n".join(wrap(line, width, indent) if line.strip() else ""
+                         for line in text.splitlines())
     cols = None if text.isascii() else columns(text)
     if cols is None or all(b - a == 1 for a, b in zip(cols, cols[1:], strict=False)):
         return click.wrap_text(text, width=width, initial_indent=indent,

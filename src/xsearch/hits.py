@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 from . import arguments
@@ -30,6 +31,9 @@ class Hit:
     topic: str | None
     topic_score: float | None
     document_language: str | None
+    #: The file as it is now: None (as indexed), "changed" (since it was indexed: the text
+    #: shown may no longer be there) or "missing".
+    file_state: str | None = None
 
     def as_dict(self, with_text: bool = False) -> dict:
         out = asdict(self)
@@ -61,3 +65,18 @@ class QueryInfo:
     language: str
     centering: str
     extra: dict = field(default_factory=dict)
+
+
+def file_state(path: str, size: int | None, mtime: float | None,
+               seen: dict[str, str | None]) -> str | None:
+    """"missing", "changed" (size or time of change not those indexed) or None; ``seen``
+    keeps one stat a file for the hits of a search."""
+    if path not in seen:
+        try:
+            st = os.stat(path)
+        except OSError:
+            seen[path] = "missing"
+        else:
+            seen[path] = None if size is None or (
+                st.st_size == size and abs(st.st_mtime - (mtime or 0)) < 1e-6) else "changed"
+    return seen[path]

@@ -19,7 +19,7 @@ from . import arguments, bm25, lexical
 from .centering import PROBE_KEY, Centering, checked_embedder, decode_vector
 from .embedders import Embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
-from .hits import Filters, Hit, QueryInfo
+from .hits import Filters, Hit, QueryInfo, file_state
 from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
 from .path_filter import matching_paths
@@ -224,8 +224,9 @@ class Searcher:
                     "xsearch index PATH")
         # A model reads its first few hundred tokens: a longer query is cut before it is
         # tokenised whole (10,000 words took 10 s), and the warning says so.
-        queries = [without_surrogates(q)[:QUERY_CHARS] for q in queries]
-        if any(len(q) == QUERY_CHARS for q in queries):
+        whole = [without_surrogates(q) for q in queries]
+        queries = [q[:QUERY_CHARS] for q in whole]
+        if any(len(q) > QUERY_CHARS for q in whole):
             self._cut = True
         qv = self.embedder.embed_queries(queries)
         return self.search_vectors(qv, k, filters, per_document, texts=queries, offset=offset,
@@ -427,6 +428,7 @@ class Searcher:
             rows.update((pid, None) for pid in missing if pid not in rows)
 
         read(pid for row in ranked for pid, _, _ in row[:want])
+        stats: dict[str, str | None] = {}
         out = []
         for qi, row in enumerate(ranked):
             qtoks = lexical.query_tokens(texts[qi]) if texts else []
@@ -456,6 +458,7 @@ class Searcher:
                     char_end=r["char_end"], snippet=snip, highlights=marks,
                     text=r["text"], topic=r["topic"], topic_score=r["topic_score"],
                     document_language=r["doc_language"],
+                    file_state=file_state(r["path"], r["file_size"], r["file_mtime"], stats),
                 ))
             out.append(hits)
         # Plain cosines: carried from the search; a hit only the lexical index found reads

@@ -457,8 +457,10 @@ class Store(LangSums):
             rows = self.db.query(
                 "SELECT p.id, p.ordinal, p.char_start, p.char_end, p.text, p.language, "
                 "p.n_tokens, p.topic, p.topic_score, p.document_id, d.path, d.record_id, "
-                "d.title, d.language AS doc_language, d.topic AS doc_topic FROM passages p "
-                f"JOIN documents d ON d.id = p.document_id WHERE p.id IN ({marks})",
+                "d.title, d.language AS doc_language, d.topic AS doc_topic, "
+                "f.size AS file_size, f.mtime AS file_mtime FROM passages p "
+                "JOIN documents d ON d.id = p.document_id "
+                f"LEFT JOIN files f ON f.path = d.path WHERE p.id IN ({marks})",
                 part,
             )
             out.update((r["id"], r) for r in rows)

@@ -42,6 +42,9 @@ class HitModel(BaseModel):
     highlights: list[list[int]] | None = Field(
         None, description="[start, end) offsets of the matching parts in snippet, in code "
                           "points (as Python counts; a UTF-16 string counts an emoji twice)")
+    file_state: str | None = Field(
+        None, description="null: the file is as indexed; \"changed\" since (the text shown "
+                          "may no longer be in it) or \"missing\"")
 
 
 class SearchResult(BaseModel):
