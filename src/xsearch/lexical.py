@@ -444,6 +444,18 @@ def search(
     return out
 
 
+def holding_all(conn: sqlite3.Connection, toks: Sequence[str], ids: Iterable[int],
+                table: str = TABLE) -> set[int]:
+    """Those of the passages ``ids`` that hold every token of ``toks``."""
+    ids = sorted({int(i) for i in ids})
+    if not toks or not ids:
+        return set()
+    match = " AND ".join('"' + t.replace('"', '""') + '"' for t in toks)
+    return {r[0] for r in conn.execute(
+        f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid IN "
+        "(SELECT value FROM json_each(?))", [match, json.dumps(ids)])}
+
+
 def informative_tokens(
     conn: sqlite3.Connection,
     query: str,
