@@ -173,3 +173,24 @@ def test_flatten_moves_highlights_with_the_collapsed_white_space():
             marks.append((a, rng.randint(a, len(text))))
         assert flatten(text, marks) == _flatten_by_character(text, marks), (text, marks)
     assert flatten("  a \n\n b  ", [(2, 3), (7, 8)]) == ("a b", [[0, 1], [2, 3]])
+
+
+def test_a_cut_never_splits_a_user_perceived_character():
+    # A Thai run without spaces cut after a tone mark left it orphaned after the "…"
+    # (a quarter of the cases), and a family emoji lost its people after the joiner.
+    import random
+    import unicodedata
+
+    rng = random.Random(3)
+    thai = "ซุปเปอร์โนวาการระเบิดของดาวฤกษ์ที่สว่างที่สุดในกาแล็กซี่"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    for _ in range(200):
+        parts = [rng.choice([thai, family, "ก่อน", "น้ำ"]) for _ in range(40)]
+        text = "".join(parts)
+        snip, _ = snippets.best_snippet(text, "ซุปเปอร์โนวา", limit=rng.randint(20, 60))
+        body = snip.strip(snippets.ELLIPSIS)
+        assert unicodedata.category(body[0])[0] != "M" and body[0] != "\u200d", snip
+        assert body[-1] != "\u200d" and not text.startswith(body[:-1] + "\u200d"), snip
+        at = text.find(body)
+        end = at + len(body)
+        assert end == len(text) or snippets.cluster_starts(text, end), snip

@@ -100,22 +100,11 @@ def _pieces(text: str, cols: list[int]) -> list[tuple[str, int]]:
     return out
 
 
-def _cluster_starts(text: str, i: int) -> bool:
-    """Whether a user-perceived character starts at ``text[i]``: not a mark (Thai tone mark,
-    Devanagari vowel sign, even one that takes a column), not a joiner, not the letter after a
-    virama or a ZWJ (a conjunct such as क्ष, an emoji sequence)."""
-    import unicodedata
-
-    ch, before = text[i], text[i - 1]
-    return (unicodedata.category(ch)[0] != "M" and ch not in "\u200c\u200d"
-            and before != "\u200d" and unicodedata.combining(before) != 9)
-
-
 def _long_words_cut(pieces: list[tuple[str, int]], room: int) -> list[tuple[str, int]]:
     """``pieces`` with each word wider than ``room`` cut into lines' worth, only where a
     character starts (a Thai tone mark, a Devanagari vowel sign stays on its letter; ``click``
     cut a Thai run of letters between any two code points)."""
-    from .snippets import columns
+    from .snippets import cluster_starts, columns
 
     out: list[tuple[str, int]] = []
     for piece, n in pieces:
@@ -125,7 +114,7 @@ def _long_words_cut(pieces: list[tuple[str, int]], room: int) -> list[tuple[str,
         c = columns(piece)
         start = 0
         for i in range(1, len(piece)):
-            if c[i + 1] - c[start] > room and _cluster_starts(piece, i):
+            if c[i + 1] - c[start] > room and cluster_starts(piece, i):
                 out.append((piece[start:i], c[i] - c[start]))
                 start = i
         out.append((piece[start:], c[-1] - c[start]))

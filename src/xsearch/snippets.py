@@ -116,6 +116,15 @@ def _merge(spans: list[tuple[int, int]]) -> Highlights:
     return out
 
 
+def cluster_starts(text: str, i: int) -> bool:
+    """Whether a user-perceived character starts at ``text[i]``: not a mark (Thai tone mark,
+    Devanagari vowel sign, even one that takes a column), not a joiner, not the letter after a
+    virama or a ZWJ (a conjunct such as क्ष, an emoji sequence)."""
+    ch, before = text[i], text[i - 1]
+    return (unicodedata.category(ch)[0] != "M" and ch not in "\u200c\u200d"
+            and before != "\u200d" and unicodedata.combining(before) != 9)
+
+
 def _cut(text: str, a: int, b: int, limit: int, focus: int, cols: list[int]
          ) -> tuple[int, int]:
     """A sub-span of [a, b) at most ``limit`` columns around ``focus``, cut at spaces if any."""
@@ -129,6 +138,11 @@ def _cut(text: str, a: int, b: int, limit: int, focus: int, cols: list[int]
     if hi < b:
         sp = text.rfind(" ", hi - 20, hi)
         hi = sp if sp > lo else hi
+    # Not inside a user-perceived character: a Thai tone mark after the "…", half an emoji.
+    while a < lo < b and not cluster_starts(text, lo):
+        lo += 1
+    while lo < hi < b and not cluster_starts(text, hi):
+        hi -= 1
     return lo, hi
 
 
