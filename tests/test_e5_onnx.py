@@ -764,3 +764,16 @@ def test_an_index_run_prepares_the_engine_of_the_index_model(tmp_path):
     assert model_of_run(tmp_path, None, full=True) == "use-m3"  # --full keeps the model
     assert model_of_run(tmp_path, "e5-small", full=True) == "e5-small"
     assert model_of_run(tmp_path / "none", None, full=False) is None
+
+
+def test_what_a_killed_build_left_is_swept_by_the_next(tmp_cache):
+    # kill -9 mid-write left a 14 MB temporary graph each time, kept forever; one being
+    # written by another process now (recent) is left alone.
+    tmp_cache.mkdir(parents=True)
+    old = tmp_cache / f"{e5_graph.NAME}.onnx.k1ll3d.tmp"
+    new = tmp_cache / f"{e5_graph.NAME}.onnx.wr1t1ng.tmp"
+    for p in (old, new):
+        p.write_bytes(b"half a graph")
+    os.utime(old, (1, 1))
+    e5_graph.build_graph()
+    assert not old.exists() and new.exists()

@@ -212,6 +212,15 @@ def test_the_langid_model_is_unpacked_once_into_the_cache_and_rebuilt_when_damag
     assert first_depth == again[6] == 6
     (cached / "dfa_depth.npy").unlink()  # a copy made before the depth was kept
     assert L.unpacked_model(src)[6] == 6 and (cached / "dfa_depth.npy").is_file()
+    # Same size and header, data zeroed (or overwritten): it read back wrong languages for
+    # every passage, or raised IndexError, until the user deleted it.
+    del again
+    ptc = cached / "ptc.npy"
+    size = ptc.stat().st_size
+    with open(ptc, "r+b") as fh:
+        fh.seek(128)  # past the .npy header
+        fh.write(b"\0" * (size - 128))
+    assert np.array_equal(np.asarray(L.unpacked_model(src)[0]), reference[0])
 
 
 def _corpus_texts() -> list[str]:

@@ -73,6 +73,9 @@ def test_remove_files_takes_one_path_as_a_string(small_corpus, tmp_path):
     ({"chunk_overlap": -5}, "chunk_overlap must be"),
     ({"chunk_tokens": 8}, "chunk_tokens must be"),
     ({"batch_size": 0}, "batch_size must be"),
+    ({"engine": "bogus"}, "engine 'bogus' is not one of"),
+    ({"engine": "ONNX"}, "engine 'ONNX'"),  # as the command line spells it, or not at all
+    ({"engine": 3}, "engine 3"),  # (an AttributeError)
 ])
 def test_build_index_refuses_a_bad_setting_before_writing(small_corpus, tmp_path, kw, says):
     """A bad layout embedded everything, then left a config.json that every command
@@ -90,7 +93,7 @@ def test_an_index_run_that_fails_before_writing_leaves_no_new_folder(small_corpu
                                    "--model", "no-such-model"])
     assert res.exit_code == 1 and "unknown model" in res.output
     assert not index.exists()
-    with pytest.raises(XsearchError, match="unknown engine"):
+    with pytest.raises(XsearchError, match="engine 'bogus' is not one of"):
         build_index([small_corpus], index, engine="bogus")
     assert not index.exists()
     # A folder that was there before stays (only what the run made may go).

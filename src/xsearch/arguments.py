@@ -54,12 +54,22 @@ def search(queries: list[str], k: int, offset: int, per_document: int,
         raise InvalidArgument(f"min_score must be a finite number, not {min_score!r}")
 
 
+def engine(value: object) -> None:
+    """An e5-small engine as the CLI takes it: one of the names, spelled so."""
+    from .embedders import ENGINES
+
+    if value is not None and value not in ENGINES:
+        raise InvalidArgument(f"engine {value!r} is not one of {', '.join(ENGINES)}")
+
+
 def build(layout: str | None, centering: str | None, chunk_tokens: int | None,
-          chunk_overlap: int | None, batch_size: int | None, commit_every: int | None) -> None:
+          chunk_overlap: int | None, batch_size: int | None, commit_every: int | None,
+          engine_name: str | None = None) -> None:
     """``build_index``'s settings, before the index folder is touched (a bad layout once
     embedded everything, then left a config.json every command refused)."""
     from .index_dir import CENTERINGS, LAYOUTS
 
+    engine(engine_name)
     if layout is not None and layout not in LAYOUTS:
         raise InvalidArgument(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
     if centering is not None and centering not in CENTERINGS:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -84,7 +85,29 @@ def write_checked(path: Path, data: bytes, **extra) -> dict:
     write_bytes_atomic(path, data)
     meta = {**extra, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     write_bytes_atomic(path.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    sweep_stale_temps(path.parent, f"{path.name}.*.tmp")
     return meta
+
+
+#: A temporary file older than this is a killed writer's: any write takes seconds at most.
+STALE_TEMP_SECONDS = 600
+
+
+def sweep_stale_temps(folder: Path, pattern: str) -> None:
+    """Remove what writers killed mid-write left in a cache folder (``pattern``: their
+    temporary names; a 14 MB graph each time, kept forever)."""
+    import shutil
+
+    now = time.time()
+    for left in folder.glob(pattern):
+        try:
+            if now - left.lstat().st_mtime > STALE_TEMP_SECONDS:
+                if left.is_dir() and not left.is_symlink():
+                    shutil.rmtree(left, ignore_errors=True)
+                else:
+                    left.unlink()
+        except OSError:
+            pass
 
 
 def fsync_dir(path: Path) -> None:

@@ -192,7 +192,8 @@ def build_index(
     same file, made by the same model and engine (``carry``), unless ``re_embed``.
     """
     started = time.perf_counter()
-    arguments.build(layout, centering, chunk_tokens, chunk_overlap, batch_size, commit_every)
+    arguments.build(layout, centering, chunk_tokens, chunk_overlap, batch_size, commit_every,
+                    engine)
     notify = progress or (lambda event, info: None)
     summary = IndexSummary()
     roots = [absolute(Path(p).expanduser()) for p in arguments.names(paths, "paths")]

@@ -68,6 +68,7 @@ class Searcher:
     def __init__(self, index_path: Path, model: str | None = None,
                  embedder: Embedder | None = None, engine: str | None = None,
                  purpose: str = "query") -> None:
+        arguments.engine(engine)
         self._path = Path(index_path)
         self._wanted = resolve_model_name(model) if model else None
         self._embedder: Embedder | None = embedder
