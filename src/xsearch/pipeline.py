@@ -368,8 +368,15 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
                                                     carry_from, keep_from, walked or set()),
                               daemon=True)
     errors: list[BaseException] = []
-    committer = threading.Thread(target=commit_loop, args=(writer, outbox, summary, notify,
-                                                            errors), daemon=True)
+    committed = threading.Event()
+
+    def run_commits() -> None:
+        try:
+            commit_loop(writer, outbox, summary, notify, errors)
+        finally:
+            committed.set()
+
+    committer = threading.Thread(target=run_commits, daemon=True)
     total_bytes = sum(fp[1] for _, fp in todo) or 1
     notify("start", {"files": len(todo), "bytes": total_bytes})
     reader.start()
@@ -421,7 +428,7 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
             if salvage is not None:  # Ctrl-C: what is embedded whole is still committed
                 outbox.put(salvage)
             outbox.put(None)
-            committer.join()
+            _join_whole(committer, committed)
         while reader.is_alive():  # drain so the reader is never stuck on a full queue
             try:
                 inbox.get(timeout=0.1)
@@ -430,6 +437,22 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
         reader_view.close()
     if errors:
         raise errors[0]
+
+
+def _join_whole(writer_thread: threading.Thread, done: threading.Event) -> None:
+    """Wait for the writer thread to end, through a Ctrl-C or SIGTERM too: the caller then
+    closes the connection it writes with (a signal at a run's end, while it merged, crashed
+    the process with a segmentation fault). Waited for on an event: a ``Thread.join`` a
+    signal interrupts marks the thread stopped in Python 3.11 (it releases the lock the
+    running thread holds, bpo-45274), and joining it again returned at once."""
+    try:
+        while not done.wait(0.5):
+            pass
+    except BaseException:
+        with held_signals():
+            done.wait()
+        raise
+    writer_thread.join()
 
 
 class _BatchReport:
