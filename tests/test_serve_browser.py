@@ -152,7 +152,7 @@ def test_the_page_keeps_to_the_view_asked_for(corpus_index, browser, tmp_path):
     index = tmp_path / "index"
     shutil.copytree(corpus_index, index)
     d = browser
-    with running_server(index, "--allow-host", "search.example.org") as (base, _):
+    with running_server(index, "--allow-host", "search.example.org") as (base, proc):
         # DNS rebinding: a request naming another host is refused, an allowed one is not.
         assert httpx.get(base + "/api/health", headers={"host": "evil.example"}
                          ).status_code == 403
@@ -210,6 +210,19 @@ def test_the_page_keeps_to_the_view_asked_for(corpus_index, browser, tmp_path):
         assert d.current_url.endswith(pid)
         assert d.find_elements(By.CSS_SELECTOR, ".passage.current")
         assert not d.find_elements(By.CSS_SELECTOR, "#main > ol.hits")
+
+        # A link's short language code ticks the language it names, not a phantom facet.
+        d.get(base + "/#/?q=bread&lang=fra&k=5")
+        _wait(d, lambda d: _hit_langs(d) and set(_hit_langs(d)) == {"fra_Latn"}, "French")
+        assert d.find_element(By.ID, "lang-fra_Latn").is_selected()
+        assert not d.find_elements(By.ID, "lang-fra")
+
+        # The server gone: the page says so in words, not the browser's "Failed to fetch".
+        proc.terminate()
+        proc.wait(timeout=30)
+        d.execute_script("location.hash = '#/?q=volcano+ash&k=5'")
+        _wait(d, lambda d: "does not answer" in d.find_element(By.TAG_NAME, "body").text,
+              "the server-gone message")
 
 
 def test_marks_land_on_the_words_after_emoji_and_a_bad_k_in_a_link_is_left_out(browser,

@@ -41,7 +41,13 @@ function langAttrs(lang, cls) {
 }
 
 async function api(path, opts) {
-  const res = await fetch(path, opts);
+  let res;
+  try {
+    res = await fetch(path, opts);
+  } catch (e) {  // the browser's own words ("Failed to fetch") say nothing of the cause
+    throw new Error("the xsearch server does not answer (stopped, or the network is down); " +
+                    "start it again with: xsearch serve");
+  }
   let body = null;
   try { body = await res.json(); } catch (e) { body = null; }
   if (!res.ok) throw new Error((body && body.error) || res.status + " " + res.statusText);
@@ -147,9 +153,19 @@ function hitItem(hit, query, markWeak = false) {
 async function renderFacets(selected, seq) {
   const rows = await api("/api/languages");
   if (stale(seq)) return;
-  // A language asked for that the index no longer holds stays listed, so it can be unticked.
+  // A link's short code (lang=fra, as the API takes it) ticks the languages it names
+  // (fra_Latn); a language asked for that the index no longer holds stays listed, so it can
+  // be unticked.
+  const ticked = new Set();
   for (const lang of selected) {
-    if (!rows.some((r) => r.language === lang)) rows.push({ language: lang, passages: 0 });
+    const code = lang.toLowerCase();
+    const named = rows.filter((r) => r.language === lang ||
+      (r.language && r.language.split("_")[0].toLowerCase() === code));
+    for (const r of named) ticked.add(r.language);
+    if (!named.length) {
+      rows.push({ language: lang, passages: 0 });
+      ticked.add(lang);
+    }
   }
   const box = $("#langs");
   box.replaceChildren(el("legend", { class: "sr-only" }, "Filter by language"));
@@ -157,7 +173,7 @@ async function renderFacets(selected, seq) {
     const id = "lang-" + row.language;
     box.append(el("div", { class: "facet" },
       el("input", { type: "checkbox", id, value: row.language,
-        checked: selected.includes(row.language), onchange: facetChanged }),
+        checked: ticked.has(row.language), onchange: facetChanged }),
       el("label", { for: id }, row.language),
       el("span", { class: "n", title: "passages" }, row.passages.toLocaleString())));
   }
@@ -279,7 +295,8 @@ async function documentView(id, seq) {
     out.replaceChildren(
       el("h2", langAttrs(d.language), d.title || fileName(d)),
       el("div", { class: "meta" }, el("span", { class: "badge lang" }, d.language || "?"),
-        el("span", { class: "path" }, d.path), d.n_passages + " passages"),
+        el("span", { class: "path" }, d.path),
+        d.n_passages + (d.n_passages === 1 ? " passage" : " passages")),
       el("div", { class: "doc" }, d.passages.map((p) => el("div", {},
         el("a", { href: "#/passage/" + p.passage_id }, "open passage " + (p.ordinal + 1)),
         passageBlock(p, false)))));
