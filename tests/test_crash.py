@@ -564,3 +564,29 @@ def test_a_signal_while_the_last_commit_merges_stops_cleanly(sig, code, tmp_path
     _xsearch("index", str(docs), "--index", str(index), "-q")
     assert _counts(index) == (10, 10, 10)
     assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
+
+
+def test_passages_committed_by_a_stopped_run_get_their_topic_from_the_next(tmp_path):
+    """Stopped after its last commit, before labelling: the next run embedded nothing, so
+    it labelled nothing, and the new passages kept no topic for good."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / "bread" / "eng_Latn_bread.txt", docs)
+    index = tmp_path / "index"
+    _xsearch("index", str(docs), "--index", str(index), "-q")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread\nvolcano\n", encoding="utf-8")
+    _xsearch("label", str(labels), "--index", str(index))
+    for i in range(10):  # ten commits: the tenth one's compaction merges
+        (docs / f"lava{i}.txt").write_text(f"Lava flow number {i} reached the sea after the "
+                                           "volcano erupted.", encoding="utf-8")
+    proc = _xsearch("index", str(docs), "--index", str(index), "-q", "--commit-every", "1",
+                    fault="merge:committed:TERM", check=False)
+    assert proc.returncode == 143, proc.stderr
+    assert _rows(index / "xsearch.db") == 11
+    _xsearch("index", str(docs), "--index", str(index), "-q")
+    con = sqlite3.connect(index / "xsearch.db")
+    try:
+        assert con.execute("SELECT count(*) FROM passages WHERE topic IS NULL").fetchone()[0] == 0
+    finally:
+        con.close()

@@ -86,6 +86,26 @@ def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
                        engine=getattr(embedder, "engine", ""))
 
 
+def _unlabelled(index_path: Path) -> bool:
+    """Whether the index has topic labels and passages without a topic: a run stopped after
+    its last commit, before labelling, left them so, and the next run embedded nothing."""
+    import sqlite3
+
+    from .index_dir import DATABASE
+
+    try:
+        con = sqlite3.connect(f"{(index_path / DATABASE).resolve().as_uri()}?mode=ro",
+                              uri=True, timeout=5)
+        try:
+            return bool(con.execute("SELECT EXISTS (SELECT 1 FROM labels)").fetchone()[0]
+                        and con.execute("SELECT EXISTS (SELECT 1 FROM passages WHERE topic "
+                                        "IS NULL)").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
 def _record_engine(writer: IndexWriter, embedder: Embedder, summary: IndexSummary,
                    notify) -> None:
     """Say when OpenVINO could not run here and ONNX Runtime embedded instead, and have a new
@@ -296,7 +316,7 @@ def build_index(
             except BaseException:
                 writer.abort()
                 raise
-    if labels or summary.passages_embedded or summary.passages_kept:
+    if labels or summary.passages_embedded or summary.passages_kept or _unlabelled(index_path):
         # New passages take the stored labels; new labels relabel everything (no re-embedding).
         summary.labels = label_index(index_path, labels, embedder,
                                      only_unlabelled=labels is None)
