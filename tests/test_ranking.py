@@ -232,12 +232,14 @@ def test_a_rare_name_ranks_the_passages_naming_it_first(tmp_path):
         "swh_food.txt": "Wali na maharage ni chakula cha kawaida nyumbani kwetu.",
         "hin_bread.txt": "रोटी बनाने के लिए आटा गूंधें और तवे पर सेकें।",
         "fra_party.txt": "Pour la fête, nous avons acheté des ballons et un gâteau.",
+        "eng_decoy.txt": "The XJ-1000 kit replaces part 4471b in older garden pumps.",
     }
     for name, text in texts.items():
         (docs / name).write_text(text, encoding="utf-8")
     build_index([docs], tmp_path / "index")
     with Searcher(tmp_path / "index") as s:
-        for name in ("Margaret", "Okonkwo", "Margaret Okonkwo"):
+        # XJ-4471b is one word: its two tokens together, not XJ-1000 and 4471b apart.
+        for name in ("Margaret", "Okonkwo", "Margaret Okonkwo", "XJ-4471b"):
             hits = s.search(name, k=3)
             assert Path(hits[0].path).name == "eng_product.txt", (name, hits)
     res = CliRunner().invoke(cli, ["query", "Margaret", "-k", "1", "--json", "--index",

@@ -384,14 +384,15 @@ class Searcher:
         noise, which in a small index reached 2.6σ and kept the only documents naming
         "Margaret" below unrelated ones. A question (it has common words) is left as fused."""
         toks = lexical.query_tokens(text)
-        if not 1 <= len(toks) <= EXACT_FIRST_WORDS:
+        words = lexical.query_words(text)
+        if not 1 <= len(words) <= EXACT_FIRST_WORDS or len(toks) > 4 * EXACT_FIRST_WORDS:
             return ranked
         conn = self.index.store.db.conn
         kept = lexical.informative(conn, toks, max_share=_max_share(n_docs), n_docs=n_docs,
                                    df_cache=self._df, **self._by_language())
         if len(kept) != len(toks):
             return ranked
-        held = set(lex) if len(toks) == 1 else lexical.holding_all(conn, toks, lex)
+        held = set(lex) if len(toks) == 1 else lexical.holding_all(conn, words, lex)
         return sorted(ranked, key=lambda r: r[0] not in held) if held else ranked
 
     def calibrated(self, language: str) -> bool:
