@@ -411,14 +411,19 @@ def test_rm_and_repair_keep_a_stopped_rebuild_and_a_plain_run_says_it_drops_it(r
     shutil.copytree(built, index)
     _run_fault("write:after-commit@3", docs, index, "--full")
     one = sorted(docs.iterdir())[0]
+    in_build = _rows(_unfinished(index)[0], "files")
     _xsearch("rm", str(one), "--index", str(index))
     _xsearch("check", "--repair", "--index", str(index), "--no-model")
     assert _counts(index)[0] == counts[0] - 1
+    # The stopped rebuild lets the removed file go too (it would have brought it back), and
+    # keeps the rest.
+    kept = _rows(_unfinished(index)[0], "files")
+    assert in_build == 3 and kept in (2, 3)
     stats = json.loads(_xsearch("stats", "--index", str(index), "--json").stdout)
-    assert stats["unfinished_build"]["files"] == 3
+    assert stats["unfinished_build"]["files"] == kept
     assert _xsearch("check", "--index", str(index), "--no-model", check=False).returncode == 0
-    done = _index_json(docs, index, "--full")
-    assert done["resumed"] == 3 and done["new"] == counts[0] - 3
+    done = _index_json(docs, index, "--full")  # it is in docs: read again from there
+    assert done["resumed"] == kept and done["new"] == counts[0] - kept
     _assert_sound(index, counts)
 
     _run_fault("write:after-commit@2", docs, index, "--full")
@@ -590,3 +595,33 @@ def test_passages_committed_by_a_stopped_run_get_their_topic_from_the_next(tmp_p
         assert con.execute("SELECT count(*) FROM passages WHERE topic IS NULL").fetchone()[0] == 0
     finally:
         con.close()
+
+
+def test_a_file_removed_while_a_rebuild_is_stopped_does_not_come_back(reference, tmp_path):
+    """A --full of one folder keeps the index's files from elsewhere: a stopped one held
+    them as they were when it began, and taken up it brought back what rm removed meanwhile
+    (private files the user had removed, searchable again)."""
+    docs, _, _ = reference
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    private = elsewhere / "private.txt"
+    private.write_text("My bank PIN is 4821 and the safe code is 9910.", encoding="utf-8")
+    index = tmp_path / "index"
+    _xsearch("index", str(docs), str(elsewhere), "--index", str(index), "-q",
+             "--commit-every", "1")
+    # Killed at its last merge: it holds every file, those kept from elsewhere too.
+    proc = _xsearch("index", str(docs), "--index", str(index), "-q", "--full",
+                    "--commit-every", "1", fault="merge:written", check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    _xsearch("rm", str(private), "--index", str(index))
+    # New labels would be put back by the rebuild (it began with the old ones): refused.
+    labels = tmp_path / "labels.txt"
+    labels.write_text("bread\nvolcano\n", encoding="utf-8")
+    refused = _xsearch("label", str(labels), "--index", str(index), check=False)
+    assert refused.returncode == 1 and "stopped --full rebuild" in refused.stderr
+    _xsearch("index", str(docs), "--index", str(index), "-q", "--full")
+    listed = json.loads(_xsearch("files", "--index", str(index), "--json").stdout)["files"]
+    assert str(private) not in {f["path"] for f in listed}
+    hits = _xsearch("query", "bank PIN safe code", "--index", str(index), "--json",
+                    check=False).stdout
+    assert "private.txt" not in hits

@@ -221,7 +221,7 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
     if examples_file and "--template" in given:
         raise click.UsageError("--template goes with LABELS_FILE (zero-shot labels)")
     if examples_file:
-        from .topics import label_with_classifier
+        from .topics import label_with_classifier, no_stopped_rebuild
         from .trained_labels import read_examples, train_classifier
 
         def say(msg: str) -> None:
@@ -229,6 +229,7 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
                 click.echo(msg, err=True)
 
         examples = read_examples(examples_file)
+        no_stopped_rebuild(index_path)  # before minutes of training (asked again under lock)
         clf, info = train_classifier(index_path, examples, method, source, notify=say)
         out = label_with_classifier(index_path, clf, notify=say, save=True)
         out.update({"sources": info["sources"], "examples": info["examples"],

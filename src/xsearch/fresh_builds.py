@@ -25,7 +25,7 @@ SHAPING = {"model": "--model", "chunk_tokens": "--chunk-tokens", "chunk_overlap"
            "layout": "--layout", "centering": "--centering"}
 
 
-def _fresh_dbs(path: Path) -> list[Path]:
+def fresh_dbs(path: Path) -> list[Path]:
     return sorted(e for e in Path(path).glob(NEW_DB_RE + "*")
                   if e.name[len(NEW_DB_RE):].isdigit())
 
@@ -141,7 +141,7 @@ def unfinished_builds(path: Path) -> list[dict]:
     is building now, the others a stopped run left to take up."""
     out = []
     writing = being_written(path)
-    for db in _fresh_dbs(path):
+    for db in fresh_dbs(path):
         row = _about(db)
         if row is not None:
             row["running"] = writing and _alive(int(db.name[len(NEW_DB_RE):]))
@@ -177,7 +177,7 @@ def _alive(pid: int) -> bool:
 def unfinished_segment_files(path: Path) -> set[str] | None:
     """Segment files the stopped fresh builds beside the live index name (None: unreadable)."""
     names: set[str] = set()
-    for db in _fresh_dbs(path):
+    for db in fresh_dbs(path):
         got = _read(db, "SELECT name, kind FROM segments")
         if got is None:
             return None
@@ -251,7 +251,7 @@ def recover_or_sweep(path: Path, resume: IndexConfig | None = None,
     are removed (all of them kept with ``keep_unfinished``). Returns the one kept and what
     was removed (:func:`unfinished_builds` rows, for a warning)."""
     unfinished: list[tuple[float, Path, str | None]] = []
-    for entry in _fresh_dbs(path):
+    for entry in fresh_dbs(path):
         meta = (_read(entry) or ({}, []))[0]
         raw = meta.get("config")
         if meta.get("complete") == "1" and raw:

@@ -228,4 +228,20 @@ def _delete(path: Path, files: list[str], also_failed: list[str]) -> tuple[int, 
         except BaseException:
             writer.abort()
             raise
+        _delete_from_stopped_builds(path, files)
     return removed, merged
+
+
+def _delete_from_stopped_builds(path: Path, files: list[str]) -> None:
+    """Remove the files from a stopped --full rebuild too (the write lock is held): it holds
+    the live index's files as they were when it began, and taken up it brought back the ones
+    removed meanwhile."""
+    from .fresh_builds import fresh_dbs
+
+    for db in fresh_dbs(path):
+        fresh = IndexWriter.stopped_build(path, db)
+        try:
+            held = set(fresh.store.files())
+            fresh.delete_files([p for p in files if p in held])
+        finally:
+            fresh.abort()  # (not swapped in; dropped if nothing is left in it)

@@ -116,7 +116,21 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
     from .writer import lock_existing
 
     with lock_existing(Path(index_path)):
+        if labels is not None:
+            no_stopped_rebuild(Path(index_path))
         return _label_index(Path(index_path), labels, embedder, only_unlabelled)
+
+
+def no_stopped_rebuild(index_path: Path) -> None:
+    """Refuse new labels while a stopped --full rebuild waits: it holds the labels as they
+    were when it began, and taken up it put them back (an unknown topic to every query)."""
+    from .fresh_builds import unfinished_builds
+
+    if unfinished_builds(index_path):
+        raise XsearchError(f"a stopped --full rebuild of {index_path} is waiting, with the "
+                           "labels it began with: finish it first (xsearch index PATHS --full "
+                           f"--index {index_path}, or drop it with a plain xsearch index), "
+                           "then label")
 
 
 def _label_index(index_path: Path, labels: Sequence[Label] | None, embedder: Embedder | None,
@@ -206,6 +220,8 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
     from .writer import lock_existing
 
     with lock_existing(Path(index_path)):
+        if save:
+            no_stopped_rebuild(Path(index_path))
         # Saved first, beside the live one; the labels' commit names it, then it is swapped
         # in: a run stopped between the two is finished by the next (settle_classifier).
         record = stage_classifier(Path(index_path), clf) if save else None

@@ -254,6 +254,12 @@ class IndexWriter:
         return cls(path, IndexDir(path, new_config, store, readonly=False), new_db)
 
     @classmethod
+    def stopped_build(cls, path: Path, new_db: Path) -> IndexWriter:
+        """A stopped fresh build, opened to change it where it is (``abort`` closes it; it is
+        not swapped in)."""
+        return cls._resume(path, new_db)
+
+    @classmethod
     def _resume(cls, path: Path, new_db: Path) -> IndexWriter:
         store = Store(new_db)
         try:
