@@ -625,3 +625,42 @@ def test_a_file_removed_while_a_rebuild_is_stopped_does_not_come_back(reference,
     hits = _xsearch("query", "bank PIN safe code", "--index", str(index), "--json",
                     check=False).stdout
     assert "private.txt" not in hits
+
+
+def test_rm_stopped_by_sigterm_exits_143_and_removes_nothing(reference, tmp_path):
+    """--help promises 143 for every command: rm died by the signal, silently."""
+    docs, built, counts = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    one = sorted(docs.iterdir())[0]
+    proc = _xsearch("rm", str(one), "--index", str(index), fault="delete:rows:TERM",
+                    check=False)
+    assert proc.returncode == 143 and proc.stderr.strip().endswith("terminated"), proc.stderr
+    _assert_sound(index, counts)
+
+
+def test_a_repair_that_mended_everything_says_ok_in_json(reference, tmp_path):
+    _, built, counts = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    seg = sorted((index / "segments").glob("*.npy"))[0]
+    seg.write_bytes(seg.read_bytes()[:-64])  # cut short
+    proc = _xsearch("check", "--repair", "--json", "--index", str(index), check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["ok"] is True and report["after"] == []
+    assert report["problems"]  # what it found, and mended
+
+
+def test_check_names_segment_files_no_commit_names(reference, tmp_path):
+    """A writer killed between writing a segment and committing it leaves the file: check
+    said ok with no word of it."""
+    _, built, _ = reference
+    index = tmp_path / "index"
+    shutil.copytree(built, index)
+    first = sorted((index / "segments").glob("*.npy"))[0]
+    shutil.copy(first, index / "segments" / "s09999999-eng_Latn.npy")
+    out = _xsearch("check", "--index", str(index), "--no-model")
+    assert "1 segment file(s) no commit names" in out.stdout
+    _xsearch("check", "--repair", "--index", str(index), "--no-model")
+    assert not (index / "segments" / "s09999999-eng_Latn.npy").exists()
+    assert "no commit names" not in _xsearch("check", "--index", str(index), "--no-model").stdout

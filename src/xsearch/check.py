@@ -10,6 +10,7 @@ statistics and rewrites the config mirror; it also upgrades an index of an older
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def _segment_problems(index: IndexDir) -> tuple[list[dict], list[dict]]:
                              "passages the database gives it"})
             bad.append(row)
     return problems, bad
+
+
+def _stray_segment_files(index: IndexDir) -> list[str]:
+    """Segment files that neither the committed state nor a stopped build names (what a
+    sweep would delete)."""
+    from . import segments as S
+    from .fresh_builds import unfinished_segment_files
+
+    kept = unfinished_segment_files(index.path)
+    folder = index.path / "segments"
+    if kept is None or not folder.is_dir() or folder.is_symlink():
+        return []
+    named = {f for r in index.store.segments() for f in S.files_of(r["name"], r["kind"])}
+    return sorted(e.name for e in os.scandir(folder) if S.NAME_RE.match(e.name)
+                  and e.name not in named | kept and e.is_file(follow_symlinks=False))
 
 
 def _orphans(index: IndexDir) -> list[int]:
@@ -221,6 +237,11 @@ def _check(index: IndexDir, embedder, model_check: bool) -> dict:
     if not has_lengths:
         notes.append("the index predates the passage lengths that make hybrid search faster; "
                      "xsearch check --repair (or the next xsearch index) adds them")
+    stray = _stray_segment_files(index)
+    if stray:
+        notes.append(f"{len(stray)} segment file(s) no commit names (a writer killed mid-way "
+                     f"left them, e.g. {stray[0]}): xsearch check --repair, or the next write, "
+                     "removes them")
     older = sum(r["kind"] == HNSW for r in index.store.segments())
     if older:
         notes.append(f"{older} HNSW segment(s) of an earlier version search more slowly than "

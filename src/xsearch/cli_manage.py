@@ -18,6 +18,7 @@ from .cli_format import (
     command,
     non_empty_paths,
     shell_words,
+    sigterm_interrupts,
 )
 
 
@@ -115,8 +116,10 @@ def rm(paths, index_path, missing_ok, dry_run, as_json):
     """
     from .manage import remove_files
 
-    report_removal(remove_files(index_path, list(paths), missing_ok=missing_ok,
-                                 dry_run=dry_run), as_json)
+    with sigterm_interrupts():
+        removal = remove_files(index_path, list(paths), missing_ok=missing_ok,
+                               dry_run=dry_run)
+    report_removal(removal, as_json)
 
 
 @command()
@@ -231,13 +234,15 @@ def label(labels_file, index_path, template, examples_file, method, source, as_j
         examples = read_examples(examples_file)
         no_stopped_rebuild(index_path)  # before minutes of training (asked again under lock)
         clf, info = train_classifier(index_path, examples, method, source, notify=say)
-        out = label_with_classifier(index_path, clf, notify=say, save=True)
+        with sigterm_interrupts():
+            out = label_with_classifier(index_path, clf, notify=say, save=True)
         out.update({"sources": info["sources"], "examples": info["examples"],
                     "auto": info["auto"]})
     else:
         from .topics import label_index, read_labels
 
-        out = label_index(index_path, read_labels(labels_file, template))
+        with sigterm_interrupts():
+            out = label_index(index_path, read_labels(labels_file, template))
     if as_json:
         _emit(out)
         return

@@ -48,11 +48,13 @@ def check(index_path, repair, model_check, as_json):
     """
     from .check import check_index
 
-    report = check_index(index_path, repair=repair, model_check=model_check,
-                         notify=tell_note)
+    with sigterm_interrupts():
+        report = check_index(index_path, repair=repair, model_check=model_check,
+                             notify=tell_note)
     report.pop("_bad", None)
     report.pop("_orphans", None)
     remaining = report.get("after", report["problems"]) if repair else report["problems"]
+    report["ok"] = not remaining  # after a repair: what is left (it said false once mended)
     if as_json:
         _emit(report)
     else:

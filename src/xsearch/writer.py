@@ -166,9 +166,29 @@ def write_failure(path: Path, exc: BaseException) -> str:
     else:
         what, where = str(exc) or type(exc).__name__, ""
         full = "full" in what
+        if "disk I/O error" in what:  # SQLite's word for a write refused: say which cause
+            cause = _io_cause(path)
+            what += cause
+            full = "disk is full" in cause
     then = ("free some space and run it again: it keeps what was committed and goes on from "
             "there" if full else "what was committed before is kept")
     return f"could not write index {path}: {what}{where}; {then}"
+
+
+def _io_cause(path: Path) -> str:
+    """What likely refused SQLite's write: a file size limit, or a full disk."""
+    import resource
+    import shutil
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return f" (this process may write files of at most {limit:,} bytes: ulimit -f)"
+    try:
+        if shutil.disk_usage(path if path.exists() else path.parent).free < 64 << 20:
+            return " (the disk is full)"
+    except OSError:
+        pass
+    return ""
 
 
 @dataclass
@@ -393,7 +413,9 @@ class IndexWriter:
 
     def delete_files(self, paths: list[str]) -> int:
         with self.store.transaction():
-            return sum(self.remove_file(p) for p in paths)
+            removed = sum(self.remove_file(p) for p in paths)
+            point("delete:rows")
+            return removed
 
     def remove_file(self, path: str) -> int:
         """Take a file's passages out (inside the caller's transaction); how many."""
