@@ -224,6 +224,12 @@ def test_unknown_query_parameters_are_refused(client, url, error):
     assert res.status_code == 400 and res.json() == {"error": error}
 
 
+def test_a_post_search_with_a_query_string_says_it_takes_none(client):
+    res = client.post("/api/search?k=3", json={"queries": ["bread"]})
+    assert res.status_code == 400 and res.json()["error"] == (
+        "unknown parameter 'k'; this route takes none (a POST takes a JSON body)")
+
+
 def test_the_parameters_the_page_sends_are_accepted(client):
     # What static/app.js asks for; routes without parameters take any (a cache buster).
     for url in ("/api/search?q=bread&k=5&lang=fra&lang=deu", "/api/passages/1?neighbours=2",

@@ -215,7 +215,7 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
         assert len(res.json()["error"].splitlines()) == 1
     _rebuild(docs, index, "--model", "use-m3")
     with running_server(index, "--engine", "onnx", env={"XSEARCH_CACHE": str(cache)}) as (
-            base, _):
+            base, proc):
         _serves(base, "use-m3", 512)
         _rebuild(docs, index, "--model", "e5-small")
         for _ in range(600):  # the state before answers until the load has failed
@@ -237,6 +237,8 @@ def test_a_model_the_server_cannot_load_is_503_until_it_can(tmp_path, monkeypatc
         ensure_graph()
         _serves(base, "e5-small", 384)
         assert httpx.get(base + "/api/health", timeout=30).json()["engine"] == "onnx"
+    # Whoever runs the server hears it too, once (clients got a 503, the log said nothing).
+    assert proc.stderr.read().count("which this server cannot load") == 1
 
 
 def test_the_api_index_run_follows_the_configuration_file(tmp_path):

@@ -77,7 +77,8 @@ def _known_params(request: Request) -> None:
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
         raise HTTPException(400, f"unknown parameter{'s' if len(unknown) > 1 else ''} {names}; "
-                                 f"accepted: {', '.join(accepted)}")
+                                 + (f"accepted: {', '.join(accepted)}" if accepted else
+                                    "this route takes none (a POST takes a JSON body)"))
     # One value each, but for the lists (lang, topic): a second q was taken, the first dropped.
     for p in params:
         if not _many(p.field_info.annotation) and len(request.query_params.getlist(p.alias)) > 1:

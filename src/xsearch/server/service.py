@@ -188,6 +188,7 @@ class IndexService:
                 f"index {self.index_path} was rebuilt with model {model}, which this server "
                 f"cannot load: {first_line(exc)} (it tries again on a later request)",
                 time.monotonic() + 2 * self._load_seconds)
+            self.log_once(self._failed[0])  # (clients hear it; so does whoever runs it)
             raise ModelChangedError(self._failed[0]) from exc
         self._next, self._failed = None, None
         new.use_embedder(embedder)
