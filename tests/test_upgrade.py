@@ -277,3 +277,29 @@ def test_check_repair_announces_and_applies_the_lexical_upgrade(tmp_path, monkey
     assert repaired.exit_code == 0, repaired.output
     assert "upgrading the index: its 2 passages are tokenised again" in repaired.stderr
     assert lexical_hits("1971") == ["bn.txt"]
+
+
+def test_an_index_tokenised_before_the_dotted_i_fold_is_retokenised_by_the_next_write(
+        tmp_path, monkeypatch):
+    """Made with lexical tokenisation 3 (İ casefolded to i and a combining dot, m012 not
+    applied): İSTANBUL matched only a query typed with İ; after the next write, istanbul."""
+    import functools
+    import unicodedata
+
+    from xsearch import lexical
+
+    @functools.lru_cache(maxsize=None)
+    def version_3(token: str, fold: bool) -> str:
+        text = unicodedata.normalize("NFKC", token).casefold().translate(lexical._NO_JOINERS)
+        return text if text.isascii() else text.translate(lexical.SPELLING)
+
+    monkeypatch.setattr(lexical, "_normalized", version_3)
+    db, lexical_hits, upgrade = _made_with_older_tokenisation(tmp_path, monkeypatch, {
+        "tr.txt": "İSTANBUL VE DİYARBAKIR ARASINDA YENİ BİR TREN HATTI AÇILDI.",
+        "en.txt": "The old bridge was built in 1971.",
+    }, lexical.SPELLING, "m012_lexical_dotted_i", "3")
+    assert lexical_hits("Istanbul") == []
+    upgrade()
+    assert lexical_hits("Istanbul") == ["tr.txt"]
+    assert lexical_hits("İstanbul") == ["tr.txt"]
+    assert lexical_hits("diyarbakir") == ["tr.txt"]

@@ -42,9 +42,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from . import bm25
 
-VERSION = 3
+VERSION = 4
 """Tokenisation version: store it with the index, rebuild passages_fts when it changes
-(2: :data:`SPELLING`, migration m008; 3: decimal digits of every script, m010)."""
+(2: :data:`SPELLING`, migration m008; 3: decimal digits of every script, m010; 4: the dot
+casefolding leaves on a Turkish İ, m012)."""
 
 FOLD_DIACRITICS = False
 """Whether accents on Latin/Greek letters are removed. Measured on SIB-200 entity queries
@@ -211,7 +212,9 @@ def _normalized(token: str, fold: bool) -> str:
     # Cached: the same words come back in every passage (indexing, snippets).
     text = unicodedata.normalize("NFKC", token).casefold().translate(_NO_JOINERS)
     if not text.isascii():
-        text = text.translate(SPELLING)
+        # İ casefolds to i and a combining dot: İSTANBUL is istanbul (it matched only a
+        # query typed with İ)
+        text = text.replace("i\u0307", "i").translate(SPELLING)
     return _fold(text) if fold else text
 
 

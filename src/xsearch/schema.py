@@ -240,7 +240,7 @@ ANNOUNCE_RETOKENISING = 10_000
 
 def upgrade_note(db_path: Path) -> str | None:
     """What to say before the index database at ``db_path`` is opened to write, when a
-    pending migration (m008, m010) will tokenise every passage again (minutes at a
+    pending migration (m008, m010, m012) will tokenise every passage again (minutes at a
     million); None otherwise, and when it cannot be read (opening it says what is wrong)."""
     from .store import Store
 
@@ -251,7 +251,8 @@ def upgrade_note(db_path: Path) -> str | None:
     try:
         conn = store.db.conn
         done = {r[0] for r in conn.execute("SELECT name FROM _migrations")}
-        if {"m008_lexical_spelling", "m010_lexical_digits"} <= done or _lexical_current(conn):
+        if {"m008_lexical_spelling", "m010_lexical_digits",
+                "m012_lexical_dotted_i"} <= done or _lexical_current(conn):
             return None
         n = conn.execute("SELECT count(*) FROM passages").fetchone()[0]
     finally:
@@ -306,11 +307,19 @@ def m011_files_by_hash(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX files_content_hash ON files(content_hash)")
 
 
+@migration
+def m012_lexical_dotted_i(db: sqlite_utils.Database) -> None:
+    """Lexical tokenisation 4: a Turkish İ folds to i (casefolding left a combining dot);
+    passages holding one are tokenised again as m008 does."""
+    _tokenise_again_if_any(db, [(0x0130, 0x0130), (0x0307, 0x0307)])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 READERS_MAY_SKIP = frozenset({"m005_lexical_lengths", "m006_lang_stats_triangles",
                                "m007_record_fields", "m008_lexical_spelling", "m009_cut_by",
-                               "m010_lexical_digits", "m011_files_by_hash"})
+                               "m010_lexical_digits", "m011_files_by_hash",
+                               "m012_lexical_dotted_i"})
 """Migrations a reader does without (it takes the slower way until a writer applies them: the
 lengths are a faster path, and whole outer-product matrices still read; record fields, the
 limits of m009 and the hash index of m011 matter only to indexing; until m008 and m010, a
