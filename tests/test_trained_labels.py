@@ -138,3 +138,16 @@ def test_a_label_typed_two_ways_is_one_label(tmp_path):
             {"text": "c", "label": "tea"}]
     assert [e.label for e in read_examples(_write_examples(tmp_path / "e.jsonl", rows))] == [
         "café", "café", "tea"]
+
+
+def test_a_huge_example_is_cut_and_said(tmp_path):
+    # One 3 MB example took five minutes of a "seconds" method, without a word.
+    from xsearch.trained_labels import EXAMPLE_CHARS
+
+    docs, index = _docs(tmp_path), tmp_path / "index"
+    _invoke("index", str(docs), "--index", str(index), "-q")
+    rows = [{"text": t, "label": label} for label, texts in TEXTS.items() for t in texts]
+    rows[0]["text"] = " ".join([TEXTS["bread"][0]] * (3 * EXAMPLE_CHARS // 50))
+    res = _invoke("label", "--train", str(_write_examples(tmp_path / "e.jsonl", rows)),
+                  "--index", str(index))
+    assert f"1 example(s) longer than {EXAMPLE_CHARS:,} characters" in res.output

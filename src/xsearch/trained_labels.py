@@ -32,6 +32,8 @@ from .langcodes import canonical, matches
 METHODS = ("prototype", "logreg", "finetune")
 DEFAULT_METHOD = "logreg"
 FOLDER = "classifier"
+#: An example's text is cut here: ~20 passages of the index; one of 3 MB took 5 minutes.
+EXAMPLE_CHARS = 20_000
 CONFIG = "classifier.json"
 FROZEN_FILE = "weights.npz"
 
@@ -264,6 +266,12 @@ def train_classifier(index_path: Path, examples: list[Example], method: str = DE
     if method not in METHODS:
         raise XsearchError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     say = notify or (lambda _m: None)
+    long = [e for e in examples if len(e.text) > EXAMPLE_CHARS]
+    if long:
+        say(f"{len(long)} example(s) longer than {EXAMPLE_CHARS:,} characters: their first "
+            f"{EXAMPLE_CHARS:,} are used (the longest has {max(len(e.text) for e in long):,})")
+        for e in long:
+            e.text = e.text[:EXAMPLE_CHARS]
     fill_languages(examples)
     if embedder is None:
         from .embedders import get_embedder
