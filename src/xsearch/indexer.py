@@ -316,13 +316,17 @@ def build_index(
             except BaseException:
                 writer.abort()
                 raise
-    if labels or summary.passages_embedded or summary.passages_kept or _unlabelled(index_path):
-        # New passages take the stored labels; new labels relabel everything (no re-embedding).
-        summary.labels = label_index(index_path, labels, embedder,
-                                     only_unlabelled=labels is None)
-        if dropped := summary.labels.pop("dropped", None):  # (a model change)
-            summary.warnings.append(dropped)
-            notify("warning", {"message": dropped})
+            # Under the same lock: a writer that came in between made the run fail after its
+            # files were committed ("being written by another process").
+            if labels or summary.passages_embedded or summary.passages_kept or \
+                    _unlabelled(index_path):
+                # New passages take the stored labels; new labels relabel everything (no
+                # re-embedding).
+                summary.labels = label_index(index_path, labels, embedder,
+                                             only_unlabelled=labels is None, locked=True)
+                if dropped := summary.labels.pop("dropped", None):  # (a model change)
+                    summary.warnings.append(dropped)
+                    notify("warning", {"message": dropped})
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -106,7 +106,8 @@ def document_topics(doc_ids: np.ndarray, vectors: np.ndarray, label_vectors: np.
 
 
 def label_index(index_path: Path, labels: Sequence[Label] | None = None,
-                embedder: Embedder | None = None, only_unlabelled: bool = False) -> dict:
+                embedder: Embedder | None = None, only_unlabelled: bool = False,
+                locked: bool = False) -> dict:
     """Give passages and documents of an index a zero-shot topic and score.
 
     With ``labels`` None, the labels stored in the index are applied again; with
@@ -115,6 +116,8 @@ def label_index(index_path: Path, labels: Sequence[Label] | None = None,
     """
     from .writer import lock_existing
 
+    if locked:  # (an index run, which holds the write lock)
+        return _label_index(Path(index_path), labels, embedder, only_unlabelled)
     with lock_existing(Path(index_path)):
         if labels is not None:
             no_stopped_rebuild(Path(index_path))
