@@ -433,6 +433,15 @@ def test_a_hit_whose_file_changed_or_went_away_says_so(tmp_path):
     text = CliRunner().invoke(cli, ["query", "pump warranty", "-k", "3", "--index",
                                     str(index)]).stdout
     assert "a.txt:0-34 (file missing)" in text and "(file changed since indexed)" in text
+    # Touched only (a checkout, a copy): as indexed once a run has seen its text unchanged.
+    import os
+
+    os.utime(docs / "c.txt", (1, 1))
+    assert {Path(h["path"]).name: h["file_state"] for h in _query(
+        index, "pump warranty", "-k", "3")}["c.txt"] == "changed"
+    assert CliRunner().invoke(cli, ["index", str(docs), "--index", str(index)]).exit_code == 0
+    assert {Path(h["path"]).name: h["file_state"] for h in _query(
+        index, "pump warranty", "-k", "3")}["c.txt"] is None
 
 
 def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_traceback(corpus_index):

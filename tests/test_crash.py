@@ -661,6 +661,16 @@ def test_check_names_segment_files_no_commit_names(reference, tmp_path):
     shutil.copy(first, index / "segments" / "s09999999-eng_Latn.npy")
     out = _xsearch("check", "--index", str(index), "--no-model")
     assert "1 segment file(s) no commit names" in out.stdout
+    # While a writer holds the index they are its files in the making: not named.
+    import fcntl
+
+    fd = os.open(index / ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        busy = _xsearch("check", "--index", str(index), "--no-model")
+        assert "no commit names" not in busy.stdout
+    finally:
+        os.close(fd)
     _xsearch("check", "--repair", "--index", str(index), "--no-model")
     assert not (index / "segments" / "s09999999-eng_Latn.npy").exists()
     assert "no commit names" not in _xsearch("check", "--index", str(index), "--no-model").stdout

@@ -777,3 +777,16 @@ def test_what_a_killed_build_left_is_swept_by_the_next(tmp_cache):
     os.utime(old, (1, 1))
     e5_graph.build_graph()
     assert not old.exists() and new.exists()
+
+
+def test_an_index_run_sweeps_what_a_killed_build_left(tmp_cache):
+    # Killed mid-build, then run again at once: the graph was never written again, so its
+    # temporary file stayed for good.
+    from xsearch.embedders import prepare_engine
+
+    e5_graph.ensure_graph()
+    left = tmp_cache / f"{e5_graph.NAME}.onnx.k1ll3d.tmp"
+    left.write_bytes(b"half a graph")
+    os.utime(left, (1, 1))
+    prepare_engine("e5-small", "onnx")
+    assert not left.exists()

@@ -184,8 +184,9 @@ def test_a_cut_never_splits_a_user_perceived_character():
     rng = random.Random(3)
     thai = "ซุปเปอร์โนวาการระเบิดของดาวฤกษ์ที่สว่างที่สุดในกาแล็กซี่"
     family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
-    for _ in range(200):
-        parts = [rng.choice([thai, family, "ก่อน", "น้ำ"]) for _ in range(40)]
+    flag, thumb = "\U0001f1eb\U0001f1f7", "\U0001f44d\U0001f3fd"  # two code points each
+    for _ in range(300):
+        parts = [rng.choice([thai, family, flag, thumb, "ก่อน", "น้ำ"]) for _ in range(40)]
         text = "".join(parts)
         snip, _ = snippets.best_snippet(text, "ซุปเปอร์โนวา", limit=rng.randint(20, 60))
         body = snip.strip(snippets.ELLIPSIS)

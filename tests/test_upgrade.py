@@ -288,7 +288,7 @@ def test_an_index_tokenised_before_the_dotted_i_fold_is_retokenised_by_the_next_
 
     from xsearch import lexical
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def version_3(token: str, fold: bool) -> str:
         text = unicodedata.normalize("NFKC", token).casefold().translate(lexical._NO_JOINERS)
         return text if text.isascii() else text.translate(lexical.SPELLING)

@@ -63,12 +63,12 @@ def _stray_segment_files(index: IndexDir) -> list[str]:
     """Segment files that neither the committed state nor a stopped build names (what a
     sweep would delete)."""
     from . import segments as S
-    from .fresh_builds import unfinished_segment_files
+    from .fresh_builds import being_written, unfinished_segment_files
 
     kept = unfinished_segment_files(index.path)
     folder = index.path / "segments"
-    if kept is None or not folder.is_dir() or folder.is_symlink():
-        return []
+    if kept is None or not folder.is_dir() or folder.is_symlink() or being_written(index.path):
+        return []  # (a writer at work has files it has not committed yet)
     named = {f for r in index.store.segments() for f in S.files_of(r["name"], r["kind"])}
     return sorted(e.name for e in os.scandir(folder) if S.NAME_RE.match(e.name)
                   and e.name not in named | kept and e.is_file(follow_symlinks=False))

@@ -70,6 +70,7 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
     fresh: list[tuple[Path, tuple[str, int, float]]] = []
     now: dict[str, str] = {}  # path -> content hash, of the files walked
     recovered: list[str] = []
+    touched: list[tuple[int, float, str]] = []  # unchanged text, new size/time of change
     for f in files:
         key = str(f)
         seen.add(key)
@@ -89,6 +90,8 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
             summary.unchanged += 1
             if key in failed:  # back to the version indexed: its failure is over
                 recovered.append(key)
+            if (old["size"], old["mtime"]) != (fp[1], fp[2]):
+                touched.append((fp[1], fp[2], key))
             continue
         bad = failed.get(key)
         if (bad and _same_as(f, fp, bad["content_hash"]) and not retry_failed
@@ -97,6 +100,10 @@ def plan_run(writer: IndexWriter, files: list[Path], roots: list[Path],
             continue
         fresh.append((f, fp))
 
+    if touched:  # a hit's file_state compares them: touched, it is still as indexed
+        with store.transaction():
+            store.db.conn.executemany("UPDATE files SET size = ?, mtime = ? WHERE path = ?",
+                                      touched)
     # A file this walk left out but still on disk (another --include, a new ignore rule) is
     # kept: only files that are gone are dropped, as rsync --delete spares excluded ones.
     unseen = {p: row for p, row in known.items() if p not in seen

@@ -121,6 +121,13 @@ def cluster_starts(text: str, i: int) -> bool:
     Devanagari vowel sign, even one that takes a column), not a joiner, not the letter after a
     virama or a ZWJ (a conjunct such as क्ष, an emoji sequence)."""
     ch, before = text[i], text[i - 1]
+    if "\U0001f3fb" <= ch <= "\U0001f3ff" or "\U000e0020" <= ch <= "\U000e007f":
+        return False  # a skin tone, a flag's tag letters: part of the emoji before
+    if "\U0001f1e6" <= ch <= "\U0001f1ff":  # regional indicators pair into one flag
+        n = 0
+        while i - n - 1 >= 0 and "\U0001f1e6" <= text[i - n - 1] <= "\U0001f1ff":
+            n += 1
+        return n % 2 == 0
     return (unicodedata.category(ch)[0] != "M" and ch not in "\u200c\u200d"
             and before != "\u200d" and unicodedata.combining(before) != 9)
 

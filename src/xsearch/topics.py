@@ -129,7 +129,8 @@ def no_stopped_rebuild(index_path: Path) -> None:
     were when it began, and taken up it put them back (an unknown topic to every query)."""
     from .fresh_builds import unfinished_builds
 
-    if unfinished_builds(index_path):
+    if any(not b["running"] for b in unfinished_builds(index_path)):  # (a running one
+        # holds the lock: the label run is told the index is being written)
         raise XsearchError(f"a stopped --full rebuild of {index_path} is waiting, with the "
                            "labels it began with: finish it first (xsearch index PATHS --full "
                            f"--index {index_path}, or drop it with a plain xsearch index), "

@@ -136,8 +136,12 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
         return False
     if not _installed("onnx"):  # builds need it; both engines can run the graph without
         return False
-    from ..fileio import cache_dir
+    from ..fileio import cache_dir, sweep_stale_temps
     from .e5_graph import cached_graph, ensure_graph
+
+    if cache_dir().is_dir():  # what a killed build left (each kill a 14 MB file)
+        sweep_stale_temps(cache_dir(), "e5-small-*.tmp")
+        sweep_stale_temps(cache_dir(), "langid-*.tmp")
 
     # Verified here (~30 ms, once a process): a damaged graph that cannot be rebuilt is
     # found before the run, not by the loader in the middle of it.
