@@ -140,17 +140,39 @@ def whole_files(group: list[_Pending], vectors: np.ndarray | None, exc: Keyboard
 
 
 @contextlib.contextmanager
-def held_signals() -> Iterator[None]:
+def held_signals(defer: bool = False) -> Iterator[None]:
     """Within: SIGINT and SIGTERM are ignored (main thread only), so that what a stop is
-    committing is committed; after, they are as they were."""
+    committing is committed; after, they are as they were. ``defer``: one that came is
+    raised again after (a run ending normally is still stopped by it, once its writer is
+    done)."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    came: list[int] = []
+    handler = (lambda sig, _frame: came.append(sig)) if defer else signal.SIG_IGN
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+        for sig, was in old.items():
+            signal.signal(sig, was)
+        if came:
+            signal.raise_signal(came[0])
+
+
+def join_whole(writer_thread: threading.Thread, done: threading.Event) -> None:
+    """Wait for the writer thread to end, through a Ctrl-C or SIGTERM too: the caller then
+    closes the connection it writes with (a signal at a run's end, while it merged, crashed
+    the process with a segmentation fault). Waited for on an event: a ``Thread.join`` a
+    signal interrupts marks the thread stopped in Python 3.11 (it releases the lock the
+    running thread holds, bpo-45274), and joining it again returned at once."""
+    try:
+        while not done.wait(0.5):
+            pass
+    except BaseException:
+        with held_signals():
+            done.wait()
+        raise
+    writer_thread.join()

@@ -447,34 +447,6 @@ def search(
     return out
 
 
-def query_words(query: str) -> list[list[str]]:
-    """The tokens of each word of ``query`` (as white space divides it), in order: a code
-    such as XJ-4471b is one word of two tokens, a Chinese or Thai run one of its pairs."""
-    words: list[list[str]] = []
-    spans = [m.span() for m in re.finditer(r"\S+", query)]
-    for tok, start, _ in tokens(query):
-        at = next((i for i, (a, b) in enumerate(spans) if a <= start < b), -1)
-        if words and words[-1][0] == at:
-            words[-1][1].append(tok)
-        else:
-            words.append((at, [tok]))
-    return [toks for _, toks in words]
-
-
-def holding_all(conn: sqlite3.Connection, words: Sequence[Sequence[str]], ids: Iterable[int],
-                table: str = TABLE) -> set[int]:
-    """Those of the passages ``ids`` that hold every word of ``words`` (each a phrase of its
-    tokens, as :func:`query_words` gives them: XJ-4471b, not XJ-1000 and 4471b apart)."""
-    ids = sorted({int(i) for i in ids})
-    if not words or not ids:
-        return set()
-    match = " AND ".join('"' + " ".join(t.replace('"', '""') for t in w) + '"' for w in words)
-    # +rowid: a plain rowid IN (...) ran the MATCH once per candidate (0.85 ms at 100k)
-    return {r[0] for r in conn.execute(
-        f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND +rowid IN "
-        "(SELECT value FROM json_each(?))", [match, json.dumps(ids)])}
-
-
 def informative_tokens(
     conn: sqlite3.Connection,
     query: str,

@@ -5,7 +5,6 @@ overlap the embedding)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import queue
 import sys
@@ -24,7 +23,7 @@ from .embedders import Embedder
 from .embedders.base import PartialEmbedding
 from .errors import IngestError, SkippedFile, first_line
 from .faults import point
-from .group_writer import commit_loop, held_signals, whole_files
+from .group_writer import commit_loop, held_signals, join_whole, whole_files
 from .index_dir import DATABASE
 from .index_summary import IndexSummary, ProgressFn
 from .ingest import BudgetExceeded, ReadOptions, ReadResult, read_file
@@ -423,12 +422,14 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     finally:
         stop.set()
         stopping = isinstance(sys.exc_info()[1], KeyboardInterrupt)
-        with held_signals() if stopping else contextlib.nullcontext():
-            # A second Ctrl-C (or SIGTERM) while the stop commits once lost that commit.
+        # A second Ctrl-C (or SIGTERM) while the stop commits once lost that commit; one at a
+        # normal end, before the wait for the writer began, left it writing on a connection
+        # the caller then closed (a segmentation fault): it is raised once the writer is done.
+        with held_signals(defer=not stopping):
             if salvage is not None:  # Ctrl-C: what is embedded whole is still committed
                 outbox.put(salvage)
             outbox.put(None)
-            _join_whole(committer, committed)
+            join_whole(committer, committed)
         while reader.is_alive():  # drain so the reader is never stuck on a full queue
             try:
                 inbox.get(timeout=0.1)
@@ -437,22 +438,6 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
         reader_view.close()
     if errors:
         raise errors[0]
-
-
-def _join_whole(writer_thread: threading.Thread, done: threading.Event) -> None:
-    """Wait for the writer thread to end, through a Ctrl-C or SIGTERM too: the caller then
-    closes the connection it writes with (a signal at a run's end, while it merged, crashed
-    the process with a segmentation fault). Waited for on an event: a ``Thread.join`` a
-    signal interrupts marks the thread stopped in Python 3.11 (it releases the lock the
-    running thread holds, bpo-45274), and joining it again returned at once."""
-    try:
-        while not done.wait(0.5):
-            pass
-    except BaseException:
-        with held_signals():
-            done.wait()
-        raise
-    writer_thread.join()
 
 
 class _BatchReport:

@@ -19,6 +19,7 @@ from . import arguments, bm25, lexical
 from .centering import PROBE_KEY, Centering, checked_embedder, decode_vector
 from .embedders import Embedder, resolve_model_name
 from .errors import EmptyIndexError, IndexMismatchError, UnknownTopicError, XsearchError
+from .exact_first import exact_first
 from .hits import Filters, Hit, QueryInfo, file_state
 from .index_dir import DATABASE, IndexDir
 from .langcodes import resolve_filters
@@ -35,8 +36,6 @@ DEFAULT_MODE = "hybrid"
 #: Lexical candidates taken whatever k: a passage with a middling dense score and a strong
 #: lexical one may outrank the dense top k, and must do so at k=1 as at k=10.
 LEXICAL_DEPTH = 50
-#: Queries of at most this many words, all rare, rank passages holding them all first.
-EXACT_FIRST_WORDS = 3
 CALIBRATED_PASSAGES = 500
 #: Longest query text searched: 4,000 characters are over 512 tokens in any script.
 QUERY_CHARS = 4000
@@ -309,7 +308,9 @@ class Searcher:
                         texts[qi], fetch, allowed, n_docs, dense if mode == "hybrid" else {})
                     ranked.append(self._fuse(qi, dense, lex, mode, langs, centering))
                     if mode == "hybrid" and lex:
-                        ranked[-1] = self._exact_first(texts[qi], ranked[-1], lex, n_docs)
+                        ranked[-1] = exact_first(
+                            self.index.store.db.conn, texts[qi], ranked[-1], lex,
+                            _max_share(n_docs), n_docs, self._df, self._by_language())
                 results = self._collect(qv, ranked, f, want, per_document,
                                         texts if snippets else None, n_docs, cosines)
                 short = any(len(r) < want for r in results)
@@ -376,24 +377,6 @@ class Searcher:
             return [(pid, v, dense[pid][1]) for pid, v in order if pid in dense]
         fused = hybrid_scores({pid: z for pid, (_, z) in dense.items()}, lex)
         return [(pid, v, dense[pid][1]) for pid, v in fused if pid in dense]
-
-    def _exact_first(self, text: str, ranked: list, lex: dict[int, float], n_docs: int
-                     ) -> list:
-        """A query of one to three words, all of them rare (a name, a code, a number),
-        ranks the passages holding all of them first: the dense score of a name is mostly
-        noise, which in a small index reached 2.6σ and kept the only documents naming
-        "Margaret" below unrelated ones. A question (it has common words) is left as fused."""
-        toks = lexical.query_tokens(text)
-        words = lexical.query_words(text)
-        if not 1 <= len(words) <= EXACT_FIRST_WORDS or len(toks) > 4 * EXACT_FIRST_WORDS:
-            return ranked
-        conn = self.index.store.db.conn
-        kept = lexical.informative(conn, toks, max_share=_max_share(n_docs), n_docs=n_docs,
-                                   df_cache=self._df, **self._by_language())
-        if len(kept) != len(toks):
-            return ranked
-        held = set(lex) if len(toks) == 1 else lexical.holding_all(conn, words, lex)
-        return sorted(ranked, key=lambda r: r[0] not in held) if held else ranked
 
     def calibrated(self, language: str) -> bool:
         """Whether a relevance in this language rests on enough passages to mean what it says
