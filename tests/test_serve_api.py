@@ -882,3 +882,10 @@ def test_an_api_index_run_of_a_folder_that_is_gone_is_503(index_copy, tmp_path):
         assert res.status_code == 503 and "path not found" in res.json()["error"]
         res = c.post("/api/index?path=/etc", headers={"Authorization": "Bearer t"})
         assert res.status_code == 400
+
+
+def test_a_search_says_which_languages_its_filter_named(client):
+    for name in ("fr", "French", "fra", "fra_Latn"):
+        body = client.get("/api/search", params={"q": "bread", "lang": name}).json()
+        assert body["lang"] == ["fra_Latn"], (name, body["lang"])
+    assert client.get("/api/search", params={"q": "bread"}).json()["lang"] is None

@@ -211,11 +211,13 @@ def test_the_page_keeps_to_the_view_asked_for(corpus_index, browser, tmp_path):
         assert d.find_elements(By.CSS_SELECTOR, ".passage.current")
         assert not d.find_elements(By.CSS_SELECTOR, "#main > ol.hits")
 
-        # A link's short language code ticks the language it names, not a phantom facet.
-        d.get(base + "/#/?q=bread&lang=fra&k=5")
-        _wait(d, lambda d: _hit_langs(d) and set(_hit_langs(d)) == {"fra_Latn"}, "French")
-        assert d.find_element(By.ID, "lang-fra_Latn").is_selected()
-        assert not d.find_elements(By.ID, "lang-fra")
+        # A link's language code or name ticks the language it names, not a phantom facet.
+        for name in ("fra", "fr", "French"):
+            d.get(base + f"/#/?q=bread&lang={name}&k=5")
+            _wait(d, lambda d: _hit_langs(d) and set(_hit_langs(d)) == {"fra_Latn"}
+                  and d.find_elements(By.ID, "lang-fra_Latn")
+                  and d.find_element(By.ID, "lang-fra_Latn").is_selected(), f"French ({name})")
+            assert not d.find_elements(By.ID, f"lang-{name}")
 
         # The server gone: the page says so in words, not the browser's "Failed to fetch".
         proc.terminate()

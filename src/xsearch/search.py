@@ -205,6 +205,13 @@ class Searcher:
         wanted = resolve_filters(f.languages, held)  # "hi", "Hindi" -> "hin"; unknown: error
         return {code for code in held if any(language_matches(w, code) for w in wanted)}
 
+    def filter_languages(self, filters: Filters) -> list[str] | None:
+        """The index's languages a filter's ``languages`` name ("fr", "French" and "fra"
+        name fra_Latn); None without a language filter."""
+        with self.index.store.snapshot():
+            found = self._segment_languages(filters)
+        return None if found is None else sorted(found)
+
     def search_many(self, queries: list[str], k: int = 5, filters: Filters | None = None,
                     per_document: int = 1, offset: int = 0, mode: str = DEFAULT_MODE
                     ) -> list[list[Hit]]:

@@ -58,6 +58,8 @@ class SearchResult(BaseModel):
 
 class SearchResponse(SearchResult):
     languages: dict[str, int] = Field(description="hits per language in this answer")
+    lang: list[str] | None = Field(None, description="the index's languages the lang filter "
+                                   "names (fr, French, fra: fra_Latn); null without one")
 
 
 class BatchRequest(BaseModel):

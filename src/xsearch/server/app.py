@@ -226,13 +226,14 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
     ) -> dict:
         """Ranked passages in every language for one query; page with ``offset``."""
         query = _clean_query(q)
+        filters = _filters(lang, path, topic, min_score)
         # One hit more than asked tells whether there is a next page.
-        hits = (await service.search([query], k + 1, _filters(lang, path, topic, min_score),
-                                     per_doc, offset, mode))[0]
+        hits = (await service.search([query], k + 1, filters, per_doc, offset, mode))[0]
         page = hits[:k]
+        named = await service.run(lambda s: s.filter_languages(filters)) if lang else None
         return {"query": query, "k": k, "offset": offset, "hits": [h.as_dict() for h in page],
                 "next_offset": offset + k if len(hits) > k else None,
-                "languages": dict(Counter(h.language for h in page))}
+                "languages": dict(Counter(h.language for h in page)), "lang": named}
 
     @app.post("/api/search", response_model=m.BatchResponse, responses=errors,
               tags=["search"], dependencies=known)

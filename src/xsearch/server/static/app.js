@@ -229,6 +229,9 @@ async function searchView(params, seq) {
   try {
     const res = await api("/api/search?" + url);
     if (stale(seq)) return;  // the user moved on meanwhile
+    // The languages the link's names stand for (lang=fr, lang=Hindi): those are ticked.
+    if (res.lang) await renderFacets(res.lang, seq).catch(() => {});
+    if (stale(seq)) return;
     const nl = Object.keys(res.languages).length;
     const weak = res.hits.filter(isWeak).length;
     setStatus(res.hits.length + (res.hits.length === 1 ? " hit" : " hits") + " in " + nl +
