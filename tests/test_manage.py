@@ -404,6 +404,13 @@ def test_config_file_gives_defaults_below_env_and_flags(corpus_index, tmp_path, 
     assert run("stats", "--index", str(corpus_index),
                env={**unset, "XSEARCH_INDEX": str(tmp_path / "elsewhere")}).exit_code == 0
     assert "[default: (3, from xsearch.toml);" in run("query", "--help", env=unset).output
+    # A bad value the file gave is said to come from it (the error named only the value).
+    with open(tmp_path / "xsearch.toml", "a", encoding="utf-8") as fh:
+        fh.write('lang = ["xx"]\n')
+    bad = run("query", "coffee", env=unset, ok=False)
+    assert "unknown language 'xx'" in bad.output and "(set in xsearch.toml)" in bad.output
+    flag = run("query", "coffee", "--lang", "yy", env=unset, ok=False)
+    assert "unknown language 'yy'" in flag.output and "set in" not in flag.output
 
 
 def test_user_config_dir_and_relative_index(corpus_index, tmp_path, monkeypatch):

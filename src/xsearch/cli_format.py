@@ -431,6 +431,25 @@ class NoResults(click.ClickException):
     exit_code = 1
 
 
+def _from_file(exc: XsearchError) -> str:
+    """`` (lang = ... in FILE)`` when the value an error names came from the configuration
+    file ("unknown language 'xx'" did not say where 'xx' was written)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    source = ctx and ctx.find_root().meta.get(CONFIG_META)
+    if not source:
+        return ""
+    message = first_line(exc)
+    for name, value in ctx.params.items():
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT_MAP:
+            continue
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, str) and v and f"'{v}'" in message:
+                return f" (set in {source})"
+    return ""
+
+
 def _edge(f):
     """Turn library errors into click errors (one line, exit 1); Ctrl-C exits 130."""
 
@@ -439,7 +458,7 @@ def _edge(f):
         try:
             return f(*args, **kwargs)
         except XsearchError as exc:
-            raise click.ClickException(_safe(first_line(exc))) from exc
+            raise click.ClickException(_safe(first_line(exc) + _from_file(exc))) from exc
         except BrokenPipeError:  # `xsearch query ... | head`: click ends it quietly
             raise
         except OSError as exc:  # the machine said no (permissions, a full disk...): one line
