@@ -306,7 +306,7 @@ def _api_index_options(root: Path, index_path: Path) -> dict:
     """What ``xsearch index ROOT --index INDEX`` here would run with (the configuration file's
     exclude, include, limits, labels...; the environment's), for POST /api/index: an
     incremental run, whatever the file says of --full or --prune."""
-    from .cli import index_run_options
+    from .cli_index import index_run_options
 
     group = click.get_current_context().find_root()
     index_cmd = group.command.get_command(group, "index")

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 
 
 def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
-                 notify: ProgressFn, errors: list[BaseException]) -> None:
+                 notify: ProgressFn, errors: list[BaseException],
+                 finished: threading.Event) -> None:
     """Writer thread: one transaction per group, its rows written while the group embeds
     ("rows"), committed with its vectors ("vectors"), or rolled back for the files embedded
-    whole when a run stops ("whole"); failures are remembered by content hash."""
+    whole when a run stops ("whole"); failures are remembered by content hash. ``finished``
+    is set when it is done (:func:`join_whole`)."""
     open_write = None
     try:
         while True:
@@ -55,8 +57,11 @@ def commit_loop(writer: IndexWriter, outbox: queue.Queue, summary: IndexSummary,
                 open_write = None  # left rolled back
                 errors.append(exc)
     finally:
-        if open_write is not None:  # the run stopped before this group was embedded
-            open_write.discard()
+        try:
+            if open_write is not None:  # the run stopped before this group was embedded
+                open_write.discard()
+        finally:
+            finished.set()
 
 
 def _failed(p: _Pending) -> bool:

@@ -43,9 +43,8 @@ if TYPE_CHECKING:
     from . import bm25
 
 VERSION = 4
-"""Tokenisation version: store it with the index, rebuild passages_fts when it changes
-(2: :data:`SPELLING`, migration m008; 3: decimal digits of every script, m010; 4: the dot
-casefolding leaves on a Turkish İ, m012)."""
+"""Tokenisation version, stored with the index (passages_fts is rebuilt when it changes): 2
+:data:`SPELLING` (m008); 3 decimal digits of every script (m010); 4 Turkish İ is i (m012)."""
 
 FOLD_DIACRITICS = False
 """Whether accents on Latin/Greek letters are removed. Measured on SIB-200 entity queries

@@ -368,14 +368,8 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
                               daemon=True)
     errors: list[BaseException] = []
     committed = threading.Event()
-
-    def run_commits() -> None:
-        try:
-            commit_loop(writer, outbox, summary, notify, errors)
-        finally:
-            committed.set()
-
-    committer = threading.Thread(target=run_commits, daemon=True)
+    committer = threading.Thread(target=commit_loop, daemon=True, args=(
+        writer, outbox, summary, notify, errors, committed))
     total_bytes = sum(fp[1] for _, fp in todo) or 1
     notify("start", {"files": len(todo), "bytes": total_bytes})
     reader.start()
@@ -422,9 +416,8 @@ def _pipeline(writer: IndexWriter, embedder: Embedder, todo, options: ReadOption
     finally:
         stop.set()
         stopping = isinstance(sys.exc_info()[1], KeyboardInterrupt)
-        # A second Ctrl-C (or SIGTERM) while the stop commits once lost that commit; one at a
-        # normal end, before the wait for the writer began, left it writing on a connection
-        # the caller then closed (a segmentation fault): it is raised once the writer is done.
+        # A second Ctrl-C (or SIGTERM) while a stop commits lost that commit; one at a normal
+        # end crashed the writer (its connection closed): raised once the writer is done.
         with held_signals(defer=not stopping):
             if salvage is not None:  # Ctrl-C: what is embedded whole is still committed
                 outbox.put(salvage)
