@@ -44,6 +44,18 @@ def quick_fingerprint(paths: list[Path]) -> str:
     return h.hexdigest()[:32]
 
 
+def sampled_digest(path: Path) -> str:
+    """Size and a sha256 of 4 KiB every MiB (and of the end): ~1 ms for 70 MB, where hashing
+    it whole takes ~100 ms; catches a file cut, zeroed or overwritten, not one changed byte."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        for at in [*range(0, size, 1 << 20), max(0, size - 4096)]:
+            fh.seek(at)
+            h.update(fh.read(4096))
+    return f"{size}:{h.hexdigest()[:32]}"
+
+
 def full_checksum(paths: list[Path]) -> str:
     """sha256 of the files' bytes one after another."""
     h = hashlib.sha256()

