@@ -151,3 +151,13 @@ def test_a_huge_example_is_cut_and_said(tmp_path):
     res = _invoke("label", "--train", str(_write_examples(tmp_path / "e.jsonl", rows)),
                   "--index", str(index))
     assert f"1 example(s) longer than {EXAMPLE_CHARS:,} characters" in res.output
+
+
+def test_an_example_text_given_two_labels_is_warned_of(tmp_path):
+    docs, index = _docs(tmp_path), tmp_path / "index"
+    _invoke("index", str(docs), "--index", str(index), "-q")
+    rows = [{"text": t, "label": label} for label, texts in TEXTS.items() for t in texts]
+    rows.append({"text": TEXTS["bread"][0], "label": "volcano"})
+    res = _invoke("label", "--train", str(_write_examples(tmp_path / "e.jsonl", rows)),
+                  "--index", str(index))
+    assert "1 example text(s) carry more than one label" in res.output

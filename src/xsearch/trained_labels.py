@@ -272,6 +272,14 @@ def train_classifier(index_path: Path, examples: list[Example], method: str = DE
             f"{EXAMPLE_CHARS:,} are used (the longest has {max(len(e.text) for e in long):,})")
         for e in long:
             e.text = e.text[:EXAMPLE_CHARS]
+    by_text: dict[str, set[str]] = {}
+    for e in examples:
+        by_text.setdefault(e.text, set()).add(e.label)
+    torn = {t: sorted(ls) for t, ls in by_text.items() if len(ls) > 1}
+    if torn:
+        text, labels = next(iter(torn.items()))
+        say(f"warning: {len(torn)} example text(s) carry more than one label (e.g. "
+            f"{text[:40]!r}: {', '.join(labels)}): the classifier cannot tell them apart")
     fill_languages(examples)
     if embedder is None:
         from .embedders import get_embedder
