@@ -242,7 +242,7 @@ def test_topic_labels_are_stored_shown_and_filtered(small_corpus, tmp_path):
     built = runner.invoke(cli, ["index", str(small_corpus), "--index", str(index),
                                 "--labels", str(labels), "--json"])
     assert built.exit_code == 0, built.output
-    summary = json.loads(built.output)
+    summary = json.loads(built.stdout)  # (stderr may say the engine is being built)
     assert summary["labels"]["labels"] == ["bread", "volcano"]
     truth = {Path(k.split("#")[0]).name: v["topic"] for k, v in _truth().items()}
     hits = _query(index, "eruption", "-k", "10", "--topic", "volcano")
@@ -262,8 +262,8 @@ def test_topic_labels_are_stored_shown_and_filtered(small_corpus, tmp_path):
     # `xsearch label` relabels from the stored vectors.
     relabel = runner.invoke(cli, ["label", str(labels), "--index", str(index), "--json"])
     assert relabel.exit_code == 0, relabel.output
-    assert sum(json.loads(relabel.output)["per_label"].values()) == json.loads(
-        runner.invoke(cli, ["stats", "--index", str(index), "--json"]).output)["passages"]
+    assert sum(json.loads(relabel.stdout)["per_label"].values()) == json.loads(
+        runner.invoke(cli, ["stats", "--index", str(index), "--json"]).stdout)["passages"]
 
 
 def test_the_top_hits_do_not_depend_on_k(corpus_index):
