@@ -689,7 +689,9 @@ def test_bench_runs_are_picked_by_name_only(corpus_index, tmp_path):
     ("127.0.0.1:8000", 200), ("127.0.0.2", 200), ("[::1]:8000", 200), ("localhost", 200),
     ("LOCALHOST.:8000", 200), ("app.localhost", 200), ("10.0.0.5:8000", 200),
     ("search.example.org", 200),  # allowed by name below
+    ("127.1:8000", 200), ("0x7f.1", 200),  # shorthand addresses, as curl sends them typed
     ("evil.example", 403), ("evil.example:8000", 403), ("localhost.evil.example", 403),
+    ("1.evil", 403), ("999.1", 403),
 ])
 def test_only_addresses_localhost_and_allowed_names_are_answered(corpus_index, host, status):
     # DNS rebinding: a page on evil.example points its name at 127.0.0.1 and reads the API;

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
+import socket
 from collections.abc import Iterable
 
 
@@ -29,7 +31,15 @@ def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(name)
     except ValueError:
-        return None
+        pass
+    # The shorthands inet_aton reads (127.1, 0x7f.1), which curl sends as they are typed:
+    # addresses too, with no DNS involved.
+    if re.fullmatch(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}", name):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return None
+    return None
 
 
 def host_name(header: str) -> str:
