@@ -176,6 +176,8 @@ def test_languages_labels_stats_health(client, corpus_index):
     ("/api/search?q=bread&per_doc=-1", 400),
     ("/api/search", 400),
     ("/api/passages/999999999", 404),
+    ("/api/passages/99999999999999999999", 404),  # past any id: none such, not a range rule
+    ("/api/documents/99999999999999999999", 404),
     ("/api/passages/0", 400),
     ("/api/passages/abc", 400),
     ("/api/documents/999999999", 404),
@@ -891,3 +893,9 @@ def test_a_search_says_which_languages_its_filter_named(client):
         body = client.get("/api/search", params={"q": "bread", "lang": name}).json()
         assert body["lang"] == ["fra_Latn"], (name, body["lang"])
     assert client.get("/api/search", params={"q": "bread"}).json()["lang"] is None
+
+
+def test_an_id_past_any_the_index_gives_is_not_found(client):
+    res = client.get("/api/passages/99999999999999999999")
+    assert res.status_code == 404
+    assert res.json()["error"] == "no passage 99999999999999999999 in the index"

@@ -188,6 +188,13 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = first.get("loc", ())
+        if len(loc) == 2 and loc[0] == "path" and str(loc[1]).endswith("_id") and \
+                first.get("type") == "less_than_equal":
+            # An id past any the index gives: none such (it said "Input should be <= 2^62").
+            what = str(loc[1])[:-3]
+            return _error(404, f"no {what} {first.get('input')} in the index")
         return _error(400, _validation_message(exc, request.headers.get("content-type", "")))
 
     # A damaged database is no bug: 503 with the one line `xsearch query` prints, logged
