@@ -10,7 +10,6 @@ statistics and rewrites the config mirror; it also upgrades an index of an older
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from pathlib import Path
 
@@ -60,18 +59,15 @@ def _segment_problems(index: IndexDir) -> tuple[list[dict], list[dict]]:
 
 
 def _stray_segment_files(index: IndexDir) -> list[str]:
-    """Segment files that neither the committed state nor a stopped build names (what a
-    sweep would delete)."""
+    """Segment files that neither the committed state nor a stopped build names: what the
+    next writer's sweep deletes (none while a writer is at work: those are its own)."""
     from . import segments as S
-    from .fresh_builds import being_written, unfinished_segment_files
+    from .fresh_builds import being_written, sweep_segments
 
-    kept = unfinished_segment_files(index.path)
-    folder = index.path / "segments"
-    if kept is None or not folder.is_dir() or folder.is_symlink() or being_written(index.path):
-        return []  # (a writer at work has files it has not committed yet)
+    if being_written(index.path):
+        return []
     named = {f for r in index.store.segments() for f in S.files_of(r["name"], r["kind"])}
-    return sorted(e.name for e in os.scandir(folder) if S.NAME_RE.match(e.name)
-                  and e.name not in named | kept and e.is_file(follow_symlinks=False))
+    return sorted(sweep_segments(index.path, named, dry_run=True))
 
 
 def _orphans(index: IndexDir) -> list[int]:

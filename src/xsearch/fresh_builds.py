@@ -30,7 +30,7 @@ def fresh_dbs(path: Path) -> list[Path]:
                   if e.name[len(NEW_DB_RE):].isdigit())
 
 
-def _rows(db: Path, *queries: str) -> list[list] | None:
+def read_rows(db: Path, *queries: str) -> list[list] | None:
     """The rows of each query, read from ``db`` without writing; None if it cannot be read."""
     try:
         # as_uri: a '#' or '?' in the folder's name would end a bare "file:" path
@@ -46,7 +46,7 @@ def _rows(db: Path, *queries: str) -> list[list] | None:
 def _read(db: Path, *queries: str) -> tuple[dict, list] | None:
     """A fresh database's meta (complete, config, build) and the rows of ``queries``, read
     without writing; None if it cannot be read."""
-    got = _rows(db, "SELECT key, value FROM meta WHERE key IN "
+    got = read_rows(db, "SELECT key, value FROM meta WHERE key IN "
                     f"('complete', 'config', '{BUILD_KEY}')", *queries)
     return None if got is None else (dict(got[0]), got[1:])
 
@@ -57,7 +57,7 @@ def live_labels(path: Path) -> list[tuple[str, str, int]]:
     how a damaged index is mended)."""
     if not (path / DATABASE).is_file():
         return []
-    got = _rows(path / DATABASE, "SELECT name, description, position FROM labels "
+    got = read_rows(path / DATABASE, "SELECT name, description, position FROM labels "
                                  "ORDER BY position")
     return [tuple(r) for r in got[0]] if got is not None else []
 
@@ -72,22 +72,16 @@ def kept_topics(path: Path, new_config: IndexConfig) -> tuple[list, str | None]:
     model if it changed), and a classifier that reads text (fine-tuned); one fitted on the
     old model's vectors fits no other model's and is dropped with its labels ("")."""
     labels = live_labels(path)
-    got = _rows(path / DATABASE, "SELECT value FROM meta WHERE key = "
+    got = read_rows(path / DATABASE, "SELECT value FROM meta WHERE key = "
                                  f"'{CLASSIFIER_KEY}'") if (path / DATABASE).is_file() else None
     record = got[0][0][0] if got and got[0] else None
     old = live_config(path)
-    if old is not None and old.model != new_config.model and _vector_classifier(path):
-        return [], ""
+    if old is not None and old.model != new_config.model:
+        from .trained_labels import classifier_method
+
+        if classifier_method(path) not in (None, "finetune"):  # (it reads text, not vectors)
+            return [], ""
     return labels, record
-
-
-def _vector_classifier(path: Path) -> bool:
-    """Whether the index's trained classifier works on its vectors (all but fine-tuned)."""
-    try:
-        record = json.loads((path / "classifier" / "classifier.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("method") != "finetune"
 
 
 def live_config(path: Path) -> IndexConfig | None:
@@ -95,7 +89,7 @@ def live_config(path: Path) -> IndexConfig | None:
     otherwise; None when there is no live index or it cannot be read."""
     if not (path / DATABASE).is_file():
         return None
-    got = _rows(path / DATABASE, "SELECT value FROM meta WHERE key = 'config'")
+    got = read_rows(path / DATABASE, "SELECT value FROM meta WHERE key = 'config'")
     try:
         return IndexConfig.from_dict(json.loads(got[0][0][0]), str(path)) if got else None
     except (IndexError, ValueError, TypeError, KeyError, CorruptIndexError):
@@ -108,7 +102,7 @@ def live_record_fields(path: Path) -> dict[str, str]:
     index, it cannot be read, or it predates them."""
     if not (path / DATABASE).is_file():
         return {}
-    got = _rows(path / DATABASE, "SELECT path, record_fields FROM files "
+    got = read_rows(path / DATABASE, "SELECT path, record_fields FROM files "
                                  "WHERE record_fields IS NOT NULL")
     return dict(got[0]) if got is not None else {}
 
@@ -280,24 +274,25 @@ def drop_if_empty(path: Path, db: Path) -> bool:
     segment files nothing committed names (a run that failed before its first commit:
     nothing to take up, and on a full disk they are the room the next run needs); whether
     it was removed."""
-    got = _rows(db, "SELECT count(*) FROM files")
+    got = read_rows(db, "SELECT count(*) FROM files")
     if got is None or got[0][0][0]:
         return False
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    live = _rows(path / DATABASE, "SELECT name, kind FROM segments") if \
+    live = read_rows(path / DATABASE, "SELECT name, kind FROM segments") if \
         (path / DATABASE).exists() else [[]]
     if live is not None:
         sweep_segments(path, {f for name, kind in live[0] for f in S.files_of(name, kind)})
     return True
 
 
-def sweep_segments(path: Path, live: set[str]) -> list[str]:
+def sweep_segments(path: Path, live: set[str], dry_run: bool = False) -> list[str]:
     """Delete the segment files of the index at ``path`` that neither the live database
     (``live``: the files it names) nor a stopped fresh build kept for the run that takes it
-    up names; none when a stopped build cannot be read (rather than its files)."""
+    up names; none when a stopped build cannot be read (rather than its files). ``dry_run``:
+    only name them."""
     kept = unfinished_segment_files(path)
-    return [] if kept is None else S.sweep(path / SEGMENTS, live | kept)
+    return [] if kept is None else S.sweep(path / SEGMENTS, live | kept, dry_run)
 
 
 def needs_fresh_database(path: Path, full: bool) -> bool:

@@ -22,6 +22,7 @@ from .fresh_builds import (
     live_config,
     live_record_fields,
     needs_fresh_database,
+    read_rows,
     recover,
 )
 from .index_dir import IndexConfig
@@ -89,21 +90,11 @@ def _new_config(model: str | None, embedder: Embedder, chunk_tokens: int | None,
 def _unlabelled(index_path: Path) -> bool:
     """Whether the index has topic labels and passages without a topic: a run stopped after
     its last commit, before labelling, left them so, and the next run embedded nothing."""
-    import sqlite3
-
     from .index_dir import DATABASE
 
-    try:
-        con = sqlite3.connect(f"{(index_path / DATABASE).resolve().as_uri()}?mode=ro",
-                              uri=True, timeout=5)
-        try:
-            return bool(con.execute("SELECT EXISTS (SELECT 1 FROM labels)").fetchone()[0]
-                        and con.execute("SELECT EXISTS (SELECT 1 FROM passages WHERE topic "
-                                        "IS NULL)").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return False
+    got = read_rows(index_path / DATABASE, "SELECT EXISTS (SELECT 1 FROM labels)",
+                    "SELECT EXISTS (SELECT 1 FROM passages WHERE topic IS NULL)")
+    return got is not None and all(rows[0][0] for rows in got)
 
 
 def _record_engine(writer: IndexWriter, embedder: Embedder, summary: IndexSummary,

@@ -483,8 +483,8 @@ def _exact_top_k(q: np.ndarray, mat, ids: np.ndarray, k: int) -> tuple[np.ndarra
     return np.take_along_axis(scores, part, axis=1), np.asarray(ids)[part]
 
 
-def sweep(folder: Path, referenced: set[str]) -> list[str]:
-    """Delete segment files that no committed state names (only our own file names)."""
+def sweep(folder: Path, referenced: set[str], dry_run: bool = False) -> list[str]:
+    """Delete segment files no committed state names (our own names only); dry_run: name."""
     removed = []
     # A segments folder that is a link leads out of the index: files there are not ours
     # to delete, whatever their names (they were swept in the link's target).
@@ -494,6 +494,7 @@ def sweep(folder: Path, referenced: set[str]) -> list[str]:
         if not NAME_RE.match(entry.name) or entry.name in referenced or \
                 not entry.is_file(follow_symlinks=False):
             continue
-        os.unlink(entry.path)
+        if not dry_run:
+            os.unlink(entry.path)
         removed.append(entry.name)
     return removed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -55,13 +54,9 @@ def index_stats(index_path: Path) -> dict:
 def _topic_method(index: IndexDir) -> str:
     """Where the topics come from: "zero-shot" (label names) or a trained classifier's
     method ("logreg", "prototype", "finetune")."""
-    from .trained_labels import CONFIG, classifier_dir
+    from .trained_labels import classifier_method
 
-    try:
-        record = json.loads((classifier_dir(index.path) / CONFIG).read_text(encoding="utf-8"))
-        return str(record["method"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "zero-shot"
+    return classifier_method(index.path) or "zero-shot"
 
 
 def _resumable(index: IndexDir, left: dict | None) -> dict | None:

@@ -218,7 +218,7 @@ def label_with_classifier(index_path: Path, clf, only_new: bool = False,
 
     A classifier with ``needs_text`` (fine-tuned encoder) runs its own forward pass over the
     passages; ``notify`` hears the estimated time first. ``save`` also makes ``clf`` the
-    index's classifier (``trained_labels.save_classifier``), under the same lock.
+    index's classifier (staged, then installed: ``trained_labels``), under the same lock.
     """
     from .trained_labels import install_staged, stage_classifier
     from .writer import lock_existing

@@ -330,6 +330,22 @@ def has_classifier(index_path: Path) -> bool:
     return (classifier_dir(index_path) / CONFIG).is_file()
 
 
+def _record(folder: Path) -> dict | None:
+    """A classifier folder's record (``classifier.json``), or None."""
+    try:
+        record = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def classifier_method(index_path: Path) -> str | None:
+    """The method of the index's trained classifier ("logreg", "prototype", "finetune"), or
+    None when there is none (zero-shot labels, or no topics)."""
+    method = (_record(classifier_dir(index_path)) or {}).get("method")
+    return method if isinstance(method, str) else None
+
+
 def load_classifier(index_path: Path):
     """The classifier saved with the index, or None; a damaged one is a clear error."""
     folder = classifier_dir(index_path)
@@ -389,22 +405,8 @@ def install_staged(index_path: Path) -> None:
     _remove_own(old)
 
 
-def save_classifier(index_path: Path, clf) -> dict:
-    """Replace the index's classifier with ``clf`` (written beside, then swapped in)."""
-    record = stage_classifier(index_path, clf)
-    install_staged(index_path)
-    return record
-
-
 def remove_classifier(index_path: Path) -> None:
     _remove_own(classifier_dir(index_path))
-
-
-def _record_sha(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / CONFIG).read_text(encoding="utf-8"))["sha256"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def settle_classifier(index_path: Path, committed: str | None, drop: bool = True
@@ -419,7 +421,10 @@ def settle_classifier(index_path: Path, committed: str | None, drop: bool = True
     staged, old = folder.with_name(FOLDER + ".new"), folder.with_name(FOLDER + ".old")
     if committed is None:
         return None
-    if committed and _record_sha(folder) != committed and _record_sha(staged) == committed:
+    def sha(f: Path) -> object:
+        return (_record(f) or {}).get("sha256")
+
+    if committed and sha(folder) != committed and sha(staged) == committed:
         install_staged(index_path)  # stopped after the labels' commit, before the swap
     for leftover in (staged, old):
         _remove_own(leftover)

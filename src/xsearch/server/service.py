@@ -311,6 +311,15 @@ class IndexService:
         self._model_thread.shutdown(wait=False)
 
 
+def health_counts(s) -> tuple[int, list[str]]:
+    """(passages, unusable segments) of the state ``s`` serves; EmptyIndexError for none,
+    as a search answers."""
+    passages = s.index.store.db.execute("SELECT count(*) FROM passages").fetchone()[0]
+    if not passages:
+        require_passages(s)
+    return passages, unusable_segments(s)
+
+
 def require_passages(s) -> None:
     row = s.index.store.db.execute("SELECT EXISTS (SELECT 1 FROM passages)").fetchone()
     if not row[0]:
