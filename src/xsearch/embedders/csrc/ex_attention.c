@@ -288,6 +288,12 @@ static inline __m128 ex_max_finish(__m128 m4, int anynan, const float *prob, int
  * 'vaddss sum,e' in the prologue and at unrolled position 0, 'vaddss e,sum'
  * at positions 1..3 (matters only for NaN payloads).  inv = 1.0f/sum.     */
 static inline void ex_exps(float *prob, int n, __m128 mx) {
+    if (ex_vector_math) { /* the same d - mx, then libm's expf to the bit (ex_vmath.c) */
+        for (int i = 0; i < n; i++)
+            prob[i] = _mm_cvtss_f32(_mm_sub_ss(_mm_set_ss(prob[i]), mx));
+        ex_vexpf(prob, prob, (size_t)n);
+        return;
+    }
     for (int i = 0; i < n; i++)
         prob[i] = expf(_mm_cvtss_f32(_mm_sub_ss(_mm_set_ss(prob[i]), mx)));
 }
@@ -556,6 +562,12 @@ void ex_attention(const float *q, const float *k, const float *v, const int *sst
  * (source: 0.5f*x*(1+erff(..)) -> GCC moved *x last and multiplied the
  *  0.5 into (1+erf) first). No FMA.  erff = libm erff@plt.            */
 void ex_gelu(float *mid, size_t n) {
+    if (ex_vector_math) { /* the same operations, libm's erff to the bit (ex_vmath.c) */
+        const size_t chunk = 4096;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i += chunk) ex_vgelu(mid + i, n - i < chunk ? n - i : chunk);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = mid[i];
