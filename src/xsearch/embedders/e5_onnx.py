@@ -114,7 +114,7 @@ class E5OnnxEmbedder(Embedder):
         if self._session is None:
             self._loader.join()
             if self._load_error is not None:
-                raise ModelNotFoundError("cannot load the onnx engine: "
+                raise ModelNotFoundError(f"cannot load the {self.engine} engine: "
                                          f"{first_line(self._load_error)}") \
                     from self._load_error
         return self._session

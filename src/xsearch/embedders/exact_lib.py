@@ -126,11 +126,16 @@ def ensure_library(notify=None) -> Path:
     if not cpu_supported():
         raise ExactUnavailable("the exact engine needs a CPU with AVX2 and FMA")
     path = cached_library()
-    if path is not None:
-        return path
-    if notify:
-        notify("building the exact engine for e5-small (once, a few seconds)")
-    return build_library()
+    if path is None:
+        if notify:
+            notify("building the exact engine for e5-small (once, a few seconds)")
+        path = build_library()
+    try:  # a cache folder mounted noexec holds the file but cannot map it
+        ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise ExactUnavailable(f"cannot load the exact engine from {path}: {first_line(exc)} "
+                               "(set XSEARCH_CACHE to a folder programs may run from)") from exc
+    return path
 
 
 def build_library() -> Path:
