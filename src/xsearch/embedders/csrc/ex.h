@@ -42,6 +42,8 @@ long ex_check_erff(void);
 long ex_vmath_quick(void);
 int ex_vmath_libm_id(char *buf, size_t n);
 void ex_use_vector_math(int on);
+extern int ex_vmath_force_avx2; /* tests: the AVX2 path on an AVX-512 CPU */
+int ex_vmath_isa(void);
 
 /* ex_matmul.c */
 typedef struct ex_q4packed ex_q4packed;

