@@ -72,11 +72,11 @@ class _Runner:
         self.model = _Model(f.hidden, f.layers, f.heads, f.ffn, f.hidden // 32, f.eps,
                             word, pos, typ, lw, lb, ctypes.cast(self._layers, ctypes.c_void_p))
         self.handle = lib.ex_load(ctypes.byref(self.model))  # packs the 4-bit matrices
+        if not self.handle:
+            raise MemoryError("the exact engine could not allocate its packed weights")
         self.vector_math = vector_math(lib, Path(path), run_checks=check_libm)
         if self.vector_math:  # a flag of the library, shared by its runners: only ever set
             lib.ex_use_vector_math(1)
-        if not self.handle:
-            raise MemoryError("the exact engine could not allocate its packed weights")
 
     def __del__(self) -> None:
         handle, self.handle = getattr(self, "handle", None), None

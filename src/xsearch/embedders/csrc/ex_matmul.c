@@ -38,21 +38,6 @@
 
 #include "ex.h"
 
-/* e5.c's fp16 -> fp32 (bit manipulation; exact, keeps NaN payloads unquieted) */
-static inline float h2f(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, f;
-    if (exp == 0) {
-        if (man == 0) f = sign;
-        else {
-            exp = 1;
-            while (!(man & 0x400)) { man <<= 1; exp++; }
-            man &= 0x3FF;
-            f = sign | ((uint32_t)(127 - 15 - exp + 1) << 23) | (man << 13);
-        }
-    } else if (exp == 31) f = sign | 0x7F800000u | (man << 13);
-    else f = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    float out; memcpy(&out, &f, 4); return out;
-}
 
 /* ===================== (a) plain scalar reference, bit-exact ===================== */
 void ex_matmul_ref(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
@@ -66,7 +51,7 @@ void ex_matmul_ref(const block_q4_0 *W, const float *bias, const int8_t *aq, con
             for (int b = 0; b < nb; b++) {
                 int8_t w[32];
                 for (int j = 0; j < 16; j++) { w[j] = wr[b].qs[j] & 15; w[j + 16] = wr[b].qs[j] >> 4; }
-                float scale = h2f(wr[b].d) * ad[(size_t)t * nb + b];
+                float scale = ex_fp16(wr[b].d) * ad[(size_t)t * nb + b];
                 float sa = (float)as[(size_t)t * nb + b];
                 for (int k = 0; k < 8; k++) {
                     int32_t s = 0;
@@ -91,7 +76,7 @@ void ex_matmul_ref(const block_q4_0 *W, const float *bias, const int8_t *aq, con
 #define TGT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 
 /* vectorised e5 fp16->fp32 for 16 halves in the low 16 bits of each lane, bit-identical to
- * h2f(): NaN payload kept unquieted; fp16 SUBNORMALS: e5.c's normalisation loop starts at
+ * ex_fp16(): NaN payload kept unquieted; fp16 SUBNORMALS: e5.c's normalisation loop starts at
  * exp=1 and yields man*2^-25, i.e. HALF the true fp16 value (a bug in e5.c that the .so
  * has too: mov eax,0x71; sub eax,edx at 0x660d) -> reproduced here as man*2^-25 (exact). */
 TGT512 static inline __m512 h2f_512(__m512i h) {
@@ -285,7 +270,7 @@ TGT512 static void pack512_all(const block_q4_0 *W, uint8_t *buf, int nout, int 
                     if (i < nv) {                                                                    \
                         const block_q4_0 *bl = W + (size_t)(o0 + i) * nb + b;                        \
                         for (int j = 0; j < 16; j++) { e[j] = bl->qs[j] & 15; e[j + 16] = bl->qs[j] >> 4; } \
-                        d = h2f(bl->d);                                                              \
+                        d = ex_fp16(bl->d);                                                              \
                     }                                                                                \
                     for (int k = 0; k < 8; k++) memcpy(pk + ((size_t)b * 8 + k) * 32 + i * 4, e + 4 * k, 4); \
                     dw[b * 8 + i] = d;                                                               \
