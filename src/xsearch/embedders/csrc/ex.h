@@ -59,7 +59,6 @@ void ex_verff(const float *x, float *y, size_t n);
 void ex_vgelu(float *mid, size_t n);
 long ex_check_expf(void);
 long ex_check_erff(void);
-long ex_vmath_quick(void);
 int ex_vmath_libm_id(char *buf, size_t n);
 void ex_use_vector_math(int on);
 extern int ex_vmath_force_avx2; /* tests: the AVX2 path on an AVX-512 CPU */
@@ -67,10 +66,6 @@ int ex_vmath_isa(void);
 
 /* ex_matmul.c */
 typedef struct ex_q4packed ex_q4packed;
-void ex_matmul(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
-               const int32_t *as, float *Y, int L, int nout, int nin);
-void ex_matmul_ref(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
-                   const int32_t *as, float *Y, int L, int nout, int nin);
 ex_q4packed *ex_pack(const block_q4_0 *W, int nout, int nin);
 void ex_pack_free(ex_q4packed *P);
 void ex_matmul_packed(const ex_q4packed *P, const float *bias, const int8_t *aq,

@@ -20,10 +20,8 @@
  * the final hsum becomes 7 vertical vaddps in the same tree order.
  *
  * API (all bit-identical to the .so for any thread count):
- *   void ex_matmul(W, bias|NULL, aq, ad, as, Y, L, nout, nin);   packs W per call
  *   ex_q4packed *ex_pack(W, nout, nin);  ex_pack_free(P);         pack once (model load)
  *   void ex_matmul_packed(P, bias|NULL, aq, ad, as, Y, L);        fastest, esp. small L
- *   void ex_matmul_ref(...)                                        scalar reference
  *   ex_matmul_set_kernel(k): 0 auto, 1 AVX-512 VNNI, 2 AVX-VNNI ymm, 3 AVX2 maddubs
  * Rows are independent, so q,k,v may be stacked into one [3H, H] matrix.
  */
@@ -40,31 +38,6 @@
 
 
 /* ===================== (a) plain scalar reference, bit-exact ===================== */
-void ex_matmul_ref(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
-                   const int32_t *as, float *Y, int L, int nout, int nin) {
-    int nb = nin / 32;
-    for (int t = 0; t < L; t++) {
-        const int8_t *a = aq + (size_t)t * nin;
-        for (int o = 0; o < nout; o++) {
-            const block_q4_0 *wr = W + (size_t)o * nb;
-            float facc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, corr = 0.f;
-            for (int b = 0; b < nb; b++) {
-                int8_t w[32];
-                for (int j = 0; j < 16; j++) { w[j] = wr[b].qs[j] & 15; w[j + 16] = wr[b].qs[j] >> 4; }
-                float scale = ex_fp16(wr[b].d) * ad[(size_t)t * nb + b];
-                float sa = (float)as[(size_t)t * nb + b];
-                for (int k = 0; k < 8; k++) {
-                    int32_t s = 0;
-                    for (int j = 4 * k; j < 4 * k + 4; j++) s += (int32_t)w[j] * a[b * 32 + j];
-                    facc[k] = fmaf((float)s, scale, facc[k]);
-                }
-                corr = fmaf(sa, scale, corr);
-            }
-            float h = ((facc[0] + facc[4]) + (facc[2] + facc[6])) + ((facc[1] + facc[5]) + (facc[3] + facc[7]));
-            Y[(size_t)t * nout + o] = bias ? h + fmaf(-8.f, corr, bias[o]) : fmaf(-8.f, corr, h);
-        }
-    }
-}
 
 
 /* ============================ (b) fast kernels ============================ */
@@ -351,10 +324,6 @@ static void matmul_kind(int kind, const block_q4_0 *W, const float *bias, const 
     }
 }
 
-void ex_matmul(const block_q4_0 *W, const float *bias, const int8_t *aq, const float *ad,
-               const int32_t *as, float *Y, int L, int nout, int nin) {
-    matmul_kind(ex_matmul_kernel(), W, bias, aq, ad, as, Y, L, nout, nin);
-}
 
 /* ---- pre-packed weights (pack once at model load; saves the per-call repack) ---- */
 struct ex_q4packed { int nout, nin, nb, kind; const block_q4_0 *W; uint8_t *buf; };

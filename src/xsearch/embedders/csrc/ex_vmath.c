@@ -10,7 +10,6 @@
  *   void ex_vgelu(float *mid, size_t n);   mid[i] = ((erff(mid[i]*0.70710677f)+1)*0.5f)*mid[i]
  *   long ex_check_expf(void), ex_check_erff(void): mismatches vs this process's libm over
  *        the whole vector domain (0 = the vector paths may be used).  ~1 s each, 2 threads.
- *   long ex_vmath_quick(void): strided sample of the same domains, ~15 ms.
  *   int  ex_vmath_libm_id(char *buf, size_t n): glibc version, libm build-id and the
  *        resolved expf / __expf_finite / erff entry points: the key to cache the checks under.
  *   void ex_use_vector_math(int on): the engine's switch, set by the caller after the checks.
@@ -829,22 +828,6 @@ long ex_check_erff_big_full(void) {
            ex_check_range(EX_ERFF_SIX_BITS | 0x80000000u, 0xff800000u, ex_verff, ex_libm_erff);
 }
 
-/* ---- quick guard (~1e6 values, a few ms): strided samples of both domains plus the
- *      two inputs where __expf_sse2 and __expf_fma differ.  Meant for every process start,
- *      next to a cached result of the exhaustive checks (see ex_vmath_libm_id). ---- */
-long ex_vmath_quick(void) {
-    long bad = 0;
-    bad += ex_check_sparse(EX_EXPF_TINY_BITS, EX_EXPF_HI_BITS, 4093, ex_vexpf, ex_libm_expf);
-    bad += ex_check_sparse(EX_EXPF_TINY_BITS | 0x80000000u, EX_EXPF_LO_BITS, 4093, ex_vexpf, ex_libm_expf);
-    bad += ex_check_sparse(0x4202422fu, 0x4202422fu, 1, ex_vexpf, ex_libm_expf);  /* 0x1.04845ep+5  */
-    bad += ex_check_sparse(0xc27c65d9u, 0xc27c65d9u, 1, ex_vexpf, ex_libm_expf);  /* -0x1.f8cbb2p+5 */
-    bad += ex_check_sparse(EX_ERFF_LO_BITS, EX_ERFF_SIX_BITS - 1, 4091, ex_verff, ex_libm_erff);
-    bad += ex_check_sparse(EX_ERFF_LO_BITS | 0x80000000u, (EX_ERFF_SIX_BITS - 1) | 0x80000000u, 4091,
-                           ex_verff, ex_libm_erff);
-    bad += ex_check_sparse(EX_ERFF_SIX_BITS, 0x7f800000u, 100003, ex_verff, ex_libm_erff);
-    bad += ex_check_sparse(EX_ERFF_SIX_BITS | 0x80000000u, 0xff800000u, 100003, ex_verff, ex_libm_erff);
-    return bad;
-}
 
 /* ---- identity of the libm implementations actually bound in this process: glibc version,
  *      GNU build-id of the object holding expf/erff, and the offsets of the resolved
